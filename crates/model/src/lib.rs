@@ -1,0 +1,14 @@
+//! The vocabulary every Sextant crate shares: label sets, float and histogram samples, label
+//! matchers, Prometheus durations and timestamps. Pure data and parsing, no I/O, so ingest,
+//! storage, query and alerting agree on one definition of each.
+
+pub mod histogram;
+pub mod labels;
+pub mod matcher;
+pub mod sample;
+pub mod time;
+
+pub use histogram::{CounterResetHint, FloatHistogram, Histogram, Span};
+pub use labels::{Label, Labels, LabelsError, METRIC_NAME};
+pub use matcher::{MatchOp, Matcher, MatcherError};
+pub use sample::{is_stale_nan, Sample, Value, STALE_NAN, STALE_NAN_BITS};
