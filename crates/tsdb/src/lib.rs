@@ -1,1 +1,12 @@
-//! placeholder
+//! Sextant's embedded time-series database.
+//!
+//! Samples enter through an [`Appender`](head::Appender): they are checked against the head
+//! (duplicates, out-of-order window), logged to the write-ahead log ([`wal`]) and only then
+//! applied to in-memory series whose samples live in compressed chunks ([`chunkenc`]). The head
+//! is periodically cut into immutable on-disk [`block`]s, which are compacted and dropped by
+//! retention. Readers go through the [`Querier`](querier::Querier) seam, which merges head and
+//! blocks.
+
+pub mod block;
+pub mod chunkenc;
+pub mod wal;

@@ -1,0 +1,1 @@
+//! On-disk blocks (being written).
