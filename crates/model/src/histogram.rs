@@ -225,3 +225,19 @@ mod tests {
         assert!(bad.validate().is_err());
     }
 }
+
+/// A native histogram sample value, integer or float.
+#[derive(Clone, Debug, PartialEq)]
+pub enum HistogramValue {
+    Int(Histogram),
+    Float(FloatHistogram),
+}
+
+impl HistogramValue {
+    pub fn to_float(&self) -> FloatHistogram {
+        match self {
+            HistogramValue::Int(h) => h.to_float(),
+            HistogramValue::Float(f) => f.clone(),
+        }
+    }
+}

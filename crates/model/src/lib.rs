@@ -5,10 +5,12 @@
 pub mod histogram;
 pub mod labels;
 pub mod matcher;
+pub mod metadata;
 pub mod sample;
 pub mod time;
 
-pub use histogram::{CounterResetHint, FloatHistogram, Histogram, Span};
+pub use histogram::{CounterResetHint, FloatHistogram, Histogram, HistogramValue, Span};
 pub use labels::{Label, Labels, LabelsError, METRIC_NAME};
 pub use matcher::{MatchOp, Matcher, MatcherError};
+pub use metadata::{Metadata, MetricType};
 pub use sample::{is_stale_nan, Sample, Value, STALE_NAN, STALE_NAN_BITS};
