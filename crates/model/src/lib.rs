@@ -7,6 +7,7 @@ pub mod labels;
 pub mod matcher;
 pub mod metadata;
 pub mod sample;
+pub mod selector;
 pub mod time;
 
 pub use histogram::{CounterResetHint, FloatHistogram, Histogram, HistogramValue, Span};
