@@ -889,3 +889,486 @@ impl<C: Counts> Iterator for GenericHistogramIter<'_, C> {
         Some((self.common.t, self.counts.output(&self.common, hint)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use sextant_model::STALE_NAN;
+
+    /// A random valid layout: (schema, zero threshold, positive spans, negative spans, custom).
+    type LayoutParts = (i32, f64, Vec<Span>, Vec<Span>, Vec<f64>);
+
+    fn spans() -> impl Strategy<Value = Vec<Span>> {
+        (
+            -60i32..60,
+            proptest::collection::vec((0i32..4, 0u32..5), 0..4),
+        )
+            .prop_map(|(first, rest)| {
+                rest.iter()
+                    .enumerate()
+                    .map(|(i, &(off, length))| Span {
+                        offset: if i == 0 { first } else { off },
+                        length,
+                    })
+                    .collect()
+            })
+    }
+
+    fn layout() -> impl Strategy<Value = LayoutParts> {
+        let zt = prop_oneof![
+            Just(0.0),
+            Just(2f64.powi(-128)),
+            Just(0.001),
+            Just(1024.0),
+            Just(f64::MIN_POSITIVE / 4.0),
+        ];
+        prop_oneof![
+            3 => (-4i32..=8, zt, spans(), spans()).prop_map(|(s, z, p, n)| (s, z, p, n, vec![])),
+            1 => (spans(), proptest::collection::btree_set(-1000i32..1000, 0..6)).prop_map(
+                |(p, cv)| {
+                    let cv = cv.into_iter().map(|x| f64::from(x) / 8.0).collect();
+                    (CUSTOM_BUCKETS_SCHEMA, 0.0, p, vec![], cv)
+                }
+            ),
+        ]
+    }
+
+    fn n_buckets(s: &[Span]) -> usize {
+        s.iter().map(|s| s.length as usize).sum()
+    }
+
+    fn deltas(abs: &[i64]) -> Vec<i64> {
+        let mut prev = 0;
+        abs.iter()
+            .map(|&a| {
+                let d = a - prev;
+                prev = a;
+                d
+            })
+            .collect()
+    }
+
+    /// A series of histograms on one layout. Counters only grow unless `gauge`.
+    fn series(gauge: bool) -> impl Strategy<Value = (Vec<i64>, Vec<Histogram>)> {
+        (layout(), 1usize..40, any::<u64>()).prop_flat_map(move |(l, n, seed)| {
+            let (schema, zt, ps, ns, cv) = l;
+            let (np, nn) = (n_buckets(&ps), n_buckets(&ns));
+            let step = if gauge {
+                (-1000i64..1000).boxed()
+            } else {
+                prop_oneof![Just(0i64), 0i64..5, 0i64..100_000].boxed()
+            };
+            let ts = proptest::collection::vec(1i64..100_000, n);
+            let incs = proptest::collection::vec(
+                (
+                    proptest::collection::vec(step.clone(), np + nn + 1),
+                    prop_oneof![
+                        any::<u64>(),
+                        (0u32..1000).prop_map(|x| f64::from(x).to_bits())
+                    ],
+                ),
+                n,
+            );
+            (ts, incs).prop_map(move |(ts, incs)| {
+                let mut t = (seed % 2_000_000) as i64 - 1_000_000;
+                let mut abs = vec![1_000_000i64; np + nn + 1];
+                let mut times = Vec::new();
+                let mut out = Vec::new();
+                for (dt, (inc, sum)) in ts.into_iter().zip(incs) {
+                    for (a, i) in abs.iter_mut().zip(&inc) {
+                        *a = (*a + i).max(0);
+                    }
+                    let sum = f64::from_bits(sum);
+                    let sum = if is_stale_nan(sum) { 1.0 } else { sum };
+                    let zero_count = abs[0] as u64;
+                    let h = Histogram {
+                        counter_reset_hint: if gauge {
+                            CounterResetHint::Gauge
+                        } else {
+                            CounterResetHint::NotCounterReset
+                        },
+                        schema,
+                        zero_threshold: zt,
+                        zero_count,
+                        count: abs.iter().map(|&a| a as u64).sum(),
+                        sum,
+                        positive_spans: ps.clone(),
+                        negative_spans: ns.clone(),
+                        positive_buckets: deltas(&abs[1..=np]),
+                        negative_buckets: deltas(&abs[np + 1..]),
+                        custom_values: cv.clone(),
+                    };
+                    times.push(t);
+                    out.push(h);
+                    t += dt;
+                }
+                (times, out)
+            })
+        })
+    }
+
+    /// Bit-exact comparison key (sums may be NaN).
+    fn key_int(h: &Histogram) -> (u64, Histogram) {
+        (
+            h.sum.to_bits(),
+            Histogram {
+                sum: 0.0,
+                ..h.clone()
+            },
+        )
+    }
+
+    fn key_float(h: &FloatHistogram) -> (u64, String) {
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        (
+            h.sum.to_bits(),
+            format!(
+                "{:?} {} {} {} {} {:?} {:?} {:?} {:?} {:?}",
+                h.counter_reset_hint,
+                h.schema,
+                h.zero_threshold.to_bits(),
+                h.zero_count.to_bits(),
+                h.count.to_bits(),
+                h.positive_spans,
+                h.negative_spans,
+                bits(&h.positive_buckets),
+                bits(&h.negative_buckets),
+                bits(&h.custom_values)
+            ),
+        )
+    }
+
+    fn expected_hint(first: CounterResetHint, i: usize, gauge: bool) -> CounterResetHint {
+        if gauge {
+            CounterResetHint::Gauge
+        } else if i == 0 {
+            first
+        } else {
+            CounterResetHint::NotCounterReset
+        }
+    }
+
+    fn first_hint() -> impl Strategy<Value = CounterResetHint> {
+        prop_oneof![
+            Just(CounterResetHint::Unknown),
+            Just(CounterResetHint::CounterReset),
+            Just(CounterResetHint::NotCounterReset),
+        ]
+    }
+
+    fn decode_int(c: &HistogramChunk) -> Vec<(i64, Histogram)> {
+        let mut it = c.iter();
+        let v: Vec<_> = it.by_ref().collect();
+        assert!(it.err().is_none(), "{:?}", it.err());
+        v
+    }
+
+    fn decode_float(c: &FloatHistogramChunk) -> Vec<(i64, FloatHistogram)> {
+        let mut it = c.iter();
+        let v: Vec<_> = it.by_ref().collect();
+        assert!(it.err().is_none(), "{:?}", it.err());
+        v
+    }
+
+    #[test]
+    fn zero_threshold_encoding() {
+        for zt in [
+            0.0,
+            -0.0,
+            2f64.powi(-128),
+            2f64.powi(-243),
+            2f64.powi(-244),
+            1024.0,
+            2048.0,
+            0.001,
+            f64::NAN,
+            f64::INFINITY,
+            -1.0,
+        ] {
+            let mut w = BitWriter::with_header(0);
+            write_zero_threshold(&mut w, zt);
+            let one_byte = zt.to_bits() == 0
+                || (zt > 0.0 && zt.log2().fract() == 0.0 && (-243.0..=10.0).contains(&zt.log2()));
+            assert_eq!(w.bytes().len(), if one_byte { 1 } else { 9 }, "{zt}");
+            let got = read_zero_threshold(&mut BitReader::new(w.bytes(), 0)).unwrap();
+            assert_eq!(got.to_bits(), zt.to_bits(), "{zt}");
+        }
+        // Prometheus' default threshold 2^-128 is stored as the single byte 116.
+        let mut w = BitWriter::with_header(0);
+        write_zero_threshold(&mut w, 2f64.powi(-128));
+        assert_eq!(w.bytes(), &[116]);
+    }
+
+    #[test]
+    fn header_and_hints() {
+        let h = Histogram {
+            counter_reset_hint: CounterResetHint::CounterReset,
+            count: 3,
+            zero_count: 3,
+            sum: 1.5,
+            ..Histogram::default()
+        };
+        let mut c = HistogramChunk::new();
+        assert_eq!(c.bytes(), &[0, 0, 0]);
+        c.append(10, &h).unwrap();
+        assert_eq!(c.bytes()[..3], [0, 1, 0b1000_0000]);
+        assert_eq!(c.counter_reset_header(), CounterResetHint::CounterReset);
+        let h2 = Histogram {
+            counter_reset_hint: CounterResetHint::Unknown,
+            count: 4,
+            ..h.clone()
+        };
+        c.append(20, &h2).unwrap();
+        let hints: Vec<_> = decode_int(&c)
+            .iter()
+            .map(|(_, h)| h.counter_reset_hint)
+            .collect();
+        assert_eq!(
+            hints,
+            [
+                CounterResetHint::CounterReset,
+                CounterResetHint::NotCounterReset
+            ]
+        );
+        assert_eq!(c.first_time(), Some(10));
+        assert_eq!(c.last_time(), Some(20));
+        // An explicit reset hint always cuts; so does a switch to gauge.
+        let before = c.bytes().to_vec();
+        let err = |reason| Err(AppendError::NewChunkNeeded { reason });
+        assert_eq!(c.append(30, &h), err(CutReason::CounterReset));
+        let g = Histogram {
+            counter_reset_hint: CounterResetHint::Gauge,
+            ..h2.clone()
+        };
+        assert_eq!(c.append(30, &g), err(CutReason::GaugeTransition));
+        assert_eq!(c.bytes(), &before[..]);
+        // Invalid histograms are rejected.
+        let bad = Histogram {
+            positive_buckets: vec![1],
+            ..h2.clone()
+        };
+        assert!(matches!(c.append(30, &bad), Err(AppendError::Invalid(_))));
+        // Stale markers fit anywhere, and only stale markers may follow them.
+        let stale = Histogram {
+            sum: STALE_NAN,
+            ..Histogram::default()
+        };
+        c.append(30, &stale).unwrap();
+        c.append(40, &stale).unwrap();
+        assert_eq!(c.append(50, &h2), err(CutReason::AfterStale));
+        let got = decode_int(&c);
+        assert!(is_stale_nan(got[2].1.sum) && is_stale_nan(got[3].1.sum));
+        assert_eq!(got[3].0, 40);
+        let re = HistogramChunk::from_bytes(c.bytes().to_vec()).unwrap();
+        assert_eq!(re, c);
+    }
+
+    #[test]
+    fn short_inputs() {
+        assert!(HistogramChunk::from_bytes(vec![]).is_err());
+        assert!(FloatHistogramChunk::from_bytes(vec![0, 0]).is_err());
+        assert_eq!(
+            HistogramChunk::from_bytes(vec![0, 0, 0xc0])
+                .unwrap()
+                .num_samples(),
+            0
+        );
+        // Span lengths far beyond the data are rejected before allocating.
+        let mut w = BitWriter::with_header(HEADER);
+        write_zero_threshold(&mut w, 0.0);
+        write_varbit_int(&mut w, 0);
+        write_varbit_uint(&mut w, 1);
+        write_varbit_uint(&mut w, u64::from(u32::MAX));
+        write_varbit_int(&mut w, 0);
+        let mut b = w.bytes().to_vec();
+        b[1] = 1;
+        assert_eq!(HistogramChunk::from_bytes(b), Err(ChunkError::Truncated));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        #[test]
+        fn int_roundtrip_and_reload((ts, hs) in series(false), first in first_hint(),
+                                    split in any::<prop::sample::Index>()) {
+            let mut hs = hs;
+            hs[0].counter_reset_hint = first;
+            let mut c = HistogramChunk::new();
+            for (t, h) in ts.iter().zip(&hs) {
+                prop_assert!(h.validate().is_ok());
+                prop_assert_eq!(c.append(*t, h), Ok(()));
+            }
+            let got = decode_int(&c);
+            prop_assert_eq!(got.len(), hs.len());
+            for (i, ((t, h), (gt, gh))) in ts.iter().zip(&hs).zip(&got).enumerate() {
+                prop_assert_eq!(t, gt);
+                let want = Histogram { counter_reset_hint: expected_hint(first, i, false), ..h.clone() };
+                prop_assert_eq!(key_int(gh), key_int(&want));
+            }
+            // Reload at a split point and continue: identical bytes.
+            let k = split.index(hs.len() + 1);
+            let mut part = HistogramChunk::new();
+            for (t, h) in ts.iter().zip(&hs).take(k) {
+                part.append(*t, h).unwrap();
+            }
+            let mut re = HistogramChunk::from_bytes(part.bytes().to_vec()).unwrap();
+            prop_assert_eq!(&re, &part);
+            for (t, h) in ts.iter().zip(&hs).skip(k) {
+                re.append(*t, h).unwrap();
+            }
+            prop_assert_eq!(re.bytes(), c.bytes());
+        }
+
+        #[test]
+        fn int_counter_reset_detected((ts, hs) in series(false), which in any::<prop::sample::Index>()) {
+            let mut c = HistogramChunk::new();
+            for (t, h) in ts.iter().zip(&hs) {
+                c.append(*t, h).unwrap();
+            }
+            let last = hs[hs.len() - 1].clone();
+            let nb = last.positive_buckets.len() + last.negative_buckets.len();
+            let mut h = Histogram { counter_reset_hint: CounterResetHint::Unknown, ..last.clone() };
+            match which.index(nb + 2) {
+                0 => h.count -= 1,
+                1 => { h.zero_count -= 1; h.count -= 1; }
+                i => {
+                    // Lower one bucket's absolute count by one, keeping the others.
+                    let i = i - 2;
+                    let np = h.positive_buckets.len();
+                    let (b, j) = if i < np { (&mut h.positive_buckets, i) } else { (&mut h.negative_buckets, i - np) };
+                    b[j] -= 1;
+                    if j + 1 < b.len() { b[j + 1] += 1; }
+                    h.count -= 1;
+                }
+            }
+            let before = c.bytes().to_vec();
+            let t = ts[ts.len() - 1] + 1;
+            prop_assert_eq!(c.append(t, &h), Err(AppendError::NewChunkNeeded { reason: CutReason::CounterReset }));
+            prop_assert_eq!(c.bytes(), &before[..]);
+            // Layout changes are detected too.
+            let mut l = last.clone();
+            l.schema = if l.schema == 8 { 7 } else if l.schema == CUSTOM_BUCKETS_SCHEMA { 0 } else { l.schema + 1 };
+            prop_assert_eq!(c.append(t, &l), Err(AppendError::NewChunkNeeded { reason: CutReason::LayoutChange }));
+            let mut l = last.clone();
+            l.positive_spans.push(Span { offset: 1, length: 1 });
+            l.positive_buckets.push(0);
+            prop_assert_eq!(c.append(t, &l), Err(AppendError::NewChunkNeeded { reason: CutReason::LayoutChange }));
+            if last.schema == CUSTOM_BUCKETS_SCHEMA {
+                let mut l = last.clone();
+                l.custom_values.push(1e9);
+                prop_assert_eq!(c.append(t, &l), Err(AppendError::NewChunkNeeded { reason: CutReason::CounterReset }));
+            }
+            // The new chunk records the reset.
+            let mut n = HistogramChunk::new();
+            h.counter_reset_hint = CutReason::CounterReset.counter_reset_hint();
+            n.append(t, &h).unwrap();
+            prop_assert_eq!(decode_int(&n)[0].1.counter_reset_hint, CounterResetHint::CounterReset);
+        }
+
+        #[test]
+        fn int_gauge_roundtrip((ts, hs) in series(true)) {
+            let mut c = HistogramChunk::new();
+            for (t, h) in ts.iter().zip(&hs) {
+                prop_assert_eq!(c.append(*t, h), Ok(()));
+            }
+            let got = decode_int(&c);
+            for ((t, h), (gt, gh)) in ts.iter().zip(&hs).zip(&got) {
+                prop_assert_eq!(t, gt);
+                prop_assert_eq!(key_int(gh), key_int(h));
+            }
+            let counter = Histogram { counter_reset_hint: CounterResetHint::Unknown, ..hs[0].clone() };
+            prop_assert_eq!(c.append(i64::MAX, &counter),
+                Err(AppendError::NewChunkNeeded { reason: CutReason::GaugeTransition }));
+        }
+
+        #[test]
+        fn float_roundtrip_and_reload((ts, hs) in series(false), gauge in any::<bool>(),
+                                      split in any::<prop::sample::Index>(), first in first_hint()) {
+            let mut fs: Vec<FloatHistogram> = hs.iter().map(|h| h.to_float()).collect();
+            for (i, f) in fs.iter_mut().enumerate() {
+                if gauge {
+                    f.counter_reset_hint = CounterResetHint::Gauge;
+                    // Gauges may go down and hold any float.
+                    f.count = (i as f64) * -0.5;
+                } else if i == 0 {
+                    f.counter_reset_hint = first;
+                }
+            }
+            let mut c = FloatHistogramChunk::new();
+            for (t, f) in ts.iter().zip(&fs) {
+                prop_assert!(f.validate().is_ok());
+                prop_assert_eq!(c.append(*t, f), Ok(()));
+            }
+            let got = decode_float(&c);
+            prop_assert_eq!(got.len(), fs.len());
+            for (i, ((t, f), (gt, gf))) in ts.iter().zip(&fs).zip(&got).enumerate() {
+                prop_assert_eq!(t, gt);
+                let want = FloatHistogram { counter_reset_hint: expected_hint(first, i, gauge), ..f.clone() };
+                prop_assert_eq!(key_float(gf), key_float(&want));
+            }
+            let k = split.index(fs.len() + 1);
+            let mut part = FloatHistogramChunk::new();
+            for (t, f) in ts.iter().zip(&fs).take(k) {
+                part.append(*t, f).unwrap();
+            }
+            let mut re = FloatHistogramChunk::from_bytes(part.bytes().to_vec()).unwrap();
+            prop_assert_eq!(&re, &part);
+            for (t, f) in ts.iter().zip(&fs).skip(k) {
+                re.append(*t, f).unwrap();
+            }
+            prop_assert_eq!(re.bytes(), c.bytes());
+            if !gauge {
+                let mut down = fs[fs.len() - 1].clone();
+                down.counter_reset_hint = CounterResetHint::NotCounterReset;
+                down.count -= 1.0;
+                prop_assert_eq!(c.append(i64::MAX, &down),
+                    Err(AppendError::NewChunkNeeded { reason: CutReason::CounterReset }));
+                if let Some(b) = down.positive_buckets.first_mut() {
+                    down.count += 1.0;
+                    *b -= 0.5;
+                    prop_assert_eq!(c.append(i64::MAX, &down),
+                        Err(AppendError::NewChunkNeeded { reason: CutReason::CounterReset }));
+                }
+            }
+        }
+
+        #[test]
+        fn histogram_garbage_and_truncation_never_panic(
+            (ts, hs) in series(false),
+            garbage in proptest::collection::vec(any::<u8>(), 0..80),
+            cut in any::<prop::sample::Index>(),
+        ) {
+            let mut c = HistogramChunk::new();
+            let mut f = FloatHistogramChunk::new();
+            for (t, h) in ts.iter().zip(&hs) {
+                c.append(*t, h).unwrap();
+                f.append(*t, &h.to_float()).unwrap();
+            }
+            for bytes in [c.bytes(), f.bytes()] {
+                let k = cut.index(bytes.len());
+                for input in [&bytes[..k], &garbage[..]] {
+                    let mut it = HistogramIter::new(input);
+                    let _ = it.by_ref().count();
+                    let mut it = FloatHistogramIter::new(input);
+                    let _ = it.by_ref().count();
+                    if let Ok(mut c) = HistogramChunk::from_bytes(input.to_vec()) {
+                        let _ = c.append(i64::MAX, &hs[0]);
+                        let _ = c.iter().count();
+                    }
+                    if let Ok(mut c) = FloatHistogramChunk::from_bytes(input.to_vec()) {
+                        let _ = c.append(i64::MAX, &hs[0].to_float());
+                        let _ = c.iter().count();
+                    }
+                }
+            }
+            // Truncation loses samples only with an error.
+            let k = cut.index(c.bytes().len());
+            let short = &c.bytes()[..k];
+            let mut it = HistogramIter::new(short);
+            let n = it.by_ref().count();
+            prop_assert!(n == hs.len() || it.err().is_some());
+            prop_assert!(n < hs.len());
+        }
+    }
+}
