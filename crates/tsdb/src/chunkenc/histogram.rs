@@ -13,6 +13,12 @@
 //! header then records (in its top two bits, as Prometheus does) whether the chunk started
 //! because of a counter reset, is known not to have, is a gauge chunk, or is unknown.
 //!
+//! Iteration restores `counter_reset_hint`: `Gauge` for every sample of a gauge chunk, otherwise
+//! the header's hint for the first sample and `NotCounterReset` for the rest. (Prometheus
+//! reports a `NotCounterReset` header as `Unknown` on the first sample, in case the previous
+//! chunk is gone; callers wanting that conservatism can map it themselves.) Unlike Prometheus, a
+//! chunk is never recoded when new buckets appear: any span change cuts a new chunk.
+//!
 //! Byte layout: 2 bytes big-endian sample count, 1 flag byte (bits 7..6: counter-reset header),
 //! the layout, then samples. Sample 1 is `t` (varbit int), sum (64 raw bits) and, unless the sum
 //! is the staleness marker, count, zero count and buckets raw. Later samples are `t`
@@ -148,7 +154,10 @@ impl Layout {
     }
 
     fn bucket_counts(&self) -> (usize, usize) {
-        let n = |s: &[Span]| s.iter().map(|s| s.length as usize).sum::<usize>();
+        let n = |s: &[Span]| {
+            s.iter()
+                .fold(0usize, |acc, s| acc.saturating_add(s.length as usize))
+        };
         (n(&self.positive_spans), n(&self.negative_spans))
     }
 
@@ -1165,6 +1174,26 @@ mod tests {
     }
 
     #[test]
+    fn extreme_timestamps() {
+        let ts = [i64::MIN, i64::MIN + 1, -1, 0, i64::MAX - 1, i64::MAX];
+        let mut c = FloatHistogramChunk::new();
+        for (i, t) in ts.iter().enumerate() {
+            let f = FloatHistogram {
+                count: i as f64,
+                sum: -(i as f64),
+                ..FloatHistogram::default()
+            };
+            c.append(*t, &f).unwrap();
+        }
+        let got: Vec<i64> = decode_float(&c).into_iter().map(|(t, _)| t).collect();
+        assert_eq!(got, ts);
+        assert_eq!(
+            FloatHistogramChunk::from_bytes(c.bytes().to_vec()).unwrap(),
+            c
+        );
+    }
+
+    #[test]
     fn short_inputs() {
         assert!(HistogramChunk::from_bytes(vec![]).is_err());
         assert!(FloatHistogramChunk::from_bytes(vec![0, 0]).is_err());
@@ -1361,6 +1390,22 @@ mod tests {
                         let _ = c.iter().count();
                     }
                 }
+            }
+            // Single bit flips in valid chunks never panic either.
+            let bytes = c.bytes().to_vec();
+            let bit = cut.index(bytes.len() * 8);
+            let mut flipped = bytes.clone();
+            flipped[bit / 8] ^= 1 << (bit % 8);
+            let _ = HistogramIter::new(&flipped).count();
+            if let Ok(mut c) = HistogramChunk::from_bytes(flipped) {
+                let _ = c.append(i64::MAX, &hs[0]);
+            }
+            let mut flipped = f.bytes().to_vec();
+            let bit = cut.index(flipped.len() * 8);
+            flipped[bit / 8] ^= 1 << (bit % 8);
+            let _ = FloatHistogramIter::new(&flipped).count();
+            if let Ok(mut c) = FloatHistogramChunk::from_bytes(flipped) {
+                let _ = c.append(i64::MAX, &hs[0].to_float());
             }
             // Truncation loses samples only with an error.
             let k = cut.index(c.bytes().len());

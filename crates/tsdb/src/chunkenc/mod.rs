@@ -60,8 +60,11 @@ impl Encoding {
 /// A chunk of any encoding.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Chunk {
+    /// Float samples.
     Xor(XorChunk),
+    /// Integer native histograms.
     Histogram(HistogramChunk),
+    /// Float native histograms.
     FloatHistogram(FloatHistogramChunk),
 }
 
@@ -90,6 +93,24 @@ impl Chunk {
             Chunk::Xor(c) => c.num_samples(),
             Chunk::Histogram(c) => c.num_samples(),
             Chunk::FloatHistogram(c) => c.num_samples(),
+        }
+    }
+
+    /// Timestamp of the first sample, if any.
+    pub fn first_time(&self) -> Option<i64> {
+        match self {
+            Chunk::Xor(c) => c.first_time(),
+            Chunk::Histogram(c) => c.first_time(),
+            Chunk::FloatHistogram(c) => c.first_time(),
+        }
+    }
+
+    /// Timestamp of the last sample, if any.
+    pub fn last_time(&self) -> Option<i64> {
+        match self {
+            Chunk::Xor(c) => c.last_time(),
+            Chunk::Histogram(c) => c.last_time(),
+            Chunk::FloatHistogram(c) => c.last_time(),
         }
     }
 
@@ -130,6 +151,7 @@ mod tests {
         assert_eq!(c.encoding(), Encoding::Xor);
         assert_eq!(c.num_samples(), 1);
         assert_eq!(c.bytes(), x.bytes());
+        assert_eq!((c.first_time(), c.last_time()), (Some(1), Some(1)));
         let h = HistogramChunk::new();
         let c = Chunk::from_encoded(2, h.bytes().to_vec()).unwrap();
         assert_eq!(c.encoding(), Encoding::Histogram);

@@ -361,6 +361,18 @@ mod tests {
         assert_eq!(got, vals);
     }
 
+    #[test]
+    fn extreme_timestamps() {
+        let ts = [i64::MIN, i64::MIN + 1, -1, 0, i64::MAX - 1, i64::MAX];
+        let mut c = XorChunk::new();
+        for (i, t) in ts.iter().enumerate() {
+            c.append(*t, i as f64);
+        }
+        let got: Vec<i64> = collect(&c).into_iter().map(|(t, _)| t).collect();
+        assert_eq!(got, ts);
+        assert_eq!(XorChunk::from_bytes(c.bytes().to_vec()).unwrap(), c);
+    }
+
     fn samples() -> impl Strategy<Value = Vec<(i64, u64)>> {
         let delta = prop_oneof![
             4 => 1i64..100_000,
@@ -433,6 +445,22 @@ mod tests {
             if let Ok(mut c) = XorChunk::from_bytes(bytes.clone()) {
                 prop_assert!(c.iter().err().is_none());
                 c.append(i64::MAX, 1.0);
+            }
+        }
+
+        #[test]
+        fn bit_flips_never_panic(s in samples(), bit in any::<prop::sample::Index>()) {
+            let mut c = XorChunk::new();
+            for &(t, v) in &s {
+                c.append(t, f64::from_bits(v));
+            }
+            let mut b = c.bytes().to_vec();
+            let i = bit.index(b.len() * 8);
+            b[i / 8] ^= 1 << (i % 8);
+            let _ = XorIter::new(&b).count();
+            if let Ok(mut c) = XorChunk::from_bytes(b) {
+                c.append(i64::MAX, 0.5);
+                let _ = c.iter().count();
             }
         }
 
