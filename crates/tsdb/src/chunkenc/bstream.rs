@@ -11,10 +11,15 @@
 use super::ChunkError;
 
 /// An append-only bit buffer. The last byte may be partially filled; unused bits are zero.
+///
+/// To stay byte-identical with Prometheus, writing mirrors Go's `bstream`: writing whole bytes
+/// (including the byte-sized pieces of [`write_bits`](Self::write_bits)) always leaves a fresh
+/// last byte behind, so a stream that ends on a byte boundary after such a write carries one
+/// trailing zero byte, while single bits never allocate ahead.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct BitWriter {
     buf: Vec<u8>,
-    /// Number of still unused (low) bits in the last byte of `buf`, 0..=7.
+    /// Number of still unused (low) bits in the last byte of `buf`, 0..=8.
     free: u32,
 }
 
@@ -27,22 +32,18 @@ impl BitWriter {
         }
     }
 
-    /// Continues writing after the first `bit_len` bits of `buf`, dropping anything beyond and
-    /// clearing the unused bits of the last kept byte. `bit_len` is clamped to the buffer size.
+    /// Continues writing after the first `bit_len` bits of `buf`, clearing every bit after
+    /// them. Up to 8 unused bits at the end are kept as Go's writer would have left them; more
+    /// trailing data is dropped. `bit_len` is clamped to the buffer size.
     pub fn resume(mut buf: Vec<u8>, bit_len: usize) -> Self {
-        let bit_len = bit_len.min(buf.len().saturating_mul(8));
-        let bytes = bit_len.div_ceil(8);
-        buf.truncate(bytes);
-        let used_in_last = (bit_len % 8) as u32;
-        let free = if used_in_last == 0 {
-            0
-        } else {
-            8 - used_in_last
-        };
-        if free > 0 {
-            if let Some(last) = buf.last_mut() {
-                *last &= !((1u8 << free) - 1);
-            }
+        let total = buf.len().saturating_mul(8);
+        let bit_len = bit_len.min(total);
+        if total - bit_len > 8 {
+            buf.truncate(bit_len.div_ceil(8));
+        }
+        let free = (buf.len() * 8 - bit_len) as u32;
+        if let Some(last) = buf.last_mut() {
+            *last &= !(((1u16 << free) - 1) as u8);
         }
         BitWriter { buf, free }
     }
@@ -64,30 +65,41 @@ impl BitWriter {
 
     /// Appends one bit.
     pub fn write_bit(&mut self, bit: bool) {
-        self.write_bits(u64::from(bit), 1);
+        if self.free == 0 {
+            self.buf.push(0);
+            self.free = 8;
+        }
+        if bit {
+            if let Some(last) = self.buf.last_mut() {
+                *last |= 1 << (self.free - 1);
+            }
+        }
+        self.free -= 1;
     }
 
     /// Appends the low `n` bits of `v`, most significant first. `n` above 64 is treated as 64.
     pub fn write_bits(&mut self, v: u64, n: u32) {
         let mut n = n.min(64);
+        while n >= 8 {
+            self.write_byte((v >> (n - 8)) as u8);
+            n -= 8;
+        }
         while n > 0 {
-            if self.free == 0 {
-                self.buf.push(0);
-                self.free = 8;
-            }
-            let take = n.min(self.free);
-            let chunk = ((v >> (n - take)) & ((1u64 << take) - 1)) as u8;
-            if let Some(last) = self.buf.last_mut() {
-                *last |= chunk << (self.free - take);
-            }
-            self.free -= take;
-            n -= take;
+            self.write_bit((v >> (n - 1)) & 1 == 1);
+            n -= 1;
         }
     }
 
     /// Appends eight bits.
     pub fn write_byte(&mut self, b: u8) {
-        self.write_bits(u64::from(b), 8);
+        if self.free == 0 {
+            self.buf.push(0);
+            self.free = 8;
+        }
+        if let Some(last) = self.buf.last_mut() {
+            *last |= b >> (8 - self.free);
+        }
+        self.buf.push((u16::from(b) << self.free) as u8);
     }
 
     /// Appends `v` as a Go `binary.PutUvarint` varint.
@@ -366,6 +378,12 @@ mod tests {
         w.write_bits(u64::MAX, 64);
         w.write_byte(0xab);
         assert_eq!(w.bit_len(), 76);
+        // Like Go's bstream: whole bytes leave a fresh (here empty) byte behind.
+        let mut a = BitWriter::with_header(0);
+        a.write_byte(0xab);
+        assert_eq!(a.bytes(), &[0xab, 0]);
+        a.write_bit(true);
+        assert_eq!(a.bytes(), &[0xab, 0x80]);
         let mut r = BitReader::new(w.bytes(), 0);
         assert!(r.read_bit().unwrap());
         assert_eq!(r.read_bits(3).unwrap(), 0b101);
@@ -380,6 +398,9 @@ mod tests {
         let w = BitWriter::resume(vec![0xff, 0xff, 0xff], 12);
         assert_eq!(w.bytes(), &[0xff, 0xf0]);
         assert_eq!(w.bit_len(), 12);
+        let w = BitWriter::resume(vec![0xff, 0xff, 0xff], 16);
+        assert_eq!(w.bytes(), &[0xff, 0xff, 0]);
+        assert_eq!(w.bit_len(), 16);
     }
 
     proptest! {

@@ -300,8 +300,12 @@ mod tests {
         let mut c = XorChunk::new();
         assert_eq!(c.bytes(), &[0, 0]);
         c.append(1000, 1.0);
-        // count=1; varint(1000) = zigzag 2000 = 0xd0 0x0f; 1.0 = 0x3ff0000000000000.
-        assert_eq!(c.bytes(), &[0, 1, 0xd0, 0x0f, 0x3f, 0xf0, 0, 0, 0, 0, 0, 0]);
+        // count=1; varint(1000) = zigzag 2000 = 0xd0 0x0f; 1.0 = 0x3ff0000000000000; like Go's
+        // bstream, byte-wise writes leave an empty trailing byte.
+        assert_eq!(
+            c.bytes(),
+            &[0, 1, 0xd0, 0x0f, 0x3f, 0xf0, 0, 0, 0, 0, 0, 0, 0]
+        );
         c.append(1015, 1.0);
         // uvarint(15) = 0x0f, then value bit '0' (same value) -> 0x00 with 7 free bits.
         assert_eq!(
@@ -359,6 +363,51 @@ mod tests {
         }
         let got: Vec<u64> = collect(&c).into_iter().map(|(_, v)| v).collect();
         assert_eq!(got, vals);
+    }
+
+    fn unhex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    /// Bytes of the chunk Prometheus 2.42 (`promtool tsdb create-blocks-from openmetrics`)
+    /// wrote for these samples; the NaN is Go's `math.NaN()`.
+    #[test]
+    fn bytes_match_chunk_written_by_prometheus() {
+        let samples: [(i64, f64); 9] = [
+            (1_700_000_000_000, 1.0),
+            (1_700_000_015_000, 1.0),
+            (1_700_000_030_000, 2.0),
+            (1_700_000_046_000, 2.0),
+            (1_700_000_061_003, -3.25),
+            (1_700_000_075_999, 1e300),
+            (1_700_000_090_000, f64::from_bits(0x7ff8_0000_0000_0001)),
+            (1_700_001_090_000, 0.1),
+            (1_700_001_091_000, 0.2),
+        ];
+        let want = unhex(
+            "000980a0abfef9623ff000000000000098753097ffe0fa1783780f800b7ff383ebe3de43c8800759ef\
+             0773f3cfe43c8800759df00000000000f0b8fc3fc04199999999999bffffffffffff0c1a8803800000\
+             00000000",
+        );
+        let mut c = XorChunk::new();
+        for (t, v) in samples {
+            c.append(t, v);
+        }
+        assert_eq!(c.bytes(), &want[..]);
+        let got = XorChunk::from_bytes(want).unwrap();
+        let decoded: Vec<(i64, u64)> = collect(&got);
+        let expect: Vec<(i64, u64)> = samples.iter().map(|(t, v)| (*t, v.to_bits())).collect();
+        assert_eq!(decoded, expect);
+
+        let mut one = XorChunk::new();
+        one.append(1_700_101_091_000, 123456.789);
+        assert_eq!(
+            one.bytes(),
+            &unhex("0001f0badfdefa6240fe240c9fbe76c900")[..]
+        );
     }
 
     #[test]
