@@ -19,11 +19,15 @@
 //! chunk is gone; callers wanting that conservatism can map it themselves.) Unlike Prometheus, a
 //! chunk is never recoded when new buckets appear: any span change cuts a new chunk.
 //!
-//! Byte layout: 2 bytes big-endian sample count, 1 flag byte (bits 7..6: counter-reset header),
-//! the layout, then samples. Sample 1 is `t` (varbit int), sum (64 raw bits) and, unless the sum
-//! is the staleness marker, count, zero count and buckets raw. Later samples are `t`
-//! delta-of-delta, sum XOR, then (unless stale) the counts and buckets. Stale markers carry no
-//! buckets, and after a stale marker only further stale markers fit in the chunk.
+//! Byte layout, following Prometheus' field order and codecs (zero threshold byte, varbit
+//! buckets, custom-bound encoding): 2 bytes big-endian sample count, 1 flag byte (bits 7..6:
+//! counter-reset header), the layout, then samples. Sample 1 is `t` (varbit int), count and zero
+//! count (varbit uint; float chunks: 64 raw bits), sum (64 raw bits) and the buckets (varbit
+//! ints; float chunks: raw). Later samples are the `t` delta-of-delta, then count, zero count,
+//! sum and buckets as delta-of-deltas (sum, and all float values: XOR). A staleness marker (sum is
+//! the stale NaN) is written as an empty histogram without buckets, and after a staleness marker
+//! only further markers fit in the chunk. Byte compatibility with Prometheus is intended but,
+//! unlike for XOR chunks, not verified against Prometheus-written data.
 
 use std::fmt::Debug;
 
@@ -133,17 +137,25 @@ impl LayoutRef<'_> {
     }
 }
 
-fn bits_eq(a: &[f64], b: &[f64]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+/// Float equality for layout values: `==` (so -0.0 matches 0.0, as after a reload), plus
+/// identical bits (so a NaN matches itself).
+fn same_f64(a: f64, b: f64) -> bool {
+    a == b || a.to_bits() == b.to_bits()
+}
+
+fn all_same_f64(a: &[f64], b: &[f64]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| same_f64(*x, *y))
 }
 
 impl Layout {
     /// Why `l` cannot share a chunk with this layout, if it cannot.
     fn differs(&self, l: &LayoutRef<'_>) -> Option<CutReason> {
-        if self.schema != l.schema || self.zero_threshold.to_bits() != l.zero_threshold.to_bits() {
+        if self.schema != l.schema || !same_f64(self.zero_threshold, l.zero_threshold) {
             return Some(CutReason::LayoutChange);
         }
-        if self.schema == CUSTOM_BUCKETS_SCHEMA && !bits_eq(&self.custom_values, l.custom_values) {
+        if self.schema == CUSTOM_BUCKETS_SCHEMA
+            && !all_same_f64(&self.custom_values, l.custom_values)
+        {
             // Prometheus treats changed custom bounds as a counter reset.
             return Some(CutReason::CounterReset);
         }
@@ -174,7 +186,7 @@ impl Layout {
         if l.schema == CUSTOM_BUCKETS_SCHEMA {
             write_varbit_uint(w, l.custom_values.len() as u64);
             for v in l.custom_values {
-                w.write_bits(v.to_bits(), 64);
+                write_custom_bound(w, *v);
             }
         }
     }
@@ -201,11 +213,11 @@ impl Layout {
         let mut custom_values = Vec::new();
         if schema == CUSTOM_BUCKETS_SCHEMA {
             let n = read_varbit_uint(r)?;
-            if n > (r.remaining() / 64) as u64 {
+            if n > r.remaining() as u64 {
                 return Err(ChunkError::Truncated);
             }
             for _ in 0..n {
-                custom_values.push(f64::from_bits(r.read_bits(64)?));
+                custom_values.push(read_custom_bound(r)?);
             }
         }
         let layout = Layout {
@@ -229,7 +241,7 @@ impl Layout {
 /// 2^-243 and 2^10, otherwise 255 followed by the 64 raw bits.
 fn write_zero_threshold(w: &mut BitWriter, zt: f64) {
     let bits = zt.to_bits();
-    if bits == 0 {
+    if zt == 0.0 {
         w.write_byte(0);
         return;
     }
@@ -242,6 +254,26 @@ fn write_zero_threshold(w: &mut BitWriter, zt: f64) {
     } else {
         w.write_byte(255);
         w.write_bits(bits, 64);
+    }
+}
+
+/// Custom bucket bound as Prometheus stores it: multiples of 0.001 in `0..=33554.43` as the
+/// unsigned varbit `bound * 1000 + 1`, anything else as a 0 bit followed by the 64 raw bits.
+fn write_custom_bound(w: &mut BitWriter, f: f64) {
+    let tf = f * 1000.0;
+    let whole = (0.0..=33_554_430.0).contains(&tf) && (tf.round() as u64) as f64 / 1000.0 == f;
+    if whole {
+        write_varbit_uint(w, tf.round() as u64 + 1);
+    } else {
+        w.write_bit(false);
+        w.write_bits(f.to_bits(), 64);
+    }
+}
+
+fn read_custom_bound(r: &mut BitReader<'_>) -> Result<f64, ChunkError> {
+    match read_varbit_uint(r)? {
+        0 => Ok(f64::from_bits(r.read_bits(64)?)),
+        b => Ok((b - 1) as f64 / 1000.0),
     }
 }
 
@@ -292,7 +324,7 @@ impl XorVal {
     }
 }
 
-/// State shared by both histogram flavours: everything but the counts.
+/// State shared by both histogram flavours: layout, time and sum.
 #[doc(hidden)]
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct Common {
@@ -305,8 +337,8 @@ pub struct Common {
 }
 
 impl Common {
-    fn write_first(&mut self, w: &mut BitWriter, t: i64, layout: &LayoutRef<'_>, sum: f64) {
-        let stale = is_stale_nan(sum);
+    /// Writes the layout (empty for a staleness marker, as Prometheus does) and the first time.
+    fn write_first_t(&mut self, w: &mut BitWriter, t: i64, layout: &LayoutRef<'_>, stale: bool) {
         let empty = LayoutRef {
             schema: 0,
             zero_threshold: 0.0,
@@ -318,35 +350,46 @@ impl Common {
         Layout::write(layout, w);
         self.layout = layout.to_owned();
         write_varbit_int(w, t);
-        w.write_bits(sum.to_bits(), 64);
         self.t = t;
         self.t_delta = 0;
-        self.sum = XorVal::raw(sum.to_bits());
-        self.stale = stale;
     }
 
-    fn write_next(&mut self, w: &mut BitWriter, t: i64, sum: f64) {
+    fn write_next_t(&mut self, w: &mut BitWriter, t: i64) {
         let t_delta = t.wrapping_sub(self.t);
         write_varbit_int(w, t_delta.wrapping_sub(self.t_delta));
-        self.sum.write(w, sum.to_bits());
         self.t = t;
         self.t_delta = t_delta;
+    }
+
+    fn write_sum(&mut self, w: &mut BitWriter, sum: f64, first: bool) {
+        if first {
+            w.write_bits(sum.to_bits(), 64);
+            self.sum = XorVal::raw(sum.to_bits());
+        } else {
+            self.sum.write(w, sum.to_bits());
+        }
         self.stale = is_stale_nan(sum);
     }
 
-    fn read_first(&mut self, r: &mut BitReader<'_>) -> Result<(), ChunkError> {
+    fn read_first_t(&mut self, r: &mut BitReader<'_>) -> Result<(), ChunkError> {
         self.layout = Layout::read(r)?;
         self.t = read_varbit_int(r)?;
-        self.sum = XorVal::raw(r.read_bits(64)?);
-        self.stale = is_stale_nan(f64::from_bits(self.sum.bits));
         Ok(())
     }
 
-    fn read_next(&mut self, r: &mut BitReader<'_>) -> Result<(), ChunkError> {
+    fn read_next_t(&mut self, r: &mut BitReader<'_>) -> Result<(), ChunkError> {
         let dod = read_varbit_int(r)?;
         self.t_delta = self.t_delta.wrapping_add(dod);
         self.t = self.t.wrapping_add(self.t_delta);
-        self.sum.read(r)?;
+        Ok(())
+    }
+
+    fn read_sum(&mut self, r: &mut BitReader<'_>, first: bool) -> Result<(), ChunkError> {
+        if first {
+            self.sum = XorVal::raw(r.read_bits(64)?);
+        } else {
+            self.sum.read(r)?;
+        }
         self.stale = is_stale_nan(f64::from_bits(self.sum.bits));
         Ok(())
     }
@@ -372,16 +415,17 @@ pub trait Counts: sealed::Sealed + Clone + Debug + Default + PartialEq {
     fn validate(v: &Self::Value) -> Result<(), HistogramError>;
     #[doc(hidden)]
     fn decreased(&self, v: &Self::Value) -> bool;
+    /// Writes count and zero count (`None`: a staleness marker, written as zeros).
     #[doc(hidden)]
-    fn write_first(&mut self, w: &mut BitWriter, v: &Self::Value);
+    fn write_head(&mut self, w: &mut BitWriter, v: Option<&Self::Value>, first: bool);
     #[doc(hidden)]
-    fn write_next(&mut self, w: &mut BitWriter, v: &Self::Value);
+    fn write_buckets(&mut self, w: &mut BitWriter, v: &Self::Value, first: bool);
     #[doc(hidden)]
     fn reset(&mut self, pos: usize, neg: usize);
     #[doc(hidden)]
-    fn read_first(&mut self, r: &mut BitReader<'_>) -> Result<(), ChunkError>;
+    fn read_head(&mut self, r: &mut BitReader<'_>, first: bool) -> Result<(), ChunkError>;
     #[doc(hidden)]
-    fn read_next(&mut self, r: &mut BitReader<'_>) -> Result<(), ChunkError>;
+    fn read_buckets(&mut self, r: &mut BitReader<'_>, first: bool) -> Result<(), ChunkError>;
     #[doc(hidden)]
     fn output(&self, c: &Common, hint: CounterResetHint) -> Self::Value;
 }
@@ -445,33 +489,55 @@ impl Counts for IntCounts {
             || buckets_down(&self.neg, &v.negative_buckets)
     }
 
-    fn write_first(&mut self, w: &mut BitWriter, v: &Histogram) {
-        write_varbit_uint(w, v.count);
-        write_varbit_uint(w, v.zero_count);
-        for b in v.positive_buckets.iter().chain(&v.negative_buckets) {
-            write_varbit_int(w, *b);
+    fn write_head(&mut self, w: &mut BitWriter, v: Option<&Histogram>, first: bool) {
+        if first {
+            let (cnt, zcnt) = v.map_or((0, 0), |v| (v.count, v.zero_count));
+            write_varbit_uint(w, cnt);
+            write_varbit_uint(w, zcnt);
+            let (pos, neg) = v.map_or((Vec::new(), Vec::new()), |v| {
+                (v.positive_buckets.clone(), v.negative_buckets.clone())
+            });
+            *self = IntCounts {
+                cnt,
+                cnt_delta: 0,
+                zcnt,
+                zcnt_delta: 0,
+                pos_delta: vec![0; pos.len()],
+                neg_delta: vec![0; neg.len()],
+                pos,
+                neg,
+            };
+            return;
         }
-        *self = IntCounts {
-            cnt: v.count,
-            cnt_delta: 0,
-            zcnt: v.zero_count,
-            zcnt_delta: 0,
-            pos: v.positive_buckets.clone(),
-            pos_delta: vec![0; v.positive_buckets.len()],
-            neg: v.negative_buckets.clone(),
-            neg_delta: vec![0; v.negative_buckets.len()],
-        };
+        match v {
+            Some(v) => {
+                let cnt_delta = (v.count as i64).wrapping_sub(self.cnt as i64);
+                write_varbit_int(w, cnt_delta.wrapping_sub(self.cnt_delta));
+                let zcnt_delta = (v.zero_count as i64).wrapping_sub(self.zcnt as i64);
+                write_varbit_int(w, zcnt_delta.wrapping_sub(self.zcnt_delta));
+                self.cnt = v.count;
+                self.cnt_delta = cnt_delta;
+                self.zcnt = v.zero_count;
+                self.zcnt_delta = zcnt_delta;
+            }
+            None => {
+                // Staleness markers store zero delta-of-deltas, like Prometheus; advance the
+                // state exactly as a reader decoding them will.
+                write_varbit_int(w, 0);
+                write_varbit_int(w, 0);
+                self.cnt = self.cnt.wrapping_add(self.cnt_delta as u64);
+                self.zcnt = self.zcnt.wrapping_add(self.zcnt_delta as u64);
+            }
+        }
     }
 
-    fn write_next(&mut self, w: &mut BitWriter, v: &Histogram) {
-        let cnt_delta = (v.count as i64).wrapping_sub(self.cnt as i64);
-        write_varbit_int(w, cnt_delta.wrapping_sub(self.cnt_delta));
-        let zcnt_delta = (v.zero_count as i64).wrapping_sub(self.zcnt as i64);
-        write_varbit_int(w, zcnt_delta.wrapping_sub(self.zcnt_delta));
-        self.cnt = v.count;
-        self.cnt_delta = cnt_delta;
-        self.zcnt = v.zero_count;
-        self.zcnt_delta = zcnt_delta;
+    fn write_buckets(&mut self, w: &mut BitWriter, v: &Histogram, first: bool) {
+        if first {
+            for b in v.positive_buckets.iter().chain(&v.negative_buckets) {
+                write_varbit_int(w, *b);
+            }
+            return;
+        }
         for (vals, deltas, new) in [
             (&mut self.pos, &mut self.pos_delta, &v.positive_buckets),
             (&mut self.neg, &mut self.neg_delta, &v.negative_buckets),
@@ -495,20 +561,26 @@ impl Counts for IntCounts {
         };
     }
 
-    fn read_first(&mut self, r: &mut BitReader<'_>) -> Result<(), ChunkError> {
-        self.cnt = read_varbit_uint(r)?;
-        self.zcnt = read_varbit_uint(r)?;
-        for b in self.pos.iter_mut().chain(self.neg.iter_mut()) {
-            *b = read_varbit_int(r)?;
+    fn read_head(&mut self, r: &mut BitReader<'_>, first: bool) -> Result<(), ChunkError> {
+        if first {
+            self.cnt = read_varbit_uint(r)?;
+            self.zcnt = read_varbit_uint(r)?;
+        } else {
+            self.cnt_delta = self.cnt_delta.wrapping_add(read_varbit_int(r)?);
+            self.cnt = self.cnt.wrapping_add(self.cnt_delta as u64);
+            self.zcnt_delta = self.zcnt_delta.wrapping_add(read_varbit_int(r)?);
+            self.zcnt = self.zcnt.wrapping_add(self.zcnt_delta as u64);
         }
         Ok(())
     }
 
-    fn read_next(&mut self, r: &mut BitReader<'_>) -> Result<(), ChunkError> {
-        self.cnt_delta = self.cnt_delta.wrapping_add(read_varbit_int(r)?);
-        self.cnt = self.cnt.wrapping_add(self.cnt_delta as u64);
-        self.zcnt_delta = self.zcnt_delta.wrapping_add(read_varbit_int(r)?);
-        self.zcnt = self.zcnt.wrapping_add(self.zcnt_delta as u64);
+    fn read_buckets(&mut self, r: &mut BitReader<'_>, first: bool) -> Result<(), ChunkError> {
+        if first {
+            for b in self.pos.iter_mut().chain(self.neg.iter_mut()) {
+                *b = read_varbit_int(r)?;
+            }
+            return Ok(());
+        }
         for (vals, deltas) in [
             (&mut self.pos, &mut self.pos_delta),
             (&mut self.neg, &mut self.neg_delta),
@@ -595,27 +667,31 @@ impl Counts for FloatCounts {
                 .any(|(o, n)| down(o, *n))
     }
 
-    fn write_first(&mut self, w: &mut BitWriter, v: &FloatHistogram) {
-        let vals = [v.count, v.zero_count];
-        for x in vals
-            .iter()
-            .chain(&v.positive_buckets)
-            .chain(&v.negative_buckets)
-        {
-            w.write_bits(x.to_bits(), 64);
+    fn write_head(&mut self, w: &mut BitWriter, v: Option<&FloatHistogram>, first: bool) {
+        let (cnt, zcnt) = v.map_or((0.0f64, 0.0f64), |v| (v.count, v.zero_count));
+        if first {
+            w.write_bits(cnt.to_bits(), 64);
+            w.write_bits(zcnt.to_bits(), 64);
+            let raw = |xs: &[f64]| xs.iter().map(|x| XorVal::raw(x.to_bits())).collect();
+            *self = FloatCounts {
+                cnt: XorVal::raw(cnt.to_bits()),
+                zcnt: XorVal::raw(zcnt.to_bits()),
+                pos: v.map_or_else(Vec::new, |v| raw(&v.positive_buckets)),
+                neg: v.map_or_else(Vec::new, |v| raw(&v.negative_buckets)),
+            };
+        } else {
+            self.cnt.write(w, cnt.to_bits());
+            self.zcnt.write(w, zcnt.to_bits());
         }
-        let raw = |xs: &[f64]| xs.iter().map(|x| XorVal::raw(x.to_bits())).collect();
-        *self = FloatCounts {
-            cnt: XorVal::raw(v.count.to_bits()),
-            zcnt: XorVal::raw(v.zero_count.to_bits()),
-            pos: raw(&v.positive_buckets),
-            neg: raw(&v.negative_buckets),
-        };
     }
 
-    fn write_next(&mut self, w: &mut BitWriter, v: &FloatHistogram) {
-        self.cnt.write(w, v.count.to_bits());
-        self.zcnt.write(w, v.zero_count.to_bits());
+    fn write_buckets(&mut self, w: &mut BitWriter, v: &FloatHistogram, first: bool) {
+        if first {
+            for x in v.positive_buckets.iter().chain(&v.negative_buckets) {
+                w.write_bits(x.to_bits(), 64);
+            }
+            return;
+        }
         for (old, new) in self.pos.iter_mut().zip(&v.positive_buckets) {
             old.write(w, new.to_bits());
         }
@@ -632,20 +708,24 @@ impl Counts for FloatCounts {
         };
     }
 
-    fn read_first(&mut self, r: &mut BitReader<'_>) -> Result<(), ChunkError> {
-        self.cnt = XorVal::raw(r.read_bits(64)?);
-        self.zcnt = XorVal::raw(r.read_bits(64)?);
-        for b in self.pos.iter_mut().chain(self.neg.iter_mut()) {
-            *b = XorVal::raw(r.read_bits(64)?);
+    fn read_head(&mut self, r: &mut BitReader<'_>, first: bool) -> Result<(), ChunkError> {
+        if first {
+            self.cnt = XorVal::raw(r.read_bits(64)?);
+            self.zcnt = XorVal::raw(r.read_bits(64)?);
+        } else {
+            self.cnt.read(r)?;
+            self.zcnt.read(r)?;
         }
         Ok(())
     }
 
-    fn read_next(&mut self, r: &mut BitReader<'_>) -> Result<(), ChunkError> {
-        self.cnt.read(r)?;
-        self.zcnt.read(r)?;
+    fn read_buckets(&mut self, r: &mut BitReader<'_>, first: bool) -> Result<(), ChunkError> {
         for b in self.pos.iter_mut().chain(self.neg.iter_mut()) {
-            b.read(r)?;
+            if first {
+                *b = XorVal::raw(r.read_bits(64)?);
+            } else {
+                b.read(r)?;
+            }
         }
         Ok(())
     }
@@ -785,11 +865,12 @@ impl<C: Counts> GenericHistogramChunk<C> {
         if num == 0 {
             let flag = header_bits(C::hint(h));
             self.w.bytes_mut()[FLAG_POS] = flag;
-            self.common.write_first(&mut self.w, t, &layout, sum);
-            if stale {
-                self.counts.reset(0, 0);
-            } else {
-                self.counts.write_first(&mut self.w, h);
+            let full = (!stale).then_some(h);
+            self.common.write_first_t(&mut self.w, t, &layout, stale);
+            self.counts.write_head(&mut self.w, full, true);
+            self.common.write_sum(&mut self.w, sum, true);
+            if let Some(h) = full {
+                self.counts.write_buckets(&mut self.w, h, true);
             }
         } else {
             if !stale {
@@ -811,9 +892,12 @@ impl<C: Counts> GenericHistogramChunk<C> {
                     return cut(CutReason::CounterReset);
                 }
             }
-            self.common.write_next(&mut self.w, t, sum);
-            if !stale {
-                self.counts.write_next(&mut self.w, h);
+            let full = (!stale).then_some(h);
+            self.common.write_next_t(&mut self.w, t);
+            self.counts.write_head(&mut self.w, full, false);
+            self.common.write_sum(&mut self.w, sum, false);
+            if let Some(h) = full {
+                self.counts.write_buckets(&mut self.w, h, false);
             }
         }
         let n = (num + 1).to_be_bytes();
@@ -861,18 +945,18 @@ impl<'a, C: Counts> GenericHistogramIter<'a, C> {
     }
 
     fn step(&mut self) -> Result<(), ChunkError> {
-        if self.read == 0 {
-            self.common.read_first(&mut self.r)?;
+        let first = self.read == 0;
+        if first {
+            self.common.read_first_t(&mut self.r)?;
             let (p, n) = self.common.layout.bucket_counts();
             self.counts.reset(p, n);
-            if !self.common.stale {
-                self.counts.read_first(&mut self.r)?;
-            }
         } else {
-            self.common.read_next(&mut self.r)?;
-            if !self.common.stale {
-                self.counts.read_next(&mut self.r)?;
-            }
+            self.common.read_next_t(&mut self.r)?;
+        }
+        self.counts.read_head(&mut self.r, first)?;
+        self.common.read_sum(&mut self.r, first)?;
+        if !self.common.stale {
+            self.counts.read_buckets(&mut self.r, first)?;
         }
         Ok(())
     }
@@ -1097,16 +1181,40 @@ mod tests {
         ] {
             let mut w = BitWriter::with_header(0);
             write_zero_threshold(&mut w, zt);
-            let one_byte = zt.to_bits() == 0
+            let one_byte = zt == 0.0
                 || (zt > 0.0 && zt.log2().fract() == 0.0 && (-243.0..=10.0).contains(&zt.log2()));
             assert_eq!(w.bit_len(), if one_byte { 8 } else { 72 }, "{zt}");
             let got = read_zero_threshold(&mut BitReader::new(w.bytes(), 0)).unwrap();
-            assert_eq!(got.to_bits(), zt.to_bits(), "{zt}");
+            // -0.0 is stored as 0, as Prometheus does; everything else is bit-exact.
+            let want = if zt == 0.0 { 0.0 } else { zt };
+            assert_eq!(got.to_bits(), want.to_bits(), "{zt}");
         }
         // Prometheus' default threshold 2^-128 is stored as the single byte 116.
         let mut w = BitWriter::with_header(0);
         write_zero_threshold(&mut w, 2f64.powi(-128));
         assert_eq!(w.bytes(), &[116, 0]);
+    }
+
+    #[test]
+    fn custom_bound_encoding() {
+        // (bound, bits used): small multiples of 0.001 are varbits of bound*1000+1.
+        for (f, bits) in [
+            (0.0, 5),
+            (0.005, 5),
+            (1.5, 17),
+            (33554.43, 32),
+            (33554.431, 65),
+            (-1.0, 65),
+            (0.1234, 65),
+            (f64::INFINITY, 65),
+            (f64::NAN, 65),
+        ] {
+            let mut w = BitWriter::with_header(0);
+            write_custom_bound(&mut w, f);
+            assert_eq!(w.bit_len(), bits, "{f}");
+            let got = read_custom_bound(&mut BitReader::new(w.bytes(), 0)).unwrap();
+            assert_eq!(got.to_bits(), f.to_bits(), "{f}");
+        }
     }
 
     #[test]
