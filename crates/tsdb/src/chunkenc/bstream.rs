@@ -58,6 +58,13 @@ impl BitWriter {
         &mut self.buf
     }
 
+    /// Stores a chunk's sample count in its first two bytes (big endian), when present.
+    pub fn set_count(&mut self, n: u16) {
+        if let Some(head) = self.buf.get_mut(..2) {
+            head.copy_from_slice(&n.to_be_bytes());
+        }
+    }
+
     /// Number of bits written, header included.
     pub fn bit_len(&self) -> usize {
         self.buf.len() * 8 - self.free as usize

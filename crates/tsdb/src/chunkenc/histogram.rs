@@ -864,7 +864,9 @@ impl<C: Counts> GenericHistogramChunk<C> {
         let LayoutRefPub(layout) = C::layout(h);
         if num == 0 {
             let flag = header_bits(C::hint(h));
-            self.w.bytes_mut()[FLAG_POS] = flag;
+            if let Some(b) = self.w.bytes_mut().get_mut(FLAG_POS) {
+                *b = flag;
+            }
             let full = (!stale).then_some(h);
             self.common.write_first_t(&mut self.w, t, &layout, stale);
             self.counts.write_head(&mut self.w, full, true);
@@ -900,8 +902,7 @@ impl<C: Counts> GenericHistogramChunk<C> {
                 self.counts.write_buckets(&mut self.w, h, false);
             }
         }
-        let n = (num + 1).to_be_bytes();
-        self.w.bytes_mut()[..2].copy_from_slice(&n);
+        self.w.set_count(num + 1);
         Ok(())
     }
 

@@ -138,8 +138,7 @@ impl XorChunk {
         self.t = t;
         self.v = bits;
         self.t_delta = t_delta;
-        let n = (num + 1).to_be_bytes();
-        self.w.bytes_mut()[..HEADER].copy_from_slice(&n);
+        self.w.set_count(num + 1);
     }
 
     /// Iterates over the samples in order.
