@@ -1325,7 +1325,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(48))]
+        #![proptest_config(ProptestConfig::with_cases(64))]
 
         #[test]
         fn int_roundtrip_and_reload((ts, hs) in series(false), first in first_hint(),
@@ -1522,7 +1522,10 @@ mod tests {
             let mut it = HistogramIter::new(short);
             let n = it.by_ref().count();
             prop_assert!(n == hs.len() || it.err().is_some());
-            prop_assert!(n < hs.len());
+            if k * 8 < c.w.bit_len() {
+                // Only Go's trailing empty byte may be cut without losing data.
+                prop_assert!(n < hs.len());
+            }
         }
     }
 }

@@ -451,7 +451,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(96))]
+        #![proptest_config(ProptestConfig::with_cases(64))]
 
         #[test]
         fn roundtrip_bit_exact(s in samples()) {
