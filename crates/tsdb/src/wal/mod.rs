@@ -55,9 +55,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-pub use record::{
-    decode, encode, Record, RefFloatHistogram, RefHistogram, RefSample, RefSeries,
-};
+pub use record::{decode, encode, Record, RefFloatHistogram, RefHistogram, RefSample, RefSeries};
 
 /// Bytes of a frame header: kind, length, CRC.
 const HEADER_LEN: usize = 9;
@@ -167,9 +165,8 @@ fn frame(payload: &[u8], out: &mut Vec<u8>) -> Result<(), WalError> {
     if !record::is_known_type(kind) {
         return Err(WalError::UnknownRecordType(kind));
     }
-    let len = u32::try_from(payload.len()).map_err(|_| WalError::RecordTooLarge {
-        len: payload.len(),
-    })?;
+    let len = u32::try_from(payload.len())
+        .map_err(|_| WalError::RecordTooLarge { len: payload.len() })?;
     let mut head = [0u8; 5];
     head[0] = kind;
     head[1..5].copy_from_slice(&len.to_le_bytes());
