@@ -1,1 +1,3 @@
 //! On-disk blocks (being written).
+
+pub mod floatenc;
