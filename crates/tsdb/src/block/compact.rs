@@ -17,7 +17,9 @@ use super::{write_sorted, Block, BlockError, BlockMeta, BlockSeries};
 /// the union of the inputs'.
 pub fn compact(parent: &Path, blocks: &[&Block]) -> Result<BlockMeta, BlockError> {
     if blocks.is_empty() {
-        return Err(BlockError::Invalid("compact needs at least one block".into()));
+        return Err(BlockError::Invalid(
+            "compact needs at least one block".into(),
+        ));
     }
     let metas: Vec<&BlockMeta> = blocks.iter().map(|b| b.meta()).collect();
     let mint = metas.iter().map(|m| m.min_time).min().unwrap_or(0);
@@ -158,7 +160,8 @@ fn merge_series(labels: Labels, mut parts: Vec<BlockSeries>) -> Option<BlockSeri
 /// it spans the whole window or the newest block starts beyond it. `None` when nothing to do.
 pub fn plan_compaction(metas: &[BlockMeta], ranges: &[i64]) -> Option<Vec<String>> {
     let mut sorted: Vec<&BlockMeta> = metas.iter().collect();
-    sorted.sort_by(|a, b| (a.min_time, a.max_time, &a.ulid).cmp(&(b.min_time, b.max_time, &b.ulid)));
+    sorted
+        .sort_by(|a, b| (a.min_time, a.max_time, &a.ulid).cmp(&(b.min_time, b.max_time, &b.ulid)));
 
     // Overlapping blocks first: the first run of blocks each starting before the run's end.
     let mut i = 0;

@@ -235,7 +235,9 @@ impl IndexReader {
 
         let b: &[u8] = &self.mmap;
         let mut r = ByteReader::new(&b[ranges[0].0..ranges[0].1]);
-        let n = r.uvarint().map_err(|e| self.corrupt(format!("symbols: {e}")))?;
+        let n = r
+            .uvarint()
+            .map_err(|e| self.corrupt(format!("symbols: {e}")))?;
         if n > r.remaining() as u64 {
             return Err(self.corrupt("symbol count exceeds section"));
         }

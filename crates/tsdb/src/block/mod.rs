@@ -589,7 +589,11 @@ impl Block {
     }
 
     /// Values of label `name` among the series matching all matchers, sorted, unique.
-    pub fn label_values(&self, name: &str, matchers: &[Matcher]) -> Result<Vec<String>, BlockError> {
+    pub fn label_values(
+        &self,
+        name: &str,
+        matchers: &[Matcher],
+    ) -> Result<Vec<String>, BlockError> {
         if matchers.is_empty() {
             return Ok(self
                 .index

@@ -12,7 +12,11 @@ fn m(op: MatchOp, name: &str, value: &str) -> Matcher {
     Matcher::new(op, name, value).expect("valid matcher")
 }
 
-fn float_series(labels: Labels, ts: impl Iterator<Item = i64>, f: impl Fn(i64) -> f64) -> BlockSeries {
+fn float_series(
+    labels: Labels,
+    ts: impl Iterator<Item = i64>,
+    f: impl Fn(i64) -> f64,
+) -> BlockSeries {
     BlockSeries {
         labels,
         floats: ts.map(|t| Sample::new(t, f(t))).collect(),
@@ -89,14 +93,23 @@ fn write_open_select() {
     assert!(all.windows(2).all(|w| w[0].labels < w[1].labels));
 
     let up_a = b
-        .select(&[m(MatchOp::Equal, "__name__", "up"), m(MatchOp::Equal, "job", "a")], 0, 2000)
+        .select(
+            &[
+                m(MatchOp::Equal, "__name__", "up"),
+                m(MatchOp::Equal, "job", "a"),
+            ],
+            0,
+            2000,
+        )
         .unwrap();
     assert_eq!(up_a.len(), 1);
     assert_eq!(up_a[0].floats.len(), 100);
     assert_eq!(up_a[0].floats[3], Sample::new(30, 1.5));
 
     // Time filtering is inclusive on both ends.
-    let s = b.select(&[m(MatchOp::Equal, "job", "b")], 100, 200).unwrap();
+    let s = b
+        .select(&[m(MatchOp::Equal, "job", "b")], 100, 200)
+        .unwrap();
     assert_eq!(s[0].floats.first().map(|s| s.t), Some(100));
     assert_eq!(s[0].floats.last().map(|s| s.t), Some(200));
     assert_eq!(s[0].floats.len(), 11);
@@ -106,34 +119,62 @@ fn write_open_select() {
     assert!(b.select(&[], 5000, 6000).unwrap().is_empty());
 
     // Staleness markers survive bit for bit.
-    let s = b.select(&[m(MatchOp::Equal, "__name__", "requests")], 0, 2000).unwrap();
-    assert!(s[0].floats.iter().all(|x| x.v.to_bits() == sextant_model::STALE_NAN_BITS));
+    let s = b
+        .select(&[m(MatchOp::Equal, "__name__", "requests")], 0, 2000)
+        .unwrap();
+    assert!(s[0]
+        .floats
+        .iter()
+        .all(|x| x.v.to_bits() == sextant_model::STALE_NAN_BITS));
 
     // != also matches series without the label (here: all but job="b").
-    let s = b.select(&[m(MatchOp::NotEqual, "job", "b")], 0, 2000).unwrap();
+    let s = b
+        .select(&[m(MatchOp::NotEqual, "job", "b")], 0, 2000)
+        .unwrap();
     assert_eq!(s.len(), 3);
-    let s = b.select(&[m(MatchOp::NotEqual, "instance", "x")], 0, 2000).unwrap();
+    let s = b
+        .select(&[m(MatchOp::NotEqual, "instance", "x")], 0, 2000)
+        .unwrap();
     assert_eq!(s.len(), 2);
-    let s = b.select(&[m(MatchOp::Regex, "job", "a|b")], 0, 2000).unwrap();
+    let s = b
+        .select(&[m(MatchOp::Regex, "job", "a|b")], 0, 2000)
+        .unwrap();
     assert_eq!(s.len(), 3);
-    let s = b.select(&[m(MatchOp::Regex, "__name__", "up|lat.*")], 0, 2000).unwrap();
+    let s = b
+        .select(&[m(MatchOp::Regex, "__name__", "up|lat.*")], 0, 2000)
+        .unwrap();
     assert_eq!(s.len(), 3);
-    let s = b.select(&[m(MatchOp::NotRegex, "job", "a|c")], 0, 2000).unwrap();
+    let s = b
+        .select(&[m(MatchOp::NotRegex, "job", "a|c")], 0, 2000)
+        .unwrap();
     assert_eq!(names(&s), vec![r#"up{instance="x", job="b"}"#]);
-    let s = b.select(&[m(MatchOp::Regex, "instance", ".*")], 0, 2000).unwrap();
+    let s = b
+        .select(&[m(MatchOp::Regex, "instance", ".*")], 0, 2000)
+        .unwrap();
     assert_eq!(s.len(), 4);
-    let s = b.select(&[m(MatchOp::Regex, "instance", ".+")], 0, 2000).unwrap();
+    let s = b
+        .select(&[m(MatchOp::Regex, "instance", ".+")], 0, 2000)
+        .unwrap();
     assert_eq!(s.len(), 2);
-    let s = b.select(&[m(MatchOp::Equal, "instance", "")], 0, 2000).unwrap();
+    let s = b
+        .select(&[m(MatchOp::Equal, "instance", "")], 0, 2000)
+        .unwrap();
     assert_eq!(s.len(), 2);
-    let s = b.select(&[m(MatchOp::Equal, "nope", "x")], 0, 2000).unwrap();
+    let s = b
+        .select(&[m(MatchOp::Equal, "nope", "x")], 0, 2000)
+        .unwrap();
     assert!(s.is_empty());
 
     // Histogram chunks come back raw when they overlap the range.
-    let h = b.select(&[m(MatchOp::Equal, "job", "c")], 250, 260).unwrap();
+    let h = b
+        .select(&[m(MatchOp::Equal, "job", "c")], 250, 260)
+        .unwrap();
     assert_eq!(h[0].hist_chunks, vec![hist_chunk(&[100, 200, 300])]);
     assert!(h[0].floats.is_empty());
-    assert!(b.select(&[m(MatchOp::Equal, "job", "c")], 301, 400).unwrap().is_empty());
+    assert!(b
+        .select(&[m(MatchOp::Equal, "job", "c")], 301, 400)
+        .unwrap()
+        .is_empty());
 
     assert_eq!(b.series(&[m(MatchOp::Equal, "job", "a")]).unwrap().len(), 2);
 }
@@ -142,7 +183,10 @@ fn write_open_select() {
 fn label_names_and_values() {
     let dir = tempfile::tempdir().unwrap();
     let b = sample_block(dir.path());
-    assert_eq!(b.label_names(&[]).unwrap(), vec!["__name__", "instance", "job"]);
+    assert_eq!(
+        b.label_names(&[]).unwrap(),
+        vec!["__name__", "instance", "job"]
+    );
     assert_eq!(
         b.label_names(&[m(MatchOp::Equal, "job", "a")]).unwrap(),
         vec!["__name__", "instance", "job"]
@@ -157,7 +201,8 @@ fn label_names_and_values() {
         vec!["latency", "requests", "up"]
     );
     assert_eq!(
-        b.label_values("job", &[m(MatchOp::Equal, "__name__", "up")]).unwrap(),
+        b.label_values("job", &[m(MatchOp::Equal, "__name__", "up")])
+            .unwrap(),
         vec!["a", "b"]
     );
     assert!(b.label_values("nope", &[]).unwrap().is_empty());
@@ -213,7 +258,11 @@ fn compact_overlapping_first_block_wins() {
     // 0..100 step 10 from a (10 samples), plus 50..150 step 5 from b minus the shared 50..=90.
     assert!(xs.windows(2).all(|w| w[0].t < w[1].t));
     for smp in xs {
-        let want = if smp.t < 100 && smp.t % 10 == 0 { 1.0 } else { 2.0 };
+        let want = if smp.t < 100 && smp.t % 10 == 0 {
+            1.0
+        } else {
+            2.0
+        };
         assert_eq!(smp.v, want, "at {}", smp.t);
     }
     assert_eq!(xs.len(), 10 + 20 - 5);
@@ -224,7 +273,9 @@ fn compact_overlapping_first_block_wins() {
     // Reversed order: b wins.
     let c2 = compact(dir.path(), &[&bb, &ba]).unwrap();
     let bc2 = Block::open(&dir.path().join(&c2.ulid)).unwrap();
-    let s = bc2.select(&[m(MatchOp::Equal, "__name__", "x")], 60, 60).unwrap();
+    let s = bc2
+        .select(&[m(MatchOp::Equal, "__name__", "x")], 60, 60)
+        .unwrap();
     assert_eq!(s[0].floats, vec![Sample::new(60, 2.0)]);
 }
 
@@ -264,9 +315,18 @@ fn compact_adjacent() {
     assert_eq!((c.min_time, c.max_time, c.compaction.level), (0, 200, 2));
     assert_eq!(c.stats.num_series, 2);
     let bc = Block::open(&dir.path().join(&c.ulid)).unwrap();
-    let s = bc.select(&[m(MatchOp::Equal, "job", "j")], 0, 1000).unwrap();
-    assert_eq!(s[0].floats, (0..200).map(|t| Sample::new(t, t as f64)).collect::<Vec<_>>());
-    let s = bc.select(&[m(MatchOp::Equal, "__name__", "h")], 0, 1000).unwrap();
+    let s = bc
+        .select(&[m(MatchOp::Equal, "job", "j")], 0, 1000)
+        .unwrap();
+    assert_eq!(
+        s[0].floats,
+        (0..200)
+            .map(|t| Sample::new(t, t as f64))
+            .collect::<Vec<_>>()
+    );
+    let s = bc
+        .select(&[m(MatchOp::Equal, "__name__", "h")], 0, 1000)
+        .unwrap();
     assert_eq!(s[0].hist_chunks, vec![hist_chunk(&[10, 20])]);
     assert!(compact(dir.path(), &[]).is_err());
 }
@@ -373,7 +433,10 @@ fn corrupt_index_is_an_error() {
         let mut c = orig.clone();
         c[i] ^= 0x10;
         fs::write(&path, &c).unwrap();
-        assert!(Block::open(&bdir).is_err(), "flipped byte {i} went unnoticed");
+        assert!(
+            Block::open(&bdir).is_err(),
+            "flipped byte {i} went unnoticed"
+        );
     }
     for cut in [0, 3, 8, orig.len() / 2, orig.len() - 1] {
         fs::write(&path, &orig[..cut]).unwrap();
