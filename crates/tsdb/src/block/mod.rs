@@ -207,6 +207,13 @@ pub(crate) fn write_sorted(
     };
     fs::rename(&tmp, &dir).map_err(|e| BlockError::io("rename", &tmp, e))?;
     sync_dir(parent)?;
+    tracing::debug!(
+        ulid = %meta.ulid,
+        level = meta.compaction.level,
+        series = meta.stats.num_series,
+        samples = meta.stats.num_samples,
+        "wrote block"
+    );
     Ok(meta)
 }
 

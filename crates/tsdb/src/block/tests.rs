@@ -529,3 +529,9 @@ fn bytes_per_sample_counters() {
     assert!(per_sample < 2.0, "{per_sample} bytes/sample");
     assert_eq!(b.select(&[], i64::MIN, i64::MAX).unwrap(), expected);
 }
+
+#[test]
+fn block_is_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<Block>();
+}
