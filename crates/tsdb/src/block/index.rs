@@ -95,8 +95,8 @@ impl IndexWriter {
         Ok(())
     }
 
-    /// The complete index file.
-    pub fn finish(self) -> Vec<u8> {
+    /// The complete index file; fails when a section outgrows its 32-bit length field.
+    pub fn finish(self) -> Result<Vec<u8>, BlockError> {
         let mut out = Vec::with_capacity(self.series.len() * 2 + 1024);
         out.extend_from_slice(&MAGIC.to_be_bytes());
         out.extend_from_slice(&[VERSION, 0, 0, 0]);
@@ -131,6 +131,12 @@ impl IndexWriter {
 
         let mut toc = Vec::with_capacity(TOC_LEN);
         for section in [&syms, &self.series, &postings, &table] {
+            if u32::try_from(section.len()).is_err() {
+                return Err(BlockError::Invalid(format!(
+                    "index section of {} bytes exceeds 4 GiB",
+                    section.len()
+                )));
+            }
             toc.extend_from_slice(&(out.len() as u64).to_be_bytes());
             write_section(&mut out, section);
         }
@@ -138,7 +144,7 @@ impl IndexWriter {
         let crc = crc32c::crc32c(&toc);
         toc.extend_from_slice(&crc.to_be_bytes());
         out.extend_from_slice(&toc);
-        out
+        Ok(out)
     }
 }
 
@@ -453,7 +459,7 @@ mod tests {
         w.add_series(&a, &[c]).unwrap();
         w.add_series(&b, &[c, c]).unwrap();
         assert!(w.add_series(&a, &[]).is_err());
-        let bytes = w.finish();
+        let bytes = w.finish().unwrap();
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("index");
         std::fs::write(&p, &bytes).unwrap();

@@ -278,7 +278,7 @@ fn write_tmp(
         stats.num_chunks += metas.len() as u64;
     }
     cw.finish()?;
-    write_file(&tmp.join("index"), &iw.finish())?;
+    write_file(&tmp.join("index"), &iw.finish()?)?;
     let meta = BlockMeta {
         ulid: ulid.to_string(),
         min_time: mint,
