@@ -9,4 +9,10 @@
 
 pub mod block;
 pub mod chunkenc;
+pub mod db;
+pub mod head;
+pub mod querier;
 pub mod wal;
+
+#[cfg(test)]
+mod db_tests;

@@ -1,0 +1,950 @@
+//! The database: head + WAL + blocks in one data directory, and the maintenance that moves data
+//! between them (head cut into blocks, WAL checkpoints, block compaction, retention).
+//!
+//! Directory layout: `wal/` (segments and checkpoints), `blocks/<ULID>/` (immutable blocks),
+//! `snapshots/` (admin snapshots). A block that fails to open is moved aside to
+//! `blocks/<ULID>.corrupted` with a log line; the rest keeps serving.
+//!
+//! Durability: an append is acknowledged only after its WAL records have been written to the
+//! segment file (`write(2)`), so a process crash loses nothing acknowledged; the WAL is fsynced
+//! every second by the maintenance thread, on segment rotation and on close (see [`crate::wal`]).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use sextant_model::{HistogramValue, Labels, Matcher, Metadata};
+
+use crate::block::{self, Block, BlockMeta};
+use crate::chunkenc::Chunk;
+use crate::head::{read_chunk, AppendError, Head, HeadOptions, MemSeries};
+use crate::querier::{merge_series, merge_strings, Querier, QueryError, SeriesData};
+use crate::wal::{
+    self, Record, RefFloatHistogram, RefHistogram, RefSample, RefSeries, Wal, WalOptions,
+};
+
+/// Why the database could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("write-ahead log: {0}")]
+    Wal(#[from] wal::WalError),
+    #[error("block: {0}")]
+    Block(#[from] block::BlockError),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
+}
+
+fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> DbError {
+    let context = context.into();
+    move |source| DbError::Io { context, source }
+}
+
+/// Options of the database.
+#[derive(Clone, Debug)]
+pub struct DbOptions {
+    pub head: HeadOptions,
+    /// Drop blocks whose data is older than this many ms behind the newest sample (0 = keep).
+    pub retention: i64,
+    /// Drop the oldest blocks while blocks + WAL exceed this many bytes (0 = no limit).
+    pub retention_size: u64,
+    pub wal_segment_size: u64,
+    /// fdatasync the WAL before acknowledging every append (power-loss durability, slower).
+    pub wal_fsync: bool,
+}
+
+impl Default for DbOptions {
+    fn default() -> Self {
+        DbOptions {
+            head: HeadOptions::default(),
+            retention: 30 * 24 * 3600 * 1000,
+            retention_size: 0,
+            wal_segment_size: 128 << 20,
+            wal_fsync: false,
+        }
+    }
+}
+
+/// Reasons a sample can be refused by the database, for the rejected-samples counter.
+pub const REJECT_REASONS: [&str; 5] = [
+    "out_of_order",
+    "out_of_bounds",
+    "duplicate_sample",
+    "series_limit",
+    "invalid_histogram",
+];
+
+/// Counters the database keeps about itself (exported on `/metrics`).
+#[derive(Default)]
+pub struct DbMetrics {
+    pub samples_appended: AtomicU64,
+    pub histograms_appended: AtomicU64,
+    pub rejected: [AtomicU64; 5],
+    pub series_created: AtomicU64,
+    pub series_removed: AtomicU64,
+    pub head_truncations: AtomicU64,
+    pub compactions: AtomicU64,
+    pub compactions_failed: AtomicU64,
+    pub blocks_deleted_by_retention: AtomicU64,
+    pub wal_replay_ms: AtomicU64,
+    pub wal_corruptions: AtomicU64,
+    pub wal_write_failures: AtomicU64,
+    pub blocks_quarantined: AtomicU64,
+}
+
+impl DbMetrics {
+    fn reject(&self, e: &AppendError) {
+        if let Some(i) = REJECT_REASONS.iter().position(|r| *r == e.reason()) {
+            self.rejected[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The embedded time-series database.
+pub struct Db {
+    dir: PathBuf,
+    opts: DbOptions,
+    head: Arc<Head>,
+    wal: Mutex<Wal>,
+    blocks: RwLock<Vec<Arc<Block>>>,
+    metadata: Mutex<HashMap<String, Metadata>>,
+    metrics: DbMetrics,
+    closed: AtomicBool,
+    /// Serialises maintenance (head cut, compaction, retention, snapshot).
+    maintenance: Mutex<()>,
+}
+
+/// Outcome of a commit.
+#[derive(Debug, Default, Clone)]
+pub struct CommitStats {
+    pub samples: usize,
+    pub histograms: usize,
+    /// Samples refused at commit, with the first error per reason.
+    pub rejected: usize,
+    pub first_error: Option<String>,
+}
+
+impl Db {
+    /// Opens (or creates) the database in `dir`: loads blocks, replays the WAL.
+    pub fn open(dir: &Path, opts: DbOptions) -> Result<Db, DbError> {
+        let started = Instant::now();
+        std::fs::create_dir_all(dir.join("blocks"))
+            .map_err(io_err(format!("creating {}", dir.display())))?;
+        let metrics = DbMetrics::default();
+        let blocks = load_blocks(&dir.join("blocks"), &metrics)?;
+        let head = Arc::new(Head::new(opts.head.clone()));
+        if let Some(maxt) = blocks.iter().map(|b| b.meta().max_time).max() {
+            head.set_min_valid_time(maxt);
+        }
+        let mut metadata = HashMap::new();
+        let mut unknown_refs = 0u64;
+        let replay_ctx = |head: &Head| {
+            let mut c = head.append_ctx();
+            c.min_valid = head.min_valid_time();
+            c.ooo_min = head.min_valid_time();
+            c
+        };
+        let (wal, stats) = Wal::open(
+            &dir.join("wal"),
+            WalOptions {
+                segment_size: opts.wal_segment_size,
+                fsync_on_log: opts.wal_fsync,
+            },
+            |rec| match rec {
+                Record::Series(list) => {
+                    for s in list {
+                        let _ = head
+                            .create_with_ref(&s.labels, s.r, false)
+                            .map(|(ms, _)| ms.logged.store(true, Ordering::Relaxed));
+                    }
+                }
+                Record::Samples(list) => {
+                    let ctx = replay_ctx(&head);
+                    for s in list {
+                        match head.get_by_ref(s.r) {
+                            Some(ms) => {
+                                if let Ok(true) = ms.lock().append_float(s.t, s.v, &ctx) {
+                                    head.note_time(s.t);
+                                }
+                            }
+                            None => unknown_refs += 1,
+                        }
+                    }
+                }
+                Record::Histograms(list) => {
+                    let ctx = replay_ctx(&head);
+                    for s in list {
+                        let hv = HistogramValue::Int(s.h);
+                        replay_hist(&head, s.r, s.t, &hv, &ctx, &mut unknown_refs);
+                    }
+                }
+                Record::FloatHistograms(list) => {
+                    let ctx = replay_ctx(&head);
+                    for s in list {
+                        let hv = HistogramValue::Float(s.h);
+                        replay_hist(&head, s.r, s.t, &hv, &ctx, &mut unknown_refs);
+                    }
+                }
+                Record::Metadata(list) => {
+                    for m in list {
+                        metadata.insert(m.metric_family.clone(), m);
+                    }
+                }
+            },
+        )?;
+        if stats.corrupt {
+            metrics.wal_corruptions.fetch_add(1, Ordering::Relaxed);
+        }
+        if unknown_refs > 0 {
+            tracing::warn!(
+                samples = unknown_refs,
+                "WAL replay: samples for unknown series were skipped"
+            );
+        }
+        metrics
+            .wal_replay_ms
+            .store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
+        tracing::info!(
+            series = head.num_series(),
+            blocks = blocks.len(),
+            replay_ms = started.elapsed().as_millis() as u64,
+            "TSDB opened"
+        );
+        Ok(Db {
+            dir: dir.to_path_buf(),
+            opts,
+            head,
+            wal: Mutex::new(wal),
+            blocks: RwLock::new(blocks),
+            metadata: Mutex::new(metadata),
+            metrics,
+            closed: AtomicBool::new(false),
+            maintenance: Mutex::new(()),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn head(&self) -> &Head {
+        &self.head
+    }
+
+    pub fn metrics(&self) -> &DbMetrics {
+        &self.metrics
+    }
+
+    pub fn options(&self) -> &DbOptions {
+        &self.opts
+    }
+
+    /// A new appender; nothing is visible or durable until [`HeadAppender::commit`].
+    pub fn appender(&self) -> HeadAppender<'_> {
+        HeadAppender {
+            db: self,
+            floats: Vec::new(),
+            hists: Vec::new(),
+            metadata: Vec::new(),
+        }
+    }
+
+    /// Metadata per metric family, as last received.
+    pub fn metadata(&self) -> HashMap<String, Metadata> {
+        self.metadata
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn blocks(&self) -> Vec<Arc<Block>> {
+        self.blocks
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// A querier over head and blocks for `[mint, maxt]`.
+    pub fn querier(&self) -> DbQuerier {
+        DbQuerier {
+            head: self.head.clone(),
+            blocks: self.blocks(),
+        }
+    }
+
+    /// Size of the WAL in bytes.
+    pub fn wal_size(&self) -> u64 {
+        self.wal
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .size_bytes()
+    }
+
+    /// Bytes of all blocks.
+    pub fn blocks_size(&self) -> u64 {
+        self.blocks().iter().map(|b| b.size_bytes()).sum()
+    }
+
+    /// Fsyncs the WAL (called every second by the maintenance loop).
+    pub fn sync_wal(&self) -> Result<(), DbError> {
+        self.wal.lock().unwrap_or_else(|e| e.into_inner()).sync()?;
+        Ok(())
+    }
+
+    /// One round of maintenance: cut the head into blocks when it spans 1.5 block ranges,
+    /// compact blocks, apply retention. Errors are logged and counted, never fatal.
+    pub fn maintain(&self) {
+        let _g = self.maintenance.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            match self.cut_head_once() {
+                Ok(true) => continue,
+                Ok(false) => break,
+                Err(e) => {
+                    self.metrics
+                        .compactions_failed
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(error = %e, "cutting the head into a block failed");
+                    break;
+                }
+            }
+        }
+        if let Err(e) = self.compact_blocks() {
+            self.metrics
+                .compactions_failed
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::error!(error = %e, "block compaction failed");
+        }
+        self.apply_retention();
+    }
+
+    fn cut_head_once(&self) -> Result<bool, DbError> {
+        let (min, max) = (self.head.min_time(), self.head.max_time());
+        if min == i64::MAX || max == i64::MIN {
+            return Ok(false);
+        }
+        let range = self.opts.head.chunk_range;
+        let start = min.div_euclid(range) * range;
+        let end = start + range;
+        let frozen_until = max.saturating_sub((range / 2).max(self.opts.head.ooo_window));
+        if end > frozen_until {
+            return Ok(false);
+        }
+        self.cut_range(start, end)?;
+        Ok(true)
+    }
+
+    /// Writes head data in `[start, end)` to a block, then drops it from head and WAL.
+    fn cut_range(&self, start: i64, end: i64) -> Result<(), DbError> {
+        let t0 = Instant::now();
+        let series = self.head.block_series(start, end);
+        if !series.is_empty() {
+            let meta =
+                block::write_block(&self.dir.join("blocks"), series, start, end, 1, Vec::new())?;
+            let b = Block::open(&self.dir.join("blocks").join(&meta.ulid))?;
+            let mut blocks = self.blocks.write().unwrap_or_else(|e| e.into_inner());
+            blocks.push(Arc::new(b));
+            blocks.sort_by_key(|b| b.meta().min_time);
+            tracing::info!(ulid = %meta.ulid, mint = start, maxt = end, series = meta.stats.num_series, ms = t0.elapsed().as_millis() as u64, "head cut into block");
+        }
+        let mut wal = self.wal.lock().unwrap_or_else(|e| e.into_inner());
+        let (_, removed) = self.head.truncate(end);
+        self.metrics
+            .series_removed
+            .fetch_add(removed as u64, Ordering::Relaxed);
+        self.metrics
+            .head_truncations
+            .fetch_add(1, Ordering::Relaxed);
+        let upto = wal.cut_segment()?;
+        let snap = self.head.snapshot_for_checkpoint();
+        let md: Vec<Metadata> = self.metadata().into_values().collect();
+        wal.checkpoint(upto, checkpoint_records(snap, md))?;
+        Ok(())
+    }
+
+    fn compact_blocks(&self) -> Result<(), DbError> {
+        let ranges = self.compaction_ranges();
+        loop {
+            let blocks = self.blocks();
+            let metas: Vec<BlockMeta> = blocks.iter().map(|b| b.meta().clone()).collect();
+            let Some(plan) = block::plan_compaction(&metas, &ranges) else {
+                return Ok(());
+            };
+            let chosen: Vec<&Arc<Block>> = blocks
+                .iter()
+                .filter(|b| plan.contains(&b.meta().ulid))
+                .collect();
+            if chosen.len() < 2 {
+                return Ok(());
+            }
+            let refs: Vec<&Block> = chosen.iter().map(|b| b.as_ref()).collect();
+            let meta = block::compact(&self.dir.join("blocks"), &refs)?;
+            let nb = Arc::new(Block::open(&self.dir.join("blocks").join(&meta.ulid))?);
+            {
+                let mut w = self.blocks.write().unwrap_or_else(|e| e.into_inner());
+                w.retain(|b| !plan.contains(&b.meta().ulid));
+                w.push(nb);
+                w.sort_by_key(|b| b.meta().min_time);
+            }
+            for b in chosen {
+                remove_block_dir(b.dir());
+            }
+            self.metrics.compactions.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(ulid = %meta.ulid, level = meta.compaction.level, sources = plan.len(), "blocks compacted");
+        }
+    }
+
+    /// Block ranges 2h, 6h, 18h, … up to a tenth of the retention (at most 31 days).
+    fn compaction_ranges(&self) -> Vec<i64> {
+        let base = self.opts.head.chunk_range;
+        let cap = if self.opts.retention > 0 {
+            (self.opts.retention / 10).min(31 * 86_400_000)
+        } else {
+            31 * 86_400_000
+        };
+        let mut v = vec![base];
+        while let Some(&last) = v.last() {
+            let next = last * 3;
+            if next > cap {
+                break;
+            }
+            v.push(next);
+        }
+        v
+    }
+
+    /// Deletes blocks beyond the time or size retention.
+    pub fn apply_retention(&self) {
+        let mut doomed: Vec<Arc<Block>> = Vec::new();
+        {
+            let mut blocks = self.blocks.write().unwrap_or_else(|e| e.into_inner());
+            blocks.sort_by_key(|b| b.meta().min_time);
+            if self.opts.retention > 0 {
+                let newest = blocks
+                    .iter()
+                    .map(|b| b.meta().max_time)
+                    .max()
+                    .unwrap_or(i64::MIN)
+                    .max(self.head.max_time());
+                let cutoff = newest.saturating_sub(self.opts.retention);
+                let (drop, keep): (Vec<_>, Vec<_>) =
+                    blocks.drain(..).partition(|b| b.meta().max_time <= cutoff);
+                *blocks = keep;
+                doomed.extend(drop);
+            }
+            if self.opts.retention_size > 0 {
+                let wal = self
+                    .wal
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .size_bytes();
+                let mut total: u64 = blocks.iter().map(|b| b.size_bytes()).sum::<u64>() + wal;
+                while total > self.opts.retention_size && !blocks.is_empty() {
+                    let b = blocks.remove(0);
+                    total = total.saturating_sub(b.size_bytes());
+                    doomed.push(b);
+                }
+            }
+        }
+        for b in doomed {
+            tracing::info!(ulid = %b.meta().ulid, "block deleted by retention");
+            self.metrics
+                .blocks_deleted_by_retention
+                .fetch_add(1, Ordering::Relaxed);
+            remove_block_dir(b.dir());
+        }
+    }
+
+    /// Writes a snapshot of all blocks (hard links) and, unless `skip_head`, the head as a block
+    /// into `snapshots/<name>`; returns the name. Like Prometheus' admin snapshot API.
+    pub fn snapshot(&self, skip_head: bool) -> Result<String, DbError> {
+        let _g = self.maintenance.lock().unwrap_or_else(|e| e.into_inner());
+        let now = sextant_model::time::now_ms();
+        let name = format!(
+            "{}-{:016x}",
+            sextant_model::time::format_rfc3339_ms(now).replace([':', '-', '.'], ""),
+            Labels::from_pairs([("t", now.to_string())]).stable_hash()
+        );
+        let dst = self.dir.join("snapshots").join(&name);
+        std::fs::create_dir_all(&dst).map_err(io_err(format!("creating {}", dst.display())))?;
+        for b in self.blocks() {
+            link_tree(b.dir(), &dst.join(&b.meta().ulid))?;
+        }
+        if !skip_head {
+            let (min, max) = (self.head.min_time(), self.head.max_time());
+            if min != i64::MAX && max != i64::MIN {
+                let series = self.head.block_series(min, max + 1);
+                if !series.is_empty() {
+                    block::write_block(&dst, series, min, max + 1, 1, Vec::new())?;
+                }
+            }
+        }
+        Ok(name)
+    }
+
+    /// Flushes and fsyncs the WAL; the database is then safe to drop.
+    pub fn close(&self) -> Result<(), DbError> {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        self.sync_wal()
+    }
+
+    /// Starts the maintenance thread: WAL fsync every second, maintenance every `every`.
+    pub fn start_maintenance(self: &Arc<Self>, every: Duration) -> std::thread::JoinHandle<()> {
+        let db = Arc::downgrade(self);
+        std::thread::Builder::new()
+            .name("tsdb-maintenance".into())
+            .spawn(move || {
+                let mut last = Instant::now();
+                loop {
+                    std::thread::sleep(Duration::from_secs(1));
+                    let Some(db) = db.upgrade() else { return };
+                    if db.closed.load(Ordering::Acquire) {
+                        return;
+                    }
+                    if let Err(e) = db.sync_wal() {
+                        tracing::error!(error = %e, "WAL fsync failed");
+                    }
+                    if last.elapsed() >= every {
+                        last = Instant::now();
+                        db.maintain();
+                    }
+                }
+            })
+            .unwrap_or_else(|_| std::thread::spawn(|| {}))
+    }
+}
+
+fn replay_hist(
+    head: &Head,
+    r: u64,
+    t: i64,
+    hv: &HistogramValue,
+    ctx: &crate::head::AppendCtx,
+    unknown: &mut u64,
+) {
+    match head.get_by_ref(r) {
+        Some(ms) => {
+            if let Ok(true) = ms.lock().append_histogram(t, hv, ctx) {
+                head.note_time(t);
+            }
+        }
+        None => *unknown += 1,
+    }
+}
+
+/// Records of a checkpoint, produced lazily a few hundred series at a time.
+fn checkpoint_records(
+    snap: Vec<(u64, Labels, SeriesData)>,
+    md: Vec<Metadata>,
+) -> impl Iterator<Item = Record> {
+    let mut out: Vec<Record> = Vec::new();
+    for group in snap.chunks(512) {
+        out.push(Record::Series(
+            group
+                .iter()
+                .map(|(r, l, _)| RefSeries {
+                    r: *r,
+                    labels: l.clone(),
+                })
+                .collect(),
+        ));
+        let mut samples = Vec::new();
+        let mut hs = Vec::new();
+        let mut fhs = Vec::new();
+        for (r, _, sd) in group {
+            samples.extend(sd.floats.iter().map(|s| RefSample {
+                r: *r,
+                t: s.t,
+                v: s.v,
+            }));
+            for (t, h) in &sd.histograms {
+                match h {
+                    HistogramValue::Int(h) => hs.push(RefHistogram {
+                        r: *r,
+                        t: *t,
+                        h: h.clone(),
+                    }),
+                    HistogramValue::Float(h) => fhs.push(RefFloatHistogram {
+                        r: *r,
+                        t: *t,
+                        h: h.clone(),
+                    }),
+                }
+            }
+        }
+        if !samples.is_empty() {
+            out.push(Record::Samples(samples));
+        }
+        if !hs.is_empty() {
+            out.push(Record::Histograms(hs));
+        }
+        if !fhs.is_empty() {
+            out.push(Record::FloatHistograms(fhs));
+        }
+    }
+    if !md.is_empty() {
+        out.push(Record::Metadata(md));
+    }
+    out.into_iter()
+}
+
+fn load_blocks(dir: &Path, metrics: &DbMetrics) -> Result<Vec<Arc<Block>>, DbError> {
+    let mut out = Vec::new();
+    let rd = std::fs::read_dir(dir).map_err(io_err(format!("reading {}", dir.display())))?;
+    for e in rd.flatten() {
+        let p = e.path();
+        let name = e.file_name().to_string_lossy().to_string();
+        if !p.is_dir() || name.ends_with(".corrupted") {
+            continue;
+        }
+        if name.ends_with(".tmp") {
+            tracing::warn!(dir = %p.display(), "removing unfinished block from an interrupted write");
+            let _ = std::fs::remove_dir_all(&p);
+            continue;
+        }
+        match Block::open(&p) {
+            Ok(b) => out.push(Arc::new(b)),
+            Err(err) => {
+                let q = dir.join(format!("{name}.corrupted"));
+                tracing::error!(block = %p.display(), error = %err, quarantine = %q.display(), "block cannot be read; moved aside");
+                metrics.blocks_quarantined.fetch_add(1, Ordering::Relaxed);
+                let _ = std::fs::rename(&p, &q);
+            }
+        }
+    }
+    out.sort_by_key(|b| b.meta().min_time);
+    Ok(out)
+}
+
+fn remove_block_dir(p: &Path) {
+    if let Err(e) = std::fs::remove_dir_all(p) {
+        tracing::warn!(dir = %p.display(), error = %e, "could not delete block directory");
+    }
+}
+
+fn link_tree(src: &Path, dst: &Path) -> Result<(), DbError> {
+    std::fs::create_dir_all(dst).map_err(io_err(format!("creating {}", dst.display())))?;
+    let rd = std::fs::read_dir(src).map_err(io_err(format!("reading {}", src.display())))?;
+    for e in rd.flatten() {
+        let (s, d) = (e.path(), dst.join(e.file_name()));
+        if s.is_dir() {
+            link_tree(&s, &d)?;
+        } else if std::fs::hard_link(&s, &d).is_err() {
+            std::fs::copy(&s, &d).map_err(io_err(format!("copying {}", s.display())))?;
+        }
+    }
+    Ok(())
+}
+
+/// Buffers samples for one commit. Everything written through ingest passes here.
+pub struct HeadAppender<'a> {
+    db: &'a Db,
+    floats: Vec<(Arc<MemSeries>, i64, f64)>,
+    hists: Vec<(Arc<MemSeries>, i64, HistogramValue)>,
+    metadata: Vec<Metadata>,
+}
+
+impl HeadAppender<'_> {
+    fn series(&mut self, labels: &Labels) -> Result<Arc<MemSeries>, AppendError> {
+        match self.db.head.get_or_create(labels) {
+            Ok((s, created)) => {
+                if created {
+                    self.db
+                        .metrics
+                        .series_created
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(s)
+            }
+            Err(e) => {
+                self.db.metrics.reject(&e);
+                Err(e)
+            }
+        }
+    }
+
+    /// Queues a float sample; errors that are certain already (series limit, too old) come
+    /// back now, the rest at commit.
+    pub fn append(&mut self, labels: &Labels, t: i64, v: f64) -> Result<(), AppendError> {
+        let s = self.series(labels)?;
+        self.floats.push((s, t, v));
+        Ok(())
+    }
+
+    /// Queues a native histogram sample.
+    pub fn append_histogram(
+        &mut self,
+        labels: &Labels,
+        t: i64,
+        h: HistogramValue,
+    ) -> Result<(), AppendError> {
+        let valid = match &h {
+            HistogramValue::Int(x) => x.validate(),
+            HistogramValue::Float(x) => x.validate(),
+        };
+        if let Err(e) = valid {
+            let err = AppendError::InvalidHistogram(e.to_string());
+            self.db.metrics.reject(&err);
+            return Err(err);
+        }
+        let s = self.series(labels)?;
+        self.hists.push((s, t, h));
+        Ok(())
+    }
+
+    /// Queues metadata of a metric family; logged only when it changed.
+    pub fn set_metadata(&mut self, md: Metadata) {
+        self.metadata.push(md);
+    }
+
+    /// Applies the queued samples to the head (checking order and duplicates), writes the
+    /// accepted ones to the WAL, and returns once they are written. On a WAL error nothing
+    /// is acknowledged.
+    pub fn commit(self) -> Result<CommitStats, DbError> {
+        let db = self.db;
+        let mut stats = CommitStats::default();
+        let mut wal = db.wal.lock().unwrap_or_else(|e| e.into_inner());
+        let ctx = db.head.append_ctx();
+        let mut new_series: Vec<Arc<MemSeries>> = Vec::new();
+        let mut samples: Vec<RefSample> = Vec::with_capacity(self.floats.len());
+        let mut hs: Vec<RefHistogram> = Vec::new();
+        let mut fhs: Vec<RefFloatHistogram> = Vec::new();
+        let (mut tmin, mut tmax) = (i64::MAX, i64::MIN);
+        let reject = |e: AppendError, stats: &mut CommitStats| {
+            db.metrics.reject(&e);
+            stats.rejected += 1;
+            if stats.first_error.is_none() {
+                stats.first_error = Some(e.to_string());
+            }
+        };
+        for (s, t, v) in &self.floats {
+            let res = s.lock().append_float(*t, *v, &ctx);
+            match res {
+                Ok(true) => {
+                    if !s.logged.swap(true, Ordering::AcqRel) {
+                        new_series.push(s.clone());
+                    }
+                    samples.push(RefSample {
+                        r: s.r,
+                        t: *t,
+                        v: *v,
+                    });
+                    tmin = tmin.min(*t);
+                    tmax = tmax.max(*t);
+                }
+                Ok(false) => {}
+                Err(e) => reject(e, &mut stats),
+            }
+        }
+        for (s, t, h) in &self.hists {
+            let res = s.lock().append_histogram(*t, h, &ctx);
+            match res {
+                Ok(true) => {
+                    if !s.logged.swap(true, Ordering::AcqRel) {
+                        new_series.push(s.clone());
+                    }
+                    match h {
+                        HistogramValue::Int(h) => hs.push(RefHistogram {
+                            r: s.r,
+                            t: *t,
+                            h: h.clone(),
+                        }),
+                        HistogramValue::Float(h) => fhs.push(RefFloatHistogram {
+                            r: s.r,
+                            t: *t,
+                            h: h.clone(),
+                        }),
+                    }
+                    tmin = tmin.min(*t);
+                    tmax = tmax.max(*t);
+                }
+                Ok(false) => {}
+                Err(e) => reject(e, &mut stats),
+            }
+        }
+        let mut changed_md = Vec::new();
+        if !self.metadata.is_empty() {
+            let mut md = db.metadata.lock().unwrap_or_else(|e| e.into_inner());
+            for m in self.metadata {
+                if md.get(&m.metric_family) != Some(&m) {
+                    md.insert(m.metric_family.clone(), m.clone());
+                    changed_md.push(m);
+                }
+            }
+        }
+        let mut recs: Vec<Vec<u8>> = Vec::with_capacity(4);
+        let mut push = |r: Record| {
+            let mut b = Vec::new();
+            wal::encode(&r, &mut b);
+            recs.push(b);
+        };
+        if !new_series.is_empty() {
+            let labels: Vec<RefSeries> = new_series
+                .iter()
+                .map(|s| RefSeries {
+                    r: s.r,
+                    labels: db.head.series_labels(s),
+                })
+                .collect();
+            push(Record::Series(labels));
+        }
+        stats.samples = samples.len();
+        stats.histograms = hs.len() + fhs.len();
+        if !samples.is_empty() {
+            push(Record::Samples(samples));
+        }
+        if !hs.is_empty() {
+            push(Record::Histograms(hs));
+        }
+        if !fhs.is_empty() {
+            push(Record::FloatHistograms(fhs));
+        }
+        if !changed_md.is_empty() {
+            push(Record::Metadata(changed_md));
+        }
+        if !recs.is_empty() {
+            if let Err(e) = wal.log(&recs) {
+                db.metrics
+                    .wal_write_failures
+                    .fetch_add(1, Ordering::Relaxed);
+                for s in &new_series {
+                    s.logged.store(false, Ordering::Release);
+                }
+                return Err(e.into());
+            }
+        }
+        drop(wal);
+        if tmin != i64::MAX {
+            db.head.note_time(tmin);
+            db.head.note_time(tmax);
+        }
+        db.metrics
+            .samples_appended
+            .fetch_add(stats.samples as u64, Ordering::Relaxed);
+        db.metrics
+            .histograms_appended
+            .fetch_add(stats.histograms as u64, Ordering::Relaxed);
+        Ok(stats)
+    }
+}
+
+/// Reads head and blocks, merged.
+pub struct DbQuerier {
+    head: Arc<Head>,
+    blocks: Vec<Arc<Block>>,
+}
+
+impl DbQuerier {
+    fn blocks_in(&self, mint: i64, maxt: i64) -> impl Iterator<Item = &Arc<Block>> {
+        self.blocks
+            .iter()
+            .filter(move |b| b.meta().max_time > mint && b.meta().min_time <= maxt)
+    }
+
+    fn head_in(&self, mint: i64, maxt: i64) -> bool {
+        self.head.max_time() >= mint && self.head.min_time() <= maxt
+    }
+}
+
+fn block_err(b: &Block, e: impl std::fmt::Display) -> QueryError {
+    QueryError::Block {
+        block: b.meta().ulid.clone(),
+        msg: e.to_string(),
+    }
+}
+
+impl Querier for DbQuerier {
+    fn select(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<SeriesData>, QueryError> {
+        let mut sources = Vec::new();
+        for b in self.blocks_in(mint, maxt) {
+            let list = b
+                .select(matchers, mint, maxt)
+                .map_err(|e| block_err(b, e))?;
+            let mut conv = Vec::with_capacity(list.len());
+            for bs in list {
+                let mut sd = SeriesData {
+                    labels: bs.labels,
+                    floats: bs.floats,
+                    histograms: Vec::new(),
+                };
+                for rc in bs.hist_chunks {
+                    let c =
+                        Chunk::from_encoded(rc.encoding, rc.data).map_err(|e| block_err(b, e))?;
+                    read_chunk(&c, mint, maxt, &mut sd);
+                }
+                if !sd.floats.is_empty() || !sd.histograms.is_empty() {
+                    conv.push(sd);
+                }
+            }
+            sources.push(conv);
+        }
+        if self.head_in(mint, maxt) {
+            sources.push(self.head.select(matchers, mint, maxt));
+        }
+        Ok(merge_series(sources))
+    }
+
+    fn series(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<Labels>, QueryError> {
+        let mut all: Vec<Labels> = Vec::new();
+        for b in self.blocks_in(mint, maxt) {
+            all.extend(b.series(matchers).map_err(|e| block_err(b, e))?);
+        }
+        if self.head_in(mint, maxt) {
+            all.extend(self.head.series(matchers, mint, maxt));
+        }
+        all.sort();
+        all.dedup();
+        Ok(all)
+    }
+
+    fn label_names(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<String>, QueryError> {
+        let mut lists = Vec::new();
+        for b in self.blocks_in(mint, maxt) {
+            lists.push(b.label_names(matchers).map_err(|e| block_err(b, e))?);
+        }
+        if self.head_in(mint, maxt) {
+            lists.push(self.head.label_names(matchers));
+        }
+        Ok(merge_strings(lists))
+    }
+
+    fn label_values(
+        &self,
+        name: &str,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<String>, QueryError> {
+        let mut lists = Vec::new();
+        for b in self.blocks_in(mint, maxt) {
+            lists.push(
+                b.label_values(name, matchers)
+                    .map_err(|e| block_err(b, e))?,
+            );
+        }
+        if self.head_in(mint, maxt) {
+            lists.push(self.head.label_values(name, matchers));
+        }
+        Ok(merge_strings(lists))
+    }
+}

@@ -1,0 +1,347 @@
+//! Database-level tests: the whole path head → WAL → blocks → compaction → retention, restarts.
+
+use std::sync::Arc;
+
+use sextant_model::{
+    FloatHistogram, Histogram, HistogramValue, Labels, MatchOp, Matcher, Sample, Span, STALE_NAN,
+};
+
+use crate::db::{Db, DbOptions};
+use crate::head::HeadOptions;
+use crate::querier::Querier;
+
+const H: i64 = 3600 * 1000;
+
+fn opts(range: i64) -> DbOptions {
+    DbOptions {
+        head: HeadOptions {
+            chunk_range: range,
+            ..HeadOptions::default()
+        },
+        retention: 0,
+        retention_size: 0,
+        wal_segment_size: 1 << 20,
+        wal_fsync: false,
+    }
+}
+
+fn ls(name: &str, i: usize) -> Labels {
+    Labels::from_pairs([
+        ("__name__", name.to_string()),
+        ("job", "t".into()),
+        ("i", i.to_string()),
+    ])
+}
+
+fn write(db: &Db, name: &str, series: usize, from: i64, to: i64, step: i64) {
+    let mut t = from;
+    while t < to {
+        let mut app = db.appender();
+        for i in 0..series {
+            app.append(&ls(name, i), t, (t / step) as f64 + i as f64)
+                .expect("append");
+        }
+        let st = app.commit().expect("commit");
+        assert_eq!(st.rejected, 0, "{:?}", st.first_error);
+        t += step;
+    }
+}
+
+fn all(db: &Db, name: &str) -> Vec<crate::querier::SeriesData> {
+    db.querier()
+        .select(&[Matcher::equal("__name__", name)], i64::MIN, i64::MAX)
+        .expect("select")
+}
+
+#[test]
+fn append_query_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let db = Db::open(dir.path(), opts(2 * H)).expect("open");
+        write(&db, "m", 3, 0, 600_000, 15_000);
+        let mut app = db.appender();
+        app.append(&ls("m", 0), 600_000, STALE_NAN).expect("stale");
+        app.commit().expect("commit");
+        db.close().expect("close");
+    }
+    let db = Db::open(dir.path(), opts(2 * H)).expect("reopen");
+    let got = all(&db, "m");
+    assert_eq!(got.len(), 3);
+    assert_eq!(got[0].floats.len(), 41);
+    assert!(
+        sextant_model::is_stale_nan(got[0].floats[40].v),
+        "staleness marker survives bit-exact"
+    );
+    assert_eq!(got[2].floats[1], Sample::new(15_000, 3.0));
+    let q = db.querier();
+    let m = |op, n: &str, v: &str| Matcher::new(op, n, v).expect("matcher");
+    assert_eq!(
+        q.select(&[m(MatchOp::Regex, "i", "0|2")], 0, i64::MAX)
+            .expect("sel")
+            .len(),
+        2
+    );
+    assert_eq!(
+        q.select(
+            &[
+                m(MatchOp::Equal, "__name__", "m"),
+                m(MatchOp::NotEqual, "i", "1")
+            ],
+            0,
+            i64::MAX
+        )
+        .expect("sel")
+        .len(),
+        2
+    );
+    assert_eq!(
+        q.select(
+            &[
+                m(MatchOp::Equal, "__name__", "m"),
+                m(MatchOp::NotRegex, "i", "[01]")
+            ],
+            0,
+            i64::MAX
+        )
+        .expect("sel")
+        .len(),
+        1
+    );
+    assert_eq!(
+        q.select(
+            &[
+                m(MatchOp::Equal, "__name__", "m"),
+                m(MatchOp::Equal, "missing", "")
+            ],
+            0,
+            i64::MAX
+        )
+        .expect("sel")
+        .len(),
+        3
+    );
+    assert_eq!(
+        q.select(&[m(MatchOp::Equal, "__name__", "m")], 30_000, 45_000)
+            .expect("sel")[0]
+            .floats
+            .len(),
+        2
+    );
+    assert_eq!(
+        q.label_values("i", &[], i64::MIN, i64::MAX)
+            .expect("values"),
+        vec!["0", "1", "2"]
+    );
+    assert_eq!(
+        q.label_names(&[], i64::MIN, i64::MAX).expect("names"),
+        vec!["__name__", "i", "job"]
+    );
+}
+
+#[test]
+fn head_is_cut_into_blocks_and_compacted_and_survives_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let range = 60_000; // 1-minute blocks keep the test small
+    {
+        let db = Db::open(dir.path(), opts(range)).expect("open");
+        write(&db, "c", 4, 0, 10 * range, 1_000);
+        db.maintain();
+        assert!(!db.blocks().is_empty(), "head was cut into blocks");
+        assert!(
+            db.head().min_time() >= 8 * range,
+            "head truncated, min {}",
+            db.head().min_time()
+        );
+        let got = all(&db, "c");
+        assert_eq!(got.len(), 4);
+        assert_eq!(
+            got[1].floats.len(),
+            600,
+            "every sample readable across blocks and head"
+        );
+        for (k, s) in got[1].floats.iter().enumerate() {
+            assert_eq!(*s, Sample::new(k as i64 * 1000, k as f64 + 1.0));
+        }
+        // 3 blocks of one range compact into one of the next range.
+        assert!(
+            db.metrics()
+                .compactions
+                .load(std::sync::atomic::Ordering::Relaxed)
+                > 0
+        );
+        assert!(db.blocks().iter().any(|b| b.meta().compaction.level > 1));
+    }
+    // Kill-like restart: no close.
+    let db = Db::open(dir.path(), opts(range)).expect("reopen");
+    let got = all(&db, "c");
+    assert_eq!(got[3].floats.len(), 600);
+    assert_eq!(got[3].floats[599], Sample::new(599_000, 602.0));
+    // Samples in ranges already in blocks are refused.
+    let mut app = db.appender();
+    app.append(&ls("c", 0), 1_000_000, 1.0).expect("queue");
+    app.append(&ls("c", 0), 5_000, 1.0).expect("queue");
+    let st = app.commit().expect("commit");
+    assert_eq!(st.rejected, 1);
+}
+
+#[test]
+fn retention_by_time_and_size() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let range = 60_000;
+    let db = Db::open(
+        dir.path(),
+        DbOptions {
+            retention: 4 * range,
+            ..opts(range)
+        },
+    )
+    .expect("open");
+    write(&db, "r", 2, 0, 12 * range, 5_000);
+    db.maintain();
+    let oldest = db
+        .blocks()
+        .iter()
+        .map(|b| b.meta().min_time)
+        .min()
+        .expect("blocks remain");
+    assert!(
+        oldest >= 12 * range - 6 * range,
+        "old blocks deleted, oldest starts at {oldest}"
+    );
+    assert!(
+        db.metrics()
+            .blocks_deleted_by_retention
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > 0
+    );
+    let first = all(&db, "r")[0].floats[0].t;
+    assert!(
+        first >= 6 * range,
+        "data before the retention is gone, first {first}"
+    );
+
+    let dir2 = tempfile::tempdir().expect("tempdir");
+    let db2 = Db::open(
+        dir2.path(),
+        DbOptions {
+            retention_size: 1,
+            ..opts(range)
+        },
+    )
+    .expect("open");
+    write(&db2, "r", 2, 0, 12 * range, 5_000);
+    db2.maintain();
+    assert!(
+        db2.blocks().is_empty(),
+        "size retention removes every block when over"
+    );
+}
+
+#[test]
+fn native_histograms_round_trip_through_wal_and_blocks() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let range = 60_000;
+    let lbl = Labels::from_pairs([("__name__", "lat_seconds"), ("job", "h")]);
+    let flbl = Labels::from_pairs([("__name__", "flat_seconds"), ("job", "h")]);
+    let mk = |k: u64| Histogram {
+        schema: 1,
+        zero_threshold: 1e-128,
+        zero_count: k,
+        count: 4 * k,
+        sum: 1.5 * k as f64,
+        positive_spans: vec![
+            Span {
+                offset: 0,
+                length: 2,
+            },
+            Span {
+                offset: 1,
+                length: 1,
+            },
+        ],
+        positive_buckets: vec![k as i64, 0, k as i64],
+        ..Default::default()
+    };
+    let mkf = |k: u64| FloatHistogram {
+        schema: -53,
+        count: 2.0 * k as f64,
+        sum: 0.25 * k as f64,
+        positive_spans: vec![Span {
+            offset: 0,
+            length: 2,
+        }],
+        positive_buckets: vec![k as f64, k as f64],
+        custom_values: vec![0.1, 1.0],
+        ..Default::default()
+    };
+    {
+        let db = Db::open(dir.path(), opts(range)).expect("open");
+        for k in 0..300u64 {
+            let mut app = db.appender();
+            app.append_histogram(&lbl, k as i64 * 1000, HistogramValue::Int(mk(k + 1)))
+                .expect("hist");
+            app.append_histogram(&flbl, k as i64 * 1000, HistogramValue::Float(mkf(k + 1)))
+                .expect("fhist");
+            app.commit().expect("commit");
+        }
+        db.maintain();
+        assert!(!db.blocks().is_empty());
+    }
+    let db = Db::open(dir.path(), opts(range)).expect("reopen");
+    let got = db
+        .querier()
+        .select(&[Matcher::equal("job", "h")], i64::MIN, i64::MAX)
+        .expect("select");
+    assert_eq!(got.len(), 2);
+    let f = &got[0];
+    let i = &got[1];
+    assert_eq!(i.labels.metric_name(), Some("lat_seconds"));
+    assert_eq!(i.histograms.len(), 300);
+    for (k, (t, h)) in i.histograms.iter().enumerate() {
+        assert_eq!(*t, k as i64 * 1000);
+        match h {
+            HistogramValue::Int(h) => {
+                assert_eq!(h.count, 4 * (k as u64 + 1));
+                assert_eq!(h.positive_buckets, mk(k as u64 + 1).positive_buckets);
+            }
+            other => panic!("integer histogram came back as {other:?}"),
+        }
+    }
+    assert_eq!(f.histograms.len(), 300);
+    match &f.histograms[10].1 {
+        HistogramValue::Float(h) => {
+            assert_eq!(h.custom_values, vec![0.1, 1.0]);
+            assert_eq!(h.positive_buckets, vec![11.0, 11.0]);
+        }
+        other => panic!("float histogram came back as {other:?}"),
+    }
+}
+
+#[test]
+fn concurrent_appenders_and_readers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Arc::new(Db::open(dir.path(), opts(2 * H)).expect("open"));
+    let mut handles = Vec::new();
+    for w in 0..4 {
+        let db = db.clone();
+        handles.push(std::thread::spawn(move || {
+            for k in 0..200i64 {
+                let mut app = db.appender();
+                for i in 0..20 {
+                    app.append(&ls("conc", w * 100 + i), k * 1000, k as f64)
+                        .expect("append");
+                }
+                app.commit().expect("commit");
+                let _ = db
+                    .querier()
+                    .select(&[Matcher::equal("__name__", "conc")], 0, i64::MAX);
+            }
+        }));
+    }
+    for h in handles {
+        h.join().expect("thread");
+    }
+    let got = all(&db, "conc");
+    assert_eq!(got.len(), 80);
+    assert!(got.iter().all(|s| s.floats.len() == 200));
+}
