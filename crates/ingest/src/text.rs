@@ -223,9 +223,8 @@ fn parse_sample(
         return Err("empty metric name".to_string());
     }
 
-    if !c.skip_blanks() && !c.at_end() {
-        return Err("expected a blank before the sample value".to_string());
-    }
+    // A bare name was already checked to end at '{' or a blank; after '}' a blank is optional.
+    c.skip_blanks();
     let value_tok = c.take_while(|b| b != b' ' && b != b'\t');
     if value_tok.is_empty() {
         return Err(format!("expected a sample value after {name:?}"));
