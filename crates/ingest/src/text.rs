@@ -190,10 +190,10 @@ fn parse_sample(
                 Some(b'{' | b' ' | b'\t') => {}
                 Some(_) => {
                     return Err(format!(
-                        "invalid character {:?} in metric name: expected '{{' or a blank after {:?}",
-                        c.peek_char().unwrap_or('?'),
-                        name.as_deref().unwrap_or_default()
-                    ))
+                    "invalid character {:?} in metric name: expected '{{' or a blank after {:?}",
+                    c.peek_char().unwrap_or('?'),
+                    name.as_deref().unwrap_or_default()
+                ))
                 }
                 None => {
                     return Err(format!(

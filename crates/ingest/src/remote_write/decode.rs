@@ -18,8 +18,9 @@ const RENDER_VALUE_MAX: usize = 120;
 
 /// Decodes an uncompressed `prometheus.WriteRequest` (remote write 1.0).
 pub fn decode_v1(raw: &[u8], limits: &DecodeLimits) -> Result<WriteBatch, DecodeError> {
-    let req = v1::WriteRequest::decode(raw)
-        .map_err(|e| DecodeError::Protobuf(format!("cannot decode prometheus.WriteRequest: {e}")))?;
+    let req = v1::WriteRequest::decode(raw).map_err(|e| {
+        DecodeError::Protobuf(format!("cannot decode prometheus.WriteRequest: {e}"))
+    })?;
 
     let mut batch = WriteBatch {
         series: Vec::with_capacity(req.timeseries.len()),
@@ -121,11 +122,15 @@ pub fn decode_v2(raw: &[u8], limits: &DecodeLimits) -> Result<WriteBatch, Decode
                 match (symbol(symbols, m.help_ref), symbol(symbols, m.unit_ref)) {
                     (Ok(help), Ok(unit)) => Some((metric_type(m.r#type), help, unit)),
                     (Err(e), _) => {
-                        batch.rejected.push(reject(format!("metadata help_ref: {e}")));
+                        batch
+                            .rejected
+                            .push(reject(format!("metadata help_ref: {e}")));
                         continue;
                     }
                     (_, Err(e)) => {
-                        batch.rejected.push(reject(format!("metadata unit_ref: {e}")));
+                        batch
+                            .rejected
+                            .push(reject(format!("metadata unit_ref: {e}")));
                         continue;
                     }
                 }
@@ -238,10 +243,7 @@ fn check_limits<'a>(
 
 /// Checks and converts 1.0 labels, moving their strings. On failure returns the rendered labels
 /// and the reason.
-fn wire_labels_v1(
-    wire: Vec<v1::Label>,
-    limits: &DecodeLimits,
-) -> Result<Labels, (String, String)> {
+fn wire_labels_v1(wire: Vec<v1::Label>, limits: &DecodeLimits) -> Result<Labels, (String, String)> {
     let pairs = || wire.iter().map(|l| (l.name.as_str(), l.value.as_str()));
     if let Err(reason) = check_limits(wire.len(), pairs(), limits) {
         return Err((render(pairs().map(Some)), reason));
@@ -255,7 +257,11 @@ fn wire_labels_v1(
         .collect();
     if !looks_valid(&labels) {
         // Rare path: keep a copy so the rejection can show what was sent.
-        let rendered = render(labels.iter().map(|l| Some((l.name.as_str(), l.value.as_str()))));
+        let rendered = render(
+            labels
+                .iter()
+                .map(|l| Some((l.name.as_str(), l.value.as_str()))),
+        );
         return match Labels::from_wire(labels) {
             Ok(l) => Ok(l),
             Err(e) => Err((rendered, e.to_string())),
@@ -294,7 +300,8 @@ fn wire_labels_v2(
             n.zip(v).map(|(n, v)| (n.as_str(), v.as_str()))
         }))
     };
-    if refs.len() % 2 != 0 {
+    // Not `is_multiple_of`: the workspace MSRV is 1.85.
+    if refs.len() & 1 == 1 {
         return Err((
             rendered(),
             format!(
@@ -315,10 +322,7 @@ fn wire_labels_v2(
     if let Err(reason) = check_limits(labels.len(), labels.iter().copied(), limits) {
         return Err((rendered(), reason));
     }
-    let owned: Vec<Label> = labels
-        .iter()
-        .map(|(n, v)| Label::new(*n, *v))
-        .collect();
+    let owned: Vec<Label> = labels.iter().map(|(n, v)| Label::new(*n, *v)).collect();
     Labels::from_wire(owned).map_err(|e| (rendered(), e.to_string()))
 }
 

@@ -14,8 +14,9 @@ mod encode;
 #[allow(clippy::all, missing_docs)]
 pub mod proto {
     /// `prometheus.*`: remote write 1.0.
-    pub mod v1;
-    /// `io.prometheus.write.v2.*`: remote write 2.0.
+    #[rustfmt::skip]
+    pub mod v1; /// `io.prometheus.write.v2.*`: remote write 2.0.
+    #[rustfmt::skip]
     pub mod v2;
 }
 

@@ -1,7 +1,7 @@
 use super::proto::{v1, v2};
 use super::*;
-use prost::Message;
 use proptest::prelude::*;
+use prost::Message;
 use sextant_model::{CounterResetHint, MetricType, Span};
 
 fn ls(pairs: &[(&str, &str)]) -> Labels {
@@ -15,7 +15,11 @@ fn sample_series() -> Vec<(Labels, Vec<Sample>)> {
             vec![Sample::new(1000, 1.0), Sample::new(2000, 0.0)],
         ),
         (
-            ls(&[("__name__", "http_requests_total"), ("job", "node"), ("code", "200")]),
+            ls(&[
+                ("__name__", "http_requests_total"),
+                ("job", "node"),
+                ("code", "200"),
+            ]),
             vec![Sample::new(1000, f64::INFINITY), Sample::new(-5, -3.5)],
         ),
         (ls(&[("__name__", "empty_series")]), vec![]),
@@ -66,7 +70,9 @@ fn content_type_negotiation() {
         Ok(V2)
     );
     assert_eq!(
-        parse_content_type(Some("application/x-protobuf;proto=io.prometheus.write.v2.Request")),
+        parse_content_type(Some(
+            "application/x-protobuf;proto=io.prometheus.write.v2.Request"
+        )),
         Ok(V2)
     );
     let e = parse_content_type(Some("application/x-protobuf;proto=foo.Bar")).unwrap_err();
@@ -80,7 +86,10 @@ fn content_type_negotiation() {
 fn round_trip_v1_and_v2() {
     let series = sample_series();
     for (enc, dec) in [
-        (encode_v1 as fn(&[(Labels, Vec<Sample>)]) -> Vec<u8>, decode_v1 as fn(&[u8], &DecodeLimits) -> Result<WriteBatch, DecodeError>),
+        (
+            encode_v1 as fn(&[(Labels, Vec<Sample>)]) -> Vec<u8>,
+            decode_v1 as fn(&[u8], &DecodeLimits) -> Result<WriteBatch, DecodeError>,
+        ),
         (encode_v2, decode_v2),
     ] {
         let raw = enc(&series);
@@ -114,13 +123,16 @@ fn v1_histograms_int_float_custom_and_metadata() {
         schema: 1,
         zero_threshold: 0.001,
         zero_count: Some(v1::histogram::ZeroCount::ZeroCountInt(1)),
-        positive_spans: vec![v1::BucketSpan {
-            offset: -1,
-            length: 2,
-        }, v1::BucketSpan {
-            offset: 3,
-            length: 1,
-        }],
+        positive_spans: vec![
+            v1::BucketSpan {
+                offset: -1,
+                length: 2,
+            },
+            v1::BucketSpan {
+                offset: 3,
+                length: 1,
+            },
+        ],
         positive_deltas: vec![2, -1, 1],
         negative_spans: vec![v1::BucketSpan {
             offset: 0,
@@ -156,16 +168,19 @@ fn v1_histograms_int_float_custom_and_metadata() {
             }],
             ..Default::default()
         }],
-        metadata: vec![v1::MetricMetadata {
-            r#type: v1::metric_metadata::MetricType::Histogram as i32,
-            metric_family_name: "latency_seconds".into(),
-            help: "Request latency.".into(),
-            unit: "seconds".into(),
-        }, v1::MetricMetadata {
-            r#type: 99,
-            metric_family_name: "weird".into(),
-            ..Default::default()
-        }],
+        metadata: vec![
+            v1::MetricMetadata {
+                r#type: v1::metric_metadata::MetricType::Histogram as i32,
+                metric_family_name: "latency_seconds".into(),
+                help: "Request latency.".into(),
+                unit: "seconds".into(),
+            },
+            v1::MetricMetadata {
+                r#type: 99,
+                metric_family_name: "weird".into(),
+                ..Default::default()
+            },
+        ],
     };
     let batch = decode_v1(&req.encode_to_vec(), &DecodeLimits::default()).unwrap();
     assert!(batch.rejected.is_empty(), "{:?}", batch.rejected);
@@ -182,7 +197,16 @@ fn v1_histograms_int_float_custom_and_metadata() {
     assert_eq!(h.counter_reset_hint, CounterResetHint::NotCounterReset);
     assert_eq!(
         h.positive_spans,
-        vec![Span { offset: -1, length: 2 }, Span { offset: 3, length: 1 }]
+        vec![
+            Span {
+                offset: -1,
+                length: 2
+            },
+            Span {
+                offset: 3,
+                length: 1
+            }
+        ]
     );
     assert_eq!(h.positive_buckets, vec![2, -1, 1]);
     assert_eq!(h.negative_buckets, vec![1]);
@@ -261,8 +285,16 @@ fn invalid_histograms_are_rejected_per_series() {
     assert_eq!(batch.series[0].labels.metric_name(), Some("ok"));
     let reasons: Vec<&str> = batch.rejected.iter().map(|r| r.reason.as_str()).collect();
     assert_eq!(reasons.len(), 4, "{reasons:?}");
-    assert!(reasons[0].contains("timestamp 7") && reasons[0].contains("positive spans"), "{}", reasons[0]);
-    assert!(reasons[1].contains("negative bucket count"), "{}", reasons[1]);
+    assert!(
+        reasons[0].contains("timestamp 7") && reasons[0].contains("positive spans"),
+        "{}",
+        reasons[0]
+    );
+    assert!(
+        reasons[1].contains("negative bucket count"),
+        "{}",
+        reasons[1]
+    );
     assert!(reasons[2].contains("schema 42"), "{}", reasons[2]);
     assert!(reasons[3].contains("custom"), "{}", reasons[3]);
     assert_eq!(batch.rejected[0].labels, "h{i=\"0\"}");
@@ -285,7 +317,16 @@ fn invalid_labels_are_rejected_while_others_pass() {
             ts1(&[("__name__", "dup"), ("a", "1"), ("a", "2")], 1),
             ts1(&[("job", "x"), ("__name__", "unsorted")], 1),
             ts1(&[], 2),
-            ts1(&[("__name__", "many"), ("a", "1"), ("b", "1"), ("c", "1"), ("d", "1")], 1),
+            ts1(
+                &[
+                    ("__name__", "many"),
+                    ("a", "1"),
+                    ("b", "1"),
+                    ("c", "1"),
+                    ("d", "1"),
+                ],
+                1,
+            ),
             ts1(&[("__name__", "longname"), (&long_name, "1")], 1),
             ts1(&[("__name__", "longvalue"), ("a", &long_value)], 1),
             ts1(&[("__name__", "1bad")], 1),
@@ -313,14 +354,20 @@ fn invalid_labels_are_rejected_while_others_pass() {
         ("{}", "empty label set"),
         ("many{", "5 labels, over the limit of 4"),
         ("longname{", "is 21 bytes long, over the limit of 20"),
-        ("longvalue{", "value of label \"a\" is 31 bytes long, over the limit of 30"),
+        (
+            "longvalue{",
+            "value of label \"a\" is 31 bytes long, over the limit of 30",
+        ),
         ("1bad{}", "invalid metric name \"1bad\""),
         ("{job=\"noname\"}", "missing metric name"),
     ];
     assert_eq!(got.len(), expect.len(), "{got:#?}");
     for ((labels, reason, samples), (want_labels, want_reason)) in got.iter().zip(expect) {
         assert!(labels.starts_with(want_labels), "{labels} vs {want_labels}");
-        assert!(reason.contains(want_reason), "{reason:?} should mention {want_reason:?}");
+        assert!(
+            reason.contains(want_reason),
+            "{reason:?} should mention {want_reason:?}"
+        );
         assert!(*samples > 0);
     }
 }
@@ -336,7 +383,14 @@ fn v2_request(symbols: &[&str], series: Vec<v2::TimeSeries>) -> Vec<u8> {
 #[test]
 fn v2_metadata_histograms_and_bad_refs() {
     let symbols = [
-        "", "__name__", "rpc_seconds", "job", "api", "Time per RPC.", "seconds", "zz",
+        "",
+        "__name__",
+        "rpc_seconds",
+        "job",
+        "api",
+        "Time per RPC.",
+        "seconds",
+        "zz",
     ];
     let good = v2::TimeSeries {
         labels_refs: vec![1, 2, 3, 4],
@@ -404,10 +458,18 @@ fn v2_metadata_histograms_and_bad_refs() {
     );
     let reasons: Vec<&str> = batch.rejected.iter().map(|r| r.reason.as_str()).collect();
     assert_eq!(reasons.len(), 3);
-    assert!(reasons[0].contains("symbol reference 100 is out of range: the request has 8 symbols"), "{}", reasons[0]);
+    assert!(
+        reasons[0].contains("symbol reference 100 is out of range: the request has 8 symbols"),
+        "{}",
+        reasons[0]
+    );
     assert_eq!(batch.rejected[0].labels, "rpc_seconds{<bad ref>}");
     assert!(reasons[1].contains("odd number"), "{}", reasons[1]);
-    assert!(reasons[2].contains("help_ref") && reasons[2].contains("1000"), "{}", reasons[2]);
+    assert!(
+        reasons[2].contains("help_ref") && reasons[2].contains("1000"),
+        "{}",
+        reasons[2]
+    );
 }
 
 #[test]
@@ -470,7 +532,10 @@ fn truncated_and_garbage_protobuf_is_an_error() {
     assert!(e.to_string().contains("prometheus.WriteRequest"), "{e}");
     let raw2 = encode_v2(&sample_series());
     let e = decode_v2(&raw2[..raw2.len() - 2], &DecodeLimits::default()).unwrap_err();
-    assert!(e.to_string().contains("io.prometheus.write.v2.Request"), "{e}");
+    assert!(
+        e.to_string().contains("io.prometheus.write.v2.Request"),
+        "{e}"
+    );
     let garbage = [0xff_u8, 0xff, 0xff, 0xff, 0x0f, 0x01];
     assert!(decode_v1(&garbage, &DecodeLimits::default()).is_err());
     assert!(decode_v2(&garbage, &DecodeLimits::default()).is_err());
@@ -500,10 +565,7 @@ fn snappy_errors() {
 }
 
 fn e_display_mentions_sizes() -> bool {
-    let e = DecodeError::TooLarge {
-        size: 10,
-        limit: 5,
-    };
+    let e = DecodeError::TooLarge { size: 10, limit: 5 };
     e.to_string() == "decompressed body would be 10 bytes, over the limit of 5 bytes"
 }
 

@@ -46,15 +46,27 @@ fn parses_node_exporter_like_exposition() {
         (r#"go_gc_duration_seconds{quantile="1"}"#, d, 0.000291),
         ("go_gc_duration_seconds_sum", d, 0.0123),
         ("go_gc_duration_seconds_count", d, 42.0),
-        (r#"node_cpu_seconds_total{cpu="0", mode="idle"}"#, d, 12345.67),
-        (r#"node_cpu_seconds_total{cpu="0", mode="user"}"#, 1700000000000, 89.1),
+        (
+            r#"node_cpu_seconds_total{cpu="0", mode="idle"}"#,
+            d,
+            12345.67,
+        ),
+        (
+            r#"node_cpu_seconds_total{cpu="0", mode="user"}"#,
+            1700000000000,
+            89.1,
+        ),
         (
             r#"node_filesystem_avail_bytes{device="/dev/sda1", fstype="ext4", mountpoint="C:\\data \"quoted\"\nnext"}"#,
             d,
             1.5e10,
         ),
         (r#"http_request_duration_seconds_bucket{le="0.1"}"#, d, 10.0),
-        (r#"http_request_duration_seconds_bucket{le="+Inf"}"#, d, 12.0),
+        (
+            r#"http_request_duration_seconds_bucket{le="+Inf"}"#,
+            d,
+            12.0,
+        ),
         ("http_request_duration_seconds_sum", -1000, 3.5),
         ("http_request_duration_seconds_count", d, 12.0),
         (r#"weird_values{kind="nan"}"#, d, f64::NAN),
@@ -68,7 +80,10 @@ fn parses_node_exporter_like_exposition() {
     for ((gl, gt, gv), (el, et, ev)) in got.iter().zip(&expect) {
         assert_eq!(gl, el);
         assert_eq!(gt, et, "{gl}");
-        assert!(gv.to_bits() == ev.to_bits() || gv == ev, "{gl}: {gv} vs {ev}");
+        assert!(
+            gv.to_bits() == ev.to_bits() || gv == ev,
+            "{gl}: {gv} vs {ev}"
+        );
     }
     // The escaped label value is unescaped.
     assert_eq!(
@@ -79,7 +94,14 @@ fn parses_node_exporter_like_exposition() {
     let meta: Vec<(&str, MetricType, &str, &str)> = b
         .metadata
         .iter()
-        .map(|m| (m.metric_family.as_str(), m.kind, m.help.as_str(), m.unit.as_str()))
+        .map(|m| {
+            (
+                m.metric_family.as_str(),
+                m.kind,
+                m.help.as_str(),
+                m.unit.as_str(),
+            )
+        })
         .collect();
     assert_eq!(
         meta,
@@ -131,7 +153,10 @@ fn into_write_batch_groups_by_series() {
 #[test]
 fn empty_input_and_comments_only() {
     assert_eq!(parse_text("", 0).unwrap(), TextBatch::default());
-    assert_eq!(parse_text("\n\n# hello\n#\n", 0).unwrap(), TextBatch::default());
+    assert_eq!(
+        parse_text("\n\n# hello\n#\n", 0).unwrap(),
+        TextBatch::default()
+    );
     assert_eq!(parse_text("a 1\r\nb 2\r\n", 0).unwrap().samples.len(), 2);
 }
 
@@ -148,12 +173,20 @@ fn malformed_lines_report_line_and_expectation() {
         ("m 1 1.5\n", 1, "invalid timestamp \"1.5\""),
         ("m 1 2 3\n", 1, "after the timestamp"),
         ("m{a=\"1\",a=\"2\"} 1\n", 1, "duplicate label name \"a\""),
-        ("m{__name__=\"x\"} 1\n", 1, "duplicate label name \"__name__\""),
+        (
+            "m{__name__=\"x\"} 1\n",
+            1,
+            "duplicate label name \"__name__\"",
+        ),
         ("{a=\"b\"} 1\n", 1, "missing metric name"),
         ("m{} \n", 1, "expected a sample value"),
         ("1m 2\n", 1, "expected a metric name"),
         ("m-x 2\n", 1, "invalid character '-' in metric name"),
-        ("\"m\" 2\n", 1, "quoted metric name must be inside the braces"),
+        (
+            "\"m\" 2\n",
+            1,
+            "quoted metric name must be inside the braces",
+        ),
         ("# TYPE m nonsense\n", 1, "unknown metric type \"nonsense\""),
         ("# TYPE m\n", 1, "expected a metric type"),
         ("# HELP\n", 1, "expected a metric name after \"# HELP\""),
