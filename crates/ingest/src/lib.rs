@@ -1,1 +1,9 @@
-//! placeholder
+//! Getting samples into Sextant: wire formats that other systems push or expose. Each module
+//! turns one protocol into model types (`Labels`, `Sample`, histograms, `Metadata`) and reports
+//! bad input with context; writing to storage happens elsewhere, through the `Appender` seam.
+//!
+//! - [`remote_write`]: Prometheus remote write 1.0 and 2.0 (protobuf + snappy).
+//! - [`text`]: the Prometheus text exposition format 0.0.4 (plus OpenMetrics' `# EOF`).
+
+pub mod remote_write;
+pub mod text;
