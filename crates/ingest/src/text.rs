@@ -122,8 +122,7 @@ enum MetaField {
 fn parse_comment(c: &mut Cursor<'_>) -> Result<Comment, String> {
     c.bump(); // '#'
     let had_blank = c.skip_blanks();
-    let rest = c.rest();
-    if rest == "EOF" {
+    if c.rest().trim_end_matches([' ', '\t']) == "EOF" {
         return Ok(Comment::Eof);
     }
     if !had_blank {

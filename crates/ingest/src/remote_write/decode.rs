@@ -256,7 +256,8 @@ fn wire_labels_v1(wire: Vec<v1::Label>, limits: &DecodeLimits) -> Result<Labels,
         })
         .collect();
     if !looks_valid(&labels) {
-        // Rare path: keep a copy so the rejection can show what was sent.
+        // Rare path: render before `from_wire` consumes the labels, so the rejection can show
+        // what was sent.
         let rendered = render(
             labels
                 .iter()
@@ -287,7 +288,7 @@ fn looks_valid(labels: &[Label]) -> bool {
 }
 
 /// Resolves and checks 2.0 label references. On failure returns the rendered labels (with
-/// unresolvable references shown as `<ref N>`) and the reason.
+/// unresolvable references shown as `<bad ref>`) and the reason.
 fn wire_labels_v2(
     refs: &[u32],
     symbols: &[String],

@@ -158,6 +158,7 @@ fn empty_input_and_comments_only() {
         TextBatch::default()
     );
     assert_eq!(parse_text("a 1\r\nb 2\r\n", 0).unwrap().samples.len(), 2);
+    assert_eq!(parse_text("a 1\n# EOF \n\n", 0).unwrap().samples.len(), 1);
 }
 
 #[test]
