@@ -1,1 +1,158 @@
-//! placeholder
+//! Sextant's HTTP surface on one port: the Prometheus write and read APIs, lifecycle endpoints
+//! and Sextant's own metrics. Handlers are thin: they parse parameters, call ingest decoders or
+//! the TSDB, and shape answers exactly like Prometheus (same JSON, same error types).
+
+mod api;
+mod params;
+mod selfmon;
+mod write;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use sextant_tsdb::db::Db;
+
+pub use selfmon::{render_metrics, start_self_monitoring, HttpMetrics};
+
+/// Limits applied to every write request.
+#[derive(Clone, Debug)]
+pub struct WriteLimits {
+    /// Largest accepted request body, compressed (bytes).
+    pub max_body: usize,
+    /// Largest accepted body after decompression (bytes).
+    pub max_decoded: usize,
+    pub max_labels_per_series: usize,
+    pub max_label_name_len: usize,
+    pub max_label_value_len: usize,
+    /// Write requests processed at once; more wait up to `queue_wait`, then get 429.
+    pub max_concurrent: usize,
+    pub queue_wait: Duration,
+}
+
+impl Default for WriteLimits {
+    fn default() -> Self {
+        WriteLimits {
+            max_body: 32 << 20,
+            max_decoded: 128 << 20,
+            max_labels_per_series: 64,
+            max_label_name_len: 256,
+            max_label_value_len: 4096,
+            max_concurrent: 16,
+            queue_wait: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Version information reported by `/api/v1/status/buildinfo` and `sextant_build_info`.
+#[derive(Clone, Debug)]
+pub struct BuildInfo {
+    pub version: String,
+    pub revision: String,
+}
+
+/// Shared state of all handlers.
+pub struct AppState {
+    pub db: Arc<Db>,
+    pub limits: WriteLimits,
+    pub build: BuildInfo,
+    pub http: HttpMetrics,
+    pub started: Instant,
+    pub start_unix: f64,
+    write_slots: tokio::sync::Semaphore,
+    pub(crate) ingest: write::IngestMetrics,
+}
+
+impl AppState {
+    pub fn new(db: Arc<Db>, limits: WriteLimits, build: BuildInfo) -> Arc<Self> {
+        let slots = limits.max_concurrent.max(1);
+        Arc::new(AppState {
+            db,
+            limits,
+            build,
+            http: HttpMetrics::default(),
+            started: Instant::now(),
+            start_unix: sextant_model::time::now_ms() as f64 / 1000.0,
+            write_slots: tokio::sync::Semaphore::new(slots),
+            ingest: write::IngestMetrics::default(),
+        })
+    }
+}
+
+/// Builds the router with every endpoint of this server.
+pub fn router(state: Arc<AppState>) -> Router {
+    let body_limit = state.limits.max_body;
+    Router::new()
+        .route(
+            "/-/healthy",
+            get(|| async { "Sextant is Healthy.\n" }).head(|| async { "" }),
+        )
+        .route(
+            "/-/ready",
+            get(|| async { "Sextant is Ready.\n" }).head(|| async { "" }),
+        )
+        .route("/api/v1/write", post(write::remote_write))
+        .route("/api/v1/import/prometheus", post(write::import_prometheus))
+        .route("/api/v1/series", get(api::series).post(api::series))
+        .route("/api/v1/labels", get(api::labels).post(api::labels))
+        .route("/api/v1/label/{name}/values", get(api::label_values))
+        .route("/api/v1/metadata", get(api::metadata))
+        .route("/api/v1/status/tsdb", get(api::status_tsdb))
+        .route("/api/v1/status/buildinfo", get(api::buildinfo))
+        .route("/api/v1/status/runtimeinfo", get(api::runtimeinfo))
+        .route("/api/v1/export", get(api::export).post(api::export))
+        .route(
+            "/api/v1/admin/tsdb/snapshot",
+            post(api::snapshot).put(api::snapshot),
+        )
+        .route("/api/v1/{*rest}", get(api::not_found).post(api::not_found))
+        .route("/metrics", get(metrics_handler))
+        .route("/", get(index))
+        .layer(axum::extract::DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), track))
+        .with_state(state)
+}
+
+async fn metrics_handler(State(st): State<Arc<AppState>>) -> Response {
+    let body = tokio::task::spawn_blocking(move || render_metrics(&st))
+        .await
+        .unwrap_or_default();
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
+}
+
+async fn index() -> Html<&'static str> {
+    Html(concat!(
+        "<!doctype html><title>Sextant</title><h1>Sextant</h1>",
+        "<p>The web UI is not built into this binary yet. The APIs are live: ",
+        "<a href=\"/metrics\">/metrics</a>, <a href=\"/api/v1/labels\">/api/v1/labels</a>, ",
+        "<a href=\"/api/v1/status/tsdb\">/api/v1/status/tsdb</a>.</p>"
+    ))
+}
+
+/// Counts requests and their durations per route.
+async fn track(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let handler = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "other".to_string());
+    let t0 = Instant::now();
+    let resp = next.run(req).await;
+    st.http
+        .observe(&handler, resp.status().as_u16(), t0.elapsed().as_secs_f64());
+    resp
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,1 +1,181 @@
-fn main() {}
+//! The `sextant` binary: command-line interface and the wiring of storage, ingest and the HTTP
+//! server into one process.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use sextant_model::time::{parse_duration, parse_size};
+use sextant_server::{AppState, BuildInfo, WriteLimits};
+use sextant_tsdb::db::{Db, DbOptions};
+use sextant_tsdb::head::HeadOptions;
+
+#[derive(Parser)]
+#[command(
+    name = "sextant",
+    version,
+    about = "Monitoring for AI agent fleets: one binary, Prometheus-compatible."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start the server with embedded defaults.
+    Serve(ServeArgs),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:9595")]
+    listen: SocketAddr,
+    /// Directory for the WAL and blocks.
+    #[arg(long, default_value = "./sextant-data")]
+    data_dir: PathBuf,
+    /// How long to keep data (Prometheus duration, e.g. 30d, 12h); 0 keeps everything.
+    #[arg(long, default_value = "30d", value_parser = duration_ms)]
+    retention: i64,
+    /// Maximum bytes of blocks + WAL (e.g. 10GB); oldest blocks are deleted beyond it.
+    #[arg(long, value_parser = size_bytes)]
+    retention_size: Option<u64>,
+    /// Accept out-of-order samples up to this far behind the newest one (e.g. 10m); 0 rejects them.
+    #[arg(long, default_value = "0", value_parser = duration_ms)]
+    ooo_window: i64,
+    /// Cap on active series (0 = unlimited).
+    #[arg(long, default_value_t = 0)]
+    max_series: usize,
+    /// Cap on active series per metric name (0 = unlimited).
+    #[arg(long, default_value_t = 0)]
+    max_series_per_metric: usize,
+    /// Largest accepted write request body, compressed (e.g. 32MB).
+    #[arg(long, default_value = "32MB", value_parser = size_bytes)]
+    max_request_size: u64,
+    /// Largest accepted write request body after decompression.
+    #[arg(long, default_value = "128MB", value_parser = size_bytes)]
+    max_decoded_size: u64,
+    /// Maximum labels per series in write requests.
+    #[arg(long, default_value_t = 64)]
+    max_labels_per_series: usize,
+    /// Maximum length of a label name in write requests.
+    #[arg(long, default_value_t = 256)]
+    max_label_name_length: usize,
+    /// Maximum length of a label value in write requests.
+    #[arg(long, default_value_t = 4096)]
+    max_label_value_length: usize,
+    /// Interval of self-monitoring (Sextant's own metrics stored with job="sextant"); 0 disables it.
+    #[arg(long, default_value = "15s", value_parser = duration_ms)]
+    self_monitor_interval: i64,
+    /// Log level filter (error, warn, info, debug, trace or a tracing directive).
+    #[arg(long, default_value = "info")]
+    log_level: String,
+}
+
+fn duration_ms(s: &str) -> Result<i64, String> {
+    parse_duration(s)
+        .map(|d| d.as_millis() as i64)
+        .map_err(|e| e.to_string())
+}
+
+fn size_bytes(s: &str) -> Result<u64, String> {
+    parse_size(s).map_err(|e| e.to_string())
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => serve(args),
+    }
+}
+
+fn serve(a: ServeArgs) -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&a.log_level).unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let opts = DbOptions {
+        head: HeadOptions {
+            ooo_window: a.ooo_window,
+            max_series: a.max_series,
+            max_series_per_metric: a.max_series_per_metric,
+            ..HeadOptions::default()
+        },
+        retention: a.retention,
+        retention_size: a.retention_size.unwrap_or(0),
+        ..DbOptions::default()
+    };
+    let db = Arc::new(
+        Db::open(&a.data_dir, opts)
+            .with_context(|| format!("opening the database in {}", a.data_dir.display()))?,
+    );
+    let maintenance = db.start_maintenance(Duration::from_secs(60));
+    let limits = WriteLimits {
+        max_body: a.max_request_size as usize,
+        max_decoded: a.max_decoded_size as usize,
+        max_labels_per_series: a.max_labels_per_series,
+        max_label_name_len: a.max_label_name_length,
+        max_label_value_len: a.max_label_value_length,
+        ..WriteLimits::default()
+    };
+    let build = BuildInfo {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        revision: option_env!("SEXTANT_REVISION")
+            .unwrap_or("unknown")
+            .to_string(),
+    };
+    let state = AppState::new(db.clone(), limits, build);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind(a.listen)
+            .await
+            .with_context(|| format!("listening on {}", a.listen))?;
+        tracing::info!(listen = %a.listen, data_dir = %a.data_dir.display(), "Sextant is serving");
+        if a.self_monitor_interval > 0 {
+            sextant_server::start_self_monitoring(
+                state.clone(),
+                a.listen.to_string(),
+                Duration::from_millis(a.self_monitor_interval as u64),
+            );
+        }
+        axum::serve(listener, sextant_server::router(state))
+            .with_graceful_shutdown(shutdown_signal())
+            .await?;
+        anyhow::Ok(())
+    })?;
+    tracing::info!("shutting down: syncing the WAL");
+    db.close().context("closing the database")?;
+    drop(maintenance);
+    tracing::info!("bye");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => tracing::info!("received SIGINT"),
+        _ = term => tracing::info!("received SIGTERM"),
+    }
+}

@@ -1,0 +1,384 @@
+//! The Prometheus read API (`/api/v1/series`, `labels`, `label/<name>/values`, `metadata`,
+//! `status/*`) with Prometheus' JSON envelope and error types.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Map, Value};
+use sextant_model::labels::is_valid_label_name;
+use sextant_model::Matcher;
+use sextant_tsdb::querier::{merge_strings, Querier};
+
+use crate::params::Params;
+use crate::AppState;
+
+/// An error in Prometheus' shape: `{"status":"error","errorType":…,"error":…}`.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub kind: &'static str,
+    pub msg: String,
+}
+
+impl ApiError {
+    pub fn bad_data(msg: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            kind: "bad_data",
+            msg: msg.into(),
+        }
+    }
+
+    pub fn internal(msg: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            kind: "internal",
+            msg: msg.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            axum::Json(json!({"status": "error", "errorType": self.kind, "error": self.msg})),
+        )
+            .into_response()
+    }
+}
+
+fn success(data: Value, warnings: Vec<String>) -> Response {
+    let mut m = Map::new();
+    m.insert("status".into(), "success".into());
+    m.insert("data".into(), data);
+    if !warnings.is_empty() {
+        m.insert("warnings".into(), warnings.into());
+    }
+    axum::Json(Value::Object(m)).into_response()
+}
+
+/// Runs blocking TSDB work off the async threads.
+async fn blocking<F>(f: F) -> Response
+where
+    F: FnOnce() -> Result<Response, ApiError> + Send + 'static,
+{
+    match tokio::task::spawn_blocking(f).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => e.into_response(),
+        Err(e) => ApiError::internal(format!("handler failed: {e}")).into_response(),
+    }
+}
+
+fn truncate<T>(v: &mut Vec<T>, limit: usize, warnings: &mut Vec<String>) {
+    if limit > 0 && v.len() > limit {
+        v.truncate(limit);
+        warnings.push("results truncated due to limit".to_string());
+    }
+}
+
+fn labels_json(ls: &sextant_model::Labels) -> Value {
+    Value::Object(
+        ls.iter()
+            .map(|l| (l.name.clone(), Value::String(l.value.clone())))
+            .collect(),
+    )
+}
+
+pub async fn series(
+    State(st): State<Arc<AppState>>,
+    m: Method,
+    RawQuery(q): RawQuery,
+    h: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let p = Params::from_request(&m, q.as_deref(), &h, &body);
+    blocking(move || {
+        let sets = p.matchers()?;
+        if sets.is_empty() {
+            return Err(ApiError::bad_data("no match[] parameter provided"));
+        }
+        let (start, end) = p.range()?;
+        let limit = p.limit()?;
+        let querier = st.db.querier();
+        let mut all = Vec::new();
+        for ms in &sets {
+            all.extend(
+                querier
+                    .series(ms, start, end)
+                    .map_err(|e| ApiError::internal(e.to_string()))?,
+            );
+        }
+        all.sort();
+        all.dedup();
+        let mut warnings = Vec::new();
+        truncate(&mut all, limit, &mut warnings);
+        Ok(success(
+            Value::Array(all.iter().map(labels_json).collect()),
+            warnings,
+        ))
+    })
+    .await
+}
+
+fn per_matcher_sets<F>(sets: &[Vec<Matcher>], mut f: F) -> Result<Vec<String>, ApiError>
+where
+    F: FnMut(&[Matcher]) -> Result<Vec<String>, ApiError>,
+{
+    if sets.is_empty() {
+        return f(&[]);
+    }
+    let mut lists = Vec::new();
+    for ms in sets {
+        lists.push(f(ms)?);
+    }
+    Ok(merge_strings(lists))
+}
+
+pub async fn labels(
+    State(st): State<Arc<AppState>>,
+    m: Method,
+    RawQuery(q): RawQuery,
+    h: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let p = Params::from_request(&m, q.as_deref(), &h, &body);
+    blocking(move || {
+        let sets = p.matchers()?;
+        let (start, end) = p.range()?;
+        let limit = p.limit()?;
+        let querier = st.db.querier();
+        let mut names = per_matcher_sets(&sets, |ms| {
+            querier
+                .label_names(ms, start, end)
+                .map_err(|e| ApiError::internal(e.to_string()))
+        })?;
+        let mut warnings = Vec::new();
+        truncate(&mut names, limit, &mut warnings);
+        Ok(success(names.into(), warnings))
+    })
+    .await
+}
+
+pub async fn label_values(
+    State(st): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    m: Method,
+    RawQuery(q): RawQuery,
+    h: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let p = Params::from_request(&m, q.as_deref(), &h, &body);
+    blocking(move || {
+        if !is_valid_label_name(&name) {
+            return Err(ApiError::bad_data(format!("invalid label name: {name:?}")));
+        }
+        let sets = p.matchers()?;
+        let (start, end) = p.range()?;
+        let limit = p.limit()?;
+        let querier = st.db.querier();
+        let mut values = per_matcher_sets(&sets, |ms| {
+            querier
+                .label_values(&name, ms, start, end)
+                .map_err(|e| ApiError::internal(e.to_string()))
+        })?;
+        let mut warnings = Vec::new();
+        truncate(&mut values, limit, &mut warnings);
+        Ok(success(values.into(), warnings))
+    })
+    .await
+}
+
+pub async fn metadata(
+    State(st): State<Arc<AppState>>,
+    m: Method,
+    RawQuery(q): RawQuery,
+    h: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let p = Params::from_request(&m, q.as_deref(), &h, &body);
+    let limit = match p.limit() {
+        Ok(l) => l,
+        Err(e) => return e.into_response(),
+    };
+    let metric = p.get("metric").map(str::to_string);
+    let mut all: Vec<_> = st.db.metadata().into_values().collect();
+    all.sort_by(|a, b| a.metric_family.cmp(&b.metric_family));
+    let mut out = Map::new();
+    for md in all {
+        if metric.as_deref().is_some_and(|m| m != md.metric_family) {
+            continue;
+        }
+        if limit > 0 && out.len() >= limit {
+            break;
+        }
+        out.insert(
+            md.metric_family.clone(),
+            json!([{"type": md.kind.as_str(), "help": md.help, "unit": md.unit}]),
+        );
+    }
+    success(Value::Object(out), Vec::new())
+}
+
+pub async fn status_tsdb(State(st): State<Arc<AppState>>, RawQuery(q): RawQuery) -> Response {
+    let p = Params::from_request(&Method::GET, q.as_deref(), &HeaderMap::new(), &Bytes::new());
+    let limit = match p.limit() {
+        Ok(0) => 10,
+        Ok(l) => l,
+        Err(e) => return e.into_response(),
+    };
+    blocking(move || {
+        let s = st.db.head().stats(limit);
+        let list = |v: &[(String, usize)]| Value::Array(v.iter().map(|(n, c)| json!({"name": n, "value": c})).collect());
+        let (min, max) = if s.num_series == 0 || s.min_time == i64::MAX { (i64::MAX, i64::MIN) } else { (s.min_time, s.max_time) };
+        Ok(success(
+            json!({
+                "headStats": {"numSeries": s.num_series, "numLabelPairs": s.num_label_pairs, "chunkCount": s.num_chunks, "minTime": min, "maxTime": max},
+                "seriesCountByMetricName": list(&s.series_count_by_metric),
+                "labelValueCountByLabelName": list(&s.label_value_count_by_name),
+                "memoryInBytesByLabelName": list(&s.memory_by_label_name),
+                "seriesCountByLabelValuePair": list(&s.series_count_by_label_pair),
+            }),
+            Vec::new(),
+        ))
+    })
+    .await
+}
+
+pub async fn buildinfo(State(st): State<Arc<AppState>>) -> Response {
+    success(
+        json!({
+            "version": st.build.version,
+            "revision": st.build.revision,
+            "branch": "main",
+            "buildUser": "sextant",
+            "buildDate": "",
+            "goVersion": "rust",
+        }),
+        Vec::new(),
+    )
+}
+
+pub async fn runtimeinfo(State(st): State<Arc<AppState>>) -> Response {
+    let db = st.db.clone();
+    let start = sextant_model::time::format_rfc3339_ms((st.start_unix * 1000.0) as i64);
+    blocking(move || {
+        Ok(success(
+            json!({
+                "startTime": start,
+                "CWD": std::env::current_dir().map(|p| p.display().to_string()).unwrap_or_default(),
+                "reloadConfigSuccess": true,
+                "lastConfigTime": start,
+                "corruptionCount": db.metrics().wal_corruptions.load(std::sync::atomic::Ordering::Relaxed),
+                "goroutineCount": 0,
+                "GOMAXPROCS": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+                "GOGC": "",
+                "GODEBUG": "",
+                "storageRetention": sextant_model::time::format_duration(std::time::Duration::from_millis(db.options().retention.max(0) as u64)),
+            }),
+            Vec::new(),
+        ))
+    })
+    .await
+}
+
+pub async fn snapshot(
+    State(st): State<Arc<AppState>>,
+    m: Method,
+    RawQuery(q): RawQuery,
+    h: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let p = Params::from_request(&m, q.as_deref(), &h, &body);
+    let skip_head = matches!(p.get("skip_head"), Some("true") | Some("1"));
+    blocking(move || {
+        let name = st
+            .db
+            .snapshot(skip_head)
+            .map_err(|e| ApiError::internal(format!("create snapshot: {e}")))?;
+        Ok(success(json!({ "name": name }), Vec::new()))
+    })
+    .await
+}
+
+pub async fn not_found(uri: axum::http::Uri) -> Response {
+    ApiError {
+        status: StatusCode::NOT_FOUND,
+        kind: "not_found",
+        msg: format!("unknown API endpoint {}", uri.path()),
+    }
+    .into_response()
+}
+
+/// Formats a float for JSON export: a number when finite (shortest form that reads back to the
+/// same bits), otherwise the Prometheus strings `NaN`, `+Inf`, `-Inf`.
+fn export_value(v: f64) -> Value {
+    if v.is_finite() {
+        serde_json::Number::from_f64(v)
+            .map(Value::Number)
+            .unwrap_or(Value::Null)
+    } else if v.is_nan() {
+        Value::String("NaN".into())
+    } else if v > 0.0 {
+        Value::String("+Inf".into())
+    } else {
+        Value::String("-Inf".into())
+    }
+}
+
+/// `GET/POST /api/v1/export`: raw samples of matching series as JSON lines in
+/// VictoriaMetrics' shape (`{"metric":{…},"values":[…],"timestamps":[…]}`), one series a line.
+/// Staleness markers are left out, as they are not data.
+pub async fn export(
+    State(st): State<Arc<AppState>>,
+    m: Method,
+    RawQuery(q): RawQuery,
+    h: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let p = Params::from_request(&m, q.as_deref(), &h, &body);
+    blocking(move || {
+        let sets = p.matchers()?;
+        if sets.is_empty() {
+            return Err(ApiError::bad_data("no match[] parameter provided"));
+        }
+        let (start, end) = p.range()?;
+        let querier = st.db.querier();
+        let mut all = Vec::new();
+        for ms in &sets {
+            all.push(
+                querier
+                    .select(ms, start, end)
+                    .map_err(|e| ApiError::internal(e.to_string()))?,
+            );
+        }
+        let merged = sextant_tsdb::querier::merge_series(all);
+        let mut out = String::new();
+        for sd in merged {
+            let floats: Vec<_> = sd
+                .floats
+                .iter()
+                .filter(|s| !sextant_model::is_stale_nan(s.v))
+                .collect();
+            if floats.is_empty() {
+                continue;
+            }
+            let line = json!({
+                "metric": labels_json(&sd.labels),
+                "values": floats.iter().map(|s| export_value(s.v)).collect::<Vec<_>>(),
+                "timestamps": floats.iter().map(|s| s.t).collect::<Vec<_>>(),
+            });
+            out.push_str(&line.to_string());
+            out.push('\n');
+        }
+        Ok((
+            [(axum::http::header::CONTENT_TYPE, "application/stream+json")],
+            out,
+        )
+            .into_response())
+    })
+    .await
+}

@@ -1,0 +1,509 @@
+//! Sextant's own metrics: rendered on `/metrics` in the Prometheus text format, and ingested
+//! into the local TSDB every 15 s (job="sextant") so Sextant monitors itself with no setup.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sextant_model::Labels;
+use sextant_tsdb::db::REJECT_REASONS;
+
+use crate::AppState;
+
+const BUCKETS: [f64; 12] = [
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+#[derive(Default)]
+struct HandlerStats {
+    codes: BTreeMap<u16, u64>,
+    buckets: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+/// Request counts and durations per route.
+#[derive(Default)]
+pub struct HttpMetrics {
+    by_handler: Mutex<BTreeMap<String, HandlerStats>>,
+}
+
+impl HttpMetrics {
+    pub fn observe(&self, handler: &str, code: u16, secs: f64) {
+        let mut m = self.by_handler.lock().unwrap_or_else(|e| e.into_inner());
+        let h = m.entry(handler.to_string()).or_default();
+        *h.codes.entry(code).or_default() += 1;
+        for (i, b) in BUCKETS.iter().enumerate() {
+            if secs <= *b {
+                h.buckets[i] += 1;
+            }
+        }
+        h.count += 1;
+        h.sum += secs;
+    }
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+fn fmt_f(v: f64) -> String {
+    if v.is_infinite() {
+        if v > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        }
+    } else {
+        format!("{v}")
+    }
+}
+
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// Reads a number from `/proc/self/status` (kB) or `/proc/self/stat`.
+fn proc_status_kb(key: &str) -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with(key))?;
+    line.split_whitespace()
+        .nth(1)?
+        .parse::<f64>()
+        .ok()
+        .map(|kb| kb * 1024.0)
+}
+
+fn proc_cpu_seconds() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let rest = &s[s.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = f.get(11)?.parse().ok()?;
+    let stime: f64 = f.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
+}
+
+/// Renders every self-metric in the text exposition format.
+pub fn render_metrics(st: &AppState) -> String {
+    let mut o = String::with_capacity(8192);
+    let db = &st.db;
+    let m = db.metrics();
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+
+    family(
+        &mut o,
+        "sextant_build_info",
+        "gauge",
+        "Build information of this Sextant binary.",
+    );
+    let _ = writeln!(
+        o,
+        "sextant_build_info{{version=\"{}\",revision=\"{}\"}} 1",
+        escape(&st.build.version),
+        escape(&st.build.revision)
+    );
+
+    family(
+        &mut o,
+        "sextant_tsdb_head_samples_appended_total",
+        "counter",
+        "Samples appended to the head, by type.",
+    );
+    let _ = writeln!(
+        o,
+        "sextant_tsdb_head_samples_appended_total{{type=\"float\"}} {}",
+        load(&m.samples_appended)
+    );
+    let _ = writeln!(
+        o,
+        "sextant_tsdb_head_samples_appended_total{{type=\"histogram\"}} {}",
+        load(&m.histograms_appended)
+    );
+    family(
+        &mut o,
+        "sextant_tsdb_samples_rejected_total",
+        "counter",
+        "Samples the database refused, by reason.",
+    );
+    for (i, r) in REJECT_REASONS.iter().enumerate() {
+        let _ = writeln!(
+            o,
+            "sextant_tsdb_samples_rejected_total{{reason=\"{r}\"}} {}",
+            load(&m.rejected[i])
+        );
+    }
+    family(
+        &mut o,
+        "sextant_tsdb_head_series",
+        "gauge",
+        "Active series in the head.",
+    );
+    let _ = writeln!(o, "sextant_tsdb_head_series {}", db.head().num_series());
+    family(
+        &mut o,
+        "sextant_tsdb_head_series_created_total",
+        "counter",
+        "Series created in the head.",
+    );
+    let _ = writeln!(
+        o,
+        "sextant_tsdb_head_series_created_total {}",
+        load(&m.series_created)
+    );
+    family(
+        &mut o,
+        "sextant_tsdb_head_series_removed_total",
+        "counter",
+        "Series removed from the head after their data moved to blocks.",
+    );
+    let _ = writeln!(
+        o,
+        "sextant_tsdb_head_series_removed_total {}",
+        load(&m.series_removed)
+    );
+    let (hmin, hmax) = (db.head().min_time(), db.head().max_time());
+    family(
+        &mut o,
+        "sextant_tsdb_head_min_time_seconds",
+        "gauge",
+        "Oldest sample time in the head.",
+    );
+    let _ = writeln!(
+        o,
+        "sextant_tsdb_head_min_time_seconds {}",
+        if hmin == i64::MAX {
+            0.0
+        } else {
+            hmin as f64 / 1000.0
+        }
+    );
+    family(
+        &mut o,
+        "sextant_tsdb_head_max_time_seconds",
+        "gauge",
+        "Newest sample time in the head.",
+    );
+    let _ = writeln!(
+        o,
+        "sextant_tsdb_head_max_time_seconds {}",
+        if hmax == i64::MIN {
+            0.0
+        } else {
+            hmax as f64 / 1000.0
+        }
+    );
+    family(
+        &mut o,
+        "sextant_tsdb_head_truncations_total",
+        "counter",
+        "Times the head was cut into a block and truncated.",
+    );
+    let _ = writeln!(
+        o,
+        "sextant_tsdb_head_truncations_total {}",
+        load(&m.head_truncations)
+    );
+    family(
+        &mut o,
+        "sextant_tsdb_wal_size_bytes",
+        "gauge",
+        "Size of the write-ahead log (segments and checkpoint).",
+    );
+    let _ = writeln!(o, "sextant_tsdb_wal_size_bytes {}", db.wal_size());
+    family(
+        &mut o,
+        "sextant_tsdb_wal_corruptions_total",
+        "counter",
+        "Corrupt or torn WAL tails repaired at start-up.",
+    );
+    let _ = writeln!(
+        o,
+        "sextant_tsdb_wal_corruptions_total {}",
+        load(&m.wal_corruptions)
+    );
+    family(
+        &mut o,
+        "sextant_tsdb_wal_write_failures_total",
+        "counter",
+        "Commits refused because the WAL could not be written.",
+    );
+    let _ = writeln!(
+        o,
+        "sextant_tsdb_wal_write_failures_total {}",
+        load(&m.wal_write_failures)
+    );
+    family(
+        &mut o,
+        "sextant_tsdb_wal_replay_duration_seconds",
+        "gauge",
+        "Time the last start-up spent loading blocks and replaying the WAL.",
+    );
+    let _ = writeln!(
+        o,
+        "sextant_tsdb_wal_replay_duration_seconds {}",
+        load(&m.wal_replay_ms) as f64 / 1000.0
+    );
+    let blocks = db.blocks();
+    family(
+        &mut o,
+        "sextant_tsdb_blocks_loaded",
+        "gauge",
+        "On-disk blocks currently loaded.",
+    );
+    let _ = writeln!(o, "sextant_tsdb_blocks_loaded {}", blocks.len());
+    family(
+        &mut o,
+        "sextant_tsdb_storage_blocks_bytes",
+        "gauge",
+        "Bytes of all loaded blocks.",
+    );
+    let _ = writeln!(
+        o,
+        "sextant_tsdb_storage_blocks_bytes {}",
+        blocks.iter().map(|b| b.size_bytes()).sum::<u64>()
+    );
+    family(
+        &mut o,
+        "sextant_tsdb_compactions_total",
+        "counter",
+        "Block compactions done.",
+    );
+    let _ = writeln!(o, "sextant_tsdb_compactions_total {}", load(&m.compactions));
+    family(
+        &mut o,
+        "sextant_tsdb_compactions_failed_total",
+        "counter",
+        "Head cuts or compactions that failed.",
+    );
+    let _ = writeln!(
+        o,
+        "sextant_tsdb_compactions_failed_total {}",
+        load(&m.compactions_failed)
+    );
+    family(
+        &mut o,
+        "sextant_tsdb_retention_blocks_deleted_total",
+        "counter",
+        "Blocks deleted by time or size retention.",
+    );
+    let _ = writeln!(
+        o,
+        "sextant_tsdb_retention_blocks_deleted_total {}",
+        load(&m.blocks_deleted_by_retention)
+    );
+    family(
+        &mut o,
+        "sextant_tsdb_blocks_quarantined_total",
+        "counter",
+        "Blocks moved aside because they could not be read.",
+    );
+    let _ = writeln!(
+        o,
+        "sextant_tsdb_blocks_quarantined_total {}",
+        load(&m.blocks_quarantined)
+    );
+
+    let ing = &st.ingest;
+    family(
+        &mut o,
+        "sextant_remote_write_requests_total",
+        "counter",
+        "Remote-write requests received, by protocol version.",
+    );
+    let _ = writeln!(
+        o,
+        "sextant_remote_write_requests_total{{version=\"1.0\"}} {}",
+        load(&ing.requests_v1)
+    );
+    let _ = writeln!(
+        o,
+        "sextant_remote_write_requests_total{{version=\"2.0\"}} {}",
+        load(&ing.requests_v2)
+    );
+    family(
+        &mut o,
+        "sextant_import_requests_total",
+        "counter",
+        "Text-format import requests received.",
+    );
+    let _ = writeln!(
+        o,
+        "sextant_import_requests_total {}",
+        load(&ing.import_requests)
+    );
+    family(
+        &mut o,
+        "sextant_ingest_rejected_series_total",
+        "counter",
+        "Series dropped at decode (invalid labels, limits).",
+    );
+    let _ = writeln!(
+        o,
+        "sextant_ingest_rejected_series_total {}",
+        load(&ing.rejected_series)
+    );
+    family(
+        &mut o,
+        "sextant_ingest_rejected_requests_total",
+        "counter",
+        "Write requests refused whole (too large, undecodable, bad content type).",
+    );
+    let _ = writeln!(
+        o,
+        "sextant_ingest_rejected_requests_total {}",
+        load(&ing.rejected_requests)
+    );
+    family(
+        &mut o,
+        "sextant_ingest_throttled_requests_total",
+        "counter",
+        "Write requests answered 429 because too many were in flight.",
+    );
+    let _ = writeln!(
+        o,
+        "sextant_ingest_throttled_requests_total {}",
+        load(&ing.throttled_requests)
+    );
+    family(
+        &mut o,
+        "sextant_ingest_exemplars_received_total",
+        "counter",
+        "Exemplars received (not stored yet).",
+    );
+    let _ = writeln!(
+        o,
+        "sextant_ingest_exemplars_received_total {}",
+        load(&ing.exemplars_received)
+    );
+
+    {
+        let hm = st.http.by_handler.lock().unwrap_or_else(|e| e.into_inner());
+        family(
+            &mut o,
+            "sextant_http_requests_total",
+            "counter",
+            "HTTP requests, by route and status code.",
+        );
+        for (h, s) in hm.iter() {
+            for (code, n) in &s.codes {
+                let _ = writeln!(
+                    o,
+                    "sextant_http_requests_total{{handler=\"{}\",code=\"{code}\"}} {n}",
+                    escape(h)
+                );
+            }
+        }
+        family(
+            &mut o,
+            "sextant_http_request_duration_seconds",
+            "histogram",
+            "HTTP request durations, by route.",
+        );
+        for (h, s) in hm.iter() {
+            let h = escape(h);
+            for (i, b) in BUCKETS.iter().enumerate() {
+                let _ = writeln!(
+                    o,
+                    "sextant_http_request_duration_seconds_bucket{{handler=\"{h}\",le=\"{}\"}} {}",
+                    fmt_f(*b),
+                    s.buckets[i]
+                );
+            }
+            let _ = writeln!(
+                o,
+                "sextant_http_request_duration_seconds_bucket{{handler=\"{h}\",le=\"+Inf\"}} {}",
+                s.count
+            );
+            let _ = writeln!(
+                o,
+                "sextant_http_request_duration_seconds_sum{{handler=\"{h}\"}} {}",
+                s.sum
+            );
+            let _ = writeln!(
+                o,
+                "sextant_http_request_duration_seconds_count{{handler=\"{h}\"}} {}",
+                s.count
+            );
+        }
+    }
+
+    if let Some(rss) = proc_status_kb("VmRSS:") {
+        family(
+            &mut o,
+            "process_resident_memory_bytes",
+            "gauge",
+            "Resident memory size in bytes.",
+        );
+        let _ = writeln!(o, "process_resident_memory_bytes {rss}");
+    }
+    if let Some(cpu) = proc_cpu_seconds() {
+        family(
+            &mut o,
+            "process_cpu_seconds_total",
+            "counter",
+            "Total user and system CPU time spent in seconds.",
+        );
+        let _ = writeln!(o, "process_cpu_seconds_total {cpu}");
+    }
+    if let Ok(rd) = std::fs::read_dir("/proc/self/fd") {
+        family(
+            &mut o,
+            "process_open_fds",
+            "gauge",
+            "Number of open file descriptors.",
+        );
+        let _ = writeln!(o, "process_open_fds {}", rd.count());
+    }
+    family(
+        &mut o,
+        "process_start_time_seconds",
+        "gauge",
+        "Start time of the process since unix epoch in seconds.",
+    );
+    let _ = writeln!(o, "process_start_time_seconds {}", st.start_unix);
+    o
+}
+
+/// Ingests `/metrics` into the local TSDB every `every`, labelled job="sextant",
+/// instance=`instance`, the way a Prometheus scrape of itself would.
+pub fn start_self_monitoring(
+    st: Arc<AppState>,
+    instance: String,
+    every: Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let st = st.clone();
+            let instance = instance.clone();
+            let res = tokio::task::spawn_blocking(move || {
+                let now = sextant_model::time::now_ms();
+                let text = render_metrics(&st);
+                let batch =
+                    sextant_ingest::text::parse_text(&text, now).map_err(|e| e.to_string())?;
+                let mut app = st.db.appender();
+                for md in &batch.metadata {
+                    app.set_metadata(md.clone());
+                }
+                for (labels, s) in &batch.samples {
+                    let mut ls: Labels = labels.clone();
+                    ls.set("job", "sextant");
+                    ls.set("instance", &instance);
+                    let _ = app.append(&ls, s.t, s.v);
+                }
+                app.commit().map(|_| ()).map_err(|e| e.to_string())
+            })
+            .await;
+            if let Ok(Err(e)) = res {
+                tracing::warn!(error = %e, "self-monitoring ingest failed");
+            }
+        }
+    })
+}

@@ -1,0 +1,405 @@
+//! Handler tests through the router (no network): write paths with good, partial and hostile
+//! input, and the read API's JSON shapes.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use sextant_ingest::remote_write::{compress_snappy, encode_v1, encode_v2};
+use sextant_model::{Labels, Sample};
+use sextant_tsdb::db::{Db, DbOptions};
+use sextant_tsdb::head::HeadOptions;
+use tower::ServiceExt;
+
+use crate::{router, AppState, BuildInfo, WriteLimits};
+
+struct T {
+    _dir: tempfile::TempDir,
+    state: Arc<AppState>,
+}
+
+fn setup_with(head: HeadOptions, limits: WriteLimits) -> T {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Arc::new(
+        Db::open(
+            dir.path(),
+            DbOptions {
+                head,
+                ..DbOptions::default()
+            },
+        )
+        .expect("open db"),
+    );
+    let state = AppState::new(
+        db,
+        limits,
+        BuildInfo {
+            version: "0.1.0".into(),
+            revision: "test".into(),
+        },
+    );
+    T { _dir: dir, state }
+}
+
+fn setup() -> T {
+    setup_with(HeadOptions::default(), WriteLimits::default())
+}
+
+async fn call(t: &T, req: Request<Body>) -> (StatusCode, axum::http::HeaderMap, String) {
+    let resp = router(t.state.clone())
+        .oneshot(req)
+        .await
+        .expect("response");
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let body = resp.into_body().collect().await.expect("body").to_bytes();
+    (status, headers, String::from_utf8_lossy(&body).to_string())
+}
+
+fn rw(body: Vec<u8>, ct: &str) -> Request<Body> {
+    Request::post("/api/v1/write")
+        .header("Content-Type", ct)
+        .header("Content-Encoding", "snappy")
+        .body(Body::from(body))
+        .expect("request")
+}
+
+fn ls(pairs: &[(&str, &str)]) -> Labels {
+    Labels::from_pairs(pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())))
+}
+
+async fn get_json(t: &T, uri: &str) -> (StatusCode, serde_json::Value) {
+    let (s, _, b) = call(t, Request::get(uri).body(Body::empty()).expect("req")).await;
+    (
+        s,
+        serde_json::from_str(&b).unwrap_or_else(|e| panic!("{uri}: not JSON ({e}): {b}")),
+    )
+}
+
+const NOW: i64 = 1_700_000_000_000;
+
+#[tokio::test]
+async fn remote_write_v1_then_read_api() {
+    let t = setup();
+    let series = vec![
+        (
+            ls(&[
+                ("__name__", "agent_tokens_total"),
+                ("job", "a"),
+                ("model", "m1"),
+            ]),
+            vec![Sample::new(NOW, 1.0), Sample::new(NOW + 15_000, 2.0)],
+        ),
+        (
+            ls(&[
+                ("__name__", "agent_tokens_total"),
+                ("job", "a"),
+                ("model", "m2"),
+            ]),
+            vec![Sample::new(NOW, 5.0)],
+        ),
+        (
+            ls(&[("__name__", "up"), ("job", "b")]),
+            vec![Sample::new(NOW, 1.0)],
+        ),
+    ];
+    let (s, _, body) = call(
+        &t,
+        rw(
+            compress_snappy(&encode_v1(&series)),
+            "application/x-protobuf",
+        ),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{body}");
+
+    let (s, j) = get_json(&t, "/api/v1/series?match[]=agent_tokens_total").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(j["status"], "success");
+    assert_eq!(j["data"].as_array().map(|a| a.len()), Some(2));
+    assert_eq!(j["data"][0]["model"], "m1");
+
+    let (_, j) = get_json(&t, "/api/v1/series?match[]=agent_tokens_total&limit=1").await;
+    assert_eq!(j["data"].as_array().map(|a| a.len()), Some(1));
+    assert_eq!(j["warnings"][0], "results truncated due to limit");
+
+    let (_, j) = get_json(&t, "/api/v1/labels").await;
+    assert_eq!(j["data"], serde_json::json!(["__name__", "job", "model"]));
+    let (_, j) = get_json(&t, "/api/v1/label/job/values").await;
+    assert_eq!(j["data"], serde_json::json!(["a", "b"]));
+    let (_, j) = get_json(&t, "/api/v1/label/model/values?match[]=up").await;
+    assert_eq!(j["data"], serde_json::json!([]));
+    let (_, j) = get_json(&t, "/api/v1/label/__name__/values?match[]={job=%22a%22}").await;
+    assert_eq!(j["data"], serde_json::json!(["agent_tokens_total"]));
+
+    let (s, j) = get_json(&t, "/api/v1/series").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(j["errorType"], "bad_data");
+    let (s, j) = get_json(&t, "/api/v1/series?match[]=up{job").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(j["error"].as_str().unwrap_or("").contains("match[]"), "{j}");
+    let (s, _) = get_json(&t, "/api/v1/label/bad-name/values").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+
+    let (_, j) = get_json(&t, "/api/v1/status/tsdb").await;
+    assert_eq!(j["data"]["headStats"]["numSeries"], 3);
+    assert_eq!(
+        j["data"]["seriesCountByMetricName"][0]["name"],
+        "agent_tokens_total"
+    );
+    assert_eq!(j["data"]["seriesCountByMetricName"][0]["value"], 2);
+    let (_, j) = get_json(&t, "/api/v1/status/buildinfo").await;
+    assert_eq!(j["data"]["version"], "0.1.0");
+}
+
+#[tokio::test]
+async fn remote_write_v2_reports_written_counts() {
+    let t = setup();
+    let series = vec![(
+        ls(&[("__name__", "x_total"), ("job", "v2")]),
+        vec![Sample::new(NOW, 1.0), Sample::new(NOW + 1, 2.0)],
+    )];
+    let (s, h, body) = call(
+        &t,
+        rw(
+            compress_snappy(&encode_v2(&series)),
+            "application/x-protobuf;proto=io.prometheus.write.v2.Request",
+        ),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{body}");
+    assert_eq!(h["X-Prometheus-Remote-Write-Samples-Written"], "2");
+    assert_eq!(h["X-Prometheus-Remote-Write-Histograms-Written"], "0");
+    let (_, j) = get_json(&t, "/api/v1/series?match[]=x_total").await;
+    assert_eq!(j["data"][0]["job"], "v2");
+}
+
+#[tokio::test]
+async fn hostile_write_requests_get_clear_errors() {
+    let t = setup_with(
+        HeadOptions::default(),
+        WriteLimits {
+            max_body: 4096,
+            ..WriteLimits::default()
+        },
+    );
+    // Bad snappy.
+    let (s, _, b) = call(
+        &t,
+        rw(b"definitely not snappy".to_vec(), "application/x-protobuf"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    assert!(b.to_lowercase().contains("snappy"), "{b}");
+    // Valid snappy, malformed protobuf.
+    let (s, _, b) = call(
+        &t,
+        rw(
+            compress_snappy(&[0xff, 0xff, 0xff, 0x0f, 0x01]),
+            "application/x-protobuf",
+        ),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    // Unknown content type.
+    let (s, _, _) = call(&t, rw(compress_snappy(&encode_v1(&[])), "application/json")).await;
+    assert_eq!(s, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    // Too large.
+    let (s, _, b) = call(&t, rw(vec![0u8; 5000], "application/x-protobuf")).await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{b}");
+    // Wrong content encoding.
+    let req = Request::post("/api/v1/write")
+        .header("Content-Type", "application/x-protobuf")
+        .header("Content-Encoding", "gzip")
+        .body(Body::from(compress_snappy(&encode_v1(&[]))))
+        .expect("req");
+    let (s, _, _) = call(&t, req).await;
+    assert_eq!(s, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    // Nothing was stored by any of them.
+    let (_, j) = get_json(&t, "/api/v1/status/tsdb").await;
+    assert_eq!(j["data"]["headStats"]["numSeries"], 0);
+}
+
+#[tokio::test]
+async fn partly_bad_request_keeps_the_good_part() {
+    let t = setup();
+    let good = (
+        ls(&[("__name__", "good"), ("job", "j")]),
+        vec![Sample::new(NOW, 1.0)],
+    );
+    let bad_name = (
+        ls(&[("__name__", "0bad"), ("job", "j")]),
+        vec![Sample::new(NOW, 1.0)],
+    );
+    let (s, _, b) = call(
+        &t,
+        rw(
+            compress_snappy(&encode_v1(&[good.clone(), bad_name])),
+            "application/x-protobuf",
+        ),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(b.contains("0bad"), "message names the bad series: {b}");
+    let (_, j) = get_json(&t, "/api/v1/series?match[]=good").await;
+    assert_eq!(j["data"].as_array().map(|a| a.len()), Some(1));
+
+    // Same timestamp, different value: duplicate; older than newest: out of order.
+    let dup = (good.0.clone(), vec![Sample::new(NOW, 2.0)]);
+    let (s, _, b) = call(
+        &t,
+        rw(
+            compress_snappy(&encode_v1(&[dup])),
+            "application/x-protobuf",
+        ),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(b.contains("duplicate"), "{b}");
+    let same = (good.0.clone(), vec![Sample::new(NOW, 1.0)]);
+    let (s, _, b) = call(
+        &t,
+        rw(
+            compress_snappy(&encode_v1(&[same])),
+            "application/x-protobuf",
+        ),
+    )
+    .await;
+    assert_eq!(
+        s,
+        StatusCode::NO_CONTENT,
+        "an identical resend is accepted: {b}"
+    );
+    let newer = (good.0.clone(), vec![Sample::new(NOW + 60_000, 3.0)]);
+    let older = (good.0.clone(), vec![Sample::new(NOW + 30_000, 4.0)]);
+    let (s, _, _) = call(
+        &t,
+        rw(
+            compress_snappy(&encode_v1(&[newer])),
+            "application/x-protobuf",
+        ),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, _, b) = call(
+        &t,
+        rw(
+            compress_snappy(&encode_v1(&[older])),
+            "application/x-protobuf",
+        ),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(b.contains("out of order"), "{b}");
+
+    let metrics = call(
+        &t,
+        Request::get("/metrics").body(Body::empty()).expect("req"),
+    )
+    .await
+    .2;
+    assert!(
+        metrics.contains("sextant_tsdb_samples_rejected_total{reason=\"out_of_order\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("sextant_tsdb_samples_rejected_total{reason=\"duplicate_sample\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("sextant_ingest_rejected_series_total 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("sextant_http_request_duration_seconds_count{handler=\"/api/v1/write\"}"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn ooo_window_and_series_limits() {
+    let t = setup_with(
+        HeadOptions {
+            ooo_window: 600_000,
+            max_series: 2,
+            max_series_per_metric: 1,
+            ..HeadOptions::default()
+        },
+        WriteLimits::default(),
+    );
+    let a = ls(&[("__name__", "a"), ("job", "j")]);
+    let write = |s: Vec<(Labels, Vec<Sample>)>| {
+        rw(compress_snappy(&encode_v1(&s)), "application/x-protobuf")
+    };
+    assert_eq!(
+        call(&t, write(vec![(a.clone(), vec![Sample::new(NOW, 1.0)])]))
+            .await
+            .0,
+        StatusCode::NO_CONTENT
+    );
+    // 5 minutes back: inside the 10-minute window.
+    assert_eq!(
+        call(
+            &t,
+            write(vec![(a.clone(), vec![Sample::new(NOW - 300_000, 0.5)])])
+        )
+        .await
+        .0,
+        StatusCode::NO_CONTENT
+    );
+    // 20 minutes back: outside.
+    let (s, _, b) = call(
+        &t,
+        write(vec![(a.clone(), vec![Sample::new(NOW - 1_200_000, 0.1)])]),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    // Per-metric cap of 1.
+    let a2 = ls(&[("__name__", "a"), ("job", "k")]);
+    let (s, _, b) = call(&t, write(vec![(a2, vec![Sample::new(NOW, 1.0)])])).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(b.contains("series limit"), "{b}");
+    let q = t.state.db.querier();
+    use sextant_tsdb::querier::Querier;
+    let got = q
+        .select(
+            &[sextant_model::Matcher::equal("__name__", "a")],
+            i64::MIN,
+            i64::MAX,
+        )
+        .expect("select");
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        got[0].floats,
+        vec![Sample::new(NOW - 300_000, 0.5), Sample::new(NOW, 1.0)]
+    );
+}
+
+#[tokio::test]
+async fn import_text_format() {
+    let t = setup();
+    let text = "# HELP jobs_total Jobs run.\n# TYPE jobs_total counter\njobs_total{job=\"ci\"} 3 1700000000000\njobs_total{job=\"cd\"} 4\n";
+    let (s, _, b) = call(
+        &t,
+        Request::post("/api/v1/import/prometheus")
+            .body(Body::from(text))
+            .expect("req"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{b}");
+    let (_, j) = get_json(&t, "/api/v1/series?match[]=jobs_total").await;
+    assert_eq!(j["data"].as_array().map(|a| a.len()), Some(2));
+    let (_, j) = get_json(&t, "/api/v1/metadata").await;
+    assert_eq!(j["data"]["jobs_total"][0]["type"], "counter");
+    assert_eq!(j["data"]["jobs_total"][0]["help"], "Jobs run.");
+    let (s, _, b) = call(
+        &t,
+        Request::post("/api/v1/import/prometheus")
+            .body(Body::from("ok 1\nbad{x=} 2\n"))
+            .expect("req"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(b.contains("line 2"), "{b}");
+}

@@ -1,0 +1,300 @@
+//! Write endpoints: Prometheus remote write 1.0 and 2.0 (`/api/v1/write`) and text-format
+//! import (`/api/v1/import/prometheus`).
+//!
+//! Partial failures follow Prometheus' receiver: series with invalid labels and samples the
+//! database refuses (out of order, duplicate, too old, over a limit) are skipped, everything
+//! else in the request is committed, and the answer is `400 Bad Request` naming the first
+//! problem and the counts, so the sender does not retry data that can never be accepted. A
+//! request that cannot be decoded at all is refused whole (400, or 413 when too large, 415 for
+//! an unknown content type). A WAL write failure answers 503 so the sender retries; nothing of
+//! that request was acknowledged.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use sextant_ingest::remote_write::{self, DecodeLimits, RemoteWriteVersion, WriteBatch};
+use sextant_tsdb::db::{CommitStats, Db};
+
+use crate::AppState;
+
+/// Counters of the write path that the TSDB does not see.
+#[derive(Default)]
+pub(crate) struct IngestMetrics {
+    pub requests_v1: AtomicU64,
+    pub requests_v2: AtomicU64,
+    pub import_requests: AtomicU64,
+    pub rejected_series: AtomicU64,
+    pub rejected_requests: AtomicU64,
+    pub throttled_requests: AtomicU64,
+    pub exemplars_received: AtomicU64,
+}
+
+fn text(status: StatusCode, msg: impl Into<String>) -> Response {
+    (status, msg.into() + "\n").into_response()
+}
+
+/// Outcome of storing one decoded batch.
+#[derive(Default)]
+struct Stored {
+    samples: usize,
+    histograms: usize,
+    exemplars: usize,
+    problems: usize,
+    first_problem: Option<String>,
+}
+
+impl Stored {
+    fn problem(&mut self, n: usize, msg: impl FnOnce() -> String) {
+        self.problems += n;
+        if self.first_problem.is_none() {
+            self.first_problem = Some(msg());
+        }
+    }
+
+    fn add_commit(&mut self, c: CommitStats) {
+        self.samples += c.samples;
+        self.histograms += c.histograms;
+        if c.rejected > 0 {
+            let first = c.first_error.unwrap_or_default();
+            self.problem(c.rejected, || first);
+        }
+    }
+}
+
+/// Appends a decoded batch through one appender and commits it.
+fn store(db: &Db, batch: WriteBatch) -> Result<Stored, sextant_tsdb::db::DbError> {
+    let mut out = Stored::default();
+    for r in &batch.rejected {
+        out.problem(r.samples.max(1), || {
+            format!("series {}: {}", r.labels, r.reason)
+        });
+    }
+    let mut app = db.appender();
+    for md in batch.metadata {
+        app.set_metadata(md);
+    }
+    for s in &batch.series {
+        out.exemplars += s.exemplars;
+        for smp in &s.samples {
+            if let Err(e) = app.append(&s.labels, smp.t, smp.v) {
+                out.problem(1, || format!("series {}: {e}", s.labels));
+            }
+        }
+        for (t, h) in &s.histograms {
+            if let Err(e) = app.append_histogram(&s.labels, *t, h.clone()) {
+                out.problem(1, || format!("series {}: {e}", s.labels));
+            }
+        }
+    }
+    let c = app.commit()?;
+    out.add_commit(c);
+    Ok(out)
+}
+
+async fn with_slot<F>(st: &Arc<AppState>, f: F) -> Response
+where
+    F: FnOnce() -> Response + Send + 'static,
+{
+    let permit = match tokio::time::timeout(st.limits.queue_wait, st.write_slots.acquire()).await {
+        Ok(Ok(p)) => p,
+        _ => {
+            st.ingest.throttled_requests.fetch_add(1, Ordering::Relaxed);
+            return text(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "too many concurrent write requests (limit {}); retry later",
+                    st.limits.max_concurrent
+                ),
+            );
+        }
+    };
+    let r = tokio::task::spawn_blocking(f).await;
+    drop(permit);
+    r.unwrap_or_else(|e| {
+        text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("write handler failed: {e}"),
+        )
+    })
+}
+
+fn too_large(st: &AppState, body: &Bytes) -> Option<Response> {
+    (body.len() > st.limits.max_body).then(|| {
+        text(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "request body of {} bytes exceeds the limit of {} bytes",
+                body.len(),
+                st.limits.max_body
+            ),
+        )
+    })
+}
+
+/// `POST /api/v1/write`.
+pub async fn remote_write(
+    axum::extract::State(st): axum::extract::State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Some(r) = too_large(&st, &body) {
+        st.ingest.rejected_requests.fetch_add(1, Ordering::Relaxed);
+        return r;
+    }
+    let ct = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let version = match remote_write::parse_content_type(ct) {
+        Ok(v) => v,
+        Err(e) => {
+            st.ingest.rejected_requests.fetch_add(1, Ordering::Relaxed);
+            return text(StatusCode::UNSUPPORTED_MEDIA_TYPE, e.to_string());
+        }
+    };
+    let enc = headers
+        .get(axum::http::header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok());
+    if let Some(enc) = enc {
+        if !enc.eq_ignore_ascii_case("snappy") {
+            st.ingest.rejected_requests.fetch_add(1, Ordering::Relaxed);
+            return text(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!("unsupported Content-Encoding {enc:?}: remote write bodies must be snappy-compressed"),
+            );
+        }
+    }
+    let st2 = st.clone();
+    with_slot(&st, move || {
+        let st = st2;
+        match version {
+            RemoteWriteVersion::V1 => st.ingest.requests_v1.fetch_add(1, Ordering::Relaxed),
+            RemoteWriteVersion::V2 => st.ingest.requests_v2.fetch_add(1, Ordering::Relaxed),
+        };
+        let raw = match remote_write::decompress_snappy(&body, st.limits.max_decoded) {
+            Ok(r) => r,
+            Err(e) => {
+                st.ingest.rejected_requests.fetch_add(1, Ordering::Relaxed);
+                return text(StatusCode::BAD_REQUEST, e.to_string());
+            }
+        };
+        let limits = DecodeLimits {
+            max_labels_per_series: st.limits.max_labels_per_series,
+            max_label_name_len: st.limits.max_label_name_len,
+            max_label_value_len: st.limits.max_label_value_len,
+        };
+        let decoded = match version {
+            RemoteWriteVersion::V1 => remote_write::decode_v1(&raw, &limits),
+            RemoteWriteVersion::V2 => remote_write::decode_v2(&raw, &limits),
+        };
+        let batch = match decoded {
+            Ok(b) => b,
+            Err(e) => {
+                st.ingest.rejected_requests.fetch_add(1, Ordering::Relaxed);
+                return text(StatusCode::BAD_REQUEST, e.to_string());
+            }
+        };
+        st.ingest
+            .rejected_series
+            .fetch_add(batch.rejected.len() as u64, Ordering::Relaxed);
+        let stored = match store(&st.db, batch) {
+            Ok(s) => s,
+            Err(e) => {
+                return text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("storage cannot accept writes right now: {e}"),
+                );
+            }
+        };
+        st.ingest
+            .exemplars_received
+            .fetch_add(stored.exemplars as u64, Ordering::Relaxed);
+        let mut resp = match &stored.first_problem {
+            None => StatusCode::NO_CONTENT.into_response(),
+            Some(first) => text(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "{} samples rejected, {} accepted; first problem: {first}",
+                    stored.problems,
+                    stored.samples + stored.histograms
+                ),
+            ),
+        };
+        if matches!(version, RemoteWriteVersion::V2) {
+            let h = resp.headers_mut();
+            let mut set = |k: &'static str, v: usize| {
+                if let Ok(v) = HeaderValue::from_str(&v.to_string()) {
+                    h.insert(k, v);
+                }
+            };
+            set("X-Prometheus-Remote-Write-Samples-Written", stored.samples);
+            set(
+                "X-Prometheus-Remote-Write-Histograms-Written",
+                stored.histograms,
+            );
+            // Exemplars are counted but not stored yet, so none are reported as written.
+            set("X-Prometheus-Remote-Write-Exemplars-Written", 0);
+        }
+        resp
+    })
+    .await
+}
+
+/// `POST /api/v1/import/prometheus`: text exposition format, optional per-line timestamps;
+/// lines without one get the request time (or `?timestamp=` in ms, like VictoriaMetrics).
+pub async fn import_prometheus(
+    axum::extract::State(st): axum::extract::State<Arc<AppState>>,
+    axum::extract::RawQuery(q): axum::extract::RawQuery,
+    body: Bytes,
+) -> Response {
+    if let Some(r) = too_large(&st, &body) {
+        return r;
+    }
+    let default_ts = q
+        .as_deref()
+        .and_then(|q| {
+            form_urlencoded::parse(q.as_bytes())
+                .find(|(k, _)| k == "timestamp")
+                .map(|(_, v)| v.to_string())
+        })
+        .and_then(|v| v.parse::<i64>().ok())
+        .unwrap_or_else(sextant_model::time::now_ms);
+    let st2 = st.clone();
+    with_slot(&st, move || {
+        let st = st2;
+        st.ingest.import_requests.fetch_add(1, Ordering::Relaxed);
+        let input = match std::str::from_utf8(&body) {
+            Ok(s) => s,
+            Err(e) => {
+                return text(
+                    StatusCode::BAD_REQUEST,
+                    format!("body is not valid UTF-8: {e}"),
+                )
+            }
+        };
+        let parsed = match sextant_ingest::text::parse_text(input, default_ts) {
+            Ok(p) => p,
+            Err(e) => return text(StatusCode::BAD_REQUEST, e.to_string()),
+        };
+        let batch = parsed.into_write_batch();
+        match store(&st.db, batch) {
+            Err(e) => text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("storage cannot accept writes right now: {e}"),
+            ),
+            Ok(s) => match s.first_problem {
+                None => StatusCode::NO_CONTENT.into_response(),
+                Some(first) => text(
+                    StatusCode::BAD_REQUEST,
+                    format!(
+                        "{} samples rejected, {} accepted; first problem: {first}",
+                        s.problems, s.samples
+                    ),
+                ),
+            },
+        }
+    })
+    .await
+}
