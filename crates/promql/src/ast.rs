@@ -412,7 +412,7 @@ impl Expr {
     }
 
     /// Calls `f` on this node and every descendant.
-    pub fn walk(&self, f: &mut dyn FnMut(&Expr)) {
+    pub fn walk<'a>(&'a self, f: &mut dyn FnMut(&'a Expr)) {
         f(self);
         match self {
             Expr::Subquery(s) => s.expr.walk(f),

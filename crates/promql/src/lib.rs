@@ -11,3 +11,16 @@ pub mod parser;
 pub use ast::Expr;
 pub use error::{EvalError, ParseError, Pos};
 pub use parser::{parse, parse_selector};
+pub mod engine;
+pub mod querier;
+pub mod value;
+
+mod aggr;
+mod binop;
+mod funcs;
+mod hist;
+
+pub use engine::{Engine, EngineOptions};
+pub use querier::{MemQuerier, Querier, QueryError, SeriesData};
+pub use value::{QueryResult, Series, VSample, Value};
+pub mod promqltest;

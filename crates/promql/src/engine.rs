@@ -1,0 +1,623 @@
+//! The evaluator. A query is evaluated step by step: every selector's data is loaded once for
+//! the whole query range, then the expression tree is evaluated at each step timestamp as an
+//! instant query, the way Prometheus defines range queries. Limits (timeout, samples, points per
+//! series) surface as typed [`EvalError`]s.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use sextant_model::{is_stale_nan, Labels, Sample, METRIC_NAME};
+
+use crate::ast::*;
+use crate::error::EvalError;
+use crate::querier::Querier;
+use crate::value::{QueryResult, Series, VSample, Value};
+
+/// Engine settings; the defaults are Prometheus'.
+#[derive(Clone, Debug)]
+pub struct EngineOptions {
+    /// How far back an instant selector looks for a sample (5m).
+    pub lookback_ms: i64,
+    /// Wall-clock limit of one query.
+    pub timeout: Duration,
+    /// Maximum samples held by one evaluation step (Prometheus' `query.max-samples`).
+    pub max_samples: usize,
+    /// Maximum points per series of a range query (11,000).
+    pub max_points_per_series: i64,
+    /// Step of subqueries written without one (`[5m:]`).
+    pub default_subquery_step_ms: i64,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            lookback_ms: 300_000,
+            timeout: Duration::from_secs(120),
+            max_samples: 50_000_000,
+            max_points_per_series: 11_000,
+            default_subquery_step_ms: 60_000,
+        }
+    }
+}
+
+/// Evaluates parsed PromQL against a [`Querier`].
+#[derive(Clone, Debug, Default)]
+pub struct Engine {
+    pub opts: EngineOptions,
+}
+
+/// An intermediate value during evaluation.
+#[derive(Clone, Debug)]
+pub(crate) enum Val {
+    Scalar(f64),
+    Str(String),
+    Vector(Vec<VSample>),
+    Matrix(Vec<Series>),
+}
+
+impl Engine {
+    pub fn new(opts: EngineOptions) -> Self {
+        Engine { opts }
+    }
+
+    /// Evaluates `expr` at one instant (milliseconds).
+    pub fn instant(&self, q: &dyn Querier, expr: &Expr, t: i64) -> Result<QueryResult, EvalError> {
+        let mut ev = Ev::new(q, &self.opts, t, t, 0);
+        ev.load(expr)?;
+        let v = ev.eval(expr, t)?;
+        let value = match v {
+            Val::Scalar(v) => Value::Scalar { t, v },
+            Val::Str(s) => Value::String { t, s },
+            Val::Vector(vs) => {
+                let mut vs = finish_vector(vs)?;
+                for s in &mut vs {
+                    s.t = t;
+                }
+                Value::Vector(vs)
+            }
+            Val::Matrix(mut m) => {
+                for s in &mut m {
+                    if s.drop_name {
+                        s.labels.set(METRIC_NAME, "");
+                        s.drop_name = false;
+                    }
+                }
+                m.sort_by(|a, b| a.labels.cmp(&b.labels));
+                Value::Matrix(m)
+            }
+        };
+        Ok(QueryResult {
+            value,
+            warnings: ev.warnings,
+            infos: ev.infos,
+        })
+    }
+
+    /// Evaluates `expr` from `start` to `end` (inclusive) every `step` milliseconds.
+    pub fn range(
+        &self,
+        q: &dyn Querier,
+        expr: &Expr,
+        start: i64,
+        end: i64,
+        step: i64,
+    ) -> Result<QueryResult, EvalError> {
+        if step <= 0 {
+            return Err(EvalError::BadData(
+                "zero or negative query resolution step widths are not accepted. Try a positive integer".into(),
+            ));
+        }
+        if end < start {
+            return Err(EvalError::BadData(
+                "end timestamp must not be before start time".into(),
+            ));
+        }
+        if (end - start) / step + 1 > self.opts.max_points_per_series {
+            return Err(EvalError::BadData(
+                "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)".into(),
+            ));
+        }
+        match expr.value_type() {
+            ValueType::Scalar | ValueType::Vector => {}
+            t => return Err(EvalError::BadData(format!(
+                "invalid expression type \"{}\" for range query, must be Scalar or instant Vector",
+                t.long_name()
+            ))),
+        }
+        let mut ev = Ev::new(q, &self.opts, start, end, step);
+        ev.load(expr)?;
+        let mut index: HashMap<Labels, usize> = HashMap::new();
+        let mut out: Vec<Series> = Vec::new();
+        let mut t = start;
+        while t <= end {
+            match ev.eval(expr, t)? {
+                Val::Scalar(v) => {
+                    push_point(&mut index, &mut out, Labels::empty(), false, t, v, None)
+                }
+                Val::Vector(vs) => {
+                    let vs = finish_vector(vs)?;
+                    for s in vs {
+                        push_point(
+                            &mut index,
+                            &mut out,
+                            s.labels,
+                            false,
+                            t,
+                            s.f,
+                            s.h.map(|h| *h),
+                        );
+                    }
+                }
+                _ => {}
+            }
+            t += step;
+        }
+        out.sort_by(|a, b| a.labels.cmp(&b.labels));
+        Ok(QueryResult {
+            value: Value::Matrix(out),
+            warnings: ev.warnings,
+            infos: ev.infos,
+        })
+    }
+}
+
+fn push_point(
+    index: &mut HashMap<Labels, usize>,
+    out: &mut Vec<Series>,
+    labels: Labels,
+    drop_name: bool,
+    t: i64,
+    f: f64,
+    h: Option<sextant_model::FloatHistogram>,
+) {
+    let i = match index.get(&labels) {
+        Some(i) => *i,
+        None => {
+            out.push(Series {
+                labels: labels.clone(),
+                drop_name,
+                ..Default::default()
+            });
+            index.insert(labels, out.len() - 1);
+            out.len() - 1
+        }
+    };
+    match h {
+        Some(h) => out[i].histograms.push((t, h)),
+        None => out[i].floats.push(Sample::new(t, f)),
+    }
+}
+
+/// Applies delayed name removal and rejects duplicate label sets.
+pub(crate) fn finish_vector(mut vs: Vec<VSample>) -> Result<Vec<VSample>, EvalError> {
+    for s in &mut vs {
+        if s.drop_name {
+            s.labels.set(METRIC_NAME, "");
+            s.drop_name = false;
+        }
+    }
+    check_unique(&vs)?;
+    Ok(vs)
+}
+
+pub(crate) fn check_unique(vs: &[VSample]) -> Result<(), EvalError> {
+    if vs.len() > 1 {
+        let mut seen = std::collections::HashSet::with_capacity(vs.len());
+        for s in vs {
+            if !seen.insert(&s.labels) {
+                return Err(EvalError::Execution(
+                    "vector cannot contain metrics with the same labelset".into(),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Formats labels the way Go's `labels.Labels.String()` does: `{a="b", c="d"}`.
+pub(crate) fn go_labels(l: &Labels) -> String {
+    let parts: Vec<String> = l
+        .iter()
+        .map(|l| format!("{}={:?}", l.name, l.value))
+        .collect();
+    format!("{{{}}}", parts.join(", "))
+}
+
+pub(crate) struct Ev<'a> {
+    q: &'a dyn Querier,
+    pub(crate) opts: &'a EngineOptions,
+    pub(crate) start: i64,
+    pub(crate) end: i64,
+    pub(crate) dctx: DurCtx,
+    bounds: HashMap<usize, (i64, i64)>,
+    data: HashMap<usize, Vec<Series>>,
+    deadline: Instant,
+    pub(crate) warnings: Vec<String>,
+    pub(crate) infos: Vec<String>,
+    /// Samples held by the current step.
+    samples: usize,
+}
+
+fn key(vs: &VectorSelector) -> usize {
+    vs as *const VectorSelector as usize
+}
+
+impl<'a> Ev<'a> {
+    fn new(q: &'a dyn Querier, opts: &'a EngineOptions, start: i64, end: i64, step: i64) -> Self {
+        Ev {
+            q,
+            opts,
+            start,
+            end,
+            dctx: DurCtx {
+                step_ms: step,
+                range_ms: end - start,
+            },
+            bounds: HashMap::new(),
+            data: HashMap::new(),
+            deadline: Instant::now() + opts.timeout,
+            warnings: Vec::new(),
+            infos: Vec::new(),
+            samples: 0,
+        }
+    }
+
+    pub(crate) fn warn(&mut self, msg: String) {
+        if !self.warnings.contains(&msg) {
+            self.warnings.push(msg);
+        }
+    }
+
+    pub(crate) fn info(&mut self, msg: String) {
+        if !self.infos.contains(&msg) {
+            self.infos.push(msg);
+        }
+    }
+
+    /// The evaluation time of a selector or subquery after `@` and `offset`.
+    fn mod_time(&self, at: &Option<AtModifier>, offset: &Option<DurExpr>, ts: i64) -> i64 {
+        let t = match at {
+            Some(AtModifier::Time(t)) => *t,
+            Some(AtModifier::Start) => self.start,
+            Some(AtModifier::End) => self.end,
+            None => ts,
+        };
+        t - offset.as_ref().map_or(0, |o| o.eval_ms(self.dctx))
+    }
+
+    fn add_bounds(&mut self, vs: &VectorSelector, lo: i64, hi: i64) {
+        let e = self.bounds.entry(key(vs)).or_insert((lo, hi));
+        e.0 = e.0.min(lo);
+        e.1 = e.1.max(hi);
+    }
+
+    fn collect(&mut self, e: &Expr, lo: i64, hi: i64) {
+        match e {
+            Expr::Vector(vs) => {
+                let (a, b) = (
+                    self.mod_time(&vs.at, &vs.offset, lo),
+                    self.mod_time(&vs.at, &vs.offset, hi),
+                );
+                self.add_bounds(vs, a - self.opts.lookback_ms, b);
+            }
+            Expr::Matrix(m) => {
+                let (a, b) = (
+                    self.mod_time(&m.vs.at, &m.vs.offset, lo),
+                    self.mod_time(&m.vs.at, &m.vs.offset, hi),
+                );
+                let r = m.range.eval_ms(self.dctx);
+                let extra = if m.anchored || m.smoothed {
+                    self.opts.lookback_ms
+                } else {
+                    0
+                };
+                let after = if m.smoothed { self.opts.lookback_ms } else { 0 };
+                self.add_bounds(&m.vs, a - r - extra, b + after);
+            }
+            Expr::Subquery(s) => {
+                let (a, b) = (
+                    self.mod_time(&s.at, &s.offset, lo),
+                    self.mod_time(&s.at, &s.offset, hi),
+                );
+                let r = s.range.eval_ms(self.dctx);
+                let step = self.sub_step(s);
+                self.collect(&s.expr, a - r - step, b);
+            }
+            Expr::Paren(e) | Expr::Neg(e) => self.collect(e, lo, hi),
+            Expr::Binary { lhs, rhs, .. } => {
+                self.collect(lhs, lo, hi);
+                self.collect(rhs, lo, hi);
+            }
+            Expr::Aggregate { expr, param, .. } => {
+                if let Some(p) = param {
+                    self.collect(p, lo, hi);
+                }
+                self.collect(expr, lo, hi);
+            }
+            Expr::Call { args, .. } => {
+                for a in args {
+                    self.collect(a, lo, hi);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn sub_step(&self, s: &Subquery) -> i64 {
+        s.step
+            .as_ref()
+            .map(|d| d.eval_ms(self.dctx))
+            .filter(|s| *s > 0)
+            .unwrap_or(self.opts.default_subquery_step_ms)
+    }
+
+    /// Loads every selector's data for the whole query.
+    fn load(&mut self, e: &Expr) -> Result<(), EvalError> {
+        self.collect(e, self.start, self.end);
+        let mut sels: Vec<&VectorSelector> = Vec::new();
+        e.walk(&mut |n| match n {
+            Expr::Vector(vs) => sels.push(vs),
+            Expr::Matrix(m) => sels.push(&m.vs),
+            _ => {}
+        });
+        for vs in sels {
+            let Some((lo, hi)) = self.bounds.get(&key(vs)).copied() else {
+                continue;
+            };
+            let raw = self
+                .q
+                .select(&vs.matchers, lo, hi)
+                .map_err(|e| EvalError::Storage(e.0))?;
+            let series: Vec<Series> = raw
+                .into_iter()
+                .map(|s| Series {
+                    labels: s.labels,
+                    floats: s.floats,
+                    histograms: s
+                        .histograms
+                        .into_iter()
+                        .map(|(t, h)| (t, h.to_float()))
+                        .collect(),
+                    drop_name: false,
+                })
+                .collect();
+            self.data.insert(key(vs), series);
+        }
+        Ok(())
+    }
+
+    fn check_deadline(&self) -> Result<(), EvalError> {
+        if Instant::now() > self.deadline {
+            return Err(EvalError::Timeout("expression evaluation".into()));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn add_samples(&mut self, n: usize) -> Result<(), EvalError> {
+        self.samples += n;
+        if self.samples > self.opts.max_samples {
+            return Err(EvalError::Execution(
+                "query processing would load too many samples into memory in query execution"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Instant-vector selection: the newest sample within the lookback window, unless stale.
+    pub(crate) fn select_vector(
+        &mut self,
+        vs: &VectorSelector,
+        ts: i64,
+    ) -> Result<Vec<VSample>, EvalError> {
+        let t = self.mod_time(&vs.at, &vs.offset, ts);
+        let lb = self.opts.lookback_ms;
+        let mut out = Vec::new();
+        if let Some(data) = self.data.get(&key(vs)) {
+            for s in data {
+                let fi = s.floats.partition_point(|p| p.t <= t);
+                let fcand = if fi > 0 && s.floats[fi - 1].t > t - lb {
+                    Some(s.floats[fi - 1])
+                } else {
+                    None
+                };
+                let hi = s.histograms.partition_point(|p| p.0 <= t);
+                let hcand = if hi > 0 && s.histograms[hi - 1].0 > t - lb {
+                    Some(&s.histograms[hi - 1])
+                } else {
+                    None
+                };
+                match (fcand, hcand) {
+                    (Some(f), h) if h.is_none_or(|h| h.0 < f.t) => {
+                        if is_stale_nan(f.v) {
+                            continue;
+                        }
+                        out.push(VSample {
+                            labels: s.labels.clone(),
+                            t: f.t,
+                            f: f.v,
+                            h: None,
+                            drop_name: false,
+                        });
+                    }
+                    (_, Some(h)) => out.push(VSample {
+                        labels: s.labels.clone(),
+                        t: h.0,
+                        f: 0.0,
+                        h: Some(Box::new(h.1.clone())),
+                        drop_name: false,
+                    }),
+                    _ => {}
+                }
+            }
+        }
+        self.add_samples(out.len())?;
+        Ok(out)
+    }
+
+    /// Range-vector selection: samples in `(t - range, t]`, without staleness markers.
+    pub(crate) fn select_matrix(
+        &mut self,
+        m: &MatrixSelector,
+        ts: i64,
+    ) -> Result<Vec<Series>, EvalError> {
+        let t = self.mod_time(&m.vs.at, &m.vs.offset, ts);
+        let r = m.range.eval_ms(self.dctx);
+        let mut out = Vec::new();
+        let mut n = 0;
+        if let Some(data) = self.data.get(&key(&m.vs)) {
+            for s in data {
+                let a = s.floats.partition_point(|p| p.t <= t - r);
+                let b = s.floats.partition_point(|p| p.t <= t);
+                let floats: Vec<Sample> = s.floats[a..b]
+                    .iter()
+                    .filter(|p| !is_stale_nan(p.v))
+                    .copied()
+                    .collect();
+                let a = s.histograms.partition_point(|p| p.0 <= t - r);
+                let b = s.histograms.partition_point(|p| p.0 <= t);
+                let histograms = s.histograms[a..b].to_vec();
+                if floats.is_empty() && histograms.is_empty() {
+                    continue;
+                }
+                n += floats.len() + histograms.len();
+                out.push(Series {
+                    labels: s.labels.clone(),
+                    floats,
+                    histograms,
+                    drop_name: false,
+                });
+            }
+        }
+        self.add_samples(n)?;
+        Ok(out)
+    }
+
+    /// Evaluates a subquery at `ts` into a range vector.
+    pub(crate) fn eval_subquery(
+        &mut self,
+        s: &Subquery,
+        ts: i64,
+    ) -> Result<Vec<Series>, EvalError> {
+        let t = self.mod_time(&s.at, &s.offset, ts);
+        let r = s.range.eval_ms(self.dctx);
+        let step = self.sub_step(s);
+        let mut start = step * ((t - r) / step);
+        if start <= t - r {
+            start += step;
+        }
+        let mut index: HashMap<Labels, usize> = HashMap::new();
+        let mut out: Vec<Series> = Vec::new();
+        let mut cur = start;
+        while cur <= t {
+            let saved = self.samples;
+            match self.eval(&s.expr, cur)? {
+                Val::Scalar(v) => {
+                    push_point(&mut index, &mut out, Labels::empty(), false, cur, v, None)
+                }
+                Val::Vector(vs) => {
+                    for x in vs {
+                        let dn = x.drop_name;
+                        push_point(
+                            &mut index,
+                            &mut out,
+                            x.labels,
+                            dn,
+                            cur,
+                            x.f,
+                            x.h.map(|h| *h),
+                        );
+                        if dn {
+                            // Keep the flag if any point asked for it.
+                            if let Some(last) = out.last_mut() {
+                                last.drop_name |= dn;
+                            }
+                        }
+                    }
+                }
+                _ => {}
+            }
+            self.samples = saved;
+            cur += step;
+        }
+        for s in &mut out {
+            s.floats.retain(|p| !is_stale_nan(p.v));
+        }
+        Ok(out)
+    }
+
+    /// The start and end (exclusive start, inclusive end) of a range argument at `ts`.
+    pub(crate) fn range_bounds(&self, e: &Expr, ts: i64) -> (i64, i64) {
+        match e.unparen() {
+            Expr::Matrix(m) => {
+                let t = self.mod_time(&m.vs.at, &m.vs.offset, ts);
+                (t - m.range.eval_ms(self.dctx), t)
+            }
+            Expr::Subquery(s) => {
+                let t = self.mod_time(&s.at, &s.offset, ts);
+                (t - s.range.eval_ms(self.dctx), t)
+            }
+            _ => (ts, ts),
+        }
+    }
+
+    pub(crate) fn eval(&mut self, e: &Expr, ts: i64) -> Result<Val, EvalError> {
+        self.check_deadline()?;
+        Ok(match e {
+            Expr::Number(n) => Val::Scalar(*n),
+            Expr::Str(s) => Val::Str(s.clone()),
+            Expr::DurValue(d) => Val::Scalar(d.eval_secs(self.dctx)),
+            Expr::Paren(e) => self.eval(e, ts)?,
+            Expr::Neg(e) => match self.eval(e, ts)? {
+                Val::Scalar(v) => Val::Scalar(-v),
+                Val::Vector(mut vs) => {
+                    for s in &mut vs {
+                        s.f = -s.f;
+                        if let Some(h) = &mut s.h {
+                            crate::hist::scale(h, -1.0);
+                        }
+                        s.drop_name = true;
+                    }
+                    Val::Vector(vs)
+                }
+                other => other,
+            },
+            Expr::Vector(vs) => Val::Vector(self.select_vector(vs, ts)?),
+            Expr::Matrix(m) => Val::Matrix(self.select_matrix(m, ts)?),
+            Expr::Subquery(s) => Val::Matrix(self.eval_subquery(s, ts)?),
+            Expr::Binary {
+                op,
+                lhs,
+                rhs,
+                return_bool,
+                matching,
+                pos,
+            } => {
+                let l = self.eval(lhs, ts)?;
+                let r = self.eval(rhs, ts)?;
+                crate::binop::eval_binary(self, *op, l, r, *return_bool, matching.as_ref(), *pos)?
+            }
+            Expr::Aggregate {
+                op,
+                expr,
+                param,
+                grouping,
+                without,
+                pos,
+            } => {
+                let p = match param {
+                    Some(p) => Some(self.eval(p, ts)?),
+                    None => None,
+                };
+                let v = match self.eval(expr, ts)? {
+                    Val::Vector(v) => v,
+                    _ => Vec::new(),
+                };
+                Val::Vector(crate::aggr::aggregate(
+                    self, *op, p, v, grouping, *without, *pos,
+                )?)
+            }
+            Expr::Call { func, args, pos } => crate::funcs::call(self, func, args, ts, *pos)?,
+        })
+    }
+}

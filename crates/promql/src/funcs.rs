@@ -1,0 +1,1146 @@
+//! Implementations of PromQL functions: range functions (`rate`, `*_over_time`, ...), element
+//! functions (math, time, clamping), label manipulation, sorting and `histogram_quantile`.
+
+use std::collections::HashMap;
+
+use sextant_model::{FloatHistogram, Labels, MatchOp, Matcher, Sample, METRIC_NAME};
+
+use crate::ast::{Expr, ValueType};
+use crate::engine::{Ev, Val};
+use crate::error::EvalError;
+use crate::functions::FuncDef;
+use crate::hist;
+use crate::value::{Series, VSample};
+
+/// One step of Kahan-Neumaier summation.
+pub(crate) fn kahan_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
+    let t = sum + inc;
+    let c = if t.is_infinite() {
+        0.0
+    } else if sum.abs() >= inc.abs() {
+        c + ((sum - t) + inc)
+    } else {
+        c + ((inc - t) + sum)
+    };
+    (t, c)
+}
+
+/// Prometheus' quantile with linear interpolation; sorts `v`.
+pub(crate) fn quantile(q: f64, v: &mut [f64]) -> f64 {
+    if v.is_empty() || q.is_nan() {
+        return f64::NAN;
+    }
+    if q < 0.0 {
+        return f64::NEG_INFINITY;
+    }
+    if q > 1.0 {
+        return f64::INFINITY;
+    }
+    v.sort_by(|a, b| match (a.is_nan(), b.is_nan()) {
+        (true, true) => std::cmp::Ordering::Equal,
+        (true, false) => std::cmp::Ordering::Less,
+        (false, true) => std::cmp::Ordering::Greater,
+        _ => a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal),
+    });
+    let n = v.len() as f64;
+    let rank = q * (n - 1.0);
+    let lo = rank.floor().max(0.0);
+    let hi = (lo + 1.0).min(n - 1.0);
+    let w = rank - rank.floor();
+    v[lo as usize] * (1.0 - w) + v[hi as usize] * w
+}
+
+fn go_max(a: f64, b: f64) -> f64 {
+    if a == f64::INFINITY || b == f64::INFINITY {
+        f64::INFINITY
+    } else if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else if a > b {
+        a
+    } else {
+        b
+    }
+}
+
+fn go_min(a: f64, b: f64) -> f64 {
+    if a == f64::NEG_INFINITY || b == f64::NEG_INFINITY {
+        f64::NEG_INFINITY
+    } else if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else if a < b {
+        a
+    } else {
+        b
+    }
+}
+
+fn scalar_arg(ev: &mut Ev, e: &Expr, ts: i64) -> Result<f64, EvalError> {
+    Ok(match ev.eval(e, ts)? {
+        Val::Scalar(v) => v,
+        _ => f64::NAN,
+    })
+}
+
+fn string_arg(ev: &mut Ev, e: &Expr, ts: i64) -> Result<String, EvalError> {
+    Ok(match ev.eval(e, ts)? {
+        Val::Str(s) => s,
+        _ => String::new(),
+    })
+}
+
+fn vector_arg(ev: &mut Ev, e: &Expr, ts: i64) -> Result<Vec<VSample>, EvalError> {
+    Ok(match ev.eval(e, ts)? {
+        Val::Vector(v) => v,
+        _ => Vec::new(),
+    })
+}
+
+fn absent_labels(e: &Expr) -> Labels {
+    let ms: &[Matcher] = match e {
+        Expr::Vector(vs) => &vs.matchers,
+        Expr::Matrix(m) => &m.vs.matchers,
+        _ => return Labels::empty(),
+    };
+    let mut l = Labels::empty();
+    let mut has: Vec<&str> = Vec::new();
+    for m in ms {
+        if m.name == METRIC_NAME {
+            continue;
+        }
+        if m.op == MatchOp::Equal && !has.contains(&m.name.as_str()) {
+            l.set(&m.name, &m.value);
+            has.push(&m.name);
+        } else {
+            l.set(&m.name, "");
+        }
+    }
+    l
+}
+
+fn sample(labels: Labels, f: f64, drop_name: bool) -> VSample {
+    VSample {
+        labels,
+        t: 0,
+        f,
+        h: None,
+        drop_name,
+    }
+}
+
+pub(crate) fn call(
+    ev: &mut Ev,
+    f: &'static FuncDef,
+    args: &[Expr],
+    ts: i64,
+    pos: usize,
+) -> Result<Val, EvalError> {
+    let name = f.name;
+    match name {
+        "time" => return Ok(Val::Scalar(ts as f64 / 1000.0)),
+        "pi" => return Ok(Val::Scalar(std::f64::consts::PI)),
+        "vector" => {
+            let v = scalar_arg(ev, &args[0], ts)?;
+            return Ok(Val::Vector(vec![sample(Labels::empty(), v, false)]));
+        }
+        "scalar" => {
+            let v = vector_arg(ev, &args[0], ts)?;
+            return Ok(Val::Scalar(match v.as_slice() {
+                [s] if s.h.is_none() => s.f,
+                _ => f64::NAN,
+            }));
+        }
+        "timestamp" => {
+            let v = vector_arg(ev, &args[0], ts)?;
+            let keep_t = matches!(args[0].unparen(), Expr::Vector(_));
+            return Ok(Val::Vector(
+                v.into_iter()
+                    .map(|s| {
+                        let t = if keep_t { s.t } else { ts };
+                        sample(s.labels, t as f64 / 1000.0, true)
+                    })
+                    .collect(),
+            ));
+        }
+        "absent" => {
+            let v = vector_arg(ev, &args[0], ts)?;
+            return Ok(Val::Vector(if v.is_empty() {
+                vec![sample(absent_labels(&args[0]), 1.0, false)]
+            } else {
+                Vec::new()
+            }));
+        }
+        "absent_over_time" => {
+            let m = match ev.eval(&args[0], ts)? {
+                Val::Matrix(m) => m,
+                _ => Vec::new(),
+            };
+            return Ok(Val::Vector(if m.is_empty() {
+                vec![sample(absent_labels(args[0].unparen()), 1.0, false)]
+            } else {
+                Vec::new()
+            }));
+        }
+        "label_replace" => return label_replace(ev, args, ts),
+        "label_join" => return label_join(ev, args, ts),
+        "sort" | "sort_desc" => {
+            let mut v = vector_arg(ev, &args[0], ts)?;
+            v.retain(|s| s.h.is_none());
+            let desc = name == "sort_desc";
+            v.sort_by(|a, b| {
+                use std::cmp::Ordering;
+                match (a.f.is_nan(), b.f.is_nan()) {
+                    (true, true) => Ordering::Equal,
+                    (true, false) => Ordering::Greater,
+                    (false, true) => Ordering::Less,
+                    _ => {
+                        let o = a.f.partial_cmp(&b.f).unwrap_or(Ordering::Equal);
+                        if desc {
+                            o.reverse()
+                        } else {
+                            o
+                        }
+                    }
+                }
+            });
+            return Ok(Val::Vector(v));
+        }
+        "sort_by_label" | "sort_by_label_desc" => {
+            let mut v = vector_arg(ev, &args[0], ts)?;
+            let mut names = Vec::new();
+            for a in &args[1..] {
+                names.push(string_arg(ev, a, ts)?);
+            }
+            let desc = name == "sort_by_label_desc";
+            v.sort_by(|a, b| {
+                for n in &names {
+                    let (x, y) = (a.labels.get(n).unwrap_or(""), b.labels.get(n).unwrap_or(""));
+                    if x != y {
+                        let o = natural_cmp(x, y);
+                        return if desc { o.reverse() } else { o };
+                    }
+                }
+                let o = a.labels.cmp(&b.labels);
+                if desc {
+                    o.reverse()
+                } else {
+                    o
+                }
+            });
+            return Ok(Val::Vector(v));
+        }
+        "histogram_quantile" => {
+            let q = scalar_arg(ev, &args[0], ts)?;
+            let v = vector_arg(ev, &args[1], ts)?;
+            return Ok(Val::Vector(histogram_quantile(ev, q, v)));
+        }
+        _ => {}
+    }
+    if let Some(mi) = f.args.iter().position(|t| *t == ValueType::Matrix) {
+        let mut params = Vec::new();
+        for (i, a) in args.iter().enumerate() {
+            if i != mi {
+                params.push(scalar_arg(ev, a, ts)?);
+            }
+        }
+        let (lo, hi) = ev.range_bounds(&args[mi], ts);
+        let m = match ev.eval(&args[mi], ts)? {
+            Val::Matrix(m) => m,
+            _ => Vec::new(),
+        };
+        if let Expr::Matrix(ms) = args[mi].unparen() {
+            check_extended(name, ms)?;
+        }
+        let is_range_of_selector = matches!(args[mi].unparen(), Expr::Matrix(_));
+        let mut out = Vec::with_capacity(m.len());
+        for s in m {
+            if let Some((v, h)) = range_fn(ev, name, &s, &params, lo, hi, ts, is_range_of_selector)?
+            {
+                let keep_name = matches!(name, "last_over_time" | "first_over_time");
+                out.push(VSample {
+                    labels: s.labels,
+                    t: ts,
+                    f: v,
+                    h: h.map(Box::new),
+                    drop_name: if keep_name { s.drop_name } else { true },
+                });
+            }
+        }
+        return Ok(Val::Vector(out));
+    }
+    // Element-wise functions over an instant vector (or time() when it is omitted).
+    let v = if args.is_empty() {
+        vec![sample(Labels::empty(), ts as f64 / 1000.0, false)]
+    } else {
+        vector_arg(ev, &args[0], ts)?
+    };
+    let mut params = Vec::new();
+    for a in args.iter().skip(1) {
+        params.push(scalar_arg(ev, a, ts)?);
+    }
+    let _ = pos;
+    let p = |i: usize, d: f64| params.get(i).copied().unwrap_or(d);
+    if name == "clamp" && p(1, 0.0) < p(0, 0.0) {
+        return Ok(Val::Vector(Vec::new()));
+    }
+    let mut out = Vec::with_capacity(v.len());
+    for mut s in v {
+        if let Some(h) = s.h.take() {
+            let r = match name {
+                "histogram_count" => Some(h.count),
+                "histogram_sum" => Some(h.sum),
+                "histogram_avg" => Some(h.sum / h.count),
+                _ => None,
+            };
+            if let Some(r) = r {
+                s.f = r;
+                s.drop_name = true;
+                out.push(s);
+            }
+            continue;
+        }
+        let x = s.f;
+        let r = match name {
+            "abs" => x.abs(),
+            "ceil" => x.ceil(),
+            "floor" => x.floor(),
+            "exp" => x.exp(),
+            "sqrt" => x.sqrt(),
+            "ln" => x.ln(),
+            "log2" => x.log2(),
+            "log10" => x.log10(),
+            "sin" => x.sin(),
+            "cos" => x.cos(),
+            "tan" => x.tan(),
+            "asin" => x.asin(),
+            "acos" => x.acos(),
+            "atan" => x.atan(),
+            "sinh" => x.sinh(),
+            "cosh" => x.cosh(),
+            "tanh" => x.tanh(),
+            "asinh" => x.asinh(),
+            "acosh" => x.acosh(),
+            "atanh" => x.atanh(),
+            "deg" => x * 180.0 / std::f64::consts::PI,
+            "rad" => x * std::f64::consts::PI / 180.0,
+            "sgn" => {
+                if x < 0.0 {
+                    -1.0
+                } else if x > 0.0 {
+                    1.0
+                } else {
+                    x
+                }
+            }
+            "clamp" => go_max(p(0, 0.0), go_min(p(1, 0.0), x)),
+            "clamp_max" => go_min(p(0, 0.0), x),
+            "clamp_min" => go_max(p(0, 0.0), x),
+            "round" => {
+                let inv = 1.0 / p(0, 1.0);
+                (x * inv + 0.5).floor() / inv
+            }
+            "day_of_month" | "day_of_week" | "day_of_year" | "days_in_month" | "hour"
+            | "minute" | "month" | "year" => {
+                if x.is_nan() || x.is_infinite() {
+                    x
+                } else {
+                    time_part(name, x)
+                }
+            }
+            "histogram_count"
+            | "histogram_sum"
+            | "histogram_avg"
+            | "histogram_stddev"
+            | "histogram_stdvar"
+            | "histogram_fraction"
+            | "histogram_quantiles"
+            | "info"
+            | "start_timestamp" => continue,
+            _ => continue,
+        };
+        s.f = r;
+        s.drop_name = true;
+        out.push(s);
+    }
+    Ok(Val::Vector(out))
+}
+
+fn check_extended(name: &str, m: &crate::ast::MatrixSelector) -> Result<(), EvalError> {
+    if m.smoothed && !matches!(name, "delta" | "increase" | "rate") {
+        return Err(EvalError::Execution(format!(
+            "smoothed modifier can only be used with: delta, increase, rate - not with {name}"
+        )));
+    }
+    if m.anchored && !matches!(name, "changes" | "delta" | "increase" | "rate" | "resets") {
+        return Err(EvalError::Execution(format!(
+            "anchored modifier can only be used with: changes, delta, increase, rate, resets - not with {name}"
+        )));
+    }
+    Ok(())
+}
+
+/// Natural ordering: digit runs compare numerically.
+fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    let (ab, bb) = (a.as_bytes(), b.as_bytes());
+    let (mut i, mut j) = (0, 0);
+    while i < ab.len() && j < bb.len() {
+        if ab[i].is_ascii_digit() && bb[j].is_ascii_digit() {
+            let si = i;
+            while i < ab.len() && ab[i].is_ascii_digit() {
+                i += 1;
+            }
+            let sj = j;
+            while j < bb.len() && bb[j].is_ascii_digit() {
+                j += 1;
+            }
+            let x = a[si..i].trim_start_matches('0');
+            let y = b[sj..j].trim_start_matches('0');
+            let o = x.len().cmp(&y.len()).then_with(|| x.cmp(y));
+            if o != Ordering::Equal {
+                return o;
+            }
+        } else {
+            let o = ab[i].cmp(&bb[j]);
+            if o != Ordering::Equal {
+                return o;
+            }
+            i += 1;
+            j += 1;
+        }
+    }
+    (ab.len() - i).cmp(&(bb.len() - j))
+}
+
+fn days_from_civil_inv(days: i64) -> (i64, u32, u32) {
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719468;
+    let era = z.div_euclid(146097);
+    let doe = z.rem_euclid(146097);
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+fn is_leap(y: i64) -> bool {
+    (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
+}
+
+fn time_part(name: &str, secs: f64) -> f64 {
+    let s = secs.floor() as i64;
+    let days = s.div_euclid(86400);
+    let sod = s.rem_euclid(86400);
+    let (y, m, d) = days_from_civil_inv(days);
+    let dim = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    match name {
+        "day_of_month" => d as f64,
+        "day_of_week" => (days + 4).rem_euclid(7) as f64,
+        "day_of_year" => {
+            let mut n = d as i64;
+            for (i, dm) in dim.iter().enumerate().take(m as usize - 1) {
+                n += dm + if i == 1 && is_leap(y) { 1 } else { 0 };
+            }
+            n as f64
+        }
+        "days_in_month" => {
+            if m == 2 && is_leap(y) {
+                29.0
+            } else {
+                dim[m as usize - 1] as f64
+            }
+        }
+        "hour" => (sod / 3600) as f64,
+        "minute" => ((sod % 3600) / 60) as f64,
+        "month" => m as f64,
+        "year" => y as f64,
+        _ => f64::NAN,
+    }
+}
+
+fn label_replace(ev: &mut Ev, args: &[Expr], ts: i64) -> Result<Val, EvalError> {
+    let v = vector_arg(ev, &args[0], ts)?;
+    let dst = string_arg(ev, &args[1], ts)?;
+    let repl = string_arg(ev, &args[2], ts)?;
+    let src = string_arg(ev, &args[3], ts)?;
+    let re_s = string_arg(ev, &args[4], ts)?;
+    let re = regex::Regex::new(&format!("^(?s:{re_s})$")).map_err(|_| {
+        EvalError::Execution(format!(
+            "invalid regular expression in label_replace(): {re_s}"
+        ))
+    })?;
+    if !sextant_model::labels::is_valid_label_name(&dst) {
+        return Err(EvalError::Execution(format!(
+            "invalid destination label name in label_replace(): {dst}"
+        )));
+    }
+    let mut out = Vec::with_capacity(v.len());
+    for mut s in v {
+        let sv = s.labels.get(&src).unwrap_or("").to_string();
+        if let Some(c) = re.captures(&sv) {
+            let mut res = String::new();
+            c.expand(&repl, &mut res);
+            s.labels.set(&dst, &res);
+            if dst == METRIC_NAME {
+                s.drop_name = false;
+            }
+        }
+        out.push(s);
+    }
+    Ok(Val::Vector(out))
+}
+
+fn label_join(ev: &mut Ev, args: &[Expr], ts: i64) -> Result<Val, EvalError> {
+    let v = vector_arg(ev, &args[0], ts)?;
+    let dst = string_arg(ev, &args[1], ts)?;
+    let sep = string_arg(ev, &args[2], ts)?;
+    let mut srcs = Vec::new();
+    for a in &args[3..] {
+        let s = string_arg(ev, a, ts)?;
+        if !sextant_model::labels::is_valid_label_name(&s) {
+            return Err(EvalError::Execution(format!(
+                "invalid source label name in label_join(): {s}"
+            )));
+        }
+        srcs.push(s);
+    }
+    if !sextant_model::labels::is_valid_label_name(&dst) {
+        return Err(EvalError::Execution(format!(
+            "invalid destination label name in label_join(): {dst}"
+        )));
+    }
+    let mut out = Vec::with_capacity(v.len());
+    for mut s in v {
+        let joined: Vec<&str> = srcs.iter().map(|n| s.labels.get(n).unwrap_or("")).collect();
+        let j = joined.join(&sep);
+        s.labels.set(&dst, &j);
+        if dst == METRIC_NAME {
+            s.drop_name = false;
+        }
+        out.push(s);
+    }
+    Ok(Val::Vector(out))
+}
+
+/// Linear regression of samples against time relative to `intercept_t`.
+fn linear_regression(s: &[Sample], intercept_t: i64) -> (f64, f64) {
+    let (mut n, mut sx, mut cx, mut sy, mut cy, mut sxy, mut cxy, mut sx2, mut cx2) =
+        (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+    let init = s[0].v;
+    let mut const_y = true;
+    for (i, p) in s.iter().enumerate() {
+        if const_y && i > 0 && p.v != init {
+            const_y = false;
+        }
+        n += 1.0;
+        let x = (p.t - intercept_t) as f64 / 1e3;
+        (sx, cx) = kahan_inc(x, sx, cx);
+        (sy, cy) = kahan_inc(p.v, sy, cy);
+        (sxy, cxy) = kahan_inc(x * p.v, sxy, cxy);
+        (sx2, cx2) = kahan_inc(x * x, sx2, cx2);
+    }
+    if const_y {
+        if init.is_infinite() {
+            return (f64::NAN, f64::NAN);
+        }
+        return (0.0, init);
+    }
+    sx += cx;
+    sy += cy;
+    sxy += cxy;
+    sx2 += cx2;
+    let cov = sxy - sx * sy / n;
+    let var = sx2 - sx * sx / n;
+    let slope = cov / var;
+    (slope, sy / n - slope * sx / n)
+}
+
+type FnOut = Option<(f64, Option<FloatHistogram>)>;
+
+#[allow(clippy::too_many_arguments)]
+fn range_fn(
+    ev: &mut Ev,
+    name: &str,
+    s: &Series,
+    params: &[f64],
+    lo: i64,
+    hi: i64,
+    ts: i64,
+    _selector: bool,
+) -> Result<FnOut, EvalError> {
+    let fl = &s.floats;
+    let hs = &s.histograms;
+    let fo = |v: f64| Some((v, None));
+    Ok(match name {
+        "rate" | "increase" | "delta" => {
+            if !fl.is_empty() && !hs.is_empty() {
+                return Ok(None);
+            }
+            if hs.len() > 1 {
+                histogram_rate(hs, name != "delta", name == "rate", lo, hi)
+            } else if fl.len() > 1 {
+                extrapolated_rate(fl, name != "delta", name == "rate", lo, hi)
+            } else {
+                None
+            }
+        }
+        "irate" | "idelta" => {
+            if fl.len() < 2 {
+                return Ok(None);
+            }
+            let (a, b) = (fl[fl.len() - 2], fl[fl.len() - 1]);
+            let mut r = if name == "irate" && b.v < a.v {
+                b.v
+            } else {
+                b.v - a.v
+            };
+            if name == "irate" {
+                let dt = b.t - a.t;
+                if dt == 0 {
+                    return Ok(None);
+                }
+                r /= dt as f64 / 1000.0;
+            }
+            fo(r)
+        }
+        "changes" | "resets" => {
+            if fl.is_empty() {
+                return Ok(None);
+            }
+            let mut n = 0.0;
+            for w in fl.windows(2) {
+                let (p, c) = (w[0].v, w[1].v);
+                let hit = if name == "changes" {
+                    p != c && !(p.is_nan() && c.is_nan())
+                } else {
+                    c < p
+                };
+                if hit {
+                    n += 1.0;
+                }
+            }
+            fo(n)
+        }
+        "deriv" => {
+            if fl.len() < 2 {
+                return Ok(None);
+            }
+            fo(linear_regression(fl, fl[0].t).0)
+        }
+        "predict_linear" => {
+            if fl.len() < 2 {
+                return Ok(None);
+            }
+            let (slope, icpt) = linear_regression(fl, ts);
+            fo(icpt + slope * params.first().copied().unwrap_or(0.0))
+        }
+        "double_exponential_smoothing" | "holt_winters" => {
+            let (sf, tf) = (
+                params.first().copied().unwrap_or(f64::NAN),
+                params.get(1).copied().unwrap_or(f64::NAN),
+            );
+            if !(sf > 0.0 && sf < 1.0) {
+                return Err(EvalError::Execution(format!(
+                    "invalid smoothing factor. Expected: 0 < sf < 1, got: {sf:.6}"
+                )));
+            }
+            if !(tf > 0.0 && tf < 1.0) {
+                return Err(EvalError::Execution(format!(
+                    "invalid trend factor. Expected: 0 < tf < 1, got: {tf:.6}"
+                )));
+            }
+            if fl.len() < 2 {
+                return Ok(None);
+            }
+            let (mut s0, mut s1) = (0.0, fl[0].v);
+            let mut b = fl[1].v - fl[0].v;
+            for (i, p) in fl.iter().enumerate().skip(1) {
+                let x = sf * p.v;
+                if i > 1 {
+                    b = tf * (s1 - s0) + (1.0 - tf) * b;
+                }
+                let y = (1.0 - sf) * (s1 + b);
+                s0 = s1;
+                s1 = x + y;
+            }
+            fo(s1)
+        }
+        "count_over_time" => fo((fl.len() + hs.len()) as f64),
+        "present_over_time" => fo(1.0),
+        "last_over_time" => {
+            let lf = fl.last();
+            let lh = hs.last();
+            match (lf, lh) {
+                (Some(f), Some(h)) if h.0 > f.t => Some((0.0, Some(h.1.clone()))),
+                (Some(f), _) => fo(f.v),
+                (None, Some(h)) => Some((0.0, Some(h.1.clone()))),
+                _ => None,
+            }
+        }
+        "first_over_time" => {
+            let ff = fl.first();
+            let fh = hs.first();
+            match (ff, fh) {
+                (Some(f), Some(h)) if h.0 < f.t => Some((0.0, Some(h.1.clone()))),
+                (Some(f), _) => fo(f.v),
+                (None, Some(h)) => Some((0.0, Some(h.1.clone()))),
+                _ => None,
+            }
+        }
+        "ts_of_last_over_time" => {
+            let t = fl.last().map(|p| p.t).max(hs.last().map(|h| h.0));
+            t.map(|t| (t as f64 / 1000.0, None))
+        }
+        "ts_of_first_over_time" => {
+            let a = fl.first().map(|p| p.t);
+            let b = hs.first().map(|h| h.0);
+            let t = match (a, b) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            t.map(|t| (t as f64 / 1000.0, None))
+        }
+        "ts_of_max_over_time" | "ts_of_min_over_time" => {
+            if fl.is_empty() {
+                return Ok(None);
+            }
+            let max = name == "ts_of_max_over_time";
+            let mut best = fl[0];
+            for p in &fl[1..] {
+                let better = if max { p.v >= best.v } else { p.v <= best.v };
+                if better || best.v.is_nan() {
+                    best = *p;
+                }
+            }
+            fo(best.t as f64 / 1000.0)
+        }
+        "sum_over_time" | "avg_over_time" => {
+            if !fl.is_empty() && !hs.is_empty() {
+                return Ok(None);
+            }
+            if !hs.is_empty() {
+                let mut acc = hs[0].1.clone();
+                for h in &hs[1..] {
+                    match hist::add(&acc, &h.1, false) {
+                        Some(x) => acc = x,
+                        None => return Ok(None),
+                    }
+                }
+                if name == "avg_over_time" {
+                    hist::scale(&mut acc, 1.0 / hs.len() as f64);
+                }
+                return Ok(Some((0.0, Some(acc))));
+            }
+            if fl.is_empty() {
+                return Ok(None);
+            }
+            if name == "sum_over_time" {
+                let (mut sum, mut c) = (0.0, 0.0);
+                for p in fl {
+                    (sum, c) = kahan_inc(p.v, sum, c);
+                }
+                fo(sum + c)
+            } else {
+                fo(avg(fl))
+            }
+        }
+        "min_over_time" | "max_over_time" => {
+            if fl.is_empty() {
+                return Ok(None);
+            }
+            let max = name == "max_over_time";
+            let mut v = fl[0].v;
+            for p in &fl[1..] {
+                let better = if max { v < p.v } else { v > p.v };
+                if better || v.is_nan() {
+                    v = p.v;
+                }
+            }
+            fo(v)
+        }
+        "stddev_over_time" | "stdvar_over_time" => {
+            if fl.is_empty() {
+                return Ok(None);
+            }
+            let (mut n, mut m, mut cm, mut aux, mut ca) = (0.0, 0.0, 0.0, 0.0, 0.0);
+            for p in fl {
+                n += 1.0;
+                let d = p.v - (m + cm);
+                (m, cm) = kahan_inc(d / n, m, cm);
+                (aux, ca) = kahan_inc(d * (p.v - (m + cm)), aux, ca);
+            }
+            let var = (aux + ca) / n;
+            fo(if name == "stddev_over_time" {
+                var.sqrt()
+            } else {
+                var
+            })
+        }
+        "quantile_over_time" => {
+            if fl.is_empty() {
+                return Ok(None);
+            }
+            let mut v: Vec<f64> = fl.iter().map(|p| p.v).collect();
+            fo(quantile(
+                params.first().copied().unwrap_or(f64::NAN),
+                &mut v,
+            ))
+        }
+        "mad_over_time" => {
+            if fl.is_empty() {
+                return Ok(None);
+            }
+            let mut v: Vec<f64> = fl.iter().map(|p| p.v).collect();
+            let med = quantile(0.5, &mut v);
+            let mut d: Vec<f64> = v.iter().map(|x| (x - med).abs()).collect();
+            fo(quantile(0.5, &mut d))
+        }
+        _ => {
+            let _ = ev;
+            None
+        }
+    })
+}
+
+fn avg(fl: &[Sample]) -> f64 {
+    let (mut sum, mut c, mut mean) = (0.0, 0.0, 0.0);
+    let mut n = 0.0;
+    let mut incremental = false;
+    for p in fl {
+        let f = p.v;
+        n += 1.0;
+        if !incremental {
+            let (ns, nc) = kahan_inc(f, sum, c);
+            if n == 1.0 || !ns.is_infinite() {
+                sum = ns;
+                c = nc;
+                continue;
+            }
+            incremental = true;
+            mean = sum / (n - 1.0);
+            c /= n - 1.0;
+        }
+        if mean.is_infinite() {
+            if f.is_infinite() && (mean > 0.0) == (f > 0.0) {
+                continue;
+            }
+            if !f.is_infinite() && !f.is_nan() {
+                continue;
+            }
+        }
+        let q = (n - 1.0) / n;
+        (mean, c) = kahan_inc(f / n, q * mean, q * c);
+    }
+    if incremental {
+        mean + c
+    } else {
+        sum / n + c / n
+    }
+}
+
+/// Prometheus' `extrapolatedRate` for floats.
+fn extrapolated_rate(fl: &[Sample], counter: bool, rate: bool, lo: i64, hi: i64) -> FnOut {
+    let n1 = fl.len() - 1;
+    let (first, last) = (fl[0], fl[n1]);
+    let mut result = last.v - first.v;
+    if counter {
+        let mut prev = first.v;
+        for p in &fl[1..] {
+            if p.v < prev {
+                result += prev;
+            }
+            prev = p.v;
+        }
+    }
+    let factor = extrapolation_factor(
+        first.t,
+        last.t,
+        n1,
+        lo,
+        hi,
+        if counter && result > 0.0 && first.v >= 0.0 {
+            Some(first.v / result)
+        } else {
+            None
+        },
+        rate,
+    );
+    Some((result * factor, None))
+}
+
+fn extrapolation_factor(
+    first_t: i64,
+    last_t: i64,
+    n1: usize,
+    lo: i64,
+    hi: i64,
+    zero_ratio: Option<f64>,
+    rate: bool,
+) -> f64 {
+    let mut to_start = (first_t - lo) as f64 / 1000.0;
+    let mut to_end = (hi - last_t) as f64 / 1000.0;
+    let sampled = (last_t - first_t) as f64 / 1000.0;
+    let avg_dur = sampled / n1 as f64;
+    let threshold = avg_dur * 1.1;
+    if to_start >= threshold {
+        to_start = avg_dur / 2.0;
+    }
+    if let Some(r) = zero_ratio {
+        let to_zero = sampled * r;
+        if to_zero < to_start {
+            to_start = to_zero;
+        }
+    }
+    if to_end >= threshold {
+        to_end = avg_dur / 2.0;
+    }
+    let mut factor = (sampled + to_start + to_end) / sampled;
+    if rate {
+        factor /= (hi - lo) as f64 / 1000.0;
+    }
+    factor
+}
+
+fn histogram_rate(
+    hs: &[(i64, FloatHistogram)],
+    counter: bool,
+    rate: bool,
+    lo: i64,
+    hi: i64,
+) -> FnOut {
+    let n1 = hs.len() - 1;
+    let first = &hs[0].1;
+    let last = &hs[n1].1;
+    let mut acc = hist::add(last, first, true)?;
+    if counter {
+        let mut prev = first;
+        for (_, h) in &hs[1..] {
+            if h.count < prev.count {
+                acc = hist::add(&acc, prev, false)?;
+            }
+            prev = h;
+        }
+    }
+    let zero = if counter && acc.count > 0.0 && first.count >= 0.0 {
+        Some(first.count / acc.count)
+    } else {
+        None
+    };
+    let factor = extrapolation_factor(hs[0].0, hs[n1].0, n1, lo, hi, zero, rate);
+    hist::scale(&mut acc, factor);
+    acc.counter_reset_hint = sextant_model::CounterResetHint::Gauge;
+    Some((0.0, Some(acc)))
+}
+
+fn almost_equal(a: f64, b: f64, eps: f64) -> bool {
+    const MIN_NORMAL: f64 = f64::MIN_POSITIVE;
+    if a == b {
+        return true;
+    }
+    let abs_sum = a.abs() + b.abs();
+    let diff = (a - b).abs();
+    if a == 0.0 || b == 0.0 || abs_sum < MIN_NORMAL {
+        return diff < eps * MIN_NORMAL;
+    }
+    diff / abs_sum.min(f64::MAX) < eps
+}
+
+/// Prometheus' `BucketQuantile` over classic `le` buckets.
+fn bucket_quantile(q: f64, b: &mut Vec<(f64, f64)>) -> (f64, bool) {
+    if q.is_nan() {
+        return (f64::NAN, false);
+    }
+    if q < 0.0 {
+        return (f64::NEG_INFINITY, false);
+    }
+    if q > 1.0 {
+        return (f64::INFINITY, false);
+    }
+    b.sort_by(|x, y| x.0.partial_cmp(&y.0).unwrap_or(std::cmp::Ordering::Equal));
+    if b.last().is_none_or(|x| x.0 != f64::INFINITY) {
+        return (f64::NAN, false);
+    }
+    // Coalesce equal bounds.
+    let mut c: Vec<(f64, f64)> = Vec::with_capacity(b.len());
+    for x in b.iter() {
+        match c.last_mut() {
+            Some(l) if l.0 == x.0 => l.1 += x.1,
+            _ => c.push(*x),
+        }
+    }
+    let mut forced = false;
+    let mut prev = c[0].1;
+    for x in c.iter_mut().skip(1) {
+        let cur = x.1;
+        if cur == prev {
+            continue;
+        }
+        if almost_equal(prev, cur, 1e-12) {
+            x.1 = prev;
+            continue;
+        }
+        if cur < prev {
+            x.1 = prev;
+            forced = true;
+            continue;
+        }
+        prev = cur;
+    }
+    if c.len() < 2 {
+        return (f64::NAN, forced);
+    }
+    let obs = c[c.len() - 1].1;
+    if obs == 0.0 {
+        return (f64::NAN, forced);
+    }
+    let mut rank = q * obs;
+    let n = c.len() - 1;
+    let bi = c[..n].partition_point(|x| x.1 < rank);
+    if bi == n {
+        return (c[n - 1].0, forced);
+    }
+    if bi == 0 && c[0].0 <= 0.0 {
+        return (c[0].0, forced);
+    }
+    let mut start = 0.0;
+    let end = c[bi].0;
+    let mut count = c[bi].1;
+    if bi > 0 {
+        start = c[bi - 1].0;
+        count -= c[bi - 1].1;
+        rank -= c[bi - 1].1;
+    }
+    (start + (end - start) * (rank / count), forced)
+}
+
+/// Quantile of a native histogram (Prometheus' `HistogramQuantile`).
+fn native_quantile(q: f64, h: &FloatHistogram) -> f64 {
+    if q.is_nan() {
+        return f64::NAN;
+    }
+    if q < 0.0 {
+        return f64::NEG_INFINITY;
+    }
+    if q > 1.0 {
+        return f64::INFINITY;
+    }
+    if h.count == 0.0 {
+        return f64::NAN;
+    }
+    // All buckets in ascending order: negative (reversed), zero, positive.
+    let mut all: Vec<(f64, f64, f64)> = Vec::new();
+    let custom = h.schema == sextant_model::histogram::CUSTOM_BUCKETS_SCHEMA;
+    for (idx, c) in hist::buckets(&h.negative_spans, &h.negative_buckets)
+        .into_iter()
+        .rev()
+    {
+        let (lo, hi) = hist::bucket_bounds(h.schema, idx, &h.custom_values);
+        all.push((-hi, -lo, c));
+    }
+    if h.zero_count > 0.0 || !custom {
+        all.push((-h.zero_threshold, h.zero_threshold, h.zero_count));
+    }
+    for (idx, c) in hist::buckets(&h.positive_spans, &h.positive_buckets) {
+        let (lo, hi) = hist::bucket_bounds(h.schema, idx, &h.custom_values);
+        all.push((lo, hi, c));
+    }
+    let rank = q * h.count;
+    let mut acc = 0.0;
+    let mut sel = None;
+    for (i, b) in all.iter().enumerate() {
+        acc += b.2;
+        if acc >= rank {
+            sel = Some(i);
+            break;
+        }
+    }
+    let Some(i) = sel else {
+        return all.last().map_or(f64::NAN, |b| b.1);
+    };
+    let (lo, hi, c) = all[i];
+    let before = acc - c;
+    if custom {
+        if lo == f64::NEG_INFINITY {
+            return hi.min(0.0).max(if hi <= 0.0 { hi } else { 0.0 });
+        }
+        if hi == f64::INFINITY {
+            return lo;
+        }
+        return lo + (hi - lo) * ((rank - before) / c);
+    }
+    if lo == -h.zero_threshold && hi == h.zero_threshold {
+        return lo + (hi - lo) * ((rank - before) / c);
+    }
+    // Exponential interpolation within the bucket.
+    let frac = (rank - before) / c;
+    if lo < 0.0 {
+        let (a, b) = (-hi, -lo);
+        return -(b * (a / b).powf(frac)).max(0.0) * 1.0;
+    }
+    lo * (hi / lo).powf(frac)
+}
+
+fn histogram_quantile(ev: &mut Ev, q: f64, v: Vec<VSample>) -> Vec<VSample> {
+    let mut groups: Vec<(Labels, Vec<(f64, f64)>)> = Vec::new();
+    let mut index: HashMap<Labels, usize> = HashMap::new();
+    let mut out = Vec::new();
+    for s in v {
+        if let Some(h) = &s.h {
+            out.push(VSample {
+                labels: s.labels,
+                t: 0,
+                f: native_quantile(q, h),
+                h: None,
+                drop_name: true,
+            });
+            continue;
+        }
+        let Some(le) = s.labels.get("le") else {
+            continue;
+        };
+        let Some(ub) = parse_go_float(le) else {
+            continue;
+        };
+        let mut key = s.labels.clone();
+        key.set("le", "");
+        let i = *index.entry(key.clone()).or_insert_with(|| {
+            groups.push((key, Vec::new()));
+            groups.len() - 1
+        });
+        groups[i].1.push((ub, s.f));
+    }
+    if !(0.0..=1.0).contains(&q) {
+        ev.warn(format!(
+            "PromQL warning: quantile value should be between 0 and 1, got {}",
+            crate::ast::fmt_float(q)
+        ));
+    }
+    for (labels, mut b) in groups {
+        let (v, _forced) = bucket_quantile(q, &mut b);
+        out.push(VSample {
+            labels,
+            t: 0,
+            f: v,
+            h: None,
+            drop_name: true,
+        });
+    }
+    out
+}
+
+/// Parses a float as Go's `strconv.ParseFloat` does for label values (`+Inf`, `1e3`).
+pub(crate) fn parse_go_float(s: &str) -> Option<f64> {
+    let t = s.trim();
+    match t.to_ascii_lowercase().as_str() {
+        "+inf" | "inf" | "+infinity" | "infinity" => return Some(f64::INFINITY),
+        "-inf" | "-infinity" => return Some(f64::NEG_INFINITY),
+        "nan" => return Some(f64::NAN),
+        _ => {}
+    }
+    if let Some(h) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+        return i64::from_str_radix(h, 16).ok().map(|v| v as f64);
+    }
+    t.parse().ok()
+}

@@ -1,0 +1,151 @@
+//! Native-histogram arithmetic for the evaluator: scaling, adding (with schema reduction), and
+//! bucket iteration. Histograms are handled as float histograms throughout evaluation.
+
+use std::collections::BTreeMap;
+
+use sextant_model::histogram::CUSTOM_BUCKETS_SCHEMA;
+use sextant_model::{FloatHistogram, Span};
+
+/// Multiplies every count and the sum by `f`.
+pub fn scale(h: &mut FloatHistogram, f: f64) {
+    h.count *= f;
+    h.sum *= f;
+    h.zero_count *= f;
+    h.positive_buckets.iter_mut().for_each(|b| *b *= f);
+    h.negative_buckets.iter_mut().for_each(|b| *b *= f);
+}
+
+/// Buckets as (absolute index, count).
+pub fn buckets(spans: &[Span], counts: &[f64]) -> Vec<(i32, f64)> {
+    let mut out = Vec::with_capacity(counts.len());
+    let mut idx = 0i32;
+    let mut k = 0usize;
+    for (i, s) in spans.iter().enumerate() {
+        idx += s.offset;
+        if i > 0 {
+            // Offsets after the first are relative to the end of the previous span.
+        }
+        for _ in 0..s.length {
+            if let Some(c) = counts.get(k) {
+                out.push((idx, *c));
+            }
+            k += 1;
+            idx += 1;
+        }
+    }
+    out
+}
+
+/// Builds spans and counts from sorted (index, count) pairs.
+pub fn from_buckets(b: &[(i32, f64)]) -> (Vec<Span>, Vec<f64>) {
+    let mut spans: Vec<Span> = Vec::new();
+    let mut counts = Vec::new();
+    let mut next = 0i32;
+    for (i, (idx, c)) in b.iter().enumerate() {
+        if i > 0 && *idx == next {
+            if let Some(s) = spans.last_mut() {
+                s.length += 1;
+            }
+        } else {
+            let off = if i == 0 { *idx } else { idx - next };
+            spans.push(Span {
+                offset: off,
+                length: 1,
+            });
+        }
+        counts.push(*c);
+        next = idx + 1;
+    }
+    (spans, counts)
+}
+
+fn reduce(b: Vec<(i32, f64)>, from: i32, to: i32) -> BTreeMap<i32, f64> {
+    let mut m = BTreeMap::new();
+    let d = from - to;
+    for (idx, c) in b {
+        let ni = if d > 0 { ((idx - 1) >> d) + 1 } else { idx };
+        *m.entry(ni).or_insert(0.0) += c;
+    }
+    m
+}
+
+/// `a + b` (or `a - b`); `None` when custom-bucket and exponential histograms are mixed.
+pub fn add(a: &FloatHistogram, b: &FloatHistogram, sub: bool) -> Option<FloatHistogram> {
+    let a_custom = a.schema == CUSTOM_BUCKETS_SCHEMA;
+    let b_custom = b.schema == CUSTOM_BUCKETS_SCHEMA;
+    if a_custom != b_custom {
+        return None;
+    }
+    if a_custom && a.custom_values != b.custom_values {
+        return None;
+    }
+    let sign = if sub { -1.0 } else { 1.0 };
+    let schema = a.schema.min(b.schema);
+    let merge = |sa: &[Span], ca: &[f64], sb: &[Span], cb: &[f64]| {
+        let mut m = reduce(buckets(sa, ca), a.schema, schema);
+        for (i, c) in reduce(buckets(sb, cb), b.schema, schema) {
+            *m.entry(i).or_insert(0.0) += sign * c;
+        }
+        let v: Vec<(i32, f64)> = m.into_iter().collect();
+        from_buckets(&v)
+    };
+    let (ps, pc) = merge(
+        &a.positive_spans,
+        &a.positive_buckets,
+        &b.positive_spans,
+        &b.positive_buckets,
+    );
+    let (ns, nc) = merge(
+        &a.negative_spans,
+        &a.negative_buckets,
+        &b.negative_spans,
+        &b.negative_buckets,
+    );
+    Some(FloatHistogram {
+        counter_reset_hint: sextant_model::CounterResetHint::Unknown,
+        schema,
+        zero_threshold: a.zero_threshold.max(b.zero_threshold),
+        zero_count: a.zero_count + sign * b.zero_count,
+        count: a.count + sign * b.count,
+        sum: a.sum + sign * b.sum,
+        positive_spans: ps,
+        negative_spans: ns,
+        positive_buckets: pc,
+        negative_buckets: nc,
+        custom_values: a.custom_values.clone(),
+    })
+}
+
+/// Structural equality ignoring empty buckets and the counter-reset hint.
+pub fn equal(a: &FloatHistogram, b: &FloatHistogram) -> bool {
+    let nz = |s: &[Span], c: &[f64]| -> Vec<(i32, f64)> {
+        buckets(s, c).into_iter().filter(|x| x.1 != 0.0).collect()
+    };
+    a.schema == b.schema
+        && a.zero_threshold == b.zero_threshold
+        && a.zero_count == b.zero_count
+        && a.count == b.count
+        && (a.sum == b.sum || (a.sum.is_nan() && b.sum.is_nan()))
+        && a.custom_values == b.custom_values
+        && nz(&a.positive_spans, &a.positive_buckets) == nz(&b.positive_spans, &b.positive_buckets)
+        && nz(&a.negative_spans, &a.negative_buckets) == nz(&b.negative_spans, &b.negative_buckets)
+}
+
+/// Lower and upper bound of a bucket index for a schema.
+pub fn bucket_bounds(schema: i32, idx: i32, custom: &[f64]) -> (f64, f64) {
+    if schema == CUSTOM_BUCKETS_SCHEMA {
+        let i = idx as usize;
+        let lo = if i == 0 {
+            f64::NEG_INFINITY
+        } else {
+            custom.get(i - 1).copied().unwrap_or(f64::INFINITY)
+        };
+        let hi = custom.get(i).copied().unwrap_or(f64::INFINITY);
+        return (lo, hi);
+    }
+    let up = |i: i32| -> f64 {
+        let base = 2f64.powf(2f64.powi(-schema));
+        base.powi(i)
+    };
+    (up(idx - 1), up(idx))
+}
