@@ -119,10 +119,12 @@ impl Engine {
         }
         match expr.value_type() {
             ValueType::Scalar | ValueType::Vector => {}
-            t => return Err(EvalError::BadData(format!(
+            t => {
+                return Err(EvalError::BadData(format!(
                 "invalid expression type \"{}\" for range query, must be Scalar or instant Vector",
                 t.long_name()
-            ))),
+            )))
+            }
         }
         let mut ev = Ev::new(q, &self.opts, start, end, step);
         ev.load(expr)?;

@@ -120,6 +120,8 @@ pub fn run_script(text: &str) -> ScriptReport {
             .to_ascii_lowercase();
         if cmd == "clear" {
             store.clear();
+            // `clear` takes no block: the following lines are commands.
+            i -= block.len();
         } else if cmd.starts_with("load") {
             let interval = line
                 .split_whitespace()
