@@ -224,6 +224,10 @@ pub enum DurExpr {
     Step,
     /// `range()`: end - start of the query.
     Range,
+    /// `start()`: the query's start time (as seconds since the epoch).
+    Start,
+    /// `end()`: the query's end time.
+    End,
     Neg(Box<DurExpr>),
     Paren(Box<DurExpr>),
     Binary(BinOp, Box<DurExpr>, Box<DurExpr>),
@@ -236,6 +240,8 @@ pub enum DurExpr {
 pub struct DurCtx {
     pub step_ms: i64,
     pub range_ms: i64,
+    pub start_ms: i64,
+    pub end_ms: i64,
 }
 
 impl DurExpr {
@@ -246,6 +252,8 @@ impl DurExpr {
             DurExpr::Duration(ms) => *ms as f64 / 1000.0,
             DurExpr::Step => ctx.step_ms as f64 / 1000.0,
             DurExpr::Range => ctx.range_ms as f64 / 1000.0,
+            DurExpr::Start => ctx.start_ms as f64 / 1000.0,
+            DurExpr::End => ctx.end_ms as f64 / 1000.0,
             DurExpr::Neg(e) => -e.eval_secs(ctx),
             DurExpr::Paren(e) => e.eval_secs(ctx),
             DurExpr::Binary(op, a, b) => {
@@ -277,7 +285,7 @@ impl DurExpr {
     pub fn is_const(&self) -> bool {
         match self {
             DurExpr::Number(_) | DurExpr::Duration(_) => true,
-            DurExpr::Step | DurExpr::Range => false,
+            DurExpr::Step | DurExpr::Range | DurExpr::Start | DurExpr::End => false,
             DurExpr::Neg(e) | DurExpr::Paren(e) => e.is_const(),
             DurExpr::Binary(_, a, b) | DurExpr::MinOf(a, b) | DurExpr::MaxOf(a, b) => {
                 a.is_const() && b.is_const()
@@ -293,6 +301,8 @@ impl fmt::Display for DurExpr {
             DurExpr::Duration(ms) => f.write_str(&fmt_duration(*ms)),
             DurExpr::Step => f.write_str("step()"),
             DurExpr::Range => f.write_str("range()"),
+            DurExpr::Start => f.write_str("start()"),
+            DurExpr::End => f.write_str("end()"),
             DurExpr::Neg(e) => write!(f, "-{e}"),
             DurExpr::Paren(e) => write!(f, "({e})"),
             DurExpr::Binary(op, a, b) => write!(f, "{a} {} {b}", op.as_str()),
@@ -320,6 +330,10 @@ pub struct VectorSelector {
     pub matchers: Vec<Matcher>,
     pub offset: Option<DurExpr>,
     pub at: Option<AtModifier>,
+    /// `anchored` modifier on an instant selector.
+    pub anchored: bool,
+    /// `smoothed` modifier on an instant selector.
+    pub smoothed: bool,
     /// Byte offset in the query.
     pub pos: usize,
 }
@@ -520,6 +534,12 @@ fn write_mods(
 impl fmt::Display for VectorSelector {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.fmt_plain(f)?;
+        if self.anchored {
+            f.write_str(" anchored")?;
+        }
+        if self.smoothed {
+            f.write_str(" smoothed")?;
+        }
         write_mods(f, &self.offset, &self.at)
     }
 }

@@ -254,6 +254,8 @@ impl<'a> Ev<'a> {
             dctx: DurCtx {
                 step_ms: step,
                 range_ms: end - start,
+                start_ms: start,
+                end_ms: end,
             },
             bounds: HashMap::new(),
             data: HashMap::new(),

@@ -330,7 +330,7 @@ fn lex_number(input: &str, start: usize) -> Result<(Tok, usize), (usize, String)
             i = k;
         }
     }
-    if i < b.len() && is_ident_char(b[i]) {
+    if i < b.len() && is_ident_char(b[i]) && b[i] != b':' {
         let mut k = i;
         while k < b.len() && is_ident_char(b[k]) {
             k += 1;

@@ -186,6 +186,9 @@ impl<'a> Parser<'a> {
             }
         }
         loop {
+            if *self.peek_at(1) != Tok::LParen {
+                break;
+            }
             let which = if self.is_kw("fill") {
                 0
             } else if self.is_kw("fill_left") {
@@ -386,16 +389,26 @@ impl<'a> Parser<'a> {
                 Tok::Ident(s)
                     if (s.eq_ignore_ascii_case("anchored")
                         || s.eq_ignore_ascii_case("smoothed"))
-                        && matches!(e, Expr::Matrix(_)) =>
+                        && matches!(e, Expr::Matrix(_) | Expr::Vector(_)) =>
                 {
                     let anchored = s.eq_ignore_ascii_case("anchored");
                     self.next();
-                    if let Expr::Matrix(m) = &mut e {
-                        if anchored {
-                            m.anchored = true;
-                        } else {
-                            m.smoothed = true;
+                    match &mut e {
+                        Expr::Matrix(m) => {
+                            if anchored {
+                                m.anchored = true;
+                            } else {
+                                m.smoothed = true;
+                            }
                         }
+                        Expr::Vector(vs) => {
+                            if anchored {
+                                vs.anchored = true;
+                            } else {
+                                vs.smoothed = true;
+                            }
+                        }
+                        _ => {}
                     }
                 }
                 _ => break,
@@ -534,14 +547,15 @@ impl<'a> Parser<'a> {
             Tok::Ident(s) => {
                 let l = s.to_ascii_lowercase();
                 match l.as_str() {
-                    "step" | "range" => {
+                    "step" | "range" | "start" | "end" => {
                         self.next();
                         self.expect(Tok::LParen, "\"(\"")?;
                         self.expect(Tok::RParen, "\")\"")?;
-                        Ok(if l == "step" {
-                            DurExpr::Step
-                        } else {
-                            DurExpr::Range
+                        Ok(match l.as_str() {
+                            "step" => DurExpr::Step,
+                            "range" => DurExpr::Range,
+                            "start" => DurExpr::Start,
+                            _ => DurExpr::End,
                         })
                     }
                     "min_of" | "max_of" => {
@@ -680,6 +694,15 @@ impl<'a> Parser<'a> {
                     if next == Tok::LParen || is_grouping {
                         return self.parse_aggregate(&lname, t.pos);
                     }
+                }
+                if next == Tok::LParen
+                    && matches!(
+                        lname.as_str(),
+                        "step" | "range" | "start" | "end" | "min_of" | "max_of"
+                    )
+                {
+                    let d = self.parse_dur_atom()?;
+                    return Ok(Expr::DurValue(d));
                 }
                 if next == Tok::LParen {
                     return self.parse_call(&name, t.pos);
@@ -904,6 +927,8 @@ impl<'a> Parser<'a> {
             matchers,
             offset: None,
             at: None,
+            anchored: false,
+            smoothed: false,
             pos,
         }))
     }

@@ -883,7 +883,9 @@ fn uses(expr: &Expr, names: &[&str]) -> bool {
 
 fn uses_step_range(expr: &Expr) -> bool {
     let s = expr.to_string();
-    s.contains("step()") || s.contains("range()")
+    ["step()", "range()", "start()", "end()"]
+        .iter()
+        .any(|f| s.contains(f))
 }
 
 /// Sets `@ t` on every selector and outermost subquery without one.
