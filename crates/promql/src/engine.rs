@@ -62,7 +62,20 @@ impl Engine {
 
     /// Evaluates `expr` at one instant (milliseconds).
     pub fn instant(&self, q: &dyn Querier, expr: &Expr, t: i64) -> Result<QueryResult, EvalError> {
+        self.instant_with_source(q, expr, None, t)
+    }
+
+    /// Like [`Engine::instant`]; `source` is the query text, used to give annotations a
+    /// line and column.
+    pub fn instant_with_source(
+        &self,
+        q: &dyn Querier,
+        expr: &Expr,
+        source: Option<&str>,
+        t: i64,
+    ) -> Result<QueryResult, EvalError> {
         let mut ev = Ev::new(q, &self.opts, t, t, 0);
+        ev.source = source.map(str::to_string);
         ev.load(expr)?;
         let v = ev.eval(expr, t)?;
         let value = match v {
@@ -102,6 +115,19 @@ impl Engine {
         end: i64,
         step: i64,
     ) -> Result<QueryResult, EvalError> {
+        self.range_with_source(q, expr, None, start, end, step)
+    }
+
+    /// Like [`Engine::range`], with the query text for annotation positions.
+    pub fn range_with_source(
+        &self,
+        q: &dyn Querier,
+        expr: &Expr,
+        source: Option<&str>,
+        start: i64,
+        end: i64,
+        step: i64,
+    ) -> Result<QueryResult, EvalError> {
         if step <= 0 {
             return Err(EvalError::BadData(
                 "zero or negative query resolution step widths are not accepted. Try a positive integer".into(),
@@ -127,6 +153,8 @@ impl Engine {
             }
         }
         let mut ev = Ev::new(q, &self.opts, start, end, step);
+        ev.source = source.map(str::to_string);
+        ev.range_query = true;
         ev.load(expr)?;
         let mut index: HashMap<Labels, usize> = HashMap::new();
         let mut out: Vec<Series> = Vec::new();
@@ -238,6 +266,24 @@ pub(crate) struct Ev<'a> {
     pub(crate) infos: Vec<String>,
     /// Samples held by the current step.
     samples: usize,
+    /// The query text, to turn byte offsets into line/column.
+    source: Option<String>,
+    /// True for range queries (some annotations only apply there).
+    pub(crate) range_query: bool,
+}
+
+/// The byte offset where an expression starts.
+pub(crate) fn expr_pos(e: &Expr) -> usize {
+    match e {
+        Expr::Vector(vs) => vs.pos,
+        Expr::Matrix(m) => m.vs.pos,
+        Expr::Subquery(s) => expr_pos(&s.expr),
+        Expr::Paren(x) => expr_pos(x).saturating_sub(1),
+        Expr::Neg(x) => expr_pos(x).saturating_sub(1),
+        Expr::Binary { lhs, .. } => expr_pos(lhs),
+        Expr::Aggregate { pos, .. } | Expr::Call { pos, .. } => *pos,
+        _ => 0,
+    }
 }
 
 fn key(vs: &VectorSelector) -> usize {
@@ -263,6 +309,17 @@ impl<'a> Ev<'a> {
             warnings: Vec::new(),
             infos: Vec::new(),
             samples: 0,
+            source: None,
+            range_query: false,
+        }
+    }
+
+    /// The `line:col` of an expression, for annotations.
+    pub(crate) fn pos_of(&self, e: &Expr) -> String {
+        let off = expr_pos(e);
+        match &self.source {
+            Some(src) => crate::lexer::line_col(src, off).to_string(),
+            None => format!("1:{}", off + 1),
         }
     }
 

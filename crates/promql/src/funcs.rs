@@ -231,7 +231,43 @@ pub(crate) fn call(
         "histogram_quantile" => {
             let q = scalar_arg(ev, &args[0], ts)?;
             let v = vector_arg(ev, &args[1], ts)?;
-            return Ok(Val::Vector(histogram_quantile(ev, q, v)));
+            check_quantile(ev, q, &args[0]);
+            return Ok(Val::Vector(hist_fn(ev, HistFn::Quantile(q), v, &args[1])));
+        }
+        "histogram_quantiles" => {
+            let v = vector_arg(ev, &args[0], ts)?;
+            let label = string_arg(ev, &args[1], ts)?;
+            let mut out = Vec::new();
+            for a in &args[2..] {
+                let q = scalar_arg(ev, a, ts)?;
+                check_quantile(ev, q, a);
+                let qs = if q.fract() == 0.0 && q.is_finite() {
+                    format!("{q:.1}")
+                } else {
+                    crate::aggr::format_value(q)
+                };
+                for mut s in hist_fn(ev, HistFn::Quantile(q), v.clone(), &args[0]) {
+                    s.labels.set(&label, &qs);
+                    out.push(s);
+                }
+            }
+            let mut probe = out.clone();
+            for s in &mut probe {
+                s.labels.set(METRIC_NAME, "");
+            }
+            crate::engine::check_unique(&probe)?;
+            return Ok(Val::Vector(out));
+        }
+        "histogram_fraction" => {
+            let lo = scalar_arg(ev, &args[0], ts)?;
+            let hi = scalar_arg(ev, &args[1], ts)?;
+            let v = vector_arg(ev, &args[2], ts)?;
+            return Ok(Val::Vector(hist_fn(
+                ev,
+                HistFn::Fraction(lo, hi),
+                v,
+                &args[2],
+            )));
         }
         _ => {}
     }
@@ -289,6 +325,8 @@ pub(crate) fn call(
                 "histogram_count" => Some(h.count),
                 "histogram_sum" => Some(h.sum),
                 "histogram_avg" => Some(h.sum / h.count),
+                "histogram_stddev" => Some(hist_variance(&h).sqrt()),
+                "histogram_stdvar" => Some(hist_variance(&h)),
                 _ => None,
             };
             if let Some(r) = r {
@@ -1017,21 +1055,113 @@ fn bucket_quantile(q: f64, b: &mut Vec<(f64, f64)>) -> (f64, bool) {
 
 /// Quantile of a native histogram (Prometheus' `HistogramQuantile`).
 fn native_quantile(q: f64, h: &FloatHistogram) -> f64 {
-    if q.is_nan() {
-        return f64::NAN;
-    }
     if q < 0.0 {
         return f64::NEG_INFINITY;
     }
     if q > 1.0 {
         return f64::INFINITY;
     }
-    if h.count == 0.0 {
+    if h.count == 0.0 || q.is_nan() {
         return f64::NAN;
     }
-    // All buckets in ascending order: negative (reversed), zero, positive.
-    let mut all: Vec<(f64, f64, f64)> = Vec::new();
     let custom = h.schema == sextant_model::histogram::CUSTOM_BUCKETS_SCHEMA;
+    let all = all_buckets(h);
+    let rank = q * h.count;
+    let mut count = 0.0;
+    let mut bucket = (0.0, 0.0, 0.0);
+    for b in &all {
+        if b.2 == 0.0 {
+            continue;
+        }
+        bucket = *b;
+        count += b.2;
+        if count >= rank {
+            break;
+        }
+    }
+    let (mut lo, mut hi, n) = bucket;
+    if !custom && lo < 0.0 && hi > 0.0 {
+        let has_neg = !h.negative_buckets.is_empty();
+        let has_pos = !h.positive_buckets.is_empty();
+        if !has_neg && has_pos {
+            lo = 0.0;
+        } else if !has_pos && has_neg {
+            hi = 0.0;
+        }
+    } else if custom {
+        if lo == f64::NEG_INFINITY {
+            if hi <= 0.0 {
+                return hi;
+            }
+            lo = 0.0;
+        } else if hi == f64::INFINITY {
+            return lo;
+        }
+    }
+    if count > h.count {
+        count = h.count;
+    }
+    if count < rank {
+        return hi;
+    }
+    let frac = (rank - (count - n)) / n;
+    if custom || (lo <= 0.0 && hi >= 0.0) {
+        return lo + (hi - lo) * frac;
+    }
+    let (ll, lu) = (lo.abs().log2(), hi.abs().log2());
+    if lo > 0.0 {
+        (ll + (lu - ll) * frac).exp2()
+    } else {
+        -(lu + (ll - lu) * (1.0 - frac)).exp2()
+    }
+}
+
+#[derive(Clone, Copy)]
+enum HistFn {
+    Quantile(f64),
+    Fraction(f64, f64),
+}
+
+fn check_quantile(ev: &mut Ev, q: f64, arg: &Expr) {
+    if !(0.0..=1.0).contains(&q) {
+        let p = ev.pos_of(arg);
+        ev.warn(format!(
+            "PromQL warning: quantile value should be between 0 and 1, got {} ({p})",
+            crate::ast::fmt_float(q)
+        ));
+    }
+}
+
+/// Variance of a native histogram estimated from bucket midpoints.
+fn hist_variance(h: &FloatHistogram) -> f64 {
+    let mean = h.sum / h.count;
+    let (mut var, mut c) = (0.0, 0.0);
+    let custom = h.schema == sextant_model::histogram::CUSTOM_BUCKETS_SCHEMA;
+    for (lo, hi, n) in all_buckets(h) {
+        if n == 0.0 {
+            continue;
+        }
+        let val = if custom {
+            (hi + lo) / 2.0
+        } else if lo <= 0.0 && hi >= 0.0 {
+            0.0
+        } else {
+            let v = (hi * lo).sqrt();
+            if hi < 0.0 {
+                -v
+            } else {
+                v
+            }
+        };
+        let d = val - mean;
+        (var, c) = kahan_inc(n * d * d, var, c);
+    }
+    (var + c) / h.count
+}
+
+/// All buckets of a native histogram in ascending order as (lower, upper, count).
+fn all_buckets(h: &FloatHistogram) -> Vec<(f64, f64, f64)> {
+    let mut all = Vec::new();
     for (idx, c) in hist::buckets(&h.negative_spans, &h.negative_buckets)
         .into_iter()
         .rev()
@@ -1039,68 +1169,167 @@ fn native_quantile(q: f64, h: &FloatHistogram) -> f64 {
         let (lo, hi) = hist::bucket_bounds(h.schema, idx, &h.custom_values);
         all.push((-hi, -lo, c));
     }
-    if h.zero_count > 0.0 || !custom {
+    if h.zero_count > 0.0 {
         all.push((-h.zero_threshold, h.zero_threshold, h.zero_count));
     }
     for (idx, c) in hist::buckets(&h.positive_spans, &h.positive_buckets) {
         let (lo, hi) = hist::bucket_bounds(h.schema, idx, &h.custom_values);
         all.push((lo, hi, c));
     }
-    let rank = q * h.count;
-    let mut acc = 0.0;
-    let mut sel = None;
-    for (i, b) in all.iter().enumerate() {
-        acc += b.2;
-        if acc >= rank {
-            sel = Some(i);
-            break;
-        }
-    }
-    let Some(i) = sel else {
-        return all.last().map_or(f64::NAN, |b| b.1);
-    };
-    let (lo, hi, c) = all[i];
-    let before = acc - c;
-    if custom {
-        if lo == f64::NEG_INFINITY {
-            return hi.min(0.0).max(if hi <= 0.0 { hi } else { 0.0 });
-        }
-        if hi == f64::INFINITY {
-            return lo;
-        }
-        return lo + (hi - lo) * ((rank - before) / c);
-    }
-    if lo == -h.zero_threshold && hi == h.zero_threshold {
-        return lo + (hi - lo) * ((rank - before) / c);
-    }
-    // Exponential interpolation within the bucket.
-    let frac = (rank - before) / c;
-    if lo < 0.0 {
-        let (a, b) = (-hi, -lo);
-        return -(b * (a / b).powf(frac)).max(0.0) * 1.0;
-    }
-    lo * (hi / lo).powf(frac)
+    all
 }
 
-fn histogram_quantile(ev: &mut Ev, q: f64, v: Vec<VSample>) -> Vec<VSample> {
+/// Prometheus' `HistogramFraction` for native histograms.
+fn native_fraction(lower: f64, upper: f64, h: &FloatHistogram) -> f64 {
+    if h.count == 0.0 || lower.is_nan() || upper.is_nan() {
+        return f64::NAN;
+    }
+    if lower >= upper {
+        return 0.0;
+    }
+    let custom = h.schema == sextant_model::histogram::CUSTOM_BUCKETS_SCHEMA;
+    let (mut rank, mut lr, mut ur) = (0.0, 0.0, 0.0);
+    let (mut ls, mut us) = (false, false);
+    for (blo, bhi, n) in all_buckets(h) {
+        let zero = blo <= 0.0 && bhi >= 0.0;
+        let lin = |v: f64| rank + n * (v - blo) / (bhi - blo);
+        let exp = |v: f64| {
+            let (ll, lu, lv) = (blo.abs().log2(), bhi.abs().log2(), v.abs().log2());
+            let frac = if v > 0.0 {
+                (lv - ll) / (lu - ll)
+            } else {
+                1.0 - ((lv - lu) / (ll - lu))
+            };
+            rank + n * frac
+        };
+        if !ls && blo >= lower {
+            lr = rank;
+            ls = true;
+        }
+        if !us && blo >= upper {
+            ur = rank;
+            us = true;
+        }
+        if ls && us {
+            break;
+        }
+        if !ls && blo < lower && bhi > lower {
+            lr = if custom || zero {
+                lin(lower)
+            } else {
+                exp(lower)
+            };
+            ls = true;
+        }
+        if !us && blo < upper && bhi > upper {
+            ur = if custom || zero {
+                lin(upper)
+            } else {
+                exp(upper)
+            };
+            us = true;
+        }
+        if ls && us {
+            break;
+        }
+        rank += n;
+    }
+    if !ls || lr > h.count {
+        lr = h.count;
+    }
+    if !us || ur > h.count {
+        ur = h.count;
+    }
+    (ur - lr) / h.count
+}
+
+/// Prometheus' `BucketFraction` over classic buckets (upper bound, cumulative count).
+fn bucket_fraction(lower: f64, upper: f64, b: &mut Vec<(f64, f64)>) -> f64 {
+    b.sort_by(|x, y| x.0.partial_cmp(&y.0).unwrap_or(std::cmp::Ordering::Equal));
+    if b.last().is_none_or(|x| x.0 != f64::INFINITY) {
+        return f64::NAN;
+    }
+    let mut c: Vec<(f64, f64)> = Vec::with_capacity(b.len());
+    for x in b.iter() {
+        match c.last_mut() {
+            Some(l) if l.0 == x.0 => l.1 += x.1,
+            _ => c.push(*x),
+        }
+    }
+    let count = c[c.len() - 1].1;
+    if count == 0.0 || lower.is_nan() || upper.is_nan() {
+        return f64::NAN;
+    }
+    if lower >= upper {
+        return 0.0;
+    }
+    let (mut rank, mut lr, mut ur) = (0.0, 0.0, 0.0);
+    let (mut ls, mut us) = (false, false);
+    for (i, (ub, cnt)) in c.iter().enumerate() {
+        let lb = if i > 0 { c[i - 1].0 } else { f64::NEG_INFINITY };
+        let lin = |v: f64| rank + (cnt - rank) * (v - lb) / (ub - lb);
+        if !ls && lb >= lower {
+            lr = rank;
+            ls = true;
+        }
+        if !us && lb >= upper {
+            ur = rank;
+            us = true;
+        }
+        if ls && us {
+            break;
+        }
+        if !ls && lb < lower && *ub > lower {
+            lr = lin(lower);
+            ls = true;
+        }
+        if !us && lb < upper && *ub > upper {
+            ur = lin(upper);
+            us = true;
+        }
+        if ls && us {
+            break;
+        }
+        rank = *cnt;
+    }
+    if !ls || lr > count {
+        lr = count;
+    }
+    if !us || ur > count {
+        ur = count;
+    }
+    (ur - lr) / count
+}
+
+fn hist_fn(ev: &mut Ev, f: HistFn, v: Vec<VSample>, arg: &Expr) -> Vec<VSample> {
     let mut groups: Vec<(Labels, Vec<(f64, f64)>)> = Vec::new();
     let mut index: HashMap<Labels, usize> = HashMap::new();
     let mut out = Vec::new();
+    let mut native_keys: Vec<Labels> = Vec::new();
+    let p = ev.pos_of(arg);
     for s in v {
         if let Some(h) = &s.h {
+            let mut key = s.labels.clone();
+            key.set(METRIC_NAME, "");
+            native_keys.push(key);
             out.push(VSample {
                 labels: s.labels,
                 t: 0,
-                f: native_quantile(q, h),
+                f: match f {
+                    HistFn::Quantile(q) => native_quantile(q, h),
+                    HistFn::Fraction(a, b) => native_fraction(a, b, h),
+                },
                 h: None,
                 drop_name: true,
             });
             continue;
         }
-        let Some(le) = s.labels.get("le") else {
-            continue;
-        };
+        let le = s.labels.get("le").unwrap_or("");
         let Some(ub) = parse_go_float(le) else {
+            let name = s.labels.metric_name().unwrap_or("").to_string();
+            ev.warn(format!(
+                "PromQL warning: bucket label \"le\" is missing or has a malformed value of {le:?} for metric name {name:?} ({p})"
+            ));
             continue;
         };
         let mut key = s.labels.clone();
@@ -1111,14 +1340,32 @@ fn histogram_quantile(ev: &mut Ev, q: f64, v: Vec<VSample>) -> Vec<VSample> {
         });
         groups[i].1.push((ub, s.f));
     }
-    if !(0.0..=1.0).contains(&q) {
-        ev.warn(format!(
-            "PromQL warning: quantile value should be between 0 and 1, got {}",
-            crate::ast::fmt_float(q)
-        ));
-    }
     for (labels, mut b) in groups {
-        let (v, _forced) = bucket_quantile(q, &mut b);
+        let mut k = labels.clone();
+        k.set(METRIC_NAME, "");
+        if native_keys.contains(&k) {
+            let name = labels.metric_name().unwrap_or("").to_string();
+            ev.warn(format!(
+                "PromQL warning: vector contains a mix of classic and native histograms for metric name {name:?} ({p})"
+            ));
+            out.retain(|s| {
+                let mut x = s.labels.clone();
+                x.set(METRIC_NAME, "");
+                x != k
+            });
+            continue;
+        }
+        let v = match f {
+            HistFn::Quantile(q) => {
+                let (v, forced) = bucket_quantile(q, &mut b);
+                if forced {
+                    let name = labels.metric_name().unwrap_or("").to_string();
+                    ev.info(format!("PromQL info: input to histogram_quantile needed to be fixed for monotonicity (see https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile) for metric name {name:?} ({p})"));
+                }
+                v
+            }
+            HistFn::Fraction(a, c) => bucket_fraction(a, c, &mut b),
+        };
         out.push(VSample {
             labels,
             t: 0,

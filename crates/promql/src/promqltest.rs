@@ -922,6 +922,7 @@ fn set_at(e: &mut Expr, t: i64) {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn run_instant(
     engine: &Engine,
     store: &MemQuerier,
@@ -930,8 +931,10 @@ fn run_instant(
     t: i64,
     check_annotations: bool,
     range_mode: bool,
+    source: Option<&str>,
 ) -> Result<(), String> {
-    let res = engine.instant(store, expr, t);
+    let src = expr.to_string();
+    let res = engine.instant_with_source(store, expr, Some(source.unwrap_or(&src)), t);
     let res = match (res, &e.fail) {
         (Err(err), Some(m)) => {
             let msg = err.to_string();
@@ -1028,7 +1031,7 @@ fn run_eval(
         match (t, crate::parse(expr_s)) {
             (None, _) => Err("bad eval time".to_string()),
             (_, Err(err)) => Err(format!("parse error: {err}")),
-            (Some(t), Ok(expr)) => eval_instant_all(engine, store, &e, &expr, t),
+            (Some(t), Ok(expr)) => eval_instant_all(engine, store, &e, &expr, t, expr_s),
         }
     } else if kind == "range" {
         // eval range from <s> to <e> step <d> <expr>
@@ -1043,7 +1046,10 @@ fn run_eval(
         match (times, crate::parse(expr_s)) {
             (_, Err(err)) => Err(format!("parse error: {err}")),
             ((Some(a), Some(b), Some(st)), Ok(expr)) => {
-                match (engine.range(store, &expr, a, b, st), &e.fail) {
+                match (
+                    engine.range_with_source(store, &expr, Some(expr_s), a, b, st),
+                    &e.fail,
+                ) {
                     (Err(err), Some(m)) => match m {
                         Some(m) if !m.matches(&err.to_string()) => {
                             Err(format!("error {err} does not match {m:?}"))
@@ -1075,10 +1081,11 @@ fn eval_instant_all(
     e: &Expect,
     expr: &Expr,
     t: i64,
+    source: &str,
 ) -> Result<(), String> {
     let range_mode =
         !e.ordered && e.range_vector.is_none() && e.string.is_none() && !uses(expr, &["start"]);
-    run_instant(engine, store, e, expr, t, true, range_mode)?;
+    run_instant(engine, store, e, expr, t, true, range_mode, Some(source))?;
     const UNSAFE: [&str; 11] = [
         "days_in_month",
         "day_of_month",
@@ -1103,7 +1110,7 @@ fn eval_instant_all(
         vec![-10 * t, 0, t / 5, t, 10 * t]
     };
     for et in times {
-        run_instant(engine, store, e, &at_expr, et, false, range_mode)
+        run_instant(engine, store, e, &at_expr, et, false, range_mode, None)
             .map_err(|m| format!("with @ at {et}: {m}"))?;
     }
     Ok(())
