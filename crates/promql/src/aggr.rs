@@ -65,6 +65,24 @@ pub(crate) fn aggregate(
             if pf.is_nan() {
                 return Err(EvalError::Execution("Ratio value is NaN".into()));
             }
+            if !(-1.0..=1.0).contains(&pf) {
+                let capped = pf.clamp(-1.0, 1.0);
+                let p = ev.pos_at(_pos);
+                ev.warn(format!(
+                    "PromQL warning: ratio value should be between -1 and 1, got {}, capping to {} ({p})",
+                    crate::ast::fmt_float(pf),
+                    crate::ast::fmt_float(capped)
+                ));
+            }
+        }
+        AggOp::Quantile => {
+            if !(0.0..=1.0).contains(&pf) {
+                let p = ev.pos_at(_pos);
+                ev.warn(format!(
+                    "PromQL warning: quantile value should be between 0 and 1, got {} ({p})",
+                    crate::ast::fmt_float(pf)
+                ));
+            }
         }
         _ => {}
     }
@@ -118,14 +136,35 @@ pub(crate) fn aggregate(
         groups[i].members.push(s);
     }
     let mut out = Vec::new();
+    let by_name = !without && grouping.iter().any(|g| g == METRIC_NAME);
     for g in groups {
+        let dn = by_name && g.members.iter().any(|s| s.drop_name);
         let mk = |f: f64, h: Option<FloatHistogram>| VSample {
             labels: g.labels.clone(),
             t: 0,
             f,
             h: h.map(Box::new),
-            drop_name: false,
+            drop_name: dn,
         };
+        let has_hist = g.members.iter().any(|s| s.h.is_some());
+        if has_hist
+            && matches!(
+                op,
+                AggOp::Min
+                    | AggOp::Max
+                    | AggOp::Stddev
+                    | AggOp::Stdvar
+                    | AggOp::Quantile
+                    | AggOp::Topk
+                    | AggOp::Bottomk
+            )
+        {
+            let p = ev.pos_at(_pos);
+            ev.info(format!(
+                "PromQL info: ignored histogram in {} aggregation ({p})",
+                op.as_str()
+            ));
+        }
         let floats: Vec<f64> = g
             .members
             .iter()

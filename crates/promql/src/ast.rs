@@ -268,8 +268,22 @@ impl DurExpr {
                     _ => f64::NAN,
                 }
             }
-            DurExpr::MinOf(a, b) => a.eval_secs(ctx).min(b.eval_secs(ctx)),
-            DurExpr::MaxOf(a, b) => a.eval_secs(ctx).max(b.eval_secs(ctx)),
+            DurExpr::MinOf(a, b) => {
+                let (a, b) = (a.eval_secs(ctx), b.eval_secs(ctx));
+                if a.is_nan() || b.is_nan() {
+                    f64::NAN
+                } else {
+                    a.min(b)
+                }
+            }
+            DurExpr::MaxOf(a, b) => {
+                let (a, b) = (a.eval_secs(ctx), b.eval_secs(ctx));
+                if a.is_nan() || b.is_nan() {
+                    f64::NAN
+                } else {
+                    a.max(b)
+                }
+            }
         }
     }
 

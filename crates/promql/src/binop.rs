@@ -374,6 +374,13 @@ fn vector_vector(
             h: rs.h.as_deref(),
         };
         let (fl, fr) = if swapped { (ro, lo) } else { (lo, ro) };
+        if m.card == Card::OneToOne {
+            let set = matched.entry(sig.clone()).or_default();
+            if !set.is_empty() {
+                return Err(EvalError::Execution("multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)".into()));
+            }
+            set.insert(Labels::empty());
+        }
         let Some((mut val, mut h, keep)) = elem_op(ev, op, fl, fr, pos) else {
             continue;
         };
@@ -386,10 +393,6 @@ fn vector_vector(
         let metric = result_labels(&ls.labels, &rs.labels, m);
         let set = matched.entry(sig).or_default();
         if m.card == Card::OneToOne {
-            if !set.is_empty() {
-                return Err(EvalError::Execution("multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)".into()));
-            }
-            set.insert(Labels::empty());
         } else if !set.insert(metric.clone()) {
             return Err(EvalError::Execution(
                 "multiple matches for labels: grouping labels must ensure unique matches".into(),

@@ -91,7 +91,7 @@ impl Engine {
             Val::Matrix(mut m) => {
                 for s in &mut m {
                     if s.drop_name {
-                        s.labels.set(METRIC_NAME, "");
+                        drop_name_labels(&mut s.labels);
                         s.drop_name = false;
                     }
                 }
@@ -222,12 +222,19 @@ fn push_point(
 pub(crate) fn finish_vector(mut vs: Vec<VSample>) -> Result<Vec<VSample>, EvalError> {
     for s in &mut vs {
         if s.drop_name {
-            s.labels.set(METRIC_NAME, "");
+            drop_name_labels(&mut s.labels);
             s.drop_name = false;
         }
     }
     check_unique(&vs)?;
     Ok(vs)
+}
+
+/// Removes the metric name and the type/unit labels that belong to it.
+pub(crate) fn drop_name_labels(l: &mut Labels) {
+    l.set(METRIC_NAME, "");
+    l.set("__type__", "");
+    l.set("__unit__", "");
 }
 
 pub(crate) fn check_unique(vs: &[VSample]) -> Result<(), EvalError> {
@@ -317,6 +324,14 @@ impl<'a> Ev<'a> {
     /// The `line:col` of an expression, for annotations.
     pub(crate) fn pos_of(&self, e: &Expr) -> String {
         let off = expr_pos(e);
+        match &self.source {
+            Some(src) => crate::lexer::line_col(src, off).to_string(),
+            None => format!("1:{}", off + 1),
+        }
+    }
+
+    /// The `line:col` of a byte offset.
+    pub(crate) fn pos_at(&self, off: usize) -> String {
         match &self.source {
             Some(src) => crate::lexer::line_col(src, off).to_string(),
             None => format!("1:{}", off + 1),

@@ -50,7 +50,7 @@ pub(crate) fn quantile(q: f64, v: &mut [f64]) -> f64 {
     v[lo as usize] * (1.0 - w) + v[hi as usize] * w
 }
 
-fn go_max(a: f64, b: f64) -> f64 {
+pub(crate) fn go_max(a: f64, b: f64) -> f64 {
     if a == f64::INFINITY || b == f64::INFINITY {
         f64::INFINITY
     } else if a.is_nan() || b.is_nan() {
@@ -62,7 +62,7 @@ fn go_max(a: f64, b: f64) -> f64 {
     }
 }
 
-fn go_min(a: f64, b: f64) -> f64 {
+pub(crate) fn go_min(a: f64, b: f64) -> f64 {
     if a == f64::NEG_INFINITY || b == f64::NEG_INFINITY {
         f64::NEG_INFINITY
     } else if a.is_nan() || b.is_nan() {
@@ -144,8 +144,9 @@ pub(crate) fn call(
         }
         "scalar" => {
             let v = vector_arg(ev, &args[0], ts)?;
-            return Ok(Val::Scalar(match v.as_slice() {
-                [s] if s.h.is_none() => s.f,
+            let floats: Vec<f64> = v.iter().filter(|s| s.h.is_none()).map(|s| s.f).collect();
+            return Ok(Val::Scalar(match floats.as_slice() {
+                [f] => *f,
                 _ => f64::NAN,
             }));
         }
@@ -183,6 +184,7 @@ pub(crate) fn call(
         "label_replace" => return label_replace(ev, args, ts),
         "label_join" => return label_join(ev, args, ts),
         "sort" | "sort_desc" => {
+            sort_warning(ev, pos);
             let mut v = vector_arg(ev, &args[0], ts)?;
             v.retain(|s| s.h.is_none());
             let desc = name == "sort_desc";
@@ -205,6 +207,7 @@ pub(crate) fn call(
             return Ok(Val::Vector(v));
         }
         "sort_by_label" | "sort_by_label_desc" => {
+            sort_warning(ev, pos);
             let mut v = vector_arg(ev, &args[0], ts)?;
             let mut names = Vec::new();
             for a in &args[1..] {
@@ -400,6 +403,13 @@ pub(crate) fn call(
         out.push(s);
     }
     Ok(Val::Vector(out))
+}
+
+fn sort_warning(ev: &mut Ev, pos: usize) {
+    if ev.range_query {
+        let p = ev.pos_at(pos);
+        ev.warn(format!("PromQL warning: sort is ineffective for range queries since results are always ordered by labels ({p})"));
+    }
 }
 
 fn check_extended(name: &str, m: &crate::ast::MatrixSelector) -> Result<(), EvalError> {
@@ -831,6 +841,9 @@ fn range_fn(
                 return Ok(None);
             }
             let mut v: Vec<f64> = fl.iter().map(|p| p.v).collect();
+            if v.iter().any(|x| x.is_nan()) {
+                return Ok(Some((f64::NAN, None)));
+            }
             let med = quantile(0.5, &mut v);
             let mut d: Vec<f64> = v.iter().map(|x| (x - med).abs()).collect();
             fo(quantile(0.5, &mut d))

@@ -368,6 +368,14 @@ pub fn parse_labels(s: &str) -> Result<Labels, String> {
     Ok(Labels::from_pairs(pairs))
 }
 
+/// A series value: decimal, `Inf`, `NaN`; no hex (that would clash with `0x5` repetitions).
+fn parse_value(s: &str) -> Option<f64> {
+    if s.len() > 1 && s[1..].starts_with(['x', 'X']) {
+        return None;
+    }
+    parse_float(s)
+}
+
 fn parse_float(s: &str) -> Option<f64> {
     let l = s.to_ascii_lowercase();
     match l.as_str() {
@@ -473,7 +481,7 @@ fn parse_item(tok: &str, out: &mut Vec<Item>) -> Result<(), String> {
         }
         return Ok(());
     }
-    if let Some(v) = parse_float(tok) {
+    if let Some(v) = parse_value(tok) {
         out.push(Item::Float(v));
         return Ok(());
     }
@@ -481,13 +489,13 @@ fn parse_item(tok: &str, out: &mut Vec<Item>) -> Result<(), String> {
         .rsplit_once('x')
         .ok_or_else(|| format!("bad item {tok}"))?;
     let n: usize = n.parse().map_err(|_| format!("bad item {tok}"))?;
-    if let Some(v) = parse_float(base) {
+    if let Some(v) = parse_value(base) {
         out.extend(std::iter::repeat_n(Item::Float(v), n + 1));
         return Ok(());
     }
     let (a, op, d) = split_add(base).ok_or_else(|| format!("bad item {tok}"))?;
-    let a = parse_float(a).ok_or_else(|| format!("bad item {tok}"))?;
-    let d = parse_float(d).ok_or_else(|| format!("bad item {tok}"))?;
+    let a = parse_value(a).ok_or_else(|| format!("bad item {tok}"))?;
+    let d = parse_value(d).ok_or_else(|| format!("bad item {tok}"))?;
     let d = if op == '-' { -d } else { d };
     let mut cur = a;
     for _ in 0..=n {
