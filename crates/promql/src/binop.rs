@@ -90,7 +90,7 @@ fn elem_op(
             }
             BinOp::Div => {
                 let mut h = a.clone();
-                hist::scale(&mut h, 1.0 / r.f);
+                hist::div(&mut h, r.f);
                 Some((0.0, Some(h), true))
             }
             _ => {

@@ -289,11 +289,14 @@ pub(crate) fn call(
         if let Expr::Matrix(ms) = args[mi].unparen() {
             check_extended(name, ms)?;
         }
-        let is_range_of_selector = matches!(args[mi].unparen(), Expr::Matrix(_));
+        let apos = ev.pos_of(&args[mi]);
+        if name == "quantile_over_time" {
+            let q = params.first().copied().unwrap_or(f64::NAN);
+            check_quantile(ev, q, &args[0]);
+        }
         let mut out = Vec::with_capacity(m.len());
         for s in m {
-            if let Some((v, h)) = range_fn(ev, name, &s, &params, lo, hi, ts, is_range_of_selector)?
-            {
+            if let Some((v, h)) = range_fn(ev, name, &s, &params, lo, hi, ts, &apos)? {
                 let keep_name = matches!(name, "last_over_time" | "first_over_time");
                 out.push(VSample {
                     labels: s.labels,
@@ -616,18 +619,41 @@ fn range_fn(
     lo: i64,
     hi: i64,
     ts: i64,
-    _selector: bool,
+    p: &str,
 ) -> Result<FnOut, EvalError> {
     let fl = &s.floats;
     let hs = &s.histograms;
     let fo = |v: f64| Some((v, None));
-    Ok(match name {
-        "rate" | "increase" | "delta" => {
-            if !fl.is_empty() && !hs.is_empty() {
+    let mname = s.labels.metric_name().unwrap_or("").to_string();
+    let mixed = !fl.is_empty() && !hs.is_empty();
+    if mixed {
+        match name {
+            "rate" | "increase" | "delta" | "irate" | "idelta" | "sum_over_time"
+            | "avg_over_time" => {
+                ev.warn(format!("PromQL warning: encountered a mix of histograms and floats for metric name {mname:?} ({p})"));
                 return Ok(None);
             }
+            "min_over_time"
+            | "max_over_time"
+            | "stddev_over_time"
+            | "stdvar_over_time"
+            | "quantile_over_time"
+            | "mad_over_time"
+            | "deriv"
+            | "predict_linear"
+            | "double_exponential_smoothing"
+            | "holt_winters"
+            | "ts_of_min_over_time"
+            | "ts_of_max_over_time" => {
+                ev.info(format!("PromQL info: ignored histograms in a range containing both floats and histograms for metric name {mname:?} ({p})"));
+            }
+            _ => {}
+        }
+    }
+    Ok(match name {
+        "rate" | "increase" | "delta" => {
             if hs.len() > 1 {
-                histogram_rate(hs, name != "delta", name == "rate", lo, hi)
+                histogram_rate(ev, hs, name != "delta", name == "rate", lo, hi, &mname, p)
             } else if fl.len() > 1 {
                 extrapolated_rate(fl, name != "delta", name == "rate", lo, hi)
             } else {
@@ -635,6 +661,42 @@ fn range_fn(
             }
         }
         "irate" | "idelta" => {
+            if hs.len() >= 2 {
+                let (a, b) = (&hs[hs.len() - 2], &hs[hs.len() - 1]);
+                let rate = name == "irate";
+                let (ac, bc) = (
+                    a.1.schema == sextant_model::histogram::CUSTOM_BUCKETS_SCHEMA,
+                    b.1.schema == sextant_model::histogram::CUSTOM_BUCKETS_SCHEMA,
+                );
+                if ac != bc {
+                    ev.warn(format!("PromQL warning: vector contains a mix of histograms with exponential and custom buckets schemas for metric name {mname:?} ({p})"));
+                    return Ok(None);
+                }
+                let gauge = sextant_model::CounterResetHint::Gauge;
+                if rate && (a.1.counter_reset_hint == gauge || b.1.counter_reset_hint == gauge) {
+                    ev.warn(format!("PromQL warning: this native histogram metric is not a counter: {mname:?} ({p})"));
+                }
+                if !rate && (a.1.counter_reset_hint != gauge || b.1.counter_reset_hint != gauge) {
+                    ev.warn(format!("PromQL warning: this native histogram metric is not a gauge: {mname:?} ({p})"));
+                }
+                let mut r = if rate && hist::detect_reset(&b.1, &a.1) {
+                    b.1.clone()
+                } else {
+                    match hist::add(&b.1, &a.1, true) {
+                        Some(h) => h,
+                        None => {
+                            ev.warn(format!("PromQL warning: vector contains a mix of histograms with exponential and custom buckets schemas for metric name {mname:?} ({p})"));
+                            return Ok(None);
+                        }
+                    }
+                };
+                r.counter_reset_hint = gauge;
+                if rate {
+                    let dt = (b.0 - a.0) as f64 / 1000.0;
+                    hist::div(&mut r, dt);
+                }
+                return Ok(Some((0.0, Some(r))));
+            }
             if fl.len() < 2 {
                 return Ok(None);
             }
@@ -652,6 +714,39 @@ fn range_fn(
                 r /= dt as f64 / 1000.0;
             }
             fo(r)
+        }
+        "changes" | "resets" if !hs.is_empty() => {
+            enum P<'a> {
+                F(f64),
+                H(&'a FloatHistogram),
+            }
+            let mut pts: Vec<(i64, P)> = fl.iter().map(|x| (x.t, P::F(x.v))).collect();
+            pts.extend(hs.iter().map(|(t, h)| (*t, P::H(h))));
+            pts.sort_by_key(|x| x.0);
+            let mut n = 0.0;
+            for w in pts.windows(2) {
+                let hit = match (&w[0].1, &w[1].1) {
+                    (P::F(a), P::F(b)) => {
+                        if name == "changes" {
+                            a != b && !(a.is_nan() && b.is_nan())
+                        } else {
+                            b < a
+                        }
+                    }
+                    (P::H(a), P::H(b)) => {
+                        if name == "changes" {
+                            !hist::equal(a, b)
+                        } else {
+                            hist::detect_reset(b, a)
+                        }
+                    }
+                    _ => name == "changes",
+                };
+                if hit {
+                    n += 1.0;
+                }
+            }
+            fo(n)
         }
         "changes" | "resets" => {
             if fl.is_empty() {
@@ -954,25 +1049,44 @@ fn extrapolation_factor(
     factor
 }
 
+#[allow(clippy::too_many_arguments)]
 fn histogram_rate(
+    ev: &mut Ev,
     hs: &[(i64, FloatHistogram)],
     counter: bool,
     rate: bool,
     lo: i64,
     hi: i64,
+    mname: &str,
+    p: &str,
 ) -> FnOut {
     let n1 = hs.len() - 1;
     let first = &hs[0].1;
     let last = &hs[n1].1;
+    let gauge = sextant_model::CounterResetHint::Gauge;
+    let custom = |h: &FloatHistogram| h.schema == sextant_model::histogram::CUSTOM_BUCKETS_SCHEMA;
+    if hs.iter().any(|h| custom(&h.1) != custom(first)) {
+        ev.warn(format!("PromQL warning: vector contains a mix of histograms with exponential and custom buckets schemas for metric name {mname:?} ({p})"));
+        return None;
+    }
+    if counter && hs.iter().any(|h| h.1.counter_reset_hint == gauge) {
+        ev.warn(format!(
+            "PromQL warning: this native histogram metric is not a counter: {mname:?} ({p})"
+        ));
+    }
     let mut acc = hist::add(last, first, true)?;
     if counter {
         let mut prev = first;
         for (_, h) in &hs[1..] {
-            if h.count < prev.count {
+            if hist::detect_reset(h, prev) {
                 acc = hist::add(&acc, prev, false)?;
             }
             prev = h;
         }
+    } else if first.counter_reset_hint != gauge || last.counter_reset_hint != gauge {
+        ev.warn(format!(
+            "PromQL warning: this native histogram metric is not a gauge: {mname:?} ({p})"
+        ));
     }
     let zero = if counter && acc.count > 0.0 && first.count >= 0.0 {
         Some(first.count / acc.count)
@@ -981,7 +1095,7 @@ fn histogram_rate(
     };
     let factor = extrapolation_factor(hs[0].0, hs[n1].0, n1, lo, hi, zero, rate);
     hist::scale(&mut acc, factor);
-    acc.counter_reset_hint = sextant_model::CounterResetHint::Gauge;
+    acc.counter_reset_hint = gauge;
     Some((0.0, Some(acc)))
 }
 

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use sextant_model::histogram::CUSTOM_BUCKETS_SCHEMA;
-use sextant_model::{FloatHistogram, Span};
+use sextant_model::{CounterResetHint, FloatHistogram, Span};
 
 /// Multiplies every count and the sum by `f`.
 pub fn scale(h: &mut FloatHistogram, f: f64) {
@@ -102,7 +102,7 @@ pub fn add(a: &FloatHistogram, b: &FloatHistogram, sub: bool) -> Option<FloatHis
         &b.negative_buckets,
     );
     Some(FloatHistogram {
-        counter_reset_hint: sextant_model::CounterResetHint::Unknown,
+        counter_reset_hint: merge_hint(a.counter_reset_hint, b.counter_reset_hint),
         schema,
         zero_threshold: a.zero_threshold.max(b.zero_threshold),
         zero_count: a.zero_count + sign * b.zero_count,
@@ -148,4 +148,65 @@ pub fn bucket_bounds(schema: i32, idx: i32, custom: &[f64]) -> (f64, f64) {
         base.powi(i)
     };
     (up(idx - 1), up(idx))
+}
+
+/// Divides every count and the sum by `d` (IEEE semantics for zero).
+pub fn div(h: &mut FloatHistogram, d: f64) {
+    h.count /= d;
+    h.sum /= d;
+    h.zero_count /= d;
+    h.positive_buckets.iter_mut().for_each(|b| *b /= d);
+    h.negative_buckets.iter_mut().for_each(|b| *b /= d);
+}
+
+/// Merges counter-reset hints the way Prometheus' `FloatHistogram.Add` does.
+pub fn merge_hint(a: CounterResetHint, b: CounterResetHint) -> CounterResetHint {
+    use CounterResetHint::*;
+    match (a, b) {
+        (x, y) if x == y => x,
+        (Gauge, _) | (_, Gauge) => Gauge,
+        _ => Unknown,
+    }
+}
+
+/// Whether `cur` shows a counter reset relative to `prev` (Prometheus' `DetectReset`).
+pub fn detect_reset(cur: &FloatHistogram, prev: &FloatHistogram) -> bool {
+    match cur.counter_reset_hint {
+        CounterResetHint::CounterReset => return true,
+        CounterResetHint::NotCounterReset => return false,
+        _ => {}
+    }
+    if cur.count < prev.count {
+        return true;
+    }
+    let cc = cur.schema == CUSTOM_BUCKETS_SCHEMA;
+    let pc = prev.schema == CUSTOM_BUCKETS_SCHEMA;
+    if cc != pc || (cc && cur.custom_values != prev.custom_values) {
+        return true;
+    }
+    if cur.schema > prev.schema {
+        return true;
+    }
+    if cur.zero_threshold < prev.zero_threshold {
+        return true;
+    }
+    if cur.zero_count < prev.zero_count {
+        return true;
+    }
+    let side = |cs: &[Span], cb: &[f64], ps: &[Span], pb: &[f64]| {
+        let c = reduce(buckets(cs, cb), cur.schema, cur.schema);
+        let p = reduce(buckets(ps, pb), prev.schema, cur.schema);
+        p.iter().any(|(i, v)| *v > c.get(i).copied().unwrap_or(0.0))
+    };
+    side(
+        &cur.positive_spans,
+        &cur.positive_buckets,
+        &prev.positive_spans,
+        &prev.positive_buckets,
+    ) || side(
+        &cur.negative_spans,
+        &cur.negative_buckets,
+        &prev.negative_spans,
+        &prev.negative_buckets,
+    )
 }
