@@ -330,6 +330,38 @@ impl<'a> Ev<'a> {
         }
     }
 
+    /// Selects straight from storage (used by `info()`, whose lookups depend on the data).
+    pub(crate) fn select_raw(
+        &self,
+        matchers: &[sextant_model::Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<crate::querier::SeriesData>, EvalError> {
+        self.q
+            .select(matchers, mint, maxt)
+            .map_err(|e| EvalError::Storage(e.0))
+    }
+
+    /// The time a sub-expression's samples come from, after `@` and `offset`.
+    pub(crate) fn data_time(&self, e: &Expr, ts: i64) -> i64 {
+        match e.unparen() {
+            Expr::Vector(vs) => self.mod_time(&vs.at, &vs.offset, ts),
+            Expr::Matrix(m) => self.mod_time(&m.vs.at, &m.vs.offset, ts),
+            Expr::Subquery(s) => self.mod_time(&s.at, &s.offset, ts),
+            Expr::Call { args, .. } => match args
+                .iter()
+                .find(|a| matches!(a.value_type(), ValueType::Vector | ValueType::Matrix))
+            {
+                Some(a) => self.data_time(a, ts),
+                None => ts,
+            },
+            Expr::Aggregate { expr, .. } => self.data_time(expr, ts),
+            Expr::Binary { lhs, .. } => self.data_time(lhs, ts),
+            Expr::Neg(x) => self.data_time(x, ts),
+            _ => ts,
+        }
+    }
+
     /// The `line:col` of a byte offset.
     pub(crate) fn pos_at(&self, off: usize) -> String {
         match &self.source {

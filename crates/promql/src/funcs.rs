@@ -182,6 +182,7 @@ pub(crate) fn call(
             }));
         }
         "label_replace" => return label_replace(ev, args, ts),
+        "info" => return info(ev, args, ts),
         "label_join" => return label_join(ev, args, ts),
         "sort" | "sort_desc" => {
             sort_warning(ev, pos);
@@ -1517,4 +1518,115 @@ pub(crate) fn parse_go_float(s: &str) -> Option<f64> {
         return i64::from_str_radix(h, 16).ok().map(|v| v as f64);
     }
     t.parse().ok()
+}
+
+/// `info(v, selector)`: adds data labels of info series (default `target_info`) that share
+/// the identifying labels `instance` and `job`.
+fn info(ev: &mut Ev, args: &[Expr], ts: i64) -> Result<Val, EvalError> {
+    const IDENT: [&str; 2] = ["instance", "job"];
+    let v = vector_arg(ev, &args[0], ts)?;
+    let sel: Vec<Matcher> = match args.get(1).map(|a| a.unparen()) {
+        Some(Expr::Vector(vs)) => vs.matchers.clone(),
+        _ => Vec::new(),
+    };
+    let mut name_m: Vec<Matcher> = sel
+        .iter()
+        .filter(|m| m.name == METRIC_NAME)
+        .cloned()
+        .collect();
+    if name_m.is_empty() {
+        name_m.push(Matcher::equal(METRIC_NAME, "target_info"));
+    }
+    let data_m: Vec<Matcher> = sel
+        .iter()
+        .filter(|m| m.name != METRIC_NAME)
+        .cloned()
+        .collect();
+    let t = ev.data_time(&args[0], ts);
+    let lb = ev.opts.lookback_ms;
+    let mut all_m = name_m.clone();
+    all_m.extend(data_m.iter().filter(|m| !m.matches_empty()).cloned());
+    let raw = ev.select_raw(&all_m, t - lb + 1, t)?;
+    // Info series alive at t, with their labels.
+    let mut infos: Vec<Labels> = Vec::new();
+    for s in raw {
+        let f = s.floats.iter().rev().find(|p| p.t <= t && p.t > t - lb);
+        let h = s.histograms.iter().rev().find(|p| p.0 <= t && p.0 > t - lb);
+        match (f, h) {
+            (Some(f), h) if h.is_none_or(|h| h.0 < f.t) => {
+                if sextant_model::is_stale_nan(f.v) {
+                    continue;
+                }
+            }
+            (_, Some(_)) => {
+                return Err(EvalError::Execution(
+                    "this info metric has histogram samples, which is not supported".into(),
+                ))
+            }
+            _ => continue,
+        }
+        if !data_m
+            .iter()
+            .all(|m| m.matches(s.labels.get(&m.name).unwrap_or("")))
+        {
+            continue;
+        }
+        infos.push(s.labels);
+    }
+    let empty_ok = data_m.iter().all(|m| m.matches_empty());
+    let mut out = Vec::with_capacity(v.len());
+    for mut s in v {
+        let is_info = name_m
+            .iter()
+            .all(|m| m.matches(s.labels.metric_name().unwrap_or("")));
+        if is_info && s.labels.metric_name().is_some() {
+            out.push(s);
+            continue;
+        }
+        let ident: Vec<&str> = IDENT
+            .iter()
+            .map(|n| s.labels.get(n).unwrap_or(""))
+            .collect();
+        let mut added: Vec<(String, String)> = Vec::new();
+        let mut matched = false;
+        for il in &infos {
+            if IDENT
+                .iter()
+                .zip(&ident)
+                .any(|(n, v)| il.get(n).unwrap_or("") != *v)
+            {
+                continue;
+            }
+            matched = true;
+            for l in il.iter() {
+                if l.name == METRIC_NAME || IDENT.contains(&l.name.as_str()) {
+                    continue;
+                }
+                if s.labels.get(&l.name).is_some() {
+                    continue;
+                }
+                if !data_m.is_empty() && !data_m.iter().any(|m| m.name == l.name) {
+                    continue;
+                }
+                if let Some((_, v)) = added.iter().find(|(n, _)| *n == l.name) {
+                    if *v != l.value {
+                        return Err(EvalError::Execution(format!(
+                            "conflicting label {:?} in info metrics",
+                            l.name
+                        )));
+                    }
+                    continue;
+                }
+                added.push((l.name.clone(), l.value.clone()));
+            }
+        }
+        if !matched && !empty_ok {
+            continue;
+        }
+        for (n, v) in added {
+            s.labels.set(&n, &v);
+        }
+        out.push(s);
+    }
+    Ok(Val::Vector(out))
 }
