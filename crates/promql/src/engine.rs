@@ -347,7 +347,7 @@ impl<'a> Ev<'a> {
         match e.unparen() {
             Expr::Vector(vs) => self.mod_time(&vs.at, &vs.offset, ts),
             Expr::Matrix(m) => self.mod_time(&m.vs.at, &m.vs.offset, ts),
-            Expr::Subquery(s) => self.mod_time(&s.at, &s.offset, ts),
+            Expr::Subquery(s) => self.data_time(&s.expr, self.mod_time(&s.at, &s.offset, ts)),
             Expr::Call { args, .. } => match args
                 .iter()
                 .find(|a| matches!(a.value_type(), ValueType::Vector | ValueType::Matrix))

@@ -1548,15 +1548,16 @@ fn info(ev: &mut Ev, args: &[Expr], ts: i64) -> Result<Val, EvalError> {
     all_m.extend(data_m.iter().filter(|m| !m.matches_empty()).cloned());
     let raw = ev.select_raw(&all_m, t - lb + 1, t)?;
     // Info series alive at t, with their labels.
-    let mut infos: Vec<Labels> = Vec::new();
+    let mut infos: Vec<(Labels, i64)> = Vec::new();
     for s in raw {
         let f = s.floats.iter().rev().find(|p| p.t <= t && p.t > t - lb);
         let h = s.histograms.iter().rev().find(|p| p.0 <= t && p.0 > t - lb);
-        match (f, h) {
+        let st = match (f, h) {
             (Some(f), h) if h.is_none_or(|h| h.0 < f.t) => {
                 if sextant_model::is_stale_nan(f.v) {
                     continue;
                 }
+                f.t
             }
             (_, Some(_)) => {
                 return Err(EvalError::Execution(
@@ -1564,21 +1565,34 @@ fn info(ev: &mut Ev, args: &[Expr], ts: i64) -> Result<Val, EvalError> {
                 ))
             }
             _ => continue,
-        }
+        };
         if !data_m
             .iter()
             .all(|m| m.matches(s.labels.get(&m.name).unwrap_or("")))
         {
             continue;
         }
-        infos.push(s.labels);
+        infos.push((s.labels, st));
     }
+    // Of several series of one info metric with the same identifying labels, the newest wins.
+    let key = |l: &Labels| -> Vec<String> {
+        std::iter::once(l.metric_name().unwrap_or("").to_string())
+            .chain(IDENT.iter().map(|n| l.get(n).unwrap_or("").to_string()))
+            .collect()
+    };
+    let newest: Vec<(Labels, i64)> = infos.clone();
+    infos.retain(|(l, t)| !newest.iter().any(|(o, ot)| key(o) == key(l) && *ot > *t));
+    let infos: Vec<Labels> = infos.into_iter().map(|x| x.0).collect();
     let empty_ok = data_m.iter().all(|m| m.matches_empty());
     let mut out = Vec::with_capacity(v.len());
     for mut s in v {
-        let is_info = name_m
+        let positive = name_m
             .iter()
-            .all(|m| m.matches(s.labels.metric_name().unwrap_or("")));
+            .any(|m| matches!(m.op, MatchOp::Equal | MatchOp::Regex));
+        let is_info = positive
+            && name_m
+                .iter()
+                .all(|m| m.matches(s.labels.metric_name().unwrap_or("")));
         if is_info && s.labels.metric_name().is_some() {
             out.push(s);
             continue;

@@ -12,7 +12,12 @@ use crate::lexer::{lex, line_col, Tok, Token};
 /// Parses a PromQL expression.
 pub fn parse(input: &str) -> Result<Expr, ParseError> {
     let toks = lex(input)?;
-    let mut p = Parser { input, toks, i: 0 };
+    let mut p = Parser {
+        allow_empty_selector: false,
+        input,
+        toks,
+        i: 0,
+    };
     let e = p.parse_expr(0)?;
     if p.peek() != &Tok::Eof {
         return Err(p.unexpected("end of input or an operator"));
@@ -32,6 +37,8 @@ pub fn parse_selector(input: &str) -> Result<VectorSelector, ParseError> {
 }
 
 struct Parser<'a> {
+    /// Set while parsing the second argument of `info()`, whose matchers may all match empty.
+    allow_empty_selector: bool,
     input: &'a str,
     toks: Vec<Token>,
     i: usize,
@@ -726,7 +733,10 @@ impl<'a> Parser<'a> {
                 self.next();
                 break;
             }
-            args.push(self.parse_expr(0)?);
+            self.allow_empty_selector = func.name == "info" && args.len() == 1;
+            let a = self.parse_expr(0);
+            self.allow_empty_selector = false;
+            args.push(a?);
             match self.peek() {
                 Tok::Comma => {
                     self.next();
@@ -916,7 +926,7 @@ impl<'a> Parser<'a> {
                 ));
             }
             matchers.insert(0, Matcher::equal(METRIC_NAME, n.clone()));
-        } else if !matchers.iter().any(|m| !m.matches_empty()) {
+        } else if !self.allow_empty_selector && !matchers.iter().any(|m| !m.matches_empty()) {
             return Err(self.err_at(
                 pos,
                 "vector selector must contain at least one non-empty matcher",
