@@ -406,7 +406,12 @@ impl<'a> Ev<'a> {
                     self.mod_time(&vs.at, &vs.offset, lo),
                     self.mod_time(&vs.at, &vs.offset, hi),
                 );
-                self.add_bounds(vs, a - self.opts.lookback_ms, b);
+                let after = if vs.smoothed {
+                    self.opts.lookback_ms
+                } else {
+                    0
+                };
+                self.add_bounds(vs, a - self.opts.lookback_ms, b + after);
             }
             Expr::Matrix(m) => {
                 let (a, b) = (
@@ -524,6 +529,26 @@ impl<'a> Ev<'a> {
         if let Some(data) = self.data.get(&key(vs)) {
             for s in data {
                 let fi = s.floats.partition_point(|p| p.t <= t);
+                if vs.smoothed && fi > 0 && s.floats[fi - 1].t > t - lb {
+                    let a = s.floats[fi - 1];
+                    if is_stale_nan(a.v) {
+                        continue;
+                    }
+                    let v = match s.floats.get(fi) {
+                        Some(b) if a.t < t && b.t < t + lb && !is_stale_nan(b.v) => {
+                            a.v + (b.v - a.v) * (t - a.t) as f64 / (b.t - a.t) as f64
+                        }
+                        _ => a.v,
+                    };
+                    out.push(VSample {
+                        labels: s.labels.clone(),
+                        t,
+                        f: v,
+                        h: None,
+                        drop_name: false,
+                    });
+                    continue;
+                }
                 let fcand = if fi > 0 && s.floats[fi - 1].t > t - lb {
                     Some(s.floats[fi - 1])
                 } else {
@@ -570,7 +595,17 @@ impl<'a> Ev<'a> {
         ts: i64,
     ) -> Result<Vec<Series>, EvalError> {
         let t = self.mod_time(&m.vs.at, &m.vs.offset, ts);
-        let r = m.range.eval_ms(self.dctx);
+        let mut r = m.range.eval_ms(self.dctx);
+        let lb = self.opts.lookback_ms;
+        let t = if m.smoothed {
+            r += 2 * lb;
+            t + lb
+        } else if m.anchored {
+            r += lb;
+            t
+        } else {
+            t
+        };
         let mut out = Vec::new();
         let mut n = 0;
         if let Some(data) = self.data.get(&key(&m.vs)) {
@@ -691,7 +726,17 @@ impl<'a> Ev<'a> {
                 other => other,
             },
             Expr::Vector(vs) => Val::Vector(self.select_vector(vs, ts)?),
-            Expr::Matrix(m) => Val::Matrix(self.select_matrix(m, ts)?),
+            Expr::Matrix(m) => {
+                let mut ms = self.select_matrix(m, ts)?;
+                if m.anchored || m.smoothed {
+                    let (lo, hi) = self.range_bounds(e, ts);
+                    for s in &mut ms {
+                        s.floats = crate::funcs::extend_floats(&s.floats, lo, hi, m.smoothed);
+                    }
+                    ms.retain(|s| !s.floats.is_empty() || !s.histograms.is_empty());
+                }
+                Val::Matrix(ms)
+            }
             Expr::Subquery(s) => Val::Matrix(self.eval_subquery(s, ts)?),
             Expr::Binary {
                 op,

@@ -283,9 +283,42 @@ pub(crate) fn call(
             }
         }
         let (lo, hi) = ev.range_bounds(&args[mi], ts);
-        let m = match ev.eval(&args[mi], ts)? {
-            Val::Matrix(m) => m,
-            _ => Vec::new(),
+        let ext = match args[mi].unparen() {
+            Expr::Matrix(ms) if ms.anchored || ms.smoothed => Some(ms),
+            _ => None,
+        };
+        let m = match ext {
+            Some(ms) if matches!(name, "rate" | "increase" | "delta") => {
+                let raw = ev.select_matrix(ms, ts)?;
+                let mut out = Vec::new();
+                for s in raw {
+                    if s.floats.is_empty() {
+                        continue;
+                    }
+                    if let Some(v) = extended_rate(
+                        &s.floats,
+                        lo,
+                        hi,
+                        name != "delta",
+                        name == "rate",
+                        ms.smoothed,
+                    ) {
+                        out.push(VSample {
+                            labels: s.labels,
+                            t: ts,
+                            f: v,
+                            h: None,
+                            drop_name: true,
+                        });
+                    }
+                }
+                check_extended(name, ms)?;
+                return Ok(Val::Vector(out));
+            }
+            _ => match ev.eval(&args[mi], ts)? {
+                Val::Matrix(m) => m,
+                _ => Vec::new(),
+            },
         };
         if let Expr::Matrix(ms) = args[mi].unparen() {
             check_extended(name, ms)?;
@@ -1643,4 +1676,121 @@ fn info(ev: &mut Ev, args: &[Expr], ts: i64) -> Result<Val, EvalError> {
         out.push(s);
     }
     Ok(Val::Vector(out))
+}
+
+fn interpolate(p1: Sample, p2: Sample, t: i64, counter: bool, left: bool) -> f64 {
+    let (mut y1, y2) = (p1.v, p2.v);
+    // A reset between the two points: the counter restarted from zero.
+    let _ = left;
+    if counter && y2 < y1 {
+        y1 = 0.0;
+    }
+    y1 + (y2 - y1) * (t - p1.t) as f64 / (p2.t - p1.t) as f64
+}
+
+fn pick_left(f: &[Sample], first: usize, start: i64, smoothed: bool, counter: bool) -> f64 {
+    if smoothed && f[first].t < start && first + 1 < f.len() {
+        return interpolate(f[first], f[first + 1], start, counter, true);
+    }
+    f[first].v
+}
+
+fn pick_right(f: &[Sample], last: usize, end: i64, smoothed: bool, counter: bool) -> f64 {
+    if smoothed && last > 0 && f[last].t > end {
+        return interpolate(f[last - 1], f[last], end, counter, false);
+    }
+    f[last].v
+}
+
+/// Go's `sort.Search(n, pred)`.
+fn search(n: usize, pred: impl Fn(usize) -> bool) -> usize {
+    let (mut i, mut j) = (0, n);
+    while i < j {
+        let h = (i + j) / 2;
+        if !pred(h) {
+            i = h + 1;
+        } else {
+            j = h;
+        }
+    }
+    i
+}
+
+/// `rate`/`increase`/`delta` over an `anchored` or `smoothed` range (Prometheus' `extendedRate`).
+fn extended_rate(
+    f: &[Sample],
+    start: i64,
+    end: i64,
+    counter: bool,
+    rate: bool,
+    smoothed: bool,
+) -> Option<f64> {
+    let mut last = f.len() - 1;
+    let mut first = search(last, |i| f[i].t > start).max(1) - 1;
+    if smoothed {
+        last = search(last, |i| f[i].t >= end);
+    }
+    if f[last].t <= start || f[first].t >= end {
+        return None;
+    }
+    let left = pick_left(f, first, start, smoothed, counter);
+    let right = pick_right(f, last, end, smoothed, counter);
+    let mut result = right - left;
+    if counter {
+        if f[first].t <= start {
+            first += 1;
+        }
+        if f[last].t >= end && last > 0 {
+            last -= 1;
+        }
+        let mut corr = 0.0;
+        let mut prev = left;
+        if first <= last {
+            for p in &f[first..=last] {
+                if p.v < prev {
+                    corr += prev;
+                }
+                prev = p.v;
+            }
+        }
+        if right < prev {
+            corr += prev;
+        }
+        result += corr;
+    }
+    if rate {
+        result /= (end - start) as f64 / 1000.0;
+    }
+    Some(result)
+}
+
+/// Trims an anchored/smoothed selection back to `[start, end]` with synthetic boundary points.
+pub(crate) fn extend_floats(f: &[Sample], start: i64, end: i64, smoothed: bool) -> Vec<Sample> {
+    if f.is_empty() {
+        return Vec::new();
+    }
+    let mut last = f.len() - 1;
+    let mut first = search(last, |i| f[i].t > start).max(1) - 1;
+    if smoothed {
+        last = search(last, |i| f[i].t >= end);
+    }
+    if f[last].t <= start {
+        return Vec::new();
+    }
+    let left = pick_left(f, first, start, smoothed, false);
+    let right = pick_right(f, last, end, smoothed, false);
+    if f[first].t <= start {
+        first += 1;
+    }
+    let last_incl = if f[last].t >= end {
+        last as isize - 1
+    } else {
+        last as isize
+    };
+    let mut out = vec![Sample::new(start, left)];
+    if first as isize <= last_incl {
+        out.extend_from_slice(&f[first..=last_incl as usize]);
+    }
+    out.push(Sample::new(end, right));
+    out
 }
