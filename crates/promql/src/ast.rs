@@ -57,6 +57,10 @@ pub enum BinOp {
     And,
     Or,
     Unless,
+    /// `</`
+    TrimUpper,
+    /// `>/`
+    TrimLower,
 }
 
 impl BinOp {
@@ -78,6 +82,8 @@ impl BinOp {
             BinOp::And => "and",
             BinOp::Or => "or",
             BinOp::Unless => "unless",
+            BinOp::TrimUpper => "</",
+            BinOp::TrimLower => ">/",
         }
     }
 
@@ -87,6 +93,7 @@ impl BinOp {
             BinOp::Or => 1,
             BinOp::And | BinOp::Unless => 2,
             BinOp::Eql | BinOp::Neq | BinOp::Gtr | BinOp::Lss | BinOp::Gte | BinOp::Lte => 3,
+            BinOp::TrimUpper | BinOp::TrimLower => 3,
             BinOp::Add | BinOp::Sub => 4,
             BinOp::Mul | BinOp::Div | BinOp::Mod | BinOp::Atan2 => 5,
             BinOp::Pow => 6,
@@ -94,7 +101,7 @@ impl BinOp {
     }
 
     pub fn is_comparison(&self) -> bool {
-        self.precedence() == 3
+        self.precedence() == 3 && !matches!(self, BinOp::TrimUpper | BinOp::TrimLower)
     }
 
     pub fn is_set(&self) -> bool {

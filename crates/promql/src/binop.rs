@@ -83,6 +83,9 @@ fn elem_op(
             }
         },
         (Some(a), None) => match op {
+            BinOp::TrimUpper | BinOp::TrimLower => {
+                Some((0.0, Some(hist::trim(a, r.f, op == BinOp::TrimLower)), true))
+            }
             BinOp::Mul => {
                 let mut h = a.clone();
                 hist::scale(&mut h, r.f);

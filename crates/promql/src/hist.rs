@@ -210,3 +210,137 @@ pub fn detect_reset(cur: &FloatHistogram, prev: &FloatHistogram) -> bool {
         &prev.negative_buckets,
     )
 }
+
+/// The trim operators: keep the observations above (`keep_upper`, `>/`) or below (`</`) `cut`,
+/// interpolating inside the bucket that contains it; the sum is re-estimated from the buckets.
+pub fn trim(h: &FloatHistogram, cut: f64, keep_upper: bool) -> FloatHistogram {
+    let custom = h.schema == CUSTOM_BUCKETS_SCHEMA;
+    let has_pos = h.positive_buckets.iter().any(|c| *c != 0.0);
+    let has_neg = h.negative_buckets.iter().any(|c| *c != 0.0);
+    // (lower, upper) of the kept part of [lo, hi], or None when nothing of it is kept.
+    let kept = |lo: f64, hi: f64| -> Option<(f64, f64)> {
+        if keep_upper {
+            if hi <= cut {
+                None
+            } else {
+                Some((lo.max(cut), hi))
+            }
+        } else if lo >= cut {
+            None
+        } else {
+            Some((lo, hi.min(cut)))
+        }
+    };
+    let mut changed = false;
+    let mut sum = 0.0;
+    let mut count = 0.0;
+    // Each bucket: returns the kept count and adds to the sum.
+    let mut one = |lo: f64, hi: f64, c: f64, linear: bool| -> f64 {
+        if c == 0.0 {
+            return 0.0;
+        }
+        let Some((klo, khi)) = kept(lo, hi) else {
+            changed = true;
+            return 0.0;
+        };
+        let full = klo == lo && khi == hi;
+        let (nc, rep);
+        if lo.is_infinite() || hi.is_infinite() {
+            if !full {
+                changed = true;
+            }
+            // Only the side that reaches the infinite end can be kept, and only whole.
+            let keeps_inf_end =
+                (lo.is_infinite() && !keep_upper) || (hi.is_infinite() && keep_upper);
+            if !full && (!keeps_inf_end || (lo.is_infinite() && hi.is_infinite())) {
+                return 0.0;
+            }
+            nc = c;
+            rep = if lo.is_infinite() && hi.is_infinite() {
+                0.0
+            } else if lo.is_infinite() {
+                if khi > 0.0 {
+                    khi / 2.0
+                } else {
+                    khi
+                }
+            } else {
+                klo
+            };
+        } else if full {
+            nc = c;
+            rep = if linear {
+                (lo + hi) / 2.0
+            } else if lo >= 0.0 {
+                (lo * hi).sqrt()
+            } else {
+                -(lo * hi).sqrt()
+            };
+        } else {
+            changed = true;
+            if linear {
+                nc = c * (khi - klo) / (hi - lo);
+                rep = (klo + khi) / 2.0;
+            } else {
+                let (a, b, ka, kb) = if lo >= 0.0 {
+                    (lo, hi, klo, khi)
+                } else {
+                    (-hi, -lo, -khi, -klo)
+                };
+                nc = c * (kb / ka).ln() / (b / a).ln();
+                let g = (ka * kb).sqrt();
+                rep = if lo >= 0.0 { g } else { -g };
+            }
+        }
+        count += nc;
+        sum += nc * rep;
+        nc
+    };
+    let mut dropped_whole = false;
+    let mut out = h.clone();
+    // Zero bucket, biased towards the side that has buckets.
+    if h.zero_count != 0.0 {
+        let zt = h.zero_threshold;
+        let (lo, hi) = match (has_pos, has_neg) {
+            (true, false) => (0.0, zt),
+            (false, true) => (-zt, 0.0),
+            _ => (-zt, zt),
+        };
+        out.zero_count = one(lo, hi, h.zero_count, true);
+    }
+    let mut k = 0;
+    for (idx, c) in buckets(&h.positive_spans, &h.positive_buckets) {
+        let (lo, hi) = bucket_bounds(h.schema, idx, &h.custom_values);
+        let both_inf = lo.is_infinite() && hi.is_infinite();
+        let lo = if custom && lo == f64::NEG_INFINITY && hi > 0.0 {
+            0.0
+        } else {
+            lo
+        };
+        out.positive_buckets[k] = if both_inf {
+            // The single (-Inf, +Inf] bucket cannot be split: any real cut drops it.
+            match kept(lo, hi) {
+                Some((a, b)) if a == lo && b == hi => c,
+                _ => {
+                    dropped_whole = true;
+                    0.0
+                }
+            }
+        } else {
+            one(lo, hi, c, custom)
+        };
+        k += 1;
+    }
+    let mut k = 0;
+    for (idx, c) in buckets(&h.negative_spans, &h.negative_buckets) {
+        let (lo, hi) = bucket_bounds(h.schema, idx, &h.custom_values);
+        out.negative_buckets[k] = one(-hi, -lo, c, custom);
+        k += 1;
+    }
+    if !changed && !dropped_whole {
+        return h.clone();
+    }
+    out.count = count;
+    out.sum = sum;
+    out
+}

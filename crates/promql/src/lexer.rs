@@ -39,6 +39,10 @@ pub enum Tok {
     EqlRegex,
     NeqRegex,
     At,
+    /// `</`: keep histogram observations below a value.
+    TrimUpper,
+    /// `>/`: keep histogram observations above a value.
+    TrimLower,
     Eof,
 }
 
@@ -81,6 +85,8 @@ impl Tok {
             Tok::EqlRegex => "=~",
             Tok::NeqRegex => "!~",
             Tok::At => "@",
+            Tok::TrimUpper => "</",
+            Tok::TrimLower => ">/",
             _ => "?",
         }
     }
@@ -202,6 +208,8 @@ pub fn lex(input: &str) -> Result<Vec<Token>, ParseError> {
             b'!' if two == b'=' => Some((Tok::Neq, 2)),
             b'!' if two == b'~' => Some((Tok::NeqRegex, 2)),
             b'<' if two == b'=' => Some((Tok::Lte, 2)),
+            b'<' if two == b'/' => Some((Tok::TrimUpper, 2)),
+            b'>' if two == b'/' => Some((Tok::TrimLower, 2)),
             b'<' => Some((Tok::Lss, 1)),
             b'>' if two == b'=' => Some((Tok::Gte, 2)),
             b'>' => Some((Tok::Gtr, 1)),
