@@ -651,6 +651,7 @@ impl<'a> Ev<'a> {
         }
         let mut index: HashMap<Labels, usize> = HashMap::new();
         let mut out: Vec<Series> = Vec::new();
+        let mut last_src: HashMap<Labels, i64> = HashMap::new();
         let mut cur = start;
         while cur <= t {
             let saved = self.samples;
@@ -661,15 +662,21 @@ impl<'a> Ev<'a> {
                 Val::Vector(vs) => {
                     for x in vs {
                         let dn = x.drop_name;
-                        push_point(
-                            &mut index,
-                            &mut out,
-                            x.labels,
-                            dn,
-                            cur,
-                            x.f,
-                            x.h.map(|h| *h),
-                        );
+                        let h = x.h.map(|h| {
+                            let mut h = *h;
+                            // The subquery's points are not consecutive samples: a stored
+                            // hint only holds for the first time a sample shows up.
+                            use sextant_model::CounterResetHint as H;
+                            let again = last_src.get(&x.labels) == Some(&x.t);
+                            if again {
+                                h.counter_reset_hint = H::NotCounterReset;
+                            } else if h.counter_reset_hint == H::NotCounterReset {
+                                h.counter_reset_hint = H::Unknown;
+                            }
+                            h
+                        });
+                        last_src.insert(x.labels.clone(), x.t);
+                        push_point(&mut index, &mut out, x.labels, dn, cur, x.f, h);
                         if dn {
                             // Keep the flag if any point asked for it.
                             if let Some(last) = out.last_mut() {
@@ -718,6 +725,7 @@ impl<'a> Ev<'a> {
                         s.f = -s.f;
                         if let Some(h) = &mut s.h {
                             crate::hist::scale(h, -1.0);
+                            h.counter_reset_hint = sextant_model::CounterResetHint::Gauge;
                         }
                         s.drop_name = true;
                     }

@@ -1227,10 +1227,20 @@ fn native_quantile(q: f64, h: &FloatHistogram) -> f64 {
     }
     let custom = h.schema == sextant_model::histogram::CUSTOM_BUCKETS_SCHEMA;
     let all = all_buckets(h);
-    let rank = q * h.count;
+    let reverse = !h.sum.is_nan() && q >= 0.5;
+    let mut rank = if reverse {
+        (1.0 - q) * h.count
+    } else {
+        q * h.count
+    };
     let mut count = 0.0;
     let mut bucket = (0.0, 0.0, 0.0);
-    for b in &all {
+    let iter: Box<dyn Iterator<Item = &(f64, f64, f64)>> = if reverse {
+        Box::new(all.iter().rev())
+    } else {
+        Box::new(all.iter())
+    };
+    for b in iter {
         if b.2 == 0.0 {
             continue;
         }
@@ -1239,6 +1249,14 @@ fn native_quantile(q: f64, h: &FloatHistogram) -> f64 {
         if count >= rank {
             break;
         }
+    }
+    if reverse {
+        // Convert to the equivalent forward position: rank within the bucket from below.
+        let n = bucket.2;
+        let before_from_top = count - n;
+        let within_from_top = rank - before_from_top;
+        rank = n - within_from_top;
+        count = n;
     }
     let (mut lo, mut hi, n) = bucket;
     if !custom && lo < 0.0 && hi > 0.0 {
@@ -1351,7 +1369,16 @@ fn native_fraction(lower: f64, upper: f64, h: &FloatHistogram) -> f64 {
     let custom = h.schema == sextant_model::histogram::CUSTOM_BUCKETS_SCHEMA;
     let (mut rank, mut lr, mut ur) = (0.0, 0.0, 0.0);
     let (mut ls, mut us) = (false, false);
-    for (blo, bhi, n) in all_buckets(h) {
+    let has_neg = h.negative_buckets.iter().any(|c| *c != 0.0);
+    let has_pos = h.positive_buckets.iter().any(|c| *c != 0.0);
+    for (mut blo, mut bhi, n) in all_buckets(h) {
+        if !custom && blo < 0.0 && bhi > 0.0 {
+            if has_pos && !has_neg {
+                blo = 0.0;
+            } else if has_neg && !has_pos {
+                bhi = 0.0;
+            }
+        }
         let zero = blo <= 0.0 && bhi >= 0.0;
         let lin = |v: f64| rank + n * (v - blo) / (bhi - blo);
         let exp = |v: f64| {

@@ -69,21 +69,68 @@ fn reduce(b: Vec<(i32, f64)>, from: i32, to: i32) -> BTreeMap<i32, f64> {
     m
 }
 
+/// What happened while adding two histograms, for annotations.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AddNote {
+    /// Custom bucket bounds differed and were reduced to the common ones.
+    pub reconciled: bool,
+    /// One side said "counter reset", the other "not a counter reset".
+    pub conflict: bool,
+}
+
 /// `a + b` (or `a - b`); `None` when custom-bucket and exponential histograms are mixed.
 pub fn add(a: &FloatHistogram, b: &FloatHistogram, sub: bool) -> Option<FloatHistogram> {
+    add_ex(a, b, sub).map(|x| x.0)
+}
+
+/// Maps custom-bucket counts onto a coarser set of bounds (a subset of the original ones).
+fn remap_custom(h_bounds: &[f64], b: Vec<(i32, f64)>, common: &[f64]) -> Vec<(i32, f64)> {
+    b.into_iter()
+        .map(|(i, c)| {
+            let ub = h_bounds.get(i as usize).copied().unwrap_or(f64::INFINITY);
+            let ni = common.partition_point(|x| *x < ub);
+            (ni as i32, c)
+        })
+        .collect()
+}
+
+/// Like [`add`], also reporting reconciliation of custom buckets and hint conflicts.
+pub fn add_ex(
+    a: &FloatHistogram,
+    b: &FloatHistogram,
+    sub: bool,
+) -> Option<(FloatHistogram, AddNote)> {
     let a_custom = a.schema == CUSTOM_BUCKETS_SCHEMA;
     let b_custom = b.schema == CUSTOM_BUCKETS_SCHEMA;
     if a_custom != b_custom {
         return None;
     }
+    let mut note = AddNote::default();
+    use CounterResetHint::{CounterReset, NotCounterReset};
+    note.conflict = matches!(
+        (a.counter_reset_hint, b.counter_reset_hint),
+        (CounterReset, NotCounterReset) | (NotCounterReset, CounterReset)
+    );
+    let mut custom = a.custom_values.clone();
     if a_custom && a.custom_values != b.custom_values {
-        return None;
+        note.reconciled = true;
+        custom = a
+            .custom_values
+            .iter()
+            .copied()
+            .filter(|x| b.custom_values.contains(x))
+            .collect();
     }
     let sign = if sub { -1.0 } else { 1.0 };
     let schema = a.schema.min(b.schema);
     let merge = |sa: &[Span], ca: &[f64], sb: &[Span], cb: &[f64]| {
-        let mut m = reduce(buckets(sa, ca), a.schema, schema);
-        for (i, c) in reduce(buckets(sb, cb), b.schema, schema) {
+        let (mut ba, mut bb) = (buckets(sa, ca), buckets(sb, cb));
+        if note.reconciled {
+            ba = remap_custom(&a.custom_values, ba, &custom);
+            bb = remap_custom(&b.custom_values, bb, &custom);
+        }
+        let mut m = reduce(ba, a.schema, schema);
+        for (i, c) in reduce(bb, b.schema, schema) {
             *m.entry(i).or_insert(0.0) += sign * c;
         }
         let v: Vec<(i32, f64)> = m.into_iter().collect();
@@ -101,19 +148,27 @@ pub fn add(a: &FloatHistogram, b: &FloatHistogram, sub: bool) -> Option<FloatHis
         &b.negative_spans,
         &b.negative_buckets,
     );
-    Some(FloatHistogram {
-        counter_reset_hint: merge_hint(a.counter_reset_hint, b.counter_reset_hint),
-        schema,
-        zero_threshold: a.zero_threshold.max(b.zero_threshold),
-        zero_count: a.zero_count + sign * b.zero_count,
-        count: a.count + sign * b.count,
-        sum: a.sum + sign * b.sum,
-        positive_spans: ps,
-        negative_spans: ns,
-        positive_buckets: pc,
-        negative_buckets: nc,
-        custom_values: a.custom_values.clone(),
-    })
+    let hint = if sub {
+        CounterResetHint::Gauge
+    } else {
+        merge_hint(a.counter_reset_hint, b.counter_reset_hint)
+    };
+    Some((
+        FloatHistogram {
+            counter_reset_hint: hint,
+            schema,
+            zero_threshold: a.zero_threshold.max(b.zero_threshold),
+            zero_count: a.zero_count + sign * b.zero_count,
+            count: a.count + sign * b.count,
+            sum: a.sum + sign * b.sum,
+            positive_spans: ps,
+            negative_spans: ns,
+            positive_buckets: pc,
+            negative_buckets: nc,
+            custom_values: custom,
+        },
+        note,
+    ))
 }
 
 /// Structural equality ignoring empty buckets and the counter-reset hint.
@@ -166,6 +221,21 @@ pub fn merge_hint(a: CounterResetHint, b: CounterResetHint) -> CounterResetHint 
         (x, y) if x == y => x,
         (Gauge, _) | (_, Gauge) => Gauge,
         _ => Unknown,
+    }
+}
+
+/// The hint storage attaches to a histogram appended after `prev` (Prometheus' TSDB marks
+/// samples inside a chunk "not a reset" and starts a new chunk, marked "reset", on a reset).
+pub fn storage_hint(cur: &FloatHistogram, prev: Option<&FloatHistogram>) -> CounterResetHint {
+    match (cur.counter_reset_hint, prev) {
+        (CounterResetHint::Unknown, Some(p)) if p.counter_reset_hint != CounterResetHint::Gauge => {
+            if detect_reset(cur, p) {
+                CounterResetHint::CounterReset
+            } else {
+                CounterResetHint::NotCounterReset
+            }
+        }
+        (h, _) => h,
     }
 }
 

@@ -157,12 +157,18 @@ fn load(store: &mut MemQuerier, block: &[String], interval: i64, nhcb: bool) {
         let Ok(items) = parse_items(rest) else {
             continue;
         };
+        let mut prev_h: Option<FloatHistogram> = store.last_histogram(&labels);
         for (k, it) in items.iter().enumerate() {
             let t = k as i64 * interval;
             match it {
                 Item::None => {}
                 Item::Float(v) => store.add_float(&labels, t, *v),
-                Item::Hist(h) => store.add_histogram(&labels, t, HistogramValue::Float(h.clone())),
+                Item::Hist(h) => {
+                    let mut h = h.clone();
+                    h.counter_reset_hint = crate::hist::storage_hint(&h, prev_h.as_ref());
+                    prev_h = Some(h.clone());
+                    store.add_histogram(&labels, t, HistogramValue::Float(h))
+                }
             }
         }
         if nhcb {

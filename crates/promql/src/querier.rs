@@ -59,6 +59,14 @@ impl MemQuerier {
             })
     }
 
+    /// The newest histogram of a series, if any (as a float histogram).
+    pub fn last_histogram(&self, labels: &Labels) -> Option<sextant_model::FloatHistogram> {
+        self.series
+            .get(labels)
+            .and_then(|s| s.histograms.last())
+            .map(|h| h.1.to_float())
+    }
+
     /// Removes all series.
     pub fn clear(&mut self) {
         self.series.clear();
