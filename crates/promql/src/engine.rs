@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 use sextant_model::{is_stale_nan, Labels, Sample, METRIC_NAME};
 
 use crate::ast::*;
-use crate::error::EvalError;
+use crate::error::{Error, EvalError};
 use crate::querier::Querier;
-use crate::value::{QueryResult, Series, VSample, Value};
+use crate::value::{QueryResult, QueryStats, Series, VSample, Value};
 
 /// Engine settings; the defaults are Prometheus'.
 #[derive(Clone, Debug)]
@@ -60,14 +60,32 @@ impl Engine {
         Engine { opts }
     }
 
-    /// Evaluates `expr` at one instant (milliseconds).
-    pub fn instant(&self, q: &dyn Querier, expr: &Expr, t: i64) -> Result<QueryResult, EvalError> {
-        self.instant_with_source(q, expr, None, t)
+    /// Parses and evaluates `expr` at one instant `t` (milliseconds since the epoch), like
+    /// `/api/v1/query`.
+    pub fn instant(&self, q: &dyn Querier, expr: &str, t: i64) -> Result<QueryResult, Error> {
+        let e = crate::parser::parse(expr)?;
+        Ok(self.instant_expr(q, &e, Some(expr), t)?)
     }
 
-    /// Like [`Engine::instant`]; `source` is the query text, used to give annotations a
-    /// line and column.
-    pub fn instant_with_source(
+    /// Parses and evaluates `expr` from `start` to `end` (inclusive) every `step` milliseconds,
+    /// like `/api/v1/query_range`. The result is always a matrix.
+    pub fn range(
+        &self,
+        q: &dyn Querier,
+        expr: &str,
+        start: i64,
+        end: i64,
+        step: i64,
+    ) -> Result<QueryResult, Error> {
+        // Prometheus checks the parameters before parsing the query.
+        check_range_params(&self.opts, start, end, step)?;
+        let e = crate::parser::parse(expr)?;
+        Ok(self.range_expr(q, &e, Some(expr), start, end, step)?)
+    }
+
+    /// Evaluates a parsed expression at one instant. `source` is the query text, used to give
+    /// annotations a line and column.
+    pub fn instant_expr(
         &self,
         q: &dyn Querier,
         expr: &Expr,
@@ -101,25 +119,14 @@ impl Engine {
         };
         Ok(QueryResult {
             value,
+            stats: ev.stats(),
             warnings: ev.warnings,
             infos: ev.infos,
         })
     }
 
-    /// Evaluates `expr` from `start` to `end` (inclusive) every `step` milliseconds.
-    pub fn range(
-        &self,
-        q: &dyn Querier,
-        expr: &Expr,
-        start: i64,
-        end: i64,
-        step: i64,
-    ) -> Result<QueryResult, EvalError> {
-        self.range_with_source(q, expr, None, start, end, step)
-    }
-
-    /// Like [`Engine::range`], with the query text for annotation positions.
-    pub fn range_with_source(
+    /// Evaluates a parsed expression as a range query; see [`Engine::range`].
+    pub fn range_expr(
         &self,
         q: &dyn Querier,
         expr: &Expr,
@@ -128,21 +135,7 @@ impl Engine {
         end: i64,
         step: i64,
     ) -> Result<QueryResult, EvalError> {
-        if step <= 0 {
-            return Err(EvalError::BadData(
-                "zero or negative query resolution step widths are not accepted. Try a positive integer".into(),
-            ));
-        }
-        if end < start {
-            return Err(EvalError::BadData(
-                "end timestamp must not be before start time".into(),
-            ));
-        }
-        if (end - start) / step + 1 > self.opts.max_points_per_series {
-            return Err(EvalError::BadData(
-                "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)".into(),
-            ));
-        }
+        check_range_params(&self.opts, start, end, step)?;
         match expr.value_type() {
             ValueType::Scalar | ValueType::Vector => {}
             t => {
@@ -158,14 +151,21 @@ impl Engine {
         ev.load(expr)?;
         let mut index: HashMap<Labels, usize> = HashMap::new();
         let mut out: Vec<Series> = Vec::new();
+        // Like Prometheus, the points of the result count towards the sample limit while the
+        // samples of one step are released after it.
+        let mut points = 0usize;
         let mut t = start;
         while t <= end {
+            ev.check_deadline()?;
+            ev.samples = points;
             match ev.eval(expr, t)? {
                 Val::Scalar(v) => {
+                    points += 1;
                     push_point(&mut index, &mut out, Labels::empty(), false, t, v, None)
                 }
                 Val::Vector(vs) => {
                     let vs = finish_vector(vs)?;
+                    points += vs.len();
                     for s in vs {
                         push_point(
                             &mut index,
@@ -180,15 +180,44 @@ impl Engine {
                 }
                 _ => {}
             }
+            ev.samples = 0;
+            ev.add_samples(points)?;
             t += step;
         }
         out.sort_by(|a, b| a.labels.cmp(&b.labels));
         Ok(QueryResult {
             value: Value::Matrix(out),
+            stats: ev.stats(),
             warnings: ev.warnings,
             infos: ev.infos,
         })
     }
+}
+
+/// Rejects range-query parameters the way Prometheus' API does.
+fn check_range_params(
+    opts: &EngineOptions,
+    start: i64,
+    end: i64,
+    step: i64,
+) -> Result<(), EvalError> {
+    if end < start {
+        return Err(EvalError::BadData(
+            "end timestamp must not be before start time".into(),
+        ));
+    }
+    if step <= 0 {
+        return Err(EvalError::BadData(
+            "zero or negative query resolution step widths are not accepted. Try a positive integer".into(),
+        ));
+    }
+    // Prometheus allows `(end - start) / step` up to the limit (so one more point than that).
+    if (end as i128 - start as i128) / step as i128 > opts.max_points_per_series as i128 {
+        return Err(EvalError::BadData(
+            "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)".into(),
+        ));
+    }
+    Ok(())
 }
 
 fn push_point(
@@ -216,6 +245,12 @@ fn push_point(
         Some(h) => out[i].histograms.push((t, h)),
         None => out[i].floats.push(Sample::new(t, f)),
     }
+}
+
+fn too_many_samples() -> EvalError {
+    EvalError::Execution(
+        "query processing would load too many samples into memory in query execution".into(),
+    )
 }
 
 /// Applies delayed name removal and rejects duplicate label sets.
@@ -271,8 +306,12 @@ pub(crate) struct Ev<'a> {
     deadline: Instant,
     pub(crate) warnings: Vec<String>,
     pub(crate) infos: Vec<String>,
-    /// Samples held by the current step.
+    /// Samples held right now (Prometheus' `currentSamples`).
     samples: usize,
+    /// The most samples held at once.
+    peak_samples: usize,
+    /// Samples read by selectors over the whole query (Prometheus' `totalQueryableSamples`).
+    total_samples: u64,
     /// The query text, to turn byte offsets into line/column.
     source: Option<String>,
     /// True for range queries (some annotations only apply there).
@@ -316,6 +355,8 @@ impl<'a> Ev<'a> {
             warnings: Vec::new(),
             infos: Vec::new(),
             samples: 0,
+            peak_samples: 0,
+            total_samples: 0,
             source: None,
             range_query: false,
         }
@@ -467,6 +508,7 @@ impl<'a> Ev<'a> {
     /// Loads every selector's data for the whole query.
     fn load(&mut self, e: &Expr) -> Result<(), EvalError> {
         self.collect(e, self.start, self.end);
+        let mut loaded = 0usize;
         let mut sels: Vec<&VectorSelector> = Vec::new();
         e.walk(&mut |n| match n {
             Expr::Vector(vs) => sels.push(vs),
@@ -477,10 +519,20 @@ impl<'a> Ev<'a> {
             let Some((lo, hi)) = self.bounds.get(&key(vs)).copied() else {
                 continue;
             };
+            self.check_deadline_in("query preparation")?;
             let raw = self
                 .q
                 .select(&vs.matchers, lo, hi)
                 .map_err(|e| EvalError::Storage(e.0))?;
+            // Everything loaded stays in memory for the whole query: refuse before converting
+            // (and so copying) more than the sample limit allows.
+            loaded += raw
+                .iter()
+                .map(|s| s.floats.len() + s.histograms.len())
+                .sum::<usize>();
+            if loaded > self.opts.max_samples {
+                return Err(too_many_samples());
+            }
             let series: Vec<Series> = raw
                 .into_iter()
                 .map(|s| Series {
@@ -499,22 +551,39 @@ impl<'a> Ev<'a> {
         Ok(())
     }
 
-    fn check_deadline(&self) -> Result<(), EvalError> {
-        if Instant::now() > self.deadline {
-            return Err(EvalError::Timeout("expression evaluation".into()));
+    /// Fails once the query's time is up; called at every node, step and long loop.
+    pub(crate) fn check_deadline(&self) -> Result<(), EvalError> {
+        self.check_deadline_in("expression evaluation")
+    }
+
+    fn check_deadline_in(&self, stage: &str) -> Result<(), EvalError> {
+        if Instant::now() >= self.deadline {
+            return Err(EvalError::Timeout(stage.into()));
         }
         Ok(())
     }
 
+    /// Accounts for `n` more samples held in memory; fails past `max_samples`.
     pub(crate) fn add_samples(&mut self, n: usize) -> Result<(), EvalError> {
-        self.samples += n;
+        self.samples = self.samples.saturating_add(n);
+        self.peak_samples = self.peak_samples.max(self.samples);
         if self.samples > self.opts.max_samples {
-            return Err(EvalError::Execution(
-                "query processing would load too many samples into memory in query execution"
-                    .into(),
-            ));
+            return Err(too_many_samples());
         }
         Ok(())
+    }
+
+    /// Like [`Ev::add_samples`], for samples read from storage by a selector.
+    fn add_selected(&mut self, n: usize) -> Result<(), EvalError> {
+        self.total_samples += n as u64;
+        self.add_samples(n)
+    }
+
+    fn stats(&self) -> QueryStats {
+        QueryStats {
+            total_samples: self.total_samples,
+            peak_samples: self.peak_samples,
+        }
     }
 
     /// Instant-vector selection: the newest sample within the lookback window, unless stale.
@@ -527,7 +596,10 @@ impl<'a> Ev<'a> {
         let lb = self.opts.lookback_ms;
         let mut out = Vec::new();
         if let Some(data) = self.data.get(&key(vs)) {
-            for s in data {
+            for (i, s) in data.iter().enumerate() {
+                if i % 4096 == 4095 {
+                    self.check_deadline()?;
+                }
                 let fi = s.floats.partition_point(|p| p.t <= t);
                 if vs.smoothed && fi > 0 && s.floats[fi - 1].t > t - lb {
                     let a = s.floats[fi - 1];
@@ -584,7 +656,7 @@ impl<'a> Ev<'a> {
                 }
             }
         }
-        self.add_samples(out.len())?;
+        self.add_selected(out.len())?;
         Ok(out)
     }
 
@@ -609,17 +681,24 @@ impl<'a> Ev<'a> {
         let mut out = Vec::new();
         let mut n = 0;
         if let Some(data) = self.data.get(&key(&m.vs)) {
-            for s in data {
+            for (i, s) in data.iter().enumerate() {
+                if i % 4096 == 4095 {
+                    self.check_deadline()?;
+                }
                 let a = s.floats.partition_point(|p| p.t <= t - r);
                 let b = s.floats.partition_point(|p| p.t <= t);
+                let ha = s.histograms.partition_point(|p| p.0 <= t - r);
+                let hb = s.histograms.partition_point(|p| p.0 <= t);
+                // Check the limit before copying the window.
+                if self.samples.saturating_add(n + (b - a) + (hb - ha)) > self.opts.max_samples {
+                    return Err(too_many_samples());
+                }
                 let floats: Vec<Sample> = s.floats[a..b]
                     .iter()
                     .filter(|p| !is_stale_nan(p.v))
                     .copied()
                     .collect();
-                let a = s.histograms.partition_point(|p| p.0 <= t - r);
-                let b = s.histograms.partition_point(|p| p.0 <= t);
-                let histograms = s.histograms[a..b].to_vec();
+                let histograms = s.histograms[ha..hb].to_vec();
                 if floats.is_empty() && histograms.is_empty() {
                     continue;
                 }
@@ -632,7 +711,7 @@ impl<'a> Ev<'a> {
                 });
             }
         }
-        self.add_samples(n)?;
+        self.add_selected(n)?;
         Ok(out)
     }
 
@@ -652,14 +731,19 @@ impl<'a> Ev<'a> {
         let mut index: HashMap<Labels, usize> = HashMap::new();
         let mut out: Vec<Series> = Vec::new();
         let mut last_src: HashMap<Labels, i64> = HashMap::new();
+        // The subquery's points so far count towards the sample limit, as in Prometheus.
+        let saved = self.samples;
+        let mut points = 0usize;
         let mut cur = start;
         while cur <= t {
-            let saved = self.samples;
+            self.check_deadline()?;
             match self.eval(&s.expr, cur)? {
                 Val::Scalar(v) => {
+                    points += 1;
                     push_point(&mut index, &mut out, Labels::empty(), false, cur, v, None)
                 }
                 Val::Vector(vs) => {
+                    points += vs.len();
                     for x in vs {
                         let dn = x.drop_name;
                         let h = x.h.map(|h| {
@@ -688,6 +772,7 @@ impl<'a> Ev<'a> {
                 _ => {}
             }
             self.samples = saved;
+            self.add_samples(points)?;
             cur += step;
         }
         for s in &mut out {
@@ -780,5 +865,131 @@ impl<'a> Ev<'a> {
             }
             Expr::Call { func, args, pos } => crate::funcs::call(self, func, args, ts, *pos)?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+    use crate::querier::MemQuerier;
+
+    /// `n` series `foo{i="0".."n"}` with one sample every `every` ms in `[from, to]` (ms), value =
+    /// the time in seconds.
+    fn store(n: usize, from: i64, to: i64, every: usize) -> MemQuerier {
+        let mut q = MemQuerier::new();
+        for i in 0..n {
+            let l = Labels::from_pairs([("__name__", "foo".to_string()), ("i", i.to_string())]);
+            for t in (from..=to).step_by(every) {
+                q.add_float(&l, t, t as f64 / 1000.0);
+            }
+        }
+        q
+    }
+
+    fn engine(f: impl FnOnce(&mut EngineOptions)) -> Engine {
+        let mut o = EngineOptions::default();
+        f(&mut o);
+        Engine::new(o)
+    }
+
+    const TOO_MANY: &str =
+        "query processing would load too many samples into memory in query execution";
+
+    #[test]
+    fn instant_query_counts_selected_samples() {
+        let q = store(3, 500_000, 500_000, 1);
+        let ok = engine(|o| o.max_samples = 3).instant(&q, "foo", 500_000).unwrap();
+        assert_eq!(ok.stats.total_samples, 3);
+        let err = engine(|o| o.max_samples = 2)
+            .instant(&q, "foo", 500_000)
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Execution);
+        assert_eq!(err.to_string(), TOO_MANY);
+        // A range selector holds every sample of its window: 3 series x 6 samples in (440s, 500s].
+        let q = store(3, 450_000, 500_000, 10_000);
+        let ok = engine(|o| o.max_samples = 18).instant(&q, "foo[1m]", 500_000).unwrap();
+        assert_eq!(ok.stats.total_samples, 18);
+        let err = engine(|o| o.max_samples = 17)
+            .instant(&q, "foo[1m]", 500_000)
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Execution);
+    }
+
+    #[test]
+    fn subquery_points_count_towards_the_limit() {
+        // 12 loaded samples; the subquery has 11 steps with data (445s has none) x 2 series.
+        let q = store(2, 450_000, 500_000, 10_000);
+        let e = "max_over_time(foo[1m:5s])";
+        assert!(engine(|o| o.max_samples = 22).instant(&q, e, 500_000).is_ok());
+        let err = engine(|o| o.max_samples = 21)
+            .instant(&q, e, 500_000)
+            .unwrap_err();
+        assert_eq!(err.to_string(), TOO_MANY);
+    }
+
+    #[test]
+    fn range_query_output_counts_towards_the_limit() {
+        // 22 loaded samples; the output has 21 steps x 2 series = 42 points.
+        let q = store(2, 0, 1_000_000, 10_000);
+        let e = engine(|o| o.max_samples = 42);
+        let ok = e.range(&q, "foo", 0, 100_000, 5000).unwrap();
+        assert_eq!(ok.stats.total_samples, 42);
+        let e = engine(|o| o.max_samples = 41);
+        let err = e.range(&q, "foo", 0, 100_000, 5000).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Execution);
+        assert_eq!(err.to_string(), TOO_MANY);
+    }
+
+    #[test]
+    fn loading_more_than_the_limit_fails_before_evaluation() {
+        // Each step holds ~100 samples, but the query would load 100 x 101.
+        let q = store(100, 0, 1_000_000, 10_000);
+        let err = engine(|o| o.max_samples = 1000)
+            .range(&q, "sum(foo)", 0, 1_000_000, 500_000)
+            .unwrap_err();
+        assert_eq!(err.to_string(), TOO_MANY);
+    }
+
+    #[test]
+    fn timeout_is_reported_with_its_stage() {
+        let q = store(1, 0, 1_000_000, 10_000);
+        let e = engine(|o| o.timeout = Duration::ZERO);
+        let err = e.instant(&q, "foo", 500_000).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Timeout);
+        assert_eq!(err.kind().as_str(), "timeout");
+        assert_eq!(err.to_string(), "query timed out in query preparation");
+        let err = e.instant(&q, "1 + 1", 500_000).unwrap_err();
+        assert_eq!(err.to_string(), "query timed out in expression evaluation");
+        let err = e.range(&q, "foo", 0, 1_000_000, 1000).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Timeout);
+    }
+
+    #[test]
+    fn too_many_points_per_series_is_bad_data() {
+        let q = MemQuerier::new();
+        let e = Engine::default();
+        // Prometheus allows (end - start) / step == 11000.
+        assert!(e.range(&q, "1", 0, 11_000_000, 1000).is_ok());
+        let err = e.range(&q, "1", 0, 11_001_000, 1000).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::BadData);
+        assert_eq!(
+            err.to_string(),
+            "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)"
+        );
+        let err = e.range(&q, "1", 0, 1000, 0).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::BadData);
+        let err = e.range(&q, "1", 1000, 0, 10).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::BadData);
+    }
+
+    #[test]
+    fn parse_errors_are_bad_data() {
+        let err = Engine::default()
+            .instant(&MemQuerier::new(), "sum(", 0)
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::BadData);
+        assert!(err.pos().is_some());
+        assert!(err.to_string().starts_with("1:5: parse error:"), "{err}");
     }
 }

@@ -948,7 +948,7 @@ fn run_instant(
     source: Option<&str>,
 ) -> Result<(), String> {
     let src = expr.to_string();
-    let res = engine.instant_with_source(store, expr, Some(source.unwrap_or(&src)), t);
+    let res = engine.instant_expr(store, expr, Some(source.unwrap_or(&src)), t);
     let res = match (res, &e.fail) {
         (Err(err), Some(m)) => {
             let msg = err.to_string();
@@ -970,7 +970,7 @@ fn run_instant(
         return Ok(());
     }
     let r = engine
-        .range(store, expr, t - 60_000, t + 60_000, 60_000)
+        .range_expr(store, expr, None, t - 60_000, t + 60_000, 60_000)
         .map_err(|err| format!("range mode: {err}"))?;
     let Value::Matrix(m) = r.value else {
         return Err("range mode: no matrix".into());
@@ -1061,7 +1061,7 @@ fn run_eval(
             (_, Err(err)) => Err(format!("parse error: {err}")),
             ((Some(a), Some(b), Some(st)), Ok(expr)) => {
                 match (
-                    engine.range_with_source(store, &expr, Some(expr_s), a, b, st),
+                    engine.range_expr(store, &expr, Some(expr_s), a, b, st),
                     &e.fail,
                 ) {
                     (Err(err), Some(m)) => match m {

@@ -50,6 +50,18 @@ impl Value {
 #[derive(Clone, Debug, PartialEq)]
 pub struct QueryResult {
     pub value: Value,
+    /// Annotations Prometheus returns as `warnings` (e.g. "PromQL warning: ...").
     pub warnings: Vec<String>,
+    /// Annotations Prometheus returns as `infos` (e.g. "PromQL info: ...").
     pub infos: Vec<String>,
+    pub stats: QueryStats,
+}
+
+/// Sample statistics of one query (the `stats` of Prometheus' API).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct QueryStats {
+    /// Samples read by selectors over all steps (`totalQueryableSamples`).
+    pub total_samples: u64,
+    /// The most samples held in memory at once (`peakSamples`).
+    pub peak_samples: usize,
 }
