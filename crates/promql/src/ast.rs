@@ -532,15 +532,12 @@ fn write_mods(
     offset: &Option<DurExpr>,
     at: &Option<AtModifier>,
 ) -> fmt::Result {
-    if let Some(o) = offset {
-        match o {
-            DurExpr::Duration(ms) if *ms < 0 => write!(f, " offset -{}", fmt_duration(-ms))?,
-            DurExpr::Duration(_) | DurExpr::Number(_) | DurExpr::Paren(_) => {
-                write!(f, " offset {o}")?
-            }
-            other => write!(f, " offset ({other})")?,
-        }
-    }
+    write_at(f, at)?;
+    write_offset(f, offset)
+}
+
+/// Writes ` @ <t>` the way Prometheus does (`%.3f` seconds, `start()`, `end()`).
+fn write_at(f: &mut fmt::Formatter<'_>, at: &Option<AtModifier>) -> fmt::Result {
     match at {
         Some(AtModifier::Time(ms)) => {
             write!(f, " @ {}.{:03}", ms.div_euclid(1000), ms.rem_euclid(1000))?
@@ -552,40 +549,54 @@ fn write_mods(
     Ok(())
 }
 
+fn write_offset(f: &mut fmt::Formatter<'_>, offset: &Option<DurExpr>) -> fmt::Result {
+    if let Some(o) = offset {
+        match o {
+            DurExpr::Duration(ms) if *ms < 0 => write!(f, " offset -{}", fmt_duration(-ms))?,
+            DurExpr::Duration(_) | DurExpr::Number(_) | DurExpr::Paren(_) => {
+                write!(f, " offset {o}")?
+            }
+            other => write!(f, " offset ({other})")?,
+        }
+    }
+    Ok(())
+}
+
 impl fmt::Display for VectorSelector {
+    /// Prometheus' order: selector, `@`, `anchored`/`smoothed`, `offset`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.fmt_plain(f)?;
+        write_at(f, &self.at)?;
         if self.anchored {
             f.write_str(" anchored")?;
         }
         if self.smoothed {
             f.write_str(" smoothed")?;
         }
-        write_mods(f, &self.offset, &self.at)
+        write_offset(f, &self.offset)
     }
 }
 
 impl VectorSelector {
+    /// The selector without modifiers, like Prometheus' `VectorSelector.String()`: the metric
+    /// name if it is a valid identifier, then the other matchers sorted as text and joined by
+    /// `,`.
     fn fmt_plain(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let name_ok = self
+        let name = self
             .name
             .as_deref()
-            .is_some_and(sextant_model::labels::is_valid_metric_name);
+            .filter(|n| sextant_model::labels::is_valid_metric_name(n));
         let mut ms: Vec<String> = Vec::new();
-        let mut wrote_name = false;
-        if let Some(n) = &self.name {
-            if name_ok {
-                f.write_str(n)?;
-            } else {
-                ms.push(quote(n));
-            }
-            wrote_name = true;
-        }
+        let mut name_matcher_seen = false;
         for m in &self.matchers {
-            if wrote_name && m.name == METRIC_NAME && m.op == sextant_model::MatchOp::Equal {
-                if self.name.as_deref() == Some(m.value.as_str()) {
-                    continue;
-                }
+            if !name_matcher_seen
+                && name.is_some()
+                && m.name == METRIC_NAME
+                && m.op == sextant_model::MatchOp::Equal
+                && name == Some(m.value.as_str())
+            {
+                name_matcher_seen = true;
+                continue;
             }
             let lname = if sextant_model::labels::is_valid_label_name(&m.name) {
                 m.name.clone()
@@ -594,8 +605,12 @@ impl VectorSelector {
             };
             ms.push(format!("{lname}{}{}", m.op.as_str(), quote(&m.value)));
         }
-        if !ms.is_empty() || !wrote_name {
-            write!(f, "{{{}}}", ms.join(", "))?;
+        ms.sort();
+        if let Some(n) = name {
+            f.write_str(n)?;
+        }
+        if !ms.is_empty() || name.is_none() {
+            write!(f, "{{{}}}", ms.join(","))?;
         }
         Ok(())
     }
@@ -649,7 +664,9 @@ impl fmt::Display for Expr {
                     f.write_str(" bool")?;
                 }
                 if let Some(m) = matching {
-                    if m.explicit {
+                    // Prometheus drops an empty `ignoring ()`.
+                    let grouped = matches!(m.card, Card::ManyToOne | Card::OneToMany);
+                    if m.on || !m.labels.is_empty() || grouped {
                         let kw = if m.on { "on" } else { "ignoring" };
                         write!(f, " {kw} ({})", m.labels.join(", "))?;
                     }

@@ -46,6 +46,76 @@ pub enum Tok {
     Eof,
 }
 
+/// Identifiers Prometheus' lexer turns into keyword tokens (described as `<by>`).
+const KEYWORDS: [&str; 14] = [
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "offset",
+    "bool",
+    "start",
+    "end",
+    "step",
+    "range",
+    "anchored",
+    "smoothed",
+];
+
+const AGGREGATORS: [&str; 14] = [
+    "sum",
+    "avg",
+    "min",
+    "max",
+    "count",
+    "group",
+    "stddev",
+    "stdvar",
+    "topk",
+    "bottomk",
+    "quantile",
+    "count_values",
+    "limitk",
+    "limit_ratio",
+];
+
+impl Token {
+    /// How Prometheus describes this token in "unexpected ..." errors: `<op:+>`, `<by>`,
+    /// `<aggr:sum>`, `identifier "foo"`, `number "1"`, `"("`, `end of input`.
+    pub fn describe(&self) -> String {
+        match &self.tok {
+            Tok::Eof => "end of input".into(),
+            Tok::Ident(s) => {
+                let l = s.to_ascii_lowercase();
+                if KEYWORDS.contains(&l.as_str()) {
+                    format!("<{s}>")
+                } else if AGGREGATORS.contains(&l.as_str()) {
+                    format!("<aggr:{s}>")
+                } else if matches!(l.as_str(), "and" | "or" | "unless" | "atan2") {
+                    format!("<op:{s}>")
+                } else {
+                    format!("identifier {s:?}")
+                }
+            }
+            Tok::MetricIdent(s) => format!("metric identifier {s:?}"),
+            Tok::Number(_) => format!("number {:?}", self.text),
+            Tok::Duration(_) => format!("duration {:?}", self.text),
+            Tok::Str(_) => format!("string {:?}", self.text),
+            Tok::LBrace
+            | Tok::RBrace
+            | Tok::LParen
+            | Tok::RParen
+            | Tok::LBracket
+            | Tok::RBracket
+            | Tok::Comma
+            | Tok::Colon => format!("\"{}\"", self.tok.symbol()),
+            other => format!("<op:{}>", other.symbol()),
+        }
+    }
+}
+
 impl Tok {
     /// How the token is described in error messages.
     pub fn describe(&self) -> String {
@@ -172,6 +242,8 @@ pub fn lex(input: &str) -> Result<Vec<Token>, ParseError> {
     let mut out = Vec::new();
     let mut i = 0;
     let mut bracket_depth = 0usize;
+    let mut paren_depth = 0usize;
+    let mut brace_depth = 0usize;
     let err = |pos: usize, msg: String| ParseError::new(line_col(input, pos), msg);
     while i < b.len() {
         let c = b[i];
@@ -225,6 +297,17 @@ pub fn lex(input: &str) -> Result<Vec<Token>, ParseError> {
             match tok {
                 Tok::LBracket => bracket_depth += 1,
                 Tok::RBracket => bracket_depth = bracket_depth.saturating_sub(1),
+                Tok::LParen => paren_depth += 1,
+                // Prometheus' lexer reports this just after the parenthesis.
+                Tok::RParen if paren_depth == 0 => {
+                    return Err(err(i, "unexpected right parenthesis ')'".into()))
+                }
+                Tok::RParen => paren_depth -= 1,
+                Tok::LBrace => brace_depth += 1,
+                Tok::RBrace if brace_depth == 0 => {
+                    return Err(err(start, "unexpected character: '}'".into()))
+                }
+                Tok::RBrace => brace_depth -= 1,
                 _ => {}
             }
             out.push(Token {

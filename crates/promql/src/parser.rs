@@ -20,7 +20,7 @@ pub fn parse(input: &str) -> Result<Expr, ParseError> {
     };
     let e = p.parse_expr(0)?;
     if p.peek() != &Tok::Eof {
-        return Err(p.unexpected("end of input or an operator"));
+        return Err(p.unexpected(""));
     }
     Ok(e)
 }
@@ -88,12 +88,50 @@ impl<'a> Parser<'a> {
         ParseError::new(line_col(self.input, pos), msg)
     }
 
+    /// "unexpected <token>, expected <what>", or at the end of the input the lexer-level
+    /// message Prometheus gives for an unclosed `(`, `[` or `{`.
     fn unexpected(&self, expected: &str) -> ParseError {
+        self.unexpected_in("", expected)
+    }
+
+    /// Like [`Parser::unexpected`] with Prometheus' " in <context>".
+    fn unexpected_in(&self, context: &str, expected: &str) -> ParseError {
         let t = self.cur();
-        self.err_at(
-            t.pos,
-            format!("unexpected {}, expected {expected}", t.tok.describe()),
-        )
+        if t.tok == Tok::Eof {
+            if let Some(msg) = self.unclosed() {
+                return self.err_at(t.pos, msg);
+            }
+        }
+        let mut msg = format!("unexpected {}", t.describe());
+        if !context.is_empty() {
+            msg.push_str(" in ");
+            msg.push_str(context);
+        }
+        if !expected.is_empty() {
+            msg.push_str(", expected ");
+            msg.push_str(expected);
+        }
+        self.err_at(t.pos, msg)
+    }
+
+    /// The innermost delimiter left open before the current token, as Prometheus' lexer
+    /// reports it at the end of the input.
+    fn unclosed(&self) -> Option<&'static str> {
+        let mut stack = Vec::new();
+        for t in &self.toks[..self.i.min(self.toks.len())] {
+            match t.tok {
+                Tok::LParen | Tok::LBracket | Tok::LBrace => stack.push(t.tok.clone()),
+                Tok::RParen | Tok::RBracket | Tok::RBrace => {
+                    stack.pop();
+                }
+                _ => {}
+            }
+        }
+        Some(match stack.last()? {
+            Tok::LParen => "unclosed left parenthesis",
+            Tok::LBracket => "unclosed left bracket",
+            _ => "unexpected end of input inside braces",
+        })
     }
 
     fn expect(&mut self, tok: Tok, what: &str) -> R<Token> {
@@ -136,6 +174,7 @@ impl<'a> Parser<'a> {
     }
 
     fn parse_expr(&mut self, min_prec: u8) -> R<Expr> {
+        let start = self.cur().pos;
         let mut lhs = self.parse_unary()?;
         loop {
             let Some(op) = self.peek_binop() else { break };
@@ -152,7 +191,7 @@ impl<'a> Parser<'a> {
             let matching = self.parse_matching(op)?;
             let next_min = if op == BinOp::Pow { prec } else { prec + 1 };
             let rhs = self.parse_expr(next_min)?;
-            lhs = self.make_binary(op, lhs, rhs, return_bool, matching, pos)?;
+            lhs = self.make_binary(op, lhs, rhs, return_bool, matching, pos, start)?;
         }
         Ok(lhs)
     }
@@ -245,25 +284,27 @@ impl<'a> Parser<'a> {
                 self.next();
                 Ok(sign * ms as f64 / 1000.0)
             }
-            _ => Err(self.unexpected("a number")),
+            _ => Err(self.unexpected("number")),
         }
     }
 
     fn parse_label_name(&mut self) -> R<String> {
-        let t = self.next();
-        match t.tok {
-            Tok::Ident(s) => Ok(s),
-            Tok::Str(s) => Ok(s),
-            Tok::Number(_) if t.text.chars().all(|c| c.is_ascii_alphabetic()) => Ok(t.text),
-            _ => {
-                self.i -= 1;
-                Err(self.unexpected("a label name"))
-            }
-        }
+        let t = self.cur().clone();
+        let name = match t.tok {
+            Tok::Ident(s) => s,
+            Tok::Str(s) => s,
+            Tok::Number(_) if t.text.chars().all(|c| c.is_ascii_alphabetic()) => t.text,
+            _ => return Err(self.unexpected_in("grouping opts", "label")),
+        };
+        self.next();
+        Ok(name)
     }
 
     fn parse_label_list(&mut self) -> R<Vec<String>> {
-        self.expect(Tok::LParen, "\"(\" before the label list")?;
+        if *self.peek() != Tok::LParen {
+            return Err(self.unexpected_in("grouping opts", "\"(\""));
+        }
+        self.next();
         let mut out = Vec::new();
         loop {
             if *self.peek() == Tok::RParen {
@@ -276,7 +317,7 @@ impl<'a> Parser<'a> {
                     self.next();
                 }
                 Tok::RParen => {}
-                _ => return Err(self.unexpected("\",\" or \")\" in label list")),
+                _ => return Err(self.unexpected_in("grouping opts", "\",\" or \")\"")),
             }
         }
         Ok(out)
@@ -290,12 +331,14 @@ impl<'a> Parser<'a> {
         return_bool: bool,
         matching: Option<VectorMatching>,
         pos: usize,
+        start: usize,
     ) -> R<Expr> {
         let (lt, rt) = (lhs.value_type(), rhs.value_type());
         for t in [lt, rt] {
             if t != ValueType::Scalar && t != ValueType::Vector {
+                // Prometheus reports this at the start of the whole binary expression.
                 return Err(self.err_at(
-                    pos,
+                    start,
                     "binary expression must contain only scalar and instant vector types",
                 ));
             }
@@ -379,6 +422,8 @@ impl<'a> Parser<'a> {
     }
 
     fn parse_postfix(&mut self) -> R<Expr> {
+        // Modifier errors are reported at the start of the modified expression.
+        let start = self.cur().pos;
         let mut e = self.parse_primary()?;
         loop {
             match self.peek() {
@@ -386,14 +431,14 @@ impl<'a> Parser<'a> {
                     e = self.parse_bracket(e)?;
                 }
                 Tok::Ident(s) if s.eq_ignore_ascii_case("offset") => {
-                    let pos = self.next().pos;
+                    self.next();
                     let d = self.parse_offset_value()?;
-                    e = self.set_offset(e, d, pos)?;
+                    e = self.set_offset(e, d, start)?;
                 }
                 Tok::At => {
-                    let pos = self.next().pos;
+                    self.next();
                     let at = self.parse_at_value()?;
-                    e = self.set_at(e, at, pos)?;
+                    e = self.set_at(e, at, start)?;
                 }
                 Tok::Ident(s)
                     if (s.eq_ignore_ascii_case("anchored")
@@ -501,6 +546,12 @@ impl<'a> Parser<'a> {
             });
         }
         let pos = self.cur().pos;
+        if !matches!(
+            self.peek(),
+            Tok::Number(_) | Tok::Duration(_) | Tok::Add | Tok::Sub
+        ) {
+            return Err(self.unexpected_in("@", "timestamp"));
+        }
         let v = self.parse_signed_number()?;
         if !v.is_finite() || v.abs() > 9.2e15 {
             return Err(self.err_at(pos, format!("timestamp out of bounds for @ modifier: {v}")));
@@ -510,6 +561,9 @@ impl<'a> Parser<'a> {
 
     /// `offset` takes a sign and one duration atom; arithmetic needs parentheses.
     fn parse_offset_value(&mut self) -> R<DurExpr> {
+        if *self.peek() == Tok::Eof {
+            return Err(self.unexpected_in("offset", "duration"));
+        }
         match self.peek() {
             Tok::Sub => {
                 self.next();
@@ -580,10 +634,10 @@ impl<'a> Parser<'a> {
                             DurExpr::MaxOf(Box::new(a), Box::new(b))
                         })
                     }
-                    _ => Err(self.unexpected("a duration")),
+                    _ => Err(self.unexpected("duration")),
                 }
             }
-            _ => Err(self.unexpected("a duration")),
+            _ => Err(self.unexpected("duration")),
         }
     }
 
@@ -719,7 +773,7 @@ impl<'a> Parser<'a> {
                 self.next();
                 self.parse_selector(Some(name), t.pos)
             }
-            _ => Err(self.unexpected("an expression")),
+            _ => Err(self.unexpected("")),
         }
     }
 
@@ -730,11 +784,13 @@ impl<'a> Parser<'a> {
         self.next();
         self.expect(Tok::LParen, "\"(\"")?;
         let mut args = Vec::new();
+        let mut arg_pos = Vec::new();
         loop {
             if *self.peek() == Tok::RParen {
                 self.next();
                 break;
             }
+            arg_pos.push(self.cur().pos);
             self.allow_empty_selector = func.name == "info" && args.len() == 1;
             let a = self.parse_expr(0);
             self.allow_empty_selector = false;
@@ -744,7 +800,7 @@ impl<'a> Parser<'a> {
                     self.next();
                 }
                 Tok::RParen => {}
-                _ => return Err(self.unexpected("\",\" or \")\" in argument list")),
+                _ => return Err(self.unexpected_in("function call", "\",\" or \")\"")),
             }
         }
         let n = func.args.len();
@@ -775,7 +831,7 @@ impl<'a> Parser<'a> {
             let got = a.value_type();
             if got != want {
                 return Err(self.err_at(
-                    pos,
+                    arg_pos[i],
                     format!(
                         "expected type {} in call to function \"{}\", got {}",
                         want.long_name(),
@@ -804,18 +860,20 @@ impl<'a> Parser<'a> {
         }
         self.expect(Tok::LParen, "\"(\" after aggregation")?;
         let mut args = Vec::new();
+        let mut arg_pos = Vec::new();
         loop {
             if *self.peek() == Tok::RParen {
                 self.next();
                 break;
             }
+            arg_pos.push(self.cur().pos);
             args.push(self.parse_expr(0)?);
             match self.peek() {
                 Tok::Comma => {
                     self.next();
                 }
                 Tok::RParen => {}
-                _ => return Err(self.unexpected("\",\" or \")\" in aggregation")),
+                _ => return Err(self.unexpected_in("aggregation", "\",\" or \")\"")),
             }
         }
         if !have_grouping && (self.is_kw("by") || self.is_kw("without")) {
@@ -835,9 +893,10 @@ impl<'a> Parser<'a> {
         }
         let expr = args.pop().unwrap_or(Expr::Number(0.0));
         let param = args.pop();
+        let expr_pos = arg_pos.last().copied().unwrap_or(pos);
         if expr.value_type() != ValueType::Vector {
             return Err(self.err_at(
-                pos,
+                expr_pos,
                 format!(
                     "expected type instant vector in aggregation expression, got {}",
                     expr.value_type().long_name()
@@ -847,7 +906,7 @@ impl<'a> Parser<'a> {
         if let (Some(p), Some(t)) = (&param, op.param_type()) {
             if p.value_type() != t {
                 return Err(self.err_at(
-                    pos,
+                    arg_pos[0],
                     format!(
                         "expected type {} in aggregation parameter, got {}",
                         t.long_name(),
@@ -900,23 +959,23 @@ impl<'a> Parser<'a> {
                     Tok::Neq => MatchOp::NotEqual,
                     Tok::EqlRegex => MatchOp::Regex,
                     Tok::NeqRegex => MatchOp::NotRegex,
-                    _ => return Err(self.unexpected("a label matching operator (=, !=, =~, !~)")),
+                    _ => return Err(self.unexpected_in("label matching", "label matching operator")),
                 };
                 self.next();
                 let vt = self.cur().clone();
                 let Tok::Str(value) = vt.tok else {
-                    return Err(self.unexpected("a quoted label value"));
+                    return Err(self.unexpected_in("label matching", "string"));
                 };
                 self.next();
                 let m = Matcher::new(op, lname, value)
-                    .map_err(|e| self.err_at(vt.pos, e.to_string()))?;
+                    .map_err(|e| self.err_at(lt.pos, e.to_string()))?;
                 matchers.push(m);
                 match self.peek() {
                     Tok::Comma => {
                         self.next();
                     }
                     Tok::RBrace => {}
-                    _ => return Err(self.unexpected("\",\" or \"}\" in label matchers")),
+                    _ => return Err(self.unexpected_in("label matching", "\",\" or \"}\"")),
                 }
             }
         }
@@ -956,8 +1015,8 @@ mod tests {
         ("2 ^ 3 ^ 2", "2 ^ 3 ^ 2"),
         ("-2 ^ 2", "-2 ^ 2"),
         ("foo", "foo"),
-        ("{\"some.metric\", a=\"b\"}", "{\"some.metric\", a=\"b\"}"),
-        ("foo{a=~\"x|y\",b!=\"c\"}", "foo{a=~\"x|y\", b!=\"c\"}"),
+        ("{\"some.metric\", a=\"b\"}", "{__name__=\"some.metric\",a=\"b\"}"),
+        ("foo{b!=\"c\",a=~\"x|y\"}", "foo{a=~\"x|y\",b!=\"c\"}"),
         ("rate(foo[5m] offset -1m)", "rate(foo[5m] offset -1m)"),
         ("foo @ start()", "foo @ start()"),
         ("foo @ 100", "foo @ 100.000"),
@@ -977,7 +1036,7 @@ mod tests {
         ),
         ("rate(foo)", "ERR:expected type range vector"),
         ("{}", "ERR:at least one non-empty matcher"),
-        ("sum(foo", "ERR:1:8: parse error: unexpected end of input"),
+        ("sum(foo", "ERR:1:8: parse error: unclosed left parenthesis"),
         ("nope(foo)", "ERR:unknown function"),
         ("foo[5m] + 1", "ERR:binary expression must contain only"),
         ("1 and 2", "ERR:set operator"),
@@ -1000,6 +1059,80 @@ mod tests {
                 (Ok(e), Some(_)) => panic!("{input:?} parsed as {e}, want error"),
                 (Err(e), None) => panic!("{input:?}: {e}"),
             }
+        }
+    }
+
+    /// Malformed queries and the exact error Prometheus gives (checked against Prometheus'
+    /// own parser): 1-based line:column, then what was unexpected and what was expected.
+    const ERRORS: &[(&str, &str)] = &[
+        ("1 + + ", "1:7: parse error: unexpected end of input"),
+        ("x ** 2", "1:4: parse error: unexpected <op:*>"),
+        ("foo by", "1:5: parse error: unexpected <by>"),
+        ("foo bar", "1:5: parse error: unexpected identifier \"bar\""),
+        ("1 2", "1:3: parse error: unexpected number \"2\""),
+        // Unclosed delimiters are reported where the input ends.
+        ("foo{a=\"b\"", "1:10: parse error: unexpected end of input inside braces"),
+        ("sum by (a", "1:10: parse error: unclosed left parenthesis"),
+        ("sum by (a,", "1:11: parse error: unclosed left parenthesis"),
+        ("sum(foo", "1:8: parse error: unclosed left parenthesis"),
+        ("foo[5m", "1:7: parse error: unclosed left bracket"),
+        ("rate(x[5m]))", "1:13: parse error: unexpected right parenthesis ')'"),
+        ("foo{a=\"b\"}}", "1:11: parse error: unexpected character: '}'"),
+        // Bad durations.
+        ("x offset", "1:9: parse error: unexpected end of input in offset, expected duration"),
+        ("x @", "1:4: parse error: unexpected end of input in @, expected timestamp"),
+        ("foo[5x]", "1:5: parse error: bad number or duration syntax: \"5x\""),
+        // Label matching and grouping.
+        ("foo{a=b}", "1:7: parse error: unexpected identifier \"b\" in label matching, expected string"),
+        ("foo{a}", "1:6: parse error: unexpected \"}\" in label matching, expected label matching operator"),
+        ("sum by (1) (x)", "1:9: parse error: unexpected number \"1\" in grouping opts, expected label"),
+        ("sum(x) by", "1:10: parse error: unexpected end of input in grouping opts, expected \"(\""),
+        ("a + on(b c", "1:10: parse error: unexpected identifier \"c\" in grouping opts, expected \",\" or \")\""),
+        // Unknown functions, argument counts and types, reported at the offending argument.
+        ("nope(foo)", "1:1: parse error: unknown function with name \"nope\""),
+        ("rate(foo[5m], 1)", "1:1: parse error: expected 1 argument(s) in call to \"rate\", got 2"),
+        ("time(1)", "1:1: parse error: expected 0 argument(s) in call to \"time\", got 1"),
+        ("rate(foo)", "1:6: parse error: expected type range vector in call to function \"rate\", got instant vector"),
+        ("histogram_quantile(\"a\", foo)", "1:20: parse error: expected type scalar in call to function \"histogram_quantile\", got string"),
+        ("topk(5)", "1:1: parse error: wrong number of arguments for aggregate expression provided, expected 2, got 1"),
+        ("topk(foo, bar)", "1:6: parse error: expected type scalar in aggregation parameter, got instant vector"),
+        ("sum(1)", "1:5: parse error: expected type instant vector in aggregation expression, got scalar"),
+        // Binary operators.
+        ("foo[5m] + 1", "1:1: parse error: binary expression must contain only scalar and instant vector types"),
+        ("1 > 2", "1:3: parse error: comparisons between scalars must use BOOL modifier"),
+        ("a + bool b", "1:3: parse error: bool modifier can only be used on comparison operators"),
+        ("x offset 5m offset 5m", "1:1: parse error: offset may not be set multiple times"),
+        // Positions count lines and columns.
+        ("sum(\n  foo +\n)", "3:1: parse error: unexpected \")\""),
+    ];
+
+    #[test]
+    fn errors_match_prometheus() {
+        for (input, want) in ERRORS {
+            match parse(input) {
+                Ok(e) => panic!("{input:?} parsed as {e}, want error {want}"),
+                Err(e) => assert_eq!(&e.to_string(), want, "input {input:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn formats_like_prometheus_string() {
+        for (input, want) in [
+            ("sum by(job)(rate(x[5m]))", "sum by (job) (rate(x[5m]))"),
+            ("sum by() (x)", "sum(x)"),
+            ("sum without() (x)", "sum without () (x)"),
+            ("a - on(b) group_left c", "a - on (b) group_left () c"),
+            ("a - ignoring() c", "a - c"),
+            ("x{c=~\"d\", a!~\"b\"}", "x{a!~\"b\",c=~\"d\"}"),
+            ("x offset 5m @ start()", "x @ start() offset 5m"),
+            ("x[5m] offset 1m @ 10", "x[5m] @ 10.000 offset 1m"),
+            ("x[1h:5m] offset 1m", "x[1h:5m] offset 1m"),
+            ("1e3 + 0x10 + Inf", "1000 + 16 + +Inf"),
+            ("{__name__=\"a\"}", "{__name__=\"a\"}"),
+        ] {
+            let e = parse(input).unwrap_or_else(|e| panic!("{input:?}: {e}"));
+            assert_eq!(e.to_string(), want, "input {input:?}");
         }
     }
 }
