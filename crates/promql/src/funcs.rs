@@ -1379,8 +1379,29 @@ fn native_fraction(lower: f64, upper: f64, h: &FloatHistogram) -> f64 {
                 bhi = 0.0;
             }
         }
+        // Like histogram_quantile, a first custom bucket with a positive upper bound starts at 0.
+        if custom && blo == f64::NEG_INFINITY && bhi > 0.0 {
+            blo = 0.0;
+        }
         let zero = blo <= 0.0 && bhi >= 0.0;
-        let lin = |v: f64| rank + n * (v - blo) / (bhi - blo);
+        // No interpolation inside a bucket of infinite width: a lower bound in the first
+        // (-Inf) bucket ranks at its end, any other bound at the bucket's start.
+        let lin_lo = |v: f64| {
+            if blo.is_infinite() {
+                rank + n
+            } else if bhi.is_infinite() {
+                rank
+            } else {
+                rank + n * (v - blo) / (bhi - blo)
+            }
+        };
+        let lin = |v: f64| {
+            if blo.is_infinite() || bhi.is_infinite() {
+                rank
+            } else {
+                rank + n * (v - blo) / (bhi - blo)
+            }
+        };
         let exp = |v: f64| {
             let (ll, lu, lv) = (blo.abs().log2(), bhi.abs().log2(), v.abs().log2());
             let frac = if v > 0.0 {
@@ -1403,7 +1424,7 @@ fn native_fraction(lower: f64, upper: f64, h: &FloatHistogram) -> f64 {
         }
         if !ls && blo < lower && bhi > lower {
             lr = if custom || zero {
-                lin(lower)
+                lin_lo(lower)
             } else {
                 exp(lower)
             };
@@ -1428,7 +1449,8 @@ fn native_fraction(lower: f64, upper: f64, h: &FloatHistogram) -> f64 {
     if !us || ur > h.count {
         ur = h.count;
     }
-    (ur - lr) / h.count
+    // Both bounds inside one infinite bucket.
+    (ur - lr).max(0.0) / h.count
 }
 
 /// Prometheus' `BucketFraction` over classic buckets (upper bound, cumulative count).
@@ -1454,8 +1476,31 @@ fn bucket_fraction(lower: f64, upper: f64, b: &mut Vec<(f64, f64)>) -> f64 {
     let (mut rank, mut lr, mut ur) = (0.0, 0.0, 0.0);
     let (mut ls, mut us) = (false, false);
     for (i, (ub, cnt)) in c.iter().enumerate() {
-        let lb = if i > 0 { c[i - 1].0 } else { f64::NEG_INFINITY };
-        let lin = |v: f64| rank + (cnt - rank) * (v - lb) / (ub - lb);
+        // The first bucket starts at 0 if its upper bound is positive (as in
+        // histogram_quantile), else at -Inf.
+        let lb = match i {
+            0 if *ub > 0.0 => 0.0,
+            0 => f64::NEG_INFINITY,
+            _ => c[i - 1].0,
+        };
+        // No interpolation inside a bucket of infinite width: a lower bound in the first
+        // (-Inf) bucket ranks at its end, any other bound at the bucket's start.
+        let lin_lo = |v: f64| {
+            if lb.is_infinite() {
+                *cnt
+            } else if ub.is_infinite() {
+                rank
+            } else {
+                rank + (cnt - rank) * (v - lb) / (ub - lb)
+            }
+        };
+        let lin = |v: f64| {
+            if lb.is_infinite() || ub.is_infinite() {
+                rank
+            } else {
+                rank + (cnt - rank) * (v - lb) / (ub - lb)
+            }
+        };
         if !ls && lb >= lower {
             lr = rank;
             ls = true;
@@ -1468,7 +1513,7 @@ fn bucket_fraction(lower: f64, upper: f64, b: &mut Vec<(f64, f64)>) -> f64 {
             break;
         }
         if !ls && lb < lower && *ub > lower {
-            lr = lin(lower);
+            lr = lin_lo(lower);
             ls = true;
         }
         if !us && lb < upper && *ub > upper {
@@ -1486,7 +1531,8 @@ fn bucket_fraction(lower: f64, upper: f64, b: &mut Vec<(f64, f64)>) -> f64 {
     if !us || ur > count {
         ur = count;
     }
-    (ur - lr) / count
+    // Both bounds inside one infinite bucket.
+    (ur - lr).max(0.0) / count
 }
 
 fn hist_fn(ev: &mut Ev, f: HistFn, v: Vec<VSample>, arg: &Expr) -> Vec<VSample> {
