@@ -290,8 +290,37 @@ pub(crate) fn call(
         let m = match ext {
             Some(ms) if matches!(name, "rate" | "increase" | "delta") => {
                 let raw = ev.select_matrix(ms, ts)?;
+                let p = ev.pos_of(&args[mi]);
                 let mut out = Vec::new();
                 for s in raw {
+                    if !s.histograms.is_empty() {
+                        let mname = s.labels.metric_name().unwrap_or("").to_string();
+                        if !s.floats.is_empty() {
+                            ev.warn(format!("PromQL warning: encountered a mix of histograms and floats for metric name {mname:?} ({p})"));
+                            continue;
+                        }
+                        let x = ExtCtx {
+                            start: lo,
+                            end: hi,
+                            counter: name != "delta",
+                            smoothed: ms.smoothed,
+                            mname: &mname,
+                            p: &p,
+                        };
+                        if let Some(mut h) = extended_histogram_rate(ev, &s.histograms, &x) {
+                            if name == "rate" {
+                                hist::div(&mut h, (hi - lo) as f64 / 1000.0);
+                            }
+                            out.push(VSample {
+                                labels: s.labels,
+                                t: ts,
+                                f: 0.0,
+                                h: Some(Box::new(h)),
+                                drop_name: true,
+                            });
+                        }
+                        continue;
+                    }
                     if s.floats.is_empty() {
                         continue;
                     }
@@ -1835,6 +1864,160 @@ fn extended_rate(
         result /= (end - start) as f64 / 1000.0;
     }
     Some(result)
+}
+
+/// The window and annotation context of an anchored/smoothed histogram rate.
+pub(crate) struct ExtCtx<'a> {
+    pub start: i64,
+    pub end: i64,
+    pub counter: bool,
+    pub smoothed: bool,
+    pub mname: &'a str,
+    pub p: &'a str,
+}
+
+fn mixed_schemas_warning(ev: &mut Ev, mname: &str, p: &str) {
+    ev.warn(format!("PromQL warning: vector contains a mix of histograms with exponential and custom buckets schemas for metric name {mname:?} ({p})"));
+}
+
+/// `a + b` or `a - b` with Prometheus' annotations; `None` (after a warning) when exponential
+/// and custom buckets mix.
+fn add_annotated(
+    ev: &mut Ev,
+    a: &FloatHistogram,
+    b: &FloatHistogram,
+    sub: bool,
+    mname: &str,
+    p: &str,
+) -> Option<FloatHistogram> {
+    match hist::add_ex(a, b, sub) {
+        Some((h, note)) => {
+            if note.reconciled {
+                let op = if sub { "subtraction" } else { "addition" };
+                ev.info(format!(
+                    "PromQL info: mismatched custom buckets were reconciled during {op} ({p})"
+                ));
+            }
+            Some(h)
+        }
+        None => {
+            mixed_schemas_warning(ev, mname, p);
+            None
+        }
+    }
+}
+
+/// Prometheus' `interpolateHistograms`: the histogram at `t` between `a` and `b`; across a
+/// counter reset the counter restarts from zero. The result keeps `b`'s counter-reset hint.
+pub(crate) fn interpolate_histograms(
+    ev: &mut Ev,
+    a: &(i64, FloatHistogram),
+    b: &(i64, FloatHistogram),
+    t: i64,
+    counter: bool,
+    mname: &str,
+    p: &str,
+) -> Option<FloatHistogram> {
+    if t == a.0 {
+        return Some(a.1.clone());
+    }
+    if t == b.0 {
+        return Some(b.1.clone());
+    }
+    let frac = (t - a.0) as f64 / (b.0 - a.0) as f64;
+    if counter && hist::detect_reset(&b.1, &a.1) {
+        let mut h = b.1.clone();
+        hist::scale(&mut h, frac);
+        return Some(h);
+    }
+    let mut d = add_annotated(ev, &b.1, &a.1, true, mname, p)?;
+    hist::scale(&mut d, frac);
+    let mut r = add_annotated(ev, &d, &a.1, false, mname, p)?;
+    r.counter_reset_hint = b.1.counter_reset_hint;
+    Some(r)
+}
+
+/// `rate`/`increase`/`delta` of native histograms over an `anchored` or `smoothed` range
+/// (Prometheus' `extendedHistogramRate`), before the division by the range for `rate`.
+fn extended_histogram_rate(
+    ev: &mut Ev,
+    h: &[(i64, FloatHistogram)],
+    x: &ExtCtx,
+) -> Option<FloatHistogram> {
+    use sextant_model::CounterResetHint::Gauge;
+    let (start, end, counter, smoothed, mname, p) =
+        (x.start, x.end, x.counter, x.smoothed, x.mname, x.p);
+    let mut last = h.len() - 1;
+    let first = search(last, |i| h[i].0 > start).max(1) - 1;
+    if smoothed {
+        last = search(last, |i| h[i].0 >= end);
+    }
+    if h[last].0 <= start || (smoothed && h[first].0 > end) {
+        return None;
+    }
+    let custom = |x: &FloatHistogram| x.schema == sextant_model::histogram::CUSTOM_BUCKETS_SCHEMA;
+    let c0 = custom(&h[first].1);
+    for (_, x) in &h[first..=last] {
+        if custom(x) != c0 {
+            mixed_schemas_warning(ev, mname, p);
+            return None;
+        }
+        if counter && x.counter_reset_hint == Gauge {
+            ev.warn(format!(
+                "PromQL warning: this native histogram metric is not a counter: {mname:?} ({p})"
+            ));
+        }
+    }
+    let left = if smoothed && h[first].0 < start {
+        interpolate_histograms(ev, &h[first], &h[first + 1], start, counter, mname, p)?
+    } else {
+        h[first].1.clone()
+    };
+    let right = if smoothed && last > 0 && h[last].0 > end {
+        interpolate_histograms(ev, &h[last - 1], &h[last], end, counter, mname, p)?
+    } else {
+        h[last].1.clone()
+    };
+    if !counter && (left.counter_reset_hint != Gauge || right.counter_reset_hint != Gauge) {
+        ev.warn(format!(
+            "PromQL warning: this native histogram metric is not a gauge: {mname:?} ({p})"
+        ));
+    }
+    let mut res = add_annotated(ev, &right, &left, true, mname, p)?;
+    if counter {
+        // `first` is represented by `left`; `last` by `right`.
+        let mut f = first + 1;
+        let mut prev = &left;
+        if smoothed && h[first].0 < start && hist::detect_reset(&h[first + 1].1, &h[first].1) {
+            // The left interpolation already spanned this reset.
+            prev = &h[first + 1].1;
+            f += 1;
+        }
+        if f <= last {
+            let mut corr: Option<FloatHistogram> = None;
+            let mut add_corr = |ev: &mut Ev, c: &FloatHistogram| -> Option<()> {
+                corr = Some(match corr.take() {
+                    None => c.clone(),
+                    Some(acc) => add_annotated(ev, &acc, c, false, mname, p)?,
+                });
+                Some(())
+            };
+            for (_, cur) in &h[f..last] {
+                if hist::detect_reset(cur, prev) {
+                    add_corr(ev, prev)?;
+                }
+                prev = cur;
+            }
+            if hist::detect_reset(&right, prev) {
+                add_corr(ev, prev)?;
+            }
+            if let Some(c) = corr {
+                res = add_annotated(ev, &res, &c, false, mname, p)?;
+            }
+        }
+    }
+    res.counter_reset_hint = Gauge;
+    Some(res)
 }
 
 /// Trims an anchored/smoothed selection back to `[start, end]` with synthetic boundary points.
