@@ -1,0 +1,116 @@
+//! The storage seam the evaluator reads through, shaped like `sextant_tsdb::Querier`, plus an
+//! in-memory implementation used by tests and the promqltest runner.
+
+use std::collections::BTreeMap;
+
+use sextant_model::matcher::matches_all;
+use sextant_model::{HistogramValue, Labels, Matcher, Sample};
+
+/// One series with its samples in a time range, floats and histograms each sorted by time.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SeriesData {
+    pub labels: Labels,
+    pub floats: Vec<Sample>,
+    pub histograms: Vec<(i64, HistogramValue)>,
+}
+
+/// Why storage could not answer.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("{0}")]
+pub struct QueryError(pub String);
+
+/// Selects series by matchers over an inclusive millisecond range, sorted by labels.
+pub trait Querier: Send + Sync {
+    fn select(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<SeriesData>, QueryError>;
+}
+
+/// A `Querier` over series held in memory.
+#[derive(Clone, Debug, Default)]
+pub struct MemQuerier {
+    series: BTreeMap<Labels, SeriesData>,
+}
+
+impl MemQuerier {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Appends a float sample; samples must arrive in time order per series.
+    pub fn add_float(&mut self, labels: &Labels, t: i64, v: f64) {
+        self.entry(labels).floats.push(Sample::new(t, v));
+    }
+
+    /// Appends a histogram sample.
+    pub fn add_histogram(&mut self, labels: &Labels, t: i64, h: HistogramValue) {
+        self.entry(labels).histograms.push((t, h));
+    }
+
+    fn entry(&mut self, labels: &Labels) -> &mut SeriesData {
+        self.series
+            .entry(labels.clone())
+            .or_insert_with(|| SeriesData {
+                labels: labels.clone(),
+                ..Default::default()
+            })
+    }
+
+    /// The newest histogram of a series, if any (as a float histogram).
+    pub fn last_histogram(&self, labels: &Labels) -> Option<sextant_model::FloatHistogram> {
+        self.series
+            .get(labels)
+            .and_then(|s| s.histograms.last())
+            .map(|h| h.1.to_float())
+    }
+
+    /// Removes all series.
+    pub fn clear(&mut self) {
+        self.series.clear();
+    }
+
+    /// Iterates over all series.
+    pub fn iter(&self) -> impl Iterator<Item = &SeriesData> {
+        self.series.values()
+    }
+}
+
+impl Querier for MemQuerier {
+    fn select(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<SeriesData>, QueryError> {
+        let mut out = Vec::new();
+        for s in self.series.values() {
+            if !matches_all(&s.labels, matchers) {
+                continue;
+            }
+            let floats: Vec<Sample> = s
+                .floats
+                .iter()
+                .filter(|p| p.t >= mint && p.t <= maxt)
+                .copied()
+                .collect();
+            let histograms: Vec<(i64, HistogramValue)> = s
+                .histograms
+                .iter()
+                .filter(|p| p.0 >= mint && p.0 <= maxt)
+                .cloned()
+                .collect();
+            if floats.is_empty() && histograms.is_empty() {
+                continue;
+            }
+            out.push(SeriesData {
+                labels: s.labels.clone(),
+                floats,
+                histograms,
+            });
+        }
+        Ok(out)
+    }
+}
