@@ -899,7 +899,9 @@ mod tests {
     #[test]
     fn instant_query_counts_selected_samples() {
         let q = store(3, 500_000, 500_000, 1);
-        let ok = engine(|o| o.max_samples = 3).instant(&q, "foo", 500_000).unwrap();
+        let ok = engine(|o| o.max_samples = 3)
+            .instant(&q, "foo", 500_000)
+            .unwrap();
         assert_eq!(ok.stats.total_samples, 3);
         let err = engine(|o| o.max_samples = 2)
             .instant(&q, "foo", 500_000)
@@ -908,7 +910,9 @@ mod tests {
         assert_eq!(err.to_string(), TOO_MANY);
         // A range selector holds every sample of its window: 3 series x 6 samples in (440s, 500s].
         let q = store(3, 450_000, 500_000, 10_000);
-        let ok = engine(|o| o.max_samples = 18).instant(&q, "foo[1m]", 500_000).unwrap();
+        let ok = engine(|o| o.max_samples = 18)
+            .instant(&q, "foo[1m]", 500_000)
+            .unwrap();
         assert_eq!(ok.stats.total_samples, 18);
         let err = engine(|o| o.max_samples = 17)
             .instant(&q, "foo[1m]", 500_000)
@@ -921,7 +925,9 @@ mod tests {
         // 12 loaded samples; the subquery has 11 steps with data (445s has none) x 2 series.
         let q = store(2, 450_000, 500_000, 10_000);
         let e = "max_over_time(foo[1m:5s])";
-        assert!(engine(|o| o.max_samples = 22).instant(&q, e, 500_000).is_ok());
+        assert!(engine(|o| o.max_samples = 22)
+            .instant(&q, e, 500_000)
+            .is_ok());
         let err = engine(|o| o.max_samples = 21)
             .instant(&q, e, 500_000)
             .unwrap_err();

@@ -18,6 +18,7 @@
 //! Storage is reached only through [`Querier::select`], so the same engine runs over the local
 //! TSDB, a remote engine, or [`MemQuerier`] in tests.
 
+pub mod api;
 pub mod ast;
 pub mod error;
 pub mod functions;
@@ -36,6 +37,7 @@ mod binop;
 mod funcs;
 mod hist;
 
+pub use api::{api_buckets, ast_json};
 pub use engine::{Engine, EngineOptions};
 pub use querier::{MemQuerier, Querier, QueryError, SeriesData};
 pub use value::{QueryResult, QueryStats, Series, VSample, Value};

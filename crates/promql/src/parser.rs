@@ -959,7 +959,9 @@ impl<'a> Parser<'a> {
                     Tok::Neq => MatchOp::NotEqual,
                     Tok::EqlRegex => MatchOp::Regex,
                     Tok::NeqRegex => MatchOp::NotRegex,
-                    _ => return Err(self.unexpected_in("label matching", "label matching operator")),
+                    _ => {
+                        return Err(self.unexpected_in("label matching", "label matching operator"))
+                    }
                 };
                 self.next();
                 let vt = self.cur().clone();
@@ -1015,7 +1017,10 @@ mod tests {
         ("2 ^ 3 ^ 2", "2 ^ 3 ^ 2"),
         ("-2 ^ 2", "-2 ^ 2"),
         ("foo", "foo"),
-        ("{\"some.metric\", a=\"b\"}", "{__name__=\"some.metric\",a=\"b\"}"),
+        (
+            "{\"some.metric\", a=\"b\"}",
+            "{__name__=\"some.metric\",a=\"b\"}",
+        ),
         ("foo{b!=\"c\",a=~\"x|y\"}", "foo{a=~\"x|y\",b!=\"c\"}"),
         ("rate(foo[5m] offset -1m)", "rate(foo[5m] offset -1m)"),
         ("foo @ start()", "foo @ start()"),

@@ -4,6 +4,7 @@
 
 mod api;
 mod params;
+mod query;
 mod selfmon;
 mod write;
 
@@ -17,6 +18,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use sextant_tsdb::db::Db;
 
+pub use query::{format_float, result_json, QueryLimits};
 pub use selfmon::{render_metrics, start_self_monitoring, HttpMetrics};
 
 /// Limits applied to every write request.
@@ -65,11 +67,25 @@ pub struct AppState {
     pub start_unix: f64,
     write_slots: tokio::sync::Semaphore,
     pub(crate) ingest: write::IngestMetrics,
+    pub query_limits: QueryLimits,
+    query_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
     pub fn new(db: Arc<Db>, limits: WriteLimits, build: BuildInfo) -> Arc<Self> {
+        Self::with_query_limits(db, limits, QueryLimits::default(), build)
+    }
+
+    pub fn with_query_limits(
+        db: Arc<Db>,
+        limits: WriteLimits,
+        query_limits: QueryLimits,
+        build: BuildInfo,
+    ) -> Arc<Self> {
         let slots = limits.max_concurrent.max(1);
+        let query_slots = Arc::new(tokio::sync::Semaphore::new(
+            query_limits.max_concurrent.max(1),
+        ));
         Arc::new(AppState {
             db,
             limits,
@@ -79,6 +95,8 @@ impl AppState {
             start_unix: sextant_model::time::now_ms() as f64 / 1000.0,
             write_slots: tokio::sync::Semaphore::new(slots),
             ingest: write::IngestMetrics::default(),
+            query_limits,
+            query_slots,
         })
     }
 }
@@ -97,6 +115,19 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/api/v1/write", post(write::remote_write))
         .route("/api/v1/import/prometheus", post(write::import_prometheus))
+        .route("/api/v1/query", get(query::query).post(query::query))
+        .route(
+            "/api/v1/query_range",
+            get(query::query_range).post(query::query_range),
+        )
+        .route(
+            "/api/v1/format_query",
+            get(query::format_query).post(query::format_query),
+        )
+        .route(
+            "/api/v1/parse_query",
+            get(query::parse_query).post(query::parse_query),
+        )
         .route("/api/v1/series", get(api::series).post(api::series))
         .route("/api/v1/labels", get(api::labels).post(api::labels))
         .route("/api/v1/label/{name}/values", get(api::label_values))

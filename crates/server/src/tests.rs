@@ -403,3 +403,98 @@ async fn import_text_format() {
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert!(b.contains("line 2"), "{b}");
 }
+
+#[tokio::test]
+async fn query_api_answers_like_prometheus() {
+    let t = setup();
+    let series: Vec<(Labels, Vec<Sample>)> = (0..2)
+        .map(|i| {
+            let job = format!("j{i}");
+            (
+                ls(&[("__name__", "req_total"), ("job", &job)]),
+                (0..21)
+                    .map(|k| Sample::new(NOW + k * 15_000, (k * (i + 1)) as f64))
+                    .collect(),
+            )
+        })
+        .collect();
+    let (s, _, b) = call(
+        &t,
+        rw(
+            compress_snappy(&encode_v1(&series)),
+            "application/x-protobuf",
+        ),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{b}");
+    let at = (NOW + 300_000) as f64 / 1000.0;
+
+    let (s, _, body) = call(
+        &t,
+        Request::get(format!(
+            "/api/v1/query?query=sum(rate(req_total%5B5m%5D))&time={at}"
+        ))
+        .body(Body::empty())
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(
+        body,
+        r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1700000300,"0.2"]}]}}"#
+    );
+
+    // POST form, range query, step as a duration, matrix values.
+    let form = format!(
+        "query=req_total%7Bjob%3D%22j1%22%7D&start={}&end={}&step=1m",
+        NOW as f64 / 1000.0,
+        at
+    );
+    let (s, _, body) = call(
+        &t,
+        Request::post("/api/v1/query_range")
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(Body::from(form))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let j: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(j["data"]["resultType"], "matrix");
+    assert_eq!(j["data"]["result"][0]["metric"]["job"], "j1");
+    assert_eq!(
+        j["data"]["result"][0]["values"].as_array().unwrap().len(),
+        6
+    );
+    assert_eq!(
+        j["data"]["result"][0]["values"][5],
+        serde_json::json!([1700000300, "40"])
+    );
+
+    // Scalars, errors with Prometheus' errorType.
+    let (_, j) = get_json(&t, &format!("/api/v1/query?query=1%2B1&time={at}")).await;
+    assert_eq!(j["data"]["result"], serde_json::json!([1700000300, "2"]));
+    let (s, j) = get_json(&t, "/api/v1/query?query=sum(").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(j["errorType"], "bad_data");
+    assert!(j["error"].as_str().unwrap().contains("1:5"), "{j}");
+    let (s, j) = get_json(
+        &t,
+        &format!("/api/v1/query_range?query=up&start=0&end={at}&step=1"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(j["error"].as_str().unwrap().contains("11,000"), "{j}");
+    let (s, j) = get_json(&t, "/api/v1/query_range?query=up&start=10&end=0&step=1").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{j}");
+
+    let (s, j) = get_json(
+        &t,
+        "/api/v1/format_query?query=sum%20by(job)(rate(x%5B5m%5D))",
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(j["data"], "sum by (job) (rate(x[5m]))");
+    let (_, j) = get_json(&t, "/api/v1/parse_query?query=up%7Bjob%3D%22a%22%7D").await;
+    assert_eq!(j["data"]["type"], "vectorSelector");
+}

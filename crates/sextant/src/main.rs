@@ -28,6 +28,38 @@ struct Cli {
 enum Command {
     /// Start the server with embedded defaults.
     Serve(ServeArgs),
+    /// Run a PromQL query against a running Sextant (or any Prometheus-compatible server).
+    Query(QueryArgs),
+}
+
+#[derive(Args)]
+struct QueryArgs {
+    /// The PromQL expression.
+    expr: String,
+    /// Evaluation time of an instant query (RFC 3339 or unix seconds; default now).
+    #[arg(long)]
+    time: Option<String>,
+    /// Start of a range query (RFC 3339 or unix seconds); needs --end.
+    #[arg(long, requires = "end")]
+    start: Option<String>,
+    /// End of a range query.
+    #[arg(long, requires = "start")]
+    end: Option<String>,
+    /// Resolution of a range query (duration like 15s or float seconds); default: range / 250.
+    #[arg(long)]
+    step: Option<String>,
+    /// Server to ask.
+    #[arg(long, default_value = "http://127.0.0.1:9595")]
+    server: String,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t = Output::Table)]
+    output: Output,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Output {
+    Table,
+    Json,
 }
 
 #[derive(Args)]
@@ -76,6 +108,8 @@ struct ServeArgs {
     log_level: String,
 }
 
+mod query;
+
 fn duration_ms(s: &str) -> Result<i64, String> {
     parse_duration(s)
         .map(|d| d.as_millis() as i64)
@@ -86,10 +120,18 @@ fn size_bytes(s: &str) -> Result<u64, String> {
     parse_size(s).map_err(|e| e.to_string())
 }
 
-fn main() -> Result<()> {
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    match cli.command {
+    let res = match cli.command {
         Command::Serve(args) => serve(args),
+        Command::Query(args) => query::run(args),
+    };
+    match res {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
     }
 }
 

@@ -1,0 +1,518 @@
+//! The Prometheus query API: `/api/v1/query`, `/api/v1/query_range`, `/api/v1/format_query`
+//! and `/api/v1/parse_query`. Results are written byte for byte the way Prometheus writes them
+//! (timestamps as seconds with millisecond fraction, values as strings in Go's float format,
+//! native histograms with their bucket boundary rules), so Grafana's Prometheus data source
+//! works unchanged.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use sextant_model::{FloatHistogram, Labels, Matcher};
+use sextant_promql::{Engine, ErrorKind, QueryResult, Value};
+
+use crate::api::ApiError;
+use crate::params::Params;
+use crate::AppState;
+
+/// Query limits and defaults of the engine (Prometheus' `--query.*` flags).
+#[derive(Clone, Debug)]
+pub struct QueryLimits {
+    pub timeout: Duration,
+    pub max_samples: usize,
+    pub lookback: Duration,
+    /// Queries evaluated at once; more wait for a slot.
+    pub max_concurrent: usize,
+}
+
+impl Default for QueryLimits {
+    fn default() -> Self {
+        QueryLimits {
+            timeout: Duration::from_secs(120),
+            max_samples: 50_000_000,
+            lookback: Duration::from_secs(300),
+            max_concurrent: 20,
+        }
+    }
+}
+
+impl QueryLimits {
+    pub fn engine(&self) -> Engine {
+        let mut o = sextant_promql::EngineOptions::default();
+        o.timeout = self.timeout;
+        o.max_samples = self.max_samples;
+        o.lookback_ms = self.lookback.as_millis() as i64;
+        Engine::new(o)
+    }
+}
+
+/// Reads the local TSDB for the PromQL engine.
+struct TsdbSource(sextant_tsdb::db::DbQuerier);
+
+impl sextant_promql::Querier for TsdbSource {
+    fn select(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<sextant_promql::SeriesData>, sextant_promql::QueryError> {
+        use sextant_tsdb::querier::Querier as _;
+        self.0
+            .select(matchers, mint, maxt)
+            .map(|v| {
+                v.into_iter()
+                    .map(|s| sextant_promql::SeriesData {
+                        labels: s.labels,
+                        floats: s.floats,
+                        histograms: s.histograms,
+                    })
+                    .collect()
+            })
+            .map_err(|e| sextant_promql::QueryError(e.to_string()))
+    }
+}
+
+fn kind_status(k: ErrorKind) -> (StatusCode, &'static str) {
+    match k {
+        ErrorKind::BadData => (StatusCode::BAD_REQUEST, "bad_data"),
+        ErrorKind::Execution => (StatusCode::UNPROCESSABLE_ENTITY, "execution"),
+        ErrorKind::Timeout => (StatusCode::SERVICE_UNAVAILABLE, "timeout"),
+        ErrorKind::Canceled => (StatusCode::SERVICE_UNAVAILABLE, "canceled"),
+        ErrorKind::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+    }
+}
+
+fn engine_error(e: sextant_promql::Error) -> ApiError {
+    let (status, kind) = kind_status(e.kind());
+    ApiError {
+        status,
+        kind,
+        msg: e.to_string(),
+    }
+}
+
+/// A `step` or `timeout` parameter: a Prometheus duration or a float number of seconds.
+fn duration_param(p: &Params, k: &str) -> Result<Option<i64>, ApiError> {
+    let Some(s) = p.get(k).filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
+    if let Ok(f) = s.parse::<f64>() {
+        let ms = (f * 1000.0).round();
+        if !ms.is_finite() || ms.abs() > i64::MAX as f64 {
+            return Err(ApiError::bad_data(format!(
+                "invalid parameter \"{k}\": cannot parse {s:?} to a valid duration. It overflows int64"
+            )));
+        }
+        return Ok(Some(ms as i64));
+    }
+    sextant_model::time::parse_duration(s)
+        .map(|d| Some(d.as_millis() as i64))
+        .map_err(|_| {
+            ApiError::bad_data(format!(
+                "invalid parameter \"{k}\": cannot parse {s:?} to a valid duration"
+            ))
+        })
+}
+
+fn query_param(p: &Params) -> Result<String, ApiError> {
+    match p.get("query") {
+        Some(q) if !q.trim().is_empty() => Ok(q.to_string()),
+        _ => Err(ApiError::bad_data(
+            "invalid parameter \"query\": query must not be empty",
+        )),
+    }
+}
+
+/// Runs a query on the blocking pool within a concurrency slot.
+async fn run<F>(st: Arc<AppState>, f: F) -> Response
+where
+    F: FnOnce(&AppState) -> Result<Response, ApiError> + Send + 'static,
+{
+    let permit = match st.query_slots.clone().acquire_owned().await {
+        Ok(p) => p,
+        Err(_) => return ApiError::internal("query slots closed").into_response(),
+    };
+    let st2 = st.clone();
+    let r = tokio::task::spawn_blocking(move || f(&st2)).await;
+    drop(permit);
+    match r {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => e.into_response(),
+        Err(e) => ApiError::internal(format!("query failed: {e}")).into_response(),
+    }
+}
+
+fn engine_with_timeout(st: &AppState, p: &Params) -> Result<Engine, ApiError> {
+    let mut engine = st.query_limits.engine();
+    if let Some(t) = duration_param(p, "timeout")? {
+        if t > 0 {
+            let req = Duration::from_millis(t as u64);
+            engine.opts.timeout = engine.opts.timeout.min(req);
+        }
+    }
+    Ok(engine)
+}
+
+pub async fn query(
+    State(st): State<Arc<AppState>>,
+    method: Method,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let p = Params::from_request(&method, q.as_deref(), &headers, &body);
+    run(st, move |st| {
+        let expr = query_param(&p)?;
+        let t = p.time("time", sextant_model::time::now_ms())?;
+        let engine = engine_with_timeout(st, &p)?;
+        let src = TsdbSource(st.db.querier());
+        let res = engine.instant(&src, &expr, t).map_err(engine_error)?;
+        Ok(json_response(&res, p.get("stats").is_some()))
+    })
+    .await
+}
+
+pub async fn query_range(
+    State(st): State<Arc<AppState>>,
+    method: Method,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let p = Params::from_request(&method, q.as_deref(), &headers, &body);
+    run(st, move |st| {
+        let expr = query_param(&p)?;
+        let missing = |k: &str| ApiError::bad_data(format!("invalid parameter \"{k}\": cannot parse \"\" to a valid timestamp"));
+        if p.get("start").is_none_or(str::is_empty) {
+            return Err(missing("start"));
+        }
+        if p.get("end").is_none_or(str::is_empty) {
+            return Err(missing("end"));
+        }
+        let start = p.time("start", 0)?;
+        let end = p.time("end", 0)?;
+        if end < start {
+            return Err(ApiError::bad_data("invalid parameter \"end\": end timestamp must not be before start time"));
+        }
+        let step = duration_param(&p, "step")?
+            .ok_or_else(|| ApiError::bad_data("invalid parameter \"step\": cannot parse \"\" to a valid duration"))?;
+        if step <= 0 {
+            return Err(ApiError::bad_data(
+                "invalid parameter \"step\": zero or negative query resolution step widths are not accepted. Try a positive integer",
+            ));
+        }
+        let engine = engine_with_timeout(st, &p)?;
+        let src = TsdbSource(st.db.querier());
+        let res = engine.range(&src, &expr, start, end, step).map_err(engine_error)?;
+        Ok(json_response(&res, p.get("stats").is_some()))
+    })
+    .await
+}
+
+pub async fn format_query(
+    method: Method,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let p = Params::from_request(&method, q.as_deref(), &headers, &body);
+    let r = (|| {
+        let expr = query_param(&p)?;
+        let e = sextant_promql::parse(&expr).map_err(|e| engine_error(e.into()))?;
+        let mut out = String::from("{\"status\":\"success\",\"data\":");
+        push_str(&mut out, &e.to_string());
+        out.push('}');
+        Ok::<_, ApiError>(raw_json(out))
+    })();
+    r.unwrap_or_else(IntoResponse::into_response)
+}
+
+pub async fn parse_query(
+    method: Method,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let p = Params::from_request(&method, q.as_deref(), &headers, &body);
+    let r = (|| {
+        let expr = query_param(&p)?;
+        let e = sextant_promql::parse(&expr).map_err(|e| engine_error(e.into()))?;
+        let mut out = String::from("{\"status\":\"success\",\"data\":");
+        out.push_str(&sextant_promql::ast_json(&e));
+        out.push('}');
+        Ok::<_, ApiError>(raw_json(out))
+    })();
+    r.unwrap_or_else(IntoResponse::into_response)
+}
+
+fn raw_json(body: String) -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
+}
+
+/// The response body of a successful query, exactly as Prometheus writes it.
+pub fn json_response(res: &QueryResult, with_stats: bool) -> Response {
+    raw_json(result_json(res, with_stats))
+}
+
+/// `{"status":"success","data":{"resultType":…,"result":…},"warnings":…,"infos":…}`.
+pub fn result_json(res: &QueryResult, with_stats: bool) -> String {
+    let mut o = String::with_capacity(256);
+    o.push_str("{\"status\":\"success\",\"data\":{\"resultType\":\"");
+    o.push_str(res.value.type_name());
+    o.push_str("\",\"result\":");
+    match &res.value {
+        Value::Scalar { t, v } => {
+            o.push('[');
+            push_ts(&mut o, *t);
+            o.push(',');
+            push_value(&mut o, *v);
+            o.push(']');
+        }
+        Value::String { t, s } => {
+            o.push('[');
+            push_ts(&mut o, *t);
+            o.push(',');
+            push_str(&mut o, s);
+            o.push(']');
+        }
+        Value::Vector(vs) => {
+            o.push('[');
+            for (i, s) in vs.iter().enumerate() {
+                if i > 0 {
+                    o.push(',');
+                }
+                o.push_str("{\"metric\":");
+                push_labels(&mut o, &s.labels);
+                match &s.h {
+                    Some(h) => {
+                        o.push_str(",\"histogram\":[");
+                        push_ts(&mut o, s.t);
+                        o.push(',');
+                        push_histogram(&mut o, h);
+                        o.push(']');
+                    }
+                    None => {
+                        o.push_str(",\"value\":[");
+                        push_ts(&mut o, s.t);
+                        o.push(',');
+                        push_value(&mut o, s.f);
+                        o.push(']');
+                    }
+                }
+                o.push('}');
+            }
+            o.push(']');
+        }
+        Value::Matrix(m) => {
+            o.push('[');
+            for (i, s) in m.iter().enumerate() {
+                if i > 0 {
+                    o.push(',');
+                }
+                o.push_str("{\"metric\":");
+                push_labels(&mut o, &s.labels);
+                if !s.floats.is_empty() {
+                    o.push_str(",\"values\":[");
+                    for (j, p) in s.floats.iter().enumerate() {
+                        if j > 0 {
+                            o.push(',');
+                        }
+                        o.push('[');
+                        push_ts(&mut o, p.t);
+                        o.push(',');
+                        push_value(&mut o, p.v);
+                        o.push(']');
+                    }
+                    o.push(']');
+                }
+                if !s.histograms.is_empty() {
+                    o.push_str(",\"histograms\":[");
+                    for (j, (t, h)) in s.histograms.iter().enumerate() {
+                        if j > 0 {
+                            o.push(',');
+                        }
+                        o.push('[');
+                        push_ts(&mut o, *t);
+                        o.push(',');
+                        push_histogram(&mut o, h);
+                        o.push(']');
+                    }
+                    o.push(']');
+                }
+                o.push('}');
+            }
+            o.push(']');
+        }
+    }
+    if with_stats {
+        let _ = write!(
+            o,
+            ",\"stats\":{{\"timings\":{{}},\"samples\":{{\"totalQueryableSamples\":{},\"peakSamples\":{}}}}}",
+            res.stats.total_samples, res.stats.peak_samples
+        );
+    }
+    o.push('}');
+    if !res.warnings.is_empty() {
+        o.push_str(",\"warnings\":");
+        push_str_list(&mut o, &res.warnings);
+    }
+    if !res.infos.is_empty() {
+        o.push_str(",\"infos\":");
+        push_str_list(&mut o, &res.infos);
+    }
+    o.push('}');
+    o
+}
+
+fn push_str_list(o: &mut String, l: &[String]) {
+    o.push('[');
+    for (i, s) in l.iter().enumerate() {
+        if i > 0 {
+            o.push(',');
+        }
+        push_str(o, s);
+    }
+    o.push(']');
+}
+
+fn push_str(o: &mut String, s: &str) {
+    o.push_str(&serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into()));
+}
+
+fn push_labels(o: &mut String, ls: &Labels) {
+    o.push('{');
+    for (i, l) in ls.iter().enumerate() {
+        if i > 0 {
+            o.push(',');
+        }
+        push_str(o, &l.name);
+        o.push(':');
+        push_str(o, &l.value);
+    }
+    o.push('}');
+}
+
+/// A millisecond timestamp as Prometheus writes it: seconds, then `.` and three digits when the
+/// milliseconds are not zero (`1435781451.781`, `1.500`, `-0.005`).
+pub fn push_ts(o: &mut String, t: i64) {
+    let (neg, a) = (t < 0, t.unsigned_abs());
+    if neg {
+        o.push('-');
+    }
+    let _ = write!(o, "{}", a / 1000);
+    let frac = a % 1000;
+    if frac != 0 {
+        let _ = write!(o, ".{frac:03}");
+    }
+}
+
+/// A float in quotes, formatted like Go's `strconv.FormatFloat(v, 'f' or 'e', -1, 64)` as
+/// Prometheus does: `"1"`, `"0.1"`, `"1e-07"`, `"1e+21"`, `"NaN"`, `"+Inf"`, `"-Inf"`.
+pub fn push_value(o: &mut String, v: f64) {
+    o.push('"');
+    o.push_str(&format_float(v));
+    o.push('"');
+}
+
+/// Go's shortest float formatting as used by Prometheus' JSON.
+pub fn format_float(v: f64) -> String {
+    if v.is_nan() {
+        return "NaN".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        };
+    }
+    let a = v.abs();
+    if a != 0.0 && !(1e-6..1e21).contains(&a) {
+        // Rust: "1.5e-7" → Go: "1.5e-07"; "1e21" → "1e+21".
+        let s = format!("{v:e}");
+        let (mant, exp) = s.split_once('e').unwrap_or((&s, "0"));
+        let (sign, digits) = match exp.strip_prefix('-') {
+            Some(d) => ('-', d),
+            None => ('+', exp),
+        };
+        let pad = if digits.len() < 2 { "0" } else { "" };
+        return format!("{mant}e{sign}{pad}{digits}");
+    }
+    format!("{v}")
+}
+
+/// A native histogram as Prometheus' API writes it: count, sum and buckets as
+/// `[boundary_rule, lower, upper, count]` (0: (lower, upper], 1: [lower, upper), 3: [lower, upper]).
+fn push_histogram(o: &mut String, h: &FloatHistogram) {
+    o.push_str("{\"count\":");
+    push_value(o, h.count);
+    o.push_str(",\"sum\":");
+    push_value(o, h.sum);
+    let buckets = sextant_promql::api_buckets(h);
+    if !buckets.is_empty() {
+        o.push_str(",\"buckets\":[");
+        for (i, (rule, lo, hi, c)) in buckets.iter().enumerate() {
+            if i > 0 {
+                o.push(',');
+            }
+            let _ = write!(o, "[{rule},");
+            push_value(o, *lo);
+            o.push(',');
+            push_value(o, *hi);
+            o.push(',');
+            push_value(o, *c);
+            o.push(']');
+        }
+        o.push(']');
+    }
+    o.push('}');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn floats_format_like_go() {
+        for (v, want) in [
+            (1.0, "1"),
+            (0.1, "0.1"),
+            (-2.5, "-2.5"),
+            (1e-7, "1e-07"),
+            (1.5e-7, "1.5e-07"),
+            (1e21, "1e+21"),
+            (123456789012.0, "123456789012"),
+            (0.000001, "0.000001"),
+            (f64::NAN, "NaN"),
+            (f64::INFINITY, "+Inf"),
+            (f64::NEG_INFINITY, "-Inf"),
+            (1.7976931348623157e308, "1.7976931348623157e+308"),
+            (5e-324, "5e-324"),
+        ] {
+            assert_eq!(format_float(v), want, "{v:?}");
+        }
+    }
+
+    #[test]
+    fn timestamps_format_like_prometheus() {
+        for (t, want) in [
+            (1435781451781, "1435781451.781"),
+            (1500, "1.500"),
+            (1000, "1"),
+            (-5, "-0.005"),
+            (0, "0"),
+        ] {
+            let mut s = String::new();
+            push_ts(&mut s, t);
+            assert_eq!(s, want);
+        }
+    }
+}
