@@ -18,7 +18,8 @@
 //!
 //! `cargo test -p sextant --test promql_diff -- --ignored` runs
 //! `prometheus_side_only`, which checks the data and queries against
-//! Prometheus alone (every query succeeds unless marked `!` = expected error).
+//! Prometheus alone (every query succeeds unless marked `!` = expected error,
+//! or `~` = instant only).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -545,6 +546,9 @@ struct QuerySpec {
     query: String,
     /// Marked with a leading `!`: Prometheus is expected to return an error.
     expect_error: bool,
+    /// Marked with a leading `~`: range-vector/string result; Prometheus
+    /// answers instant queries but rejects range queries.
+    instant_only: bool,
 }
 
 fn test_dir() -> PathBuf {
@@ -560,12 +564,15 @@ fn load_queries() -> Vec<QuerySpec> {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let (expect_error, q) = match line.strip_prefix('!') {
-            Some(rest) => (true, rest.trim()),
-            None => (false, line),
+        let (expect_error, instant_only, q) = if let Some(rest) = line.strip_prefix('!') {
+            (true, false, rest.trim())
+        } else if let Some(rest) = line.strip_prefix('~') {
+            (false, true, rest.trim())
+        } else {
+            (false, false, line)
         };
         assert!(seen.insert(q.to_string()), "queries.txt:{}: duplicate query {q}", n + 1);
-        out.push(QuerySpec { line: n + 1, query: q.to_string(), expect_error });
+        out.push(QuerySpec { line: n + 1, query: q.to_string(), expect_error, instant_only });
     }
     out
 }
@@ -1025,12 +1032,13 @@ fn prometheus_side_only() {
             if !ok {
                 n_err += 1;
             }
-            if ok == spec.expect_error {
+            let expect_error = spec.expect_error || (spec.instant_only && matches!(ev, Eval::Range { .. }));
+            if ok == expect_error {
                 problems.push(format!(
                     "queries.txt:{}: {} at {ev}: expected {}, got {}",
                     spec.line,
                     spec.query,
-                    if spec.expect_error { "an error" } else { "success" },
+                    if expect_error { "an error" } else { "success" },
                     if ok { "success".to_string() } else { error_summary(&p) }
                 ));
             }
