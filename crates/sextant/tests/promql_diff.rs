@@ -1087,3 +1087,46 @@ fn generator_is_deterministic_and_sane() {
     let lines: usize = import_batches(&a, 3000).iter().map(|b| b.lines().count()).sum();
     assert_eq!(lines, a.iter().map(|s| s.samples.len()).sum::<usize>());
 }
+
+#[test]
+fn comparison_logic() {
+    use serde_json::json;
+    let vec = |pairs: &[(&str, &str)]| {
+        json!({"status": "success", "data": {"resultType": "vector", "result":
+            pairs.iter().map(|(inst, v)| json!({"metric": {"instance": inst}, "value": [1767227407.5, v]})).collect::<Vec<_>>()}})
+    };
+    // Series order does not matter unless ordered; tolerance; NaN/Inf exact.
+    assert_eq!(compare(&vec(&[("a", "1"), ("b", "2")]), &vec(&[("b", "2"), ("a", "1")]), false), None);
+    assert!(compare(&vec(&[("a", "1"), ("b", "2")]), &vec(&[("b", "2"), ("a", "1")]), true).is_some());
+    assert_eq!(compare(&vec(&[("a", "1")]), &vec(&[("a", "1.0000000000001")]), false), None);
+    assert!(compare(&vec(&[("a", "1")]), &vec(&[("a", "1.00001")]), false).is_some());
+    assert_eq!(compare(&vec(&[("a", "1e-15")]), &vec(&[("a", "0")]), false), None);
+    assert_eq!(compare(&vec(&[("a", "NaN")]), &vec(&[("a", "NaN")]), false), None);
+    assert!(compare(&vec(&[("a", "NaN")]), &vec(&[("a", "+Inf")]), false).is_some());
+    assert!(compare(&vec(&[("a", "+Inf")]), &vec(&[("a", "-Inf")]), false).is_some());
+    assert!(compare(&vec(&[("a", "1")]), &vec(&[("a", "1"), ("b", "1")]), false).is_some());
+    assert!(compare(&vec(&[("a", "1")]), &vec(&[("c", "1")]), false).is_some());
+    // Timestamps compared to the millisecond.
+    let mut other_ts = vec(&[("a", "1")]);
+    other_ts["data"]["result"][0]["value"][0] = json!(1767227408.5);
+    assert!(compare(&vec(&[("a", "1")]), &other_ts, false).is_some());
+    // Matrix: point counts.
+    let mat = |vals: &[&str]| {
+        json!({"status": "success", "data": {"resultType": "matrix", "result": [{"metric": {}, "values":
+            vals.iter().enumerate().map(|(i, v)| json!([1767227407.5 + 60.0 * i as f64, v])).collect::<Vec<_>>()}]}})
+    };
+    assert_eq!(compare(&mat(&["1", "2"]), &mat(&["1", "2"]), false), None);
+    assert!(compare(&mat(&["1", "2"]), &mat(&["1"]), false).is_some());
+    assert!(compare(&mat(&["1", "2"]), &mat(&["1", "3"]), false).is_some());
+    assert!(compare(&mat(&["1"]), &vec(&[("a", "1")]), false).is_some());
+    // Errors: same errorType required; success vs error is a mismatch.
+    let err = |t: &str| json!({"status": "error", "errorType": t, "error": "x"});
+    assert_eq!(compare(&err("bad_data"), &err("bad_data"), false), None);
+    assert!(compare(&err("bad_data"), &err("execution"), false).is_some());
+    assert!(compare(&err("bad_data"), &vec(&[]), false).is_some());
+    assert!(compare(&vec(&[]), &err("bad_data"), false).is_some());
+    // Scalars.
+    let sc = |v: &str| json!({"status": "success", "data": {"resultType": "scalar", "result": [1767227407.5, v]}});
+    assert_eq!(compare(&sc("3"), &sc("3"), false), None);
+    assert!(compare(&sc("3"), &sc("4"), false).is_some());
+}
