@@ -108,6 +108,12 @@ fn round3(v: f64) -> f64 {
     (v * 1000.0).round() / 1000.0
 }
 
+/// Gauges used by topk/bottomk get 6 decimals so that no two series tie
+/// (tie-breaking in topk/bottomk is unspecified).
+fn round6(v: f64) -> f64 {
+    (v * 1e6).round() / 1e6
+}
+
 fn ts(i: usize) -> i64 {
     T0 + STEP_S * i as i64
 }
@@ -183,8 +189,14 @@ fn generate() -> Vec<Series> {
         let mut s = Series::new("gpu_temp_celsius", "gauge", "gpu_temp_celsius", &[("job", "node"), ("instance", inst)]);
         let mut v = 40.0 + rng.unit() * 50.0;
         for i in 0..POINTS {
-            v = (v + (rng.unit() - 0.5) * 4.0).clamp(40.0, 90.0);
-            s.samples.push((ts(i), round3(v)));
+            // Random walk reflected at 40 and 90 (no clamping: avoids ties).
+            v += (rng.unit() - 0.5) * 4.0;
+            if v > 90.0 {
+                v = 180.0 - v;
+            } else if v < 40.0 {
+                v = 80.0 - v;
+            }
+            s.samples.push((ts(i), round6(v)));
         }
         out.push(s);
     }
@@ -204,7 +216,7 @@ fn generate() -> Vec<Series> {
         let mut v = (rng.unit() - 0.5) * 20.0;
         for i in 0..POINTS {
             v += (rng.unit() - 0.5) * 3.0;
-            s.samples.push((ts(i), round3(v)));
+            s.samples.push((ts(i), round6(v)));
         }
         out.push(s);
     }
