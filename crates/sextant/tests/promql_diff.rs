@@ -1142,3 +1142,32 @@ fn comparison_logic() {
     assert_eq!(compare(&sc("3"), &sc("3"), false), None);
     assert!(compare(&sc("3"), &sc("4"), false).is_some());
 }
+
+/// Every PromQL function, aggregation and operator of Prometheus 2.42 must
+/// appear in queries.txt.
+#[test]
+fn queries_cover_promql_2_42() {
+    let text: String = load_queries().iter().map(|q| format!("{}\n", q.query)).collect();
+    let functions = [
+        "abs", "absent", "absent_over_time", "acos", "acosh", "asin", "asinh", "atan", "atanh", "avg_over_time", "ceil",
+        "changes", "clamp", "clamp_max", "clamp_min", "cos", "cosh", "count_over_time", "day_of_month", "day_of_week",
+        "day_of_year", "days_in_month", "deg", "delta", "deriv", "exp", "floor", "histogram_quantile", "holt_winters",
+        "hour", "idelta", "increase", "irate", "label_join", "label_replace", "last_over_time", "ln", "log10", "log2",
+        "max_over_time", "min_over_time", "minute", "month", "pi", "predict_linear", "present_over_time",
+        "quantile_over_time", "rad", "rate", "resets", "round", "scalar", "sgn", "sin", "sinh", "sort", "sort_desc",
+        "sqrt", "stddev_over_time", "stdvar_over_time", "sum_over_time", "tan", "tanh", "time", "timestamp", "vector",
+        "year",
+        // aggregations
+        "sum", "avg", "min", "max", "count", "group", "stddev", "stdvar", "topk", "bottomk", "quantile", "count_values",
+    ];
+    let missing: Vec<&str> = functions.iter().copied().filter(|f| !text.contains(&format!("{f}("))).collect();
+    assert!(missing.is_empty(), "functions/aggregations not covered: {missing:?}");
+    let constructs = [
+        " + ", " - ", " * ", " / ", " % ", " ^ ", " atan2 ", " == ", " != ", " > ", " < ", " >= ", " <= ", " == bool ",
+        " != bool ", " > bool ", " < bool ", " >= bool ", " <= bool ", " and ", " or ", " unless ", " on(", " ignoring(",
+        " group_left", " group_right", " by (", " without (", " offset ", " @ ", "@ start()", "@ end()", ":1m]",
+    ];
+    let missing: Vec<&str> = constructs.iter().copied().filter(|c| !text.contains(c)).collect();
+    assert!(missing.is_empty(), "constructs not covered: {missing:?}");
+    assert!(load_queries().len() >= 220);
+}
