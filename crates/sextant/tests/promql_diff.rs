@@ -39,10 +39,15 @@ use serde_json::Value;
 const T0: i64 = 1_767_225_600;
 /// Scrape interval, seconds.
 const STEP_S: i64 = 15;
-/// Number of sample timestamps: T0, T0+15s, ..., T0+2h (inclusive).
+/// Samples sit 3 s after each 15 s mark, so no evaluation step, subquery step (whole
+/// multiples of the step since the epoch), lookback or range boundary used by the queries
+/// (multiples of 5 s away from a step) ever falls on a sample: 2.42 closes ranges on the left,
+/// 3.x does not, and a boundary sample would make the two disagree by design.
+const PHASE_S: i64 = 3;
+/// Number of sample timestamps: T0+3s, T0+18s, ..., T0+2h+3s (inclusive).
 const POINTS: usize = 481;
 /// Last sample timestamp (seconds).
-const T_END: i64 = T0 + STEP_S * (POINTS as i64 - 1);
+const T_END: i64 = T0 + PHASE_S + STEP_S * (POINTS as i64 - 1);
 
 struct Series {
     /// OpenMetrics family name and type (`# TYPE` line).
@@ -115,7 +120,7 @@ fn round6(v: f64) -> f64 {
 }
 
 fn ts(i: usize) -> i64 {
-    T0 + STEP_S * i as i64
+    T0 + PHASE_S + STEP_S * i as i64
 }
 
 /// ~61 series over 2h at 15s.
@@ -134,7 +139,10 @@ fn generate() -> Vec<Series> {
                 &[("job", "api"), ("instance", inst), ("status", status)],
             );
             let max_inc = if status == "200" { 20 } else { 3 };
-            let mut v = rng.below(1000) as f64;
+            // Counters start far from zero: 2.42 and 3.x order the zero-point and half-interval
+            // caps of rate()'s extrapolation differently, which only shows when a window's first
+            // sample is close to zero.
+            let mut v = 1000.0 + rng.below(1000) as f64;
             for i in 0..POINTS {
                 let reset = (ii == 1 && i == 200) || (ii == 2 && (i == 350 || (status == "500" && i == 90)));
                 if reset {
@@ -157,7 +165,7 @@ fn generate() -> Vec<Series> {
                 "tool_calls_total",
                 &[("job", "agent"), ("model", model), ("tool", tool)],
             );
-            let mut v = 0.0;
+            let mut v = 500.0;
             for i in 0..POINTS {
                 if model == "alpha" && tool == "fetch" && i == 300 {
                     v = 0.0;
