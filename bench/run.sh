@@ -75,7 +75,7 @@ END_S=$(( (START_MS + (STEPS - 1) * INTERVAL_MS) / 1000 + 1 ))
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/sextant-bench.XXXXXX")
 OUT=${OUT:-$WORK/results.md}
-RESULTS=$WORK/results.jsonl
+RESULTS=$WORK/raw.jsonl
 : > "$RESULTS"
 PID=
 cleanup() {
