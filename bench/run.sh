@@ -143,25 +143,52 @@ count_series() {
   echo "$body" | jq -r '.data.result[0].value[1] // "n/a"' 2>/dev/null || echo n/a
 }
 
+blocks_dir() { [ "$1" = sextant ] && echo "$2/blocks" || echo "$2"; }
+count_blocks() { find "$1" -mindepth 2 -maxdepth 2 -name meta.json 2>/dev/null | grep -vc '\.tmp' || true; }
+
+# wait_blocks NAME DIR: Prometheus-style TSDBs cut a 2 h block once the head spans > 3 h;
+# wait (up to --block-wait s) until one exists and the count is stable, so the disk and
+# peak-RSS figures include that compaction.
+wait_blocks() {
+  [ "$1" = victoria-metrics ] && return 0
+  [ $(( STEPS * INTERVAL_MS )) -gt 10800000 ] || return 0
+  local bdir blocks waited=0 last=-1 stable=0; bdir=$(blocks_dir "$1" "$2")
+  while [ "$waited" -lt "$BLOCK_WAIT" ]; do
+    blocks=$(count_blocks "$bdir")
+    if [ "$blocks" -gt 0 ] && [ "$blocks" = "$last" ] && ! ls -d "$bdir"/*.tmp* >/dev/null 2>&1; then
+      stable=$((stable + 1)); [ "$stable" -ge 5 ] && break
+    else stable=0; fi
+    last=$blocks; sleep 1; waited=$((waited + 1))
+  done
+  log "$1: $blocks block(s) on disk after ${waited}s"
+}
+
+# stored_samples NAME PORT: sum of count_over_time over the whole run, per metric name and job
+# (count_over_time drops __name__, and Prometheus' default --query.max-samples is 50M), so a
+# lost or dropped sample shows. The names are the ones bench/loadgen sends.
+METRICS="agent_tool_calls_total agent_tokens_total agent_inflight_calls agent_context_fill_percent
+  agent_tool_duration_seconds_bucket agent_tool_duration_seconds_sum agent_tool_duration_seconds_count"
+stored_samples() {
+  local total=0 j m v range=$(( STEPS * INTERVAL_MS / 1000 + 60 ))
+  for m in $METRICS; do
+    for j in 0 1 2 3; do
+      v=$(curl -s --max-time 600 "http://127.0.0.1:$2/api/v1/query" \
+        --data-urlencode "query=sum(count_over_time($m{job=\"agents-$j\"}[${range}s]))" \
+        --data-urlencode "time=$END_S" | jq -r '.data.result[0].value[1] // empty' 2>/dev/null || true)
+      [ -n "$v" ] || { echo n/a; return; }
+      total=$((total + v))
+    done
+  done
+  echo "$total"
+}
+
 # flush_and_measure NAME PORT DIR: prints JSON with on-disk figures.
 flush_and_measure() {
-  local name=$1 port=$2 dir=$3 blocks=0 total wal head blocks_b snap_b=null snap
+  local name=$1 port=$2 dir=$3 blocks=0 total wal head blocks_b snap_b=null snap bdir
   case "$name" in
     prometheus|sextant)
-      # Prometheus-style TSDBs cut a 2 h block once the head spans > 3 h; wait for it.
-      local bdir=$dir; [ "$name" = sextant ] && bdir=$dir/blocks
-      if [ $(( STEPS * INTERVAL_MS )) -gt 10800000 ]; then
-        local waited=0 last=-1 stable=0
-        while [ "$waited" -lt "$BLOCK_WAIT" ]; do
-          blocks=$(find "$bdir" -mindepth 2 -maxdepth 2 -name meta.json 2>/dev/null | grep -vc '\.tmp' || true)
-          if [ "$blocks" -gt 0 ] && [ "$blocks" = "$last" ] && ! ls -d "$bdir"/*.tmp* >/dev/null 2>&1; then
-            stable=$((stable + 1)); [ "$stable" -ge 5 ] && break
-          else stable=0; fi
-          last=$blocks; sleep 1; waited=$((waited + 1))
-        done
-        log "$name: $blocks block(s) on disk after ${waited}s"
-      fi
-      blocks=$(find "$bdir" -mindepth 2 -maxdepth 2 -name meta.json 2>/dev/null | grep -vc '\.tmp' || true)
+      bdir=$(blocks_dir "$name" "$dir")
+      blocks=$(count_blocks "$bdir")
       total=$(disk_bytes "$dir")
       wal=$(disk_bytes "$dir/wal")
       head=$(disk_bytes "$dir/chunks_head")
@@ -178,9 +205,13 @@ flush_and_measure() {
       fi
       ;;
     victoria-metrics)
-      curl -s --max-time 600 "http://127.0.0.1:$port/internal/force_flush" >/dev/null || true
-      sleep 2
-      total=$(disk_bytes "$dir"); wal=0; head=0; blocks_b=$total; snap_b=$total
+      # /internal/force_flush only makes fresh rows searchable: VictoriaMetrics 1.79 keeps
+      # recent parts in memory (lost on kill -9). Creating a snapshot writes them out, like the
+      # head-to-block snapshot above. It has no WAL, so both figures are the same.
+      curl -s --max-time 600 "http://127.0.0.1:$port/snapshot/create" >/dev/null || log "$name: snapshot failed"
+      local parts=(); for x in "$dir"/*; do [ "${x##*/}" = snapshots ] || parts+=("$x"); done
+      total=$(disk_bytes "${parts[@]}"); wal=0; head=0; blocks_b=$(disk_bytes "$dir/data"); snap_b=$total
+      curl -s "http://127.0.0.1:$port/snapshot/delete_all" >/dev/null || true
       ;;
   esac
   jq -nc --argjson total "$total" --argjson wal "$wal" --argjson head "$head" \
@@ -203,10 +234,12 @@ for name in ${TARGETS//,/ }; do
   [ -s "$WORK/$name.loadgen.json" ] || die "loadgen produced no result for $name"
   [ "$lg_rc" = 0 ] || log "$name: loadgen reported unacknowledged samples (rc $lg_rc)"
   cpu1=$(cpu_s "$PID")
+  wait_blocks "$name" "$dir"
   hwm=$(status_kb "$PID" VmHWM); rss=$(status_kb "$PID" VmRSS)
   [ "$name" = victoria-metrics ] && curl -s "http://127.0.0.1:$port/internal/force_flush" >/dev/null && sleep 2
   count=$(count_series "$name" "$port")
-  log "$name: $(jq -r '"\(.samples_acked) samples acked, \(.samples_per_s) samples/s"' "$WORK/$name.loadgen.json"); VmHWM ${hwm} kB; count=$count"
+  stored=$(stored_samples "$name" "$port")
+  log "$name: $(jq -r '"\(.samples_acked) samples acked, \(.samples_per_s) samples/s"' "$WORK/$name.loadgen.json"); VmHWM ${hwm} kB; count=$count; stored samples=$stored"
   disk=$(flush_and_measure "$name" "$port" "$dir")
   # Crash: kill -9, restart on the same data, time until ready.
   kill -9 "$PID"; wait "$PID" 2>/dev/null || true
@@ -214,13 +247,14 @@ for name in ${TARGETS//,/ }; do
   replay=$(wait_ready "$name" "$port" 1800)
   hwm_replay=$(status_kb "$PID" VmHWM)
   count_after=$(count_series "$name" "$port")
-  log "$name: ready ${replay}s after kill -9; count after restart=$count_after"
+  stored_after=$(stored_samples "$name" "$port")
+  log "$name: ready ${replay}s after kill -9; count after restart=$count_after; stored samples=$stored_after"
   stop_target
   jq -c --argjson cold "$cold" --argjson replay "$replay" --argjson hwm "$hwm" --argjson rss "$rss" \
     --argjson hwm_replay "$hwm_replay" --argjson cpu "$(awk -v a="$cpu1" -v b="$cpu0" 'BEGIN {printf "%.2f", a - b}')" \
-    --arg count "$count" --arg count_after "$count_after" --argjson disk "$disk" \
+    --arg count "$count" --arg stored "$stored" --arg count_after "$count_after" --arg stored_after "$stored_after" --argjson disk "$disk" \
     '. + {cold_start_s:$cold, replay_s:$replay, vmhwm_kb:$hwm, vmrss_kb:$rss, vmhwm_after_replay_kb:$hwm_replay,
-          server_cpu_s:$cpu, count_series:$count, count_series_after_restart:$count_after} + $disk' \
+          server_cpu_s:$cpu, count_series:$count, stored_samples:$stored, count_series_after_restart:$count_after, stored_samples_after_restart:$stored_after} + $disk' \
     "$WORK/$name.loadgen.json" >> "$RESULTS"
 done
 
