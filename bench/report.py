@@ -56,6 +56,7 @@ def main():
         ("**ingest, samples/s**", lambda r: r["samples_per_s"], 0),
         ("server CPU during ingest, s", lambda r: r["server_cpu_s"], 1),
         ("loadgen CPU (shares the same cores), s", lambda r: r["loadgen_cpu_s"], 1),
+        ("1-min load average at end of ingest", lambda r: num(r.get("loadavg_end")), 2),
         ("server CPU per sample, µs", lambda r: r["server_cpu_s"] / r["samples_acked"] * 1e6 if r["samples_acked"] else None, 2),
         ("**peak RSS (VmHWM), MiB**", lambda r: r["vmhwm_kb"] / 1024, 0),
         ("**peak RSS per active series, bytes**", lambda r: r["vmhwm_kb"] * 1024 / r["series"], 0),

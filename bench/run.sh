@@ -234,6 +234,7 @@ for name in ${TARGETS//,/ }; do
   [ -s "$WORK/$name.loadgen.json" ] || die "loadgen produced no result for $name"
   [ "$lg_rc" = 0 ] || log "$name: loadgen reported unacknowledged samples (rc $lg_rc)"
   cpu1=$(cpu_s "$PID")
+  loadavg=$(cut -d' ' -f1 /proc/loadavg)
   wait_blocks "$name" "$dir"
   hwm=$(status_kb "$PID" VmHWM); rss=$(status_kb "$PID" VmRSS)
   [ "$name" = victoria-metrics ] && curl -s "http://127.0.0.1:$port/internal/force_flush" >/dev/null && sleep 2
@@ -251,10 +252,10 @@ for name in ${TARGETS//,/ }; do
   log "$name: ready ${replay}s after kill -9; count after restart=$count_after; stored samples=$stored_after"
   stop_target
   jq -c --argjson cold "$cold" --argjson replay "$replay" --argjson hwm "$hwm" --argjson rss "$rss" \
-    --argjson hwm_replay "$hwm_replay" --argjson cpu "$(awk -v a="$cpu1" -v b="$cpu0" 'BEGIN {printf "%.2f", a - b}')" \
+    --argjson hwm_replay "$hwm_replay" --argjson loadavg "$loadavg" --argjson cpu "$(awk -v a="$cpu1" -v b="$cpu0" 'BEGIN {printf "%.2f", a - b}')" \
     --arg count "$count" --arg stored "$stored" --arg count_after "$count_after" --arg stored_after "$stored_after" --argjson disk "$disk" \
     '. + {cold_start_s:$cold, replay_s:$replay, vmhwm_kb:$hwm, vmrss_kb:$rss, vmhwm_after_replay_kb:$hwm_replay,
-          server_cpu_s:$cpu, count_series:$count, stored_samples:$stored, count_series_after_restart:$count_after, stored_samples_after_restart:$stored_after} + $disk' \
+          server_cpu_s:$cpu, loadavg_end:$loadavg, count_series:$count, stored_samples:$stored, count_series_after_restart:$count_after, stored_samples_after_restart:$stored_after} + $disk' \
     "$WORK/$name.loadgen.json" >> "$RESULTS"
 done
 
