@@ -16,7 +16,9 @@ pub struct Url {
 
 impl Url {
     pub fn parse(s: &str) -> Result<Url, String> {
-        let rest = s.strip_prefix("http://").ok_or_else(|| format!("only http:// URLs are supported: {s}"))?;
+        let rest = s
+            .strip_prefix("http://")
+            .ok_or_else(|| format!("only http:// URLs are supported: {s}"))?;
         let (host_port, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, "/"),
@@ -24,7 +26,10 @@ impl Url {
         if host_port.is_empty() {
             return Err(format!("no host in URL {s}"));
         }
-        Ok(Url { host_port: host_port.to_string(), path: path.to_string() })
+        Ok(Url {
+            host_port: host_port.to_string(),
+            path: path.to_string(),
+        })
     }
 }
 
@@ -43,7 +48,11 @@ pub struct Response {
 
 impl Client {
     pub fn new(url: Url) -> Client {
-        Client { url, conn: None, head: Vec::with_capacity(512) }
+        Client {
+            url,
+            conn: None,
+            head: Vec::with_capacity(512),
+        }
     }
 
     /// POSTs a snappy-compressed remote_write 1.0 body. I/O errors drop the connection.
@@ -90,7 +99,10 @@ fn read_response(r: &mut BufReader<TcpStream>) -> io::Result<(Response, bool)> {
     let bad = |m: String| io::Error::new(io::ErrorKind::InvalidData, m);
     let mut line = String::new();
     if r.read_line(&mut line)? == 0 {
-        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed before status line"));
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "connection closed before status line",
+        ));
     }
     let status: u16 = line
         .split_whitespace()
@@ -110,7 +122,12 @@ fn read_response(r: &mut BufReader<TcpStream>) -> io::Result<(Response, bool)> {
         if let Some((k, v)) = l.split_once(':') {
             let (k, v) = (k.trim().to_ascii_lowercase(), v.trim());
             match k.as_str() {
-                "content-length" => len = Some(v.parse::<usize>().map_err(|e| bad(format!("content-length {v:?}: {e}")))?),
+                "content-length" => {
+                    len = Some(
+                        v.parse::<usize>()
+                            .map_err(|e| bad(format!("content-length {v:?}: {e}")))?,
+                    )
+                }
                 "transfer-encoding" => chunked = v.to_ascii_lowercase().contains("chunked"),
                 "connection" => close = v.eq_ignore_ascii_case("close"),
                 _ => {}
@@ -125,7 +142,8 @@ fn read_response(r: &mut BufReader<TcpStream>) -> io::Result<(Response, bool)> {
             line.clear();
             r.read_line(&mut line)?;
             let size_hex = line.trim().split(';').next().unwrap_or("");
-            let size = usize::from_str_radix(size_hex, 16).map_err(|e| bad(format!("chunk size {line:?}: {e}")))?;
+            let size = usize::from_str_radix(size_hex, 16)
+                .map_err(|e| bad(format!("chunk size {line:?}: {e}")))?;
             if size == 0 {
                 // trailers until the empty line
                 loop {

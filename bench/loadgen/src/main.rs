@@ -73,7 +73,9 @@ fn parse_args() -> Result<Config, String> {
         if a == "-h" || a == "--help" {
             return Err(USAGE.into());
         }
-        let v = args.next().ok_or_else(|| format!("{a} needs a value\n{USAGE}"))?;
+        let v = args
+            .next()
+            .ok_or_else(|| format!("{a} needs a value\n{USAGE}"))?;
         let num = |v: &str| v.parse::<u64>().map_err(|e| format!("{a} {v:?}: {e}"));
         match a.as_str() {
             "--url" => c.url_text = v,
@@ -97,7 +99,10 @@ fn parse_args() -> Result<Config, String> {
         c.url = Some(http::Url::parse(&c.url_text)?);
     }
     if c.start_ms < 0 {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_err(|e| e.to_string())?.as_millis() as i64;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_err(|e| e.to_string())?
+            .as_millis() as i64;
         let span = c.steps as i64 * c.interval_ms;
         c.start_ms = (now - span - c.jitter_ms as i64) / 7_200_000 * 7_200_000;
     }
@@ -145,10 +150,18 @@ fn send(c: &Config, client: Option<&mut http::Client>, body: &[u8], samples: u64
                 return;
             }
             Ok(r) if r.status == 429 || r.status >= 500 => {
-                stats.note_error(format!("HTTP {} (retrying): {}", r.status, String::from_utf8_lossy(&r.body).trim()));
+                stats.note_error(format!(
+                    "HTTP {} (retrying): {}",
+                    r.status,
+                    String::from_utf8_lossy(&r.body).trim()
+                ));
             }
             Ok(r) => {
-                stats.note_error(format!("HTTP {} (rejected): {}", r.status, String::from_utf8_lossy(&r.body).trim()));
+                stats.note_error(format!(
+                    "HTTP {} (rejected): {}",
+                    r.status,
+                    String::from_utf8_lossy(&r.body).trim()
+                ));
                 stats.rejected.fetch_add(samples, Relaxed);
                 return;
             }
@@ -181,7 +194,14 @@ fn sender(c: &Config, id: usize, n_units: usize, barrier: &Barrier, stats: &Stat
     let progress_every = (c.steps / 10).max(1);
     for step in 0..c.steps {
         for (u, unit, labels) in &mut units {
-            let ts = timestamp(c.seed, c.start_ms, c.interval_ms, c.jitter_ms, instance_of(*u), step);
+            let ts = timestamp(
+                c.seed,
+                c.start_ms,
+                c.interval_ms,
+                c.jitter_ms,
+                instance_of(*u),
+                step,
+            );
             unit.step(&mut vals);
             for (l, v) in labels.iter().zip(vals) {
                 proto::put_series_sample(&mut raw, l, v, ts);
@@ -209,11 +229,19 @@ fn sender(c: &Config, id: usize, n_units: usize, barrier: &Barrier, stats: &Stat
 
 /// User+system CPU seconds of this process so far (Linux; 0 elsewhere).
 fn cpu_seconds() -> f64 {
-    let Ok(s) = std::fs::read_to_string("/proc/self/stat") else { return 0.0 };
-    let Some(rest) = s.rsplit_once(')').map(|x| x.1) else { return 0.0 };
+    let Ok(s) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    let Some(rest) = s.rsplit_once(')').map(|x| x.1) else {
+        return 0.0;
+    };
     let f: Vec<&str> = rest.split_whitespace().collect();
     // After ")" the fields start at 3 (state); utime is field 14, stime 15.
-    let t = |i: usize| f.get(i - 3).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let t = |i: usize| {
+        f.get(i - 3)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     (t(14) + t(15)) / 100.0
 }
 
@@ -253,8 +281,13 @@ fn main() {
     let wall = t0.elapsed().as_secs_f64();
     let acked = stats.acked.load(Relaxed);
     let sent = stats.sent.load(Relaxed);
-    let end_ms = c.start_ms + (c.steps.saturating_sub(1)) as i64 * c.interval_ms + c.jitter_ms as i64;
-    let first_error = stats.first_error.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let end_ms =
+        c.start_ms + (c.steps.saturating_sub(1)) as i64 * c.interval_ms + c.jitter_ms as i64;
+    let first_error = stats
+        .first_error
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
     println!(
         "{{\"name\":{},\"url\":{},\"series\":{},\"steps\":{},\"senders\":{},\"batch\":{},\"seed\":{},\
          \"start_ms\":{},\"end_ms\":{},\"samples_sent\":{},\"samples_acked\":{},\"samples_rejected\":{},\

@@ -10,9 +10,24 @@
 use crate::proto::encode_labels;
 use crate::rng::{splitmix64, XorShift};
 
-pub const MODELS: [&str; 5] = ["claude-sonnet", "claude-haiku", "gpt-4o", "gpt-4o-mini", "llama-3-70b"];
+pub const MODELS: [&str; 5] = [
+    "claude-sonnet",
+    "claude-haiku",
+    "gpt-4o",
+    "gpt-4o-mini",
+    "llama-3-70b",
+];
 pub const TOOLS: [&str; 10] = [
-    "bash", "read_file", "write_file", "search", "fetch", "edit", "grep", "python", "git", "test",
+    "bash",
+    "read_file",
+    "write_file",
+    "search",
+    "fetch",
+    "edit",
+    "grep",
+    "python",
+    "git",
+    "test",
 ];
 pub const STATUSES: [&str; 3] = ["ok", "error", "timeout"];
 /// Upper bounds of the latency histogram, seconds; `+Inf` is added after them.
@@ -92,7 +107,15 @@ impl Unit {
         let calls = [rng.below(10_000), rng.below(200), rng.below(20)];
         let tokens = rng.below(5_000_000);
         let gauges_cents = [rng.below(800) as i64, rng.below(10_000) as i64];
-        Unit { rng, calls, tokens, gauges_cents, buckets: [0; 9], sum_ms: 0, count: 0 }
+        Unit {
+            rng,
+            calls,
+            tokens,
+            gauges_cents,
+            buckets: [0; 9],
+            sum_ms: 0,
+            count: 0,
+        }
     }
 
     /// Advances one scrape interval and writes the unit's [`SERIES_PER_UNIT`] values.
@@ -117,7 +140,10 @@ impl Unit {
             let ms = (20.0 * (r.unit() * 6.5).exp()) as u64;
             self.sum_ms += ms;
             self.count += 1;
-            let first = BUCKETS_MS.iter().position(|&b| ms <= b).unwrap_or(BUCKETS_MS.len());
+            let first = BUCKETS_MS
+                .iter()
+                .position(|&b| ms <= b)
+                .unwrap_or(BUCKETS_MS.len());
             for b in &mut self.buckets[first..] {
                 *b += 1;
             }
@@ -137,7 +163,14 @@ impl Unit {
 }
 
 /// Timestamp of `step` for `instance`: a fixed interval plus a few ms of per-scrape jitter.
-pub fn timestamp(seed: u64, start_ms: i64, interval_ms: i64, jitter_ms: u64, instance: usize, step: usize) -> i64 {
+pub fn timestamp(
+    seed: u64,
+    start_ms: i64,
+    interval_ms: i64,
+    jitter_ms: u64,
+    instance: usize,
+    step: usize,
+) -> i64 {
     let j = if jitter_ms == 0 {
         0
     } else {
