@@ -108,7 +108,7 @@ start_target() {
         >> "$WORK/$name.log" 2>&1 &
       ;;
     sextant)
-      "$SEXTANT" serve --listen "127.0.0.1:$port" --data-dir "$dir" >> "$WORK/$name.log" 2>&1 &
+      "$SEXTANT" serve --listen "127.0.0.1:$port" --data-dir "$dir" --self-monitor-interval 0 >> "$WORK/$name.log" 2>&1 &
       ;;
   esac
   PID=$!

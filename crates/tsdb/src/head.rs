@@ -425,12 +425,36 @@ pub(crate) fn merge_samples(a: Vec<Sample>, b: Vec<Sample>) -> Vec<Sample> {
     out
 }
 
+/// Hasher for integer keys that are ids or already hashes: one multiply instead of SipHash
+/// (series lookup is on the path of every appended sample).
+#[derive(Default, Clone, Copy)]
+struct IntHasher(u64);
+
+impl std::hash::Hasher for IntHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+    fn write_u32(&mut self, i: u32) {
+        self.write_u64(u64::from(i));
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.0 = (self.0 ^ i).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+type IntHash = std::hash::BuildHasherDefault<IntHasher>;
+
 #[derive(Default)]
 struct SeriesMaps {
-    by_hash: HashMap<u64, Vec<Arc<MemSeries>>>,
-    by_ref: HashMap<SeriesRef, Arc<MemSeries>>,
+    by_hash: HashMap<u64, Vec<Arc<MemSeries>>, IntHash>,
+    by_ref: HashMap<SeriesRef, Arc<MemSeries>, IntHash>,
     /// name symbol → value symbol → sorted series refs.
-    postings: HashMap<u32, HashMap<u32, Vec<SeriesRef>>>,
+    postings: HashMap<u32, HashMap<u32, Vec<SeriesRef>, IntHash>, IntHash>,
     /// Active series per metric-name symbol, for the per-metric cap.
     per_metric: HashMap<u32, usize>,
 }
@@ -671,7 +695,7 @@ impl Head {
         let maps = self.maps();
         let syms = self.syms();
         let mut result: Option<Vec<SeriesRef>> = None;
-        let values_of = |name: &str| -> Option<&HashMap<u32, Vec<SeriesRef>>> {
+        let values_of = |name: &str| -> Option<&HashMap<u32, Vec<SeriesRef>, IntHash>> {
             syms.lookup(name).and_then(|n| maps.postings.get(&n))
         };
         // Positive matchers (do not match the empty string) intersect.
