@@ -97,10 +97,7 @@ pub async fn series(
 ) -> Response {
     let p = Params::from_request(&m, q.as_deref(), &h, &body);
     blocking(move || {
-        let sets = p.matchers()?;
-        if sets.is_empty() {
-            return Err(ApiError::bad_data("no match[] parameter provided"));
-        }
+        let sets = p.required_matchers()?;
         let (start, end) = p.range()?;
         let limit = p.limit()?;
         let querier = st.db.querier();
@@ -341,10 +338,7 @@ pub async fn export(
 ) -> Response {
     let p = Params::from_request(&m, q.as_deref(), &h, &body);
     blocking(move || {
-        let sets = p.matchers()?;
-        if sets.is_empty() {
-            return Err(ApiError::bad_data("no match[] parameter provided"));
-        }
+        let sets = p.required_matchers()?;
         let (start, end) = p.range()?;
         let querier = st.db.querier();
         let mut all = Vec::new();

@@ -94,4 +94,13 @@ impl Params {
             })
             .collect()
     }
+
+    /// Like [`Params::matchers`], but at least one `match[]` is required.
+    pub fn required_matchers(&self) -> Result<Vec<Vec<Matcher>>, ApiError> {
+        let sets = self.matchers()?;
+        if sets.is_empty() {
+            return Err(ApiError::bad_data("no match[] parameter provided"));
+        }
+        Ok(sets)
+    }
 }

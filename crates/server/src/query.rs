@@ -213,40 +213,27 @@ pub async fn query_range(
     .await
 }
 
-pub async fn format_query(
-    method: Method,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+pub async fn format_query(method: Method, RawQuery(q): RawQuery, headers: HeaderMap, body: Bytes) -> Response {
     let p = Params::from_request(&method, q.as_deref(), &headers, &body);
-    let r = (|| {
-        let expr = query_param(&p)?;
-        let e = sextant_promql::parse(&expr).map_err(|e| engine_error(e.into()))?;
-        let mut out = String::from("{\"status\":\"success\",\"data\":");
-        push_str(&mut out, &e.to_string());
-        out.push('}');
-        Ok::<_, ApiError>(raw_json(out))
-    })();
-    r.unwrap_or_else(IntoResponse::into_response)
+    parsed_data(&p, |e| {
+        let mut s = String::new();
+        push_str(&mut s, &e.to_string());
+        s
+    })
 }
 
-pub async fn parse_query(
-    method: Method,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+pub async fn parse_query(method: Method, RawQuery(q): RawQuery, headers: HeaderMap, body: Bytes) -> Response {
     let p = Params::from_request(&method, q.as_deref(), &headers, &body);
-    let r = (|| {
-        let expr = query_param(&p)?;
-        let e = sextant_promql::parse(&expr).map_err(|e| engine_error(e.into()))?;
-        let mut out = String::from("{\"status\":\"success\",\"data\":");
-        out.push_str(&sextant_promql::ast_json(&e));
-        out.push('}');
-        Ok::<_, ApiError>(raw_json(out))
-    })();
-    r.unwrap_or_else(IntoResponse::into_response)
+    parsed_data(&p, sextant_promql::ast_json)
+}
+
+/// Parses the `query` parameter and answers `{"status":"success","data":<render(expr)>}`.
+fn parsed_data(p: &Params, render: impl FnOnce(&sextant_promql::Expr) -> String) -> Response {
+    let parsed = query_param(p).and_then(|q| sextant_promql::parse(&q).map_err(|e| engine_error(e.into())));
+    match parsed {
+        Ok(e) => raw_json(format!("{{\"status\":\"success\",\"data\":{}}}", render(&e))),
+        Err(e) => e.into_response(),
+    }
 }
 
 fn raw_json(body: String) -> Response {

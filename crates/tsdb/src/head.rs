@@ -20,6 +20,7 @@ use crate::chunkenc::{
     AppendError as ChunkAppendError, Chunk, CutReason, FloatHistogramChunk, HistogramChunk,
     XorChunk, MAX_SAMPLES_PER_CHUNK,
 };
+use crate::postings::{intersect, subtract};
 use crate::querier::SeriesData;
 
 /// Identifies a series in the head and in WAL records.
@@ -1017,38 +1018,6 @@ impl Head {
     pub fn matches(labels: &Labels, matchers: &[Matcher]) -> bool {
         matches_all(labels, matchers)
     }
-}
-
-fn intersect(a: &[SeriesRef], b: &[SeriesRef]) -> Vec<SeriesRef> {
-    let (mut i, mut j) = (0, 0);
-    let mut out = Vec::new();
-    while i < a.len() && j < b.len() {
-        match a[i].cmp(&b[j]) {
-            std::cmp::Ordering::Less => i += 1,
-            std::cmp::Ordering::Greater => j += 1,
-            std::cmp::Ordering::Equal => {
-                out.push(a[i]);
-                i += 1;
-                j += 1;
-            }
-        }
-    }
-    out
-}
-
-fn subtract(a: &[SeriesRef], b: &[SeriesRef]) -> Vec<SeriesRef> {
-    let mut j = 0;
-    let mut out = Vec::with_capacity(a.len());
-    for &x in a {
-        while j < b.len() && b[j] < x {
-            j += 1;
-        }
-        if j < b.len() && b[j] == x {
-            continue;
-        }
-        out.push(x);
-    }
-    out
 }
 
 /// Decides whether a histogram append needs a new chunk and which counter-reset hint its first

@@ -11,6 +11,7 @@ pub mod block;
 pub mod chunkenc;
 pub mod db;
 pub mod head;
+mod postings;
 pub mod querier;
 pub mod wal;
 

@@ -57,6 +57,7 @@ use serde::{Deserialize, Serialize};
 use sextant_model::{Labels, MatchOp, Matcher, Sample};
 
 use crate::chunkenc::Chunk;
+use crate::postings::{intersect, subtract};
 use chunks::{ChunkReader, ChunkWriter};
 use floatenc::{ENCODING_FLOAT_BLOCK, MAX_SAMPLES_PER_BLOCK_CHUNK};
 use index::{ChunkMeta, IndexReader, IndexWriter};
@@ -364,36 +365,6 @@ fn union(mut lists: Vec<Vec<u64>>) -> Vec<u64> {
     all.sort_unstable();
     all.dedup();
     all
-}
-
-fn intersect(a: &[u64], b: &[u64]) -> Vec<u64> {
-    let (mut i, mut j, mut out) = (0, 0, Vec::new());
-    while i < a.len() && j < b.len() {
-        match a[i].cmp(&b[j]) {
-            std::cmp::Ordering::Less => i += 1,
-            std::cmp::Ordering::Greater => j += 1,
-            std::cmp::Ordering::Equal => {
-                out.push(a[i]);
-                i += 1;
-                j += 1;
-            }
-        }
-    }
-    out
-}
-
-fn subtract(a: &[u64], b: &[u64]) -> Vec<u64> {
-    let mut j = 0;
-    let mut out = Vec::with_capacity(a.len());
-    for &x in a {
-        while j < b.len() && b[j] < x {
-            j += 1;
-        }
-        if b.get(j) != Some(&x) {
-            out.push(x);
-        }
-    }
-    out
 }
 
 impl Block {
