@@ -595,12 +595,45 @@ impl<'a> Ev<'a> {
         let t = self.mod_time(&vs.at, &vs.offset, ts);
         let lb = self.opts.lookback_ms;
         let mut out = Vec::new();
+        // Smoothed selection of histograms needs `&mut self` for annotations; the series are
+        // collected here and interpolated after the loop.
+        let mut smoothed_hists = Vec::new();
         if let Some(data) = self.data.get(&key(vs)) {
             for (i, s) in data.iter().enumerate() {
                 if i % 4096 == 4095 {
                     self.check_deadline()?;
                 }
                 let fi = s.floats.partition_point(|p| p.t <= t);
+                if vs.smoothed {
+                    let hi = s.histograms.partition_point(|p| p.0 <= t);
+                    let fprev = (fi > 0 && s.floats[fi - 1].t > t - lb).then(|| s.floats[fi - 1].t);
+                    let hprev = (hi > 0 && s.histograms[hi - 1].0 > t - lb).then_some(hi - 1);
+                    let prev_is_hist = match (fprev, hprev) {
+                        (Some(ft), Some(h)) => s.histograms[h].0 > ft,
+                        (None, Some(_)) => true,
+                        _ => false,
+                    };
+                    let fnext = s.floats.get(fi).filter(|p| p.t < t + lb).map(|p| p.t);
+                    let hnext = s.histograms.get(hi).filter(|p| p.0 < t + lb).map(|p| p.0);
+                    let next_is_hist = match (fnext, hnext) {
+                        (Some(ft), Some(ht)) => ht < ft,
+                        (None, Some(_)) => true,
+                        _ => false,
+                    };
+                    let has_prev = fprev.is_some() || hprev.is_some();
+                    let has_next = fnext.is_some() || hnext.is_some();
+                    if prev_is_hist || (has_prev && has_next && next_is_hist) {
+                        let mixed = has_next && prev_is_hist != next_is_hist;
+                        let pair = if mixed {
+                            None
+                        } else {
+                            let next = if has_next { s.histograms.get(hi).cloned() } else { None };
+                            Some((s.histograms[hi - 1].clone(), next))
+                        };
+                        smoothed_hists.push((s.labels.clone(), pair));
+                        continue;
+                    }
+                }
                 if vs.smoothed && fi > 0 && s.floats[fi - 1].t > t - lb {
                     let a = s.floats[fi - 1];
                     if is_stale_nan(a.v) {
@@ -655,6 +688,43 @@ impl<'a> Ev<'a> {
                     _ => {}
                 }
             }
+        }
+        if !smoothed_hists.is_empty() {
+            let p = self.pos_at(vs.pos);
+            let mut extra = Vec::new();
+            for (labels, pair) in smoothed_hists {
+                let mname = labels.metric_name().unwrap_or("").to_string();
+                let Some((a, next)) = pair else {
+                    self.warn(format!("PromQL warning: encountered a mix of histograms and floats for metric name {mname:?} ({p})"));
+                    continue;
+                };
+                let h = match next {
+                    Some(b) if a.0 < t => {
+                        let custom = |h: &sextant_model::FloatHistogram| {
+                            h.schema == sextant_model::histogram::CUSTOM_BUCKETS_SCHEMA
+                        };
+                        if custom(&a.1) != custom(&b.1) {
+                            self.warn(format!("PromQL warning: vector contains a mix of histograms with exponential and custom buckets schemas for metric name {mname:?} ({p})"));
+                            continue;
+                        }
+                        let counter = b.1.counter_reset_hint != sextant_model::CounterResetHint::Gauge;
+                        match crate::funcs::interpolate_histograms(self, &a, &b, t, counter, &mname, &p) {
+                            Some(h) => h,
+                            None => continue,
+                        }
+                    }
+                    _ => a.1,
+                };
+                extra.push(VSample {
+                    labels,
+                    t,
+                    f: 0.0,
+                    h: Some(Box::new(h)),
+                    drop_name: false,
+                });
+            }
+            out.extend(extra);
+            out.sort_by(|a, b| a.labels.cmp(&b.labels));
         }
         self.add_selected(out.len())?;
         Ok(out)
@@ -824,7 +894,30 @@ impl<'a> Ev<'a> {
                 if m.anchored || m.smoothed {
                     let (lo, hi) = self.range_bounds(e, ts);
                     for s in &mut ms {
-                        s.floats = crate::funcs::extend_floats(&s.floats, lo, hi, m.smoothed);
+                        // The anchor is the newest sample at or before the range start, float
+                        // or histogram; everything else before the start is dropped.
+                        let fa = s.floats.iter().rev().find(|p| p.t <= lo).map(|p| p.t);
+                        let ha = s.histograms.iter().rev().find(|p| p.0 <= lo).map(|p| p.0);
+                        let hist_anchor = match (fa, ha) {
+                            (Some(f), Some(h)) => h > f,
+                            (None, Some(_)) => true,
+                            _ => false,
+                        };
+                        if hist_anchor {
+                            let k = s.histograms.partition_point(|p| p.0 <= lo);
+                            s.histograms.drain(..k - 1);
+                            s.floats.retain(|p| p.t > lo);
+                        } else {
+                            s.histograms.retain(|p| p.0 > lo);
+                            if s.histograms.is_empty() {
+                                s.floats =
+                                    crate::funcs::extend_floats(&s.floats, lo, hi, m.smoothed);
+                            } else if fa.is_some() {
+                                // Mixed: keep the float anchor as it is.
+                                let k = s.floats.partition_point(|p| p.t <= lo);
+                                s.floats.drain(..k - 1);
+                            }
+                        }
                     }
                     ms.retain(|s| !s.floats.is_empty() || !s.histograms.is_empty());
                 }

@@ -803,7 +803,8 @@ fn range_fn(
                             hist::detect_reset(b, a)
                         }
                     }
-                    _ => name == "changes",
+                    // A switch between float and histogram is both a change and a reset.
+                    _ => true,
                 };
                 if hit {
                     n += 1.0;
