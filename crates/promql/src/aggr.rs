@@ -49,7 +49,7 @@ pub(crate) fn aggregate(
     input: Vec<VSample>,
     grouping: &[String],
     without: bool,
-    _pos: usize,
+    (_pos, param_pos): (usize, usize),
 ) -> Result<Vec<VSample>, EvalError> {
     let pf = match &param {
         Some(Val::Scalar(v)) => *v,
@@ -67,7 +67,7 @@ pub(crate) fn aggregate(
             }
             if !(-1.0..=1.0).contains(&pf) {
                 let capped = pf.clamp(-1.0, 1.0);
-                let p = ev.pos_at(_pos);
+                let p = ev.pos_at(param_pos);
                 ev.warn(format!(
                     "PromQL warning: ratio value should be between -1 and 1, got {}, capping to {} ({p})",
                     crate::ast::fmt_float(pf),
@@ -77,7 +77,7 @@ pub(crate) fn aggregate(
         }
         AggOp::Quantile => {
             if !(0.0..=1.0).contains(&pf) {
-                let p = ev.pos_at(_pos);
+                let p = ev.pos_at(param_pos);
                 ev.warn(format!(
                     "PromQL warning: quantile value should be between 0 and 1, got {} ({p})",
                     crate::ast::fmt_float(pf)
@@ -180,20 +180,11 @@ pub(crate) fn aggregate(
                     continue;
                 }
                 if !hists.is_empty() {
-                    let mut acc = hists[0].clone();
-                    let mut ok = true;
-                    for h in &hists[1..] {
-                        match hist::add(&acc, h, false) {
-                            Some(x) => acc = x,
-                            None => {
-                                ok = false;
-                                break;
-                            }
-                        }
-                    }
-                    if !ok {
+                    let name = g.members[0].labels.metric_name().unwrap_or("").to_string();
+                    let Some(mut acc) = crate::funcs::sum_histograms(ev, &hists, &name, _pos)
+                    else {
                         continue;
-                    }
+                    };
                     if op == AggOp::Avg {
                         hist::scale(&mut acc, 1.0 / hists.len() as f64);
                     }

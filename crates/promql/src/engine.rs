@@ -316,6 +316,9 @@ pub(crate) struct Ev<'a> {
     source: Option<String>,
     /// True for range queries (some annotations only apply there).
     pub(crate) range_query: bool,
+    /// Above zero while evaluating below histogram_count/sum/avg (and not below a subquery
+    /// or histogram_quantile/fraction), where Prometheus decodes only histogram statistics.
+    pub(crate) stats_decoding: u32,
 }
 
 /// The byte offset where an expression starts.
@@ -359,6 +362,7 @@ impl<'a> Ev<'a> {
             total_samples: 0,
             source: None,
             range_query: false,
+            stats_decoding: 0,
         }
     }
 
@@ -923,7 +927,12 @@ impl<'a> Ev<'a> {
                 }
                 Val::Matrix(ms)
             }
-            Expr::Subquery(s) => Val::Matrix(self.eval_subquery(s, ts)?),
+            Expr::Subquery(s) => {
+                let saved = std::mem::take(&mut self.stats_decoding);
+                let r = self.eval_subquery(s, ts);
+                self.stats_decoding = saved;
+                Val::Matrix(r?)
+            }
             Expr::Binary {
                 op,
                 lhs,
@@ -943,6 +952,7 @@ impl<'a> Ev<'a> {
                 grouping,
                 without,
                 pos,
+                param_pos,
             } => {
                 let p = match param {
                     Some(p) => Some(self.eval(p, ts)?),
@@ -952,11 +962,33 @@ impl<'a> Ev<'a> {
                     Val::Vector(v) => v,
                     _ => Vec::new(),
                 };
+                // Aggregation annotations point at the aggregated expression.
+                let _ = pos;
                 Val::Vector(crate::aggr::aggregate(
-                    self, *op, p, v, grouping, *without, *pos,
+                    self,
+                    *op,
+                    p,
+                    v,
+                    grouping,
+                    *without,
+                    (expr_pos(expr), *param_pos),
                 )?)
             }
-            Expr::Call { func, args, pos } => crate::funcs::call(self, func, args, ts, *pos)?,
+            Expr::Call { func, args, pos } => {
+                let saved = self.stats_decoding;
+                match func.name {
+                    "histogram_count" | "histogram_sum" | "histogram_avg" => {
+                        self.stats_decoding += 1
+                    }
+                    "histogram_quantile" | "histogram_quantiles" | "histogram_fraction" => {
+                        self.stats_decoding = 0
+                    }
+                    _ => {}
+                }
+                let r = crate::funcs::call(self, func, args, ts, *pos);
+                self.stats_decoding = saved;
+                r?
+            }
         })
     }
 }

@@ -928,13 +928,11 @@ fn range_fn(
                 return Ok(None);
             }
             if !hs.is_empty() {
-                let mut acc = hs[0].1.clone();
-                for h in &hs[1..] {
-                    match hist::add(&acc, &h.1, false) {
-                        Some(x) => acc = x,
-                        None => return Ok(None),
-                    }
-                }
+                let refs: Vec<&FloatHistogram> = hs.iter().map(|h| &h.1).collect();
+                let mname = s.labels.metric_name().unwrap_or("").to_string();
+                let Some(mut acc) = sum_histograms_at(ev, &refs, &mname, p) else {
+                    return Ok(None);
+                };
                 if name == "avg_over_time" {
                     hist::scale(&mut acc, 1.0 / hs.len() as f64);
                 }
@@ -1865,6 +1863,54 @@ fn extended_rate(
         result /= (end - start) as f64 / 1000.0;
     }
     Some(result)
+}
+
+/// Sums histograms for `sum`/`avg` and `sum_over_time`/`avg_over_time` with Prometheus'
+/// annotations; `pos` is the byte offset of the aggregated expression.
+pub(crate) fn sum_histograms(
+    ev: &mut Ev,
+    hs: &[&FloatHistogram],
+    mname: &str,
+    pos: usize,
+) -> Option<FloatHistogram> {
+    let p = ev.pos_at(pos);
+    sum_histograms_at(ev, hs, mname, &p)
+}
+
+fn sum_histograms_at(
+    ev: &mut Ev,
+    hs: &[&FloatHistogram],
+    mname: &str,
+    p: &str,
+) -> Option<FloatHistogram> {
+    let mut acc = hs[0].clone();
+    let (mut reconciled, mut conflict) = (false, false);
+    for h in &hs[1..] {
+        match hist::add_ex(&acc, h, false) {
+            Some((x, note)) => {
+                acc = x;
+                reconciled |= note.reconciled;
+                conflict |= note.conflict;
+            }
+            None => {
+                mixed_schemas_warning(ev, mname, p);
+                return None;
+            }
+        }
+    }
+    if reconciled {
+        ev.info(format!(
+            "PromQL info: mismatched custom buckets were reconciled during aggregation ({p})"
+        ));
+    }
+    // Prometheus only sees explicit reset hints (and so conflicts) when it decodes just the
+    // statistics of histograms, below histogram_count/sum/avg.
+    if conflict && ev.stats_decoding > 0 {
+        ev.warn(format!(
+            "PromQL warning: conflicting counter resets during histogram aggregation ({p})"
+        ));
+    }
+    Some(acc)
 }
 
 /// The window and annotation context of an anchored/smoothed histogram rate.

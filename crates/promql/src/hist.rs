@@ -251,8 +251,30 @@ pub fn detect_reset(cur: &FloatHistogram, prev: &FloatHistogram) -> bool {
     }
     let cc = cur.schema == CUSTOM_BUCKETS_SCHEMA;
     let pc = prev.schema == CUSTOM_BUCKETS_SCHEMA;
-    if cc != pc || (cc && cur.custom_values != prev.custom_values) {
+    if cc != pc {
         return true;
+    }
+    if cc && cur.custom_values != prev.custom_values {
+        // Compare on the bounds both share, as Prometheus reconciles them.
+        let common: Vec<f64> = cur
+            .custom_values
+            .iter()
+            .copied()
+            .filter(|x| prev.custom_values.contains(x))
+            .collect();
+        if cur.zero_count < prev.zero_count {
+            return true;
+        }
+        let side = |h: &FloatHistogram| -> BTreeMap<i32, f64> {
+            let mut m = BTreeMap::new();
+            let b = buckets(&h.positive_spans, &h.positive_buckets);
+            for (i, c) in remap_custom(&h.custom_values, b, &common) {
+                *m.entry(i).or_insert(0.0) += c;
+            }
+            m
+        };
+        let (c, p) = (side(cur), side(prev));
+        return p.iter().any(|(i, v)| *v > c.get(i).copied().unwrap_or(0.0));
     }
     if cur.schema > prev.schema {
         return true;

@@ -915,7 +915,9 @@ impl<'a> Parser<'a> {
                 ));
             }
         }
+        let param_pos = if param.is_some() { arg_pos[0] } else { 0 };
         Ok(Expr::Aggregate {
+            param_pos,
             op,
             expr: Box::new(expr),
             param: param.map(Box::new),
