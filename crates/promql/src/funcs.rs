@@ -691,8 +691,7 @@ fn range_fn(
     let mixed = !fl.is_empty() && !hs.is_empty();
     if mixed {
         match name {
-            "rate" | "increase" | "delta" | "irate" | "idelta" | "sum_over_time"
-            | "avg_over_time" => {
+            "rate" | "increase" | "delta" | "sum_over_time" | "avg_over_time" => {
                 ev.warn(format!("PromQL warning: encountered a mix of histograms and floats for metric name {mname:?} ({p})"));
                 return Ok(None);
             }
@@ -724,17 +723,21 @@ fn range_fn(
             }
         }
         "irate" | "idelta" => {
-            if hs.len() >= 2 {
+            // Only the last two samples matter, whatever came before them.
+            let mut tail: Vec<(i64, bool)> = fl.iter().rev().take(2).map(|x| (x.t, false)).collect();
+            tail.extend(hs.iter().rev().take(2).map(|x| (x.0, true)));
+            tail.sort_by_key(|x| x.0);
+            if tail.len() < 2 {
+                return Ok(None);
+            }
+            let (k1, k2) = (tail[tail.len() - 2].1, tail[tail.len() - 1].1);
+            if k1 != k2 {
+                ev.warn(format!("PromQL warning: encountered a mix of histograms and floats for metric name {mname:?} ({p})"));
+                return Ok(None);
+            }
+            if k2 {
                 let (a, b) = (&hs[hs.len() - 2], &hs[hs.len() - 1]);
                 let rate = name == "irate";
-                let (ac, bc) = (
-                    a.1.schema == sextant_model::histogram::CUSTOM_BUCKETS_SCHEMA,
-                    b.1.schema == sextant_model::histogram::CUSTOM_BUCKETS_SCHEMA,
-                );
-                if ac != bc {
-                    ev.warn(format!("PromQL warning: vector contains a mix of histograms with exponential and custom buckets schemas for metric name {mname:?} ({p})"));
-                    return Ok(None);
-                }
                 let gauge = sextant_model::CounterResetHint::Gauge;
                 if rate && (a.1.counter_reset_hint == gauge || b.1.counter_reset_hint == gauge) {
                     ev.warn(format!("PromQL warning: this native histogram metric is not a counter: {mname:?} ({p})"));
