@@ -1474,11 +1474,17 @@ fn native_fraction(lower: f64, upper: f64, h: &FloatHistogram) -> f64 {
         }
         rank += n;
     }
-    if !ls || lr > h.count {
-        lr = h.count;
+    // NaN observations are in no bucket and so in no fraction.
+    let max_rank = if has_nan_observations(h) {
+        h.count - nan_observations(h)
+    } else {
+        h.count
+    };
+    if !ls || lr > max_rank {
+        lr = max_rank;
     }
-    if !us || ur > h.count {
-        ur = h.count;
+    if !us || ur > max_rank {
+        ur = max_rank;
     }
     // Both bounds inside one infinite bucket.
     (ur - lr).max(0.0) / h.count
@@ -1566,6 +1572,24 @@ fn bucket_fraction(lower: f64, upper: f64, b: &mut Vec<(f64, f64)>) -> f64 {
     (ur - lr).max(0.0) / count
 }
 
+/// A histogram counts NaN observations when its sum is NaN and its count exceeds the counts
+/// in all buckets (NaN falls in none of them).
+fn has_nan_observations(h: &FloatHistogram) -> bool {
+    nan_observations(h) > 0.0
+}
+
+/// How many observations are NaN: the count not in any bucket, if the sum is NaN.
+fn nan_observations(h: &FloatHistogram) -> f64 {
+    let in_buckets: f64 = h.zero_count
+        + h.positive_buckets.iter().sum::<f64>()
+        + h.negative_buckets.iter().sum::<f64>();
+    if h.sum.is_nan() && h.count > in_buckets {
+        h.count - in_buckets
+    } else {
+        0.0
+    }
+}
+
 fn hist_fn(ev: &mut Ev, f: HistFn, v: Vec<VSample>, arg: &Expr) -> Vec<VSample> {
     let mut groups: Vec<(Labels, Vec<(f64, f64)>)> = Vec::new();
     let mut index: HashMap<Labels, usize> = HashMap::new();
@@ -1577,13 +1601,33 @@ fn hist_fn(ev: &mut Ev, f: HistFn, v: Vec<VSample>, arg: &Expr) -> Vec<VSample> 
             let mut key = s.labels.clone();
             key.set(METRIC_NAME, "");
             native_keys.push(key);
+            let mut v = match f {
+                HistFn::Quantile(q) => native_quantile(q, h),
+                HistFn::Fraction(a, b) => native_fraction(a, b, h),
+            };
+            if let HistFn::Quantile(q) = f {
+                // A rank among the NaN observations has no value.
+                let in_buckets = h.count - nan_observations(h);
+                if has_nan_observations(h) && q * h.count > in_buckets {
+                    v = f64::NAN;
+                }
+            }
+            if has_nan_observations(h) {
+                let name = s.labels.metric_name().unwrap_or("").to_string();
+                ev.info(match f {
+                    HistFn::Quantile(_) => format!(
+                        "PromQL info: input to histogram_quantile has NaN observations, result is {} for metric name {name:?} ({p})",
+                        if v.is_nan() { "NaN" } else { "skewed higher" }
+                    ),
+                    HistFn::Fraction(..) => format!(
+                        "PromQL info: input to histogram_fraction has NaN observations, which are excluded from all fractions for metric name {name:?} ({p})"
+                    ),
+                });
+            }
             out.push(VSample {
                 labels: s.labels,
                 t: 0,
-                f: match f {
-                    HistFn::Quantile(q) => native_quantile(q, h),
-                    HistFn::Fraction(a, b) => native_fraction(a, b, h),
-                },
+                f: v,
                 h: None,
                 drop_name: true,
             });
