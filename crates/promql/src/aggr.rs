@@ -9,7 +9,7 @@ use sextant_model::{FloatHistogram, Labels, METRIC_NAME};
 use crate::ast::AggOp;
 use crate::engine::{Ev, Val};
 use crate::error::EvalError;
-use crate::funcs::{kahan_inc, quantile};
+use crate::funcs::{kahan_inc, kahan_sum, quantile};
 use crate::hist;
 use crate::value::VSample;
 
@@ -186,7 +186,9 @@ pub(crate) fn aggregate(
                         continue;
                     };
                     if op == AggOp::Avg {
-                        hist::scale(&mut acc, 1.0 / hists.len() as f64);
+                        hist::refold(&mut acc, &hists, mean);
+                    } else {
+                        hist::refold(&mut acc, &hists, kahan_sum);
                     }
                     out.push(mk(0.0, Some(acc)));
                     continue;
@@ -280,7 +282,7 @@ pub(crate) fn aggregate(
     Ok(out)
 }
 
-fn mean(v: &[f64]) -> f64 {
+pub(crate) fn mean(v: &[f64]) -> f64 {
     let (mut sum, mut c) = (0.0, 0.0);
     let mut incremental = false;
     let mut m = 0.0;

@@ -13,6 +13,15 @@ use crate::hist;
 use crate::value::{Series, VSample};
 
 /// One step of Kahan-Neumaier summation.
+/// A Kahan-compensated sum.
+pub(crate) fn kahan_sum(v: &[f64]) -> f64 {
+    let (mut s, mut c) = (0.0, 0.0);
+    for x in v {
+        (s, c) = kahan_inc(*x, s, c);
+    }
+    s + c
+}
+
 pub(crate) fn kahan_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
     let t = sum + inc;
     let c = if t.is_infinite() {
@@ -937,7 +946,9 @@ fn range_fn(
                     return Ok(None);
                 };
                 if name == "avg_over_time" {
-                    hist::scale(&mut acc, 1.0 / hs.len() as f64);
+                    hist::refold(&mut acc, &refs, crate::aggr::mean);
+                } else {
+                    hist::refold(&mut acc, &refs, kahan_sum);
                 }
                 return Ok(Some((0.0, Some(acc))));
             }

@@ -171,6 +171,50 @@ pub fn add_ex(
     ))
 }
 
+/// Recomputes every count of `acc`, the plain sum of `hs` that fixed the layout (schema,
+/// custom bounds, buckets), field by field with `f` over the inputs' values: Kahan summation
+/// or an overflow-safe mean, as Prometheus does for histograms in `sum`/`avg` and
+/// `sum_over_time`/`avg_over_time`.
+pub fn refold(acc: &mut FloatHistogram, hs: &[&FloatHistogram], f: impl Fn(&[f64]) -> f64) {
+    let field = |g: &dyn Fn(&FloatHistogram) -> f64| f(&hs.iter().map(|h| g(h)).collect::<Vec<_>>());
+    acc.count = field(&|h| h.count);
+    acc.sum = field(&|h| h.sum);
+    acc.zero_count = field(&|h| h.zero_count);
+    let custom = acc.schema == CUSTOM_BUCKETS_SCHEMA;
+    let aligned = |spans: &dyn Fn(&FloatHistogram) -> (&[Span], &[f64])| -> Vec<BTreeMap<i32, f64>> {
+        hs.iter()
+            .map(|h| {
+                let (s, c) = spans(h);
+                let b = buckets(s, c);
+                if custom {
+                    let b = if h.custom_values != acc.custom_values {
+                        remap_custom(&h.custom_values, b, &acc.custom_values)
+                    } else {
+                        b
+                    };
+                    let mut m = BTreeMap::new();
+                    for (i, c) in b {
+                        *m.entry(i).or_insert(0.0) += c;
+                    }
+                    m
+                } else {
+                    reduce(b, h.schema, acc.schema)
+                }
+            })
+            .collect()
+    };
+    let pos = aligned(&|h| (&h.positive_spans, &h.positive_buckets));
+    let neg = aligned(&|h| (&h.negative_spans, &h.negative_buckets));
+    let refill = |spans: &[Span], counts: &mut [f64], maps: &[BTreeMap<i32, f64>]| {
+        for (k, (idx, _)) in buckets(spans, counts).into_iter().enumerate() {
+            let vals: Vec<f64> = maps.iter().map(|m| m.get(&idx).copied().unwrap_or(0.0)).collect();
+            counts[k] = f(&vals);
+        }
+    };
+    refill(&acc.positive_spans.clone(), &mut acc.positive_buckets, &pos);
+    refill(&acc.negative_spans.clone(), &mut acc.negative_buckets, &neg);
+}
+
 /// Structural equality ignoring empty buckets and the counter-reset hint.
 pub fn equal(a: &FloatHistogram, b: &FloatHistogram) -> bool {
     let nz = |s: &[Span], c: &[f64]| -> Vec<(i32, f64)> {
