@@ -60,8 +60,17 @@ fn elem_op(
             Some((v, None, keep))
         }
         (Some(a), Some(b)) => match op {
-            BinOp::Add | BinOp::Sub => match hist::add(a, b, op == BinOp::Sub) {
-                Some(h) => Some((0.0, Some(h), true)),
+            BinOp::Add | BinOp::Sub => match hist::add_ex(a, b, op == BinOp::Sub) {
+                Some((h, note)) => {
+                    if note.reconciled {
+                        let what = if op == BinOp::Sub { "subtraction" } else { "addition" };
+                        let p = ev.pos_at(ev.bin_start);
+                        ev.info(format!(
+                            "PromQL info: mismatched custom buckets were reconciled during {what} ({p})"
+                        ));
+                    }
+                    Some((0.0, Some(h), true))
+                }
                 None => {
                     ev.warn(format!(
                         "PromQL warning: vector contains a mix of histograms with exponential and custom buckets schemas for metric name \"\" ({})",

@@ -319,6 +319,8 @@ pub(crate) struct Ev<'a> {
     /// Above zero while evaluating below histogram_count/sum/avg (and not below a subquery
     /// or histogram_quantile/fraction), where Prometheus decodes only histogram statistics.
     pub(crate) stats_decoding: u32,
+    /// Byte offset where the binary expression being evaluated starts (for annotations).
+    pub(crate) bin_start: usize,
 }
 
 /// The byte offset where an expression starts.
@@ -363,6 +365,7 @@ impl<'a> Ev<'a> {
             source: None,
             range_query: false,
             stats_decoding: 0,
+            bin_start: 0,
         }
     }
 
@@ -943,6 +946,7 @@ impl<'a> Ev<'a> {
             } => {
                 let l = self.eval(lhs, ts)?;
                 let r = self.eval(rhs, ts)?;
+                self.bin_start = expr_pos(lhs);
                 crate::binop::eval_binary(self, *op, l, r, *return_bool, matching.as_ref(), *pos)?
             }
             Expr::Aggregate {

@@ -757,12 +757,9 @@ fn range_fn(
                 let mut r = if rate && hist::detect_reset(&b.1, &a.1) {
                     b.1.clone()
                 } else {
-                    match hist::add(&b.1, &a.1, true) {
+                    match add_annotated(ev, &b.1, &a.1, true, &mname, p) {
                         Some(h) => h,
-                        None => {
-                            ev.warn(format!("PromQL warning: vector contains a mix of histograms with exponential and custom buckets schemas for metric name {mname:?} ({p})"));
-                            return Ok(None);
-                        }
+                        None => return Ok(None),
                     }
                 };
                 r.counter_reset_hint = gauge;
@@ -1150,12 +1147,12 @@ fn histogram_rate(
             "PromQL warning: this native histogram metric is not a counter: {mname:?} ({p})"
         ));
     }
-    let mut acc = hist::add(last, first, true)?;
+    let mut acc = add_annotated(ev, last, first, true, mname, p)?;
     if counter {
         let mut prev = first;
         for (_, h) in &hs[1..] {
             if hist::detect_reset(h, prev) {
-                acc = hist::add(&acc, prev, false)?;
+                acc = add_annotated(ev, &acc, prev, false, mname, p)?;
             }
             prev = h;
         }
