@@ -551,6 +551,8 @@ impl<'a> Ev<'a> {
                         .map(|(t, h)| (t, h.to_float()))
                         .collect(),
                     drop_name: false,
+                    float_st: s.float_st,
+                    hist_st: s.hist_st,
                 })
                 .collect();
             self.data.insert(key(vs), series);
@@ -770,12 +772,23 @@ impl<'a> Ev<'a> {
                 if self.samples.saturating_add(n + (b - a) + (hb - ha)) > self.opts.max_samples {
                     return Err(too_many_samples());
                 }
-                let floats: Vec<Sample> = s.floats[a..b]
-                    .iter()
-                    .filter(|p| !is_stale_nan(p.v))
-                    .copied()
-                    .collect();
+                let mut floats = Vec::with_capacity(b - a);
+                let mut float_st = Vec::new();
+                for (k, p) in s.floats[a..b].iter().enumerate() {
+                    if is_stale_nan(p.v) {
+                        continue;
+                    }
+                    floats.push(*p);
+                    if !s.float_st.is_empty() {
+                        float_st.push(s.float_st[a + k]);
+                    }
+                }
                 let histograms = s.histograms[ha..hb].to_vec();
+                let hist_st = if s.hist_st.is_empty() {
+                    Vec::new()
+                } else {
+                    s.hist_st[ha..hb].to_vec()
+                };
                 if floats.is_empty() && histograms.is_empty() {
                     continue;
                 }
@@ -785,6 +798,8 @@ impl<'a> Ev<'a> {
                     floats,
                     histograms,
                     drop_name: false,
+                    float_st,
+                    hist_st,
                 });
             }
         }
@@ -901,6 +916,9 @@ impl<'a> Ev<'a> {
                 if m.anchored || m.smoothed {
                     let (lo, hi) = self.range_bounds(e, ts);
                     for s in &mut ms {
+                        // Start timestamps do not survive the boundary rewriting.
+                        s.float_st.clear();
+                        s.hist_st.clear();
                         // The anchor is the newest sample at or before the range start, float
                         // or histogram; everything else before the start is dropped.
                         let fa = s.floats.iter().rev().find(|p| p.t <= lo).map(|p| p.t);

@@ -725,8 +725,8 @@ fn range_fn(
         "rate" | "increase" | "delta" => {
             if hs.len() > 1 {
                 histogram_rate(ev, hs, name != "delta", name == "rate", lo, hi, &mname, p)
-            } else if fl.len() > 1 {
-                extrapolated_rate(fl, name != "delta", name == "rate", lo, hi)
+            } else if fl.len() > 1 || (fl.len() == 1 && !float_sts(s).is_empty()) {
+                extrapolated_rate(ev, s, name != "delta", name == "rate", lo, hi, &mname, p)
             } else {
                 None
             }
@@ -773,7 +773,10 @@ fn range_fn(
                 return Ok(None);
             }
             let (a, b) = (fl[fl.len() - 2], fl[fl.len() - 1]);
-            let mut r = if name == "irate" && b.v < a.v {
+            let sts = float_sts(s);
+            let st_reset = sts.len() >= 2
+                && is_st_reset(sts[sts.len() - 2], a.t, sts[sts.len() - 1], b.t);
+            let mut r = if name == "irate" && (b.v < a.v || st_reset) {
                 b.v
             } else {
                 b.v - a.v
@@ -826,12 +829,15 @@ fn range_fn(
                 return Ok(None);
             }
             let mut n = 0.0;
-            for w in fl.windows(2) {
+            let sts = float_sts(s);
+            for (i, w) in fl.windows(2).enumerate() {
                 let (p, c) = (w[0].v, w[1].v);
                 let hit = if name == "changes" {
                     p != c && !(p.is_nan() && c.is_nan())
                 } else {
                     c < p
+                        || (sts.len() > i + 1
+                            && is_st_reset(sts[i], w[0].t, sts[i + 1], w[1].t))
                 };
                 if hit {
                     n += 1.0;
@@ -1060,32 +1066,103 @@ fn avg(fl: &[Sample]) -> f64 {
 }
 
 /// Prometheus' `extrapolatedRate` for floats.
-fn extrapolated_rate(fl: &[Sample], counter: bool, rate: bool, lo: i64, hi: i64) -> FnOut {
+/// Prometheus' `isStartTimestampReset`: whether the start timestamps of two consecutive
+/// samples say the counter restarted between them.
+fn is_st_reset(prev_st: i64, prev_t: i64, cur_st: i64, cur_t: i64) -> bool {
+    if cur_st == 0 || cur_st >= cur_t || cur_st < prev_t {
+        return false;
+    }
+    if cur_st > prev_t {
+        return true;
+    }
+    // The start points at the previous sample: a reset for deltas (previous start known), not
+    // for cumulative series with an unknown start.
+    if prev_st > prev_t {
+        return false;
+    }
+    prev_st != 0 && prev_st != prev_t
+}
+
+/// Prometheus' `checkStartTimeOverlap`.
+fn st_overlap(prev_st: i64, prev_t: i64, cur_st: i64) -> bool {
+    cur_st != 0 && cur_st < prev_t && cur_st != prev_st
+}
+
+/// Start timestamps of a series' floats, if known for every sample.
+fn float_sts(s: &Series) -> &[i64] {
+    if s.float_st.len() == s.floats.len() {
+        &s.float_st
+    } else {
+        &[]
+    }
+}
+
+/// Prometheus' `extrapolatedRate` for floats, including start-timestamp resets and the
+/// zero point at the first sample's start timestamp.
+#[allow(clippy::too_many_arguments)]
+fn extrapolated_rate(
+    ev: &mut Ev,
+    s: &Series,
+    counter: bool,
+    rate: bool,
+    lo: i64,
+    hi: i64,
+    mname: &str,
+    p: &str,
+) -> FnOut {
+    let fl = &s.floats;
+    let sts = float_sts(s);
     let n1 = fl.len() - 1;
     let (first, last) = (fl[0], fl[n1]);
     let mut result = last.v - first.v;
     if counter {
-        let mut prev = first.v;
-        for p in &fl[1..] {
-            if p.v < prev {
-                result += prev;
+        let mut overlap = false;
+        for i in 0..n1 {
+            let (prev, cur) = (fl[i], fl[i + 1]);
+            if !overlap && i + 1 < sts.len() && st_overlap(sts[i], prev.t, sts[i + 1]) {
+                ev.warn(format!("PromQL warning: sample has start time that overlaps with previous sample timestamp for metric {mname:?} ({p})"));
+                overlap = true;
             }
-            prev = p.v;
+            if cur.v < prev.v || (i + 1 < sts.len() && is_st_reset(sts[i], prev.t, sts[i + 1], cur.t))
+            {
+                result += prev.v;
+            }
         }
     }
-    let factor = extrapolation_factor(
-        first.t,
-        last.t,
-        n1,
-        lo,
-        hi,
+    let mut to_start = (first.t - lo) as f64 / 1000.0;
+    let mut to_end = (hi - last.t) as f64 / 1000.0;
+    let mut sampled = (last.t - first.t) as f64 / 1000.0;
+    let avg_dur = if n1 > 0 { sampled / n1 as f64 } else { 0.0 };
+    let threshold = avg_dur * 1.1;
+    if counter && !sts.is_empty() && sts[0] != 0 && sts[0] > lo && sts[0] < first.t {
+        // Assume a zero sample at the start timestamp instead of extrapolating left.
+        to_start = 0.0;
+        sampled = (last.t - sts[0]) as f64 / 1000.0;
+        result += first.v;
+    } else if n1 == 0 {
+        return None;
+    } else {
+        if to_start >= threshold {
+            to_start = avg_dur / 2.0;
+        }
         if counter && result > 0.0 && first.v >= 0.0 {
-            Some(first.v / result)
-        } else {
-            None
-        },
-        rate,
-    );
+            let to_zero = sampled * (first.v / result);
+            if to_zero < to_start {
+                to_start = to_zero;
+            }
+        }
+    }
+    if to_end >= threshold {
+        to_end = avg_dur / 2.0;
+    }
+    let mut factor = if sampled != 0.0 {
+        (sampled + to_start + to_end) / sampled
+    } else {
+        1.0
+    };
+    if rate {
+        factor /= (hi - lo) as f64 / 1000.0;
+    }
     Some((result * factor, None))
 }
 

@@ -144,11 +144,16 @@ pub fn run_script(text: &str) -> ScriptReport {
 
 fn load(store: &mut MemQuerier, block: &[String], interval: i64, nhcb: bool) {
     let mut classic: BTreeMap<Labels, Vec<(Labels, f64, Vec<Item>)>> = BTreeMap::new();
+    // `metric@st <offsets>`: start timestamps (sample time + offset) for the next sample line.
+    let mut starts: Vec<(Labels, Vec<Item>)> = Vec::new();
     for l in block {
         let Some((labels, rest)) = split_series(l) else {
             continue;
         };
-        if labels.ends_with("@st") {
+        if let Some(labels) = labels.strip_suffix("@st") {
+            if let (Ok(labels), Ok(items)) = (parse_labels(labels), parse_items(&durations_to_ms(rest))) {
+                starts.push((labels, items));
+            }
             continue;
         }
         let Ok(labels) = parse_labels(labels) else {
@@ -203,6 +208,14 @@ fn load(store: &mut MemQuerier, block: &[String], interval: i64, nhcb: bool) {
                             .push((labels.clone(), kind, items.clone()));
                     }
                 }
+            }
+        }
+    }
+    for (labels, items) in starts {
+        for (k, it) in items.iter().enumerate() {
+            if let Item::Float(off) = it {
+                let t = k as i64 * interval;
+                store.set_start_timestamp(&labels, t, t + *off as i64);
             }
         }
     }
@@ -408,6 +421,40 @@ fn split_add(s: &str) -> Option<(&str, char, &str)> {
         }
     }
     None
+}
+
+/// Rewrites the duration items of an `@st` line (`-30s-1mx2`, `1ms`, `+1m`) as milliseconds so
+/// that [`parse_items`] can expand them.
+fn durations_to_ms(s: &str) -> String {
+    let mut out = String::new();
+    let b: Vec<char> = s.chars().collect();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i].is_ascii_digit() {
+            let st = i;
+            while i < b.len() && (b[i].is_ascii_digit() || "smhdwy".contains(b[i])) {
+                i += 1;
+            }
+            let tok: String = b[st..i].iter().collect();
+            match parse_duration_ms(&tok) {
+                Some(ms) => out.push_str(&ms.to_string()),
+                None => out.push_str(&tok),
+            }
+            // The repetition count after `x` is a plain number.
+            if i < b.len() && b[i] == 'x' {
+                out.push('x');
+                i += 1;
+                while i < b.len() && b[i].is_ascii_digit() {
+                    out.push(b[i]);
+                    i += 1;
+                }
+            }
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    out
 }
 
 fn parse_items(s: &str) -> Result<Vec<Item>, String> {
