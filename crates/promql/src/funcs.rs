@@ -723,8 +723,8 @@ fn range_fn(
     }
     Ok(match name {
         "rate" | "increase" | "delta" => {
-            if hs.len() > 1 {
-                histogram_rate(ev, hs, name != "delta", name == "rate", lo, hi, &mname, p)
+            if hs.len() > 1 || (hs.len() == 1 && !hist_sts(s).is_empty()) {
+                histogram_rate(ev, s, name != "delta", name == "rate", lo, hi, &mname, p)
             } else if fl.len() > 1 || (fl.len() == 1 && !float_sts(s).is_empty()) {
                 extrapolated_rate(ev, s, name != "delta", name == "rate", lo, hi, &mname, p)
             } else {
@@ -754,7 +754,10 @@ fn range_fn(
                 if !rate && (a.1.counter_reset_hint != gauge || b.1.counter_reset_hint != gauge) {
                     ev.warn(format!("PromQL warning: this native histogram metric is not a gauge: {mname:?} ({p})"));
                 }
-                let mut r = if rate && hist::detect_reset(&b.1, &a.1) {
+                let hst = hist_sts(s);
+                let st_reset = hst.len() >= 2
+                    && is_st_reset(hst[hst.len() - 2], a.0, hst[hst.len() - 1], b.0);
+                let mut r = if rate && (st_reset || hist::detect_reset(&b.1, &a.1)) {
                     b.1.clone()
                 } else {
                     match add_annotated(ev, &b.1, &a.1, true, &mname, p) {
@@ -795,12 +798,19 @@ fn range_fn(
                 F(f64),
                 H(&'a FloatHistogram),
             }
-            let mut pts: Vec<(i64, P)> = fl.iter().map(|x| (x.t, P::F(x.v))).collect();
-            pts.extend(hs.iter().map(|(t, h)| (*t, P::H(h))));
+            let (fst, hst) = (float_sts(s), hist_sts(s));
+            let st_at = |v: &[i64], i: usize| v.get(i).copied().unwrap_or(0);
+            let mut pts: Vec<(i64, P, i64)> = fl
+                .iter()
+                .enumerate()
+                .map(|(i, x)| (x.t, P::F(x.v), st_at(fst, i)))
+                .collect();
+            pts.extend(hs.iter().enumerate().map(|(i, (t, h))| (*t, P::H(h), st_at(hst, i))));
             pts.sort_by_key(|x| x.0);
             let mut n = 0.0;
             for w in pts.windows(2) {
-                let hit = match (&w[0].1, &w[1].1) {
+                let st_reset = name == "resets" && is_st_reset(w[0].2, w[0].0, w[1].2, w[1].0);
+                let hit = st_reset || match (&w[0].1, &w[1].1) {
                     (P::F(a), P::F(b)) => {
                         if name == "changes" {
                             a != b && !(a.is_nan() && b.is_nan())
@@ -1166,43 +1176,21 @@ fn extrapolated_rate(
     Some((result * factor, None))
 }
 
-fn extrapolation_factor(
-    first_t: i64,
-    last_t: i64,
-    n1: usize,
-    lo: i64,
-    hi: i64,
-    zero_ratio: Option<f64>,
-    rate: bool,
-) -> f64 {
-    let mut to_start = (first_t - lo) as f64 / 1000.0;
-    let mut to_end = (hi - last_t) as f64 / 1000.0;
-    let sampled = (last_t - first_t) as f64 / 1000.0;
-    let avg_dur = sampled / n1 as f64;
-    let threshold = avg_dur * 1.1;
-    if to_start >= threshold {
-        to_start = avg_dur / 2.0;
+#[allow(clippy::too_many_arguments)]
+/// Start timestamps of a series' histograms, if known for every sample.
+fn hist_sts(s: &Series) -> &[i64] {
+    if s.hist_st.len() == s.histograms.len() {
+        &s.hist_st
+    } else {
+        &[]
     }
-    if let Some(r) = zero_ratio {
-        let to_zero = sampled * r;
-        if to_zero < to_start {
-            to_start = to_zero;
-        }
-    }
-    if to_end >= threshold {
-        to_end = avg_dur / 2.0;
-    }
-    let mut factor = (sampled + to_start + to_end) / sampled;
-    if rate {
-        factor /= (hi - lo) as f64 / 1000.0;
-    }
-    factor
 }
 
+/// Prometheus' `histogramRate` plus the extrapolation of `extrapolatedRate`, for histograms.
 #[allow(clippy::too_many_arguments)]
 fn histogram_rate(
     ev: &mut Ev,
-    hs: &[(i64, FloatHistogram)],
+    s: &Series,
     counter: bool,
     rate: bool,
     lo: i64,
@@ -1210,6 +1198,8 @@ fn histogram_rate(
     mname: &str,
     p: &str,
 ) -> FnOut {
+    let hs = &s.histograms;
+    let sts = hist_sts(s);
     let n1 = hs.len() - 1;
     let first = &hs[0].1;
     let last = &hs[n1].1;
@@ -1224,26 +1214,68 @@ fn histogram_rate(
             "PromQL warning: this native histogram metric is not a counter: {mname:?} ({p})"
         ));
     }
-    let mut acc = add_annotated(ev, last, first, true, mname, p)?;
-    if counter {
-        let mut prev = first;
-        for (_, h) in &hs[1..] {
-            if hist::detect_reset(h, prev) {
-                acc = add_annotated(ev, &acc, prev, false, mname, p)?;
+    let mut acc = None;
+    if n1 > 0 {
+        let mut a = add_annotated(ev, last, first, true, mname, p)?;
+        if counter {
+            let mut overlap = false;
+            for i in 0..n1 {
+                let (prev, cur) = (&hs[i], &hs[i + 1]);
+                if !overlap && i + 1 < sts.len() && st_overlap(sts[i], prev.0, sts[i + 1]) {
+                    ev.warn(format!("PromQL warning: sample has start time that overlaps with previous sample timestamp for metric {mname:?} ({p})"));
+                    overlap = true;
+                }
+                let st_reset =
+                    i + 1 < sts.len() && is_st_reset(sts[i], prev.0, sts[i + 1], cur.0);
+                if st_reset || hist::detect_reset(&cur.1, &prev.1) {
+                    a = add_annotated(ev, &a, &prev.1, false, mname, p)?;
+                }
             }
-            prev = h;
+        } else if first.counter_reset_hint != gauge || last.counter_reset_hint != gauge {
+            ev.warn(format!(
+                "PromQL warning: this native histogram metric is not a gauge: {mname:?} ({p})"
+            ));
         }
-    } else if first.counter_reset_hint != gauge || last.counter_reset_hint != gauge {
-        ev.warn(format!(
-            "PromQL warning: this native histogram metric is not a gauge: {mname:?} ({p})"
-        ));
+        acc = Some(a);
     }
-    let zero = if counter && acc.count > 0.0 && first.count >= 0.0 {
-        Some(first.count / acc.count)
+    let (first_t, last_t) = (hs[0].0, hs[n1].0);
+    let mut to_start = (first_t - lo) as f64 / 1000.0;
+    let mut to_end = (hi - last_t) as f64 / 1000.0;
+    let mut sampled = (last_t - first_t) as f64 / 1000.0;
+    let avg_dur = if n1 > 0 { sampled / n1 as f64 } else { 0.0 };
+    let threshold = avg_dur * 1.1;
+    let mut acc = if counter && !sts.is_empty() && sts[0] != 0 && sts[0] > lo && sts[0] < first_t {
+        // Assume a zero histogram at the start timestamp instead of extrapolating left.
+        to_start = 0.0;
+        sampled = (last_t - sts[0]) as f64 / 1000.0;
+        match acc {
+            None => first.clone(),
+            Some(a) => add_annotated(ev, &a, first, false, mname, p)?,
+        }
     } else {
-        None
+        let a = acc?;
+        if to_start >= threshold {
+            to_start = avg_dur / 2.0;
+        }
+        if counter && a.count > 0.0 && first.count >= 0.0 {
+            let to_zero = sampled * (first.count / a.count);
+            if to_zero < to_start {
+                to_start = to_zero;
+            }
+        }
+        a
     };
-    let factor = extrapolation_factor(hs[0].0, hs[n1].0, n1, lo, hi, zero, rate);
+    if to_end >= threshold {
+        to_end = avg_dur / 2.0;
+    }
+    let mut factor = if sampled != 0.0 {
+        (sampled + to_start + to_end) / sampled
+    } else {
+        1.0
+    };
+    if rate {
+        factor /= (hi - lo) as f64 / 1000.0;
+    }
     hist::scale(&mut acc, factor);
     acc.counter_reset_hint = gauge;
     Some((0.0, Some(acc)))
