@@ -1205,7 +1205,17 @@ fn histogram_rate(
     let last = &hs[n1].1;
     let gauge = sextant_model::CounterResetHint::Gauge;
     let custom = |h: &FloatHistogram| h.schema == sextant_model::histogram::CUSTOM_BUCKETS_SCHEMA;
-    if hs.iter().any(|h| custom(&h.1) != custom(first)) {
+    // After a counter reset between the first two samples only the first one's count matters
+    // (for the zero point); its bucket layout may differ from the rest.
+    let reset_after_first = counter
+        && n1 > 0
+        && ((sts.len() > 1 && is_st_reset(sts[0], hs[0].0, sts[1], hs[1].0))
+            || hist::detect_reset(&hs[1].1, first));
+    let layout_from = if reset_after_first { 1 } else { 0 };
+    if hs[layout_from..]
+        .iter()
+        .any(|h| custom(&h.1) != custom(&hs[layout_from].1))
+    {
         ev.warn(format!("PromQL warning: vector contains a mix of histograms with exponential and custom buckets schemas for metric name {mname:?} ({p})"));
         return None;
     }
@@ -1216,10 +1226,14 @@ fn histogram_rate(
     }
     let mut acc = None;
     if n1 > 0 {
-        let mut a = add_annotated(ev, last, first, true, mname, p)?;
+        let mut a = if reset_after_first {
+            last.clone()
+        } else {
+            add_annotated(ev, last, first, true, mname, p)?
+        };
         if counter {
             let mut overlap = false;
-            for i in 0..n1 {
+            for i in layout_from..n1 {
                 let (prev, cur) = (&hs[i], &hs[i + 1]);
                 if !overlap && i + 1 < sts.len() && st_overlap(sts[i], prev.0, sts[i + 1]) {
                     ev.warn(format!("PromQL warning: sample has start time that overlaps with previous sample timestamp for metric {mname:?} ({p})"));

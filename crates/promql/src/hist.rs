@@ -254,6 +254,14 @@ pub fn div(h: &mut FloatHistogram, d: f64) {
     h.count /= d;
     h.sum /= d;
     h.zero_count /= d;
+    if d == 0.0 {
+        // As in Prometheus, division by zero removes all buckets.
+        h.positive_spans.clear();
+        h.negative_spans.clear();
+        h.positive_buckets.clear();
+        h.negative_buckets.clear();
+        return;
+    }
     h.positive_buckets.iter_mut().for_each(|b| *b /= d);
     h.negative_buckets.iter_mut().for_each(|b| *b /= d);
 }
