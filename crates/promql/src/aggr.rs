@@ -56,10 +56,8 @@ pub(crate) fn aggregate(
         _ => f64::NAN,
     };
     match op {
-        AggOp::Topk | AggOp::Bottomk | AggOp::Limitk => {
-            if pf.is_nan() {
-                return Err(EvalError::Execution("Parameter value is NaN".into()));
-            }
+        AggOp::Topk | AggOp::Bottomk | AggOp::Limitk if pf.is_nan() => {
+            return Err(EvalError::Execution("Parameter value is NaN".into()));
         }
         AggOp::LimitRatio => {
             if pf.is_nan() {
@@ -75,14 +73,12 @@ pub(crate) fn aggregate(
                 ));
             }
         }
-        AggOp::Quantile => {
-            if !(0.0..=1.0).contains(&pf) {
-                let p = ev.pos_at(param_pos);
-                ev.warn(format!(
-                    "PromQL warning: quantile value should be between 0 and 1, got {} ({p})",
-                    crate::ast::fmt_float(pf)
-                ));
-            }
+        AggOp::Quantile if !(0.0..=1.0).contains(&pf) => {
+            let p = ev.pos_at(param_pos);
+            ev.warn(format!(
+                "PromQL warning: quantile value should be between 0 and 1, got {} ({p})",
+                crate::ast::fmt_float(pf)
+            ));
         }
         _ => {}
     }

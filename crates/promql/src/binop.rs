@@ -63,7 +63,11 @@ fn elem_op(
             BinOp::Add | BinOp::Sub => match hist::add_ex(a, b, op == BinOp::Sub) {
                 Some((h, note)) => {
                     if note.reconciled {
-                        let what = if op == BinOp::Sub { "subtraction" } else { "addition" };
+                        let what = if op == BinOp::Sub {
+                            "subtraction"
+                        } else {
+                            "addition"
+                        };
                         let p = ev.pos_at(ev.bin_start);
                         ev.info(format!(
                             "PromQL info: mismatched custom buckets were reconciled during {what} ({p})"

@@ -636,7 +636,11 @@ impl<'a> Ev<'a> {
                         let pair = if mixed {
                             None
                         } else {
-                            let next = if has_next { s.histograms.get(hi).cloned() } else { None };
+                            let next = if has_next {
+                                s.histograms.get(hi).cloned()
+                            } else {
+                                None
+                            };
                             Some((s.histograms[hi - 1].clone(), next))
                         };
                         smoothed_hists.push((s.labels.clone(), pair));
@@ -716,8 +720,11 @@ impl<'a> Ev<'a> {
                             self.warn(format!("PromQL warning: vector contains a mix of histograms with exponential and custom buckets schemas for metric name {mname:?} ({p})"));
                             continue;
                         }
-                        let counter = b.1.counter_reset_hint != sextant_model::CounterResetHint::Gauge;
-                        match crate::funcs::interpolate_histograms(self, &a, &b, t, counter, &mname, &p) {
+                        let counter =
+                            b.1.counter_reset_hint != sextant_model::CounterResetHint::Gauge;
+                        match crate::funcs::interpolate_histograms(
+                            self, &a, &b, t, counter, &mname, &p,
+                        ) {
                             Some(h) => h,
                             None => continue,
                         }
@@ -1046,7 +1053,9 @@ mod tests {
     #[test]
     fn instant_query_counts_selected_samples() {
         let q = store(3, 500_000, 500_000, 1);
-        let ok = engine(|o| o.max_samples = 3).instant(&q, "foo", 500_000).unwrap();
+        let ok = engine(|o| o.max_samples = 3)
+            .instant(&q, "foo", 500_000)
+            .unwrap();
         assert_eq!(ok.stats.total_samples, 3);
         let err = engine(|o| o.max_samples = 2)
             .instant(&q, "foo", 500_000)
@@ -1055,7 +1064,9 @@ mod tests {
         assert_eq!(err.to_string(), TOO_MANY);
         // A range selector holds every sample of its window: 3 series x 6 samples in (440s, 500s].
         let q = store(3, 450_000, 500_000, 10_000);
-        let ok = engine(|o| o.max_samples = 18).instant(&q, "foo[1m]", 500_000).unwrap();
+        let ok = engine(|o| o.max_samples = 18)
+            .instant(&q, "foo[1m]", 500_000)
+            .unwrap();
         assert_eq!(ok.stats.total_samples, 18);
         let err = engine(|o| o.max_samples = 17)
             .instant(&q, "foo[1m]", 500_000)
@@ -1068,7 +1079,9 @@ mod tests {
         // 12 loaded samples; the subquery has 11 steps with data (445s has none) x 2 series.
         let q = store(2, 450_000, 500_000, 10_000);
         let e = "max_over_time(foo[1m:5s])";
-        assert!(engine(|o| o.max_samples = 22).instant(&q, e, 500_000).is_ok());
+        assert!(engine(|o| o.max_samples = 22)
+            .instant(&q, e, 500_000)
+            .is_ok());
         let err = engine(|o| o.max_samples = 21)
             .instant(&q, e, 500_000)
             .unwrap_err();

@@ -733,7 +733,8 @@ fn range_fn(
         }
         "irate" | "idelta" => {
             // Only the last two samples matter, whatever came before them.
-            let mut tail: Vec<(i64, bool)> = fl.iter().rev().take(2).map(|x| (x.t, false)).collect();
+            let mut tail: Vec<(i64, bool)> =
+                fl.iter().rev().take(2).map(|x| (x.t, false)).collect();
             tail.extend(hs.iter().rev().take(2).map(|x| (x.0, true)));
             tail.sort_by_key(|x| x.0);
             if tail.len() < 2 {
@@ -755,8 +756,8 @@ fn range_fn(
                     ev.warn(format!("PromQL warning: this native histogram metric is not a gauge: {mname:?} ({p})"));
                 }
                 let hst = hist_sts(s);
-                let st_reset = hst.len() >= 2
-                    && is_st_reset(hst[hst.len() - 2], a.0, hst[hst.len() - 1], b.0);
+                let st_reset =
+                    hst.len() >= 2 && is_st_reset(hst[hst.len() - 2], a.0, hst[hst.len() - 1], b.0);
                 let mut r = if rate && (st_reset || hist::detect_reset(&b.1, &a.1)) {
                     b.1.clone()
                 } else {
@@ -777,8 +778,8 @@ fn range_fn(
             }
             let (a, b) = (fl[fl.len() - 2], fl[fl.len() - 1]);
             let sts = float_sts(s);
-            let st_reset = sts.len() >= 2
-                && is_st_reset(sts[sts.len() - 2], a.t, sts[sts.len() - 1], b.t);
+            let st_reset =
+                sts.len() >= 2 && is_st_reset(sts[sts.len() - 2], a.t, sts[sts.len() - 1], b.t);
             let mut r = if name == "irate" && (b.v < a.v || st_reset) {
                 b.v
             } else {
@@ -805,29 +806,34 @@ fn range_fn(
                 .enumerate()
                 .map(|(i, x)| (x.t, P::F(x.v), st_at(fst, i)))
                 .collect();
-            pts.extend(hs.iter().enumerate().map(|(i, (t, h))| (*t, P::H(h), st_at(hst, i))));
+            pts.extend(
+                hs.iter()
+                    .enumerate()
+                    .map(|(i, (t, h))| (*t, P::H(h), st_at(hst, i))),
+            );
             pts.sort_by_key(|x| x.0);
             let mut n = 0.0;
             for w in pts.windows(2) {
                 let st_reset = name == "resets" && is_st_reset(w[0].2, w[0].0, w[1].2, w[1].0);
-                let hit = st_reset || match (&w[0].1, &w[1].1) {
-                    (P::F(a), P::F(b)) => {
-                        if name == "changes" {
-                            a != b && !(a.is_nan() && b.is_nan())
-                        } else {
-                            b < a
+                let hit = st_reset
+                    || match (&w[0].1, &w[1].1) {
+                        (P::F(a), P::F(b)) => {
+                            if name == "changes" {
+                                a != b && !(a.is_nan() && b.is_nan())
+                            } else {
+                                b < a
+                            }
                         }
-                    }
-                    (P::H(a), P::H(b)) => {
-                        if name == "changes" {
-                            !hist::equal(a, b)
-                        } else {
-                            hist::detect_reset(b, a)
+                        (P::H(a), P::H(b)) => {
+                            if name == "changes" {
+                                !hist::equal(a, b)
+                            } else {
+                                hist::detect_reset(b, a)
+                            }
                         }
-                    }
-                    // A switch between float and histogram is both a change and a reset.
-                    _ => true,
-                };
+                        // A switch between float and histogram is both a change and a reset.
+                        _ => true,
+                    };
                 if hit {
                     n += 1.0;
                 }
@@ -845,9 +851,7 @@ fn range_fn(
                 let hit = if name == "changes" {
                     p != c && !(p.is_nan() && c.is_nan())
                 } else {
-                    c < p
-                        || (sts.len() > i + 1
-                            && is_st_reset(sts[i], w[0].t, sts[i + 1], w[1].t))
+                    c < p || (sts.len() > i + 1 && is_st_reset(sts[i], w[0].t, sts[i + 1], w[1].t))
                 };
                 if hit {
                     n += 1.0;
@@ -1133,7 +1137,8 @@ fn extrapolated_rate(
                 ev.warn(format!("PromQL warning: sample has start time that overlaps with previous sample timestamp for metric {mname:?} ({p})"));
                 overlap = true;
             }
-            if cur.v < prev.v || (i + 1 < sts.len() && is_st_reset(sts[i], prev.t, sts[i + 1], cur.t))
+            if cur.v < prev.v
+                || (i + 1 < sts.len() && is_st_reset(sts[i], prev.t, sts[i + 1], cur.t))
             {
                 result += prev.v;
             }
@@ -1239,8 +1244,7 @@ fn histogram_rate(
                     ev.warn(format!("PromQL warning: sample has start time that overlaps with previous sample timestamp for metric {mname:?} ({p})"));
                     overlap = true;
                 }
-                let st_reset =
-                    i + 1 < sts.len() && is_st_reset(sts[i], prev.0, sts[i + 1], cur.0);
+                let st_reset = i + 1 < sts.len() && is_st_reset(sts[i], prev.0, sts[i + 1], cur.0);
                 if st_reset || hist::detect_reset(&cur.1, &prev.1) {
                     a = add_annotated(ev, &a, &prev.1, false, mname, p)?;
                 }
@@ -1309,7 +1313,7 @@ fn almost_equal(a: f64, b: f64, eps: f64) -> bool {
 }
 
 /// Prometheus' `BucketQuantile` over classic `le` buckets.
-fn bucket_quantile(q: f64, b: &mut Vec<(f64, f64)>) -> (f64, bool) {
+fn bucket_quantile(q: f64, b: &mut [(f64, f64)]) -> (f64, bool) {
     if q.is_nan() {
         return (f64::NAN, false);
     }
@@ -1622,7 +1626,7 @@ fn native_fraction(lower: f64, upper: f64, h: &FloatHistogram) -> f64 {
 }
 
 /// Prometheus' `BucketFraction` over classic buckets (upper bound, cumulative count).
-fn bucket_fraction(lower: f64, upper: f64, b: &mut Vec<(f64, f64)>) -> f64 {
+fn bucket_fraction(lower: f64, upper: f64, b: &mut [(f64, f64)]) -> f64 {
     b.sort_by(|x, y| x.0.partial_cmp(&y.0).unwrap_or(std::cmp::Ordering::Equal));
     if b.last().is_none_or(|x| x.0 != f64::INFINITY) {
         return f64::NAN;

@@ -176,12 +176,14 @@ pub fn add_ex(
 /// or an overflow-safe mean, as Prometheus does for histograms in `sum`/`avg` and
 /// `sum_over_time`/`avg_over_time`.
 pub fn refold(acc: &mut FloatHistogram, hs: &[&FloatHistogram], f: impl Fn(&[f64]) -> f64) {
-    let field = |g: &dyn Fn(&FloatHistogram) -> f64| f(&hs.iter().map(|h| g(h)).collect::<Vec<_>>());
+    let field =
+        |g: &dyn Fn(&FloatHistogram) -> f64| f(&hs.iter().map(|h| g(h)).collect::<Vec<_>>());
     acc.count = field(&|h| h.count);
     acc.sum = field(&|h| h.sum);
     acc.zero_count = field(&|h| h.zero_count);
     let custom = acc.schema == CUSTOM_BUCKETS_SCHEMA;
-    let aligned = |spans: &dyn Fn(&FloatHistogram) -> (&[Span], &[f64])| -> Vec<BTreeMap<i32, f64>> {
+    type Layout<'a> = dyn Fn(&FloatHistogram) -> (&[Span], &[f64]) + 'a;
+    let aligned = |spans: &Layout| -> Vec<BTreeMap<i32, f64>> {
         hs.iter()
             .map(|h| {
                 let (s, c) = spans(h);
@@ -207,7 +209,10 @@ pub fn refold(acc: &mut FloatHistogram, hs: &[&FloatHistogram], f: impl Fn(&[f64
     let neg = aligned(&|h| (&h.negative_spans, &h.negative_buckets));
     let refill = |spans: &[Span], counts: &mut [f64], maps: &[BTreeMap<i32, f64>]| {
         for (k, (idx, _)) in buckets(spans, counts).into_iter().enumerate() {
-            let vals: Vec<f64> = maps.iter().map(|m| m.get(&idx).copied().unwrap_or(0.0)).collect();
+            let vals: Vec<f64> = maps
+                .iter()
+                .map(|m| m.get(&idx).copied().unwrap_or(0.0))
+                .collect();
             counts[k] = f(&vals);
         }
     };
@@ -452,8 +457,10 @@ pub fn trim(h: &FloatHistogram, cut: f64, keep_upper: bool) -> FloatHistogram {
         };
         out.zero_count = one(lo, hi, h.zero_count, true);
     }
-    let mut k = 0;
-    for (idx, c) in buckets(&h.positive_spans, &h.positive_buckets) {
+    for (k, (idx, c)) in buckets(&h.positive_spans, &h.positive_buckets)
+        .into_iter()
+        .enumerate()
+    {
         let (lo, hi) = bucket_bounds(h.schema, idx, &h.custom_values);
         let both_inf = lo.is_infinite() && hi.is_infinite();
         let lo = if custom && lo == f64::NEG_INFINITY && hi > 0.0 {
@@ -473,13 +480,13 @@ pub fn trim(h: &FloatHistogram, cut: f64, keep_upper: bool) -> FloatHistogram {
         } else {
             one(lo, hi, c, custom)
         };
-        k += 1;
     }
-    let mut k = 0;
-    for (idx, c) in buckets(&h.negative_spans, &h.negative_buckets) {
+    for (k, (idx, c)) in buckets(&h.negative_spans, &h.negative_buckets)
+        .into_iter()
+        .enumerate()
+    {
         let (lo, hi) = bucket_bounds(h.schema, idx, &h.custom_values);
         out.negative_buckets[k] = one(-hi, -lo, c, custom);
-        k += 1;
     }
     if !changed && !dropped_whole {
         return h.clone();

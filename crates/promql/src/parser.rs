@@ -176,8 +176,7 @@ impl<'a> Parser<'a> {
     fn parse_expr(&mut self, min_prec: u8) -> R<Expr> {
         let start = self.cur().pos;
         let mut lhs = self.parse_unary()?;
-        loop {
-            let Some(op) = self.peek_binop() else { break };
+        while let Some(op) = self.peek_binop() {
             let prec = op.precedence();
             if prec < min_prec {
                 break;
@@ -323,6 +322,7 @@ impl<'a> Parser<'a> {
         Ok(out)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn make_binary(
         &self,
         op: BinOp,
@@ -961,7 +961,9 @@ impl<'a> Parser<'a> {
                     Tok::Neq => MatchOp::NotEqual,
                     Tok::EqlRegex => MatchOp::Regex,
                     Tok::NeqRegex => MatchOp::NotRegex,
-                    _ => return Err(self.unexpected_in("label matching", "label matching operator")),
+                    _ => {
+                        return Err(self.unexpected_in("label matching", "label matching operator"))
+                    }
                 };
                 self.next();
                 let vt = self.cur().clone();
@@ -1017,7 +1019,10 @@ mod tests {
         ("2 ^ 3 ^ 2", "2 ^ 3 ^ 2"),
         ("-2 ^ 2", "-2 ^ 2"),
         ("foo", "foo"),
-        ("{\"some.metric\", a=\"b\"}", "{__name__=\"some.metric\",a=\"b\"}"),
+        (
+            "{\"some.metric\", a=\"b\"}",
+            "{__name__=\"some.metric\",a=\"b\"}",
+        ),
         ("foo{b!=\"c\",a=~\"x|y\"}", "foo{a=~\"x|y\",b!=\"c\"}"),
         ("rate(foo[5m] offset -1m)", "rate(foo[5m] offset -1m)"),
         ("foo @ start()", "foo @ start()"),

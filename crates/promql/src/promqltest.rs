@@ -151,7 +151,9 @@ fn load(store: &mut MemQuerier, block: &[String], interval: i64, nhcb: bool) {
             continue;
         };
         if let Some(labels) = labels.strip_suffix("@st") {
-            if let (Ok(labels), Ok(items)) = (parse_labels(labels), parse_items(&durations_to_ms(rest))) {
+            if let (Ok(labels), Ok(items)) =
+                (parse_labels(labels), parse_items(&durations_to_ms(rest)))
+            {
                 starts.push((labels, items));
             }
             continue;
@@ -922,20 +924,23 @@ fn uses(expr: &Expr, names: &[&str]) -> bool {
     let mut found = false;
     expr.walk(&mut |n| match n {
         Expr::Call { func, .. } if names.contains(&func.name) => found = true,
-        Expr::Vector(vs) if matches!(vs.at, Some(AtModifier::Start | AtModifier::End)) => {
-            if names.contains(&"start") {
-                found = true
-            }
+        Expr::Vector(vs)
+            if matches!(vs.at, Some(AtModifier::Start | AtModifier::End))
+                && names.contains(&"start") =>
+        {
+            found = true
         }
-        Expr::Matrix(m) if matches!(m.vs.at, Some(AtModifier::Start | AtModifier::End)) => {
-            if names.contains(&"start") {
-                found = true
-            }
+        Expr::Matrix(m)
+            if matches!(m.vs.at, Some(AtModifier::Start | AtModifier::End))
+                && names.contains(&"start") =>
+        {
+            found = true
         }
-        Expr::Subquery(s) if matches!(s.at, Some(AtModifier::Start | AtModifier::End)) => {
-            if names.contains(&"start") {
-                found = true
-            }
+        Expr::Subquery(s)
+            if matches!(s.at, Some(AtModifier::Start | AtModifier::End))
+                && names.contains(&"start") =>
+        {
+            found = true
         }
         _ => {}
     });
@@ -952,20 +957,14 @@ fn uses_step_range(expr: &Expr) -> bool {
 /// Sets `@ t` on every selector and outermost subquery without one.
 fn set_at(e: &mut Expr, t: i64) {
     match e {
-        Expr::Vector(vs) => {
-            if vs.at.is_none() {
-                vs.at = Some(AtModifier::Time(t));
-            }
+        Expr::Vector(vs) if vs.at.is_none() => {
+            vs.at = Some(AtModifier::Time(t));
         }
-        Expr::Matrix(m) => {
-            if m.vs.at.is_none() {
-                m.vs.at = Some(AtModifier::Time(t));
-            }
+        Expr::Matrix(m) if m.vs.at.is_none() => {
+            m.vs.at = Some(AtModifier::Time(t));
         }
-        Expr::Subquery(s) => {
-            if s.at.is_none() {
-                s.at = Some(AtModifier::Time(t));
-            }
+        Expr::Subquery(s) if s.at.is_none() => {
+            s.at = Some(AtModifier::Time(t));
         }
         Expr::Paren(x) | Expr::Neg(x) => set_at(x, t),
         Expr::Binary { lhs, rhs, .. } => {
@@ -1070,11 +1069,7 @@ fn run_eval(
         }
     };
     match cmd {
-        "eval_fail" => {
-            if e.fail.is_none() {
-                e.fail = Some(None)
-            }
-        }
+        "eval_fail" if e.fail.is_none() => e.fail = Some(None),
         "eval_warn" => e.warn.push(None),
         "eval_info" => e.info.push(None),
         "eval_ordered" => e.ordered = true,
