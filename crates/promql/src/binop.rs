@@ -333,8 +333,10 @@ fn vector_vector(
     let mut matched: HashMap<String, HashSet<Labels>> = HashMap::new();
     let mut out = Vec::new();
     let mut used_right: HashSet<usize> = HashSet::new();
-    let fill_one = if swapped { m.fill_left } else { m.fill_right };
-    let fill_many = if swapped { m.fill_right } else { m.fill_left };
+    // Prometheus swaps the operands for group_right so the "many" side is on the left, but not
+    // the fill values: fill_right always fills the "one" side, fill_left the "many" side.
+    let fill_one = m.fill_right;
+    let fill_many = m.fill_left;
     let mut pairs: Vec<(VSample, VSample)> = Vec::new();
     for ls in lhs {
         let sig = signature(&ls.labels, m);
