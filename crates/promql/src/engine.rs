@@ -746,6 +746,30 @@ impl<'a> Ev<'a> {
         Ok(out)
     }
 
+    /// The start timestamp of the sample at `t` of a selected series (0 when unknown).
+    pub(crate) fn start_timestamp_of(
+        &self,
+        vs: &VectorSelector,
+        labels: &Labels,
+        t: i64,
+        hist: bool,
+    ) -> i64 {
+        let Some(s) = self
+            .data
+            .get(&key(vs))
+            .and_then(|d| d.iter().find(|s| &s.labels == labels))
+        else {
+            return 0;
+        };
+        let i = if hist {
+            s.histograms.iter().position(|p| p.0 == t)
+        } else {
+            s.floats.iter().position(|p| p.t == t)
+        };
+        let sts = if hist { &s.hist_st } else { &s.float_st };
+        i.and_then(|i| sts.get(i)).copied().unwrap_or(0)
+    }
+
     /// Range-vector selection: samples in `(t - range, t]`, without staleness markers.
     pub(crate) fn select_matrix(
         &mut self,

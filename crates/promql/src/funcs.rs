@@ -159,6 +159,22 @@ pub(crate) fn call(
                 _ => f64::NAN,
             }));
         }
+        "start_timestamp" => {
+            // Start timestamps only exist for samples straight from a selector.
+            let Expr::Vector(vs) = args[0].unparen() else {
+                vector_arg(ev, &args[0], ts)?;
+                return Ok(Val::Vector(Vec::new()));
+            };
+            let v = ev.select_vector(vs, ts)?;
+            return Ok(Val::Vector(
+                v.into_iter()
+                    .map(|s| {
+                        let st = ev.start_timestamp_of(vs, &s.labels, s.t, s.h.is_some());
+                        sample(s.labels, st as f64 / 1000.0, true)
+                    })
+                    .collect(),
+            ));
+        }
         "timestamp" => {
             let v = vector_arg(ev, &args[0], ts)?;
             let keep_t = matches!(args[0].unparen(), Expr::Vector(_));
