@@ -1881,7 +1881,19 @@ fn info(ev: &mut Ev, args: &[Expr], ts: i64) -> Result<Val, EvalError> {
     let raw = ev.select_raw(&all_m, t - lb + 1, t)?;
     // Info series alive at t, with their labels.
     let mut infos: Vec<(Labels, i64)> = Vec::new();
+    // With only negative name matchers, only info metrics (`*_info`) can contribute.
+    let only_negative = name_m
+        .iter()
+        .all(|m| matches!(m.op, MatchOp::NotEqual | MatchOp::NotRegex));
     for s in raw {
+        if only_negative
+            && !s
+                .labels
+                .metric_name()
+                .is_some_and(|n| n.len() > 5 && n.ends_with("_info"))
+        {
+            continue;
+        }
         let f = s.floats.iter().rev().find(|p| p.t <= t && p.t > t - lb);
         let h = s.histograms.iter().rev().find(|p| p.0 <= t && p.0 > t - lb);
         let st = match (f, h) {
