@@ -2094,13 +2094,16 @@ fn sum_histograms_at(
     p: &str,
 ) -> Option<FloatHistogram> {
     let mut acc = hs[0].clone();
-    let (mut reconciled, mut conflict) = (false, false);
+    let mut reconciled = false;
+    // A conflict is any mix of explicit "reset" and "not a reset" hints among the inputs.
+    use sextant_model::CounterResetHint::{CounterReset, NotCounterReset};
+    let conflict = hs.iter().any(|h| h.counter_reset_hint == CounterReset)
+        && hs.iter().any(|h| h.counter_reset_hint == NotCounterReset);
     for h in &hs[1..] {
         match hist::add_ex(&acc, h, false) {
             Some((x, note)) => {
                 acc = x;
                 reconciled |= note.reconciled;
-                conflict |= note.conflict;
             }
             None => {
                 mixed_schemas_warning(ev, mname, p);
