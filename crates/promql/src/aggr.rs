@@ -9,7 +9,7 @@ use sextant_model::{FloatHistogram, Labels, METRIC_NAME};
 use crate::ast::AggOp;
 use crate::engine::{Ev, Val};
 use crate::error::EvalError;
-use crate::funcs::{kahan_inc, quantile};
+use crate::funcs::{kahan_inc, kahan_sum, quantile};
 use crate::hist;
 use crate::value::VSample;
 
@@ -49,17 +49,15 @@ pub(crate) fn aggregate(
     input: Vec<VSample>,
     grouping: &[String],
     without: bool,
-    _pos: usize,
+    (_pos, param_pos): (usize, usize),
 ) -> Result<Vec<VSample>, EvalError> {
     let pf = match &param {
         Some(Val::Scalar(v)) => *v,
         _ => f64::NAN,
     };
     match op {
-        AggOp::Topk | AggOp::Bottomk | AggOp::Limitk => {
-            if pf.is_nan() {
-                return Err(EvalError::Execution("Parameter value is NaN".into()));
-            }
+        AggOp::Topk | AggOp::Bottomk | AggOp::Limitk if pf.is_nan() => {
+            return Err(EvalError::Execution("Parameter value is NaN".into()));
         }
         AggOp::LimitRatio => {
             if pf.is_nan() {
@@ -67,7 +65,7 @@ pub(crate) fn aggregate(
             }
             if !(-1.0..=1.0).contains(&pf) {
                 let capped = pf.clamp(-1.0, 1.0);
-                let p = ev.pos_at(_pos);
+                let p = ev.pos_at(param_pos);
                 ev.warn(format!(
                     "PromQL warning: ratio value should be between -1 and 1, got {}, capping to {} ({p})",
                     crate::ast::fmt_float(pf),
@@ -75,14 +73,12 @@ pub(crate) fn aggregate(
                 ));
             }
         }
-        AggOp::Quantile => {
-            if !(0.0..=1.0).contains(&pf) {
-                let p = ev.pos_at(_pos);
-                ev.warn(format!(
-                    "PromQL warning: quantile value should be between 0 and 1, got {} ({p})",
-                    crate::ast::fmt_float(pf)
-                ));
-            }
+        AggOp::Quantile if !(0.0..=1.0).contains(&pf) => {
+            let p = ev.pos_at(param_pos);
+            ev.warn(format!(
+                "PromQL warning: quantile value should be between 0 and 1, got {} ({p})",
+                crate::ast::fmt_float(pf)
+            ));
         }
         _ => {}
     }
@@ -180,22 +176,15 @@ pub(crate) fn aggregate(
                     continue;
                 }
                 if !hists.is_empty() {
-                    let mut acc = hists[0].clone();
-                    let mut ok = true;
-                    for h in &hists[1..] {
-                        match hist::add(&acc, h, false) {
-                            Some(x) => acc = x,
-                            None => {
-                                ok = false;
-                                break;
-                            }
-                        }
-                    }
-                    if !ok {
+                    let name = g.members[0].labels.metric_name().unwrap_or("").to_string();
+                    let Some(mut acc) = crate::funcs::sum_histograms(ev, &hists, &name, _pos)
+                    else {
                         continue;
-                    }
+                    };
                     if op == AggOp::Avg {
-                        hist::scale(&mut acc, 1.0 / hists.len() as f64);
+                        hist::refold(&mut acc, &hists, mean);
+                    } else {
+                        hist::refold(&mut acc, &hists, kahan_sum);
                     }
                     out.push(mk(0.0, Some(acc)));
                     continue;
@@ -289,7 +278,7 @@ pub(crate) fn aggregate(
     Ok(out)
 }
 
-fn mean(v: &[f64]) -> f64 {
+pub(crate) fn mean(v: &[f64]) -> f64 {
     let (mut sum, mut c) = (0.0, 0.0);
     let mut incremental = false;
     let mut m = 0.0;

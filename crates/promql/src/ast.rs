@@ -407,6 +407,8 @@ pub enum Expr {
         grouping: Vec<String>,
         without: bool,
         pos: usize,
+        /// Byte offset of the parameter (`k`, `q`, ...), 0 without one.
+        param_pos: usize,
     },
     Call {
         func: &'static FuncDef,

@@ -60,8 +60,21 @@ fn elem_op(
             Some((v, None, keep))
         }
         (Some(a), Some(b)) => match op {
-            BinOp::Add | BinOp::Sub => match hist::add(a, b, op == BinOp::Sub) {
-                Some(h) => Some((0.0, Some(h), true)),
+            BinOp::Add | BinOp::Sub => match hist::add_ex(a, b, op == BinOp::Sub) {
+                Some((h, note)) => {
+                    if note.reconciled {
+                        let what = if op == BinOp::Sub {
+                            "subtraction"
+                        } else {
+                            "addition"
+                        };
+                        let p = ev.pos_at(ev.bin_start);
+                        ev.info(format!(
+                            "PromQL info: mismatched custom buckets were reconciled during {what} ({p})"
+                        ));
+                    }
+                    Some((0.0, Some(h), true))
+                }
                 None => {
                     ev.warn(format!(
                         "PromQL warning: vector contains a mix of histograms with exponential and custom buckets schemas for metric name \"\" ({})",
@@ -320,8 +333,10 @@ fn vector_vector(
     let mut matched: HashMap<String, HashSet<Labels>> = HashMap::new();
     let mut out = Vec::new();
     let mut used_right: HashSet<usize> = HashSet::new();
-    let fill_one = if swapped { m.fill_left } else { m.fill_right };
-    let fill_many = if swapped { m.fill_right } else { m.fill_left };
+    // Prometheus swaps the operands for group_right so the "many" side is on the left, but not
+    // the fill values: fill_right always fills the "one" side, fill_left the "many" side.
+    let fill_one = m.fill_right;
+    let fill_many = m.fill_left;
     let mut pairs: Vec<(VSample, VSample)> = Vec::new();
     for ls in lhs {
         let sig = signature(&ls.labels, m);

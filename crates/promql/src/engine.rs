@@ -316,6 +316,11 @@ pub(crate) struct Ev<'a> {
     source: Option<String>,
     /// True for range queries (some annotations only apply there).
     pub(crate) range_query: bool,
+    /// Above zero while evaluating below histogram_count/sum/avg (and not below a subquery
+    /// or histogram_quantile/fraction), where Prometheus decodes only histogram statistics.
+    pub(crate) stats_decoding: u32,
+    /// Byte offset where the binary expression being evaluated starts (for annotations).
+    pub(crate) bin_start: usize,
 }
 
 /// The byte offset where an expression starts.
@@ -359,6 +364,8 @@ impl<'a> Ev<'a> {
             total_samples: 0,
             source: None,
             range_query: false,
+            stats_decoding: 0,
+            bin_start: 0,
         }
     }
 
@@ -544,6 +551,8 @@ impl<'a> Ev<'a> {
                         .map(|(t, h)| (t, h.to_float()))
                         .collect(),
                     drop_name: false,
+                    float_st: s.float_st,
+                    hist_st: s.hist_st,
                 })
                 .collect();
             self.data.insert(key(vs), series);
@@ -595,12 +604,49 @@ impl<'a> Ev<'a> {
         let t = self.mod_time(&vs.at, &vs.offset, ts);
         let lb = self.opts.lookback_ms;
         let mut out = Vec::new();
+        // Smoothed selection of histograms needs `&mut self` for annotations; the series are
+        // collected here and interpolated after the loop.
+        let mut smoothed_hists = Vec::new();
         if let Some(data) = self.data.get(&key(vs)) {
             for (i, s) in data.iter().enumerate() {
                 if i % 4096 == 4095 {
                     self.check_deadline()?;
                 }
                 let fi = s.floats.partition_point(|p| p.t <= t);
+                if vs.smoothed {
+                    let hi = s.histograms.partition_point(|p| p.0 <= t);
+                    let fprev = (fi > 0 && s.floats[fi - 1].t > t - lb).then(|| s.floats[fi - 1].t);
+                    let hprev = (hi > 0 && s.histograms[hi - 1].0 > t - lb).then_some(hi - 1);
+                    let prev_is_hist = match (fprev, hprev) {
+                        (Some(ft), Some(h)) => s.histograms[h].0 > ft,
+                        (None, Some(_)) => true,
+                        _ => false,
+                    };
+                    let fnext = s.floats.get(fi).filter(|p| p.t < t + lb).map(|p| p.t);
+                    let hnext = s.histograms.get(hi).filter(|p| p.0 < t + lb).map(|p| p.0);
+                    let next_is_hist = match (fnext, hnext) {
+                        (Some(ft), Some(ht)) => ht < ft,
+                        (None, Some(_)) => true,
+                        _ => false,
+                    };
+                    let has_prev = fprev.is_some() || hprev.is_some();
+                    let has_next = fnext.is_some() || hnext.is_some();
+                    if prev_is_hist || (has_prev && has_next && next_is_hist) {
+                        let mixed = has_next && prev_is_hist != next_is_hist;
+                        let pair = if mixed {
+                            None
+                        } else {
+                            let next = if has_next {
+                                s.histograms.get(hi).cloned()
+                            } else {
+                                None
+                            };
+                            Some((s.histograms[hi - 1].clone(), next))
+                        };
+                        smoothed_hists.push((s.labels.clone(), pair));
+                        continue;
+                    }
+                }
                 if vs.smoothed && fi > 0 && s.floats[fi - 1].t > t - lb {
                     let a = s.floats[fi - 1];
                     if is_stale_nan(a.v) {
@@ -656,8 +702,72 @@ impl<'a> Ev<'a> {
                 }
             }
         }
+        if !smoothed_hists.is_empty() {
+            let p = self.pos_at(vs.pos);
+            let mut extra = Vec::new();
+            for (labels, pair) in smoothed_hists {
+                let mname = labels.metric_name().unwrap_or("").to_string();
+                let Some((a, next)) = pair else {
+                    self.warn(format!("PromQL warning: encountered a mix of histograms and floats for metric name {mname:?} ({p})"));
+                    continue;
+                };
+                let h = match next {
+                    Some(b) if a.0 < t => {
+                        let custom = |h: &sextant_model::FloatHistogram| {
+                            h.schema == sextant_model::histogram::CUSTOM_BUCKETS_SCHEMA
+                        };
+                        if custom(&a.1) != custom(&b.1) {
+                            self.warn(format!("PromQL warning: vector contains a mix of histograms with exponential and custom buckets schemas for metric name {mname:?} ({p})"));
+                            continue;
+                        }
+                        let counter =
+                            b.1.counter_reset_hint != sextant_model::CounterResetHint::Gauge;
+                        match crate::funcs::interpolate_histograms(
+                            self, &a, &b, t, counter, &mname, &p,
+                        ) {
+                            Some(h) => h,
+                            None => continue,
+                        }
+                    }
+                    _ => a.1,
+                };
+                extra.push(VSample {
+                    labels,
+                    t,
+                    f: 0.0,
+                    h: Some(Box::new(h)),
+                    drop_name: false,
+                });
+            }
+            out.extend(extra);
+            out.sort_by(|a, b| a.labels.cmp(&b.labels));
+        }
         self.add_selected(out.len())?;
         Ok(out)
+    }
+
+    /// The start timestamp of the sample at `t` of a selected series (0 when unknown).
+    pub(crate) fn start_timestamp_of(
+        &self,
+        vs: &VectorSelector,
+        labels: &Labels,
+        t: i64,
+        hist: bool,
+    ) -> i64 {
+        let Some(s) = self
+            .data
+            .get(&key(vs))
+            .and_then(|d| d.iter().find(|s| &s.labels == labels))
+        else {
+            return 0;
+        };
+        let i = if hist {
+            s.histograms.iter().position(|p| p.0 == t)
+        } else {
+            s.floats.iter().position(|p| p.t == t)
+        };
+        let sts = if hist { &s.hist_st } else { &s.float_st };
+        i.and_then(|i| sts.get(i)).copied().unwrap_or(0)
     }
 
     /// Range-vector selection: samples in `(t - range, t]`, without staleness markers.
@@ -693,12 +803,23 @@ impl<'a> Ev<'a> {
                 if self.samples.saturating_add(n + (b - a) + (hb - ha)) > self.opts.max_samples {
                     return Err(too_many_samples());
                 }
-                let floats: Vec<Sample> = s.floats[a..b]
-                    .iter()
-                    .filter(|p| !is_stale_nan(p.v))
-                    .copied()
-                    .collect();
+                let mut floats = Vec::with_capacity(b - a);
+                let mut float_st = Vec::new();
+                for (k, p) in s.floats[a..b].iter().enumerate() {
+                    if is_stale_nan(p.v) {
+                        continue;
+                    }
+                    floats.push(*p);
+                    if !s.float_st.is_empty() {
+                        float_st.push(s.float_st[a + k]);
+                    }
+                }
                 let histograms = s.histograms[ha..hb].to_vec();
+                let hist_st = if s.hist_st.is_empty() {
+                    Vec::new()
+                } else {
+                    s.hist_st[ha..hb].to_vec()
+                };
                 if floats.is_empty() && histograms.is_empty() {
                     continue;
                 }
@@ -708,6 +829,8 @@ impl<'a> Ev<'a> {
                     floats,
                     histograms,
                     drop_name: false,
+                    float_st,
+                    hist_st,
                 });
             }
         }
@@ -824,13 +947,44 @@ impl<'a> Ev<'a> {
                 if m.anchored || m.smoothed {
                     let (lo, hi) = self.range_bounds(e, ts);
                     for s in &mut ms {
-                        s.floats = crate::funcs::extend_floats(&s.floats, lo, hi, m.smoothed);
+                        // Start timestamps do not survive the boundary rewriting.
+                        s.float_st.clear();
+                        s.hist_st.clear();
+                        // The anchor is the newest sample at or before the range start, float
+                        // or histogram; everything else before the start is dropped.
+                        let fa = s.floats.iter().rev().find(|p| p.t <= lo).map(|p| p.t);
+                        let ha = s.histograms.iter().rev().find(|p| p.0 <= lo).map(|p| p.0);
+                        let hist_anchor = match (fa, ha) {
+                            (Some(f), Some(h)) => h > f,
+                            (None, Some(_)) => true,
+                            _ => false,
+                        };
+                        if hist_anchor {
+                            let k = s.histograms.partition_point(|p| p.0 <= lo);
+                            s.histograms.drain(..k - 1);
+                            s.floats.retain(|p| p.t > lo);
+                        } else {
+                            s.histograms.retain(|p| p.0 > lo);
+                            if s.histograms.is_empty() {
+                                s.floats =
+                                    crate::funcs::extend_floats(&s.floats, lo, hi, m.smoothed);
+                            } else if fa.is_some() {
+                                // Mixed: keep the float anchor as it is.
+                                let k = s.floats.partition_point(|p| p.t <= lo);
+                                s.floats.drain(..k - 1);
+                            }
+                        }
                     }
                     ms.retain(|s| !s.floats.is_empty() || !s.histograms.is_empty());
                 }
                 Val::Matrix(ms)
             }
-            Expr::Subquery(s) => Val::Matrix(self.eval_subquery(s, ts)?),
+            Expr::Subquery(s) => {
+                let saved = std::mem::take(&mut self.stats_decoding);
+                let r = self.eval_subquery(s, ts);
+                self.stats_decoding = saved;
+                Val::Matrix(r?)
+            }
             Expr::Binary {
                 op,
                 lhs,
@@ -841,6 +995,7 @@ impl<'a> Ev<'a> {
             } => {
                 let l = self.eval(lhs, ts)?;
                 let r = self.eval(rhs, ts)?;
+                self.bin_start = expr_pos(lhs);
                 crate::binop::eval_binary(self, *op, l, r, *return_bool, matching.as_ref(), *pos)?
             }
             Expr::Aggregate {
@@ -850,6 +1005,7 @@ impl<'a> Ev<'a> {
                 grouping,
                 without,
                 pos,
+                param_pos,
             } => {
                 let p = match param {
                     Some(p) => Some(self.eval(p, ts)?),
@@ -859,11 +1015,33 @@ impl<'a> Ev<'a> {
                     Val::Vector(v) => v,
                     _ => Vec::new(),
                 };
+                // Aggregation annotations point at the aggregated expression.
+                let _ = pos;
                 Val::Vector(crate::aggr::aggregate(
-                    self, *op, p, v, grouping, *without, *pos,
+                    self,
+                    *op,
+                    p,
+                    v,
+                    grouping,
+                    *without,
+                    (expr_pos(expr), *param_pos),
                 )?)
             }
-            Expr::Call { func, args, pos } => crate::funcs::call(self, func, args, ts, *pos)?,
+            Expr::Call { func, args, pos } => {
+                let saved = self.stats_decoding;
+                match func.name {
+                    "histogram_count" | "histogram_sum" | "histogram_avg" => {
+                        self.stats_decoding += 1
+                    }
+                    "histogram_quantile" | "histogram_quantiles" | "histogram_fraction" => {
+                        self.stats_decoding = 0
+                    }
+                    _ => {}
+                }
+                let r = crate::funcs::call(self, func, args, ts, *pos);
+                self.stats_decoding = saved;
+                r?
+            }
         })
     }
 }

@@ -13,6 +13,15 @@ use crate::hist;
 use crate::value::{Series, VSample};
 
 /// One step of Kahan-Neumaier summation.
+/// A Kahan-compensated sum.
+pub(crate) fn kahan_sum(v: &[f64]) -> f64 {
+    let (mut s, mut c) = (0.0, 0.0);
+    for x in v {
+        (s, c) = kahan_inc(*x, s, c);
+    }
+    s + c
+}
+
 pub(crate) fn kahan_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
     let t = sum + inc;
     let c = if t.is_infinite() {
@@ -149,6 +158,22 @@ pub(crate) fn call(
                 [f] => *f,
                 _ => f64::NAN,
             }));
+        }
+        "start_timestamp" => {
+            // Start timestamps only exist for samples straight from a selector.
+            let Expr::Vector(vs) = args[0].unparen() else {
+                vector_arg(ev, &args[0], ts)?;
+                return Ok(Val::Vector(Vec::new()));
+            };
+            let v = ev.select_vector(vs, ts)?;
+            return Ok(Val::Vector(
+                v.into_iter()
+                    .map(|s| {
+                        let st = ev.start_timestamp_of(vs, &s.labels, s.t, s.h.is_some());
+                        sample(s.labels, st as f64 / 1000.0, true)
+                    })
+                    .collect(),
+            ));
         }
         "timestamp" => {
             let v = vector_arg(ev, &args[0], ts)?;
@@ -691,8 +716,7 @@ fn range_fn(
     let mixed = !fl.is_empty() && !hs.is_empty();
     if mixed {
         match name {
-            "rate" | "increase" | "delta" | "irate" | "idelta" | "sum_over_time"
-            | "avg_over_time" => {
+            "rate" | "increase" | "delta" | "sum_over_time" | "avg_over_time" => {
                 ev.warn(format!("PromQL warning: encountered a mix of histograms and floats for metric name {mname:?} ({p})"));
                 return Ok(None);
             }
@@ -715,26 +739,31 @@ fn range_fn(
     }
     Ok(match name {
         "rate" | "increase" | "delta" => {
-            if hs.len() > 1 {
-                histogram_rate(ev, hs, name != "delta", name == "rate", lo, hi, &mname, p)
-            } else if fl.len() > 1 {
-                extrapolated_rate(fl, name != "delta", name == "rate", lo, hi)
+            if hs.len() > 1 || (hs.len() == 1 && !hist_sts(s).is_empty()) {
+                histogram_rate(ev, s, name != "delta", name == "rate", lo, hi, &mname, p)
+            } else if fl.len() > 1 || (fl.len() == 1 && !float_sts(s).is_empty()) {
+                extrapolated_rate(ev, s, name != "delta", name == "rate", lo, hi, &mname, p)
             } else {
                 None
             }
         }
         "irate" | "idelta" => {
-            if hs.len() >= 2 {
+            // Only the last two samples matter, whatever came before them.
+            let mut tail: Vec<(i64, bool)> =
+                fl.iter().rev().take(2).map(|x| (x.t, false)).collect();
+            tail.extend(hs.iter().rev().take(2).map(|x| (x.0, true)));
+            tail.sort_by_key(|x| x.0);
+            if tail.len() < 2 {
+                return Ok(None);
+            }
+            let (k1, k2) = (tail[tail.len() - 2].1, tail[tail.len() - 1].1);
+            if k1 != k2 {
+                ev.warn(format!("PromQL warning: encountered a mix of histograms and floats for metric name {mname:?} ({p})"));
+                return Ok(None);
+            }
+            if k2 {
                 let (a, b) = (&hs[hs.len() - 2], &hs[hs.len() - 1]);
                 let rate = name == "irate";
-                let (ac, bc) = (
-                    a.1.schema == sextant_model::histogram::CUSTOM_BUCKETS_SCHEMA,
-                    b.1.schema == sextant_model::histogram::CUSTOM_BUCKETS_SCHEMA,
-                );
-                if ac != bc {
-                    ev.warn(format!("PromQL warning: vector contains a mix of histograms with exponential and custom buckets schemas for metric name {mname:?} ({p})"));
-                    return Ok(None);
-                }
                 let gauge = sextant_model::CounterResetHint::Gauge;
                 if rate && (a.1.counter_reset_hint == gauge || b.1.counter_reset_hint == gauge) {
                     ev.warn(format!("PromQL warning: this native histogram metric is not a counter: {mname:?} ({p})"));
@@ -742,15 +771,15 @@ fn range_fn(
                 if !rate && (a.1.counter_reset_hint != gauge || b.1.counter_reset_hint != gauge) {
                     ev.warn(format!("PromQL warning: this native histogram metric is not a gauge: {mname:?} ({p})"));
                 }
-                let mut r = if rate && hist::detect_reset(&b.1, &a.1) {
+                let hst = hist_sts(s);
+                let st_reset =
+                    hst.len() >= 2 && is_st_reset(hst[hst.len() - 2], a.0, hst[hst.len() - 1], b.0);
+                let mut r = if rate && (st_reset || hist::detect_reset(&b.1, &a.1)) {
                     b.1.clone()
                 } else {
-                    match hist::add(&b.1, &a.1, true) {
+                    match add_annotated(ev, &b.1, &a.1, true, &mname, p) {
                         Some(h) => h,
-                        None => {
-                            ev.warn(format!("PromQL warning: vector contains a mix of histograms with exponential and custom buckets schemas for metric name {mname:?} ({p})"));
-                            return Ok(None);
-                        }
+                        None => return Ok(None),
                     }
                 };
                 r.counter_reset_hint = gauge;
@@ -764,7 +793,10 @@ fn range_fn(
                 return Ok(None);
             }
             let (a, b) = (fl[fl.len() - 2], fl[fl.len() - 1]);
-            let mut r = if name == "irate" && b.v < a.v {
+            let sts = float_sts(s);
+            let st_reset =
+                sts.len() >= 2 && is_st_reset(sts[sts.len() - 2], a.t, sts[sts.len() - 1], b.t);
+            let mut r = if name == "irate" && (b.v < a.v || st_reset) {
                 b.v
             } else {
                 b.v - a.v
@@ -783,28 +815,41 @@ fn range_fn(
                 F(f64),
                 H(&'a FloatHistogram),
             }
-            let mut pts: Vec<(i64, P)> = fl.iter().map(|x| (x.t, P::F(x.v))).collect();
-            pts.extend(hs.iter().map(|(t, h)| (*t, P::H(h))));
+            let (fst, hst) = (float_sts(s), hist_sts(s));
+            let st_at = |v: &[i64], i: usize| v.get(i).copied().unwrap_or(0);
+            let mut pts: Vec<(i64, P, i64)> = fl
+                .iter()
+                .enumerate()
+                .map(|(i, x)| (x.t, P::F(x.v), st_at(fst, i)))
+                .collect();
+            pts.extend(
+                hs.iter()
+                    .enumerate()
+                    .map(|(i, (t, h))| (*t, P::H(h), st_at(hst, i))),
+            );
             pts.sort_by_key(|x| x.0);
             let mut n = 0.0;
             for w in pts.windows(2) {
-                let hit = match (&w[0].1, &w[1].1) {
-                    (P::F(a), P::F(b)) => {
-                        if name == "changes" {
-                            a != b && !(a.is_nan() && b.is_nan())
-                        } else {
-                            b < a
+                let st_reset = name == "resets" && is_st_reset(w[0].2, w[0].0, w[1].2, w[1].0);
+                let hit = st_reset
+                    || match (&w[0].1, &w[1].1) {
+                        (P::F(a), P::F(b)) => {
+                            if name == "changes" {
+                                a != b && !(a.is_nan() && b.is_nan())
+                            } else {
+                                b < a
+                            }
                         }
-                    }
-                    (P::H(a), P::H(b)) => {
-                        if name == "changes" {
-                            !hist::equal(a, b)
-                        } else {
-                            hist::detect_reset(b, a)
+                        (P::H(a), P::H(b)) => {
+                            if name == "changes" {
+                                !hist::equal(a, b)
+                            } else {
+                                hist::detect_reset(b, a)
+                            }
                         }
-                    }
-                    _ => name == "changes",
-                };
+                        // A switch between float and histogram is both a change and a reset.
+                        _ => true,
+                    };
                 if hit {
                     n += 1.0;
                 }
@@ -816,12 +861,13 @@ fn range_fn(
                 return Ok(None);
             }
             let mut n = 0.0;
-            for w in fl.windows(2) {
+            let sts = float_sts(s);
+            for (i, w) in fl.windows(2).enumerate() {
                 let (p, c) = (w[0].v, w[1].v);
                 let hit = if name == "changes" {
                     p != c && !(p.is_nan() && c.is_nan())
                 } else {
-                    c < p
+                    c < p || (sts.len() > i + 1 && is_st_reset(sts[i], w[0].t, sts[i + 1], w[1].t))
                 };
                 if hit {
                     n += 1.0;
@@ -927,15 +973,15 @@ fn range_fn(
                 return Ok(None);
             }
             if !hs.is_empty() {
-                let mut acc = hs[0].1.clone();
-                for h in &hs[1..] {
-                    match hist::add(&acc, &h.1, false) {
-                        Some(x) => acc = x,
-                        None => return Ok(None),
-                    }
-                }
+                let refs: Vec<&FloatHistogram> = hs.iter().map(|h| &h.1).collect();
+                let mname = s.labels.metric_name().unwrap_or("").to_string();
+                let Some(mut acc) = sum_histograms_at(ev, &refs, &mname, p) else {
+                    return Ok(None);
+                };
                 if name == "avg_over_time" {
-                    hist::scale(&mut acc, 1.0 / hs.len() as f64);
+                    hist::refold(&mut acc, &refs, crate::aggr::mean);
+                } else {
+                    hist::refold(&mut acc, &refs, kahan_sum);
                 }
                 return Ok(Some((0.0, Some(acc))));
             }
@@ -1050,72 +1096,43 @@ fn avg(fl: &[Sample]) -> f64 {
 }
 
 /// Prometheus' `extrapolatedRate` for floats.
-fn extrapolated_rate(fl: &[Sample], counter: bool, rate: bool, lo: i64, hi: i64) -> FnOut {
-    let n1 = fl.len() - 1;
-    let (first, last) = (fl[0], fl[n1]);
-    let mut result = last.v - first.v;
-    if counter {
-        let mut prev = first.v;
-        for p in &fl[1..] {
-            if p.v < prev {
-                result += prev;
-            }
-            prev = p.v;
-        }
+/// Prometheus' `isStartTimestampReset`: whether the start timestamps of two consecutive
+/// samples say the counter restarted between them.
+fn is_st_reset(prev_st: i64, prev_t: i64, cur_st: i64, cur_t: i64) -> bool {
+    if cur_st == 0 || cur_st >= cur_t || cur_st < prev_t {
+        return false;
     }
-    let factor = extrapolation_factor(
-        first.t,
-        last.t,
-        n1,
-        lo,
-        hi,
-        if counter && result > 0.0 && first.v >= 0.0 {
-            Some(first.v / result)
-        } else {
-            None
-        },
-        rate,
-    );
-    Some((result * factor, None))
+    if cur_st > prev_t {
+        return true;
+    }
+    // The start points at the previous sample: a reset for deltas (previous start known), not
+    // for cumulative series with an unknown start.
+    if prev_st > prev_t {
+        return false;
+    }
+    prev_st != 0 && prev_st != prev_t
 }
 
-fn extrapolation_factor(
-    first_t: i64,
-    last_t: i64,
-    n1: usize,
-    lo: i64,
-    hi: i64,
-    zero_ratio: Option<f64>,
-    rate: bool,
-) -> f64 {
-    let mut to_start = (first_t - lo) as f64 / 1000.0;
-    let mut to_end = (hi - last_t) as f64 / 1000.0;
-    let sampled = (last_t - first_t) as f64 / 1000.0;
-    let avg_dur = sampled / n1 as f64;
-    let threshold = avg_dur * 1.1;
-    if to_start >= threshold {
-        to_start = avg_dur / 2.0;
-    }
-    if let Some(r) = zero_ratio {
-        let to_zero = sampled * r;
-        if to_zero < to_start {
-            to_start = to_zero;
-        }
-    }
-    if to_end >= threshold {
-        to_end = avg_dur / 2.0;
-    }
-    let mut factor = (sampled + to_start + to_end) / sampled;
-    if rate {
-        factor /= (hi - lo) as f64 / 1000.0;
-    }
-    factor
+/// Prometheus' `checkStartTimeOverlap`.
+fn st_overlap(prev_st: i64, prev_t: i64, cur_st: i64) -> bool {
+    cur_st != 0 && cur_st < prev_t && cur_st != prev_st
 }
 
+/// Start timestamps of a series' floats, if known for every sample.
+fn float_sts(s: &Series) -> &[i64] {
+    if s.float_st.len() == s.floats.len() {
+        &s.float_st
+    } else {
+        &[]
+    }
+}
+
+/// Prometheus' `extrapolatedRate` for floats, including start-timestamp resets and the
+/// zero point at the first sample's start timestamp.
 #[allow(clippy::too_many_arguments)]
-fn histogram_rate(
+fn extrapolated_rate(
     ev: &mut Ev,
-    hs: &[(i64, FloatHistogram)],
+    s: &Series,
     counter: bool,
     rate: bool,
     lo: i64,
@@ -1123,12 +1140,103 @@ fn histogram_rate(
     mname: &str,
     p: &str,
 ) -> FnOut {
+    let fl = &s.floats;
+    let sts = float_sts(s);
+    let n1 = fl.len() - 1;
+    let (first, last) = (fl[0], fl[n1]);
+    let mut result = last.v - first.v;
+    if counter {
+        let mut overlap = false;
+        for i in 0..n1 {
+            let (prev, cur) = (fl[i], fl[i + 1]);
+            if !overlap && i + 1 < sts.len() && st_overlap(sts[i], prev.t, sts[i + 1]) {
+                ev.warn(format!("PromQL warning: sample has start time that overlaps with previous sample timestamp for metric {mname:?} ({p})"));
+                overlap = true;
+            }
+            if cur.v < prev.v
+                || (i + 1 < sts.len() && is_st_reset(sts[i], prev.t, sts[i + 1], cur.t))
+            {
+                result += prev.v;
+            }
+        }
+    }
+    let mut to_start = (first.t - lo) as f64 / 1000.0;
+    let mut to_end = (hi - last.t) as f64 / 1000.0;
+    let mut sampled = (last.t - first.t) as f64 / 1000.0;
+    let avg_dur = if n1 > 0 { sampled / n1 as f64 } else { 0.0 };
+    let threshold = avg_dur * 1.1;
+    if counter && !sts.is_empty() && sts[0] != 0 && sts[0] > lo && sts[0] < first.t {
+        // Assume a zero sample at the start timestamp instead of extrapolating left.
+        to_start = 0.0;
+        sampled = (last.t - sts[0]) as f64 / 1000.0;
+        result += first.v;
+    } else if n1 == 0 {
+        return None;
+    } else {
+        if to_start >= threshold {
+            to_start = avg_dur / 2.0;
+        }
+        if counter && result > 0.0 && first.v >= 0.0 {
+            let to_zero = sampled * (first.v / result);
+            if to_zero < to_start {
+                to_start = to_zero;
+            }
+        }
+    }
+    if to_end >= threshold {
+        to_end = avg_dur / 2.0;
+    }
+    let mut factor = if sampled != 0.0 {
+        (sampled + to_start + to_end) / sampled
+    } else {
+        1.0
+    };
+    if rate {
+        factor /= (hi - lo) as f64 / 1000.0;
+    }
+    Some((result * factor, None))
+}
+
+#[allow(clippy::too_many_arguments)]
+/// Start timestamps of a series' histograms, if known for every sample.
+fn hist_sts(s: &Series) -> &[i64] {
+    if s.hist_st.len() == s.histograms.len() {
+        &s.hist_st
+    } else {
+        &[]
+    }
+}
+
+/// Prometheus' `histogramRate` plus the extrapolation of `extrapolatedRate`, for histograms.
+#[allow(clippy::too_many_arguments)]
+fn histogram_rate(
+    ev: &mut Ev,
+    s: &Series,
+    counter: bool,
+    rate: bool,
+    lo: i64,
+    hi: i64,
+    mname: &str,
+    p: &str,
+) -> FnOut {
+    let hs = &s.histograms;
+    let sts = hist_sts(s);
     let n1 = hs.len() - 1;
     let first = &hs[0].1;
     let last = &hs[n1].1;
     let gauge = sextant_model::CounterResetHint::Gauge;
     let custom = |h: &FloatHistogram| h.schema == sextant_model::histogram::CUSTOM_BUCKETS_SCHEMA;
-    if hs.iter().any(|h| custom(&h.1) != custom(first)) {
+    // After a counter reset between the first two samples only the first one's count matters
+    // (for the zero point); its bucket layout may differ from the rest.
+    let reset_after_first = counter
+        && n1 > 0
+        && ((sts.len() > 1 && is_st_reset(sts[0], hs[0].0, sts[1], hs[1].0))
+            || hist::detect_reset(&hs[1].1, first));
+    let layout_from = if reset_after_first { 1 } else { 0 };
+    if hs[layout_from..]
+        .iter()
+        .any(|h| custom(&h.1) != custom(&hs[layout_from].1))
+    {
         ev.warn(format!("PromQL warning: vector contains a mix of histograms with exponential and custom buckets schemas for metric name {mname:?} ({p})"));
         return None;
     }
@@ -1137,26 +1245,71 @@ fn histogram_rate(
             "PromQL warning: this native histogram metric is not a counter: {mname:?} ({p})"
         ));
     }
-    let mut acc = hist::add(last, first, true)?;
-    if counter {
-        let mut prev = first;
-        for (_, h) in &hs[1..] {
-            if hist::detect_reset(h, prev) {
-                acc = hist::add(&acc, prev, false)?;
+    let mut acc = None;
+    if n1 > 0 {
+        let mut a = if reset_after_first {
+            last.clone()
+        } else {
+            add_annotated(ev, last, first, true, mname, p)?
+        };
+        if counter {
+            let mut overlap = false;
+            for i in layout_from..n1 {
+                let (prev, cur) = (&hs[i], &hs[i + 1]);
+                if !overlap && i + 1 < sts.len() && st_overlap(sts[i], prev.0, sts[i + 1]) {
+                    ev.warn(format!("PromQL warning: sample has start time that overlaps with previous sample timestamp for metric {mname:?} ({p})"));
+                    overlap = true;
+                }
+                let st_reset = i + 1 < sts.len() && is_st_reset(sts[i], prev.0, sts[i + 1], cur.0);
+                if st_reset || hist::detect_reset(&cur.1, &prev.1) {
+                    a = add_annotated(ev, &a, &prev.1, false, mname, p)?;
+                }
             }
-            prev = h;
+        } else if first.counter_reset_hint != gauge || last.counter_reset_hint != gauge {
+            ev.warn(format!(
+                "PromQL warning: this native histogram metric is not a gauge: {mname:?} ({p})"
+            ));
         }
-    } else if first.counter_reset_hint != gauge || last.counter_reset_hint != gauge {
-        ev.warn(format!(
-            "PromQL warning: this native histogram metric is not a gauge: {mname:?} ({p})"
-        ));
+        acc = Some(a);
     }
-    let zero = if counter && acc.count > 0.0 && first.count >= 0.0 {
-        Some(first.count / acc.count)
+    let (first_t, last_t) = (hs[0].0, hs[n1].0);
+    let mut to_start = (first_t - lo) as f64 / 1000.0;
+    let mut to_end = (hi - last_t) as f64 / 1000.0;
+    let mut sampled = (last_t - first_t) as f64 / 1000.0;
+    let avg_dur = if n1 > 0 { sampled / n1 as f64 } else { 0.0 };
+    let threshold = avg_dur * 1.1;
+    let mut acc = if counter && !sts.is_empty() && sts[0] != 0 && sts[0] > lo && sts[0] < first_t {
+        // Assume a zero histogram at the start timestamp instead of extrapolating left.
+        to_start = 0.0;
+        sampled = (last_t - sts[0]) as f64 / 1000.0;
+        match acc {
+            None => first.clone(),
+            Some(a) => add_annotated(ev, &a, first, false, mname, p)?,
+        }
     } else {
-        None
+        let a = acc?;
+        if to_start >= threshold {
+            to_start = avg_dur / 2.0;
+        }
+        if counter && a.count > 0.0 && first.count >= 0.0 {
+            let to_zero = sampled * (first.count / a.count);
+            if to_zero < to_start {
+                to_start = to_zero;
+            }
+        }
+        a
     };
-    let factor = extrapolation_factor(hs[0].0, hs[n1].0, n1, lo, hi, zero, rate);
+    if to_end >= threshold {
+        to_end = avg_dur / 2.0;
+    }
+    let mut factor = if sampled != 0.0 {
+        (sampled + to_start + to_end) / sampled
+    } else {
+        1.0
+    };
+    if rate {
+        factor /= (hi - lo) as f64 / 1000.0;
+    }
     hist::scale(&mut acc, factor);
     acc.counter_reset_hint = gauge;
     Some((0.0, Some(acc)))
@@ -1176,7 +1329,7 @@ fn almost_equal(a: f64, b: f64, eps: f64) -> bool {
 }
 
 /// Prometheus' `BucketQuantile` over classic `le` buckets.
-fn bucket_quantile(q: f64, b: &mut Vec<(f64, f64)>) -> (f64, bool) {
+fn bucket_quantile(q: f64, b: &mut [(f64, f64)]) -> (f64, bool) {
     if q.is_nan() {
         return (f64::NAN, false);
     }
@@ -1472,18 +1625,24 @@ fn native_fraction(lower: f64, upper: f64, h: &FloatHistogram) -> f64 {
         }
         rank += n;
     }
-    if !ls || lr > h.count {
-        lr = h.count;
+    // NaN observations are in no bucket and so in no fraction.
+    let max_rank = if has_nan_observations(h) {
+        h.count - nan_observations(h)
+    } else {
+        h.count
+    };
+    if !ls || lr > max_rank {
+        lr = max_rank;
     }
-    if !us || ur > h.count {
-        ur = h.count;
+    if !us || ur > max_rank {
+        ur = max_rank;
     }
     // Both bounds inside one infinite bucket.
     (ur - lr).max(0.0) / h.count
 }
 
 /// Prometheus' `BucketFraction` over classic buckets (upper bound, cumulative count).
-fn bucket_fraction(lower: f64, upper: f64, b: &mut Vec<(f64, f64)>) -> f64 {
+fn bucket_fraction(lower: f64, upper: f64, b: &mut [(f64, f64)]) -> f64 {
     b.sort_by(|x, y| x.0.partial_cmp(&y.0).unwrap_or(std::cmp::Ordering::Equal));
     if b.last().is_none_or(|x| x.0 != f64::INFINITY) {
         return f64::NAN;
@@ -1564,6 +1723,24 @@ fn bucket_fraction(lower: f64, upper: f64, b: &mut Vec<(f64, f64)>) -> f64 {
     (ur - lr).max(0.0) / count
 }
 
+/// A histogram counts NaN observations when its sum is NaN and its count exceeds the counts
+/// in all buckets (NaN falls in none of them).
+fn has_nan_observations(h: &FloatHistogram) -> bool {
+    nan_observations(h) > 0.0
+}
+
+/// How many observations are NaN: the count not in any bucket, if the sum is NaN.
+fn nan_observations(h: &FloatHistogram) -> f64 {
+    let in_buckets: f64 = h.zero_count
+        + h.positive_buckets.iter().sum::<f64>()
+        + h.negative_buckets.iter().sum::<f64>();
+    if h.sum.is_nan() && h.count > in_buckets {
+        h.count - in_buckets
+    } else {
+        0.0
+    }
+}
+
 fn hist_fn(ev: &mut Ev, f: HistFn, v: Vec<VSample>, arg: &Expr) -> Vec<VSample> {
     let mut groups: Vec<(Labels, Vec<(f64, f64)>)> = Vec::new();
     let mut index: HashMap<Labels, usize> = HashMap::new();
@@ -1575,13 +1752,33 @@ fn hist_fn(ev: &mut Ev, f: HistFn, v: Vec<VSample>, arg: &Expr) -> Vec<VSample> 
             let mut key = s.labels.clone();
             key.set(METRIC_NAME, "");
             native_keys.push(key);
+            let mut v = match f {
+                HistFn::Quantile(q) => native_quantile(q, h),
+                HistFn::Fraction(a, b) => native_fraction(a, b, h),
+            };
+            if let HistFn::Quantile(q) = f {
+                // A rank among the NaN observations has no value.
+                let in_buckets = h.count - nan_observations(h);
+                if has_nan_observations(h) && q * h.count > in_buckets {
+                    v = f64::NAN;
+                }
+            }
+            if has_nan_observations(h) {
+                let name = s.labels.metric_name().unwrap_or("").to_string();
+                ev.info(match f {
+                    HistFn::Quantile(_) => format!(
+                        "PromQL info: input to histogram_quantile has NaN observations, result is {} for metric name {name:?} ({p})",
+                        if v.is_nan() { "NaN" } else { "skewed higher" }
+                    ),
+                    HistFn::Fraction(..) => format!(
+                        "PromQL info: input to histogram_fraction has NaN observations, which are excluded from all fractions for metric name {name:?} ({p})"
+                    ),
+                });
+            }
             out.push(VSample {
                 labels: s.labels,
                 t: 0,
-                f: match f {
-                    HistFn::Quantile(q) => native_quantile(q, h),
-                    HistFn::Fraction(a, b) => native_fraction(a, b, h),
-                },
+                f: v,
                 h: None,
                 drop_name: true,
             });
@@ -1684,7 +1881,19 @@ fn info(ev: &mut Ev, args: &[Expr], ts: i64) -> Result<Val, EvalError> {
     let raw = ev.select_raw(&all_m, t - lb + 1, t)?;
     // Info series alive at t, with their labels.
     let mut infos: Vec<(Labels, i64)> = Vec::new();
+    // With only negative name matchers, only info metrics (`*_info`) can contribute.
+    let only_negative = name_m
+        .iter()
+        .all(|m| matches!(m.op, MatchOp::NotEqual | MatchOp::NotRegex));
     for s in raw {
+        if only_negative
+            && !s
+                .labels
+                .metric_name()
+                .is_some_and(|n| n.len() > 5 && n.ends_with("_info"))
+        {
+            continue;
+        }
         let f = s.floats.iter().rev().find(|p| p.t <= t && p.t > t - lb);
         let h = s.histograms.iter().rev().find(|p| p.0 <= t && p.0 > t - lb);
         let st = match (f, h) {
@@ -1864,6 +2073,57 @@ fn extended_rate(
         result /= (end - start) as f64 / 1000.0;
     }
     Some(result)
+}
+
+/// Sums histograms for `sum`/`avg` and `sum_over_time`/`avg_over_time` with Prometheus'
+/// annotations; `pos` is the byte offset of the aggregated expression.
+pub(crate) fn sum_histograms(
+    ev: &mut Ev,
+    hs: &[&FloatHistogram],
+    mname: &str,
+    pos: usize,
+) -> Option<FloatHistogram> {
+    let p = ev.pos_at(pos);
+    sum_histograms_at(ev, hs, mname, &p)
+}
+
+fn sum_histograms_at(
+    ev: &mut Ev,
+    hs: &[&FloatHistogram],
+    mname: &str,
+    p: &str,
+) -> Option<FloatHistogram> {
+    let mut acc = hs[0].clone();
+    let mut reconciled = false;
+    // A conflict is any mix of explicit "reset" and "not a reset" hints among the inputs.
+    use sextant_model::CounterResetHint::{CounterReset, NotCounterReset};
+    let conflict = hs.iter().any(|h| h.counter_reset_hint == CounterReset)
+        && hs.iter().any(|h| h.counter_reset_hint == NotCounterReset);
+    for h in &hs[1..] {
+        match hist::add_ex(&acc, h, false) {
+            Some((x, note)) => {
+                acc = x;
+                reconciled |= note.reconciled;
+            }
+            None => {
+                mixed_schemas_warning(ev, mname, p);
+                return None;
+            }
+        }
+    }
+    if reconciled {
+        ev.info(format!(
+            "PromQL info: mismatched custom buckets were reconciled during aggregation ({p})"
+        ));
+    }
+    // Prometheus only sees explicit reset hints (and so conflicts) when it decodes just the
+    // statistics of histograms, below histogram_count/sum/avg.
+    if conflict && ev.stats_decoding > 0 {
+        ev.warn(format!(
+            "PromQL warning: conflicting counter resets during histogram aggregation ({p})"
+        ));
+    }
+    Some(acc)
 }
 
 /// The window and annotation context of an anchored/smoothed histogram rate.

@@ -171,6 +171,55 @@ pub fn add_ex(
     ))
 }
 
+/// Recomputes every count of `acc`, the plain sum of `hs` that fixed the layout (schema,
+/// custom bounds, buckets), field by field with `f` over the inputs' values: Kahan summation
+/// or an overflow-safe mean, as Prometheus does for histograms in `sum`/`avg` and
+/// `sum_over_time`/`avg_over_time`.
+pub fn refold(acc: &mut FloatHistogram, hs: &[&FloatHistogram], f: impl Fn(&[f64]) -> f64) {
+    let field =
+        |g: &dyn Fn(&FloatHistogram) -> f64| f(&hs.iter().map(|h| g(h)).collect::<Vec<_>>());
+    acc.count = field(&|h| h.count);
+    acc.sum = field(&|h| h.sum);
+    acc.zero_count = field(&|h| h.zero_count);
+    let custom = acc.schema == CUSTOM_BUCKETS_SCHEMA;
+    type Layout<'a> = dyn Fn(&FloatHistogram) -> (&[Span], &[f64]) + 'a;
+    let aligned = |spans: &Layout| -> Vec<BTreeMap<i32, f64>> {
+        hs.iter()
+            .map(|h| {
+                let (s, c) = spans(h);
+                let b = buckets(s, c);
+                if custom {
+                    let b = if h.custom_values != acc.custom_values {
+                        remap_custom(&h.custom_values, b, &acc.custom_values)
+                    } else {
+                        b
+                    };
+                    let mut m = BTreeMap::new();
+                    for (i, c) in b {
+                        *m.entry(i).or_insert(0.0) += c;
+                    }
+                    m
+                } else {
+                    reduce(b, h.schema, acc.schema)
+                }
+            })
+            .collect()
+    };
+    let pos = aligned(&|h| (&h.positive_spans, &h.positive_buckets));
+    let neg = aligned(&|h| (&h.negative_spans, &h.negative_buckets));
+    let refill = |spans: &[Span], counts: &mut [f64], maps: &[BTreeMap<i32, f64>]| {
+        for (k, (idx, _)) in buckets(spans, counts).into_iter().enumerate() {
+            let vals: Vec<f64> = maps
+                .iter()
+                .map(|m| m.get(&idx).copied().unwrap_or(0.0))
+                .collect();
+            counts[k] = f(&vals);
+        }
+    };
+    refill(&acc.positive_spans.clone(), &mut acc.positive_buckets, &pos);
+    refill(&acc.negative_spans.clone(), &mut acc.negative_buckets, &neg);
+}
+
 /// Structural equality ignoring empty buckets and the counter-reset hint.
 pub fn equal(a: &FloatHistogram, b: &FloatHistogram) -> bool {
     let nz = |s: &[Span], c: &[f64]| -> Vec<(i32, f64)> {
@@ -210,6 +259,14 @@ pub fn div(h: &mut FloatHistogram, d: f64) {
     h.count /= d;
     h.sum /= d;
     h.zero_count /= d;
+    if d == 0.0 {
+        // As in Prometheus, division by zero removes all buckets.
+        h.positive_spans.clear();
+        h.negative_spans.clear();
+        h.positive_buckets.clear();
+        h.negative_buckets.clear();
+        return;
+    }
     h.positive_buckets.iter_mut().for_each(|b| *b /= d);
     h.negative_buckets.iter_mut().for_each(|b| *b /= d);
 }
@@ -251,8 +308,30 @@ pub fn detect_reset(cur: &FloatHistogram, prev: &FloatHistogram) -> bool {
     }
     let cc = cur.schema == CUSTOM_BUCKETS_SCHEMA;
     let pc = prev.schema == CUSTOM_BUCKETS_SCHEMA;
-    if cc != pc || (cc && cur.custom_values != prev.custom_values) {
+    if cc != pc {
         return true;
+    }
+    if cc && cur.custom_values != prev.custom_values {
+        // Compare on the bounds both share, as Prometheus reconciles them.
+        let common: Vec<f64> = cur
+            .custom_values
+            .iter()
+            .copied()
+            .filter(|x| prev.custom_values.contains(x))
+            .collect();
+        if cur.zero_count < prev.zero_count {
+            return true;
+        }
+        let side = |h: &FloatHistogram| -> BTreeMap<i32, f64> {
+            let mut m = BTreeMap::new();
+            let b = buckets(&h.positive_spans, &h.positive_buckets);
+            for (i, c) in remap_custom(&h.custom_values, b, &common) {
+                *m.entry(i).or_insert(0.0) += c;
+            }
+            m
+        };
+        let (c, p) = (side(cur), side(prev));
+        return p.iter().any(|(i, v)| *v > c.get(i).copied().unwrap_or(0.0));
     }
     if cur.schema > prev.schema {
         return true;
@@ -378,8 +457,10 @@ pub fn trim(h: &FloatHistogram, cut: f64, keep_upper: bool) -> FloatHistogram {
         };
         out.zero_count = one(lo, hi, h.zero_count, true);
     }
-    let mut k = 0;
-    for (idx, c) in buckets(&h.positive_spans, &h.positive_buckets) {
+    for (k, (idx, c)) in buckets(&h.positive_spans, &h.positive_buckets)
+        .into_iter()
+        .enumerate()
+    {
         let (lo, hi) = bucket_bounds(h.schema, idx, &h.custom_values);
         let both_inf = lo.is_infinite() && hi.is_infinite();
         let lo = if custom && lo == f64::NEG_INFINITY && hi > 0.0 {
@@ -399,13 +480,13 @@ pub fn trim(h: &FloatHistogram, cut: f64, keep_upper: bool) -> FloatHistogram {
         } else {
             one(lo, hi, c, custom)
         };
-        k += 1;
     }
-    let mut k = 0;
-    for (idx, c) in buckets(&h.negative_spans, &h.negative_buckets) {
+    for (k, (idx, c)) in buckets(&h.negative_spans, &h.negative_buckets)
+        .into_iter()
+        .enumerate()
+    {
         let (lo, hi) = bucket_bounds(h.schema, idx, &h.custom_values);
         out.negative_buckets[k] = one(-hi, -lo, c, custom);
-        k += 1;
     }
     if !changed && !dropped_whole {
         return h.clone();

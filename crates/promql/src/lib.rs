@@ -5,8 +5,9 @@
 //! # The seam the server uses
 //!
 //! ```text
-//! parse(&str) -> Result<Expr, Error>            // /api/v1/parse_query; Expr: Display is
-//!                                               // /api/v1/format_query's canonical text
+//! parse(&str) -> Result<Expr, Error>            // Expr: Display is /api/v1/format_query's
+//!                                               // canonical text (Prometheus' String())
+//! expr.to_json() -> String                      // /api/v1/parse_query's JSON tree
 //! Engine::new(EngineOptions)                    // timeout, max_samples, lookback, 11k points
 //! engine.instant(&dyn Querier, &str, t_ms)      // /api/v1/query
 //! engine.range(&dyn Querier, &str, start_ms, end_ms, step_ms)   // /api/v1/query_range
@@ -36,6 +37,7 @@ mod aggr;
 mod binop;
 mod funcs;
 mod hist;
+mod json;
 
 pub use api::{api_buckets, ast_json};
 pub use engine::{Engine, EngineOptions};

@@ -176,8 +176,7 @@ impl<'a> Parser<'a> {
     fn parse_expr(&mut self, min_prec: u8) -> R<Expr> {
         let start = self.cur().pos;
         let mut lhs = self.parse_unary()?;
-        loop {
-            let Some(op) = self.peek_binop() else { break };
+        while let Some(op) = self.peek_binop() {
             let prec = op.precedence();
             if prec < min_prec {
                 break;
@@ -323,6 +322,7 @@ impl<'a> Parser<'a> {
         Ok(out)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn make_binary(
         &self,
         op: BinOp,
@@ -915,7 +915,9 @@ impl<'a> Parser<'a> {
                 ));
             }
         }
+        let param_pos = if param.is_some() { arg_pos[0] } else { 0 };
         Ok(Expr::Aggregate {
+            param_pos,
             op,
             expr: Box::new(expr),
             param: param.map(Box::new),

@@ -144,11 +144,18 @@ pub fn run_script(text: &str) -> ScriptReport {
 
 fn load(store: &mut MemQuerier, block: &[String], interval: i64, nhcb: bool) {
     let mut classic: BTreeMap<Labels, Vec<(Labels, f64, Vec<Item>)>> = BTreeMap::new();
+    // `metric@st <offsets>`: start timestamps (sample time + offset) for the next sample line.
+    let mut starts: Vec<(Labels, Vec<Item>)> = Vec::new();
     for l in block {
         let Some((labels, rest)) = split_series(l) else {
             continue;
         };
-        if labels.ends_with("@st") {
+        if let Some(labels) = labels.strip_suffix("@st") {
+            if let (Ok(labels), Ok(items)) =
+                (parse_labels(labels), parse_items(&durations_to_ms(rest)))
+            {
+                starts.push((labels, items));
+            }
             continue;
         }
         let Ok(labels) = parse_labels(labels) else {
@@ -203,6 +210,14 @@ fn load(store: &mut MemQuerier, block: &[String], interval: i64, nhcb: bool) {
                             .push((labels.clone(), kind, items.clone()));
                     }
                 }
+            }
+        }
+    }
+    for (labels, items) in starts {
+        for (k, it) in items.iter().enumerate() {
+            if let Item::Float(off) = it {
+                let t = k as i64 * interval;
+                store.set_start_timestamp(&labels, t, t + *off as i64);
             }
         }
     }
@@ -408,6 +423,40 @@ fn split_add(s: &str) -> Option<(&str, char, &str)> {
         }
     }
     None
+}
+
+/// Rewrites the duration items of an `@st` line (`-30s-1mx2`, `1ms`, `+1m`) as milliseconds so
+/// that [`parse_items`] can expand them.
+fn durations_to_ms(s: &str) -> String {
+    let mut out = String::new();
+    let b: Vec<char> = s.chars().collect();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i].is_ascii_digit() {
+            let st = i;
+            while i < b.len() && (b[i].is_ascii_digit() || "smhdwy".contains(b[i])) {
+                i += 1;
+            }
+            let tok: String = b[st..i].iter().collect();
+            match parse_duration_ms(&tok) {
+                Some(ms) => out.push_str(&ms.to_string()),
+                None => out.push_str(&tok),
+            }
+            // The repetition count after `x` is a plain number.
+            if i < b.len() && b[i] == 'x' {
+                out.push('x');
+                i += 1;
+                while i < b.len() && b[i].is_ascii_digit() {
+                    out.push(b[i]);
+                    i += 1;
+                }
+            }
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    out
 }
 
 fn parse_items(s: &str) -> Result<Vec<Item>, String> {
@@ -875,20 +924,23 @@ fn uses(expr: &Expr, names: &[&str]) -> bool {
     let mut found = false;
     expr.walk(&mut |n| match n {
         Expr::Call { func, .. } if names.contains(&func.name) => found = true,
-        Expr::Vector(vs) if matches!(vs.at, Some(AtModifier::Start | AtModifier::End)) => {
-            if names.contains(&"start") {
-                found = true
-            }
+        Expr::Vector(vs)
+            if matches!(vs.at, Some(AtModifier::Start | AtModifier::End))
+                && names.contains(&"start") =>
+        {
+            found = true
         }
-        Expr::Matrix(m) if matches!(m.vs.at, Some(AtModifier::Start | AtModifier::End)) => {
-            if names.contains(&"start") {
-                found = true
-            }
+        Expr::Matrix(m)
+            if matches!(m.vs.at, Some(AtModifier::Start | AtModifier::End))
+                && names.contains(&"start") =>
+        {
+            found = true
         }
-        Expr::Subquery(s) if matches!(s.at, Some(AtModifier::Start | AtModifier::End)) => {
-            if names.contains(&"start") {
-                found = true
-            }
+        Expr::Subquery(s)
+            if matches!(s.at, Some(AtModifier::Start | AtModifier::End))
+                && names.contains(&"start") =>
+        {
+            found = true
         }
         _ => {}
     });
@@ -905,20 +957,14 @@ fn uses_step_range(expr: &Expr) -> bool {
 /// Sets `@ t` on every selector and outermost subquery without one.
 fn set_at(e: &mut Expr, t: i64) {
     match e {
-        Expr::Vector(vs) => {
-            if vs.at.is_none() {
-                vs.at = Some(AtModifier::Time(t));
-            }
+        Expr::Vector(vs) if vs.at.is_none() => {
+            vs.at = Some(AtModifier::Time(t));
         }
-        Expr::Matrix(m) => {
-            if m.vs.at.is_none() {
-                m.vs.at = Some(AtModifier::Time(t));
-            }
+        Expr::Matrix(m) if m.vs.at.is_none() => {
+            m.vs.at = Some(AtModifier::Time(t));
         }
-        Expr::Subquery(s) => {
-            if s.at.is_none() {
-                s.at = Some(AtModifier::Time(t));
-            }
+        Expr::Subquery(s) if s.at.is_none() => {
+            s.at = Some(AtModifier::Time(t));
         }
         Expr::Paren(x) | Expr::Neg(x) => set_at(x, t),
         Expr::Binary { lhs, rhs, .. } => {
@@ -1023,11 +1069,7 @@ fn run_eval(
         }
     };
     match cmd {
-        "eval_fail" => {
-            if e.fail.is_none() {
-                e.fail = Some(None)
-            }
-        }
+        "eval_fail" if e.fail.is_none() => e.fail = Some(None),
         "eval_warn" => e.warn.push(None),
         "eval_info" => e.info.push(None),
         "eval_ordered" => e.ordered = true,

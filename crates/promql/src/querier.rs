@@ -12,6 +12,10 @@ pub struct SeriesData {
     pub labels: Labels,
     pub floats: Vec<Sample>,
     pub histograms: Vec<(i64, HistogramValue)>,
+    /// Start (created) timestamps of `floats`, index for index; empty when unknown, 0 = unset.
+    pub float_st: Vec<i64>,
+    /// Start timestamps of `histograms`, like `float_st`.
+    pub hist_st: Vec<i64>,
 }
 
 /// Why storage could not answer.
@@ -43,6 +47,19 @@ impl MemQuerier {
     /// Appends a float sample; samples must arrive in time order per series.
     pub fn add_float(&mut self, labels: &Labels, t: i64, v: f64) {
         self.entry(labels).floats.push(Sample::new(t, v));
+    }
+
+    /// Sets the start timestamp of the sample at `t` (float or histogram), if there is one.
+    pub fn set_start_timestamp(&mut self, labels: &Labels, t: i64, st: i64) {
+        let e = self.entry(labels);
+        if let Some(i) = e.floats.iter().position(|p| p.t == t) {
+            e.float_st.resize(e.floats.len(), 0);
+            e.float_st[i] = st;
+        }
+        if let Some(i) = e.histograms.iter().position(|p| p.0 == t) {
+            e.hist_st.resize(e.histograms.len(), 0);
+            e.hist_st[i] = st;
+        }
     }
 
     /// Appends a histogram sample.
@@ -90,25 +107,31 @@ impl Querier for MemQuerier {
             if !matches_all(&s.labels, matchers) {
                 continue;
             }
-            let floats: Vec<Sample> = s
-                .floats
-                .iter()
-                .filter(|p| p.t >= mint && p.t <= maxt)
-                .copied()
-                .collect();
-            let histograms: Vec<(i64, HistogramValue)> = s
-                .histograms
-                .iter()
-                .filter(|p| p.0 >= mint && p.0 <= maxt)
-                .cloned()
-                .collect();
-            if floats.is_empty() && histograms.is_empty() {
+            let (fa, fb) = (
+                s.floats.partition_point(|p| p.t < mint),
+                s.floats.partition_point(|p| p.t <= maxt),
+            );
+            let (ha, hb) = (
+                s.histograms.partition_point(|p| p.0 < mint),
+                s.histograms.partition_point(|p| p.0 <= maxt),
+            );
+            if fa >= fb && ha >= hb {
                 continue;
             }
+            let st = |v: &[i64], n: usize, a: usize, b: usize| -> Vec<i64> {
+                if v.is_empty() {
+                    return Vec::new();
+                }
+                let mut v = v.to_vec();
+                v.resize(n, 0);
+                v[a..b].to_vec()
+            };
             out.push(SeriesData {
                 labels: s.labels.clone(),
-                floats,
-                histograms,
+                floats: s.floats[fa..fb].to_vec(),
+                histograms: s.histograms[ha..hb].to_vec(),
+                float_st: st(&s.float_st, s.floats.len(), fa, fb),
+                hist_st: st(&s.hist_st, s.histograms.len(), ha, hb),
             });
         }
         Ok(out)

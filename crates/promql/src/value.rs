@@ -23,6 +23,10 @@ pub struct Series {
     pub floats: Vec<Sample>,
     pub histograms: Vec<(i64, FloatHistogram)>,
     pub drop_name: bool,
+    /// Start timestamps of `floats` (empty when unknown, 0 = unset); only selectors carry them.
+    pub float_st: Vec<i64>,
+    /// Start timestamps of `histograms`, like `float_st`.
+    pub hist_st: Vec<i64>,
 }
 
 /// The result of evaluating an expression.
