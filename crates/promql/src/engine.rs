@@ -615,15 +615,15 @@ impl<'a> Ev<'a> {
                 let fi = s.floats.partition_point(|p| p.t <= t);
                 if vs.smoothed {
                     let hi = s.histograms.partition_point(|p| p.0 <= t);
-                    let fprev = (fi > 0 && s.floats[fi - 1].t > t - lb).then(|| s.floats[fi - 1].t);
-                    let hprev = (hi > 0 && s.histograms[hi - 1].0 > t - lb).then_some(hi - 1);
+                    let fprev = (fi > 0 && s.floats[fi - 1].t > t.saturating_sub(lb)).then(|| s.floats[fi - 1].t);
+                    let hprev = (hi > 0 && s.histograms[hi - 1].0 > t.saturating_sub(lb)).then(|| hi - 1);
                     let prev_is_hist = match (fprev, hprev) {
                         (Some(ft), Some(h)) => s.histograms[h].0 > ft,
                         (None, Some(_)) => true,
                         _ => false,
                     };
-                    let fnext = s.floats.get(fi).filter(|p| p.t < t + lb).map(|p| p.t);
-                    let hnext = s.histograms.get(hi).filter(|p| p.0 < t + lb).map(|p| p.0);
+                    let fnext = s.floats.get(fi).filter(|p| p.t < t.saturating_add(lb)).map(|p| p.t);
+                    let hnext = s.histograms.get(hi).filter(|p| p.0 < t.saturating_add(lb)).map(|p| p.0);
                     let next_is_hist = match (fnext, hnext) {
                         (Some(ft), Some(ht)) => ht < ft,
                         (None, Some(_)) => true,
@@ -647,13 +647,13 @@ impl<'a> Ev<'a> {
                         continue;
                     }
                 }
-                if vs.smoothed && fi > 0 && s.floats[fi - 1].t > t - lb {
+                if vs.smoothed && fi > 0 && s.floats[fi - 1].t > t.saturating_sub(lb) {
                     let a = s.floats[fi - 1];
                     if is_stale_nan(a.v) {
                         continue;
                     }
                     let v = match s.floats.get(fi) {
-                        Some(b) if a.t < t && b.t < t + lb && !is_stale_nan(b.v) => {
+                        Some(b) if a.t < t && b.t < t.saturating_add(lb) && !is_stale_nan(b.v) => {
                             a.v + (b.v - a.v) * (t - a.t) as f64 / (b.t - a.t) as f64
                         }
                         _ => a.v,
@@ -667,13 +667,13 @@ impl<'a> Ev<'a> {
                     });
                     continue;
                 }
-                let fcand = if fi > 0 && s.floats[fi - 1].t > t - lb {
+                let fcand = if fi > 0 && s.floats[fi - 1].t > t.saturating_sub(lb) {
                     Some(s.floats[fi - 1])
                 } else {
                     None
                 };
                 let hi = s.histograms.partition_point(|p| p.0 <= t);
-                let hcand = if hi > 0 && s.histograms[hi - 1].0 > t - lb {
+                let hcand = if hi > 0 && s.histograms[hi - 1].0 > t.saturating_sub(lb) {
                     Some(&s.histograms[hi - 1])
                 } else {
                     None
@@ -781,7 +781,7 @@ impl<'a> Ev<'a> {
         let lb = self.opts.lookback_ms;
         let t = if m.smoothed {
             r += 2 * lb;
-            t + lb
+            t.saturating_add(lb)
         } else if m.anchored {
             r += lb;
             t

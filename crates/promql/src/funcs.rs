@@ -1878,7 +1878,7 @@ fn info(ev: &mut Ev, args: &[Expr], ts: i64) -> Result<Val, EvalError> {
     let lb = ev.opts.lookback_ms;
     let mut all_m = name_m.clone();
     all_m.extend(data_m.iter().filter(|m| !m.matches_empty()).cloned());
-    let raw = ev.select_raw(&all_m, t - lb + 1, t)?;
+    let raw = ev.select_raw(&all_m, t.saturating_sub(lb) + 1, t)?;
     // Info series alive at t, with their labels.
     let mut infos: Vec<(Labels, i64)> = Vec::new();
     // With only negative name matchers, only info metrics (`*_info`) can contribute.
@@ -1894,8 +1894,8 @@ fn info(ev: &mut Ev, args: &[Expr], ts: i64) -> Result<Val, EvalError> {
         {
             continue;
         }
-        let f = s.floats.iter().rev().find(|p| p.t <= t && p.t > t - lb);
-        let h = s.histograms.iter().rev().find(|p| p.0 <= t && p.0 > t - lb);
+        let f = s.floats.iter().rev().find(|p| p.t <= t && p.t > t.saturating_sub(lb));
+        let h = s.histograms.iter().rev().find(|p| p.0 <= t && p.0 > t.saturating_sub(lb));
         let st = match (f, h) {
             (Some(f), h) if h.is_none_or(|h| h.0 < f.t) => {
                 if sextant_model::is_stale_nan(f.v) {

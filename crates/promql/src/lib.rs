@@ -39,7 +39,7 @@ mod funcs;
 mod hist;
 mod json;
 
-pub use api::{api_buckets, ast_json};
+pub use api::api_buckets;
 pub use engine::{Engine, EngineOptions};
 pub use querier::{MemQuerier, Querier, QueryError, SeriesData};
 pub use value::{QueryResult, QueryStats, Series, VSample, Value};

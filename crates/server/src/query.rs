@@ -69,6 +69,9 @@ impl sextant_promql::Querier for TsdbSource {
                         labels: s.labels,
                         floats: s.floats,
                         histograms: s.histograms,
+                        // Start (created) timestamps are not stored yet.
+                        float_st: Vec::new(),
+                        hist_st: Vec::new(),
                     })
                     .collect()
             })
@@ -224,7 +227,7 @@ pub async fn format_query(method: Method, RawQuery(q): RawQuery, headers: Header
 
 pub async fn parse_query(method: Method, RawQuery(q): RawQuery, headers: HeaderMap, body: Bytes) -> Response {
     let p = Params::from_request(&method, q.as_deref(), &headers, &body);
-    parsed_data(&p, sextant_promql::ast_json)
+    parsed_data(&p, |e| e.to_json())
 }
 
 /// Parses the `query` parameter and answers `{"status":"success","data":<render(expr)>}`.
