@@ -107,7 +107,8 @@ impl Client {
     fn try_post(&mut self, body: &[u8]) -> io::Result<Response> {
         self.connect()?;
         let conn = self.conn.as_mut().expect("connected above");
-        conn.get_ref().set_read_timeout(Some(Duration::from_secs(120)))?;
+        conn.get_ref()
+            .set_read_timeout(Some(Duration::from_secs(120)))?;
         self.head.clear();
         write!(
             self.head,
