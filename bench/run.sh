@@ -122,7 +122,10 @@ start_target() {
         >> "$WORK/$name.log" 2>&1 &
       ;;
     sextant)
-      "$SEXTANT" serve --listen "127.0.0.1:$port" --data-dir "$dir" >> "$WORK/$name.log" 2>&1 &
+      # No self-monitoring (like the peers, which scrape nothing here): its own samples at "now"
+      # would make the head reject the back-dated workload as out of bounds, and add series.
+      "$SEXTANT" serve --listen "127.0.0.1:$port" --data-dir "$dir" --self-monitor-interval 0 \
+        >> "$WORK/$name.log" 2>&1 &
       ;;
   esac
   PID=$!
