@@ -4,8 +4,8 @@
 //!
 //! Every expression runs as an instant query at the end of the data, as a range query over the
 //! last hour (step 60 s) and as a range query over the whole loaded span (step 5 m); all times
-//! lie inside the loaded range and are multiples of the step (VictoriaMetrics aligns range
-//! queries to the step; aligned times make all servers evaluate the same points). Each query
+//! lie inside the loaded range, on a grid of the step starting 7 s after the first scrape, so
+//! that no sample lies exactly on the edge of a `[5m]` window. Each query
 //! runs `--warmup` times untimed, then `--runs` times timed (wall clock from sending the request
 //! to reading the last byte of the response). With `--pid`, the server's user+system CPU time
 //! over the timed runs is read from /proc. `stats=all` asks for totalQueryableSamples (Sextant,
@@ -300,18 +300,21 @@ pub fn main(args: &[String]) -> i32 {
         }
     };
     let mut client = http::Client::new(c.url.clone());
-    // Whole seconds; ranges aligned to the step and inside [start, end] of the data.
-    let start_s = (c.start_ms + 999) / 1000;
+    // Whole seconds, inside [start, end] of the data, on a grid start + k·step + 7 s: 7 s off the
+    // scrape grid (15 s, jitter ≤ 5 ms), so no sample sits exactly on a window's edge, where
+    // Prometheus 2.42 (left-closed windows) and 3.x semantics (left-open) would differ.
+    const OFF: i64 = 7;
+    let start_s = (c.start_ms + 999) / 1000 + OFF;
     let end_s = c.end_ms / 1000;
-    let full_step = 300;
-    let full_end = end_s / full_step * full_step;
-    let full_start = (start_s + full_step - 1) / full_step * full_step;
-    let short_step = 60;
-    let short_end = end_s / short_step * short_step;
-    let short_start = ((short_end - 3600).max(start_s) + short_step - 1) / short_step * short_step;
+    let last = |step: i64| start_s + (end_s - start_s).max(0) / step * step;
+    let (full_step, short_step) = (300, 60);
+    let (full_start, full_end) = (start_s, last(full_step));
+    let short_end = last(short_step);
+    let short_start = (short_end - 3600).max(start_s);
+    let instant = short_end;
     // (kind, path-and-params) for each expression.
     let kinds: [(&str, String); 3] = [
-        ("instant", format!("/api/v1/query?time={end_s}")),
+        ("instant", format!("/api/v1/query?time={instant}")),
         (
             "range_1h",
             format!("/api/v1/query_range?start={short_start}&end={short_end}&step={short_step}"),
@@ -416,7 +419,7 @@ pub fn main(args: &[String]) -> i32 {
         }
     }
     println!(
-        "{{\"name\":{},\"runs\":{},\"warmup\":{},\"instant_time\":{end_s},\
+        "{{\"name\":{},\"runs\":{},\"warmup\":{},\"instant_time\":{instant},\
          \"range_1h\":[{short_start},{short_end},{short_step}],\
          \"range_full\":[{full_start},{full_end},{full_step}],\"queries\":[{}]}}",
         json_str(&c.name),
