@@ -3,13 +3,14 @@
 #
 # For each target: start it on 127.0.0.1 with a fresh data dir, send the same deterministic
 # remote_write 1.0 workload with bench/loadgen, then measure ingest rate, peak RSS (VmHWM),
-# server CPU, series count via the query API, bytes on disk per sample (all data as blocks, and
+# server CPU, query latency of a fixed dashboard-like query set (`loadgen query`, right after
+# ingest), series count via the query API, bytes on disk per sample (all data as blocks, and
 # everything on disk including the WAL), and restart time after kill -9. Writes a markdown
 # section with Sextant/peer ratios. See bench/RESULTS.md for how to read it.
 #
 #   bench/run.sh [--targets sextant,prometheus,victoria-metrics] [--series 100000] [--steps 960]
 #                [--senders 4] [--seed 1] [--start-ms MS] [--block-wait 240] [--out FILE]
-#                [--keep] [--no-build]
+#                [--query-runs 5] [--query-warmup 1] [--no-query] [--keep] [--no-build]
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -23,6 +24,9 @@ BLOCK_WAIT=240
 OUT=
 KEEP=0
 BUILD=1
+QUERY_RUNS=5
+QUERY_WARMUP=1
+QUERY=1
 CMDLINE="bench/run.sh $*"
 
 die() { echo "run.sh: $*" >&2; exit 1; }
@@ -38,9 +42,12 @@ while [ $# -gt 0 ]; do
     --start-ms) START_MS=$2; shift 2 ;;
     --block-wait) BLOCK_WAIT=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
+    --query-runs) QUERY_RUNS=$2; shift 2 ;;
+    --query-warmup) QUERY_WARMUP=$2; shift 2 ;;
+    --no-query) QUERY=0; shift ;;
     --keep) KEEP=1; shift ;;
     --no-build) BUILD=0; shift ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) die "unknown flag $1 (see --help)" ;;
   esac
 done
@@ -85,6 +92,13 @@ cleanup() {
 trap cleanup EXIT
 log "work dir $WORK; start_ms=$START_MS; $SERIES series x $STEPS steps, $SENDERS senders"
 
+# Single-core memcpy bandwidth: the bound for decoding samples (reported at 16 bytes/sample).
+MEMBW='{}'
+if [ "$QUERY" = 1 ]; then
+  MEMBW=$("$LOADGEN" membw) || MEMBW='{}'
+  log "memcpy bandwidth: $(echo "$MEMBW" | jq -r '(.membw_bytes_per_s // 0) / 1e9 | tostring | .[0:5]') GB/s"
+fi
+
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 now() { date +%s.%N; }
 http_code() { curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$@" || true; }
@@ -108,7 +122,10 @@ start_target() {
         >> "$WORK/$name.log" 2>&1 &
       ;;
     sextant)
-      "$SEXTANT" serve --listen "127.0.0.1:$port" --data-dir "$dir" --self-monitor-interval 0 >> "$WORK/$name.log" 2>&1 &
+      # No self-monitoring (like the peers, which scrape nothing here): its own samples at "now"
+      # would make the head reject the back-dated workload as out of bounds, and add series.
+      "$SEXTANT" serve --listen "127.0.0.1:$port" --data-dir "$dir" --self-monitor-interval 0 \
+        >> "$WORK/$name.log" 2>&1 &
       ;;
   esac
   PID=$!
@@ -238,6 +255,24 @@ for name in ${TARGETS//,/ }; do
   wait_blocks "$name" "$dir"
   hwm=$(status_kb "$PID" VmHWM); rss=$(status_kb "$PID" VmRSS)
   [ "$name" = victoria-metrics ] && curl -s "http://127.0.0.1:$port/internal/force_flush" >/dev/null && sleep 2
+  # Query benchmark, sequential, before anything else queries the server; peak RSS after it.
+  qjson='null'; hwm_query=null; cpu_query=null
+  if [ "$QUERY" = 1 ]; then
+    log "$name: query benchmark ($QUERY_WARMUP warm-up + $QUERY_RUNS timed runs per query)"
+    lg_start=$(jq -r .start_ms "$WORK/$name.loadgen.json"); lg_end=$(jq -r .end_ms "$WORK/$name.loadgen.json")
+    qc0=$(cpu_s "$PID")
+    set +e
+    "$LOADGEN" query --url "http://127.0.0.1:$port" --name "$name" --start-ms "$lg_start" \
+      --end-ms "$lg_end" --runs "$QUERY_RUNS" --warmup "$QUERY_WARMUP" --pid "$PID" \
+      > "$WORK/$name.query.json"
+    q_rc=$?
+    set -e
+    [ "$q_rc" = 0 ] || log "$name: some queries failed (rc $q_rc; see the report)"
+    kill -0 "$PID" 2>/dev/null || { tail -20 "$WORK/$name.log" >&2; die "$name died during the query benchmark"; }
+    [ -s "$WORK/$name.query.json" ] && qjson=$(cat "$WORK/$name.query.json")
+    hwm_query=$(status_kb "$PID" VmHWM)
+    cpu_query=$(awk -v a="$(cpu_s "$PID")" -v b="$qc0" 'BEGIN {printf "%.2f", a - b}')
+  fi
   count=$(count_series "$name" "$port")
   stored=$(stored_samples "$name" "$port")
   log "$name: $(jq -r '"\(.samples_acked) samples acked, \(.samples_per_s) samples/s"' "$WORK/$name.loadgen.json"); VmHWM ${hwm} kB; count=$count; stored samples=$stored"
@@ -251,11 +286,13 @@ for name in ${TARGETS//,/ }; do
   stored_after=$(stored_samples "$name" "$port")
   log "$name: ready ${replay}s after kill -9; count after restart=$count_after; stored samples=$stored_after"
   stop_target
-  jq -c --argjson cold "$cold" --argjson replay "$replay" --argjson hwm "$hwm" --argjson rss "$rss" \
+  jq -c --argjson query "$qjson" --argjson hwm_query "$hwm_query" --argjson cpu_query "$cpu_query" \
+    --argjson membw "$MEMBW" --argjson cold "$cold" --argjson replay "$replay" --argjson hwm "$hwm" --argjson rss "$rss" \
     --argjson hwm_replay "$hwm_replay" --argjson loadavg "$loadavg" --argjson cpu "$(awk -v a="$cpu1" -v b="$cpu0" 'BEGIN {printf "%.2f", a - b}')" \
     --arg count "$count" --arg stored "$stored" --arg count_after "$count_after" --arg stored_after "$stored_after" --argjson disk "$disk" \
     '. + {cold_start_s:$cold, replay_s:$replay, vmhwm_kb:$hwm, vmrss_kb:$rss, vmhwm_after_replay_kb:$hwm_replay,
-          server_cpu_s:$cpu, loadavg_end:$loadavg, count_series:$count, stored_samples:$stored, count_series_after_restart:$count_after, stored_samples_after_restart:$stored_after} + $disk' \
+          server_cpu_s:$cpu, loadavg_end:$loadavg, count_series:$count, stored_samples:$stored, count_series_after_restart:$count_after, stored_samples_after_restart:$stored_after,
+          query:$query, vmhwm_after_query_kb:$hwm_query, server_cpu_query_s:$cpu_query} + $membw + $disk' \
     "$WORK/$name.loadgen.json" >> "$RESULTS"
 done
 

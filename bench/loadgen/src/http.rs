@@ -1,7 +1,8 @@
 //! Minimal HTTP/1.1 client: keep-alive POST over `std::net::TcpStream`.
 //!
 //! Enough for remote_write: send a body with Content-Length, read the status and the body
-//! (Content-Length, chunked, or until close) so the connection can be reused.
+//! (Content-Length, chunked, or until close) so the connection can be reused. `get` (for the
+//! query benchmark) keeps the whole body.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -64,15 +65,50 @@ impl Client {
         r
     }
 
-    fn try_post(&mut self, body: &[u8]) -> io::Result<Response> {
+    /// GETs `path_and_query` (already percent-encoded) and returns the whole body.
+    /// I/O errors drop the connection.
+    pub fn get(&mut self, path_and_query: &str, timeout: Duration) -> io::Result<Response> {
+        let r = self.try_get(path_and_query, timeout);
+        if r.is_err() {
+            self.conn = None;
+        }
+        r
+    }
+
+    fn try_get(&mut self, path_and_query: &str, timeout: Duration) -> io::Result<Response> {
+        self.connect()?;
+        let conn = self.conn.as_mut().expect("connected above");
+        conn.get_ref().set_read_timeout(Some(timeout))?;
+        self.head.clear();
+        write!(
+            self.head,
+            "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: sextant-loadgen\r\nAccept: application/json\r\n\r\n",
+            path_and_query, self.url.host_port
+        )?;
+        conn.get_mut().write_all(&self.head)?;
+        let resp = read_response(conn, usize::MAX)?;
+        if resp.1 {
+            self.conn = None;
+        }
+        Ok(resp.0)
+    }
+
+    fn connect(&mut self) -> io::Result<()> {
         if self.conn.is_none() {
             let s = TcpStream::connect(&self.url.host_port)?;
             s.set_nodelay(true)?;
             s.set_read_timeout(Some(Duration::from_secs(120)))?;
             s.set_write_timeout(Some(Duration::from_secs(120)))?;
-            self.conn = Some(BufReader::with_capacity(16 * 1024, s));
+            self.conn = Some(BufReader::with_capacity(64 * 1024, s));
         }
+        Ok(())
+    }
+
+    fn try_post(&mut self, body: &[u8]) -> io::Result<Response> {
+        self.connect()?;
         let conn = self.conn.as_mut().expect("connected above");
+        conn.get_ref()
+            .set_read_timeout(Some(Duration::from_secs(120)))?;
         self.head.clear();
         write!(
             self.head,
@@ -86,7 +122,7 @@ impl Client {
         let s = conn.get_mut();
         s.write_all(&self.head)?;
         s.write_all(body)?;
-        let resp = read_response(conn)?;
+        let resp = read_response(conn, 512)?;
         if resp.1 {
             self.conn = None;
         }
@@ -94,8 +130,9 @@ impl Client {
     }
 }
 
-/// Reads one response; the bool says whether the connection must be closed afterwards.
-fn read_response(r: &mut BufReader<TcpStream>) -> io::Result<(Response, bool)> {
+/// Reads one response, keeping at most `keep` bytes of the body; the bool says whether the
+/// connection must be closed afterwards.
+fn read_response(r: &mut BufReader<TcpStream>, keep: usize) -> io::Result<(Response, bool)> {
     let bad = |m: String| io::Error::new(io::ErrorKind::InvalidData, m);
     let mut line = String::new();
     if r.read_line(&mut line)? == 0 {
@@ -167,7 +204,7 @@ fn read_response(r: &mut BufReader<TcpStream>) -> io::Result<(Response, bool)> {
         r.read_to_end(&mut body)?;
         close = true;
     }
-    body.truncate(512);
+    body.truncate(keep);
     Ok((Response { status, body }, close))
 }
 

@@ -6,9 +6,13 @@
 //! every scrape step, so all series advance together as they would when scraped. 429 and 5xx
 //! answers and I/O errors are retried with exponential backoff; other 4xx answers are counted
 //! as rejected (remote_write senders drop those too). See bench/run.sh for the whole harness.
+//!
+//! `loadgen query …` runs the query benchmark over the loaded data and `loadgen membw`
+//! measures memcpy bandwidth (see query.rs).
 
 mod http;
 mod proto;
+mod query;
 mod rng;
 mod workload;
 
@@ -30,7 +34,10 @@ const USAGE: &str = "usage: loadgen --url http://HOST:PORT/api/v1/write [--serie
   --jitter-ms   max per-scrape timestamp jitter                      default 5
   --seed        PRNG seed                                            default 1
   --start-ms    first timestamp; default: now - span, floored to 2 h
-  --dry-run     generate and encode only (measures the generator)";
+  --dry-run     generate and encode only (measures the generator)
+
+       loadgen query --help    query benchmark over the loaded data
+       loadgen membw           single-core memcpy bandwidth";
 
 #[derive(Clone, Debug)]
 struct Config {
@@ -245,7 +252,7 @@ fn cpu_seconds() -> f64 {
     (t(14) + t(15)) / 100.0
 }
 
-fn json_str(s: &str) -> String {
+pub(crate) fn json_str(s: &str) -> String {
     let mut o = String::from("\"");
     for ch in s.chars() {
         match ch {
@@ -260,6 +267,12 @@ fn json_str(s: &str) -> String {
 }
 
 fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("query") => std::process::exit(query::main(&args[1..])),
+        Some("membw") => std::process::exit(query::membw(&args[1..])),
+        _ => {}
+    }
     let c = match parse_args() {
         Ok(c) => c,
         Err(e) => {
