@@ -45,12 +45,15 @@ pub enum LabelsError {
 
 /// A sorted set of labels with unique names. Labels with empty values are dropped, as in
 /// Prometheus, where an empty value means "label absent".
+///
+/// Shared behind an `Arc`: the query engine copies label sets of every selected series at every
+/// step, so a clone is a reference-count increment; `set` copies on write.
 #[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Labels(Vec<Label>);
+pub struct Labels(std::sync::Arc<Vec<Label>>);
 
 impl Labels {
     pub fn empty() -> Self {
-        Labels(Vec::new())
+        Labels::default()
     }
 
     /// Builds a label set from pairs in any order; later duplicates win; empty values are dropped.
@@ -62,7 +65,7 @@ impl Labels {
         v.sort_by(|a, b| a.name.cmp(&b.name));
         v.dedup_by(|a, b| a.name == b.name);
         v.retain(|l| !l.value.is_empty());
-        Labels(v)
+        Labels(v.into())
     }
 
     /// Takes labels as they arrived on the wire and checks them the way Prometheus' remote-write
@@ -84,7 +87,7 @@ impl Labels {
         }
         let mut out = labels;
         out.retain(|l| !l.value.is_empty());
-        let ls = Labels(out);
+        let ls = Labels(out.into());
         ls.validate()?;
         Ok(ls)
     }
@@ -95,7 +98,7 @@ impl Labels {
             return Err(LabelsError::Empty);
         }
         let mut has_name = false;
-        for l in &self.0 {
+        for l in self.0.iter() {
             if l.name.is_empty() {
                 return Err(LabelsError::EmptyLabelName);
             }
@@ -142,18 +145,19 @@ impl Labels {
     }
 
     pub fn into_vec(self) -> Vec<Label> {
-        self.0
+        std::sync::Arc::try_unwrap(self.0).unwrap_or_else(|shared| (*shared).clone())
     }
 
     /// Sets (or with an empty value removes) one label, keeping the set sorted.
     pub fn set(&mut self, name: &str, value: &str) {
         match self.0.binary_search_by(|l| l.name.as_str().cmp(name)) {
             Ok(i) if value.is_empty() => {
-                self.0.remove(i);
+                std::sync::Arc::make_mut(&mut self.0).remove(i);
             }
-            Ok(i) => self.0[i].value = value.to_string(),
+            Ok(i) if self.0[i].value == value => {}
+            Ok(i) => std::sync::Arc::make_mut(&mut self.0)[i].value = value.to_string(),
             Err(_) if value.is_empty() => {}
-            Err(i) => self.0.insert(i, Label::new(name, value)),
+            Err(i) => std::sync::Arc::make_mut(&mut self.0).insert(i, Label::new(name, value)),
         }
     }
 
@@ -161,7 +165,7 @@ impl Labels {
     /// mixing: it is on the hot path of every appended sample).
     pub fn stable_hash(&self) -> u64 {
         let mut h: u64 = 0x243f_6a88_85a3_08d3;
-        for l in &self.0 {
+        for l in self.0.iter() {
             h = hash_bytes(h, l.name.as_bytes());
             h = hash_bytes(h ^ 0xff, l.value.as_bytes());
         }
