@@ -217,6 +217,9 @@ impl SeriesData_ {
             _ => true,
         };
         if need_new {
+            if let Some(HeadChunk { chunk: Chunk::Xor(done), .. }) = self.chunks.last_mut() {
+                done.shrink_to_fit();
+            }
             self.chunks.push(HeadChunk {
                 min_t: t,
                 max_t: t,
@@ -302,7 +305,7 @@ impl SeriesData_ {
                     self.chunks.push(HeadChunk {
                         min_t: t,
                         max_t: t,
-                        chunk: Chunk::Histogram(c),
+                        chunk: Chunk::Histogram(Box::new(c)),
                     });
                 }
             }
@@ -325,7 +328,7 @@ impl SeriesData_ {
                     self.chunks.push(HeadChunk {
                         min_t: t,
                         max_t: t,
-                        chunk: Chunk::FloatHistogram(c),
+                        chunk: Chunk::FloatHistogram(Box::new(c)),
                     });
                 }
             }

@@ -48,6 +48,11 @@ impl BitWriter {
         BitWriter { buf, free }
     }
 
+    /// Releases spare capacity (for chunks that are complete).
+    pub fn shrink_to_fit(&mut self) {
+        self.buf.shrink_to_fit();
+    }
+
     /// The bytes written so far (including any header).
     pub fn bytes(&self) -> &[u8] {
         &self.buf

@@ -62,10 +62,11 @@ impl Encoding {
 pub enum Chunk {
     /// Float samples.
     Xor(XorChunk),
-    /// Integer native histograms.
-    Histogram(HistogramChunk),
+    /// Integer native histograms (boxed: their state is large, and every head series keeps
+    /// several chunks).
+    Histogram(Box<HistogramChunk>),
     /// Float native histograms.
-    FloatHistogram(FloatHistogramChunk),
+    FloatHistogram(Box<FloatHistogramChunk>),
 }
 
 impl Chunk {
@@ -118,9 +119,9 @@ impl Chunk {
     pub fn from_encoded(encoding: u8, bytes: Vec<u8>) -> Result<Chunk, ChunkError> {
         match Encoding::from_u8(encoding) {
             Some(Encoding::Xor) => XorChunk::from_bytes(bytes).map(Chunk::Xor),
-            Some(Encoding::Histogram) => HistogramChunk::from_bytes(bytes).map(Chunk::Histogram),
+            Some(Encoding::Histogram) => HistogramChunk::from_bytes(bytes).map(|c| Chunk::Histogram(Box::new(c))),
             Some(Encoding::FloatHistogram) => {
-                FloatHistogramChunk::from_bytes(bytes).map(Chunk::FloatHistogram)
+                FloatHistogramChunk::from_bytes(bytes).map(|c| Chunk::FloatHistogram(Box::new(c)))
             }
             None => Err(ChunkError::UnknownEncoding(encoding)),
         }

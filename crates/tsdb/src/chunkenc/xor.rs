@@ -78,6 +78,11 @@ impl XorChunk {
         read_count(self.w.bytes())
     }
 
+    /// Releases spare buffer capacity once the chunk is complete (the head keeps many).
+    pub fn shrink_to_fit(&mut self) {
+        self.w.shrink_to_fit();
+    }
+
     /// True when no further sample fits the 16-bit sample counter.
     pub fn is_full(&self) -> bool {
         self.num_samples() == u16::MAX
