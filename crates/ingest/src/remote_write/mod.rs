@@ -186,3 +186,5 @@ pub struct Rejected {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_fast_v1;
