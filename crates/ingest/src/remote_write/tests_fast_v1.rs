@@ -531,24 +531,33 @@ fn decode_v1_speed() {
     )
     .unwrap();
     const N: u32 = 10_000;
-    let mut results = Vec::new();
-    for (name, f) in [
-        (
-            "prost (old)",
-            decode_v1_prost as fn(&[u8], &DecodeLimits) -> Result<WriteBatch, DecodeError>,
-        ),
+    type Decoder = fn(&[u8], &DecodeLimits) -> Result<WriteBatch, DecodeError>;
+    let decoders: [(&str, Decoder); 2] = [
+        ("prost (old)", decode_v1_prost),
         ("zero-copy (new)", decode_v1),
-    ] {
-        for _ in 0..200 {
-            std::hint::black_box(f(std::hint::black_box(&raw), &limits).unwrap());
+    ];
+    // Alternate the decoders over a few rounds and keep each one's best round, so a noisy
+    // neighbour does not decide the comparison.
+    let mut best = [f64::INFINITY; 2];
+    for _round in 0..3 {
+        for (k, (_, f)) in decoders.iter().enumerate() {
+            for _ in 0..200 {
+                std::hint::black_box(f(std::hint::black_box(&raw), &limits).unwrap());
+            }
+            let start = Instant::now();
+            for _ in 0..N {
+                std::hint::black_box(f(std::hint::black_box(&raw), &limits).unwrap());
+            }
+            let ns = start.elapsed().as_nanos() as f64 / f64::from(N) / 2000.0;
+            best[k] = best[k].min(ns);
         }
-        let start = Instant::now();
-        for _ in 0..N {
-            std::hint::black_box(f(std::hint::black_box(&raw), &limits).unwrap());
-        }
-        let ns = start.elapsed().as_nanos() as f64 / f64::from(N) / 2000.0;
-        println!("{name}: {ns:.1} ns/sample ({} bytes/request)", raw.len());
-        results.push(ns);
     }
-    println!("speed-up: {:.2}x", results[0] / results[1]);
+    for (k, (name, _)) in decoders.iter().enumerate() {
+        println!(
+            "{name}: {:.1} ns/sample ({} bytes/request)",
+            best[k],
+            raw.len()
+        );
+    }
+    println!("speed-up: {:.2}x", best[0] / best[1]);
 }
