@@ -10,6 +10,7 @@ use sextant_model::{
     MetricType, Sample, Span, METRIC_NAME,
 };
 
+use super::fast_v1;
 use super::proto::{v1, v2};
 use super::{DecodeError, DecodeLimits, Rejected, SeriesSamples, WriteBatch};
 
@@ -17,7 +18,117 @@ use super::{DecodeError, DecodeLimits, Rejected, SeriesSamples, WriteBatch};
 const RENDER_VALUE_MAX: usize = 120;
 
 /// Decodes an uncompressed `prometheus.WriteRequest` (remote write 1.0).
+///
+/// Labels and samples are read in place by the zero-copy reader in `fast_v1` (one allocation per
+/// label string); histograms, exemplars and metadata are decoded by prost. Behaviour, including
+/// error text, is the same as decoding the whole message with prost first.
 pub fn decode_v1(raw: &[u8], limits: &DecodeLimits) -> Result<WriteBatch, DecodeError> {
+    let mut batch = WriteBatch::default();
+    let metadata = fast_v1::read_write_request(raw, |parts| {
+        push_series_v1(&mut batch, parts, limits);
+    })
+    .map_err(|e| DecodeError::Protobuf(format!("cannot decode prometheus.WriteRequest: {e}")))?;
+    batch.metadata.reserve_exact(metadata.len());
+    for m in metadata {
+        batch.metadata.push(Metadata {
+            metric_family: m.metric_family_name,
+            kind: metric_type(m.r#type),
+            help: m.help,
+            unit: m.unit,
+        });
+    }
+    Ok(batch)
+}
+
+/// Checks and converts one series handed over by the zero-copy reader.
+fn push_series_v1(
+    batch: &mut WriteBatch,
+    parts: fast_v1::SeriesParts<'_, '_>,
+    limits: &DecodeLimits,
+) {
+    let n_samples = parts.samples.len() + parts.rare.histograms.len();
+    let labels = match labels_from_pairs(parts.labels, limits) {
+        Ok(l) => l,
+        Err((rendered, reason)) => {
+            batch.rejected.push(Rejected {
+                labels: rendered,
+                reason,
+                samples: n_samples,
+            });
+            return;
+        }
+    };
+    let mut histograms = Vec::with_capacity(parts.rare.histograms.len());
+    for h in parts.rare.histograms.drain(..) {
+        match histogram_v1(h) {
+            Ok(v) => histograms.push(v),
+            Err(reason) => {
+                batch.rejected.push(Rejected {
+                    labels: labels.to_string(),
+                    reason,
+                    samples: n_samples,
+                });
+                return;
+            }
+        }
+    }
+    batch.series.push(SeriesSamples {
+        labels,
+        samples: parts.samples.to_vec(),
+        histograms,
+        exemplars: parts.rare.exemplars.len(),
+    });
+}
+
+/// Checks and converts 1.0 labels borrowed from the request, allocating each string once. On
+/// failure returns the rendered labels and the reason (same checks, in the same order, as the
+/// prost-based path).
+fn labels_from_pairs(
+    pairs: &[(&str, &str)],
+    limits: &DecodeLimits,
+) -> Result<Labels, (String, String)> {
+    if let Err(reason) = check_limits(pairs.len(), pairs.iter().copied(), limits) {
+        return Err((render(pairs.iter().copied().map(Some)), reason));
+    }
+    let owned = || -> Vec<Label> {
+        pairs
+            .iter()
+            .map(|(n, v)| Label {
+                name: (*n).to_owned(),
+                value: (*v).to_owned(),
+            })
+            .collect()
+    };
+    if !pairs_look_valid(pairs) {
+        // Rare path: render what was sent before `from_wire` reports the problem.
+        let rendered = render(pairs.iter().copied().map(Some));
+        return Labels::from_wire(owned()).map_err(|e| (rendered, e.to_string()));
+    }
+    Labels::from_wire(owned()).map_err(|e| (String::from("{}"), e.to_string()))
+}
+
+/// [`looks_valid`] on borrowed pairs.
+fn pairs_look_valid(pairs: &[(&str, &str)]) -> bool {
+    use sextant_model::labels::{is_valid_label_name, is_valid_metric_name};
+    !pairs.is_empty()
+        && pairs.windows(2).all(|w| w[0].0 < w[1].0)
+        && pairs.iter().all(|(n, v)| {
+            if *n == METRIC_NAME {
+                is_valid_metric_name(v)
+            } else {
+                is_valid_label_name(n)
+            }
+        })
+        && pairs.iter().any(|(n, _)| *n == METRIC_NAME)
+}
+
+/// The original prost-based 1.0 decoder, kept as the reference the zero-copy reader is tested
+/// (and benchmarked) against.
+#[cfg(test)]
+pub(super) fn decode_v1_prost(
+    raw: &[u8],
+    limits: &DecodeLimits,
+) -> Result<WriteBatch, DecodeError> {
     let req = v1::WriteRequest::decode(raw).map_err(|e| {
         DecodeError::Protobuf(format!("cannot decode prometheus.WriteRequest: {e}"))
     })?;
@@ -241,8 +352,9 @@ fn check_limits<'a>(
     Ok(())
 }
 
-/// Checks and converts 1.0 labels, moving their strings. On failure returns the rendered labels
-/// and the reason.
+/// Checks and converts 1.0 labels, moving their strings (prost-based reference path). On
+/// failure returns the rendered labels and the reason.
+#[cfg(test)]
 fn wire_labels_v1(wire: Vec<v1::Label>, limits: &DecodeLimits) -> Result<Labels, (String, String)> {
     let pairs = || wire.iter().map(|l| (l.name.as_str(), l.value.as_str()));
     if let Err(reason) = check_limits(wire.len(), pairs(), limits) {
@@ -273,6 +385,7 @@ fn wire_labels_v1(wire: Vec<v1::Label>, limits: &DecodeLimits) -> Result<Labels,
 
 /// A cheap pre-check mirroring `Labels::from_wire`, so the common valid case moves the labels
 /// straight in and only invalid series pay for rendering.
+#[cfg(test)]
 fn looks_valid(labels: &[Label]) -> bool {
     use sextant_model::labels::{is_valid_label_name, is_valid_metric_name};
     !labels.is_empty()

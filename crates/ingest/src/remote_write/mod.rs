@@ -8,6 +8,7 @@
 
 mod decode;
 mod encode;
+mod fast_v1;
 
 /// Rust types generated from `crates/ingest/proto` by `cargo run -p protogen` (committed, so
 /// builds never need `protoc`).
@@ -185,3 +186,5 @@ pub struct Rejected {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_fast_v1;
