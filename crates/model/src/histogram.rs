@@ -110,7 +110,12 @@ fn check_common(
     custom: &[f64],
 ) -> Result<(), HistogramError> {
     if schema == CUSTOM_BUCKETS_SCHEMA {
-        if !neg_spans.is_empty() || neg_len > 0 || custom.windows(2).any(|w| !(w[0] < w[1])) {
+        if !neg_spans.is_empty()
+            || neg_len > 0
+            || custom
+                .windows(2)
+                .any(|w| w[0].partial_cmp(&w[1]) != Some(std::cmp::Ordering::Less))
+        {
             return Err(HistogramError::CustomBuckets);
         }
     } else if !(-4..=8).contains(&schema) {

@@ -296,5 +296,7 @@ fn hash_bytes(mut h: u64, b: &[u8]) -> u64 {
     let rem = chunks.remainder();
     let mut w = [0u8; 8];
     w[..rem.len()].copy_from_slice(rem);
-    (h ^ u64::from_le_bytes(w) ^ ((b.len() as u64) << 56)).wrapping_mul(K).rotate_left(31)
+    (h ^ u64::from_le_bytes(w) ^ ((b.len() as u64) << 56))
+        .wrapping_mul(K)
+        .rotate_left(31)
 }

@@ -52,7 +52,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, TimeError> {
         }
         let unit = &s[ustart..i];
         let idx = UNITS.iter().position(|(u, _)| *u == unit).ok_or_else(err)?;
-        if idx + 1 <= last_unit {
+        if idx < last_unit {
             return Err(err());
         }
         last_unit = idx + 1;

@@ -615,15 +615,25 @@ impl<'a> Ev<'a> {
                 let fi = s.floats.partition_point(|p| p.t <= t);
                 if vs.smoothed {
                     let hi = s.histograms.partition_point(|p| p.0 <= t);
-                    let fprev = (fi > 0 && s.floats[fi - 1].t > t.saturating_sub(lb)).then(|| s.floats[fi - 1].t);
-                    let hprev = (hi > 0 && s.histograms[hi - 1].0 > t.saturating_sub(lb)).then(|| hi - 1);
+                    let fprev = (fi > 0 && s.floats[fi - 1].t > t.saturating_sub(lb))
+                        .then(|| s.floats[fi - 1].t);
+                    let hprev =
+                        (hi > 0 && s.histograms[hi - 1].0 > t.saturating_sub(lb)).then(|| hi - 1);
                     let prev_is_hist = match (fprev, hprev) {
                         (Some(ft), Some(h)) => s.histograms[h].0 > ft,
                         (None, Some(_)) => true,
                         _ => false,
                     };
-                    let fnext = s.floats.get(fi).filter(|p| p.t < t.saturating_add(lb)).map(|p| p.t);
-                    let hnext = s.histograms.get(hi).filter(|p| p.0 < t.saturating_add(lb)).map(|p| p.0);
+                    let fnext = s
+                        .floats
+                        .get(fi)
+                        .filter(|p| p.t < t.saturating_add(lb))
+                        .map(|p| p.t);
+                    let hnext = s
+                        .histograms
+                        .get(hi)
+                        .filter(|p| p.0 < t.saturating_add(lb))
+                        .map(|p| p.0);
                     let next_is_hist = match (fnext, hnext) {
                         (Some(ft), Some(ht)) => ht < ft,
                         (None, Some(_)) => true,

@@ -1894,8 +1894,16 @@ fn info(ev: &mut Ev, args: &[Expr], ts: i64) -> Result<Val, EvalError> {
         {
             continue;
         }
-        let f = s.floats.iter().rev().find(|p| p.t <= t && p.t > t.saturating_sub(lb));
-        let h = s.histograms.iter().rev().find(|p| p.0 <= t && p.0 > t.saturating_sub(lb));
+        let f = s
+            .floats
+            .iter()
+            .rev()
+            .find(|p| p.t <= t && p.t > t.saturating_sub(lb));
+        let h = s
+            .histograms
+            .iter()
+            .rev()
+            .find(|p| p.0 <= t && p.0 > t.saturating_sub(lb));
         let st = match (f, h) {
             (Some(f), h) if h.is_none_or(|h| h.0 < f.t) => {
                 if sextant_model::is_stale_nan(f.v) {

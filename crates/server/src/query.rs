@@ -216,7 +216,12 @@ pub async fn query_range(
     .await
 }
 
-pub async fn format_query(method: Method, RawQuery(q): RawQuery, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn format_query(
+    method: Method,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let p = Params::from_request(&method, q.as_deref(), &headers, &body);
     parsed_data(&p, |e| {
         let mut s = String::new();
@@ -225,16 +230,25 @@ pub async fn format_query(method: Method, RawQuery(q): RawQuery, headers: Header
     })
 }
 
-pub async fn parse_query(method: Method, RawQuery(q): RawQuery, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn parse_query(
+    method: Method,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let p = Params::from_request(&method, q.as_deref(), &headers, &body);
     parsed_data(&p, |e| e.to_json())
 }
 
 /// Parses the `query` parameter and answers `{"status":"success","data":<render(expr)>}`.
 fn parsed_data(p: &Params, render: impl FnOnce(&sextant_promql::Expr) -> String) -> Response {
-    let parsed = query_param(p).and_then(|q| sextant_promql::parse(&q).map_err(|e| engine_error(e.into())));
+    let parsed =
+        query_param(p).and_then(|q| sextant_promql::parse(&q).map_err(|e| engine_error(e.into())));
     match parsed {
-        Ok(e) => raw_json(format!("{{\"status\":\"success\",\"data\":{}}}", render(&e))),
+        Ok(e) => raw_json(format!(
+            "{{\"status\":\"success\",\"data\":{}}}",
+            render(&e)
+        )),
         Err(e) => e.into_response(),
     }
 }

@@ -65,7 +65,10 @@ impl Series {
             family,
             kind,
             name: name.to_string(),
-            labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             samples: Vec::with_capacity(POINTS),
         }
     }
@@ -78,7 +81,10 @@ impl Series {
                 if i > 0 {
                     s.push(',');
                 }
-                let v = v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
+                let v = v
+                    .replace('\\', "\\\\")
+                    .replace('"', "\\\"")
+                    .replace('\n', "\\n");
                 let _ = write!(s, "{k}=\"{v}\"");
             }
             s.push('}');
@@ -144,7 +150,8 @@ fn generate() -> Vec<Series> {
             // sample is close to zero.
             let mut v = 1000.0 + rng.below(1000) as f64;
             for i in 0..POINTS {
-                let reset = (ii == 1 && i == 200) || (ii == 2 && (i == 350 || (status == "500" && i == 90)));
+                let reset = (ii == 1 && i == 200)
+                    || (ii == 2 && (i == 350 || (status == "500" && i == 90)));
                 if reset {
                     v = rng.below(3) as f64;
                 } else if i > 0 {
@@ -180,7 +187,12 @@ fn generate() -> Vec<Series> {
 
     // Sparse counters: errors_total{job,instance}; instance 1 never increases.
     for (ii, inst) in api_instances.iter().enumerate() {
-        let mut s = Series::new("errors", "counter", "errors_total", &[("job", "api"), ("instance", inst)]);
+        let mut s = Series::new(
+            "errors",
+            "counter",
+            "errors_total",
+            &[("job", "api"), ("instance", inst)],
+        );
         let mut v = 0.0;
         for i in 0..POINTS {
             if ii > 0 && i > 0 && rng.below(10) == 0 {
@@ -194,7 +206,12 @@ fn generate() -> Vec<Series> {
     // Gauges: gpu_temp_celsius (40..90 random walk), memory_bytes (large integers).
     let gpus = ["gpu-0", "gpu-1", "gpu-2", "gpu-3"];
     for inst in gpus {
-        let mut s = Series::new("gpu_temp_celsius", "gauge", "gpu_temp_celsius", &[("job", "node"), ("instance", inst)]);
+        let mut s = Series::new(
+            "gpu_temp_celsius",
+            "gauge",
+            "gpu_temp_celsius",
+            &[("job", "node"), ("instance", inst)],
+        );
         let mut v = 40.0 + rng.unit() * 50.0;
         for i in 0..POINTS {
             // Random walk reflected at 40 and 90 (no clamping: avoids ties).
@@ -209,7 +226,12 @@ fn generate() -> Vec<Series> {
         out.push(s);
     }
     for inst in gpus {
-        let mut s = Series::new("memory_bytes", "gauge", "memory_bytes", &[("job", "node"), ("instance", inst)]);
+        let mut s = Series::new(
+            "memory_bytes",
+            "gauge",
+            "memory_bytes",
+            &[("job", "node"), ("instance", inst)],
+        );
         let mut v = 1.0e9 + (rng.below(1_000_000_000)) as f64;
         for i in 0..POINTS {
             v += rng.below(20_000_001) as f64 - 10_000_000.0;
@@ -220,7 +242,12 @@ fn generate() -> Vec<Series> {
 
     // Gauges around zero (negative values): balance_delta.
     for inst in ["b1", "b2", "b3"] {
-        let mut s = Series::new("balance_delta", "gauge", "balance_delta", &[("job", "bank"), ("instance", inst)]);
+        let mut s = Series::new(
+            "balance_delta",
+            "gauge",
+            "balance_delta",
+            &[("job", "bank"), ("instance", inst)],
+        );
         let mut v = (rng.unit() - 0.5) * 20.0;
         for i in 0..POINTS {
             v += (rng.unit() - 0.5) * 3.0;
@@ -231,7 +258,12 @@ fn generate() -> Vec<Series> {
 
     // Integer gauges: queue_depth.
     for inst in ["w1", "w2", "w3"] {
-        let mut s = Series::new("queue_depth", "gauge", "queue_depth", &[("job", "worker"), ("instance", inst)]);
+        let mut s = Series::new(
+            "queue_depth",
+            "gauge",
+            "queue_depth",
+            &[("job", "worker"), ("instance", inst)],
+        );
         let mut v = rng.below(30) as i64;
         for i in 0..POINTS {
             v = (v + rng.below(7) as i64 - 3).clamp(0, 50);
@@ -242,7 +274,12 @@ fn generate() -> Vec<Series> {
 
     // Gauges in [-1, 1] (for acos, asin, atanh ...): unit_gauge.
     for (k, inst) in ["u1", "u2"].iter().enumerate() {
-        let mut s = Series::new("unit_gauge", "gauge", "unit_gauge", &[("job", "trig"), ("instance", inst)]);
+        let mut s = Series::new(
+            "unit_gauge",
+            "gauge",
+            "unit_gauge",
+            &[("job", "trig"), ("instance", inst)],
+        );
         for i in 0..POINTS {
             let v = ((i as f64) * 0.05 + k as f64 * 1.3).sin() * 0.98 + (rng.unit() - 0.5) * 0.02;
             s.samples.push((ts(i), round3(v)));
@@ -312,8 +349,16 @@ fn generate() -> Vec<Series> {
     }
 
     // Series with gaps longer than the 5m lookback: flaky_up.
-    for (inst, gaps) in [("p1", vec![(100usize, 131usize)]), ("p2", vec![(200, 241), (400, 431)])] {
-        let mut s = Series::new("flaky_up", "gauge", "flaky_up", &[("job", "probe"), ("instance", inst)]);
+    for (inst, gaps) in [
+        ("p1", vec![(100usize, 131usize)]),
+        ("p2", vec![(200, 241), (400, 431)]),
+    ] {
+        let mut s = Series::new(
+            "flaky_up",
+            "gauge",
+            "flaky_up",
+            &[("job", "probe"), ("instance", inst)],
+        );
         for i in 0..POINTS {
             if gaps.iter().any(|(a, b)| i >= *a && i < *b) {
                 continue;
@@ -325,7 +370,12 @@ fn generate() -> Vec<Series> {
 
     // A series that ends early (last sample at T0+50m).
     {
-        let mut s = Series::new("short_lived", "gauge", "short_lived", &[("job", "batch"), ("instance", "x")]);
+        let mut s = Series::new(
+            "short_lived",
+            "gauge",
+            "short_lived",
+            &[("job", "batch"), ("instance", "x")],
+        );
         for i in 0..=200 {
             s.samples.push((ts(i), (i * 2) as f64));
         }
@@ -341,7 +391,11 @@ fn generate() -> Vec<Series> {
         let mut s = Series::new("up", "gauge", "up", &[("job", job), ("instance", inst)]);
         let flappy = inst == "10.0.0.3:8080" || inst == "gpu-2";
         for i in 0..POINTS {
-            let v = if flappy && rng.below(12) == 0 { 0.0 } else { 1.0 };
+            let v = if flappy && rng.below(12) == 0 {
+                0.0
+            } else {
+                1.0
+            };
             s.samples.push((ts(i), v));
         }
         out.push(s);
@@ -349,7 +403,12 @@ fn generate() -> Vec<Series> {
 
     // Info-style series for group_left joins.
     for (model, version) in [("alpha", "v1"), ("beta", "v2")] {
-        let mut s = Series::new("model_info", "gauge", "model_info", &[("model", model), ("version", version)]);
+        let mut s = Series::new(
+            "model_info",
+            "gauge",
+            "model_info",
+            &[("model", model), ("version", version)],
+        );
         for i in 0..POINTS {
             s.samples.push((ts(i), 1.0));
         }
@@ -436,7 +495,11 @@ impl Drop for Proc {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn on_path(bin: &str) -> bool {
@@ -453,19 +516,35 @@ fn client() -> reqwest::blocking::Client {
 }
 
 /// Waits until `GET /-/ready` answers 200, the process exits, or `timeout`.
-fn wait_ready(p: &mut Proc, http: &reqwest::blocking::Client, timeout: Duration) -> Result<(), String> {
+fn wait_ready(
+    p: &mut Proc,
+    http: &reqwest::blocking::Client,
+    timeout: Duration,
+) -> Result<(), String> {
     let deadline = Instant::now() + timeout;
     loop {
         if let Ok(Some(status)) = p.child.try_wait() {
-            return Err(format!("{} exited with {status} before becoming ready; log tail:\n{}", p.name, p.log_tail()));
+            return Err(format!(
+                "{} exited with {status} before becoming ready; log tail:\n{}",
+                p.name,
+                p.log_tail()
+            ));
         }
-        if let Ok(r) = http.get(format!("{}/-/ready", p.base)).timeout(Duration::from_secs(2)).send() {
+        if let Ok(r) = http
+            .get(format!("{}/-/ready", p.base))
+            .timeout(Duration::from_secs(2))
+            .send()
+        {
             if r.status().is_success() {
                 return Ok(());
             }
         }
         if Instant::now() > deadline {
-            return Err(format!("{} not ready within {timeout:?}; log tail:\n{}", p.name, p.log_tail()));
+            return Err(format!(
+                "{} not ready within {timeout:?}; log tail:\n{}",
+                p.name,
+                p.log_tail()
+            ));
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -480,7 +559,12 @@ fn spawn(name: &'static str, cmd: &mut Command, log: PathBuf, port: u16) -> Proc
         .stderr(Stdio::from(f2))
         .spawn()
         .unwrap_or_else(|e| panic!("spawning {name}: {e}"));
-    Proc { name, child, log, base: format!("http://127.0.0.1:{port}") }
+    Proc {
+        name,
+        child,
+        log,
+        base: format!("http://127.0.0.1:{port}"),
+    }
 }
 
 /// Backfills the data set into a fresh TSDB and starts Prometheus on it.
@@ -502,7 +586,11 @@ fn start_prometheus(dir: &Path, series: &[Series], http: &reqwest::blocking::Cli
         String::from_utf8_lossy(&out.stderr)
     );
     let cfg = dir.join("prometheus.yml");
-    std::fs::write(&cfg, "global:\n  scrape_interval: 15s\nscrape_configs: []\n").unwrap();
+    std::fs::write(
+        &cfg,
+        "global:\n  scrape_interval: 15s\nscrape_configs: []\n",
+    )
+    .unwrap();
     let port = free_port();
     let mut p = spawn(
         "prometheus",
@@ -552,7 +640,10 @@ fn start_sextant(dir: &Path, series: &[Series], http: &reqwest::blocking::Client
             .unwrap_or_else(|e| panic!("sextant import batch {n}: {e}"));
         let status = r.status();
         let body = r.text().unwrap_or_default();
-        assert!(status.is_success(), "sextant import batch {n}: HTTP {status}: {body}");
+        assert!(
+            status.is_success(),
+            "sextant import batch {n}: HTTP {status}: {body}"
+        );
     }
     p
 }
@@ -591,8 +682,17 @@ fn load_queries() -> Vec<QuerySpec> {
         } else {
             (false, false, line)
         };
-        assert!(seen.insert(q.to_string()), "queries.txt:{}: duplicate query {q}", n + 1);
-        out.push(QuerySpec { line: n + 1, query: q.to_string(), expect_error, instant_only });
+        assert!(
+            seen.insert(q.to_string()),
+            "queries.txt:{}: duplicate query {q}",
+            n + 1
+        );
+        out.push(QuerySpec {
+            line: n + 1,
+            query: q.to_string(),
+            expect_error,
+            instant_only,
+        });
     }
     out
 }
@@ -612,7 +712,12 @@ impl std::fmt::Display for Eval {
         match *self {
             Eval::Instant(t) => write!(f, "instant time={t:.3} ({})", rel(t)),
             Eval::Range { start, end, step } => {
-                write!(f, "range start={start:.3} ({}) end={end:.3} ({}) step={step}s", rel(start), rel(end))
+                write!(
+                    f,
+                    "range start={start:.3} ({}) end={end:.3} ({}) step={step}s",
+                    rel(start),
+                    rel(end)
+                )
             }
         }
     }
@@ -623,12 +728,20 @@ impl std::fmt::Display for Eval {
 fn evaluations() -> Vec<Eval> {
     let t0 = T0 as f64;
     vec![
-        Eval::Instant(t0 + 1807.5),            // 30m07.5s
-        Eval::Instant(t0 + 3307.5),            // 55m07.5s: short_lived just gone (last sample 50m)
-        Eval::Instant(t0 + 5407.5),            // 1h30m07.5s
-        Eval::Instant(T_END as f64 + 157.5),   // 2m37.5s after the last sample
-        Eval::Range { start: t0 + 1807.5, end: T_END as f64 - 592.5, step: 60.0 },
-        Eval::Range { start: t0 + 7.5, end: T_END as f64 + 607.5, step: 37.0 },
+        Eval::Instant(t0 + 1807.5),          // 30m07.5s
+        Eval::Instant(t0 + 3307.5),          // 55m07.5s: short_lived just gone (last sample 50m)
+        Eval::Instant(t0 + 5407.5),          // 1h30m07.5s
+        Eval::Instant(T_END as f64 + 157.5), // 2m37.5s after the last sample
+        Eval::Range {
+            start: t0 + 1807.5,
+            end: T_END as f64 - 592.5,
+            step: 60.0,
+        },
+        Eval::Range {
+            start: t0 + 7.5,
+            end: T_END as f64 + 607.5,
+            step: 37.0,
+        },
     ]
 }
 
@@ -642,12 +755,14 @@ fn run_query(http: &reqwest::blocking::Client, base: &str, q: &str, ev: Eval) ->
         Eval::Instant(t) => http
             .get(format!("{base}/api/v1/query"))
             .query(&[("query", q), ("time", &fmt_time(t))]),
-        Eval::Range { start, end, step } => http.get(format!("{base}/api/v1/query_range")).query(&[
-            ("query", q),
-            ("start", &fmt_time(start)),
-            ("end", &fmt_time(end)),
-            ("step", &format!("{step}")),
-        ]),
+        Eval::Range { start, end, step } => {
+            http.get(format!("{base}/api/v1/query_range")).query(&[
+                ("query", q),
+                ("start", &fmt_time(start)),
+                ("end", &fmt_time(end)),
+                ("step", &format!("{step}")),
+            ])
+        }
     };
     match req.send() {
         Err(e) => serde_json::json!({"status": "transport_error", "error": e.to_string()}),
@@ -731,7 +846,11 @@ fn point_diff(p: &Value, s: &Value) -> Option<String> {
 fn labels_key(m: &Value) -> String {
     let map: BTreeMap<String, String> = m
         .as_object()
-        .map(|o| o.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string())).collect())
+        .map(|o| {
+            o.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
+                .collect()
+        })
         .unwrap_or_default();
     let inner: Vec<String> = map.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
     format!("{{{}}}", inner.join(", "))
@@ -753,7 +872,10 @@ fn compare_success(p: &Value, s: &Value, ordered: bool) -> Option<String> {
     let (pd, sd) = (&p["data"], &s["data"]);
     let rt = pd["resultType"].as_str().unwrap_or("?");
     if pd["resultType"] != sd["resultType"] {
-        return Some(format!("resultType: prometheus {} vs sextant {}", pd["resultType"], sd["resultType"]));
+        return Some(format!(
+            "resultType: prometheus {} vs sextant {}",
+            pd["resultType"], sd["resultType"]
+        ));
     }
     let (pr, sr) = (&pd["result"], &sd["result"]);
     match rt {
@@ -795,7 +917,11 @@ fn compare_success(p: &Value, s: &Value, ordered: bool) -> Option<String> {
                         }
                     }
                     if pv.len() != sv.len() {
-                        let extra = if pv.len() > sv.len() { &pv[sv.len()] } else { &sv[pv.len()] };
+                        let extra = if pv.len() > sv.len() {
+                            &pv[sv.len()]
+                        } else {
+                            &sv[pv.len()]
+                        };
                         return Some(format!(
                             "series {k}: {} points in prometheus vs {} in sextant (first extra: {extra})",
                             pv.len(),
@@ -807,11 +933,23 @@ fn compare_success(p: &Value, s: &Value, ordered: bool) -> Option<String> {
             if ordered && rt == "vector" {
                 // sort()/sort_desc(): the order of values must agree (labels of
                 // equal values may legitimately come in any order).
-                let pv: Vec<&str> = pr.as_array().unwrap().iter().map(|x| x["value"][1].as_str().unwrap_or("")).collect();
-                let sv: Vec<&str> = sr.as_array().unwrap().iter().map(|x| x["value"][1].as_str().unwrap_or("")).collect();
+                let pv: Vec<&str> = pr
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|x| x["value"][1].as_str().unwrap_or(""))
+                    .collect();
+                let sv: Vec<&str> = sr
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|x| x["value"][1].as_str().unwrap_or(""))
+                    .collect();
                 for (i, (a, b)) in pv.iter().zip(&sv).enumerate() {
                     if !values_equal(a, b) {
-                        return Some(format!("result order differs at position {i}: prometheus {a} vs sextant {b}"));
+                        return Some(format!(
+                            "result order differs at position {i}: prometheus {a} vs sextant {b}"
+                        ));
                     }
                 }
             }
@@ -825,7 +963,10 @@ fn compare_success(p: &Value, s: &Value, ordered: bool) -> Option<String> {
 fn compare(p: &Value, s: &Value, ordered: bool) -> Option<String> {
     match (is_success(p), is_success(s)) {
         (true, true) => compare_success(p, s, ordered),
-        (true, false) => Some(format!("prometheus succeeded, sextant failed: {}", error_summary(s))),
+        (true, false) => Some(format!(
+            "prometheus succeeded, sextant failed: {}",
+            error_summary(s)
+        )),
         (false, true) => Some(format!(
             "prometheus failed ({}), sextant succeeded",
             error_summary(p)
@@ -875,13 +1016,23 @@ fn load_baseline() -> Baseline {
         }
         if let Some(rest) = line.strip_prefix("max_mismatched_queries") {
             let v = rest.trim().trim_start_matches('=').trim();
-            max = Some(v.parse().unwrap_or_else(|_| panic!("known_mismatches.txt:{}: bad number", n + 1)));
+            max = Some(
+                v.parse()
+                    .unwrap_or_else(|_| panic!("known_mismatches.txt:{}: bad number", n + 1)),
+            );
             continue;
         }
-        let (q, reason) = line
-            .split_once(" ## ")
-            .unwrap_or_else(|| panic!("known_mismatches.txt:{}: expected `<query> ## <reason>`", n + 1));
-        assert!(!reason.trim().is_empty(), "known_mismatches.txt:{}: empty reason", n + 1);
+        let (q, reason) = line.split_once(" ## ").unwrap_or_else(|| {
+            panic!(
+                "known_mismatches.txt:{}: expected `<query> ## <reason>`",
+                n + 1
+            )
+        });
+        assert!(
+            !reason.trim().is_empty(),
+            "known_mismatches.txt:{}: empty reason",
+            n + 1
+        );
         entries.insert(q.trim().to_string(), reason.trim().to_string());
     }
     let max = max.expect("known_mismatches.txt: missing `max_mismatched_queries = N`");
@@ -971,7 +1122,11 @@ fn promql_differential() {
         let _ = writeln!(
             report,
             "MISMATCH{} ({} of {} evaluations): {q}",
-            if known.is_some() { " [known]" } else { " [NEW]" },
+            if known.is_some() {
+                " [known]"
+            } else {
+                " [NEW]"
+            },
             list.len(),
             evals.len()
         );
@@ -982,10 +1137,21 @@ fn promql_differential() {
             let _ = writeln!(report, "    at {ev}: {d}");
         }
     }
-    let unlisted: Vec<&str> = query_order.iter().copied().filter(|q| !baseline.entries.contains_key(*q)).collect();
-    let fixed: Vec<&String> = baseline.entries.keys().filter(|q| !mismatches.contains_key(*q)).collect();
+    let unlisted: Vec<&str> = query_order
+        .iter()
+        .copied()
+        .filter(|q| !baseline.entries.contains_key(*q))
+        .collect();
+    let fixed: Vec<&String> = baseline
+        .entries
+        .keys()
+        .filter(|q| !mismatches.contains_key(*q))
+        .collect();
     for q in &fixed {
-        let _ = writeln!(report, "FIXED (remove from known_mismatches.txt and lower the baseline): {q}");
+        let _ = writeln!(
+            report,
+            "FIXED (remove from known_mismatches.txt and lower the baseline): {q}"
+        );
     }
     if skipped_hw > 0 {
         let _ = writeln!(
@@ -1052,14 +1218,19 @@ fn prometheus_side_only() {
             if !ok {
                 n_err += 1;
             }
-            let expect_error = spec.expect_error || (spec.instant_only && matches!(ev, Eval::Range { .. }));
+            let expect_error =
+                spec.expect_error || (spec.instant_only && matches!(ev, Eval::Range { .. }));
             if ok == expect_error {
                 problems.push(format!(
                     "queries.txt:{}: {} at {ev}: expected {}, got {}",
                     spec.line,
                     spec.query,
                     if expect_error { "an error" } else { "success" },
-                    if ok { "success".to_string() } else { error_summary(&p) }
+                    if ok {
+                        "success".to_string()
+                    } else {
+                        error_summary(&p)
+                    }
                 ));
             }
             let r = &p["data"]["result"];
@@ -1089,7 +1260,11 @@ fn prometheus_side_only() {
         started.elapsed()
     );
     drop(prom);
-    assert!(problems.is_empty(), "{} problems (see above)", problems.len());
+    assert!(
+        problems.is_empty(),
+        "{} problems (see above)",
+        problems.len()
+    );
 }
 
 #[test]
@@ -1100,11 +1275,18 @@ fn generator_is_deterministic_and_sane() {
     assert!((55..=70).contains(&a.len()), "{} series", a.len());
     let mut names = BTreeSet::new();
     for s in &a {
-        assert!(names.insert(s.series_text()), "duplicate series {}", s.series_text());
+        assert!(
+            names.insert(s.series_text()),
+            "duplicate series {}",
+            s.series_text()
+        );
         assert!(s.samples.windows(2).all(|w| w[0].0 < w[1].0));
         assert!(s.samples.iter().all(|(_, v)| v.is_finite()));
     }
-    let lines: usize = import_batches(&a, 3000).iter().map(|b| b.lines().count()).sum();
+    let lines: usize = import_batches(&a, 3000)
+        .iter()
+        .map(|b| b.lines().count())
+        .sum();
     assert_eq!(lines, a.iter().map(|s| s.samples.len()).sum::<usize>());
 }
 
@@ -1116,12 +1298,37 @@ fn comparison_logic() {
             pairs.iter().map(|(inst, v)| json!({"metric": {"instance": inst}, "value": [1767227407.5, v]})).collect::<Vec<_>>()}})
     };
     // Series order does not matter unless ordered; tolerance; NaN/Inf exact.
-    assert_eq!(compare(&vec(&[("a", "1"), ("b", "2")]), &vec(&[("b", "2"), ("a", "1")]), false), None);
-    assert!(compare(&vec(&[("a", "1"), ("b", "2")]), &vec(&[("b", "2"), ("a", "1")]), true).is_some());
-    assert_eq!(compare(&vec(&[("a", "1")]), &vec(&[("a", "1.0000000000001")]), false), None);
+    assert_eq!(
+        compare(
+            &vec(&[("a", "1"), ("b", "2")]),
+            &vec(&[("b", "2"), ("a", "1")]),
+            false
+        ),
+        None
+    );
+    assert!(compare(
+        &vec(&[("a", "1"), ("b", "2")]),
+        &vec(&[("b", "2"), ("a", "1")]),
+        true
+    )
+    .is_some());
+    assert_eq!(
+        compare(
+            &vec(&[("a", "1")]),
+            &vec(&[("a", "1.0000000000001")]),
+            false
+        ),
+        None
+    );
     assert!(compare(&vec(&[("a", "1")]), &vec(&[("a", "1.00001")]), false).is_some());
-    assert_eq!(compare(&vec(&[("a", "1e-15")]), &vec(&[("a", "0")]), false), None);
-    assert_eq!(compare(&vec(&[("a", "NaN")]), &vec(&[("a", "NaN")]), false), None);
+    assert_eq!(
+        compare(&vec(&[("a", "1e-15")]), &vec(&[("a", "0")]), false),
+        None
+    );
+    assert_eq!(
+        compare(&vec(&[("a", "NaN")]), &vec(&[("a", "NaN")]), false),
+        None
+    );
     assert!(compare(&vec(&[("a", "NaN")]), &vec(&[("a", "+Inf")]), false).is_some());
     assert!(compare(&vec(&[("a", "+Inf")]), &vec(&[("a", "-Inf")]), false).is_some());
     assert!(compare(&vec(&[("a", "1")]), &vec(&[("a", "1"), ("b", "1")]), false).is_some());
@@ -1155,27 +1362,141 @@ fn comparison_logic() {
 /// appear in queries.txt.
 #[test]
 fn queries_cover_promql_2_42() {
-    let text: String = load_queries().iter().map(|q| format!("{}\n", q.query)).collect();
+    let text: String = load_queries()
+        .iter()
+        .map(|q| format!("{}\n", q.query))
+        .collect();
     let functions = [
-        "abs", "absent", "absent_over_time", "acos", "acosh", "asin", "asinh", "atan", "atanh", "avg_over_time", "ceil",
-        "changes", "clamp", "clamp_max", "clamp_min", "cos", "cosh", "count_over_time", "day_of_month", "day_of_week",
-        "day_of_year", "days_in_month", "deg", "delta", "deriv", "exp", "floor", "histogram_quantile", "holt_winters",
-        "hour", "idelta", "increase", "irate", "label_join", "label_replace", "last_over_time", "ln", "log10", "log2",
-        "max_over_time", "min_over_time", "minute", "month", "pi", "predict_linear", "present_over_time",
-        "quantile_over_time", "rad", "rate", "resets", "round", "scalar", "sgn", "sin", "sinh", "sort", "sort_desc",
-        "sqrt", "stddev_over_time", "stdvar_over_time", "sum_over_time", "tan", "tanh", "time", "timestamp", "vector",
+        "abs",
+        "absent",
+        "absent_over_time",
+        "acos",
+        "acosh",
+        "asin",
+        "asinh",
+        "atan",
+        "atanh",
+        "avg_over_time",
+        "ceil",
+        "changes",
+        "clamp",
+        "clamp_max",
+        "clamp_min",
+        "cos",
+        "cosh",
+        "count_over_time",
+        "day_of_month",
+        "day_of_week",
+        "day_of_year",
+        "days_in_month",
+        "deg",
+        "delta",
+        "deriv",
+        "exp",
+        "floor",
+        "histogram_quantile",
+        "holt_winters",
+        "hour",
+        "idelta",
+        "increase",
+        "irate",
+        "label_join",
+        "label_replace",
+        "last_over_time",
+        "ln",
+        "log10",
+        "log2",
+        "max_over_time",
+        "min_over_time",
+        "minute",
+        "month",
+        "pi",
+        "predict_linear",
+        "present_over_time",
+        "quantile_over_time",
+        "rad",
+        "rate",
+        "resets",
+        "round",
+        "scalar",
+        "sgn",
+        "sin",
+        "sinh",
+        "sort",
+        "sort_desc",
+        "sqrt",
+        "stddev_over_time",
+        "stdvar_over_time",
+        "sum_over_time",
+        "tan",
+        "tanh",
+        "time",
+        "timestamp",
+        "vector",
         "year",
         // aggregations
-        "sum", "avg", "min", "max", "count", "group", "stddev", "stdvar", "topk", "bottomk", "quantile", "count_values",
+        "sum",
+        "avg",
+        "min",
+        "max",
+        "count",
+        "group",
+        "stddev",
+        "stdvar",
+        "topk",
+        "bottomk",
+        "quantile",
+        "count_values",
     ];
-    let missing: Vec<&str> = functions.iter().copied().filter(|f| !text.contains(&format!("{f}("))).collect();
-    assert!(missing.is_empty(), "functions/aggregations not covered: {missing:?}");
+    let missing: Vec<&str> = functions
+        .iter()
+        .copied()
+        .filter(|f| !text.contains(&format!("{f}(")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "functions/aggregations not covered: {missing:?}"
+    );
     let constructs = [
-        " + ", " - ", " * ", " / ", " % ", " ^ ", " atan2 ", " == ", " != ", " > ", " < ", " >= ", " <= ", " == bool ",
-        " != bool ", " > bool ", " < bool ", " >= bool ", " <= bool ", " and ", " or ", " unless ", " on(", " ignoring(",
-        " group_left", " group_right", " by (", " without (", " offset ", " @ ", "@ start()", "@ end()", ":1m]",
+        " + ",
+        " - ",
+        " * ",
+        " / ",
+        " % ",
+        " ^ ",
+        " atan2 ",
+        " == ",
+        " != ",
+        " > ",
+        " < ",
+        " >= ",
+        " <= ",
+        " == bool ",
+        " != bool ",
+        " > bool ",
+        " < bool ",
+        " >= bool ",
+        " <= bool ",
+        " and ",
+        " or ",
+        " unless ",
+        " on(",
+        " ignoring(",
+        " group_left",
+        " group_right",
+        " by (",
+        " without (",
+        " offset ",
+        " @ ",
+        "@ start()",
+        "@ end()",
+        ":1m]",
     ];
-    let missing: Vec<&str> = constructs.iter().copied().filter(|c| !text.contains(c)).collect();
+    let missing: Vec<&str> = constructs
+        .iter()
+        .copied()
+        .filter(|c| !text.contains(c))
+        .collect();
     assert!(missing.is_empty(), "constructs not covered: {missing:?}");
     assert!(load_queries().len() >= 220);
 }

@@ -217,7 +217,11 @@ impl SeriesData_ {
             _ => true,
         };
         if need_new {
-            if let Some(HeadChunk { chunk: Chunk::Xor(done), .. }) = self.chunks.last_mut() {
+            if let Some(HeadChunk {
+                chunk: Chunk::Xor(done),
+                ..
+            }) = self.chunks.last_mut()
+            {
                 done.shrink_to_fit();
             }
             self.chunks.push(HeadChunk {

@@ -119,7 +119,9 @@ impl Chunk {
     pub fn from_encoded(encoding: u8, bytes: Vec<u8>) -> Result<Chunk, ChunkError> {
         match Encoding::from_u8(encoding) {
             Some(Encoding::Xor) => XorChunk::from_bytes(bytes).map(Chunk::Xor),
-            Some(Encoding::Histogram) => HistogramChunk::from_bytes(bytes).map(|c| Chunk::Histogram(Box::new(c))),
+            Some(Encoding::Histogram) => {
+                HistogramChunk::from_bytes(bytes).map(|c| Chunk::Histogram(Box::new(c)))
+            }
             Some(Encoding::FloatHistogram) => {
                 FloatHistogramChunk::from_bytes(bytes).map(|c| Chunk::FloatHistogram(Box::new(c)))
             }
