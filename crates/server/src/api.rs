@@ -143,21 +143,30 @@ pub async fn labels(
     body: Bytes,
 ) -> Response {
     let p = Params::from_request(&m, q.as_deref(), &h, &body);
-    blocking(move || {
-        let sets = p.matchers()?;
-        let (start, end) = p.range()?;
-        let limit = p.limit()?;
-        let querier = st.db.querier();
-        let mut names = per_matcher_sets(&sets, |ms| {
-            querier
-                .label_names(ms, start, end)
-                .map_err(|e| ApiError::internal(e.to_string()))
-        })?;
-        let mut warnings = Vec::new();
-        truncate(&mut names, limit, &mut warnings);
-        Ok(success(names.into(), warnings))
-    })
-    .await
+    blocking(move || string_list(&st, &p, |q, ms, start, end| q.label_names(ms, start, end))).await
+}
+
+/// The answer of `/api/v1/labels` and `/api/v1/label/<name>/values`: the union of `list` over
+/// every `match[]` (or over all series), limited by `limit` with Prometheus' warning.
+fn string_list<F>(st: &AppState, p: &Params, list: F) -> Result<Response, ApiError>
+where
+    F: Fn(
+        &sextant_tsdb::db::DbQuerier,
+        &[Matcher],
+        i64,
+        i64,
+    ) -> Result<Vec<String>, sextant_tsdb::querier::QueryError>,
+{
+    let sets = p.matchers()?;
+    let (start, end) = p.range()?;
+    let limit = p.limit()?;
+    let querier = st.db.querier();
+    let mut values = per_matcher_sets(&sets, |ms| {
+        list(&querier, ms, start, end).map_err(|e| ApiError::internal(e.to_string()))
+    })?;
+    let mut warnings = Vec::new();
+    truncate(&mut values, limit, &mut warnings);
+    Ok(success(values.into(), warnings))
 }
 
 pub async fn label_values(
@@ -173,18 +182,9 @@ pub async fn label_values(
         if !is_valid_label_name(&name) {
             return Err(ApiError::bad_data(format!("invalid label name: {name:?}")));
         }
-        let sets = p.matchers()?;
-        let (start, end) = p.range()?;
-        let limit = p.limit()?;
-        let querier = st.db.querier();
-        let mut values = per_matcher_sets(&sets, |ms| {
-            querier
-                .label_values(&name, ms, start, end)
-                .map_err(|e| ApiError::internal(e.to_string()))
-        })?;
-        let mut warnings = Vec::new();
-        truncate(&mut values, limit, &mut warnings);
-        Ok(success(values.into(), warnings))
+        string_list(&st, &p, |q, ms, start, end| {
+            q.label_values(&name, ms, start, end)
+        })
     })
     .await
 }
