@@ -3,9 +3,8 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
 use sextant_model::labels::is_valid_label_name;
@@ -88,14 +87,7 @@ fn labels_json(ls: &sextant_model::Labels) -> Value {
     )
 }
 
-pub async fn series(
-    State(st): State<Arc<AppState>>,
-    m: Method,
-    RawQuery(q): RawQuery,
-    h: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let p = Params::from_request(&m, q.as_deref(), &h, &body);
+pub async fn series(State(st): State<Arc<AppState>>, p: Params) -> Response {
     blocking(move || {
         let sets = p.required_matchers()?;
         let (start, end) = p.range()?;
@@ -135,14 +127,7 @@ where
     Ok(merge_strings(lists))
 }
 
-pub async fn labels(
-    State(st): State<Arc<AppState>>,
-    m: Method,
-    RawQuery(q): RawQuery,
-    h: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let p = Params::from_request(&m, q.as_deref(), &h, &body);
+pub async fn labels(State(st): State<Arc<AppState>>, p: Params) -> Response {
     blocking(move || string_list(&st, &p, |q, ms, start, end| q.label_names(ms, start, end))).await
 }
 
@@ -172,12 +157,8 @@ where
 pub async fn label_values(
     State(st): State<Arc<AppState>>,
     Path(name): Path<String>,
-    m: Method,
-    RawQuery(q): RawQuery,
-    h: HeaderMap,
-    body: Bytes,
+    p: Params,
 ) -> Response {
-    let p = Params::from_request(&m, q.as_deref(), &h, &body);
     blocking(move || {
         if !is_valid_label_name(&name) {
             return Err(ApiError::bad_data(format!("invalid label name: {name:?}")));
@@ -189,14 +170,7 @@ pub async fn label_values(
     .await
 }
 
-pub async fn metadata(
-    State(st): State<Arc<AppState>>,
-    m: Method,
-    RawQuery(q): RawQuery,
-    h: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let p = Params::from_request(&m, q.as_deref(), &h, &body);
+pub async fn metadata(State(st): State<Arc<AppState>>, p: Params) -> Response {
     let limit = match p.limit() {
         Ok(l) => l,
         Err(e) => return e.into_response(),
@@ -220,8 +194,7 @@ pub async fn metadata(
     success(Value::Object(out), Vec::new())
 }
 
-pub async fn status_tsdb(State(st): State<Arc<AppState>>, RawQuery(q): RawQuery) -> Response {
-    let p = Params::from_request(&Method::GET, q.as_deref(), &HeaderMap::new(), &Bytes::new());
+pub async fn status_tsdb(State(st): State<Arc<AppState>>, p: Params) -> Response {
     let limit = match p.limit() {
         Ok(0) => 10,
         Ok(l) => l,
@@ -282,14 +255,7 @@ pub async fn runtimeinfo(State(st): State<Arc<AppState>>) -> Response {
     .await
 }
 
-pub async fn snapshot(
-    State(st): State<Arc<AppState>>,
-    m: Method,
-    RawQuery(q): RawQuery,
-    h: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let p = Params::from_request(&m, q.as_deref(), &h, &body);
+pub async fn snapshot(State(st): State<Arc<AppState>>, p: Params) -> Response {
     let skip_head = matches!(p.get("skip_head"), Some("true") | Some("1"));
     blocking(move || {
         let name = st
@@ -329,14 +295,7 @@ fn export_value(v: f64) -> Value {
 /// `GET/POST /api/v1/export`: raw samples of matching series as JSON lines in
 /// VictoriaMetrics' shape (`{"metric":{…},"values":[…],"timestamps":[…]}`), one series a line.
 /// Staleness markers are left out, as they are not data.
-pub async fn export(
-    State(st): State<Arc<AppState>>,
-    m: Method,
-    RawQuery(q): RawQuery,
-    h: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let p = Params::from_request(&m, q.as_deref(), &h, &body);
+pub async fn export(State(st): State<Arc<AppState>>, p: Params) -> Response {
     blocking(move || {
         let sets = p.required_matchers()?;
         let (start, end) = p.range()?;

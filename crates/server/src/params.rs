@@ -8,16 +8,29 @@ use sextant_model::Matcher;
 
 use crate::api::ApiError;
 
+/// Handlers take `Params` as their last argument: query string and form body, read the same way
+/// for every endpoint.
+impl<S: Send + Sync> axum::extract::FromRequest<S> for Params {
+    type Rejection = axum::response::Response;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
+        use axum::response::IntoResponse;
+        let (parts, body) = req.into_parts();
+        let method = parts.method.clone();
+        let query = parts.uri.query().map(str::to_string);
+        let headers = parts.headers.clone();
+        let bytes = Bytes::from_request(axum::extract::Request::from_parts(parts, body), state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        Ok(Params::parse(&method, query.as_deref(), &headers, &bytes))
+    }
+}
+
 /// All parameters of one request.
 pub struct Params(Vec<(String, String)>);
 
 impl Params {
-    pub fn from_request(
-        method: &Method,
-        query: Option<&str>,
-        headers: &HeaderMap,
-        body: &Bytes,
-    ) -> Self {
+    pub fn parse(method: &Method, query: Option<&str>, headers: &HeaderMap, body: &Bytes) -> Self {
         let mut v: Vec<(String, String)> = query
             .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
             .unwrap_or_default();

@@ -8,9 +8,8 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use sextant_model::{FloatHistogram, Labels, Matcher};
 use sextant_promql::{Engine, ErrorKind, QueryResult, Value};
@@ -160,14 +159,7 @@ fn engine_with_timeout(st: &AppState, p: &Params) -> Result<Engine, ApiError> {
     Ok(engine)
 }
 
-pub async fn query(
-    State(st): State<Arc<AppState>>,
-    method: Method,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let p = Params::from_request(&method, q.as_deref(), &headers, &body);
+pub async fn query(State(st): State<Arc<AppState>>, p: Params) -> Response {
     run(st, move |st| {
         let expr = query_param(&p)?;
         let t = p.time("time", sextant_model::time::now_ms())?;
@@ -179,14 +171,7 @@ pub async fn query(
     .await
 }
 
-pub async fn query_range(
-    State(st): State<Arc<AppState>>,
-    method: Method,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let p = Params::from_request(&method, q.as_deref(), &headers, &body);
+pub async fn query_range(State(st): State<Arc<AppState>>, p: Params) -> Response {
     run(st, move |st| {
         let expr = query_param(&p)?;
         let missing = |k: &str| ApiError::bad_data(format!("invalid parameter \"{k}\": cannot parse \"\" to a valid timestamp"));
@@ -216,13 +201,7 @@ pub async fn query_range(
     .await
 }
 
-pub async fn format_query(
-    method: Method,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let p = Params::from_request(&method, q.as_deref(), &headers, &body);
+pub async fn format_query(p: Params) -> Response {
     parsed_data(&p, |e| {
         let mut s = String::new();
         push_str(&mut s, &e.to_string());
@@ -230,13 +209,7 @@ pub async fn format_query(
     })
 }
 
-pub async fn parse_query(
-    method: Method,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let p = Params::from_request(&method, q.as_deref(), &headers, &body);
+pub async fn parse_query(p: Params) -> Response {
     parsed_data(&p, |e| e.to_json())
 }
 
