@@ -20,6 +20,7 @@ use sextant_tsdb::db::Db;
 
 pub use query::{format_float, result_json, QueryLimits};
 pub use selfmon::{render_metrics, start_self_monitoring, HttpMetrics};
+pub use write::DbSink;
 
 /// Limits applied to every write request.
 #[derive(Clone, Debug)]

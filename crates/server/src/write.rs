@@ -16,6 +16,7 @@ use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use sextant_ingest::remote_write::{self, DecodeLimits, RemoteWriteVersion, WriteBatch};
+use sextant_ingest::{Sink, SinkError, Stored};
 use sextant_tsdb::db::{CommitStats, Db};
 
 use crate::AppState;
@@ -36,31 +37,21 @@ fn text(status: StatusCode, msg: impl Into<String>) -> Response {
     (status, msg.into() + "\n").into_response()
 }
 
-/// Outcome of storing one decoded batch.
-#[derive(Default)]
-struct Stored {
-    samples: usize,
-    histograms: usize,
-    exemplars: usize,
-    problems: usize,
-    first_problem: Option<String>,
+fn add_commit(out: &mut Stored, c: CommitStats) {
+    out.samples += c.samples;
+    out.histograms += c.histograms;
+    if c.rejected > 0 {
+        let first = c.first_error.unwrap_or_default();
+        out.problem(c.rejected, || first);
+    }
 }
 
-impl Stored {
-    fn problem(&mut self, n: usize, msg: impl FnOnce() -> String) {
-        self.problems += n;
-        if self.first_problem.is_none() {
-            self.first_problem = Some(msg());
-        }
-    }
+/// The TSDB as the [`Sink`] that ingest components (scrape, push, OTLP, ...) write through.
+pub struct DbSink(pub Arc<Db>);
 
-    fn add_commit(&mut self, c: CommitStats) {
-        self.samples += c.samples;
-        self.histograms += c.histograms;
-        if c.rejected > 0 {
-            let first = c.first_error.unwrap_or_default();
-            self.problem(c.rejected, || first);
-        }
+impl Sink for DbSink {
+    fn store(&self, batch: WriteBatch) -> Result<Stored, SinkError> {
+        store(&self.0, batch).map_err(|e| SinkError(e.to_string()))
     }
 }
 
@@ -90,7 +81,7 @@ fn store(db: &Db, batch: WriteBatch) -> Result<Stored, sextant_tsdb::db::DbError
         }
     }
     let c = app.commit()?;
-    out.add_commit(c);
+    add_commit(&mut out, c);
     Ok(out)
 }
 
