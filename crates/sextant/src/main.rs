@@ -30,6 +30,30 @@ enum Command {
     Serve(ServeArgs),
     /// Run a PromQL query against a running Sextant (or any Prometheus-compatible server).
     Query(QueryArgs),
+    /// Validate files (like `promtool check`).
+    #[command(subcommand)]
+    Check(CheckCommand),
+    /// Run unit tests (like `promtool test`).
+    #[command(subcommand)]
+    Test(TestCommand),
+}
+
+#[derive(Subcommand)]
+enum CheckCommand {
+    /// Check Prometheus rule files.
+    Rules {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum TestCommand {
+    /// Run promtool-format rule unit tests.
+    Rules {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 #[derive(Args)]
@@ -109,6 +133,7 @@ struct ServeArgs {
 }
 
 mod query;
+mod rules_cmd;
 
 /// Ingest allocates many small, short-lived strings (labels of decoded requests); mimalloc
 /// handles that pattern far better than glibc's allocator (measured in bench/).
@@ -130,6 +155,8 @@ fn main() -> std::process::ExitCode {
     let res = match cli.command {
         Command::Serve(args) => serve(args),
         Command::Query(args) => query::run(args),
+        Command::Check(CheckCommand::Rules { files }) => rules_cmd::check(&files),
+        Command::Test(TestCommand::Rules { files }) => rules_cmd::test(&files),
     };
     match res {
         Ok(()) => std::process::ExitCode::SUCCESS,
