@@ -58,7 +58,7 @@ pub struct RuleSpec {
 }
 
 /// A YAML scalar read as text (`expr: 1` is as valid as `expr: "1"`).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Scalar(pub String);
 
 impl<'de> Deserialize<'de> for Scalar {

@@ -150,8 +150,8 @@ impl Group {
 
     /// Restores `for` state of pending/firing alerts from `ALERTS_FOR_STATE` and marks every
     /// alerting rule restored (so `ALERTS` series are written from now on).
-    pub fn restore_for_state(&mut self, ctx: &EvalCtx, ts: i64) {
-        let mint = ts - OUTAGE_TOLERANCE_MS;
+    pub fn restore_for_state(&mut self, ctx: &EvalCtx, ts: i64, outage_tolerance: i64, grace: i64) {
+        let mint = ts - outage_tolerance;
         for rule in self.rules.iter_mut().filter(|r| r.is_alerting()) {
             if rule.def.hold > 0 && !rule.active.is_empty() {
                 let mut ms = vec![
@@ -183,8 +183,8 @@ impl Group {
                             let remaining = rule.def.hold - (down_at - restored);
                             if remaining <= 0 {
                                 // It had already fired before the outage.
-                            } else if remaining < FOR_GRACE_PERIOD_MS {
-                                restored = ts + FOR_GRACE_PERIOD_MS - rule.def.hold;
+                            } else if remaining < grace {
+                                restored = ts + grace - rule.def.hold;
                             } else {
                                 restored += ts - down_at;
                             }

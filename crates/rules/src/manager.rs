@@ -29,6 +29,10 @@ pub struct ManagerOptions {
     pub query_offset: i64,
     /// Minimum time between re-sends of a still-firing alert (ms).
     pub resend_delay: i64,
+    /// How far back `for` state is restored from after a restart (ms).
+    pub outage_tolerance: i64,
+    /// Minimum `for` time left to an alert restored after a restart (ms).
+    pub for_grace_period: i64,
 }
 
 impl Default for ManagerOptions {
@@ -37,6 +41,8 @@ impl Default for ManagerOptions {
             evaluation_interval: 60_000,
             query_offset: 0,
             resend_delay: 60_000,
+            outage_tolerance: crate::group::OUTAGE_TOLERANCE_MS,
+            for_grace_period: crate::group::FOR_GRACE_PERIOD_MS,
         }
     }
 }
@@ -271,7 +277,7 @@ impl Manager {
         let mut g = g.lock().unwrap_or_else(|e| e.into_inner());
         g.eval(&self.ctx, ts);
         if g.should_restore {
-            g.restore_for_state(&self.ctx, now_ms());
+            g.restore_for_state(&self.ctx, now_ms(), self.opts.outage_tolerance, self.opts.for_grace_period);
         }
         let notifier = self
             .notifier

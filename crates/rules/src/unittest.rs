@@ -62,11 +62,6 @@ struct InputSeries {
     values: Scalar,
 }
 
-impl Default for Scalar {
-    fn default() -> Self {
-        Scalar(String::new())
-    }
-}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
