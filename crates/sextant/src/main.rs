@@ -36,6 +36,18 @@ enum Command {
     /// Run unit tests (like `promtool test`).
     #[command(subcommand)]
     Test(TestCommand),
+    /// Service level objectives.
+    #[command(subcommand)]
+    Slo(SloCommand),
+}
+
+#[derive(Subcommand)]
+enum SloCommand {
+    /// Print the recording and alerting rules an SLO file compiles to (a Prometheus rule file).
+    Generate {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -130,6 +142,9 @@ struct ServeArgs {
     /// Rule files to evaluate: a file, a directory (all *.yml/*.yaml in it) or a glob; repeatable.
     #[arg(long = "rules", value_name = "PATH")]
     rules: Vec<String>,
+    /// SLO files (`slos:` list) compiled into recording rules and burn-rate alerts; repeatable.
+    #[arg(long = "slos", value_name = "FILE")]
+    slos: Vec<PathBuf>,
     /// Evaluation interval of rule groups that set none.
     #[arg(long, default_value = "1m", value_parser = duration_ms)]
     evaluation_interval: i64,
@@ -175,6 +190,7 @@ fn main() -> std::process::ExitCode {
         Command::Query(args) => query::run(args),
         Command::Check(CheckCommand::Rules { files }) => rules_cmd::check(&files),
         Command::Test(TestCommand::Rules { files }) => rules_cmd::test(&files),
+        Command::Slo(SloCommand::Generate { files }) => rules_cmd::slo_generate(&files),
     };
     match res {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -239,7 +255,10 @@ fn serve(a: ServeArgs) -> Result<()> {
             for_grace_period: a.rules_alert_for_grace_period,
         },
     );
-    let rule_paths = a.rules.clone();
+    let rule_paths = rules_cmd::RuleSources {
+        paths: a.rules.clone(),
+        slos: a.slos.clone(),
+    };
     let first_rules = rules_cmd::load(&rule_paths)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -32,17 +32,59 @@ pub fn resolve(paths: &[String]) -> Vec<PathBuf> {
     out
 }
 
-/// Loads and validates the rule files of `paths`; every problem in one error.
-pub fn load(paths: &[String]) -> Result<(Vec<GroupDef>, Vec<String>)> {
-    let files = resolve(paths);
-    let names = files.iter().map(|f| f.display().to_string()).collect();
-    match sextant_rules::load_files(&files) {
-        Ok(d) => Ok((d, names)),
+/// Where rules come from: rule files (`--rules`) and SLO files (`--slos`).
+#[derive(Clone, Debug, Default)]
+pub struct RuleSources {
+    pub paths: Vec<String>,
+    pub slos: Vec<PathBuf>,
+}
+
+fn slo_specs(file: &Path) -> Result<Vec<sextant_rules::slo::SloSpec>> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    sextant_rules::slo::parse_slo_file(&file.display().to_string(), &text)
+        .map_err(|e| anyhow::anyhow!(e))
+}
+
+fn slo_rules(file: &Path) -> Result<String> {
+    sextant_rules::slo::generate(&slo_specs(file)?)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))
+}
+
+/// Loads and validates rule files and compiled SLOs; every problem in one error.
+pub fn load(src: &RuleSources) -> Result<(Vec<GroupDef>, Vec<String>)> {
+    let files = resolve(&src.paths);
+    let mut names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+    let mut defs = match sextant_rules::load_files(&files) {
+        Ok(d) => d,
         Err(errs) => {
             let msg: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
             bail!("invalid rule files:\n{}", msg.join("\n"))
         }
+    };
+    for f in &src.slos {
+        let text = slo_rules(f)?;
+        let name = format!("{} (generated)", f.display());
+        match sextant_rules::parse_rules(&name, &text) {
+            Ok(d) => defs.extend(d),
+            Err(errs) => {
+                let msg: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+                bail!("SLO rules of {} are invalid:\n{}", f.display(), msg.join("\n"))
+            }
+        }
+        names.push(name);
     }
+    Ok((defs, names))
+}
+
+/// `sextant slo generate`: prints the rule file SLOs compile to.
+pub fn slo_generate(files: &[PathBuf]) -> Result<()> {
+    let mut all = Vec::new();
+    for f in files {
+        all.extend(slo_specs(f)?);
+    }
+    print!("{}", sextant_rules::slo::generate(&all).map_err(|e| anyhow::anyhow!(e))?);
+    Ok(())
 }
 
 /// The rule manager of `serve`, reading and writing the local TSDB.
@@ -65,7 +107,7 @@ pub fn manager(
 pub fn start(
     state: &Arc<AppState>,
     m: Arc<Manager>,
-    paths: Vec<String>,
+    paths: RuleSources,
     first: (Vec<GroupDef>, Vec<String>),
 ) {
     m.update(first.0, first.1);

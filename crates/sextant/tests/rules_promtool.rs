@@ -87,3 +87,19 @@ fn rule_unit_tests_agree_with_promtool() {
         }
     }
 }
+
+#[test]
+fn slo_generate_output_is_the_tested_rule_file() {
+    let out = Command::new(SEXTANT)
+        .args(["slo", "generate"])
+        .arg(root().join("crates/rules/testdata/slo/api.yml"))
+        .output()
+        .expect("run sextant slo generate");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let want = std::fs::read_to_string(root().join("crates/rules/testdata/promtool/slo_rules.yml")).unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        want,
+        "slo_rules.yml is stale: regenerate it with `sextant slo generate crates/rules/testdata/slo/api.yml`"
+    );
+}
