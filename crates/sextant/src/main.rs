@@ -142,6 +142,9 @@ struct ServeArgs {
     /// Rule files to evaluate: a file, a directory (all *.yml/*.yaml in it) or a glob; repeatable.
     #[arg(long = "rules", value_name = "PATH")]
     rules: Vec<String>,
+    /// Do not load the built-in rule packs (rules/ in the source tree).
+    #[arg(long)]
+    no_default_rules: bool,
     /// SLO files (`slos:` list) compiled into recording rules and burn-rate alerts; repeatable.
     #[arg(long = "slos", value_name = "FILE")]
     slos: Vec<PathBuf>,
@@ -256,6 +259,7 @@ fn serve(a: ServeArgs) -> Result<()> {
         },
     );
     let rule_paths = rules_cmd::RuleSources {
+        builtin: !a.no_default_rules,
         paths: a.rules.clone(),
         slos: a.slos.clone(),
     };

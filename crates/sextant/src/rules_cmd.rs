@@ -32,12 +32,19 @@ pub fn resolve(paths: &[String]) -> Vec<PathBuf> {
     out
 }
 
-/// Where rules come from: rule files (`--rules`) and SLO files (`--slos`).
+/// Where rules come from: the built-in packs, rule files (`--rules`) and SLO files (`--slos`).
 #[derive(Clone, Debug, Default)]
 pub struct RuleSources {
+    pub builtin: bool,
     pub paths: Vec<String>,
     pub slos: Vec<PathBuf>,
 }
+
+/// The rule packs shipped in rules/, embedded in the binary.
+pub const BUILTIN_RULES: &[(&str, &str)] = &[
+    ("builtin:rules/sextant-policy.yml", include_str!("../../../rules/sextant-policy.yml")),
+    ("builtin:rules/node.yml", include_str!("../../../rules/node.yml")),
+];
 
 fn slo_specs(file: &Path) -> Result<Vec<sextant_rules::slo::SloSpec>> {
     let text = std::fs::read_to_string(file)
@@ -62,6 +69,15 @@ pub fn load(src: &RuleSources) -> Result<(Vec<GroupDef>, Vec<String>)> {
             bail!("invalid rule files:\n{}", msg.join("\n"))
         }
     };
+    if src.builtin {
+        for (name, text) in BUILTIN_RULES {
+            match sextant_rules::parse_rules(name, text) {
+                Ok(d) => defs.extend(d),
+                Err(errs) => bail!("built-in rules {name}: {}", errs[0]),
+            }
+            names.push(name.to_string());
+        }
+    }
     for f in &src.slos {
         let text = slo_rules(f)?;
         let name = format!("{} (generated)", f.display());
