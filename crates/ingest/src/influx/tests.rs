@@ -279,7 +279,7 @@ fn render(m: &str, tags: &[(String, String)], fields: &[(String, f64)], ts: i64)
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(1000))]
+    #![proptest_config(ProptestConfig::with_cases(256))]
 
     #[test]
     fn arbitrary_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..256)) {

@@ -248,7 +248,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(1000))]
+    #![proptest_config(ProptestConfig::with_cases(256))]
 
     /// Rendering samples in the text format (escaping label values) and parsing them back gives
     /// the same names, labels, values and millisecond timestamps.
