@@ -402,6 +402,49 @@ async fn import_text_format() {
     .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert!(b.contains("line 2"), "{b}");
+
+    // OpenMetrics by Content-Type: seconds timestamps, _total counters, mandatory # EOF.
+    let now_s = sextant_model::time::now_ms() / 1000;
+    let om = format!(
+        "# TYPE runs counter\nruns_total{{job=\"om\"}} 5 {now_s}.5 # {{trace_id=\"x\"}} 1\n# EOF\n"
+    );
+    let (s, _, b) = call(
+        &t,
+        Request::post("/api/v1/import/prometheus")
+            .header(
+                "Content-Type",
+                "application/openmetrics-text; version=1.0.0",
+            )
+            .body(Body::from(om))
+            .expect("req"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{b}");
+    let (_, j) = get_json(
+        &t,
+        &format!("/api/v1/query?query=runs_total&time={now_s}.5"),
+    )
+    .await;
+    assert_eq!(j["data"]["result"][0]["value"][1], "5", "{j}");
+    let (s, _, b) = call(
+        &t,
+        Request::post("/api/v1/import/prometheus")
+            .header("Content-Type", "application/openmetrics-text")
+            .body(Body::from("runs_total 1\n"))
+            .expect("req"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(b.contains("# EOF"), "{b}");
+    let (s, _, b) = call(
+        &t,
+        Request::post("/api/v1/import/prometheus")
+            .body(Body::from(&b"a 1\nb{x=\"\xff\"} 2\n"[..]))
+            .expect("req"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(b.contains("line 2") && b.contains("UTF-8"), "{b}");
 }
 
 #[tokio::test]

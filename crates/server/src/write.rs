@@ -234,13 +234,20 @@ pub async fn remote_write(
     .await
 }
 
-/// `POST /api/v1/import/prometheus`: text exposition format, optional per-line timestamps;
+/// `POST /api/v1/import/prometheus`: text exposition format (or OpenMetrics, by Content-Type),
+/// optional per-line timestamps;
 /// lines without one get the request time (or `?timestamp=` in ms, like VictoriaMetrics).
 pub async fn import_prometheus(
     axum::extract::State(st): axum::extract::State<Arc<AppState>>,
     axum::extract::RawQuery(q): axum::extract::RawQuery,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    // `application/openmetrics-text` bodies are read as OpenMetrics, anything else as text.
+    let content_type = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     if let Some(r) = too_large(&st, &body) {
         return r;
     }
@@ -257,16 +264,11 @@ pub async fn import_prometheus(
     with_slot(&st, move || {
         let st = st2;
         st.ingest.import_requests.fetch_add(1, Ordering::Relaxed);
-        let input = match std::str::from_utf8(&body) {
-            Ok(s) => s,
-            Err(e) => {
-                return text(
-                    StatusCode::BAD_REQUEST,
-                    format!("body is not valid UTF-8: {e}"),
-                )
-            }
-        };
-        let parsed = match sextant_ingest::text::parse_text(input, default_ts) {
+        let parsed = match sextant_ingest::text::parse_exposition(
+            &body,
+            content_type.as_deref(),
+            default_ts,
+        ) {
             Ok(p) => p,
             Err(e) => return text(StatusCode::BAD_REQUEST, e.to_string()),
         };
