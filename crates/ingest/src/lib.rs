@@ -4,9 +4,11 @@
 //!
 //! - [`remote_write`]: Prometheus remote write 1.0 and 2.0 (protobuf + snappy).
 //! - [`text`]: the Prometheus text exposition format 0.0.4 (plus OpenMetrics' `# EOF`).
+//! - [`scrape`]: Prometheus-style scraping (config, discovery, relabeling, scrape loops).
 //! - [`sink`]: the seam to storage that every protocol writes through.
 
 pub mod remote_write;
+pub mod scrape;
 pub mod sink;
 pub mod text;
 

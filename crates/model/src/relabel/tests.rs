@@ -246,7 +246,7 @@ fn config_errors_like_prometheus() {
 
 fn label_set() -> impl Strategy<Value = Labels> {
     proptest::collection::btree_map("[a-c][a-c0-9_]{0,3}", "[a-zA-Z0-9;]{0,6}", 0..6)
-        .prop_map(|m| Labels::from_pairs(m))
+        .prop_map(Labels::from_pairs)
 }
 
 proptest! {
@@ -275,7 +275,7 @@ proptest! {
         let drop = ok(None, Some(&re), None, None, Some("labeldrop"));
         let keep = ok(None, Some(&re), None, None, Some("labelkeep"));
         let dropped = process(&input, &[drop]).unwrap();
-        let kept = process(&input, &[keep.clone()]).unwrap();
+        let kept = process(&input, std::slice::from_ref(&keep)).unwrap();
         prop_assert_eq!(dropped.len() + kept.len(), input.len());
         prop_assert_eq!(process(&kept, &[keep]).unwrap(), kept);
     }
