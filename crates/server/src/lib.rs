@@ -6,6 +6,7 @@ mod api;
 mod params;
 mod query;
 mod selfmon;
+mod targets;
 mod write;
 
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use sextant_tsdb::db::Db;
 
 pub use query::{format_float, result_json, QueryLimits};
 pub use selfmon::{render_metrics, start_self_monitoring, HttpMetrics};
+pub use targets::ReloadHook;
 pub use write::DbSink;
 
 /// Limits applied to every write request.
@@ -70,6 +72,10 @@ pub struct AppState {
     pub(crate) ingest: write::IngestMetrics,
     pub query_limits: QueryLimits,
     query_slots: Arc<tokio::sync::Semaphore>,
+    /// The scrape manager, once the binary has started it (for `/api/v1/targets`).
+    pub scrape: std::sync::OnceLock<Arc<sextant_ingest::scrape::ScrapeManager>>,
+    /// What `/-/reload` runs, installed by the binary.
+    pub reload: std::sync::OnceLock<ReloadHook>,
 }
 
 impl AppState {
@@ -98,6 +104,8 @@ impl AppState {
             ingest: write::IngestMetrics::default(),
             query_limits,
             query_slots,
+            scrape: std::sync::OnceLock::new(),
+            reload: std::sync::OnceLock::new(),
         })
     }
 }
@@ -114,6 +122,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/-/ready",
             get(|| async { "Sextant is Ready.\n" }).head(|| async { "" }),
         )
+        .route("/-/reload", post(targets::reload).put(targets::reload))
         .route("/api/v1/write", post(write::remote_write))
         .route("/api/v1/import/prometheus", post(write::import_prometheus))
         .route("/api/v1/query", get(query::query).post(query::query))
@@ -133,6 +142,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/labels", get(api::labels).post(api::labels))
         .route("/api/v1/label/{name}/values", get(api::label_values))
         .route("/api/v1/metadata", get(api::metadata))
+        .route("/api/v1/targets", get(targets::targets))
         .route("/api/v1/status/tsdb", get(api::status_tsdb))
         .route("/api/v1/status/buildinfo", get(api::buildinfo))
         .route("/api/v1/status/runtimeinfo", get(api::runtimeinfo))

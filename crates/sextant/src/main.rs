@@ -30,6 +30,19 @@ enum Command {
     Serve(ServeArgs),
     /// Run a PromQL query against a running Sextant (or any Prometheus-compatible server).
     Query(QueryArgs),
+    /// Check configuration files (like promtool check).
+    #[command(subcommand)]
+    Check(CheckCommand),
+}
+
+#[derive(Subcommand)]
+enum CheckCommand {
+    /// Validate sextant.yml files: syntax, unknown fields, durations, URLs, relabel regexes.
+    Config {
+        /// Files to check.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 #[derive(Args)]
@@ -64,6 +77,9 @@ enum Output {
 
 #[derive(Args)]
 struct ServeArgs {
+    /// Configuration file (default: ./sextant.yml if it exists, else embedded defaults).
+    #[arg(long)]
+    config: Option<PathBuf>,
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:9595")]
     listen: SocketAddr,
@@ -108,6 +124,7 @@ struct ServeArgs {
     log_level: String,
 }
 
+mod config;
 mod query;
 
 /// Ingest allocates many small, short-lived strings (labels of decoded requests); mimalloc
@@ -130,6 +147,13 @@ fn main() -> std::process::ExitCode {
     let res = match cli.command {
         Command::Serve(args) => serve(args),
         Command::Query(args) => query::run(args),
+        Command::Check(CheckCommand::Config { files }) => {
+            return if config::check(&files) {
+                std::process::ExitCode::SUCCESS
+            } else {
+                std::process::ExitCode::FAILURE
+            };
+        }
     };
     match res {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -147,6 +171,18 @@ fn serve(a: ServeArgs) -> Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
+    let config_path = a.config.clone().or_else(config::default_path);
+    let loaded = config::load(config_path.as_deref())?;
+    match &config_path {
+        Some(p) => tracing::info!(
+            file = %p.display(),
+            scrape_configs = loaded.scrape_configs.len(),
+            scrape_interval = %loaded.global.scrape_interval,
+            evaluation_interval = %loaded.global.evaluation_interval,
+            "loaded configuration"
+        ),
+        None => tracing::info!("no configuration file: using embedded defaults"),
+    }
     let opts = DbOptions {
         head: HeadOptions {
             ooo_window: a.ooo_window,
@@ -187,6 +223,7 @@ fn serve(a: ServeArgs) -> Result<()> {
             .await
             .with_context(|| format!("listening on {}", a.listen))?;
         tracing::info!(listen = %a.listen, data_dir = %a.data_dir.display(), "Sextant is serving");
+        start_scraping(&state, config_path.clone(), loaded)?;
         if a.self_monitor_interval > 0 {
             sextant_server::start_self_monitoring(
                 state.clone(),
@@ -203,6 +240,45 @@ fn serve(a: ServeArgs) -> Result<()> {
     db.close().context("closing the database")?;
     drop(maintenance);
     tracing::info!("bye");
+    Ok(())
+}
+
+/// Starts the scrape manager with the loaded configuration and installs the reload hook that
+/// `/-/reload` and SIGHUP use.
+fn start_scraping(
+    state: &Arc<AppState>,
+    config_path: Option<PathBuf>,
+    loaded: config::Loaded,
+) -> Result<()> {
+    let sink: Arc<dyn sextant_ingest::Sink> = Arc::new(sextant_server::DbSink(state.db.clone()));
+    let manager = sextant_ingest::scrape::ScrapeManager::new(sink);
+    manager
+        .apply(loaded.scrape_configs)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let _ = state.scrape.set(manager.clone());
+    let hook: sextant_server::ReloadHook = Arc::new(move || {
+        let loaded = config::load(config_path.as_deref()).map_err(|e| e.to_string())?;
+        let n = loaded.scrape_configs.len();
+        manager.apply(loaded.scrape_configs)?;
+        tracing::info!(scrape_configs = n, "configuration reloaded");
+        Ok(())
+    });
+    let _ = state.reload.set(hook.clone());
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            let hook = hook.clone();
+            match tokio::task::spawn_blocking(move || hook()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "reloading the configuration failed"),
+                Err(e) => tracing::error!(error = %e, "reloading the configuration failed"),
+            }
+        }
+    });
     Ok(())
 }
 

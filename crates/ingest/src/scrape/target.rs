@@ -13,6 +13,9 @@ use sextant_model::{Label, Labels, METRIC_NAME};
 use super::config::ScrapeConfig;
 use super::discovery::TargetGroup;
 
+/// The URL type of scrape targets.
+pub use reqwest::Url;
+
 /// A target ready to scrape.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Target {
