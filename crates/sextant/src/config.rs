@@ -33,8 +33,8 @@ pub struct Config {
 pub struct GlobalConfig {
     #[serde(default = "one_minute")]
     pub scrape_interval: PromDuration,
-    #[serde(default = "ten_seconds")]
-    pub scrape_timeout: PromDuration,
+    /// Unset: 10s, capped at `scrape_interval` (as Prometheus does).
+    pub scrape_timeout: Option<PromDuration>,
     #[serde(default = "one_minute")]
     pub evaluation_interval: PromDuration,
     #[serde(default)]
@@ -45,7 +45,7 @@ impl Default for GlobalConfig {
     fn default() -> Self {
         GlobalConfig {
             scrape_interval: one_minute(),
-            scrape_timeout: ten_seconds(),
+            scrape_timeout: None,
             evaluation_interval: one_minute(),
             external_labels: BTreeMap::new(),
         }
@@ -56,8 +56,13 @@ fn one_minute() -> PromDuration {
     PromDuration(Duration::from_secs(60))
 }
 
-fn ten_seconds() -> PromDuration {
-    PromDuration(Duration::from_secs(10))
+impl GlobalConfig {
+    /// The effective global scrape timeout.
+    pub fn timeout(&self) -> Duration {
+        self.scrape_timeout
+            .map(|d| d.0)
+            .unwrap_or_else(|| Duration::from_secs(10).min(self.scrape_interval.0))
+    }
 }
 
 /// A checked configuration: the file as parsed plus the resolved scrape configs.
@@ -135,7 +140,7 @@ pub fn parse(text: &str, file: &str) -> Result<Loaded, ConfigError> {
         Some(g) => (g.value, g.referenced.line()),
         None => (GlobalConfig::default(), 0),
     };
-    if global.scrape_timeout > global.scrape_interval {
+    if global.timeout() > global.scrape_interval.0 {
         return Err(err(
             global_line,
             "global.scrape_timeout: global scrape timeout greater than scrape interval".into(),
@@ -161,7 +166,7 @@ pub fn parse(text: &str, file: &str) -> Result<Loaded, ConfigError> {
         let line = sc.referenced.line();
         let mut c = sc.value;
         let job = c.job_name.clone();
-        c.resolve(global.scrape_interval.0, global.scrape_timeout.0)
+        c.resolve(global.scrape_interval.0, global.timeout())
             .map_err(|e| err(line, format!("scrape_configs[{i}] (job {job:?}): {e}")))?;
         if let Some(first) = jobs.insert(job.clone(), line) {
             return Err(err(
@@ -185,6 +190,7 @@ pub fn parse(text: &str, file: &str) -> Result<Loaded, ConfigError> {
 /// error's line when the message does not name it already (e.g. `scrape_interval: invalid
 /// duration "15x"`).
 fn yaml_message(e: &serde_saphyr::Error, text: &str, line: u64) -> String {
+    let column = e.location().map(|l| l.column()).unwrap_or(0) as usize;
     let rendered = e.to_string();
     let first = rendered.lines().next().unwrap_or_default();
     let mut msg = first.strip_prefix("error: ").unwrap_or(first);
@@ -197,9 +203,12 @@ fn yaml_message(e: &serde_saphyr::Error, text: &str, line: u64) -> String {
         .checked_sub(1)
         .and_then(|i| text.lines().nth(i as usize))
         .and_then(|l| {
-            let l = l.trim_start().trim_start_matches("- ").trim_start();
-            let (k, _) = l.split_once(':')?;
-            let k = k.trim();
+            // Only when the error points at the value after `key:` (not at a whole mapping).
+            let colon = l.find(':')?;
+            if column <= colon + 1 {
+                return None;
+            }
+            let k = l[..colon].trim().trim_start_matches("- ").trim();
             (!k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
                 .then(|| k.to_string())
         });
@@ -315,6 +324,9 @@ mod tests {
         assert!(m.contains("\"0bad\" is not a valid label name"), "{m}");
         let m = e("scrape_configs:\n  - job_name: a\n    basic_auth: {username: u, password: p}\n    bearer_token: t\n");
         assert!(m.contains("at most one of basic_auth"), "{m}");
+        // An unset global timeout is capped at a short global interval, not an error.
+        let l = parse("global:\n  scrape_interval: 2s\n", "s.yml").unwrap();
+        assert_eq!(l.global.timeout(), Duration::from_secs(2));
         let m = e("scrape_configs: [\n");
         assert!(m.starts_with("s.yml:"), "{m}");
     }

@@ -60,12 +60,40 @@ pub(crate) struct PoolContext {
 }
 
 /// Parses a scrape body. The one place that chooses a parser by Content-Type.
+///
+/// Until the OpenMetrics parser lands, OpenMetrics bodies go through the text parser (which
+/// accepts `# EOF`), minus OpenMetrics' `_created` series of counters, histograms and
+/// summaries, which Prometheus does not store as samples either.
 pub fn parse_exposition(
     body: &str,
-    _content_type: &str,
+    content_type: &str,
     default_ts: i64,
 ) -> Result<TextBatch, crate::text::ParseError> {
-    crate::text::parse_text(body, default_ts)
+    let mut batch = crate::text::parse_text(body, default_ts)?;
+    let openmetrics = content_type
+        .split(';')
+        .next()
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/openmetrics-text"));
+    if openmetrics {
+        use sextant_model::MetricType;
+        let created_of: HashSet<String> = batch
+            .metadata
+            .iter()
+            .filter(|m| {
+                matches!(
+                    m.kind,
+                    MetricType::Counter | MetricType::Histogram | MetricType::Summary
+                )
+            })
+            .map(|m| format!("{}_created", m.metric_family))
+            .collect();
+        if !created_of.is_empty() {
+            batch
+                .samples
+                .retain(|(l, _)| !l.metric_name().is_some_and(|n| created_of.contains(n)));
+        }
+    }
+    Ok(batch)
 }
 
 /// Reads an auth secret file like Prometheus (surrounding whitespace trimmed).
@@ -205,7 +233,7 @@ async fn fetch(ctx: &PoolContext, target: &Target) -> Result<(Vec<u8>, String), 
         let mut resp = req
             .send()
             .await
-            .map_err(|e| format!("Get {url_text:?}: {}", error_chain(&e)))?;
+            .map_err(|e| format!("Get {url_text:?}: {}", cause(&e)))?;
         if resp.status() != reqwest::StatusCode::OK {
             return Err(format!("server returned HTTP status {}", resp.status()));
         }
@@ -222,7 +250,7 @@ async fn fetch(ctx: &PoolContext, target: &Target) -> Result<(Vec<u8>, String), 
         while let Some(chunk) = resp
             .chunk()
             .await
-            .map_err(|e| format!("reading the body: {}", error_chain(&e)))?
+            .map_err(|e| format!("reading the body: {}", cause(&e)))?
         {
             if (body.len() + chunk.len()) as u64 > limit {
                 return Err(format!("body size limit exceeded (limit {limit} bytes)"));
@@ -248,15 +276,16 @@ async fn fetch(ctx: &PoolContext, target: &Target) -> Result<(Vec<u8>, String), 
     }
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
+/// The innermost cause of a client error ("Connection refused (os error 111)"), which is what
+/// a reader of `lastError` needs; reqwest's outer layers repeat the URL.
+fn cause(e: &dyn std::error::Error) -> String {
+    let mut last = e.to_string();
     let mut src = e.source();
     while let Some(c) = src {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
+        last = c.to_string();
         src = c.source();
     }
-    s
+    last
 }
 
 const NO_TIMESTAMP: i64 = i64::MIN;

@@ -90,7 +90,18 @@ pub struct RelabelRegex {
 impl RelabelRegex {
     pub fn new(source: &str) -> Result<Self, RelabelError> {
         let re = regex::Regex::new(&format!("^(?:{source})$"))
-            .map_err(|e| RelabelError(format!("invalid regex {source:?}: {e}")))?;
+            .map_err(|e| {
+                // regex's message spans lines (pattern, caret, reason); keep the reason.
+                let full = e.to_string();
+                let reason = full
+                    .lines()
+                    .rev()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or_default()
+                    .trim_start_matches("error: ")
+                    .to_string();
+                RelabelError(format!("invalid regex {source:?}: {reason}"))
+            })?;
         Ok(RelabelRegex {
             source: source.to_string(),
             re,

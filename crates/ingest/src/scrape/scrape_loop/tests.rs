@@ -130,3 +130,14 @@ fn base64_matches_rfc4648() {
     assert_eq!(base64(b"foo"), "Zm9v");
     assert_eq!(base64(b"user:pass"), "dXNlcjpwYXNz");
 }
+
+#[test]
+fn openmetrics_created_series_are_not_samples() {
+    let body = "# TYPE a counter\na_total 7.0\na_created 1.7e9\n# TYPE g gauge\ng_created 1\n# EOF\n";
+    let b = parse_exposition(body, "application/openmetrics-text; version=1.0.0; charset=utf-8", 1).unwrap();
+    let names: Vec<_> = b.samples.iter().map(|(l, _)| l.metric_name().unwrap().to_string()).collect();
+    assert_eq!(names, vec!["a_total", "g_created"]);
+    // The text format keeps whatever it is given.
+    let b = parse_exposition(body, "text/plain; version=0.0.4", 1).unwrap();
+    assert_eq!(b.samples.len(), 3);
+}
