@@ -289,7 +289,7 @@ proptest! {
             action: Some("hashmod".into()),
             ..Default::default()
         }).unwrap();
-        let out = process(&input, &[r.clone()]).unwrap();
+        let out = process(&input, std::slice::from_ref(&r)).unwrap();
         let v: u64 = out.get("shard").unwrap().parse().unwrap();
         prop_assert!(v < m);
         // Deterministic.
