@@ -90,11 +90,7 @@ pub async fn targets(State(st): State<Arc<AppState>>, p: Params) -> Response {
         }
     };
     let pool_filter = p.get("scrapePool").filter(|s| !s.is_empty());
-    let pools: Vec<PoolInfo> = st
-        .scrape
-        .get()
-        .map(|m| m.snapshot())
-        .unwrap_or_default();
+    let pools: Vec<PoolInfo> = st.scrape.get().map(|m| m.snapshot()).unwrap_or_default();
     let mut active = Vec::new();
     let mut dropped = Vec::new();
     for pool in pools

@@ -297,26 +297,44 @@ mod tests {
     #[test]
     fn errors_name_file_line_and_field() {
         let m = e("global:\n  scrape_interval: 15s\nalerting: {}\n");
-        assert!(m.starts_with("s.yml:3: unknown field `alerting`, expected one of"), "{m}");
+        assert!(
+            m.starts_with("s.yml:3: unknown field `alerting`, expected one of"),
+            "{m}"
+        );
         let m = e("scrape_configs:\n  - job_name: a\n    scrape_intervall: 5s\n");
-        assert!(m.starts_with("s.yml:3: unknown field `scrape_intervall`"), "{m}");
+        assert!(
+            m.starts_with("s.yml:3: unknown field `scrape_intervall`"),
+            "{m}"
+        );
         let m = e("scrape_configs:\n  - job_name: a\n    scrape_interval: 5x\n");
-        assert!(m.starts_with("s.yml:3: scrape_interval: invalid duration \"5x\""), "{m}");
-        let m = e("scrape_configs:\n  - job_name: a\n    scrape_interval: 5s\n    scrape_timeout: 10s\n");
+        assert!(
+            m.starts_with("s.yml:3: scrape_interval: invalid duration \"5x\""),
+            "{m}"
+        );
+        let m = e(
+            "scrape_configs:\n  - job_name: a\n    scrape_interval: 5s\n    scrape_timeout: 10s\n",
+        );
         assert_eq!(
             m,
             "s.yml:2: scrape_configs[0] (job \"a\"): scrape_timeout: scrape timeout greater than scrape interval for scrape config with job name \"a\""
         );
         let m = e("scrape_configs:\n  - job_name: a\n    relabel_configs:\n      - action: hashmod\n        target_label: x\n");
         assert!(m.starts_with("s.yml:4: "), "{m}");
-        assert!(m.contains("relabel configuration for hashmod requires non-zero modulus"), "{m}");
+        assert!(
+            m.contains("relabel configuration for hashmod requires non-zero modulus"),
+            "{m}"
+        );
         let m = e("scrape_configs:\n  - job_name: a\n    metric_relabel_configs:\n      - source_labels: [a]\n        regex: '(unclosed'\n        target_label: b\n");
         assert!(m.contains("invalid regex \"(unclosed\""), "{m}");
         let m = e("scrape_configs:\n  - job_name: a\n  - job_name: a\n");
         assert!(m.starts_with("s.yml:3: scrape_configs[1].job_name: found multiple scrape configs with job name \"a\""), "{m}");
         let m = e("scrape_configs:\n  - job_name: a\n    scheme: ftp\n");
-        assert!(m.starts_with("s.yml:3: scheme: invalid value \"ftp\""), "{m}");
-        let m = e("scrape_configs:\n  - job_name: a\n    http_sd_configs:\n      - url: not a url\n");
+        assert!(
+            m.starts_with("s.yml:3: scheme: invalid value \"ftp\""),
+            "{m}"
+        );
+        let m =
+            e("scrape_configs:\n  - job_name: a\n    http_sd_configs:\n      - url: not a url\n");
         assert!(m.starts_with("s.yml:4: url: invalid URL"), "{m}");
         let m = e("scrape_configs:\n  - job_name: a\n    file_sd_configs:\n      - files: ['/x/**/a.json']\n");
         assert!(m.contains("is not valid for file discovery"), "{m}");

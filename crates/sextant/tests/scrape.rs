@@ -112,7 +112,11 @@ fn query(c: &reqwest::blocking::Client, base: &str, q: &str) -> Vec<(Value, f64)
         .unwrap_or_default()
         .into_iter()
         .map(|s| {
-            let v = s["value"][1].as_str().unwrap_or("NaN").parse().unwrap_or(f64::NAN);
+            let v = s["value"][1]
+                .as_str()
+                .unwrap_or("NaN")
+                .parse()
+                .unwrap_or(f64::NAN);
             (s["metric"].clone(), v)
         })
         .collect()
@@ -225,8 +229,14 @@ scrape_configs:
         Some(7.0)
     );
     assert_eq!(app(r#"agent_queue_depth{job="app"}"#), Some(42.0));
-    assert_eq!(app(r#"agent_latency_seconds_bucket{job="app",le="0.1"}"#), Some(1.0));
-    assert_eq!(app(r#"agent_latency_seconds_bucket{job="app",le="+Inf"}"#), Some(4.0));
+    assert_eq!(
+        app(r#"agent_latency_seconds_bucket{job="app",le="0.1"}"#),
+        Some(1.0)
+    );
+    assert_eq!(
+        app(r#"agent_latency_seconds_bucket{job="app",le="+Inf"}"#),
+        Some(4.0)
+    );
     assert_eq!(app(r#"agent_latency_seconds_count{job="app"}"#), Some(4.0));
     assert_eq!(app(r#"agent_latency_seconds_sum{job="app"}"#), Some(3.05));
     assert!(
@@ -237,10 +247,14 @@ scrape_configs:
     assert!(app(r#"scrape_duration_seconds{job="app"}"#).is_some_and(|v| v > 0.0));
 
     // Failing targets: up==0, and the error is visible in /api/v1/targets.
-    wait_for("broken and limited targets scraped", Duration::from_secs(30), || {
-        let up = query(&c, &base, r#"up{job=~"broken|limited"}"#);
-        up.len() == 3 && up.iter().all(|(_, v)| *v == 0.0)
-    });
+    wait_for(
+        "broken and limited targets scraped",
+        Duration::from_secs(30),
+        || {
+            let up = query(&c, &base, r#"up{job=~"broken|limited"}"#);
+            up.len() == 3 && up.iter().all(|(_, v)| *v == 0.0)
+        },
+    );
     let targets: Value = c
         .get(format!("{base}/api/v1/targets"))
         .send()
@@ -248,7 +262,9 @@ scrape_configs:
         .json()
         .expect("targets json");
     assert_eq!(targets["status"], "success");
-    let active = targets["data"]["activeTargets"].as_array().expect("activeTargets");
+    let active = targets["data"]["activeTargets"]
+        .as_array()
+        .expect("activeTargets");
     assert_eq!(active.len(), 5, "{targets}");
     let find = |port: u16, pool: &str| {
         active
@@ -262,9 +278,15 @@ scrape_configs:
     let node = find(node_port, "node");
     assert_eq!(node["health"], "up");
     assert_eq!(node["lastError"], "");
-    assert_eq!(node["scrapeUrl"], format!("http://127.0.0.1:{node_port}/metrics"));
+    assert_eq!(
+        node["scrapeUrl"],
+        format!("http://127.0.0.1:{node_port}/metrics")
+    );
     assert_eq!(node["scrapeInterval"], "1s");
-    assert_eq!(node["discoveredLabels"]["__address__"], format!("127.0.0.1:{node_port}"));
+    assert_eq!(
+        node["discoveredLabels"]["__address__"],
+        format!("127.0.0.1:{node_port}")
+    );
     assert_eq!(node["labels"]["job"], "node");
     let app_t = find(app_port, "app");
     assert_eq!(app_t["health"], "up");
@@ -274,16 +296,23 @@ scrape_configs:
     let hang = find(hang_port, "broken");
     assert_eq!(hang["health"], "down");
     assert!(
-        hang["lastError"].as_str().is_some_and(|e| e.contains("context deadline exceeded")),
+        hang["lastError"]
+            .as_str()
+            .is_some_and(|e| e.contains("context deadline exceeded")),
         "{hang}"
     );
     assert_eq!(hang["scrapeTimeout"], "500ms");
     let garbage = find(garbage_port, "broken");
     assert_eq!(garbage["health"], "down");
-    assert!(garbage["lastError"].as_str().is_some_and(|e| !e.is_empty()), "{garbage}");
+    assert!(
+        garbage["lastError"].as_str().is_some_and(|e| !e.is_empty()),
+        "{garbage}"
+    );
     let limited = find(app_port, "limited");
     assert!(
-        limited["lastError"].as_str().is_some_and(|e| e.contains("sample limit exceeded")),
+        limited["lastError"]
+            .as_str()
+            .is_some_and(|e| e.contains("sample limit exceeded")),
         "{limited}"
     );
     // The good targets were not disturbed by the failing ones.
@@ -326,11 +355,18 @@ scrape_configs:
         single(&c, &base, r#"agent_queue_depth{job="app2"}"#),
         Some(42.0)
     );
-    std::fs::write(&cfg_path, "scrape_configs:\n  - job_name: x\n    bogus: 1\n").expect("config");
+    std::fs::write(
+        &cfg_path,
+        "scrape_configs:\n  - job_name: x\n    bogus: 1\n",
+    )
+    .expect("config");
     let r = c.post(format!("{base}/-/reload")).send().expect("reload");
     assert_eq!(r.status().as_u16(), 500);
     let msg = r.text().expect("body");
-    assert!(msg.contains("sextant.yml:3: unknown field `bogus`"), "{msg}");
+    assert!(
+        msg.contains("sextant.yml:3: unknown field `bogus`"),
+        "{msg}"
+    );
     assert_eq!(single(&c, &base, r#"up{job="node"}"#), Some(1.0));
     server.terminate();
 }
@@ -369,6 +405,10 @@ fn check_config_names_file_line_and_field() {
         .arg(&good)
         .output()
         .expect("run check");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("SUCCESS"));
 }

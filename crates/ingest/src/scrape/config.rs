@@ -267,10 +267,7 @@ impl ScrapeConfig {
         if job.is_empty() {
             return Err("job_name: must not be empty".into());
         }
-        let interval = self
-            .scrape_interval
-            .map(|d| d.0)
-            .unwrap_or(global_interval);
+        let interval = self.scrape_interval.map(|d| d.0).unwrap_or(global_interval);
         if interval.is_zero() {
             return Err(format!(
                 "scrape_interval: must be greater than 0 for scrape config with job name {job:?}"
@@ -300,7 +297,9 @@ impl ScrapeConfig {
         }
         let bearer = self.bearer_token.is_some() as u8 + self.bearer_token_file.is_some() as u8;
         if bearer > 1 {
-            return Err("at most one of bearer_token & bearer_token_file must be configured".into());
+            return Err(
+                "at most one of bearer_token & bearer_token_file must be configured".into(),
+            );
         }
         if self.basic_auth.is_some() as u8 + bearer + self.authorization.is_some() as u8 > 1 {
             return Err(
@@ -311,13 +310,15 @@ impl ScrapeConfig {
         if let Some(b) = &self.basic_auth {
             if b.password.is_some() && b.password_file.is_some() {
                 return Err(
-                    "basic_auth: at most one of password & password_file must be configured"
-                        .into(),
+                    "basic_auth: at most one of password & password_file must be configured".into(),
                 );
             }
         }
         if let Some(a) = &self.authorization {
-            if a.kind.as_deref().is_some_and(|t| t.eq_ignore_ascii_case("basic")) {
+            if a.kind
+                .as_deref()
+                .is_some_and(|t| t.eq_ignore_ascii_case("basic"))
+            {
                 return Err(
                     "authorization: authorization type cannot be set to \"basic\", use \"basic_auth\" instead"
                         .into(),

@@ -34,9 +34,7 @@ fn check_groups(raw: Vec<RawGroup>) -> Result<Vec<TargetGroup>, String> {
         let labels = g.labels.unwrap_or_default();
         for name in labels.keys() {
             if !is_valid_label_name(name) {
-                return Err(format!(
-                    "group {i}: {name:?} is not a valid label name"
-                ));
+                return Err(format!("group {i}: {name:?} is not a valid label name"));
             }
         }
         let targets = g.targets.unwrap_or_default();
@@ -298,12 +296,16 @@ mod tests {
         .unwrap();
         assert_eq!(y[0].targets, vec!["a:1"]);
         assert!(parse_sd_file(Path::new("t.yml"), "").unwrap().is_empty());
-        assert!(parse_sd_file(Path::new("t.json"), r#"[{"targets":["a"],"bogus":1}]"#)
-            .unwrap_err()
-            .contains("bogus"));
-        assert!(parse_sd_file(Path::new("t.json"), r#"[{"labels":{"0x":"1"}}]"#)
-            .unwrap_err()
-            .contains("not a valid label name"));
+        assert!(
+            parse_sd_file(Path::new("t.json"), r#"[{"targets":["a"],"bogus":1}]"#)
+                .unwrap_err()
+                .contains("bogus")
+        );
+        assert!(
+            parse_sd_file(Path::new("t.json"), r#"[{"labels":{"0x":"1"}}]"#)
+                .unwrap_err()
+                .contains("not a valid label name")
+        );
     }
 
     #[test]
@@ -317,7 +319,9 @@ mod tests {
             g[0].labels.get("__meta_url").map(String::as_str),
             Some("http://sd/targets")
         );
-        assert!(parse_http_sd(b"[null]", "u").unwrap_err().contains("nil group"));
+        assert!(parse_http_sd(b"[null]", "u")
+            .unwrap_err()
+            .contains("nil group"));
         assert!(parse_http_sd(b"{", "u").is_err());
     }
 

@@ -130,10 +130,7 @@ impl ScrapeManager {
 
     /// Stops every pool (used at shutdown).
     pub fn stop_all(&self) {
-        self.pools
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
+        self.pools.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 
     /// Current targets of every pool, by job name.
@@ -150,11 +147,7 @@ impl ScrapeManager {
                         .values()
                         .map(|a| ActiveTargetInfo {
                             target: a.target.clone(),
-                            health: a
-                                .health
-                                .lock()
-                                .unwrap_or_else(|e| e.into_inner())
-                                .clone(),
+                            health: a.health.lock().unwrap_or_else(|e| e.into_inner()).clone(),
                         })
                         .collect(),
                     dropped: st.dropped.clone(),
@@ -205,13 +198,8 @@ impl ScrapeManager {
             client,
             sink: self.sink.clone(),
         });
-        self.rt.spawn(run_pool(
-            ctx,
-            rx,
-            stop_rx,
-            state.clone(),
-            self.rt.clone(),
-        ));
+        self.rt
+            .spawn(run_pool(ctx, rx, stop_rx, state.clone(), self.rt.clone()));
         PoolHandle {
             cfg,
             stop: stop_tx,
@@ -289,7 +277,12 @@ fn sync_targets(
         }
         let health = Arc::new(Mutex::new(TargetHealth::default()));
         let (stop_tx, stop_rx) = oneshot::channel();
-        rt.spawn(scrape_loop::run(ctx.clone(), t.clone(), health.clone(), stop_rx));
+        rt.spawn(scrape_loop::run(
+            ctx.clone(),
+            t.clone(),
+            health.clone(),
+            stop_rx,
+        ));
         st.active.insert(
             k,
             ActiveTarget {
@@ -300,3 +293,6 @@ fn sync_targets(
         );
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -70,10 +70,10 @@ pub fn parse_exposition(
     default_ts: i64,
 ) -> Result<TextBatch, crate::text::ParseError> {
     let mut batch = crate::text::parse_text(body, default_ts)?;
-    let openmetrics = content_type
-        .split(';')
-        .next()
-        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/openmetrics-text"));
+    let openmetrics = content_type.split(';').next().is_some_and(|m| {
+        m.trim()
+            .eq_ignore_ascii_case("application/openmetrics-text")
+    });
     if openmetrics {
         use sextant_model::MetricType;
         let created_of: HashSet<String> = batch
@@ -167,7 +167,9 @@ fn client_builder(cfg: &ScrapeConfig) -> Result<reqwest::ClientBuilder, String> 
         let certs = reqwest::Certificate::from_pem_bundle(&pem)
             .map_err(|e| format!("tls_config.ca_file: {ca}: {e}"))?;
         if certs.is_empty() {
-            return Err(format!("tls_config.ca_file: {ca}: no PEM certificates found"));
+            return Err(format!(
+                "tls_config.ca_file: {ca}: no PEM certificates found"
+            ));
         }
         for c in certs {
             b = b.add_root_certificate(c);
@@ -324,9 +326,12 @@ pub fn process_body(
         if !explicit_ts || !cfg.honor_timestamps {
             s.t = ts;
         }
-        let Some(l) =
-            mutate_sample_labels(&labels, &target.public, cfg.honor_labels, &cfg.metric_relabel_configs)
-        else {
+        let Some(l) = mutate_sample_labels(
+            &labels,
+            &target.public,
+            cfg.honor_labels,
+            &cfg.metric_relabel_configs,
+        ) else {
             continue;
         };
         check_label_limits(&l, cfg).map_err(|e| (e, scraped))?;
@@ -365,8 +370,7 @@ fn check_label_limits(l: &Labels, cfg: &ScrapeConfig) -> Result<(), String> {
                 cfg.label_name_length_limit
             ));
         }
-        if cfg.label_value_length_limit > 0
-            && lab.value.len() as u64 > cfg.label_value_length_limit
+        if cfg.label_value_length_limit > 0 && lab.value.len() as u64 > cfg.label_value_length_limit
         {
             let name: String = lab.name.chars().take(50).collect();
             return Err(format!(
@@ -443,13 +447,7 @@ pub fn assemble(
             (0.0, scraped, 0, 0, Some(e))
         }
     };
-    let report = [
-        up,
-        duration,
-        scraped as f64,
-        post as f64,
-        added as f64,
-    ];
+    let report = [up, duration, scraped as f64, post as f64, added as f64];
     for (name, v) in REPORT_SERIES.iter().zip(report) {
         tb.samples
             .push((report_labels(name, &target.public), Sample::new(ts, v)));

@@ -89,19 +89,18 @@ pub struct RelabelRegex {
 
 impl RelabelRegex {
     pub fn new(source: &str) -> Result<Self, RelabelError> {
-        let re = regex::Regex::new(&format!("^(?:{source})$"))
-            .map_err(|e| {
-                // regex's message spans lines (pattern, caret, reason); keep the reason.
-                let full = e.to_string();
-                let reason = full
-                    .lines()
-                    .rev()
-                    .find(|l| !l.trim().is_empty())
-                    .unwrap_or_default()
-                    .trim_start_matches("error: ")
-                    .to_string();
-                RelabelError(format!("invalid regex {source:?}: {reason}"))
-            })?;
+        let re = regex::Regex::new(&format!("^(?:{source})$")).map_err(|e| {
+            // regex's message spans lines (pattern, caret, reason); keep the reason.
+            let full = e.to_string();
+            let reason = full
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or_default()
+                .trim_start_matches("error: ")
+                .to_string();
+            RelabelError(format!("invalid regex {source:?}: {reason}"))
+        })?;
         Ok(RelabelRegex {
             source: source.to_string(),
             re,
@@ -217,8 +216,10 @@ impl TryFrom<RawRelabelConfig> for RelabelConfig {
                 "{target_label:?} is invalid 'target_label' for {action} action"
             ));
         }
-        if matches!(action, Lowercase | Uppercase | KeepEqual | DropEqual | HashMod)
-            && !is_valid_label_name(&target_label)
+        if matches!(
+            action,
+            Lowercase | Uppercase | KeepEqual | DropEqual | HashMod
+        ) && !is_valid_label_name(&target_label)
         {
             return err(format!(
                 "{target_label:?} is invalid 'target_label' for {action} action"
@@ -369,8 +370,12 @@ pub fn md5(input: &[u8]) -> [u8; 16] {
     ];
     let k: [u32; 64] =
         std::array::from_fn(|i| ((i as f64 + 1.0).sin().abs() * 4_294_967_296.0) as u32);
-    let (mut a0, mut b0, mut c0, mut d0) =
-        (0x6745_2301u32, 0xefcd_ab89u32, 0x98ba_dcfeu32, 0x1032_5476u32);
+    let (mut a0, mut b0, mut c0, mut d0) = (
+        0x6745_2301u32,
+        0xefcd_ab89u32,
+        0x98ba_dcfeu32,
+        0x1032_5476u32,
+    );
     let mut msg = input.to_vec();
     let bit_len = (input.len() as u64).wrapping_mul(8);
     msg.push(0x80);

@@ -51,21 +51,49 @@ fn md5_vectors() {
 #[test]
 fn replace_with_template() {
     let input = ls(&[("a", "foo"), ("b", "bar"), ("c", "baz")]);
-    let r = ok(Some(&["a"]), Some("f(.*)"), Some("d"), Some("ch${1}-ch${1}"), None);
+    let r = ok(
+        Some(&["a"]),
+        Some("f(.*)"),
+        Some("d"),
+        Some("ch${1}-ch${1}"),
+        None,
+    );
     assert_eq!(
         process(&input, &[r]),
-        Some(ls(&[("a", "foo"), ("b", "bar"), ("c", "baz"), ("d", "choo-choo")]))
+        Some(ls(&[
+            ("a", "foo"),
+            ("b", "bar"),
+            ("c", "baz"),
+            ("d", "choo-choo")
+        ]))
     );
 }
 
 #[test]
 fn replace_multiple_sources_and_chained_rules() {
     let input = ls(&[("a", "foo"), ("b", "bar"), ("c", "baz")]);
-    let r1 = ok(Some(&["a", "b"]), Some("f(.*);(.*)r"), Some("a"), Some("b${1}${2}m"), None);
-    let r2 = ok(Some(&["c", "a"]), Some("(b).*b(.*)ba(.*)"), Some("d"), Some("$1$2$2$3"), Some("replace"));
+    let r1 = ok(
+        Some(&["a", "b"]),
+        Some("f(.*);(.*)r"),
+        Some("a"),
+        Some("b${1}${2}m"),
+        None,
+    );
+    let r2 = ok(
+        Some(&["c", "a"]),
+        Some("(b).*b(.*)ba(.*)"),
+        Some("d"),
+        Some("$1$2$2$3"),
+        Some("replace"),
+    );
     assert_eq!(
         process(&input, &[r1, r2]),
-        Some(ls(&[("a", "boobam"), ("b", "bar"), ("c", "baz"), ("d", "boooom")]))
+        Some(ls(&[
+            ("a", "boobam"),
+            ("b", "bar"),
+            ("c", "baz"),
+            ("d", "boooom")
+        ]))
     );
 }
 
@@ -88,14 +116,26 @@ fn empty_replacement_deletes_target() {
 #[test]
 fn templated_target_label() {
     let input = ls(&[("a", "some-name-value")]);
-    let r = ok(Some(&["a"]), Some("some-([^-]+)-([^,]+)"), Some("${1}"), Some("${2}"), None);
+    let r = ok(
+        Some(&["a"]),
+        Some("some-([^-]+)-([^,]+)"),
+        Some("${1}"),
+        Some("${2}"),
+        None,
+    );
     assert_eq!(
         process(&input, &[r]),
         Some(ls(&[("a", "some-name-value"), ("name", "value")]))
     );
     // A target that expands to an invalid label name is ignored.
     let input = ls(&[("a", "some-0-value")]);
-    let r = ok(Some(&["a"]), Some("some-([^-]+)-([^,]+)"), Some("${1}"), Some("${2}"), None);
+    let r = ok(
+        Some(&["a"]),
+        Some("some-([^-]+)-([^,]+)"),
+        Some("${1}"),
+        Some("${2}"),
+        None,
+    );
     assert_eq!(process(&input, &[r]), Some(input));
 }
 
@@ -139,7 +179,12 @@ fn hashmod_matches_prometheus() {
     let r = RelabelConfig::from_raw(raw.clone()).unwrap();
     assert_eq!(
         process(&input, &[r]),
-        Some(ls(&[("a", "foo"), ("b", "bar"), ("c", "baz"), ("d", "976")]))
+        Some(ls(&[
+            ("a", "foo"),
+            ("b", "bar"),
+            ("c", "baz"),
+            ("d", "976")
+        ]))
     );
     raw.modulus = None;
     assert_eq!(
@@ -151,7 +196,13 @@ fn hashmod_matches_prometheus() {
 #[test]
 fn labelmap_labeldrop_labelkeep() {
     let input = ls(&[("a", "foo"), ("b1", "bar"), ("b2", "baz")]);
-    let map = ok(None, Some("(b.*)"), None, Some("bar_${1}"), Some("labelmap"));
+    let map = ok(
+        None,
+        Some("(b.*)"),
+        None,
+        Some("bar_${1}"),
+        Some("labelmap"),
+    );
     assert_eq!(
         process(&input, &[map]),
         Some(ls(&[
@@ -162,8 +213,18 @@ fn labelmap_labeldrop_labelkeep() {
             ("bar_b2", "baz")
         ]))
     );
-    let meta = ls(&[("__meta_my_bar", "aaa"), ("__meta_my_baz", "bbb"), ("__meta_other", "ccc")]);
-    let map = ok(None, Some("__meta_(my.*)"), None, Some("${1}"), Some("labelmap"));
+    let meta = ls(&[
+        ("__meta_my_bar", "aaa"),
+        ("__meta_my_baz", "bbb"),
+        ("__meta_other", "ccc"),
+    ]);
+    let map = ok(
+        None,
+        Some("__meta_(my.*)"),
+        None,
+        Some("${1}"),
+        Some("labelmap"),
+    );
     assert_eq!(
         process(&meta, &[map]),
         Some(ls(&[
@@ -177,30 +238,72 @@ fn labelmap_labeldrop_labelkeep() {
     let drop = ok(None, Some("(b.*)"), None, None, Some("labeldrop"));
     assert_eq!(process(&input, &[drop]), Some(ls(&[("a", "foo")])));
     let keep = ok(None, Some("(b.*)"), None, None, Some("labelkeep"));
-    assert_eq!(process(&input, &[keep]), Some(ls(&[("b1", "bar"), ("b2", "baz")])));
+    assert_eq!(
+        process(&input, &[keep]),
+        Some(ls(&[("b1", "bar"), ("b2", "baz")]))
+    );
 }
 
 #[test]
 fn lowercase_uppercase() {
     let input = ls(&[("foo", "BAR"), ("x", "MiXeD")]);
-    let lo = ok(Some(&["foo"]), None, Some("foo_lower"), None, Some("lowercase"));
+    let lo = ok(
+        Some(&["foo"]),
+        None,
+        Some("foo_lower"),
+        None,
+        Some("lowercase"),
+    );
     let up = ok(Some(&["x"]), None, Some("x_upper"), None, Some("uppercase"));
     assert_eq!(
         process(&input, &[lo, up]),
-        Some(ls(&[("foo", "BAR"), ("foo_lower", "bar"), ("x", "MiXeD"), ("x_upper", "MIXED")]))
+        Some(ls(&[
+            ("foo", "BAR"),
+            ("foo_lower", "bar"),
+            ("x", "MiXeD"),
+            ("x_upper", "MIXED")
+        ]))
     );
 }
 
 #[test]
 fn keepequal_dropequal() {
-    let input = ls(&[("__tmp_port", "1234"), ("__port1", "1234"), ("__port2", "5678")]);
-    let keep1 = ok(Some(&["__tmp_port"]), None, Some("__port1"), None, Some("keepequal"));
+    let input = ls(&[
+        ("__tmp_port", "1234"),
+        ("__port1", "1234"),
+        ("__port2", "5678"),
+    ]);
+    let keep1 = ok(
+        Some(&["__tmp_port"]),
+        None,
+        Some("__port1"),
+        None,
+        Some("keepequal"),
+    );
     assert_eq!(process(&input, &[keep1]), Some(input.clone()));
-    let keep2 = ok(Some(&["__tmp_port"]), None, Some("__port2"), None, Some("keepequal"));
+    let keep2 = ok(
+        Some(&["__tmp_port"]),
+        None,
+        Some("__port2"),
+        None,
+        Some("keepequal"),
+    );
     assert_eq!(process(&input, &[keep2]), None);
-    let drop1 = ok(Some(&["__tmp_port"]), None, Some("__port1"), None, Some("dropequal"));
+    let drop1 = ok(
+        Some(&["__tmp_port"]),
+        None,
+        Some("__port1"),
+        None,
+        Some("dropequal"),
+    );
     assert_eq!(process(&input, &[drop1]), None);
-    let drop2 = ok(Some(&["__tmp_port"]), None, Some("__port2"), None, Some("dropequal"));
+    let drop2 = ok(
+        Some(&["__tmp_port"]),
+        None,
+        Some("__port2"),
+        None,
+        Some("dropequal"),
+    );
     assert_eq!(process(&input, &[drop2]), Some(input));
 }
 
@@ -216,15 +319,33 @@ fn config_errors_like_prometheus() {
         "\"0bad\" is invalid 'target_label' for replace action"
     );
     assert_eq!(
-        e(rule(Some(&["a"]), None, Some("${1}x"), None, Some("lowercase"))),
+        e(rule(
+            Some(&["a"]),
+            None,
+            Some("${1}x"),
+            None,
+            Some("lowercase")
+        )),
         "\"${1}x\" is invalid 'target_label' for lowercase action"
     );
     assert_eq!(
-        e(rule(Some(&["a"]), None, Some("b"), Some("x"), Some("uppercase"))),
+        e(rule(
+            Some(&["a"]),
+            None,
+            Some("b"),
+            Some("x"),
+            Some("uppercase")
+        )),
         "'replacement' can not be set for uppercase action"
     );
     assert_eq!(
-        e(rule(Some(&["a"]), Some("x"), Some("b"), None, Some("keepequal"))),
+        e(rule(
+            Some(&["a"]),
+            Some("x"),
+            Some("b"),
+            None,
+            Some("keepequal")
+        )),
         "keepequal action requires only 'source_labels' and `target_label`, and no other fields"
     );
     assert_eq!(
@@ -235,9 +356,18 @@ fn config_errors_like_prometheus() {
         e(rule(None, None, None, Some("0-x"), Some("labelmap"))),
         "\"0-x\" is invalid 'replacement' for labelmap action"
     );
-    assert_eq!(e(rule(None, None, None, None, Some("explode"))), "unknown relabel action \"explode\"");
-    assert_eq!(e(rule(None, None, None, None, Some(""))), "relabel action cannot be empty");
-    assert!(e(rule(Some(&["a"]), Some("(unclosed"), Some("b"), None, None)).starts_with("invalid regex \"(unclosed\""));
+    assert_eq!(
+        e(rule(None, None, None, None, Some("explode"))),
+        "unknown relabel action \"explode\""
+    );
+    assert_eq!(
+        e(rule(None, None, None, None, Some(""))),
+        "relabel action cannot be empty"
+    );
+    assert!(
+        e(rule(Some(&["a"]), Some("(unclosed"), Some("b"), None, None))
+            .starts_with("invalid regex \"(unclosed\"")
+    );
     assert_eq!(
         e(rule(Some(&["a-b"]), None, Some("b"), None, None)),
         "\"a-b\" is not a valid label name in 'source_labels'"

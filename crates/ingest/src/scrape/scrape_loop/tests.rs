@@ -96,10 +96,19 @@ fn limits_and_garbage_fail_the_scrape() {
     assert_eq!((p.scraped, p.samples.len()), (3, 2));
     let c = cfg("job_name: app\nlabel_limit: 3\n");
     let err = process_body(b"a{x=\"1\",y=\"2\"} 1\n", "", 1, &t, &c).unwrap_err();
-    assert!(err.0.starts_with("label_limit exceeded (metric: a, number of labels: 5, limit: 3)"), "{}", err.0);
+    assert!(
+        err.0
+            .starts_with("label_limit exceeded (metric: a, number of labels: 5, limit: 3)"),
+        "{}",
+        err.0
+    );
     let c = cfg("job_name: app\nlabel_value_length_limit: 3\n");
     let err = process_body(b"a{x=\"long\"} 1\n", "", 1, &t, &c).unwrap_err();
-    assert!(err.0.starts_with("label_value_length_limit exceeded"), "{}", err.0);
+    assert!(
+        err.0.starts_with("label_value_length_limit exceeded"),
+        "{}",
+        err.0
+    );
     assert!(process_body(b"\xff\xfe", "", 1, &t, &c).is_err());
     assert!(process_body(b"<html>not metrics</html>", "", 1, &t, &c).is_err());
 }
@@ -133,9 +142,19 @@ fn base64_matches_rfc4648() {
 
 #[test]
 fn openmetrics_created_series_are_not_samples() {
-    let body = "# TYPE a counter\na_total 7.0\na_created 1.7e9\n# TYPE g gauge\ng_created 1\n# EOF\n";
-    let b = parse_exposition(body, "application/openmetrics-text; version=1.0.0; charset=utf-8", 1).unwrap();
-    let names: Vec<_> = b.samples.iter().map(|(l, _)| l.metric_name().unwrap().to_string()).collect();
+    let body =
+        "# TYPE a counter\na_total 7.0\na_created 1.7e9\n# TYPE g gauge\ng_created 1\n# EOF\n";
+    let b = parse_exposition(
+        body,
+        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        1,
+    )
+    .unwrap();
+    let names: Vec<_> = b
+        .samples
+        .iter()
+        .map(|(l, _)| l.metric_name().unwrap().to_string())
+        .collect();
     assert_eq!(names, vec!["a_total", "g_created"]);
     // The text format keeps whatever it is given.
     let b = parse_exposition(body, "text/plain; version=0.0.4", 1).unwrap();
