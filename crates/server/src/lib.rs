@@ -143,6 +143,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/label/{name}/values", get(api::label_values))
         .route("/api/v1/metadata", get(api::metadata))
         .route("/api/v1/targets", get(targets::targets))
+        .route("/api/v1/targets/metadata", get(targets::targets_metadata))
         .route("/api/v1/status/tsdb", get(api::status_tsdb))
         .route("/api/v1/status/buildinfo", get(api::buildinfo))
         .route("/api/v1/status/runtimeinfo", get(api::runtimeinfo))

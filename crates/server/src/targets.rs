@@ -114,6 +114,65 @@ pub async fn targets(State(st): State<Arc<AppState>>, p: Params) -> Response {
     axum::Json(json!({"status": "success", "data": Value::Object(data)})).into_response()
 }
 
+/// `GET /api/v1/targets/metadata?match_target=<selector>&metric=<name>&limit=<n>`: metadata
+/// of the last scrape of each matching target, as Prometheus serves it.
+pub async fn targets_metadata(State(st): State<Arc<AppState>>, p: Params) -> Response {
+    let matchers = match p.get("match_target").filter(|s| !s.is_empty()) {
+        None => Vec::new(),
+        Some(sel) => match sextant_model::selector::parse_selector(sel) {
+            Ok(m) => m,
+            Err(e) => {
+                return ApiError::bad_data(format!("invalid match_target {sel:?}: {e}"))
+                    .into_response()
+            }
+        },
+    };
+    let metric = p.get("metric").filter(|s| !s.is_empty());
+    let limit: usize = match p.get("limit").filter(|s| !s.is_empty()) {
+        None => usize::MAX,
+        Some(l) => match l.parse::<i64>() {
+            Ok(n) if n < 0 => usize::MAX,
+            Ok(n) => n as usize,
+            Err(_) => return ApiError::bad_data(format!("invalid limit {l:?}")).into_response(),
+        },
+    };
+    let pools: Vec<PoolInfo> = st.scrape.get().map(|m| m.snapshot()).unwrap_or_default();
+    let mut out = Vec::new();
+    'outer: for pool in &pools {
+        for a in &pool.active {
+            if !sextant_model::matcher::matches_all(&a.target.public, &matchers) {
+                continue;
+            }
+            for md in a.metadata.iter() {
+                if out.len() >= limit {
+                    break 'outer;
+                }
+                if metric.is_some_and(|m| m != md.metric_family) {
+                    continue;
+                }
+                let mut o = Map::new();
+                o.insert("target".into(), labels_map(&a.target.public));
+                if metric.is_none() {
+                    o.insert("metric".into(), Value::String(md.metric_family.clone()));
+                }
+                o.insert("type".into(), Value::String(md.kind.as_str().into()));
+                o.insert("help".into(), Value::String(md.help.clone()));
+                o.insert("unit".into(), Value::String(md.unit.clone()));
+                out.push(Value::Object(o));
+            }
+        }
+    }
+    if out.is_empty() && limit > 0 {
+        return ApiError {
+            status: StatusCode::NOT_FOUND,
+            kind: "not_found",
+            msg: "specified metadata not found".into(),
+        }
+        .into_response();
+    }
+    axum::Json(json!({"status": "success", "data": out})).into_response()
+}
+
 /// `POST|PUT /-/reload`: like Prometheus, 200 with an empty body, or 500 with the reason.
 pub async fn reload(State(st): State<Arc<AppState>>) -> Response {
     let Some(hook) = st.reload.get().cloned() else {

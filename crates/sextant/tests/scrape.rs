@@ -318,6 +318,46 @@ scrape_configs:
     // The good targets were not disturbed by the failing ones.
     assert_eq!(single(&c, &base, r#"up{job="node"}"#), Some(1.0));
 
+    // Metadata of the last scrape, per target.
+    let md: Value = c
+        .get(format!("{base}/api/v1/targets/metadata"))
+        .query(&[
+            ("match_target", r#"{job="app"}"#),
+            ("metric", "agent_queue_depth"),
+        ])
+        .send()
+        .expect("targets/metadata")
+        .json()
+        .expect("metadata json");
+    assert_eq!(md["status"], "success", "{md}");
+    assert_eq!(
+        md["data"],
+        serde_json::json!([{
+            "target": {"instance": format!("127.0.0.1:{app_port}"), "job": "app", "team": "agents"},
+            "type": "gauge",
+            "help": "Queue depth",
+            "unit": ""
+        }])
+    );
+    let md: Value = c
+        .get(format!("{base}/api/v1/targets/metadata"))
+        .query(&[("match_target", r#"{job="node"}"#), ("limit", "2")])
+        .send()
+        .expect("targets/metadata")
+        .json()
+        .expect("metadata json");
+    let entries = md["data"].as_array().expect("metadata list");
+    assert_eq!(entries.len(), 2, "{md}");
+    assert!(entries
+        .iter()
+        .all(|e| e["metric"].is_string() && e["target"]["job"] == "node"));
+    let r = c
+        .get(format!("{base}/api/v1/targets/metadata"))
+        .query(&[("metric", "no_such_metric")])
+        .send()
+        .expect("targets/metadata");
+    assert_eq!(r.status().as_u16(), 404);
+
     // Removing the target from the file_sd file makes its series stale at once (not after
     // the 5m lookback), and the target leaves /api/v1/targets.
     std::fs::write(sd.join("app.json"), "[]").expect("rewrite sd file");

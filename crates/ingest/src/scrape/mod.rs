@@ -13,7 +13,7 @@ pub mod target;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
-use sextant_model::Labels;
+use sextant_model::{Labels, Metadata};
 use tokio::sync::{mpsc, oneshot, watch};
 
 pub use config::ScrapeConfig;
@@ -34,6 +34,7 @@ const HTTP_SD_REFRESH: std::time::Duration = std::time::Duration::from_secs(60);
 struct ActiveTarget {
     target: Target,
     health: Arc<Mutex<TargetHealth>>,
+    metadata: Arc<Mutex<Arc<Vec<Metadata>>>>,
     stop: Option<oneshot::Sender<()>>,
 }
 
@@ -68,6 +69,8 @@ impl Drop for PoolHandle {
 pub struct ActiveTargetInfo {
     pub target: Target,
     pub health: TargetHealth,
+    /// Metric metadata (`# HELP`/`# TYPE`/`# UNIT`) of the last successful scrape.
+    pub metadata: Arc<Vec<Metadata>>,
 }
 
 /// One pool (job) as `/api/v1/targets` shows it.
@@ -148,6 +151,7 @@ impl ScrapeManager {
                         .map(|a| ActiveTargetInfo {
                             target: a.target.clone(),
                             health: a.health.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+                            metadata: a.metadata.lock().unwrap_or_else(|e| e.into_inner()).clone(),
                         })
                         .collect(),
                     dropped: st.dropped.clone(),
@@ -276,11 +280,13 @@ fn sync_targets(
             continue;
         }
         let health = Arc::new(Mutex::new(TargetHealth::default()));
+        let metadata = Arc::new(Mutex::new(Arc::new(Vec::new())));
         let (stop_tx, stop_rx) = oneshot::channel();
         rt.spawn(scrape_loop::run(
             ctx.clone(),
             t.clone(),
             health.clone(),
+            metadata.clone(),
             stop_rx,
         ));
         st.active.insert(
@@ -288,6 +294,7 @@ fn sync_targets(
             ActiveTarget {
                 target: t,
                 health,
+                metadata,
                 stop: Some(stop_tx),
             },
         );

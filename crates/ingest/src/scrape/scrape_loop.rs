@@ -502,6 +502,7 @@ pub(crate) async fn run(
     ctx: Arc<PoolContext>,
     target: Target,
     status: Arc<Mutex<TargetHealth>>,
+    metadata: Arc<Mutex<Arc<Vec<Metadata>>>>,
     mut stop: oneshot::Receiver<()>,
 ) {
     let interval_ms = target.interval.as_millis().max(1) as i64;
@@ -522,6 +523,10 @@ pub(crate) async fn run(
             r = scrape_once(&ctx, &target, &mut state, ts) => r,
             _ = &mut stop => break,
         };
+        if err.is_none() && !batch.metadata.is_empty() {
+            let md = Arc::new(batch.metadata.clone());
+            *metadata.lock().unwrap_or_else(|e| e.into_inner()) = md;
+        }
         store(&ctx.sink, batch, &target).await;
         {
             let mut st = status.lock().unwrap_or_else(|e| e.into_inner());
