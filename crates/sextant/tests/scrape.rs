@@ -452,3 +452,197 @@ fn check_config_names_file_line_and_field() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("SUCCESS"));
 }
+
+const PY_TLS: &str = r#"
+import http.server, ssl, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        if self.headers.get('Authorization') != 'Bearer s3cret':
+            self.send_response(401)
+            self.end_headers()
+            return
+        body = b'tls_metric 1\n'
+        self.send_response(200)
+        self.send_header('Content-Type', 'text/plain; version=0.0.4')
+        self.send_header('Content-Length', str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+srv = http.server.ThreadingHTTPServer(('127.0.0.1', int(sys.argv[1])), H)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[2], sys.argv[3])
+srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+srv.serve_forever()
+"#;
+
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn scrapes_https_with_ca_file_server_name_and_credentials() {
+    if !peer("openssl") || !peer("python3") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut ca = vec!["req", "-x509"];
+    ca.extend(ec);
+    ca.extend([
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=Sextant test CA",
+    ]);
+    openssl(d, &ca);
+    let mut csr = vec!["req"];
+    csr.extend(ec);
+    csr.extend([
+        "-keyout",
+        "srv.key",
+        "-out",
+        "srv.csr",
+        "-subj",
+        "/CN=metrics.internal",
+    ]);
+    openssl(d, &csr);
+    std::fs::write(d.join("ext.cnf"), "subjectAltName=DNS:metrics.internal\n").expect("ext");
+    openssl(
+        d,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "srv.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "srv.crt",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+        ],
+    );
+    let port = free_port();
+    let _srv = Peer(
+        Command::new("python3")
+            .args(["-c", PY_TLS, &port.to_string()])
+            .arg(d.join("srv.crt"))
+            .arg(d.join("srv.key"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start https server"),
+    );
+    wait_port(port, "https server");
+    std::fs::write(d.join("token"), "s3cret\n").expect("token");
+    let ca = d.join("ca.crt");
+    let cfg = format!(
+        r#"global:
+  scrape_interval: 1s
+scrape_configs:
+  - job_name: tls_ok
+    scheme: https
+    bearer_token_file: {token}
+    tls_config:
+      ca_file: {ca}
+      server_name: metrics.internal
+    static_configs:
+      - targets: ['127.0.0.1:{port}']
+  - job_name: tls_wrong_name
+    scheme: https
+    bearer_token: s3cret
+    tls_config:
+      ca_file: {ca}
+    static_configs:
+      - targets: ['127.0.0.1:{port}']
+  - job_name: tls_insecure
+    scheme: https
+    authorization:
+      credentials: s3cret
+    tls_config:
+      insecure_skip_verify: true
+    static_configs:
+      - targets: ['127.0.0.1:{port}']
+  - job_name: tls_bad_token
+    scheme: https
+    bearer_token: wrong
+    tls_config:
+      ca_file: {ca}
+      server_name: metrics.internal
+    static_configs:
+      - targets: ['127.0.0.1:{port}']
+"#,
+        token = d.join("token").display(),
+        ca = ca.display()
+    );
+    let cfg_path = d.join("sextant.yml");
+    std::fs::write(&cfg_path, cfg).expect("config");
+    let mut server = Server::start(
+        &d.join("data"),
+        &["--config", cfg_path.to_str().expect("utf-8 path")],
+    );
+    server.wait_ready(Duration::from_secs(60));
+    let c = client();
+    let base = server.url("");
+    wait_for("all four TLS jobs scraped", Duration::from_secs(60), || {
+        query(&c, &base, r#"up{job=~"tls_.*"}"#).len() == 4
+    });
+    let up = |job: &str| single(&c, &base, &format!(r#"up{{job="{job}"}}"#));
+    assert_eq!(up("tls_ok"), Some(1.0));
+    assert_eq!(up("tls_insecure"), Some(1.0));
+    assert_eq!(up("tls_wrong_name"), Some(0.0));
+    assert_eq!(up("tls_bad_token"), Some(0.0));
+    assert_eq!(single(&c, &base, r#"tls_metric{job="tls_ok"}"#), Some(1.0));
+    let targets: Value = c
+        .get(format!("{base}/api/v1/targets"))
+        .send()
+        .expect("targets")
+        .json()
+        .expect("targets json");
+    let err_of = |job: &str| {
+        targets["data"]["activeTargets"]
+            .as_array()
+            .expect("activeTargets")
+            .iter()
+            .find(|t| t["scrapePool"] == job)
+            .map(|t| t["lastError"].as_str().unwrap_or("").to_string())
+            .expect("target")
+    };
+    assert!(
+        err_of("tls_bad_token").contains("server returned HTTP status 401"),
+        "{targets}"
+    );
+    assert!(
+        err_of("tls_wrong_name")
+            .to_lowercase()
+            .contains("certificate"),
+        "{targets}"
+    );
+    server.terminate();
+}
