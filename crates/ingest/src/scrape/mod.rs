@@ -179,12 +179,21 @@ impl ScrapeManager {
                 refresh: f.refresh_interval.map(|d| d.0).unwrap_or(FILE_SD_REFRESH),
             });
         }
-        for h in &cfg.http_sd_configs {
-            providers.push(Provider::Http {
-                url: h.url.0.clone(),
-                refresh: h.refresh_interval.map(|d| d.0).unwrap_or(HTTP_SD_REFRESH),
-                client: client.clone(),
-            });
+        if !cfg.http_sd_configs.is_empty() {
+            // Discovery has its own client: the job's TLS identity and credentials are for
+            // its targets, not for the discovery endpoint.
+            let sd_client = reqwest::Client::builder()
+                .user_agent(format!("Sextant/{}", env!("CARGO_PKG_VERSION")))
+                .no_proxy()
+                .build()
+                .unwrap_or_default();
+            for h in &cfg.http_sd_configs {
+                providers.push(Provider::Http {
+                    url: h.url.0.clone(),
+                    refresh: h.refresh_interval.map(|d| d.0).unwrap_or(HTTP_SD_REFRESH),
+                    client: sd_client.clone(),
+                });
+            }
         }
         for (i, p) in providers.into_iter().enumerate() {
             self.rt.spawn(discovery::run_provider(

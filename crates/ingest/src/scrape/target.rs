@@ -31,9 +31,10 @@ pub struct Target {
 }
 
 impl Target {
-    /// Identity of the target inside its pool: labels and URL, like Prometheus' target hash.
+    /// Identity of the target inside its pool: labels (including `__address__`,
+    /// `__scrape_interval__`, ...) and URL, like Prometheus' target hash.
     pub fn key(&self) -> String {
-        format!("{}|{}", self.public, self.url)
+        format!("{}|{}", self.labels, self.url)
     }
 
     /// Stable hash used for the scrape offset (jitter) within the interval.

@@ -156,7 +156,15 @@ async fn http_sd_auth_gzip_headers_and_body_limit() {
         )),
         "{head}"
     );
-    assert!(sd_heads.lock().unwrap()[0].contains("x-prometheus-refresh-interval-seconds: 1"));
+    let sd_head = sd_heads.lock().unwrap()[0].clone();
+    assert!(
+        sd_head.contains("x-prometheus-refresh-interval-seconds: 1"),
+        "{sd_head}"
+    );
+    assert!(
+        !sd_head.contains("authorization"),
+        "scrape credentials sent to SD: {sd_head}"
+    );
 
     // The body limit applies to the decompressed body: the small job fails, the other doesn't.
     wait("the small job's failed scrape", || {
