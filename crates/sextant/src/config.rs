@@ -72,6 +72,8 @@ pub struct Loaded {
     pub path: Option<PathBuf>,
     pub global: GlobalConfig,
     pub scrape_configs: Vec<ScrapeConfig>,
+    /// Line of each scrape config in the file, for messages.
+    pub scrape_lines: Vec<u64>,
     pub rule_files: Vec<String>,
 }
 
@@ -161,6 +163,7 @@ pub fn parse(text: &str, file: &str) -> Result<Loaded, ConfigError> {
         }
     }
     let mut scrape_configs = Vec::with_capacity(cfg.scrape_configs.len());
+    let mut scrape_lines = Vec::with_capacity(cfg.scrape_configs.len());
     let mut jobs: BTreeMap<String, u64> = BTreeMap::new();
     for (i, sc) in cfg.scrape_configs.into_iter().enumerate() {
         let line = sc.referenced.line();
@@ -177,11 +180,13 @@ pub fn parse(text: &str, file: &str) -> Result<Loaded, ConfigError> {
             ));
         }
         scrape_configs.push(c);
+        scrape_lines.push(line);
     }
     Ok(Loaded {
         path: None,
         global,
         scrape_configs,
+        scrape_lines,
         rule_files: cfg.rule_files,
     })
 }
@@ -246,16 +251,18 @@ pub fn check(files: &[PathBuf]) -> bool {
 
 /// Builds each job's HTTP client, which reads and checks its TLS files.
 fn check_clients(l: &Loaded) -> Result<(), ConfigError> {
-    for c in &l.scrape_configs {
-        sextant_ingest::scrape::scrape_loop::build_client(c).map_err(|e| ConfigError {
-            file: l
-                .path
-                .as_ref()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default(),
-            line: 0,
-            msg: format!("scrape config {:?}: {e}", c.job_name),
-        })?;
+    for (i, c) in l.scrape_configs.iter().enumerate() {
+        c.check_files()
+            .and_then(|()| sextant_ingest::scrape::scrape_loop::build_client(c).map(drop))
+            .map_err(|e| ConfigError {
+                file: l
+                    .path
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+                line: l.scrape_lines.get(i).copied().unwrap_or(0),
+                msg: format!("scrape_configs[{i}] (job {:?}): {e}", c.job_name),
+            })?;
     }
     Ok(())
 }

@@ -386,6 +386,34 @@ impl ScrapeConfig {
         Ok(())
     }
 
+    /// Checks that the files the job reads at scrape time exist and are readable, as
+    /// `promtool check config` does (they are re-read at every scrape, so this is advice for
+    /// `check config`, not a startup requirement).
+    pub fn check_files(&self) -> Result<(), String> {
+        let mut files: Vec<(&str, &str)> = Vec::new();
+        if let Some(f) = &self.bearer_token_file {
+            files.push(("bearer_token_file", f));
+        }
+        if let Some(f) = self
+            .basic_auth
+            .as_ref()
+            .and_then(|b| b.password_file.as_deref())
+        {
+            files.push(("basic_auth.password_file", f));
+        }
+        if let Some(f) = self
+            .authorization
+            .as_ref()
+            .and_then(|a| a.credentials_file.as_deref())
+        {
+            files.push(("authorization.credentials_file", f));
+        }
+        for (field, f) in files {
+            std::fs::File::open(f).map_err(|e| format!("{field}: cannot read {f:?}: {e}"))?;
+        }
+        Ok(())
+    }
+
     /// Interval after [`resolve`](Self::resolve) (the global default before).
     pub fn interval(&self) -> Duration {
         self.scrape_interval
