@@ -451,6 +451,27 @@ fn check_config_names_file_line_and_field() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("SUCCESS"));
+    // Files read at scrape time are checked too, like promtool does.
+    let missing = dir.path().join("missing.yml");
+    std::fs::write(
+        &missing,
+        "scrape_configs:\n  - job_name: ok\n  - job_name: a\n    bearer_token_file: /nonexistent/token\n",
+    )
+    .expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_sextant"))
+        .args(["check", "config"])
+        .arg(&missing)
+        .output()
+        .expect("run check");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "{}:3: scrape_configs[1] (job \"a\"): bearer_token_file: cannot read \"/nonexistent/token\"",
+            missing.display()
+        )),
+        "{err}"
+    );
 }
 
 const PY_TLS: &str = r#"
