@@ -5,7 +5,8 @@
 //! and `scrape_series_added` series. Any failure (timeout, HTTP error, garbage, oversized body,
 //! a limit) fails only this scrape of this target: `up` is 0 and the error is recorded.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::hash::BuildHasherDefault;
 use std::io::Read;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -15,7 +16,7 @@ use tokio::sync::oneshot;
 
 use super::config::ScrapeConfig;
 use super::target::{mutate_sample_labels, report_labels, Target};
-use crate::remote_write::WriteBatch;
+use crate::remote_write::{SeriesSamples, WriteBatch};
 use crate::text::TextBatch;
 use crate::Sink;
 
@@ -292,6 +293,27 @@ fn cause(e: &dyn std::error::Error) -> String {
 
 const NO_TIMESTAMP: i64 = i64::MIN;
 
+/// Hasher for maps keyed by [`Labels::stable_hash`]: the key is already a good hash.
+#[derive(Default)]
+pub struct IdentityHasher(u64);
+
+impl std::hash::Hasher for IdentityHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 << 8) ^ u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
+/// Series of a scrape by label hash, like Prometheus' `seriesCur`/`seriesPrev`.
+pub type SeriesSet = HashMap<u64, Labels, BuildHasherDefault<IdentityHasher>>;
+
 /// The series of one scrape after labels, relabeling and limits.
 #[derive(Debug, Default)]
 pub struct Processed {
@@ -300,7 +322,7 @@ pub struct Processed {
     /// Samples in the body.
     pub scraped: usize,
     /// Series tracked for staleness (those without explicit timestamps).
-    pub seen: HashSet<Labels>,
+    pub seen: SeriesSet,
 }
 
 /// Turns a body into stored series for `target`. Errors fail the whole scrape.
@@ -327,7 +349,7 @@ pub fn process_body(
             s.t = ts;
         }
         let Some(l) = mutate_sample_labels(
-            &labels,
+            labels,
             &target.public,
             cfg.honor_labels,
             &cfg.metric_relabel_configs,
@@ -345,7 +367,7 @@ pub fn process_body(
             ));
         }
         if !(explicit_ts && cfg.honor_timestamps) {
-            out.seen.insert(l.clone());
+            out.seen.insert(l.stable_hash(), l.clone());
         }
         out.samples.push((l, s));
     }
@@ -353,6 +375,10 @@ pub fn process_body(
 }
 
 fn check_label_limits(l: &Labels, cfg: &ScrapeConfig) -> Result<(), String> {
+    if cfg.label_limit == 0 && cfg.label_name_length_limit == 0 && cfg.label_value_length_limit == 0
+    {
+        return Ok(());
+    }
     let metric: String = l.metric_name().unwrap_or("").chars().take(50).collect();
     if cfg.label_limit > 0 && l.len() as u64 > cfg.label_limit {
         return Err(format!(
@@ -397,7 +423,7 @@ pub const REPORT_SERIES: [&str; 5] = [
 #[derive(Default)]
 pub struct LoopState {
     /// Series of the previous successful scrape (for staleness and `scrape_series_added`).
-    pub prev: HashSet<Labels>,
+    pub prev: SeriesSet,
 }
 
 /// Runs one scrape at `ts` (ms) and builds the batch to store: samples, staleness markers and
@@ -427,47 +453,74 @@ pub fn assemble(
     target: &Target,
     state: &mut LoopState,
 ) -> (WriteBatch, Option<String>) {
-    let mut tb = TextBatch::default();
+    let mut samples: Vec<(Labels, Sample)>;
+    let mut metadata = Vec::new();
     let (up, scraped, post, added, err) = match result {
         Ok(p) => {
-            let added = p.seen.iter().filter(|l| !state.prev.contains(*l)).count();
+            let added = p
+                .seen
+                .keys()
+                .filter(|h| !state.prev.contains_key(*h))
+                .count();
             let post = p.samples.len();
-            tb.samples = p.samples;
-            tb.metadata = p.metadata;
-            for gone in state.prev.iter().filter(|l| !p.seen.contains(*l)) {
-                tb.samples.push((gone.clone(), Sample::new(ts, STALE_NAN)));
+            samples = p.samples;
+            metadata = p.metadata;
+            for (h, gone) in state.prev.iter() {
+                if !p.seen.contains_key(h) {
+                    samples.push((gone.clone(), Sample::new(ts, STALE_NAN)));
+                }
             }
             state.prev = p.seen;
             (1.0, p.scraped, post, added, None)
         }
         Err((e, scraped)) => {
-            for gone in state.prev.drain() {
-                tb.samples.push((gone, Sample::new(ts, STALE_NAN)));
-            }
+            samples = state
+                .prev
+                .drain()
+                .map(|(_, gone)| (gone, Sample::new(ts, STALE_NAN)))
+                .collect();
             (0.0, scraped, 0, 0, Some(e))
         }
     };
     let report = [up, duration, scraped as f64, post as f64, added as f64];
     for (name, v) in REPORT_SERIES.iter().zip(report) {
-        tb.samples
-            .push((report_labels(name, &target.public), Sample::new(ts, v)));
+        samples.push((report_labels(name, &target.public), Sample::new(ts, v)));
     }
-    (tb.into_write_batch(), err)
+    (batch_of(samples, metadata), err)
+}
+
+/// One series entry per sample, in order. A scrape has each series once (a duplicate is
+/// refused by storage as a duplicate sample, as in Prometheus), so no grouping pass is needed.
+fn batch_of(samples: Vec<(Labels, Sample)>, metadata: Vec<Metadata>) -> WriteBatch {
+    WriteBatch {
+        series: samples
+            .into_iter()
+            .map(|(labels, s)| SeriesSamples {
+                labels,
+                samples: vec![s],
+                histograms: Vec::new(),
+                exemplars: 0,
+            })
+            .collect(),
+        metadata,
+        rejected: Vec::new(),
+    }
 }
 
 /// Staleness markers for everything a target wrote, when its loop ends.
 pub fn end_of_run_batch(target: &Target, state: &mut LoopState, ts: i64) -> WriteBatch {
-    let mut tb = TextBatch::default();
-    for gone in state.prev.drain() {
-        tb.samples.push((gone, Sample::new(ts, STALE_NAN)));
-    }
+    let mut samples: Vec<(Labels, Sample)> = state
+        .prev
+        .drain()
+        .map(|(_, gone)| (gone, Sample::new(ts, STALE_NAN)))
+        .collect();
     for name in REPORT_SERIES {
-        tb.samples.push((
+        samples.push((
             report_labels(name, &target.public),
             Sample::new(ts, STALE_NAN),
         ));
     }
-    tb.into_write_batch()
+    batch_of(samples, Vec::new())
 }
 
 async fn store(sink: &Arc<dyn Sink>, batch: WriteBatch, target: &Target) {

@@ -181,12 +181,13 @@ impl ScrapeConfig {
 /// Attaches the target's labels to a scraped series and applies `metric_relabel_configs`.
 /// `None` means the series is dropped.
 pub fn mutate_sample_labels(
-    scraped: &Labels,
+    scraped: Labels,
     target: &Labels,
     honor_labels: bool,
     metric_relabel: &[RelabelConfig],
 ) -> Option<Labels> {
-    let mut lb = scraped.clone();
+    // Owned, so `set` edits in place instead of copying the label vector.
+    let mut lb = scraped;
     if honor_labels {
         for l in target.iter() {
             if lb.get(&l.name).is_none() {
@@ -196,7 +197,8 @@ pub fn mutate_sample_labels(
     } else {
         let mut conflicts: Vec<Label> = Vec::new();
         for l in target.iter() {
-            if let Some(v) = scraped.get(&l.name) {
+            // Target label names are distinct, so `lb` still holds the scraped value here.
+            if let Some(v) = lb.get(&l.name) {
                 conflicts.push(Label::new(l.name.clone(), v));
             }
             lb.set(&l.name, &l.value);
@@ -312,7 +314,7 @@ relabel_configs:
             ("job", "inner"),
             ("exported_job", "taken"),
         ]);
-        let out = mutate_sample_labels(&scraped, &target, false, &[]).unwrap();
+        let out = mutate_sample_labels(scraped.clone(), &target, false, &[]).unwrap();
         assert_eq!(
             out,
             Labels::from_pairs([
@@ -323,7 +325,7 @@ relabel_configs:
                 ("job", "j"),
             ])
         );
-        let out = mutate_sample_labels(&scraped, &target, true, &[]).unwrap();
+        let out = mutate_sample_labels(scraped.clone(), &target, true, &[]).unwrap();
         assert_eq!(out.get("job"), Some("inner"));
         assert_eq!(out.get("instance"), Some("h:1"));
         let drop = RelabelConfig::from_raw(RawRelabelConfig {
@@ -333,6 +335,6 @@ relabel_configs:
             ..Default::default()
         })
         .unwrap();
-        assert_eq!(mutate_sample_labels(&scraped, &target, true, &[drop]), None);
+        assert_eq!(mutate_sample_labels(scraped, &target, true, &[drop]), None);
     }
 }

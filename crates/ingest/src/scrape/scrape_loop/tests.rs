@@ -160,3 +160,47 @@ fn openmetrics_created_series_are_not_samples() {
     let b = parse_exposition(body, "text/plain; version=0.0.4", 1).unwrap();
     assert_eq!(b.samples.len(), 3);
 }
+
+/// CPU cost of the scrape hot path without HTTP and storage: parse, target labels, limits,
+/// staleness tracking and batching. Run with
+/// `cargo test --release -p sextant-ingest scrape_cpu_per_sample -- --ignored --nocapture`.
+#[test]
+#[ignore = "benchmark; run explicitly in release mode"]
+fn scrape_cpu_per_sample() {
+    let c = cfg("job_name: bench\n");
+    let t = target(&c);
+    // 10k series shaped like an agent exporter: counters and a histogram with 5 labels.
+    let mut body = String::new();
+    body.push_str(
+        "# HELP agent_tool_calls_total Tool calls.\n# TYPE agent_tool_calls_total counter\n",
+    );
+    for i in 0..10_000 {
+        body.push_str(&format!(
+            "agent_tool_calls_total{{model=\"m{}\",tool=\"t{}\",status=\"ok\",le=\"{}\"}} {}\n",
+            i % 5,
+            i % 10,
+            i,
+            i * 3
+        ));
+    }
+    let mut st = LoopState::default();
+    let rounds = 20;
+    let t0 = std::time::Instant::now();
+    for r in 0..rounds {
+        let ts = 1_000 + r * 15_000;
+        let p = process_body(body.as_bytes(), "text/plain; version=0.0.4", ts, &t, &c).unwrap();
+        let (batch, err) = assemble(Ok(p), ts, 0.01, &t, &mut st);
+        assert!(err.is_none());
+        assert_eq!(batch.series.len(), 10_005);
+    }
+    let per_sample = t0.elapsed().as_nanos() as f64 / (rounds as f64 * 10_000.0);
+    println!(
+        "scrape hot path: {per_sample:.0} ns/sample → {:.2} cores per 1M samples/s{}",
+        per_sample * 1e6 / 1e9,
+        if cfg!(debug_assertions) {
+            " (debug build: not representative, use --release)"
+        } else {
+            ""
+        }
+    );
+}
