@@ -236,6 +236,9 @@ fn serve(a: ServeArgs) -> Result<()> {
             .await?;
         anyhow::Ok(())
     })?;
+    // Stop scrape loops and other background tasks before the database closes; writes
+    // already running on blocking threads get a few seconds to finish.
+    rt.shutdown_timeout(Duration::from_secs(10));
     tracing::info!("shutting down: syncing the WAL");
     db.close().context("closing the database")?;
     drop(maintenance);

@@ -533,6 +533,9 @@ async fn store(sink: &Arc<dyn Sink>, batch: WriteBatch, target: &Target) {
             }
         }
         Ok(Err(e)) => tracing::warn!(target = %url, error = %e, "storing scraped samples failed"),
+        Err(e) if e.is_cancelled() => {
+            tracing::debug!(target = %url, "storing scraped samples cancelled (shutting down)")
+        }
         Err(e) => tracing::warn!(target = %url, error = %e, "storing scraped samples panicked"),
     }
 }
