@@ -189,7 +189,6 @@ scrape_configs:
   - job_name: app
     file_sd_configs:
       - files: ['{sd}/*.json']
-        refresh_interval: 1s
   - job_name: broken
     scrape_timeout: 500ms
     static_configs:
@@ -358,8 +357,9 @@ scrape_configs:
         .expect("targets/metadata");
     assert_eq!(r.status().as_u16(), 404);
 
-    // Removing the target from the file_sd file makes its series stale at once (not after
-    // the 5m lookback), and the target leaves /api/v1/targets.
+    // Removing the target from the file_sd file (noticed within seconds, although the
+    // refresh_interval is the default 5m) makes its series stale at once (not after the 5m
+    // lookback), and the target leaves /api/v1/targets.
     std::fs::write(sd.join("app.json"), "[]").expect("rewrite sd file");
     wait_for("app series stale", Duration::from_secs(30), || {
         query(&c, &base, r#"agent_queue_depth{job="app"}"#).is_empty()

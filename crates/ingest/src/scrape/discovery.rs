@@ -140,6 +140,19 @@ pub(crate) enum Provider {
     },
 }
 
+/// How often file_sd checks its files for changes (size, mtime, set of matching files).
+const FILE_SD_POLL: Duration = Duration::from_secs(2);
+
+/// What tells a file changed without reading it.
+type FileStamp = (PathBuf, Option<(u64, std::time::SystemTime)>);
+
+fn file_stamp(p: &Path) -> FileStamp {
+    let meta = std::fs::metadata(p)
+        .ok()
+        .and_then(|m| m.modified().ok().map(|t| (m.len(), t)));
+    (p.to_path_buf(), meta)
+}
+
 /// Largest HTTP SD response accepted.
 const HTTP_SD_MAX_BODY: usize = 64 << 20;
 
@@ -160,10 +173,20 @@ pub(crate) async fn run_provider(
             // Last good groups per file, so a file caught mid-write keeps its old targets.
             let mut per_file: BTreeMap<PathBuf, Vec<TargetGroup>> = BTreeMap::new();
             let mut last: Option<Vec<TargetGroup>> = None;
+            // Prometheus reacts to file changes at once (inotify) and re-reads everything every
+            // refresh_interval. Polling the files' metadata often gives the first, cheaply.
+            let poll = refresh.min(FILE_SD_POLL);
+            let mut stamp: Option<Vec<FileStamp>> = None;
+            let mut last_full = tokio::time::Instant::now();
             loop {
-                let mut seen: BTreeMap<PathBuf, Vec<TargetGroup>> = BTreeMap::new();
-                for pat in &patterns {
-                    for path in expand_pattern(pat) {
+                let paths: Vec<PathBuf> = patterns.iter().flat_map(|p| expand_pattern(p)).collect();
+                let now_stamp: Vec<FileStamp> = paths.iter().map(|p| file_stamp(p)).collect();
+                let due = last_full.elapsed() >= refresh;
+                if stamp.as_ref() != Some(&now_stamp) || due {
+                    last_full = tokio::time::Instant::now();
+                    stamp = Some(now_stamp);
+                    let mut seen: BTreeMap<PathBuf, Vec<TargetGroup>> = BTreeMap::new();
+                    for path in paths {
                         let parsed = tokio::fs::read_to_string(&path)
                             .await
                             .map_err(|e| e.to_string())
@@ -180,16 +203,16 @@ pub(crate) async fn run_provider(
                             }
                         }
                     }
-                }
-                per_file = seen;
-                let all: Vec<TargetGroup> = per_file.values().flatten().cloned().collect();
-                if last.as_ref() != Some(&all) {
-                    if tx.send((index, all.clone())).is_err() {
-                        return;
+                    per_file = seen;
+                    let all: Vec<TargetGroup> = per_file.values().flatten().cloned().collect();
+                    if last.as_ref() != Some(&all) {
+                        if tx.send((index, all.clone())).is_err() {
+                            return;
+                        }
+                        last = Some(all);
                     }
-                    last = Some(all);
                 }
-                if wait_or_stop(refresh, &mut stop).await {
+                if wait_or_stop(poll, &mut stop).await {
                     return;
                 }
             }
