@@ -6,10 +6,12 @@
 //! - [`text`]: the Prometheus text exposition format 0.0.4 and OpenMetrics 1.0, chosen by
 //!   Content-Type in [`text::parse_exposition`].
 //! - [`influx`]: InfluxDB line protocol, mapped to series like VictoriaMetrics does.
+//! - [`scrape`]: Prometheus-style scraping (config, discovery, relabeling, scrape loops).
 //! - [`sink`]: the seam to storage that every protocol writes through.
 
 pub mod influx;
 pub mod remote_write;
+pub mod scrape;
 pub mod sink;
 pub mod text;
 

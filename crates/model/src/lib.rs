@@ -6,6 +6,7 @@ pub mod histogram;
 pub mod labels;
 pub mod matcher;
 pub mod metadata;
+pub mod relabel;
 pub mod sample;
 pub mod selector;
 pub mod time;

@@ -7,6 +7,7 @@ mod params;
 mod query;
 mod rules_api;
 mod selfmon;
+mod targets;
 mod write;
 
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use sextant_tsdb::db::Db;
 pub use query::{format_float, result_json, QueryLimits};
 pub use selfmon::{render_metrics, start_self_monitoring, HttpMetrics};
 pub use rules_api::DbRuleStorage;
+pub use targets::ReloadHook;
 pub use write::DbSink;
 
 /// Limits applied to every write request.
@@ -73,11 +75,11 @@ pub struct AppState {
     pub query_limits: QueryLimits,
     query_slots: Arc<tokio::sync::Semaphore>,
     rules: std::sync::OnceLock<Arc<sextant_rules::Manager>>,
-    reload: std::sync::OnceLock<ReloadFn>,
+    /// The scrape manager, once the binary has started it (for `/api/v1/targets`).
+    pub scrape: std::sync::OnceLock<Arc<sextant_ingest::scrape::ScrapeManager>>,
+    /// What `/-/reload` runs, installed by the binary.
+    pub reload: std::sync::OnceLock<ReloadHook>,
 }
-
-/// Re-reads configuration and rule files (`/-/reload`, SIGHUP); returns what went wrong.
-pub type ReloadFn = Box<dyn Fn() -> Result<(), String> + Send + Sync>;
 
 impl AppState {
     pub fn new(db: Arc<Db>, limits: WriteLimits, build: BuildInfo) -> Arc<Self> {
@@ -106,6 +108,7 @@ impl AppState {
             query_limits,
             query_slots,
             rules: std::sync::OnceLock::new(),
+            scrape: std::sync::OnceLock::new(),
             reload: std::sync::OnceLock::new(),
         })
     }
@@ -118,19 +121,6 @@ impl AppState {
     /// The rule manager, if rules are enabled.
     pub fn rules(&self) -> Option<&Arc<sextant_rules::Manager>> {
         self.rules.get()
-    }
-
-    /// Sets what `/-/reload` does (once, at start).
-    pub fn set_reload(&self, f: ReloadFn) {
-        let _ = self.reload.set(f);
-    }
-
-    /// Runs the reload hook; `Ok` when there is none.
-    pub fn reload(&self) -> Result<(), String> {
-        match self.reload.get() {
-            Some(f) => f(),
-            None => Ok(()),
-        }
     }
 }
 
@@ -146,7 +136,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/-/ready",
             get(|| async { "Sextant is Ready.\n" }).head(|| async { "" }),
         )
-        .route("/-/reload", post(reload).put(reload))
+        .route("/-/reload", post(targets::reload).put(targets::reload))
         .route("/api/v1/rules", get(rules_api::rules))
         .route("/api/v1/alerts", get(rules_api::alerts))
         .route("/api/v1/write", post(write::remote_write))
@@ -171,6 +161,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/labels", get(api::labels).post(api::labels))
         .route("/api/v1/label/{name}/values", get(api::label_values))
         .route("/api/v1/metadata", get(api::metadata))
+        .route("/api/v1/targets", get(targets::targets))
+        .route("/api/v1/targets/metadata", get(targets::targets_metadata))
         .route("/api/v1/status/tsdb", get(api::status_tsdb))
         .route("/api/v1/status/buildinfo", get(api::buildinfo))
         .route("/api/v1/status/runtimeinfo", get(api::runtimeinfo))
@@ -199,18 +191,6 @@ async fn metrics_handler(State(st): State<Arc<AppState>>) -> Response {
         body,
     )
         .into_response()
-}
-
-async fn reload(State(st): State<Arc<AppState>>) -> Response {
-    match tokio::task::spawn_blocking(move || st.reload()).await {
-        Ok(Ok(())) => "".into_response(),
-        Ok(Err(e)) => (
-            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-            format!("failed to reload config: {e}\n"),
-        )
-            .into_response(),
-        Err(e) => (axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
-    }
 }
 
 async fn index() -> Html<&'static str> {

@@ -52,6 +52,12 @@ enum SloCommand {
 
 #[derive(Subcommand)]
 enum CheckCommand {
+    /// Validate sextant.yml files: syntax, unknown fields, durations, URLs, relabel regexes.
+    Config {
+        /// Files to check.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
     /// Check Prometheus rule files.
     Rules {
         #[arg(required = true)]
@@ -100,6 +106,9 @@ enum Output {
 
 #[derive(Args)]
 struct ServeArgs {
+    /// Configuration file (default: ./sextant.yml if it exists, else embedded defaults).
+    #[arg(long)]
+    config: Option<PathBuf>,
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:9595")]
     listen: SocketAddr,
@@ -148,9 +157,10 @@ struct ServeArgs {
     /// SLO files (`slos:` list) compiled into recording rules and burn-rate alerts; repeatable.
     #[arg(long = "slos", value_name = "FILE")]
     slos: Vec<PathBuf>,
-    /// Evaluation interval of rule groups that set none.
-    #[arg(long, default_value = "1m", value_parser = duration_ms)]
-    evaluation_interval: i64,
+    /// Evaluation interval of rule groups that set none (default: the config file's
+    /// `global.evaluation_interval`, 1m).
+    #[arg(long, value_parser = duration_ms)]
+    evaluation_interval: Option<i64>,
     /// How far back alert `for` state is restored after a restart.
     #[arg(long, default_value = "1h", value_parser = duration_ms)]
     rules_alert_for_outage_tolerance: i64,
@@ -168,6 +178,7 @@ struct ServeArgs {
     log_level: String,
 }
 
+mod config;
 mod query;
 mod rules_cmd;
 
@@ -194,6 +205,13 @@ fn main() -> std::process::ExitCode {
         Command::Check(CheckCommand::Rules { files }) => rules_cmd::check(&files),
         Command::Test(TestCommand::Rules { files }) => rules_cmd::test(&files),
         Command::Slo(SloCommand::Generate { files }) => rules_cmd::slo_generate(&files),
+        Command::Check(CheckCommand::Config { files }) => {
+            return if config::check(&files) {
+                std::process::ExitCode::SUCCESS
+            } else {
+                std::process::ExitCode::FAILURE
+            };
+        }
     };
     match res {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -211,6 +229,18 @@ fn serve(a: ServeArgs) -> Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
+    let config_path = a.config.clone().or_else(config::default_path);
+    let loaded = config::load(config_path.as_deref())?;
+    match &config_path {
+        Some(p) => tracing::info!(
+            file = %p.display(),
+            scrape_configs = loaded.scrape_configs.len(),
+            scrape_interval = %loaded.global.scrape_interval,
+            evaluation_interval = %loaded.global.evaluation_interval,
+            "loaded configuration"
+        ),
+        None => tracing::info!("no configuration file: using embedded defaults"),
+    }
     let opts = DbOptions {
         head: HeadOptions {
             ooo_window: a.ooo_window,
@@ -246,12 +276,18 @@ fn serve(a: ServeArgs) -> Result<()> {
         .external_url
         .clone()
         .unwrap_or_else(|| format!("http://{}", a.listen));
+    let external_labels = sextant_model::Labels::from_pairs(
+        loaded.global.external_labels.iter().map(|(k, v)| (k.clone(), v.clone())),
+    );
     let rules = rules_cmd::manager(
         &state,
         db.clone(),
         external_url,
+        external_labels,
         sextant_rules::ManagerOptions {
-            evaluation_interval: a.evaluation_interval,
+            evaluation_interval: a
+                .evaluation_interval
+                .unwrap_or(loaded.global.evaluation_interval.0.as_millis() as i64),
             query_offset: 0,
             resend_delay: a.rules_alert_resend_delay,
             outage_tolerance: a.rules_alert_for_outage_tolerance,
@@ -263,7 +299,7 @@ fn serve(a: ServeArgs) -> Result<()> {
         paths: a.rules.clone(),
         slos: a.slos.clone(),
     };
-    let first_rules = rules_cmd::load(&rule_paths)?;
+    let first_rules = rules_cmd::load(&rule_paths.with_config(&loaded))?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -273,8 +309,7 @@ fn serve(a: ServeArgs) -> Result<()> {
             .await
             .with_context(|| format!("listening on {}", a.listen))?;
         tracing::info!(listen = %a.listen, data_dir = %a.data_dir.display(), "Sextant is serving");
-        rules_cmd::start(&state, rules, rule_paths, first_rules);
-        reload_on_sighup(state.clone());
+        start_scraping(&state, config_path.clone(), loaded, rules, rule_paths, first_rules)?;
         if a.self_monitor_interval > 0 {
             sextant_server::start_self_monitoring(
                 state.clone(),
@@ -290,6 +325,9 @@ fn serve(a: ServeArgs) -> Result<()> {
     if let Some(m) = state.rules() {
         m.stop();
     }
+    // Stop scrape loops and other background tasks before the database closes; writes
+    // already running on blocking threads get a few seconds to finish.
+    rt.shutdown_timeout(Duration::from_secs(10));
     tracing::info!("shutting down: syncing the WAL");
     db.close().context("closing the database")?;
     drop(maintenance);
@@ -297,22 +335,56 @@ fn serve(a: ServeArgs) -> Result<()> {
     Ok(())
 }
 
-/// SIGHUP re-reads rule files (and configuration), like Prometheus.
-fn reload_on_sighup(state: Arc<AppState>) {
+/// Starts the scrape manager and the rule manager with the loaded configuration and installs
+/// the reload hook that `/-/reload` and SIGHUP use: it re-reads the configuration file and the
+/// rule files; when anything is invalid, nothing changes.
+fn start_scraping(
+    state: &Arc<AppState>,
+    config_path: Option<PathBuf>,
+    loaded: config::Loaded,
+    rules: Arc<sextant_rules::Manager>,
+    rule_sources: rules_cmd::RuleSources,
+    first_rules: (Vec<sextant_rules::GroupDef>, Vec<String>),
+) -> Result<()> {
+    let sink: Arc<dyn sextant_ingest::Sink> = Arc::new(sextant_server::DbSink(state.db.clone()));
+    let manager = sextant_ingest::scrape::ScrapeManager::new(sink);
+    manager
+        .apply(loaded.scrape_configs)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let _ = state.scrape.set(manager.clone());
+    rules_cmd::start(state, rules.clone(), first_rules);
+    let handle = tokio::runtime::Handle::current();
+    let hook: sextant_server::ReloadHook = Arc::new(move || {
+        let loaded = config::load(config_path.as_deref()).map_err(|e| e.to_string())?;
+        let src = rule_sources.with_config(&loaded);
+        let (defs, files) = rules_cmd::load(&src).map_err(|e| format!("{e:#}"))?;
+        let n = loaded.scrape_configs.len();
+        manager.apply(loaded.scrape_configs)?;
+        let groups = defs.len();
+        {
+            let _g = handle.enter();
+            rules.update(defs, files);
+        }
+        tracing::info!(scrape_configs = n, rule_groups = groups, "configuration reloaded");
+        Ok(())
+    });
+    let _ = state.reload.set(hook.clone());
     #[cfg(unix)]
     tokio::spawn(async move {
-        let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
             return;
         };
-        while s.recv().await.is_some() {
-            let st = state.clone();
-            match tokio::task::spawn_blocking(move || st.reload()).await {
-                Ok(Ok(())) => tracing::info!("reloaded after SIGHUP"),
-                Ok(Err(e)) => tracing::error!(error = %e, "reload after SIGHUP failed; keeping the old configuration"),
-                Err(e) => tracing::error!(error = %e, "reload after SIGHUP failed"),
+        while hup.recv().await.is_some() {
+            let hook = hook.clone();
+            match tokio::task::spawn_blocking(move || hook()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "reloading the configuration failed"),
+                Err(e) => tracing::error!(error = %e, "reloading the configuration failed"),
             }
         }
     });
+    Ok(())
 }
 
 async fn shutdown_signal() {

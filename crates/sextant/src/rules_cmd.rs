@@ -40,6 +40,29 @@ pub struct RuleSources {
     pub slos: Vec<PathBuf>,
 }
 
+impl RuleSources {
+    /// These sources plus the configuration file's `rule_files` (relative to its directory).
+    pub fn with_config(&self, loaded: &crate::config::Loaded) -> RuleSources {
+        let mut out = self.clone();
+        let base = loaded
+            .path
+            .as_deref()
+            .and_then(Path::parent)
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        for f in &loaded.rule_files {
+            let p = Path::new(f);
+            let full = if p.is_absolute() || base.as_os_str().is_empty() {
+                p.to_path_buf()
+            } else {
+                base.join(p)
+            };
+            out.paths.push(full.display().to_string());
+        }
+        out
+    }
+}
+
 /// The rule packs shipped in rules/, embedded in the binary.
 pub const BUILTIN_RULES: &[(&str, &str)] = &[
     ("builtin:rules/sextant-policy.yml", include_str!("../../../rules/sextant-policy.yml")),
@@ -108,35 +131,22 @@ pub fn manager(
     state: &Arc<AppState>,
     db: Arc<Db>,
     external_url: String,
+    external_labels: sextant_model::Labels,
     opts: ManagerOptions,
 ) -> Arc<Manager> {
     let ctx = EvalCtx {
         engine: Arc::new(state.query_limits.engine()),
         storage: Arc::new(DbRuleStorage::new(db)),
-        external_labels: sextant_model::Labels::empty(),
+        external_labels,
         external_url,
     };
     Manager::new(ctx, opts)
 }
 
-/// Starts evaluating (inside the runtime) and installs the reload hook.
-pub fn start(
-    state: &Arc<AppState>,
-    m: Arc<Manager>,
-    paths: RuleSources,
-    first: (Vec<GroupDef>, Vec<String>),
-) {
+/// Starts evaluating (inside the runtime).
+pub fn start(state: &Arc<AppState>, m: Arc<Manager>, first: (Vec<GroupDef>, Vec<String>)) {
     m.update(first.0, first.1);
-    state.set_rules(m.clone());
-    let handle = tokio::runtime::Handle::current();
-    state.set_reload(Box::new(move || {
-        let (defs, files) = load(&paths).map_err(|e| format!("{e:#}"))?;
-        let n = defs.len();
-        let _g = handle.enter();
-        m.update(defs, files);
-        tracing::info!(groups = n, "rules reloaded");
-        Ok(())
-    }));
+    state.set_rules(m);
 }
 
 /// Validates rule files like `promtool check rules`.

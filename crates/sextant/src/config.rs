@@ -1,0 +1,358 @@
+//! The configuration file `sextant.yml`. Its sections reuse Prometheus' names (`global`,
+//! `scrape_configs`, `rule_files`) so a Prometheus user can paste theirs in; each section's
+//! struct lives with the component it configures (Vector style) and this file only assembles
+//! them. Unknown keys are rejected, and every error names the file, the line and the field.
+//! Other sections are added here as fields of [`Config`].
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+use sextant_ingest::scrape::config::PromDuration;
+use sextant_ingest::scrape::ScrapeConfig;
+use sextant_model::labels::is_valid_label_name;
+
+/// The whole file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub global: Option<Spanned<GlobalConfig>>,
+    #[serde(default)]
+    pub scrape_configs: Vec<Spanned<ScrapeConfig>>,
+    /// Rule files (globs), kept for the rules engine; not evaluated yet.
+    #[serde(default)]
+    pub rule_files: Vec<String>,
+}
+
+/// `global`, with Prometheus' defaults.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GlobalConfig {
+    #[serde(default = "one_minute")]
+    pub scrape_interval: PromDuration,
+    /// Unset: 10s, capped at `scrape_interval` (as Prometheus does).
+    pub scrape_timeout: Option<PromDuration>,
+    #[serde(default = "one_minute")]
+    pub evaluation_interval: PromDuration,
+    #[serde(default)]
+    pub external_labels: BTreeMap<String, String>,
+}
+
+impl Default for GlobalConfig {
+    fn default() -> Self {
+        GlobalConfig {
+            scrape_interval: one_minute(),
+            scrape_timeout: None,
+            evaluation_interval: one_minute(),
+            external_labels: BTreeMap::new(),
+        }
+    }
+}
+
+fn one_minute() -> PromDuration {
+    PromDuration(Duration::from_secs(60))
+}
+
+impl GlobalConfig {
+    /// The effective global scrape timeout.
+    pub fn timeout(&self) -> Duration {
+        self.scrape_timeout
+            .map(|d| d.0)
+            .unwrap_or_else(|| Duration::from_secs(10).min(self.scrape_interval.0))
+    }
+}
+
+/// A checked configuration: the file as parsed plus the resolved scrape configs.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    /// Where it came from; `None` for the embedded defaults.
+    pub path: Option<PathBuf>,
+    pub global: GlobalConfig,
+    pub scrape_configs: Vec<ScrapeConfig>,
+    /// Line of each scrape config in the file, for messages.
+    pub scrape_lines: Vec<u64>,
+    pub rule_files: Vec<String>,
+}
+
+/// A configuration error: `file:line: field: message`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: String,
+    /// 1-based; 0 when unknown.
+    pub line: u64,
+    pub msg: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line > 0 {
+            write!(f, "{}:{}: {}", self.file, self.line, self.msg)
+        } else {
+            write!(f, "{}: {}", self.file, self.msg)
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The file used when `--config` is not given: `sextant.yml` in the working directory if it
+/// exists, else none (embedded defaults).
+pub fn default_path() -> Option<PathBuf> {
+    let p = PathBuf::from("sextant.yml");
+    p.is_file().then_some(p)
+}
+
+/// Reads and checks a configuration file; `None` gives the embedded defaults.
+pub fn load(path: Option<&Path>) -> Result<Loaded, ConfigError> {
+    let Some(path) = path else {
+        return Ok(Loaded::default());
+    };
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: file.clone(),
+        line: 0,
+        msg: format!("cannot read the file: {e}"),
+    })?;
+    let mut loaded = parse(&text, &file)?;
+    loaded.path = Some(path.to_path_buf());
+    Ok(loaded)
+}
+
+/// Parses and checks configuration text; `file` names it in errors.
+pub fn parse(text: &str, file: &str) -> Result<Loaded, ConfigError> {
+    let err = |line: u64, msg: String| ConfigError {
+        file: file.to_string(),
+        line,
+        msg,
+    };
+    let cfg: Config = if text.trim().is_empty() {
+        Config::default()
+    } else {
+        serde_saphyr::from_str::<Option<Config>>(text)
+            .map_err(|e| {
+                let line = e.location().map(|l| l.line()).unwrap_or(0);
+                err(line, yaml_message(&e, text, line))
+            })?
+            .unwrap_or_default()
+    };
+    let (global, global_line) = match cfg.global {
+        Some(g) => (g.value, g.referenced.line()),
+        None => (GlobalConfig::default(), 0),
+    };
+    if global.timeout() > global.scrape_interval.0 {
+        return Err(err(
+            global_line,
+            "global.scrape_timeout: global scrape timeout greater than scrape interval".into(),
+        ));
+    }
+    if global.scrape_interval.0.is_zero() {
+        return Err(err(
+            global_line,
+            "global.scrape_interval: must be greater than 0".into(),
+        ));
+    }
+    for name in global.external_labels.keys() {
+        if !is_valid_label_name(name) {
+            return Err(err(
+                global_line,
+                format!("global.external_labels: {name:?} is not a valid label name"),
+            ));
+        }
+    }
+    let mut scrape_configs = Vec::with_capacity(cfg.scrape_configs.len());
+    let mut scrape_lines = Vec::with_capacity(cfg.scrape_configs.len());
+    let mut jobs: BTreeMap<String, u64> = BTreeMap::new();
+    for (i, sc) in cfg.scrape_configs.into_iter().enumerate() {
+        let line = sc.referenced.line();
+        let mut c = sc.value;
+        let job = c.job_name.clone();
+        c.resolve(global.scrape_interval.0, global.timeout())
+            .map_err(|e| err(line, format!("scrape_configs[{i}] (job {job:?}): {e}")))?;
+        if let Some(first) = jobs.insert(job.clone(), line) {
+            return Err(err(
+                line,
+                format!(
+                    "scrape_configs[{i}].job_name: found multiple scrape configs with job name {job:?} (first on line {first})"
+                ),
+            ));
+        }
+        scrape_configs.push(c);
+        scrape_lines.push(line);
+    }
+    Ok(Loaded {
+        path: None,
+        global,
+        scrape_configs,
+        scrape_lines,
+        rule_files: cfg.rule_files,
+    })
+}
+
+/// serde-saphyr's message without its location prefix and snippet, prefixed by the key on the
+/// error's line when the message does not name it already (e.g. `scrape_interval: invalid
+/// duration "15x"`).
+fn yaml_message(e: &serde_saphyr::Error, text: &str, line: u64) -> String {
+    let column = e.location().map(|l| l.column()).unwrap_or(0) as usize;
+    let rendered = e.to_string();
+    let first = rendered.lines().next().unwrap_or_default();
+    let mut msg = first.strip_prefix("error: ").unwrap_or(first);
+    if let Some(rest) = msg.strip_prefix("line ") {
+        if let Some(i) = rest.find(": ") {
+            msg = &rest[i + 2..];
+        }
+    }
+    let key = line
+        .checked_sub(1)
+        .and_then(|i| text.lines().nth(i as usize))
+        .and_then(|l| {
+            // Only when the error points at the value after `key:` (not at a whole mapping).
+            let colon = l.find(':')?;
+            if column <= colon + 1 {
+                return None;
+            }
+            let k = l[..colon].trim().trim_start_matches("- ").trim();
+            (!k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+                .then(|| k.to_string())
+        });
+    match key {
+        Some(k) if !msg.contains(&k) && !msg.starts_with("unknown field") => {
+            format!("{k}: {msg}")
+        }
+        _ => msg.to_string(),
+    }
+}
+
+/// `sextant check config FILE...`: promtool-style output; false if any file is invalid.
+pub fn check(files: &[PathBuf]) -> bool {
+    let mut ok = true;
+    for f in files {
+        println!("Checking {}", f.display());
+        match load(Some(f)).and_then(|l| check_clients(&l).map(|()| l)) {
+            Ok(l) => {
+                println!(
+                    "  SUCCESS: {} is valid Sextant config file syntax ({} scrape configs, {} rule files)",
+                    f.display(),
+                    l.scrape_configs.len(),
+                    l.rule_files.len()
+                );
+            }
+            Err(e) => {
+                ok = false;
+                eprintln!("  FAILED: {e}");
+            }
+        }
+        println!();
+    }
+    ok
+}
+
+/// Builds each job's HTTP client, which reads and checks its TLS files.
+fn check_clients(l: &Loaded) -> Result<(), ConfigError> {
+    for (i, c) in l.scrape_configs.iter().enumerate() {
+        c.check_files()
+            .and_then(|()| sextant_ingest::scrape::scrape_loop::build_client(c).map(drop))
+            .map_err(|e| ConfigError {
+                file: l
+                    .path
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+                line: l.scrape_lines.get(i).copied().unwrap_or(0),
+                msg: format!("scrape_configs[{i}] (job {:?}): {e}", c.job_name),
+            })?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn e(text: &str) -> String {
+        parse(text, "s.yml").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn defaults_and_inheritance() {
+        let l = parse("", "s.yml").unwrap();
+        assert!(l.scrape_configs.is_empty());
+        assert_eq!(l.global.scrape_interval.0, Duration::from_secs(60));
+        let l = parse(
+            "global:\n  scrape_interval: 15s\n  scrape_timeout: 20s\n  external_labels:\n    dc: x\nscrape_configs:\n  - job_name: a\n    static_configs:\n      - targets: ['h:1']\n  - job_name: b\n    scrape_interval: 5s\n    scrape_timeout: 2s\nrule_files: ['r/*.yml']\n",
+            "s.yml",
+        );
+        // The global timeout is above the interval: Prometheus rejects that.
+        assert_eq!(
+            l.unwrap_err().to_string(),
+            "s.yml:2: global.scrape_timeout: global scrape timeout greater than scrape interval"
+        );
+        let l = parse(
+            "global:\n  scrape_interval: 15s\nscrape_configs:\n  - job_name: a\n  - job_name: b\n    scrape_interval: 5s\nrule_files: ['r/*.yml']\n",
+            "s.yml",
+        )
+        .unwrap();
+        assert_eq!(l.scrape_configs[0].interval(), Duration::from_secs(15));
+        assert_eq!(l.scrape_configs[0].timeout(), Duration::from_secs(10));
+        // Global timeout above the job's interval is capped at the interval.
+        assert_eq!(l.scrape_configs[1].timeout(), Duration::from_secs(5));
+        assert_eq!(l.rule_files, vec!["r/*.yml"]);
+    }
+
+    #[test]
+    fn errors_name_file_line_and_field() {
+        let m = e("global:\n  scrape_interval: 15s\nalerting: {}\n");
+        assert!(
+            m.starts_with("s.yml:3: unknown field `alerting`, expected one of"),
+            "{m}"
+        );
+        let m = e("scrape_configs:\n  - job_name: a\n    scrape_intervall: 5s\n");
+        assert!(
+            m.starts_with("s.yml:3: unknown field `scrape_intervall`"),
+            "{m}"
+        );
+        let m = e("scrape_configs:\n  - job_name: a\n    scrape_interval: 5x\n");
+        assert!(
+            m.starts_with("s.yml:3: scrape_interval: invalid duration \"5x\""),
+            "{m}"
+        );
+        let m = e(
+            "scrape_configs:\n  - job_name: a\n    scrape_interval: 5s\n    scrape_timeout: 10s\n",
+        );
+        assert_eq!(
+            m,
+            "s.yml:2: scrape_configs[0] (job \"a\"): scrape_timeout: scrape timeout greater than scrape interval for scrape config with job name \"a\""
+        );
+        let m = e("scrape_configs:\n  - job_name: a\n    relabel_configs:\n      - action: hashmod\n        target_label: x\n");
+        assert!(m.starts_with("s.yml:4: "), "{m}");
+        assert!(
+            m.contains("relabel configuration for hashmod requires non-zero modulus"),
+            "{m}"
+        );
+        let m = e("scrape_configs:\n  - job_name: a\n    metric_relabel_configs:\n      - source_labels: [a]\n        regex: '(unclosed'\n        target_label: b\n");
+        assert!(m.contains("invalid regex \"(unclosed\""), "{m}");
+        let m = e("scrape_configs:\n  - job_name: a\n  - job_name: a\n");
+        assert!(m.starts_with("s.yml:3: scrape_configs[1].job_name: found multiple scrape configs with job name \"a\""), "{m}");
+        let m = e("scrape_configs:\n  - job_name: a\n    scheme: ftp\n");
+        assert!(
+            m.starts_with("s.yml:3: scheme: invalid value \"ftp\""),
+            "{m}"
+        );
+        let m =
+            e("scrape_configs:\n  - job_name: a\n    http_sd_configs:\n      - url: not a url\n");
+        assert!(m.starts_with("s.yml:4: url: invalid URL"), "{m}");
+        let m = e("scrape_configs:\n  - job_name: a\n    file_sd_configs:\n      - files: ['/x/**/a.json']\n");
+        assert!(m.contains("is not valid for file discovery"), "{m}");
+        let m = e("scrape_configs:\n  - job_name: a\n    static_configs:\n      - targets: [h:1]\n        labels: {0bad: x}\n");
+        assert!(m.contains("\"0bad\" is not a valid label name"), "{m}");
+        let m = e("scrape_configs:\n  - job_name: a\n    basic_auth: {username: u, password: p}\n    bearer_token: t\n");
+        assert!(m.contains("at most one of basic_auth"), "{m}");
+        // An unset global timeout is capped at a short global interval, not an error.
+        let l = parse("global:\n  scrape_interval: 2s\n", "s.yml").unwrap();
+        assert_eq!(l.global.timeout(), Duration::from_secs(2));
+        let m = e("scrape_configs: [\n");
+        assert!(m.starts_with("s.yml:"), "{m}");
+    }
+}
