@@ -4,8 +4,10 @@
 //!
 //! - [`remote_write`]: Prometheus remote write 1.0 and 2.0 (protobuf + snappy).
 //! - [`text`]: the Prometheus text exposition format 0.0.4 (plus OpenMetrics' `# EOF`).
+//! - [`otlp`]: OTLP/HTTP metrics (protobuf and JSON) translated to Prometheus series.
 //! - [`sink`]: the seam to storage that every protocol writes through.
 
+pub mod otlp;
 pub mod remote_write;
 pub mod sink;
 pub mod text;
