@@ -3,6 +3,7 @@
 //! the TSDB, and shape answers exactly like Prometheus (same JSON, same error types).
 
 mod api;
+mod otlp;
 mod params;
 mod query;
 mod selfmon;
@@ -68,6 +69,7 @@ pub struct AppState {
     pub start_unix: f64,
     write_slots: tokio::sync::Semaphore,
     pub(crate) ingest: write::IngestMetrics,
+    pub(crate) otlp: otlp::OtlpState,
     pub query_limits: QueryLimits,
     query_slots: Arc<tokio::sync::Semaphore>,
 }
@@ -96,6 +98,7 @@ impl AppState {
             start_unix: sextant_model::time::now_ms() as f64 / 1000.0,
             write_slots: tokio::sync::Semaphore::new(slots),
             ingest: write::IngestMetrics::default(),
+            otlp: otlp::OtlpState::default(),
             query_limits,
             query_slots,
         })
@@ -116,6 +119,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/api/v1/write", post(write::remote_write))
         .route("/api/v1/import/prometheus", post(write::import_prometheus))
+        .route("/v1/metrics", post(otlp::metrics))
         .route("/api/v1/query", get(query::query).post(query::query))
         .route(
             "/api/v1/query_range",
