@@ -916,3 +916,27 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn histogram_without_bucket_counts_has_only_the_inf_bucket() {
+    let tr = Translator::default();
+    let mut p = hist_point(0, T0, vec![], vec![1.0, 2.0], 3.0);
+    p.count = 4;
+    let out = run(
+        &tr,
+        request(
+            vec![],
+            vec![metric(
+                "h",
+                "",
+                m::metric::Data::Histogram(m::Histogram {
+                    data_points: vec![p],
+                    aggregation_temporality: 2,
+                }),
+            )],
+        ),
+    );
+    let names: Vec<String> = floats(&out).into_iter().map(|x| x.0).collect();
+    assert_eq!(names, vec![r#"h_bucket{le="+Inf"}"#, "h_count", "h_sum"]);
+    assert_eq!(value_of(&out, r#"h_bucket{le="+Inf"}"#), 4.0);
+}

@@ -612,7 +612,7 @@ impl Out<'_> {
             if is_delta {
                 self.delta.forget(&key);
             }
-            (Vec::new(), 0, None)
+            (p.bucket_counts.clone(), 0, p.sum)
         } else if is_delta {
             if p.explicit_bounds.len() > MAX_DELTA_BOUNDS {
                 return self.reject(
@@ -648,7 +648,7 @@ impl Out<'_> {
         };
         self.saw(t);
         let value = |v: f64| if stale { STALE_NAN } else { v };
-        if let Some(sum) = sum.or(if stale { Some(0.0) } else { None }) {
+        if let Some(sum) = sum {
             self.sample(with(&base, &[(METRIC_NAME, &sum_name)]), t, value(sum));
         }
         self.sample(
@@ -657,8 +657,9 @@ impl Out<'_> {
             value(count as f64),
         );
         let mut cumulative: u64 = 0;
-        for (i, bound) in p.explicit_bounds.iter().enumerate() {
-            cumulative = cumulative.saturating_add(counts.get(i).copied().unwrap_or(0));
+        // Like Prometheus, a point without bucket counts yields only the `+Inf` bucket.
+        for (bound, c) in p.explicit_bounds.iter().zip(&counts) {
+            cumulative = cumulative.saturating_add(*c);
             let le = bound_string(*bound);
             self.sample(
                 with(&base, &[(METRIC_NAME, &bucket_name), ("le", &le)]),
