@@ -329,6 +329,55 @@ mod tests {
         );
     }
 
+    async fn query(st: &Arc<AppState>, q: &str, t_ms: i64) -> serde_json::Value {
+        let uri = format!(
+            "/api/v1/query?query={}&time={}",
+            q.replace(' ', "%20")
+                .replace('(', "%28")
+                .replace(')', "%29"),
+            t_ms as f64 / 1000.0
+        );
+        let resp = router(st.clone())
+            .oneshot(Request::get(uri).body(Body::empty()).expect("req"))
+            .await
+            .expect("response");
+        let b = resp.into_body().collect().await.expect("body").to_bytes();
+        serde_json::from_slice(&b).expect("query json")
+    }
+
+    /// `NO_RECORDED_VALUE` ends a float series and a native histogram series at once.
+    #[tokio::test]
+    async fn no_recorded_value_ends_series() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let st = state(dir.path());
+        let now = sextant_model::time::now_ms();
+        let body = |t_ms: i64, flags: u32| {
+            let ns = t_ms as u128 * 1_000_000;
+            format!(
+                r#"{{"resourceMetrics":[{{"scopeMetrics":[{{"metrics":[
+                  {{"name":"temp","gauge":{{"dataPoints":[{{"timeUnixNano":"{ns}","asDouble":20.5,"flags":{flags}}}]}}}},
+                  {{"name":"lat","exponentialHistogram":{{"aggregationTemporality":2,"dataPoints":[
+                    {{"timeUnixNano":"{ns}","count":"3","sum":6,"scale":1,"zeroCount":"1",
+                      "positive":{{"offset":0,"bucketCounts":["2"]}},"flags":{flags}}}]}}}}
+                ]}}]}}]}}"#
+            )
+            .into_bytes()
+        };
+        let (s, _, b) = post(&st, "application/json", None, body(now - 20_000, 0)).await;
+        assert_eq!((s, b.as_str()), (StatusCode::OK, "{}"));
+        let q = query(&st, "histogram_count(lat)", now - 10_000).await;
+        assert_eq!(q["data"]["result"][0]["value"][1], "3", "{q}");
+        let q = query(&st, "temp", now - 10_000).await;
+        assert_eq!(q["data"]["result"][0]["value"][1], "20.5", "{q}");
+
+        let (s, _, b) = post(&st, "application/json", None, body(now - 5_000, 1)).await;
+        assert_eq!((s, b.as_str()), (StatusCode::OK, "{}"));
+        for expr in ["histogram_count(lat)", "temp"] {
+            let q = query(&st, expr, now).await;
+            assert_eq!(q["data"]["result"], serde_json::json!([]), "{expr}: {q}");
+        }
+    }
+
     fn flate2_encode(b: &[u8]) -> Vec<u8> {
         use std::io::Write;
         let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());

@@ -92,13 +92,9 @@ impl Translator {
         limits: &DecodeLimits,
         now_ms: i64,
     ) -> Translated {
-        let mut delta = match self.delta.lock() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        };
         let mut out = Out {
             limits,
-            delta: &mut delta,
+            delta: &self.delta,
             now_ms,
             index: HashMap::new(),
             families: HashSet::new(),
@@ -121,7 +117,8 @@ struct Resource {
 
 struct Out<'a> {
     limits: &'a DecodeLimits,
-    delta: &'a mut DeltaState,
+    /// Locked per delta point only, so cumulative requests translate in parallel.
+    delta: &'a Mutex<DeltaState>,
     now_ms: i64,
     index: HashMap<Labels, usize>,
     families: HashSet<String>,
@@ -290,6 +287,10 @@ fn bound_string(f: f64) -> String {
 }
 
 impl Out<'_> {
+    fn delta(&self) -> std::sync::MutexGuard<'_, DeltaState> {
+        self.delta.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn saw(&mut self, t: i64) {
         self.min_t = Some(self.min_t.map_or(t, |m| m.min(t)));
         self.max_t = Some(self.max_t.map_or(t, |m| m.max(t)));
@@ -549,17 +550,18 @@ impl Out<'_> {
         let labels = with(&base, &[(METRIC_NAME, family)]);
         let v = if is_stale(p.flags) {
             if is_delta {
-                self.delta.forget(&labels);
+                self.delta().forget(&labels);
             }
             STALE_NAN
         } else if is_delta {
-            match self.delta.accumulate(
+            let acc = self.delta().accumulate(
                 &labels,
                 p.start_time_unix_nano,
                 p.time_unix_nano,
                 Total::Number(number(&p.value)),
                 self.now_ms,
-            ) {
+            );
+            match acc {
                 Ok(Total::Number(v)) => v,
                 Ok(_) => number(&p.value),
                 Err(e) => return self.reject(1, metric, e),
@@ -610,7 +612,7 @@ impl Out<'_> {
         let stale = is_stale(p.flags);
         let (counts, count, sum) = if stale {
             if is_delta {
-                self.delta.forget(&key);
+                self.delta().forget(&key);
             }
             (p.bucket_counts.clone(), 0, p.sum)
         } else if is_delta {
@@ -630,13 +632,14 @@ impl Out<'_> {
                 count: p.count,
                 sum: p.sum.unwrap_or(0.0),
             };
-            match self.delta.accumulate(
+            let acc = self.delta().accumulate(
                 &key,
                 p.start_time_unix_nano,
                 p.time_unix_nano,
                 d,
                 self.now_ms,
-            ) {
+            );
+            match acc {
                 Ok(Total::Histogram {
                     counts, count, sum, ..
                 }) => (counts, count, p.sum.map(|_| sum)),
@@ -693,7 +696,7 @@ impl Out<'_> {
         let labels = with(&base, &[(METRIC_NAME, family)]);
         if is_stale(p.flags) {
             if is_delta {
-                self.delta.forget(&labels);
+                self.delta().forget(&labels);
             }
             self.saw(t);
             let s = self.series(labels);
@@ -722,13 +725,14 @@ impl Out<'_> {
         }
         if is_delta {
             total.shrink();
-            match self.delta.accumulate(
+            let acc = self.delta().accumulate(
                 &labels,
                 p.start_time_unix_nano,
                 p.time_unix_nano,
                 Total::Exponential(total),
                 self.now_ms,
-            ) {
+            );
+            match acc {
                 Ok(Total::Exponential(t)) => total = t,
                 Ok(_) => return self.reject(1, metric, "delta state of another kind"),
                 Err(e) => return self.reject(1, metric, e),
