@@ -326,7 +326,8 @@ impl Out<'_> {
     }
 
     fn metadata(&mut self, family: &str, kind: MetricType, metric: &m::Metric) {
-        if self.families.insert(family.to_string()) {
+        if !self.families.contains(family) {
+            self.families.insert(family.to_string());
             self.t.batch.metadata.push(Metadata {
                 metric_family: family.to_string(),
                 kind,
