@@ -18,9 +18,18 @@ use std::process::ExitCode;
 const OUTPUTS: [(&str, &str); 6] = [
     ("prometheus.rs", "remote_write/proto/v1.rs"),
     ("io.prometheus.write.v2.rs", "remote_write/proto/v2.rs"),
-    ("opentelemetry.proto.common.v1.rs", "otlp/proto/common/v1.rs"),
-    ("opentelemetry.proto.resource.v1.rs", "otlp/proto/resource/v1.rs"),
-    ("opentelemetry.proto.metrics.v1.rs", "otlp/proto/metrics/v1.rs"),
+    (
+        "opentelemetry.proto.common.v1.rs",
+        "otlp/proto/common/v1.rs",
+    ),
+    (
+        "opentelemetry.proto.resource.v1.rs",
+        "otlp/proto/resource/v1.rs",
+    ),
+    (
+        "opentelemetry.proto.metrics.v1.rs",
+        "otlp/proto/metrics/v1.rs",
+    ),
     (
         "opentelemetry.proto.collector.metrics.v1.rs",
         "otlp/proto/collector/metrics/v1.rs",
