@@ -11,6 +11,10 @@
 #   bench/run.sh [--targets sextant,prometheus,victoria-metrics] [--series 100000] [--steps 960]
 #                [--senders 4] [--seed 1] [--start-ms MS] [--block-wait 240] [--out FILE]
 #                [--query-runs 5] [--query-warmup 1] [--no-query] [--keep] [--no-build]
+#                [--sextant-protocol remote-write|otlp]
+#
+# --sextant-protocol otlp sends Sextant the same samples as OTLP/HTTP gauges on /v1/metrics
+# (the peers keep remote_write: Debian's Prometheus 2.42 has no OTLP receiver).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -27,6 +31,7 @@ BUILD=1
 QUERY_RUNS=5
 QUERY_WARMUP=1
 QUERY=1
+SEXTANT_PROTOCOL=remote-write
 CMDLINE="bench/run.sh $*"
 
 die() { echo "run.sh: $*" >&2; exit 1; }
@@ -47,7 +52,8 @@ while [ $# -gt 0 ]; do
     --no-query) QUERY=0; shift ;;
     --keep) KEEP=1; shift ;;
     --no-build) BUILD=0; shift ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    --sextant-protocol) SEXTANT_PROTOCOL=$2; shift 2 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     *) die "unknown flag $1 (see --help)" ;;
   esac
 done
@@ -55,6 +61,7 @@ done
 for t in ${TARGETS//,/ }; do
   case "$t" in sextant|prometheus|victoria-metrics) ;; *) die "unknown target $t" ;; esac
 done
+case "$SEXTANT_PROTOCOL" in remote-write|otlp) ;; *) die "--sextant-protocol: remote-write or otlp" ;; esac
 has_target() { [[ ",$TARGETS," == *",$1,"* ]]; }
 for tool in curl jq python3 du; do command -v "$tool" >/dev/null || die "$tool is required"; done
 has_target prometheus && { command -v prometheus >/dev/null || die "prometheus not found (apt-get install -y prometheus)"; }
@@ -243,7 +250,11 @@ for name in ${TARGETS//,/ }; do
   cold=$(wait_ready "$name" "$port" 120)
   cpu0=$(cpu_s "$PID")
   set +e
-  "$LOADGEN" --url "http://127.0.0.1:$port/api/v1/write" --name "$name" --series "$SERIES" \
+  url="http://127.0.0.1:$port/api/v1/write"; proto=remote-write
+  if [ "$name" = sextant ] && [ "$SEXTANT_PROTOCOL" = otlp ]; then
+    url="http://127.0.0.1:$port/v1/metrics"; proto=otlp
+  fi
+  "$LOADGEN" --url "$url" --protocol "$proto" --name "$name" --series "$SERIES" \
     --steps "$STEPS" --senders "$SENDERS" --seed "$SEED" --start-ms "$START_MS" \
     > "$WORK/$name.loadgen.json"
   lg_rc=$?

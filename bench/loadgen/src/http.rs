@@ -39,6 +39,8 @@ pub struct Client {
     url: Url,
     conn: Option<BufReader<TcpStream>>,
     head: Vec<u8>,
+    /// Send OTLP/HTTP protobuf (uncompressed) instead of snappy remote_write.
+    otlp: bool,
 }
 
 /// Status code and (truncated) body of a response.
@@ -53,10 +55,20 @@ impl Client {
             url,
             conn: None,
             head: Vec::with_capacity(512),
+            otlp: false,
         }
     }
 
-    /// POSTs a snappy-compressed remote_write 1.0 body. I/O errors drop the connection.
+    /// A client whose POSTs are OTLP/HTTP protobuf `ExportMetricsServiceRequest`s.
+    pub fn new_otlp(url: Url) -> Client {
+        Client {
+            otlp: true,
+            ..Client::new(url)
+        }
+    }
+
+    /// POSTs a snappy-compressed remote_write 1.0 body (or an OTLP body for [`Client::new_otlp`]).
+    /// I/O errors drop the connection.
     pub fn post_remote_write(&mut self, body: &[u8]) -> io::Result<Response> {
         let r = self.try_post(body);
         if r.is_err() {
@@ -110,11 +122,15 @@ impl Client {
         conn.get_ref()
             .set_read_timeout(Some(Duration::from_secs(120)))?;
         self.head.clear();
+        let proto_headers = if self.otlp {
+            ""
+        } else {
+            "Content-Encoding: snappy\r\nX-Prometheus-Remote-Write-Version: 0.1.0\r\n"
+        };
         write!(
             self.head,
             "POST {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: sextant-loadgen\r\n\
-             Content-Type: application/x-protobuf\r\nContent-Encoding: snappy\r\n\
-             X-Prometheus-Remote-Write-Version: 0.1.0\r\nContent-Length: {}\r\n\r\n",
+             Content-Type: application/x-protobuf\r\n{proto_headers}Content-Length: {}\r\n\r\n",
             self.url.path,
             self.url.host_port,
             body.len()

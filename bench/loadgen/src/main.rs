@@ -1,5 +1,6 @@
 //! `loadgen` sends a deterministic agent-fleet workload to a Prometheus remote_write 1.0
-//! endpoint (protobuf + snappy) and prints one JSON line of results on stdout.
+//! endpoint (protobuf + snappy), or with `--protocol otlp` as OTLP/HTTP gauges to `/v1/metrics`,
+//! and prints one JSON line of results on stdout.
 //!
 //! Senders own disjoint sets of series (like Prometheus' remote-write shards), send each
 //! series' samples in time order in batches of `--batch` samples, and wait for each other at
@@ -20,11 +21,13 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Barrier, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use workload::{instance_of, timestamp, unit_labels, units_for, Unit, SERIES_PER_UNIT};
+use workload::{
+    instance_of, timestamp, unit_labels, unit_otlp_series, units_for, Unit, SERIES_PER_UNIT,
+};
 
 const USAGE: &str = "usage: loadgen --url http://HOST:PORT/api/v1/write [--series N] [--steps N]
   [--senders N] [--batch N] [--interval-ms N] [--jitter-ms N] [--seed N] [--start-ms MS]
-  [--max-retries N] [--name LABEL] [--dry-run]
+  [--max-retries N] [--name LABEL] [--protocol remote-write|otlp] [--dry-run]
 
   --series      active series (rounded up to whole units of 17)      default 100000
   --steps       scrapes per series (samples per series)              default 960 (4 h at 15 s)
@@ -34,6 +37,8 @@ const USAGE: &str = "usage: loadgen --url http://HOST:PORT/api/v1/write [--serie
   --jitter-ms   max per-scrape timestamp jitter                      default 5
   --seed        PRNG seed                                            default 1
   --start-ms    first timestamp; default: now - span, floored to 2 h
+  --protocol    remote-write (snappy protobuf) or otlp (OTLP/HTTP protobuf gauges, one data
+                point per metric, uncompressed; --url .../v1/metrics)  default remote-write
   --dry-run     generate and encode only (measures the generator)
 
        loadgen query --help    query benchmark over the loaded data
@@ -53,6 +58,7 @@ struct Config {
     seed: u64,
     start_ms: i64,
     max_retries: u32,
+    otlp: bool,
 }
 
 fn parse_args() -> Result<Config, String> {
@@ -70,6 +76,7 @@ fn parse_args() -> Result<Config, String> {
         seed: 1,
         start_ms: -1,
         max_retries: 12,
+        otlp: false,
     };
     let mut dry = false;
     while let Some(a) = args.next() {
@@ -96,6 +103,13 @@ fn parse_args() -> Result<Config, String> {
             "--seed" => c.seed = num(&v)?,
             "--start-ms" => c.start_ms = num(&v)? as i64,
             "--max-retries" => c.max_retries = num(&v)? as u32,
+            "--protocol" => {
+                c.otlp = match v.as_str() {
+                    "remote-write" => false,
+                    "otlp" => true,
+                    _ => return Err(format!("--protocol {v:?}: remote-write or otlp\n{USAGE}")),
+                }
+            }
             _ => return Err(format!("unknown flag {a}\n{USAGE}")),
         }
     }
@@ -152,6 +166,16 @@ fn send(c: &Config, client: Option<&mut http::Client>, body: &[u8], samples: u64
         }
         stats.requests.fetch_add(1, Relaxed);
         match client.post_remote_write(body) {
+            // An OTLP answer with a body carries `partial_success`: some points were refused.
+            Ok(r) if (200..300).contains(&r.status) && c.otlp && !r.body.is_empty() => {
+                stats.note_error(format!(
+                    "HTTP {} with partial_success (some points rejected): {}",
+                    r.status,
+                    String::from_utf8_lossy(&r.body).trim()
+                ));
+                stats.rejected.fetch_add(samples, Relaxed);
+                return;
+            }
             Ok(r) if (200..300).contains(&r.status) => {
                 stats.acked.fetch_add(samples, Relaxed);
                 return;
@@ -181,15 +205,33 @@ fn send(c: &Config, client: Option<&mut http::Client>, body: &[u8], samples: u64
 fn sender(c: &Config, id: usize, n_units: usize, barrier: &Barrier, stats: &Stats) {
     let mut units: Vec<(usize, Unit, Vec<Vec<u8>>)> = (id..n_units)
         .step_by(c.senders)
-        .map(|u| (u, Unit::new(c.seed, u), unit_labels(u)))
+        .map(|u| {
+            let series = if c.otlp {
+                unit_otlp_series(u)
+            } else {
+                unit_labels(u)
+            };
+            (u, Unit::new(c.seed, u), series)
+        })
         .collect();
-    let mut client = c.url.clone().map(http::Client::new);
+    let mut client = c.url.clone().map(if c.otlp {
+        http::Client::new_otlp
+    } else {
+        http::Client::new
+    });
     let mut enc = snap::raw::Encoder::new();
     let mut raw = Vec::with_capacity(c.batch * 200);
     let mut packed = Vec::new();
     let mut in_batch = 0u64;
     let mut vals = [0.0; SERIES_PER_UNIT];
     let mut flush = |raw: &mut Vec<u8>, in_batch: &mut u64| {
+        if c.otlp {
+            proto::wrap_otlp_request(raw, &mut packed);
+            send(c, client.as_mut(), &packed, *in_batch, stats);
+            raw.clear();
+            *in_batch = 0;
+            return;
+        }
         packed.resize(snap::raw::max_compress_len(raw.len()), 0);
         match enc.compress(raw, &mut packed) {
             Ok(n) => send(c, client.as_mut(), &packed[..n], *in_batch, stats),
@@ -211,7 +253,11 @@ fn sender(c: &Config, id: usize, n_units: usize, barrier: &Barrier, stats: &Stat
             );
             unit.step(&mut vals);
             for (l, v) in labels.iter().zip(vals) {
-                proto::put_series_sample(&mut raw, l, v, ts);
+                if c.otlp {
+                    proto::put_otlp_sample(&mut raw, l, v, ts);
+                } else {
+                    proto::put_series_sample(&mut raw, l, v, ts);
+                }
                 in_batch += 1;
                 if in_batch as usize >= c.batch {
                     flush(&mut raw, &mut in_batch);

@@ -1,4 +1,5 @@
-//! Hand-written encoder for the Prometheus remote_write 1.0 `WriteRequest` protobuf.
+//! Hand-written encoders for the Prometheus remote_write 1.0 `WriteRequest` protobuf and (for
+//! `--protocol otlp`) the OTLP `ExportMetricsServiceRequest` with gauge points.
 //!
 //! It is written independently of any generated code on purpose: the benchmark then also
 //! cross-checks the server's decoder. Only the fields remote_write 1.0 needs are encoded:
@@ -64,6 +65,67 @@ pub fn put_series_sample(buf: &mut Vec<u8>, encoded_labels: &[u8], value: f64, t
     buf.extend_from_slice(&value.to_bits().to_le_bytes());
     buf.push(2 << 3);
     put_varint(buf, ts_ms as u64);
+}
+
+/// Pre-encodes an OTLP gauge series: `Metric.name` (field 1) followed by the
+/// `NumberDataPoint.attributes` (field 7, `KeyValue { key = 1; AnyValue value = 2 { string_value
+/// = 1 } }`), separated by a 4-byte little-endian length of the name part. `__name__` becomes
+/// the metric name, every other label an attribute.
+pub fn otlp_series(labels: &[(&str, &str)]) -> Vec<u8> {
+    let mut name = Vec::new();
+    let mut attrs = Vec::new();
+    let (mut kv, mut any) = (Vec::new(), Vec::new());
+    for (n, v) in labels {
+        if *n == "__name__" {
+            put_bytes(&mut name, 1, v.as_bytes());
+            continue;
+        }
+        kv.clear();
+        any.clear();
+        put_bytes(&mut kv, 1, n.as_bytes());
+        put_bytes(&mut any, 1, v.as_bytes());
+        put_bytes(&mut kv, 2, &any);
+        put_bytes(&mut attrs, 7, &kv);
+    }
+    let mut out = (name.len() as u32).to_le_bytes().to_vec();
+    out.extend_from_slice(&name);
+    out.extend_from_slice(&attrs);
+    out
+}
+
+/// Appends one `ScopeMetrics.metrics` entry (field 2): a gauge `Metric` with one
+/// `NumberDataPoint { time_unix_nano = 3 (fixed64); as_double = 4 (double) }`.
+pub fn put_otlp_sample(buf: &mut Vec<u8>, series: &[u8], value: f64, ts_ms: i64) {
+    let (len, rest) = series.split_at(4);
+    let name_len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
+    let (name, attrs) = rest.split_at(name_len);
+    let dp_len = attrs.len() + 9 + 9;
+    let gauge_len = 1 + varint_len(dp_len as u64) + dp_len;
+    let metric_len = name.len() + 1 + varint_len(gauge_len as u64) + gauge_len;
+    put_varint(buf, 2 << 3 | 2);
+    put_varint(buf, metric_len as u64);
+    buf.extend_from_slice(name);
+    put_varint(buf, 5 << 3 | 2);
+    put_varint(buf, gauge_len as u64);
+    put_varint(buf, 1 << 3 | 2);
+    put_varint(buf, dp_len as u64);
+    buf.extend_from_slice(attrs);
+    buf.push(3 << 3 | 1);
+    buf.extend_from_slice(&((ts_ms as u64).wrapping_mul(1_000_000)).to_le_bytes());
+    buf.push(4 << 3 | 1);
+    buf.extend_from_slice(&value.to_bits().to_le_bytes());
+}
+
+/// Wraps `ScopeMetrics` content in `ResourceMetrics.scope_metrics` (field 2) and
+/// `ExportMetricsServiceRequest.resource_metrics` (field 1), into `out` (cleared first).
+pub fn wrap_otlp_request(scope_metrics: &[u8], out: &mut Vec<u8>) {
+    out.clear();
+    let rm_len = 1 + varint_len(scope_metrics.len() as u64) + scope_metrics.len();
+    put_varint(out, 1 << 3 | 2);
+    put_varint(out, rm_len as u64);
+    put_varint(out, 2 << 3 | 2);
+    put_varint(out, scope_metrics.len() as u64);
+    out.extend_from_slice(scope_metrics);
 }
 
 #[cfg(test)]

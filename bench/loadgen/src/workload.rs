@@ -49,6 +49,29 @@ pub fn instance_of(unit: usize) -> usize {
 
 /// Pre-encoded label sets of a unit's series, in the order [`Unit::step`] emits values.
 pub fn unit_labels(unit: usize) -> Vec<Vec<u8>> {
+    unit_label_sets(unit)
+        .into_iter()
+        .map(|l| {
+            let refs: Vec<(&str, &str)> = l.iter().map(|(n, v)| (*n, v.as_str())).collect();
+            encode_labels(&refs)
+        })
+        .collect()
+}
+
+/// The same series as OTLP gauges (pre-encoded name and attributes, see
+/// [`crate::proto::otlp_series`]); they translate back to exactly the remote_write label sets.
+pub fn unit_otlp_series(unit: usize) -> Vec<Vec<u8>> {
+    unit_label_sets(unit)
+        .into_iter()
+        .map(|l| {
+            let refs: Vec<(&str, &str)> = l.iter().map(|(n, v)| (*n, v.as_str())).collect();
+            crate::proto::otlp_series(&refs)
+        })
+        .collect()
+}
+
+/// Label sets (sorted by name) of a unit's series, in the order [`Unit::step`] emits values.
+fn unit_label_sets(unit: usize) -> Vec<Vec<(&'static str, String)>> {
     let inst = instance_of(unit);
     let model = MODELS[(unit / TOOLS.len()) % MODELS.len()];
     let tool = TOOLS[unit % TOOLS.len()];
@@ -82,8 +105,7 @@ pub fn unit_labels(unit: usize) -> Vec<Vec<u8>> {
     sets.into_iter()
         .map(|mut l| {
             l.sort_by(|a, b| a.0.cmp(b.0));
-            let refs: Vec<(&str, &str)> = l.iter().map(|(n, v)| (*n, v.as_str())).collect();
-            encode_labels(&refs)
+            l
         })
         .collect()
 }

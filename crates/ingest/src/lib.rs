@@ -7,9 +7,11 @@
 //!   Content-Type in [`text::parse_exposition`].
 //! - [`influx`]: InfluxDB line protocol, mapped to series like VictoriaMetrics does.
 //! - [`scrape`]: Prometheus-style scraping (config, discovery, relabeling, scrape loops).
+//! - [`otlp`]: OTLP/HTTP metrics (protobuf and JSON) translated to Prometheus series.
 //! - [`sink`]: the seam to storage that every protocol writes through.
 
 pub mod influx;
+pub mod otlp;
 pub mod remote_write;
 pub mod scrape;
 pub mod sink;

@@ -3,6 +3,7 @@
 //! the TSDB, and shape answers exactly like Prometheus (same JSON, same error types).
 
 mod api;
+mod otlp;
 mod params;
 mod query;
 mod rules_api;
@@ -72,6 +73,7 @@ pub struct AppState {
     pub start_unix: f64,
     write_slots: tokio::sync::Semaphore,
     pub(crate) ingest: write::IngestMetrics,
+    pub(crate) otlp: otlp::OtlpState,
     pub query_limits: QueryLimits,
     query_slots: Arc<tokio::sync::Semaphore>,
     rules: std::sync::OnceLock<Arc<sextant_rules::Manager>>,
@@ -105,6 +107,7 @@ impl AppState {
             start_unix: sextant_model::time::now_ms() as f64 / 1000.0,
             write_slots: tokio::sync::Semaphore::new(slots),
             ingest: write::IngestMetrics::default(),
+            otlp: otlp::OtlpState::default(),
             query_limits,
             query_slots,
             rules: std::sync::OnceLock::new(),
@@ -144,6 +147,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/write", post(write::influx_write_v1))
         .route("/api/v2/write", post(write::influx_write_v2))
         .route("/ping", get(write::influx_ping).head(write::influx_ping))
+        .route("/v1/metrics", post(otlp::metrics))
         .route("/api/v1/query", get(query::query).post(query::query))
         .route(
             "/api/v1/query_range",

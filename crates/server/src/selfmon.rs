@@ -391,6 +391,7 @@ pub fn render_metrics(st: &AppState) -> String {
         "sextant_ingest_exemplars_received_total {}",
         load(&ing.exemplars_received)
     );
+    crate::otlp::render(st, &mut o);
 
     {
         let hm = st.http.by_handler.lock().unwrap_or_else(|e| e.into_inner());

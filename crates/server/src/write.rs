@@ -86,7 +86,7 @@ fn store(db: &Db, batch: WriteBatch) -> Result<Stored, sextant_tsdb::db::DbError
     Ok(out)
 }
 
-async fn with_slot<F>(st: &Arc<AppState>, f: F) -> Response
+pub(crate) async fn with_slot<F>(st: &Arc<AppState>, f: F) -> Response
 where
     F: FnOnce() -> Response + Send + 'static,
 {
