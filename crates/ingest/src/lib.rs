@@ -4,8 +4,10 @@
 //!
 //! - [`remote_write`]: Prometheus remote write 1.0 and 2.0 (protobuf + snappy).
 //! - [`text`]: the Prometheus text exposition format 0.0.4 (plus OpenMetrics' `# EOF`).
+//! - [`push`]: Pushgateway-compatible push groups (PUT/POST/DELETE, TTL, persistence).
 //! - [`sink`]: the seam to storage that every protocol writes through.
 
+pub mod push;
 pub mod remote_write;
 pub mod sink;
 pub mod text;

@@ -1,0 +1,383 @@
+//! The push groups and the Pushgateway's rules for changing them. Pure: no I/O, the current
+//! time is an argument, so every rule is unit-tested with exact times.
+//!
+//! A group is a set of metric families. PUT replaces all of them, POST only those with the
+//! names it carries; a family is everything the text format groups under one name (a
+//! histogram's `_bucket`/`_sum`/`_count` lines belong to it). Before a push is applied it is
+//! checked the way the Pushgateway's gatherer checks it: no timestamps, no reserved label
+//! names, the same family must have the same type in every group, and no two samples may end
+//! up with the same labels. A refused push changes nothing but the group's
+//! `push_failure_time_seconds` (and creates the group if it did not exist, as the
+//! Pushgateway does).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use sextant_model::{Labels, MetricType, METRIC_NAME};
+
+use super::{GroupingKey, PushError, PUSH_FAILURE_TIME_METRIC, PUSH_TIME_METRIC};
+
+/// One metric family of a group.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Family {
+    pub kind: MetricType,
+    pub help: String,
+    /// Samples with their final labels (metric name, pushed labels, grouping labels).
+    pub samples: Vec<(Labels, f64)>,
+    /// When the push that last set this family happened (ms since the epoch).
+    pub pushed_ms: i64,
+}
+
+/// One push group.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Group {
+    pub key: GroupingKey,
+    /// Pushed families by name (never the two `push_*` gauges; those are derived).
+    pub families: BTreeMap<String, Family>,
+    /// Last successful PUT/POST (ms), `None` if there was none.
+    pub push_time_ms: Option<i64>,
+    /// Last failed PUT/POST (ms), `None` if there was none.
+    pub failure_time_ms: Option<i64>,
+    /// TTL given with the last successful push (ms).
+    pub ttl_ms: Option<i64>,
+    /// When the group expires (ms), if it has a TTL.
+    pub expires_at_ms: Option<i64>,
+}
+
+impl Group {
+    fn new(key: GroupingKey) -> Self {
+        Group {
+            key,
+            families: BTreeMap::new(),
+            push_time_ms: None,
+            failure_time_ms: None,
+            ttl_ms: None,
+            expires_at_ms: None,
+        }
+    }
+
+    /// Labels of the group's own gauges: the grouping labels plus the metric name.
+    pub fn gauge_labels(&self, name: &str) -> Labels {
+        Labels::from_pairs(
+            self.key
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .chain([(METRIC_NAME, name)]),
+        )
+    }
+
+    /// `push_time_seconds` and `push_failure_time_seconds` (0 when never), as families.
+    pub fn push_gauges(&self) -> [(&'static str, Family); 2] {
+        let fam = |name: &str, help: &str, t: Option<i64>| Family {
+            kind: MetricType::Gauge,
+            help: help.to_string(),
+            samples: vec![(
+                self.gauge_labels(name),
+                t.map_or(0.0, |t| t as f64 / 1000.0),
+            )],
+            pushed_ms: t.unwrap_or(0),
+        };
+        [
+            (
+                PUSH_TIME_METRIC,
+                fam(
+                    PUSH_TIME_METRIC,
+                    "Last Unix time when changing this group in the Pushgateway succeeded.",
+                    self.push_time_ms,
+                ),
+            ),
+            (
+                PUSH_FAILURE_TIME_METRIC,
+                fam(
+                    PUSH_FAILURE_TIME_METRIC,
+                    "Last Unix time when changing this group in the Pushgateway failed.",
+                    self.failure_time_ms,
+                ),
+            ),
+        ]
+    }
+
+    /// True unless the last PUT/POST failed (the Pushgateway's `last_push_successful`).
+    pub fn last_push_successful(&self) -> bool {
+        self.failure_time_ms.unwrap_or(0) <= self.push_time_ms.unwrap_or(0)
+    }
+
+    /// Every series of the group with its current value, the `push_*` gauges included.
+    pub fn series(&self) -> impl Iterator<Item = (&Labels, f64)> + '_ {
+        self.families
+            .values()
+            .flat_map(|f| f.samples.iter().map(|(l, v)| (l, *v)))
+    }
+
+    /// Every series' labels, the `push_*` gauges included.
+    pub fn all_series_labels(&self) -> Vec<Labels> {
+        let mut out: Vec<Labels> = self.series().map(|(l, _)| l.clone()).collect();
+        out.push(self.gauge_labels(PUSH_TIME_METRIC));
+        out.push(self.gauge_labels(PUSH_FAILURE_TIME_METRIC));
+        out
+    }
+}
+
+/// A parsed push body: families by name, before grouping labels are applied.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ParsedBody {
+    pub families: BTreeMap<String, Family>,
+    /// Some sample carried its own timestamp (the Pushgateway refuses those pushes).
+    pub has_timestamps: bool,
+}
+
+/// Parses a push body. Today that is the text format 0.0.4 whatever the content type says
+/// (the Pushgateway's fallback too); this is the one place a new format plugs in.
+pub fn parse_body(body: &[u8], _content_type: Option<&str>) -> Result<ParsedBody, PushError> {
+    let text = std::str::from_utf8(body)
+        .map_err(|e| PushError::Body(format!("body is not valid UTF-8: {e}")))?;
+    // No sample may carry a timestamp; a sentinel default shows which ones did.
+    const NO_TS: i64 = i64::MIN;
+    let batch = crate::text::parse_text(text, NO_TS)
+        .map_err(|e| PushError::Body(format!("text format parsing error in {e}")))?;
+    let meta: HashMap<&str, &sextant_model::Metadata> = batch
+        .metadata
+        .iter()
+        .map(|m| (m.metric_family.as_str(), m))
+        .collect();
+    let mut out = ParsedBody::default();
+    for (labels, sample) in &batch.samples {
+        if sample.t != NO_TS {
+            out.has_timestamps = true;
+        }
+        let name = labels.metric_name().unwrap_or_default();
+        let family = family_of(name, &meta);
+        let f = out.families.entry(family.to_string()).or_insert_with(|| {
+            let m = meta.get(family);
+            Family {
+                kind: m.map(|m| m.kind).unwrap_or_default(),
+                help: m.map(|m| m.help.clone()).unwrap_or_default(),
+                samples: Vec::new(),
+                pushed_ms: 0,
+            }
+        });
+        f.samples.push((labels.clone(), sample.v));
+    }
+    Ok(out)
+}
+
+/// The family a sample line belongs to, like the text parser of Prometheus' client library:
+/// its own name if that has a `# TYPE`, else `x` for `x_bucket`/`x_sum`/`x_count` of a
+/// histogram `x` and `x_sum`/`x_count` of a summary `x`, else its own name.
+fn family_of<'a>(name: &'a str, meta: &HashMap<&str, &sextant_model::Metadata>) -> &'a str {
+    if meta.contains_key(name) {
+        return name;
+    }
+    for (suffix, kinds) in [
+        (
+            "_bucket",
+            &[MetricType::Histogram, MetricType::GaugeHistogram][..],
+        ),
+        (
+            "_sum",
+            &[
+                MetricType::Histogram,
+                MetricType::GaugeHistogram,
+                MetricType::Summary,
+            ][..],
+        ),
+        (
+            "_count",
+            &[
+                MetricType::Histogram,
+                MetricType::GaugeHistogram,
+                MetricType::Summary,
+            ][..],
+        ),
+    ] {
+        if let Some(base) = name.strip_suffix(suffix) {
+            if meta.get(base).is_some_and(|m| kinds.contains(&m.kind)) {
+                return base;
+            }
+        }
+    }
+    name
+}
+
+/// What a successful change did to storage-visible series.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Change {
+    /// Series that existed before and are gone now (they get staleness markers).
+    pub removed: Vec<Labels>,
+}
+
+/// All push groups.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct GroupStore {
+    groups: BTreeMap<GroupingKey, Group>,
+}
+
+impl GroupStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Builds a store from restored groups.
+    pub fn from_groups(groups: impl IntoIterator<Item = Group>) -> Self {
+        GroupStore {
+            groups: groups.into_iter().map(|g| (g.key.clone(), g)).collect(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.groups.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.groups.is_empty()
+    }
+
+    pub fn get(&self, key: &GroupingKey) -> Option<&Group> {
+        self.groups.get(key)
+    }
+
+    pub fn groups(&self) -> impl Iterator<Item = &Group> {
+        self.groups.values()
+    }
+
+    /// Applies a PUT (`replace`) or POST. On success the group holds the new families,
+    /// `push_time_seconds` is `now_ms` and the TTL is the request's (none: never expires).
+    /// On a consistency error only `push_failure_time_seconds` changes.
+    pub fn push(
+        &mut self,
+        key: GroupingKey,
+        body: ParsedBody,
+        replace: bool,
+        ttl_ms: Option<i64>,
+        now_ms: i64,
+    ) -> Result<Change, PushError> {
+        let checked = self.check(&key, body, replace, now_ms);
+        let group = self.groups.entry(key.clone()).or_insert_with(|| {
+            let mut g = Group::new(key);
+            g.ttl_ms = ttl_ms;
+            g.expires_at_ms = ttl_ms.map(|t| now_ms.saturating_add(t));
+            g
+        });
+        let families = match checked {
+            Ok(f) => f,
+            Err(e) => {
+                group.failure_time_ms = Some(now_ms);
+                return Err(e);
+            }
+        };
+        let before: HashSet<Labels> = group.series().map(|(l, _)| l.clone()).collect();
+        group.families = families;
+        group.push_time_ms = Some(now_ms);
+        group.ttl_ms = ttl_ms;
+        group.expires_at_ms = ttl_ms.map(|t| now_ms.saturating_add(t));
+        let after: HashSet<&Labels> = group.series().map(|(l, _)| l).collect();
+        let mut removed: Vec<Labels> = before.into_iter().filter(|l| !after.contains(l)).collect();
+        removed.sort();
+        Ok(Change { removed })
+    }
+
+    /// The group's families after the push, or why the push is refused.
+    fn check(
+        &self,
+        key: &GroupingKey,
+        body: ParsedBody,
+        replace: bool,
+        now_ms: i64,
+    ) -> Result<BTreeMap<String, Family>, PushError> {
+        if body.has_timestamps {
+            return Err(PushError::Inconsistent(
+                "pushed metrics must not have timestamps".to_string(),
+            ));
+        }
+        let mut pushed = body.families;
+        // The Pushgateway's own gauges override pushed families of that name.
+        pushed.remove(PUSH_TIME_METRIC);
+        pushed.remove(PUSH_FAILURE_TIME_METRIC);
+        for (name, fam) in pushed.iter_mut() {
+            fam.pushed_ms = now_ms;
+            for (labels, _) in fam.samples.iter_mut() {
+                if let Some(l) = labels
+                    .iter()
+                    .find(|l| l.name != METRIC_NAME && l.name.starts_with("__"))
+                {
+                    return Err(PushError::Inconsistent(format!(
+                        "metric {labels} of family {name:?} has a label with a reserved name: {:?} (names starting with \"__\" are reserved)",
+                        l.name
+                    )));
+                }
+                for (k, v) in key {
+                    labels.set(k, v);
+                }
+            }
+        }
+        let mut families = match (replace, self.groups.get(key)) {
+            (false, Some(g)) => g.families.clone(),
+            _ => BTreeMap::new(),
+        };
+        families.extend(pushed);
+
+        // No two samples of the result may have the same labels ...
+        let mut seen: HashSet<&Labels> = HashSet::new();
+        for fam in families.values() {
+            for (labels, _) in &fam.samples {
+                if !seen.insert(labels) {
+                    return Err(PushError::Inconsistent(format!(
+                        "metric {labels} was pushed more than once with the same name and label values"
+                    )));
+                }
+            }
+        }
+        // ... nor clash with another group's, and a family has one type everywhere.
+        for other in self.groups.values().filter(|g| &g.key != key) {
+            for (name, fam) in &families {
+                let Some(theirs) = other.families.get(name) else {
+                    continue;
+                };
+                if theirs.kind != fam.kind {
+                    return Err(PushError::Inconsistent(format!(
+                        "metric family {name:?} is pushed as {} but is {} in group {}",
+                        type_name(fam.kind),
+                        type_name(theirs.kind),
+                        format_key(&other.key)
+                    )));
+                }
+                if let Some((labels, _)) = theirs.samples.iter().find(|(l, _)| seen.contains(l)) {
+                    return Err(PushError::Inconsistent(format!(
+                        "metric {labels} is already pushed with the same name and label values in group {}",
+                        format_key(&other.key)
+                    )));
+                }
+            }
+        }
+        Ok(families)
+    }
+
+    /// Removes a group (DELETE); returns the series that disappear.
+    pub fn delete(&mut self, key: &GroupingKey) -> Option<Vec<Labels>> {
+        self.groups.remove(key).map(|g| g.all_series_labels())
+    }
+
+    /// Removes every group whose TTL has passed at `now_ms`; returns them.
+    pub fn expire(&mut self, now_ms: i64) -> Vec<Group> {
+        let due: Vec<GroupingKey> = self
+            .groups
+            .values()
+            .filter(|g| g.expires_at_ms.is_some_and(|t| t <= now_ms))
+            .map(|g| g.key.clone())
+            .collect();
+        due.iter().filter_map(|k| self.groups.remove(k)).collect()
+    }
+}
+
+/// The type as the text format names it (`untyped` for unknown).
+pub fn type_name(t: MetricType) -> &'static str {
+    match t {
+        MetricType::Unknown => "untyped",
+        other => other.as_str(),
+    }
+}
+
+/// `{job="x",a="b"}` for messages.
+pub fn format_key(key: &GroupingKey) -> String {
+    let inner: Vec<String> = key.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+    format!("{{{}}}", inner.join(","))
+}

@@ -1,0 +1,544 @@
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sextant_model::{is_stale_nan, Labels};
+
+use super::path::{decode_base64, encode_base64};
+use super::service::render_text;
+use super::*;
+use crate::remote_write::WriteBatch;
+use crate::{Sink, SinkError, Stored};
+
+fn key(pairs: &[(&str, &str)]) -> GroupingKey {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn body(s: &str) -> ParsedBody {
+    parse_body(s.as_bytes(), None).expect("body parses")
+}
+
+fn labels(pairs: &[(&str, &str)]) -> Labels {
+    Labels::from_pairs(pairs.iter().copied())
+}
+
+/// (labels, value) of every pushed sample in a group, sorted.
+fn samples(store: &GroupStore, k: &GroupingKey) -> Vec<(String, f64)> {
+    let mut v: Vec<(String, f64)> = store
+        .get(k)
+        .expect("group exists")
+        .series()
+        .map(|(l, v)| (l.to_string(), v))
+        .collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+#[test]
+fn path_plain_and_base64() {
+    assert_eq!(
+        parse_grouping_path("/metrics/job/backup").unwrap(),
+        key(&[("job", "backup")])
+    );
+    assert_eq!(
+        parse_grouping_path("/metrics/job/backup/").unwrap(),
+        key(&[("job", "backup")])
+    );
+    assert_eq!(
+        parse_grouping_path("/metrics/job/directory_cleaner/path@base64/L3Zhci90bXA").unwrap(),
+        key(&[("job", "directory_cleaner"), ("path", "/var/tmp")])
+    );
+    // Padding is optional; a lone '=' is the empty value.
+    assert_eq!(
+        parse_grouping_path("/metrics/job/example/first_label@base64/=/second_label/foobar")
+            .unwrap(),
+        key(&[
+            ("job", "example"),
+            ("first_label", ""),
+            ("second_label", "foobar")
+        ])
+    );
+    assert_eq!(
+        parse_grouping_path("/metrics/job/titan/name@base64/zqDPgc6_zrzOt864zrXPjc-C").unwrap(),
+        key(&[("job", "titan"), ("name", "Προμηθεύς")])
+    );
+    assert_eq!(
+        parse_grouping_path(
+            "/metrics/job/titan/name/%CE%A0%CF%81%CE%BF%CE%BC%CE%B7%CE%B8%CE%B5%CF%8D%CF%82"
+        )
+        .unwrap(),
+        key(&[("job", "titan"), ("name", "Προμηθεύς")])
+    );
+    assert_eq!(
+        parse_grouping_path("/metrics/job@base64/YS9i/instance/x").unwrap(),
+        key(&[("job", "a/b"), ("instance", "x")])
+    );
+    assert_eq!(decode_base64("YQ==").unwrap(), "a");
+    assert_eq!(decode_base64("YQ").unwrap(), "a");
+    for s in ["", "a", "ab", "abc", "/var/tmp", "Προμηθεύς"] {
+        assert_eq!(decode_base64(&encode_base64(s)).unwrap(), s);
+    }
+}
+
+#[test]
+fn path_errors() {
+    let err = |p: &str| match parse_grouping_path(p) {
+        Err(PushError::Path(m)) => m,
+        other => panic!("{p}: expected a path error, got {other:?}"),
+    };
+    assert!(err("/metrics/job/x/a").contains("odd number of components"));
+    assert!(err("/metrics/job/x/a/1/b").contains("odd number"));
+    assert!(err("/metrics/job/x/__a/1").contains("improper label name \"__a\""));
+    assert!(err("/metrics/job/x/1a/1").contains("improper label name"));
+    assert!(err("/metrics/job/x/a@base64/!!").contains("invalid base64 encoding for label a"));
+    assert!(err("/metrics/job@base64/%%%").contains("invalid URL escape"));
+    assert!(err("/metrics/job@base64/!").contains("invalid base64 encoding in job name"));
+    assert!(err("/metrics/job@base64/=").contains("job name is required"));
+    assert!(err("/metrics/job/x/a//b/c").contains("empty value for label \"a\""));
+}
+
+#[test]
+fn put_replaces_group_post_replaces_families() {
+    let mut s = GroupStore::new();
+    let k = key(&[("job", "j"), ("instance", "i")]);
+    s.push(
+        k.clone(),
+        body("# TYPE a counter\na 1\n# TYPE b gauge\nb{x=\"1\"} 2\nb{x=\"2\"} 3\n"),
+        true,
+        None,
+        1000,
+    )
+    .unwrap();
+    assert_eq!(
+        samples(&s, &k),
+        vec![
+            ("a{instance=\"i\", job=\"j\"}".to_string(), 1.0),
+            ("b{instance=\"i\", job=\"j\", x=\"1\"}".to_string(), 2.0),
+            ("b{instance=\"i\", job=\"j\", x=\"2\"}".to_string(), 3.0),
+        ]
+    );
+    // POST replaces family b entirely (x="2" goes away), keeps a, adds c.
+    let ch = s
+        .push(k.clone(), body("b{x=\"1\"} 20\nc 5\n"), false, None, 2000)
+        .unwrap();
+    assert_eq!(
+        ch.removed,
+        vec![labels(&[
+            ("__name__", "b"),
+            ("instance", "i"),
+            ("job", "j"),
+            ("x", "2")
+        ])]
+    );
+    assert_eq!(
+        samples(&s, &k),
+        vec![
+            ("a{instance=\"i\", job=\"j\"}".to_string(), 1.0),
+            ("b{instance=\"i\", job=\"j\", x=\"1\"}".to_string(), 20.0),
+            ("c{instance=\"i\", job=\"j\"}".to_string(), 5.0),
+        ]
+    );
+    let g = s.get(&k).unwrap();
+    assert_eq!(g.push_time_ms, Some(2000));
+    assert_eq!(g.families["a"].pushed_ms, 1000);
+    assert_eq!(g.families["b"].pushed_ms, 2000);
+    // POST dropped b's type (the new push did not declare it), like the Pushgateway.
+    assert_eq!(g.families["b"].kind, sextant_model::MetricType::Unknown);
+    // PUT replaces everything.
+    let ch = s.push(k.clone(), body("d 7\n"), true, None, 3000).unwrap();
+    assert_eq!(ch.removed.len(), 3);
+    assert_eq!(
+        samples(&s, &k),
+        vec![("d{instance=\"i\", job=\"j\"}".to_string(), 7.0)]
+    );
+    // PUT with an empty body empties the group but keeps it (with its push time).
+    s.push(k.clone(), body(""), true, None, 4000).unwrap();
+    assert!(samples(&s, &k).is_empty());
+    assert_eq!(s.get(&k).unwrap().push_time_ms, Some(4000));
+    // DELETE removes the group and reports all its series, the push gauges included.
+    let gone = s.delete(&k).unwrap();
+    assert_eq!(gone.len(), 2);
+    assert!(s.get(&k).is_none());
+    assert!(s.delete(&k).is_none());
+}
+
+#[test]
+fn histogram_lines_form_one_family() {
+    let mut s = GroupStore::new();
+    let k = key(&[("job", "j")]);
+    let h = "# HELP lat Latency.\n# TYPE lat histogram\nlat_bucket{le=\"1\"} 1\nlat_bucket{le=\"+Inf\"} 2\nlat_sum 3\nlat_count 2\n# TYPE s summary\ns{quantile=\"0.5\"} 1\ns_sum 2\ns_count 3\nlat_sum_other 1\n";
+    s.push(k.clone(), body(h), true, None, 1).unwrap();
+    let g = s.get(&k).unwrap();
+    let names: Vec<&str> = g.families.keys().map(|s| s.as_str()).collect();
+    assert_eq!(names, vec!["lat", "lat_sum_other", "s"]);
+    assert_eq!(g.families["lat"].samples.len(), 4);
+    assert_eq!(g.families["lat"].help, "Latency.");
+    assert_eq!(g.families["s"].samples.len(), 3);
+    // POST of `lat` replaces all four lines.
+    s.push(
+        k.clone(),
+        body("# TYPE lat histogram\nlat_bucket{le=\"+Inf\"} 5\nlat_sum 1\nlat_count 5\n"),
+        false,
+        None,
+        2,
+    )
+    .unwrap();
+    assert_eq!(s.get(&k).unwrap().families["lat"].samples.len(), 3);
+}
+
+#[test]
+fn grouping_labels_override_pushed_labels() {
+    let mut s = GroupStore::new();
+    let k = key(&[("job", "j"), ("instance", "i1"), ("dc", "")]);
+    s.push(
+        k.clone(),
+        body("m{job=\"other\",instance=\"i2\",dc=\"x\",y=\"1\"} 1\n"),
+        true,
+        None,
+        1,
+    )
+    .unwrap();
+    // job and instance from the path win; an empty grouping value removes the label.
+    assert_eq!(
+        samples(&s, &k),
+        vec![("m{instance=\"i1\", job=\"j\", y=\"1\"}".to_string(), 1.0)]
+    );
+    // A body `instance` is kept when the path does not set one.
+    let k2 = key(&[("job", "j2")]);
+    s.push(k2.clone(), body("m{instance=\"i9\"} 1\n"), true, None, 1)
+        .unwrap();
+    assert_eq!(
+        samples(&s, &k2),
+        vec![("m{instance=\"i9\", job=\"j2\"}".to_string(), 1.0)]
+    );
+}
+
+#[test]
+fn refused_pushes_leave_the_group_and_set_failure_time() {
+    let mut s = GroupStore::new();
+    let k = key(&[("job", "j")]);
+    s.push(k.clone(), body("# TYPE m counter\nm 1\n"), true, None, 1000)
+        .unwrap();
+    let before = samples(&s, &k);
+    let incons = |r: Result<_, PushError>| match r {
+        Err(PushError::Inconsistent(m)) => m,
+        other => panic!("expected an inconsistency, got {other:?}"),
+    };
+    // Timestamps are refused.
+    let m = incons(s.push(k.clone(), body("m 2 12345\n"), true, None, 2000));
+    assert_eq!(m, "pushed metrics must not have timestamps");
+    assert_eq!(samples(&s, &k), before);
+    let g = s.get(&k).unwrap();
+    assert_eq!(
+        (g.push_time_ms, g.failure_time_ms),
+        (Some(1000), Some(2000))
+    );
+    assert!(!g.last_push_successful());
+    // Duplicate series within a push.
+    let m = incons(s.push(k.clone(), body("x 1\nx 2\n"), false, None, 3000));
+    assert!(m.contains("pushed more than once"), "{m}");
+    // Reserved label names.
+    let m = incons(s.push(k.clone(), body("x{__y=\"1\"} 1\n"), false, None, 3000));
+    assert!(m.contains("reserved name"), "{m}");
+    // The same family with another type in another group.
+    let m = incons(s.push(
+        key(&[("job", "other")]),
+        body("# TYPE m gauge\nm 1\n"),
+        true,
+        None,
+        4000,
+    ));
+    assert!(
+        m.contains("pushed as gauge but is counter in group {job=\"j\"}"),
+        "{m}"
+    );
+    // The failed push created the other group, with only a failure time (like the Pushgateway).
+    let other = s.get(&key(&[("job", "other")])).unwrap();
+    assert!(other.families.is_empty());
+    assert_eq!(
+        (other.push_time_ms, other.failure_time_ms),
+        (None, Some(4000))
+    );
+    // Untyped vs counter is a type conflict too.
+    incons(s.push(key(&[("job", "other")]), body("m 1\n"), true, None, 4100));
+    // The same series in two groups (body label equal to the other group's grouping label).
+    s.push(
+        key(&[("job", "j"), ("a", "1")]),
+        body("# TYPE m counter\nm 3\n"),
+        true,
+        None,
+        5000,
+    )
+    .unwrap();
+    let m = incons(s.push(
+        k.clone(),
+        body("# TYPE m counter\nm{a=\"1\"} 4\n"),
+        true,
+        None,
+        6000,
+    ));
+    assert!(m.contains("already pushed"), "{m}");
+    assert_eq!(samples(&s, &k), before);
+    // Different help in two groups is accepted (the Pushgateway only logs it).
+    s.push(
+        key(&[("job", "j"), ("a", "2")]),
+        body("# HELP m other\n# TYPE m counter\nm 3\n"),
+        true,
+        None,
+        7000,
+    )
+    .unwrap();
+    // Parse errors are body errors and do not touch the group.
+    match parse_body(b"m{ 1\n", None) {
+        Err(PushError::Body(m)) => {
+            assert!(m.starts_with("text format parsing error in line 1:"), "{m}")
+        }
+        other => panic!("{other:?}"),
+    }
+    // Pushed push_time_seconds is overridden.
+    s.push(k.clone(), body("push_time_seconds 5\n"), true, None, 8000)
+        .unwrap();
+    assert!(s.get(&k).unwrap().families.is_empty());
+}
+
+#[test]
+fn ttl_expiry() {
+    let mut s = GroupStore::new();
+    let k = key(&[("job", "j")]);
+    s.push(k.clone(), body("m 1\n"), true, Some(60_000), 1000)
+        .unwrap();
+    assert!(s.expire(60_999).is_empty());
+    // A new push restarts the TTL.
+    s.push(k.clone(), body("m 2\n"), false, Some(60_000), 30_000)
+        .unwrap();
+    assert!(s.expire(61_000).is_empty());
+    let gone = s.expire(90_000);
+    assert_eq!(gone.len(), 1);
+    assert!(s.get(&k).is_none());
+    // Without a TTL a group never expires; a push without TTL clears an earlier one.
+    s.push(k.clone(), body("m 1\n"), true, Some(1000), 0)
+        .unwrap();
+    s.push(k.clone(), body("m 1\n"), true, None, 10).unwrap();
+    assert!(s.expire(i64::MAX).is_empty());
+}
+
+/// Records every batch.
+#[derive(Default)]
+struct VecSink(Mutex<Vec<WriteBatch>>);
+
+impl Sink for VecSink {
+    fn store(&self, batch: WriteBatch) -> Result<Stored, SinkError> {
+        self.0.lock().unwrap().push(batch);
+        Ok(Stored::default())
+    }
+}
+
+impl VecSink {
+    /// (labels, t, value-or-"stale") of all samples written, in order.
+    fn written(&self) -> Vec<(String, i64, String)> {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .flat_map(|b| b.series.iter())
+            .flat_map(|s| {
+                s.samples.iter().map(move |x| {
+                    let v = if is_stale_nan(x.v) {
+                        "stale".to_string()
+                    } else {
+                        x.v.to_string()
+                    };
+                    (s.labels.to_string(), x.t, v)
+                })
+            })
+            .collect()
+    }
+    fn clear(&self) {
+        self.0.lock().unwrap().clear();
+    }
+}
+
+fn service(file: Option<std::path::PathBuf>) -> (PushGroups, Arc<VecSink>, Arc<AtomicI64>) {
+    let sink = Arc::new(VecSink::default());
+    let now = Arc::new(AtomicI64::new(1_000_000));
+    let n2 = now.clone();
+    let svc = PushGroups::open(
+        sink.clone(),
+        file,
+        Duration::from_secs(15),
+        Box::new(move || n2.load(Ordering::SeqCst)),
+    );
+    (svc, sink, now)
+}
+
+#[test]
+fn service_writes_reappends_and_marks_stale() {
+    let (svc, sink, now) = service(None);
+    let k = key(&[("job", "j")]);
+    svc.push(k.clone(), b"m{x=\"1\"} 1\nm{x=\"2\"} 2\n", None, true, None)
+        .unwrap();
+    let w = sink.written();
+    assert_eq!(
+        w,
+        vec![
+            ("m{job=\"j\", x=\"1\"}".into(), 1_000_000, "1".into()),
+            ("m{job=\"j\", x=\"2\"}".into(), 1_000_000, "2".into()),
+            (
+                "push_time_seconds{job=\"j\"}".into(),
+                1_000_000,
+                "1000".into()
+            ),
+            (
+                "push_failure_time_seconds{job=\"j\"}".into(),
+                1_000_000,
+                "0".into()
+            ),
+        ]
+    );
+    sink.clear();
+    // First tick re-appends at once; the next only after the interval.
+    now.store(1_001_000, Ordering::SeqCst);
+    svc.tick();
+    assert_eq!(sink.written().len(), 4);
+    sink.clear();
+    now.store(1_010_000, Ordering::SeqCst);
+    svc.tick();
+    assert!(sink.written().is_empty());
+    now.store(1_016_000, Ordering::SeqCst);
+    svc.tick();
+    assert!(sink.written().iter().all(|(_, t, _)| *t == 1_016_000));
+    assert_eq!(sink.written().len(), 4);
+    sink.clear();
+    // PUT without x="2": stale marker for it.
+    svc.push(k.clone(), b"m{x=\"1\"} 3\n", None, true, None)
+        .unwrap();
+    assert!(sink
+        .written()
+        .contains(&("m{job=\"j\", x=\"2\"}".into(), 1_016_001, "stale".into())));
+    sink.clear();
+    // Same clock reading: timestamps still increase.
+    svc.delete(&k);
+    let w = sink.written();
+    assert_eq!(w.len(), 3);
+    assert!(w.iter().all(|(_, t, v)| *t == 1_016_002 && v == "stale"));
+    assert!(svc.is_empty());
+}
+
+#[test]
+fn service_ttl_expiry_counts_and_marks_stale() {
+    let (svc, sink, now) = service(None);
+    let k = key(&[("job", "batch"), ("run", "7")]);
+    svc.push(
+        k.clone(),
+        b"m 1\n",
+        None,
+        true,
+        Some(Duration::from_secs(60)),
+    )
+    .unwrap();
+    svc.tick();
+    sink.clear();
+    now.store(1_059_999, Ordering::SeqCst);
+    svc.tick();
+    assert_eq!(svc.len(), 1);
+    sink.clear();
+    now.store(1_060_000, Ordering::SeqCst);
+    svc.tick();
+    assert_eq!(svc.len(), 0);
+    let w = sink.written();
+    assert_eq!(w.len(), 3, "{w:?}");
+    assert!(w.iter().all(|(_, _, v)| v == "stale"));
+    assert_eq!(svc.expired_totals().get("batch"), Some(&1));
+}
+
+#[test]
+fn persistence_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("push_groups.json");
+    let (svc, _sink, _now) = service(Some(file.clone()));
+    svc.push(
+        key(&[("job", "j"), ("path", "/var/tmp"), ("empty", "")]),
+        "# HELP h Help \\\\ with\\nnewline.\n# TYPE h histogram\nh_bucket{le=\"+Inf\",v=\"Προμηθεύς\"} 2\nh_sum{v=\"Προμηθεύς\"} NaN\nh_count{v=\"Προμηθεύς\"} 2\nneg -Inf\n".as_bytes(),
+        None,
+        true,
+        Some(Duration::from_secs(3600)),
+    )
+    .unwrap();
+    let _ = svc.push(key(&[("job", "failed")]), b"x 1 5\n", None, true, None);
+    let before = svc.groups();
+    assert_eq!(before.len(), 2);
+    drop(svc);
+    let (svc2, _sink, _now) = service(Some(file.clone()));
+    let after = svc2.groups();
+    // NaN != NaN, so compare the rendering (bit-exact values are checked below).
+    assert_eq!(render_text(&before), render_text(&after));
+    assert_eq!(
+        before
+            .iter()
+            .map(|g| (
+                &g.key,
+                g.push_time_ms,
+                g.failure_time_ms,
+                g.ttl_ms,
+                g.expires_at_ms
+            ))
+            .collect::<Vec<_>>(),
+        after
+            .iter()
+            .map(|g| (
+                &g.key,
+                g.push_time_ms,
+                g.failure_time_ms,
+                g.ttl_ms,
+                g.expires_at_ms
+            ))
+            .collect::<Vec<_>>()
+    );
+    let bits = |gs: &[Group]| -> Vec<u64> {
+        gs.iter()
+            .flat_map(|g| g.series().map(|(_, v)| v.to_bits()).collect::<Vec<_>>())
+            .collect()
+    };
+    assert_eq!(bits(&before), bits(&after));
+    // A corrupt file is moved aside and the service starts empty.
+    std::fs::write(&file, b"{not json").unwrap();
+    let (svc3, _s, _n) = service(Some(file.clone()));
+    assert!(svc3.is_empty());
+    assert!(file.with_extension("corrupt").exists());
+}
+
+#[test]
+fn render_text_merges_groups() {
+    let mut s = GroupStore::new();
+    s.push(
+        key(&[("job", "a")]),
+        body("# HELP m Help.\n# TYPE m counter\nm 1\n"),
+        true,
+        None,
+        1000,
+    )
+    .unwrap();
+    s.push(
+        key(&[("job", "b")]),
+        body("# TYPE m counter\nm 2\n"),
+        true,
+        None,
+        2000,
+    )
+    .unwrap();
+    let groups: Vec<Group> = s.groups().cloned().collect();
+    let text = render_text(&groups);
+    assert_eq!(
+        text,
+        "# HELP m Help.\n# TYPE m counter\nm{job=\"a\"} 1\nm{job=\"b\"} 2\n\
+         # HELP push_failure_time_seconds Last Unix time when changing this group in the Pushgateway failed.\n\
+         # TYPE push_failure_time_seconds gauge\npush_failure_time_seconds{job=\"a\"} 0\npush_failure_time_seconds{job=\"b\"} 0\n\
+         # HELP push_time_seconds Last Unix time when changing this group in the Pushgateway succeeded.\n\
+         # TYPE push_time_seconds gauge\npush_time_seconds{job=\"a\"} 1\npush_time_seconds{job=\"b\"} 2\n"
+    );
+    // It parses back.
+    crate::text::parse_text(&text, 0).unwrap();
+}
