@@ -4,6 +4,7 @@
 
 mod api;
 mod params;
+mod push;
 mod query;
 mod selfmon;
 mod write;
@@ -14,10 +15,11 @@ use std::time::{Duration, Instant};
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::Router;
 use sextant_tsdb::db::Db;
 
+pub use push::{start_push_maintenance, TTL_HEADER};
 pub use query::{format_float, result_json, QueryLimits};
 pub use selfmon::{render_metrics, start_self_monitoring, HttpMetrics};
 pub use write::DbSink;
@@ -70,6 +72,8 @@ pub struct AppState {
     pub(crate) ingest: write::IngestMetrics,
     pub query_limits: QueryLimits,
     query_slots: Arc<tokio::sync::Semaphore>,
+    /// Pushgateway-compatible push groups.
+    pub push: Arc<sextant_ingest::push::PushGroups>,
 }
 
 impl AppState {
@@ -82,6 +86,24 @@ impl AppState {
         limits: WriteLimits,
         query_limits: QueryLimits,
         build: BuildInfo,
+    ) -> Arc<Self> {
+        let push = Arc::new(sextant_ingest::push::PushGroups::open(
+            Arc::new(DbSink(db.clone())),
+            None,
+            Duration::from_secs(15),
+            sextant_ingest::push::PushGroups::system_clock(),
+        ));
+        Self::with_push(db, limits, query_limits, build, push)
+    }
+
+    /// Like [`AppState::with_query_limits`], with push groups set up by the caller
+    /// (persistence file, re-append interval).
+    pub fn with_push(
+        db: Arc<Db>,
+        limits: WriteLimits,
+        query_limits: QueryLimits,
+        build: BuildInfo,
+        push: Arc<sextant_ingest::push::PushGroups>,
     ) -> Arc<Self> {
         let slots = limits.max_concurrent.max(1);
         let query_slots = Arc::new(tokio::sync::Semaphore::new(
@@ -98,6 +120,7 @@ impl AppState {
             ingest: write::IngestMetrics::default(),
             query_limits,
             query_slots,
+            push,
         })
     }
 }
@@ -141,6 +164,17 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/api/v1/admin/tsdb/snapshot",
             post(api::snapshot).put(api::snapshot),
         )
+        .route(
+            "/metrics/job/{*rest}",
+            put(push::put).post(push::post).delete(push::delete),
+        )
+        .route(
+            "/metrics/job@base64/{*rest}",
+            put(push::put).post(push::post).delete(push::delete),
+        )
+        .route("/api/v1/metrics", get(push::api_metrics))
+        .route("/api/v1/status", get(push::api_status))
+        .route("/api/v1/push/metrics", get(push::exposition))
         .route("/api/v1/{*rest}", get(api::not_found).post(api::not_found))
         .route("/metrics", get(metrics_handler))
         .route("/", get(index))

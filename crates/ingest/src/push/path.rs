@@ -56,7 +56,7 @@ fn split_labels(labels: &str) -> Result<GroupingKey, PushError> {
         return Ok(out);
     }
     let components: Vec<&str> = labels[1..].split('/').collect();
-    if components.len() % 2 != 0 {
+    if components.len() & 1 == 1 {
         return Err(PushError::Path(format!(
             "odd number of components in label string {labels:?}"
         )));

@@ -279,7 +279,8 @@ fn append_group(batch: &mut WriteBatch, g: &Group, t: i64) -> usize {
 /// the samples of all groups in it. When groups disagree on a family's help, the first group
 /// (in grouping-key order) wins, as the Pushgateway also shows only one.
 pub fn render_text(groups: &[Group]) -> String {
-    let mut merged: BTreeMap<&str, (&Family, Vec<(&Labels, f64)>)> = BTreeMap::new();
+    type Merged<'a> = BTreeMap<&'a str, (&'a Family, Vec<(&'a Labels, f64)>)>;
+    let mut merged: Merged<'_> = BTreeMap::new();
     let gauges: Vec<[(&'static str, Family); 2]> = groups.iter().map(|g| g.push_gauges()).collect();
     for (g, gs) in groups.iter().zip(&gauges) {
         let fams = g

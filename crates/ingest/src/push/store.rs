@@ -74,7 +74,8 @@ impl Group {
                 self.gauge_labels(name),
                 t.map_or(0.0, |t| t as f64 / 1000.0),
             )],
-            pushed_ms: t.unwrap_or(0),
+            // The Pushgateway stamps both gauges with the time of the last change.
+            pushed_ms: self.push_time_ms.max(self.failure_time_ms).unwrap_or(0),
         };
         [
             (
