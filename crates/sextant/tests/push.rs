@@ -1,0 +1,684 @@
+//! End-to-end tests of the Pushgateway-compatible push API against the real binary: the
+//! Python client library's push/pushadd/delete, a differential run against a real Debian
+//! `prometheus-pushgateway`, restart persistence, TTL expiry, and `sextant push`.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::io::Write as _;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+struct Peer(std::process::Child);
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Is Python with `prometheus_client` available? Skips (or fails under
+/// `SEXTANT_REQUIRE_PEERS=1`) like [`peer`].
+fn python_client() -> bool {
+    let ok = Command::new("python3")
+        .args(["-c", "import prometheus_client"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !ok {
+        if std::env::var("SEXTANT_REQUIRE_PEERS").as_deref() == Ok("1") {
+            panic!("python3 with prometheus_client is required (SEXTANT_REQUIRE_PEERS=1)");
+        }
+        eprintln!("SKIPPED: python3 with prometheus_client is not installed (pip install prometheus-client); this test did not run");
+    }
+    ok
+}
+
+fn python(script: &str) {
+    let out = Command::new("python3")
+        .args(["-c", script])
+        .output()
+        .expect("run python3");
+    assert!(
+        out.status.success(),
+        "python failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+/// Instant query → [(metric labels JSON, value)].
+fn query(c: &reqwest::blocking::Client, s: &Server, q: &str) -> Vec<(serde_json::Value, f64)> {
+    let r: serde_json::Value = c
+        .get(s.url("/api/v1/query"))
+        .query(&[("query", q)])
+        .send()
+        .expect("query")
+        .json()
+        .expect("query JSON");
+    assert_eq!(r["status"], "success", "{q}: {r}");
+    r["data"]["result"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|x| {
+            let v = x["value"][1]
+                .as_str()
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(f64::NAN);
+            (x["metric"].clone(), v)
+        })
+        .collect()
+}
+
+fn now_s() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn python_client_push_pushadd_delete() {
+    if !python_client() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut server = Server::start(&dir.path().join("sextant"), &[]);
+    server.wait_ready(Duration::from_secs(60));
+    let gw = format!("127.0.0.1:{}", server.port);
+    let c = client();
+    let t0 = now_s();
+
+    python(&format!(
+        r#"
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, push_to_gateway
+r = CollectorRegistry()
+Counter('batch_items', 'Items processed.', ['kind'], registry=r).labels('a').inc(42)
+Gauge('batch_last_success_unixtime', 'Last success.', registry=r).set(1700000000)
+h = Histogram('batch_duration_seconds', 'Duration.', buckets=[1, 10], registry=r)
+h.observe(0.5); h.observe(5)
+push_to_gateway('{gw}', job='pybatch', registry=r, grouping_key={{'instance': 'runner-1', 'path': '/var/tmp'}})
+"#
+    ));
+    let items = query(&c, &server, "batch_items_total{job=\"pybatch\"}");
+    assert_eq!(items.len(), 1, "{items:?}");
+    assert_eq!(items[0].1, 42.0);
+    assert_eq!(items[0].0["instance"], "runner-1");
+    assert_eq!(items[0].0["path"], "/var/tmp");
+    assert_eq!(items[0].0["kind"], "a");
+    let buckets = query(
+        &c,
+        &server,
+        "batch_duration_seconds_bucket{job=\"pybatch\"}",
+    );
+    assert_eq!(buckets.len(), 3, "{buckets:?}");
+    let pt = query(&c, &server, "push_time_seconds{job=\"pybatch\"}");
+    assert_eq!(pt.len(), 1);
+    assert!(
+        pt[0].1 >= t0 - 1.0 && pt[0].1 <= now_s() + 1.0,
+        "push_time_seconds {}",
+        pt[0].1
+    );
+    let pf = query(&c, &server, "push_failure_time_seconds{job=\"pybatch\"}");
+    assert_eq!(pf.len(), 1);
+    assert_eq!(pf[0].1, 0.0);
+
+    // pushadd (POST) replaces only the families it carries.
+    python(&format!(
+        r#"
+from prometheus_client import CollectorRegistry, Counter, pushadd_to_gateway
+r = CollectorRegistry()
+Counter('batch_items', 'Items processed.', ['kind'], registry=r).labels('b').inc(7)
+pushadd_to_gateway('{gw}', job='pybatch', registry=r, grouping_key={{'instance': 'runner-1', 'path': '/var/tmp'}})
+"#
+    ));
+    let items = query(&c, &server, "batch_items_total{job=\"pybatch\"}");
+    assert_eq!(items.len(), 1, "old kind=a series must be stale: {items:?}");
+    assert_eq!(items[0].0["kind"], "b");
+    assert_eq!(items[0].1, 7.0);
+    let g = query(&c, &server, "batch_last_success_unixtime{job=\"pybatch\"}");
+    assert_eq!(g.len(), 1, "gauge kept by pushadd");
+    assert_eq!(g[0].1, 1_700_000_000.0);
+    assert_eq!(
+        query(
+            &c,
+            &server,
+            "time() - push_time_seconds{job=\"pybatch\"} < 60"
+        )
+        .len(),
+        1
+    );
+
+    // delete removes everything at once (staleness markers, not the 5-minute lookback).
+    python(&format!(
+        r#"
+from prometheus_client import delete_from_gateway
+delete_from_gateway('{gw}', job='pybatch', grouping_key={{'instance': 'runner-1', 'path': '/var/tmp'}})
+"#
+    ));
+    for q in [
+        "batch_items_total",
+        "batch_last_success_unixtime",
+        "batch_duration_seconds_bucket",
+        "push_time_seconds{job=\"pybatch\"}",
+        "push_failure_time_seconds{job=\"pybatch\"}",
+    ] {
+        assert!(
+            query(&c, &server, q).is_empty(),
+            "{q} still visible after delete"
+        );
+    }
+    // The past is still there.
+    let past = query(&c, &server, "max_over_time(batch_items_total[5m])");
+    assert_eq!(past.len(), 2, "{past:?}");
+}
+
+/// A parsed metric set: labels (empty values dropped) and value; for the two `push_*` gauges
+/// only whether the time is set, as the clocks differ.
+fn metric_set(text: &str, skip_own: bool) -> BTreeSet<(String, String)> {
+    let parsed = sextant_ingest::text::parse_text(text, 0).expect("exposition parses");
+    parsed
+        .samples
+        .iter()
+        .filter(|(l, _)| {
+            let n = l.metric_name().unwrap_or_default();
+            !(skip_own
+                && ["go_", "process_", "pushgateway_", "promhttp_"]
+                    .iter()
+                    .any(|p| n.starts_with(p)))
+        })
+        .map(|(l, s)| {
+            let n = l.metric_name().unwrap_or_default();
+            let v = if n == "push_time_seconds" || n == "push_failure_time_seconds" {
+                if s.v == 0.0 { "zero" } else { "set" }.to_string()
+            } else {
+                format!("{:?}", s.v)
+            };
+            (l.to_string(), v)
+        })
+        .collect()
+}
+
+fn send(c: &reqwest::blocking::Client, method: &str, url: &str, body: &str) -> (u16, String) {
+    let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+    let r = c
+        .request(m, url)
+        .header("Content-Type", "text/plain; version=0.0.4")
+        .body(body.to_string())
+        .send()
+        .expect("request");
+    (r.status().as_u16(), r.text().unwrap_or_default())
+}
+
+#[test]
+fn differential_against_pushgateway() {
+    if !peer("prometheus-pushgateway") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut server = Server::start(&dir.path().join("sextant"), &[]);
+    let pg_port = free_port();
+    let _pg = Peer(
+        Command::new("prometheus-pushgateway")
+            .arg(format!("--web.listen-address=127.0.0.1:{pg_port}"))
+            .arg(format!(
+                "--persistence.file={}",
+                dir.path().join("pushgateway.db").display()
+            ))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn pushgateway"),
+    );
+    server.wait_ready(Duration::from_secs(60));
+    let c = client();
+    let pg = format!("http://127.0.0.1:{pg_port}");
+    wait_until("pushgateway ready", Duration::from_secs(60), || {
+        c.get(format!("{pg}/-/ready"))
+            .send()
+            .map(|r| r.status().is_success())
+            .unwrap_or(false)
+    });
+
+    let full = "# HELP jobs_total Jobs run.\n# TYPE jobs_total counter\njobs_total{result=\"ok\"} 10\njobs_total{result=\"fail\"} 2\n\
+# TYPE temp gauge\ntemp{room=\"a\"} 21.5\ntemp{room=\"b\"} -3e-07\n\
+# HELP lat Latency.\n# TYPE lat histogram\nlat_bucket{le=\"0.5\"} 1\nlat_bucket{le=\"1\"} 3\nlat_bucket{le=\"+Inf\"} 4\nlat_sum 3.25\nlat_count 4\n\
+# TYPE rpc summary\nrpc{quantile=\"0.5\"} 0.2\nrpc{quantile=\"0.99\"} 1.5\nrpc_sum 12\nrpc_count 40\n\
+plain 1e+06\n";
+    let b64 = sextant_ingest::push::path::encode_base64;
+    let steps: Vec<(u16, &str, String, String)> = vec![
+        (200, "PUT", "/metrics/job/batch".into(), full.into()),
+        // POST replaces `temp` only (room b goes away), adds `extra`.
+        (
+            200,
+            "POST",
+            "/metrics/job/batch".into(),
+            "# TYPE temp gauge\ntemp{room=\"a\"} 22\nextra 5\n".into(),
+        ),
+        // job/instance in the body are overwritten by the path (instance kept if not in path).
+        (
+            200,
+            "PUT",
+            "/metrics/job/batch/instance/x".into(),
+            "body_labels{job=\"other\",instance=\"y\",k=\"v\"} 1\n".into(),
+        ),
+        (
+            200,
+            "PUT",
+            "/metrics/job/other".into(),
+            "body_labels{instance=\"y\"} 2\n".into(),
+        ),
+        // base64 job and values, an empty value, a percent-encoded value.
+        (
+            200,
+            "PUT",
+            format!(
+                "/metrics/job@base64/{}/path@base64/{}/empty@base64/=/name/%CE%A0%CF%81%CE%BF",
+                b64("a/b"),
+                b64("/var/tmp")
+            ),
+            "b64_metric 3\n".into(),
+        ),
+        (
+            200,
+            "PUT",
+            "/metrics/job/padded/v@base64/YQ==".into(),
+            "padded 1\n".into(),
+        ),
+        // Type conflict with group job=batch: refused, failure time set.
+        (
+            400,
+            "POST",
+            "/metrics/job/conflict".into(),
+            "# TYPE jobs_total gauge\njobs_total 1\n".into(),
+        ),
+        // Untyped vs counter is a conflict too; refused on an existing group.
+        (
+            400,
+            "POST",
+            "/metrics/job/other".into(),
+            "jobs_total 1\n".into(),
+        ),
+        // Timestamps are refused.
+        (
+            400,
+            "PUT",
+            "/metrics/job/batch".into(),
+            "jobs_total{result=\"ok\"} 11 1700000000000\n".into(),
+        ),
+        // The same series in two groups.
+        (
+            200,
+            "PUT",
+            "/metrics/job/dup".into(),
+            "dupm{instance=\"x\"} 1\n".into(),
+        ),
+        (
+            400,
+            "PUT",
+            "/metrics/job/dup/instance/x".into(),
+            "dupm 2\n".into(),
+        ),
+        // Duplicate series within one push.
+        (400, "PUT", "/metrics/job/dup2".into(), "d 1\nd 2\n".into()),
+        // Reserved label name in the body.
+        (
+            400,
+            "PUT",
+            "/metrics/job/reserved".into(),
+            "r{__x=\"1\"} 1\n".into(),
+        ),
+        // Malformed body, odd path, bad base64: 400 without touching anything.
+        (
+            400,
+            "PUT",
+            "/metrics/job/batch".into(),
+            "jobs_total{ 1\n".into(),
+        ),
+        (400, "PUT", "/metrics/job/batch/odd".into(), "x 1\n".into()),
+        (
+            400,
+            "PUT",
+            "/metrics/job/batch/l@base64/%21%21".into(),
+            "x 1\n".into(),
+        ),
+        (
+            400,
+            "PUT",
+            "/metrics/job/batch/__l/v".into(),
+            "x 1\n".into(),
+        ),
+        // Pushed push_time_seconds is overridden by the gateway's own.
+        (
+            200,
+            "POST",
+            "/metrics/job/other".into(),
+            "push_time_seconds 5\n".into(),
+        ),
+        // An empty POST only bumps the push time; an empty PUT empties the group.
+        (200, "POST", "/metrics/job/batch".into(), "".into()),
+        (
+            200,
+            "PUT",
+            "/metrics/job/padded/v@base64/YQ".into(),
+            "".into(),
+        ),
+        // DELETE, also of a group that does not exist.
+        (
+            202,
+            "DELETE",
+            "/metrics/job/batch/instance/x".into(),
+            "".into(),
+        ),
+        (202, "DELETE", "/metrics/job/nonexistent".into(), "".into()),
+        (
+            200,
+            "PUT",
+            "/metrics/job/batch/instance/x".into(),
+            "back 1\n".into(),
+        ),
+    ];
+    for (i, (code, method, path, body)) in steps.iter().enumerate() {
+        let (ps, pmsg) = send(&c, method, &format!("{pg}{path}"), body);
+        let (ss, smsg) = send(&c, method, &server.url(path), body);
+        assert_eq!(
+            ps, *code,
+            "step {i}: the pushgateway itself answered {ps} ({pmsg:?})"
+        );
+        assert_eq!(
+            ps, ss,
+            "step {i} {method} {path}: pushgateway answered {ps} ({pmsg:?}), sextant {ss} ({smsg:?})"
+        );
+        if ss == 400 {
+            assert!(!smsg.trim().is_empty(), "step {i}: 400 without a message");
+        }
+        let pg_text = c
+            .get(format!("{pg}/metrics"))
+            .send()
+            .expect("pg metrics")
+            .text()
+            .expect("pg text");
+        let s_text = c
+            .get(server.url("/api/v1/push/metrics"))
+            .send()
+            .expect("sextant push metrics")
+            .text()
+            .expect("sextant text");
+        let want = metric_set(&pg_text, true);
+        let got = metric_set(&s_text, false);
+        assert_eq!(
+            got, want,
+            "step {i} {method} {path}: metric sets differ\nonly in sextant: {:?}\nonly in pushgateway: {:?}",
+            got.difference(&want).collect::<Vec<_>>(),
+            want.difference(&got).collect::<Vec<_>>()
+        );
+    }
+    let last = metric_set(
+        &c.get(server.url("/api/v1/push/metrics"))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap(),
+        false,
+    );
+    for want in [
+        "back{instance=\"x\", job=\"batch\"}",
+        "jobs_total{job=\"batch\", result=\"ok\"}",
+        "lat_bucket{job=\"batch\", le=\"+Inf\"}",
+        "b64_metric{job=\"a/b\", name=\"Προ\", path=\"/var/tmp\"}",
+        "push_failure_time_seconds{job=\"conflict\"}",
+    ] {
+        assert!(
+            last.iter().any(|(l, _)| l == want),
+            "{want} missing from {last:?}"
+        );
+    }
+    // The JSON API lists the same groups.
+    let groups = |url: String| -> BTreeSet<String> {
+        let v: serde_json::Value = c.get(url).send().expect("api").json().expect("json");
+        assert_eq!(v["status"], "success");
+        v["data"]
+            .as_array()
+            .expect("data array")
+            .iter()
+            .map(|g| format!("{}/{}", g["labels"], g["last_push_successful"]))
+            .collect()
+    };
+    assert_eq!(
+        groups(server.url("/api/v1/metrics")),
+        groups(format!("{pg}/api/v1/metrics"))
+    );
+}
+
+#[test]
+fn groups_survive_restart_and_expire_after_ttl() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("sextant");
+    let c = client();
+    let mut server = Server::start(&data, &["--push-interval", "1s"]);
+    server.wait_ready(Duration::from_secs(60));
+    let (s, m) = send(
+        &c,
+        "PUT",
+        &server.url("/metrics/job/persist/run/1"),
+        "# TYPE kept counter\nkept 5\n",
+    );
+    assert_eq!((s, m.as_str()), (200, ""));
+    let (s, _) = send(
+        &c,
+        "PUT",
+        &server.url("/metrics/job/ttl1?ttl=2s"),
+        "short 1\n",
+    );
+    assert_eq!(s, 200);
+    let (s, m) = send(
+        &c,
+        "PUT",
+        &server.url("/metrics/job/badttl?ttl=soon"),
+        "x 1\n",
+    );
+    assert_eq!(s, 400);
+    assert!(m.contains("invalid ttl \"soon\""), "{m}");
+    let before = c
+        .get(server.url("/api/v1/push/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        before.contains("kept{job=\"persist\",run=\"1\"} 5"),
+        "{before}"
+    );
+    assert_eq!(server.terminate().code(), Some(0));
+
+    let mut server = Server::start(&data, &["--push-interval", "1s"]);
+    server.wait_ready(Duration::from_secs(60));
+    let after = c
+        .get(server.url("/api/v1/push/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        after.contains("kept{job=\"persist\",run=\"1\"} 5"),
+        "restored: {after}"
+    );
+    assert_eq!(
+        metric_set(&before, false)
+            .iter()
+            .filter(|(l, _)| l.contains("persist"))
+            .count(),
+        metric_set(&after, false)
+            .iter()
+            .filter(|(l, _)| l.contains("persist"))
+            .count()
+    );
+    // Re-appended at the push interval after the restart.
+    wait_until("re-appended samples", Duration::from_secs(30), || {
+        query(&c, &server, "count_over_time(kept{job=\"persist\"}[5m])")
+            .first()
+            .is_some_and(|(_, n)| *n >= 4.0)
+    });
+
+    // TTL via the header; the group expires with staleness markers and is counted.
+    let r = c
+        .put(server.url("/metrics/job/ttl2/x/y"))
+        .header("X-Sextant-TTL", "2s")
+        .body("short 2\n")
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(query(&c, &server, "short{job=\"ttl2\"}").len(), 1);
+    wait_until("TTL expiry", Duration::from_secs(30), || {
+        !c.get(server.url("/api/v1/push/metrics"))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap()
+            .contains("ttl")
+    });
+    assert!(
+        query(&c, &server, "short").is_empty(),
+        "expired series must be stale"
+    );
+    assert!(query(&c, &server, "push_time_seconds{job=~\"ttl.*\"}").is_empty());
+    let own = c
+        .get(server.url("/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        own.contains("sextant_push_group_expired_total{job=\"ttl2\"} 1"),
+        "{own}"
+    );
+    // ttl1 expired while Sextant was down or right after restart; counted either way.
+    assert!(
+        own.contains("sextant_push_group_expired_total{job=\"ttl1\"} 1"),
+        "{own}"
+    );
+    assert!(own.contains("sextant_push_groups 1\n"), "{own}");
+}
+
+#[test]
+fn sextant_push_cli() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut server = Server::start(&dir.path().join("sextant"), &[]);
+    server.wait_ready(Duration::from_secs(60));
+    let c = client();
+    let url = server.url("");
+    let run = |args: &[&str], stdin: &str| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sextant"))
+            .arg("push")
+            .args(args)
+            .args(["--server", &url])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn sextant push");
+        let mut input = child.stdin.take().expect("stdin");
+        let _ = input.write_all(stdin.as_bytes());
+        drop(input);
+        child.wait_with_output().expect("sextant push output")
+    };
+    let out = run(
+        &[
+            "--job",
+            "cli",
+            "--label",
+            "path=/var/tmp",
+            "--label",
+            "run=7",
+            "--ttl",
+            "1h",
+        ],
+        "# TYPE steps_total counter\nsteps_total 3\n",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = query(&c, &server, "steps_total");
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].0["path"], "/var/tmp");
+    assert_eq!(got[0].0["run"], "7");
+    assert_eq!(got[0].0["job"], "cli");
+    let api: serde_json::Value = c
+        .get(server.url("/api/v1/metrics"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(api["data"][0]["labels"]["path"], "/var/tmp");
+
+    // POST adds a family; the server's refusal is shown and the exit code is non-zero.
+    let out = run(
+        &[
+            "--job",
+            "cli",
+            "--label",
+            "path=/var/tmp",
+            "--label",
+            "run=7",
+            "--method",
+            "post",
+        ],
+        "other 1\n",
+    );
+    assert!(out.status.success());
+    assert_eq!(query(&c, &server, "steps_total").len(), 1);
+    let out = run(
+        &[
+            "--job",
+            "cli",
+            "--label",
+            "path=/var/tmp",
+            "--label",
+            "run=7",
+        ],
+        "steps_total 4 1700000000000\n",
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("400") && err.contains("pushed metrics must not have timestamps"),
+        "{err}"
+    );
+
+    let out = run(
+        &[
+            "--job",
+            "cli",
+            "--label",
+            "path=/var/tmp",
+            "--label",
+            "run=7",
+            "--method",
+            "delete",
+        ],
+        "",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(query(&c, &server, "steps_total").is_empty());
+    assert!(query(&c, &server, "other").is_empty());
+}
