@@ -7,6 +7,11 @@
 //! - [`push`]: Pushgateway-compatible push groups (PUT/POST/DELETE, TTL, persistence).
 //! - [`sink`]: the seam to storage that every protocol writes through.
 
+/// `io.prometheus.client` types: the protobuf exposition format (`MetricFamily`), generated
+/// from `proto/io/prometheus/client/metrics.proto` by `cargo run -p protogen`.
+#[allow(clippy::all, missing_docs)]
+#[rustfmt::skip]
+pub mod client_model;
 pub mod push;
 pub mod remote_write;
 pub mod sink;

@@ -16,7 +16,9 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
 use sextant_ingest::push::store::type_name;
-use sextant_ingest::push::{parse_grouping_path, Family, Group, PushError};
+use sextant_ingest::push::{
+    decode_content_encoding, format_go_float, parse_grouping_path, Family, Group, PushError,
+};
 use sextant_model::{MetricType, METRIC_NAME};
 
 use crate::AppState;
@@ -31,6 +33,7 @@ fn text(status: StatusCode, msg: impl Into<String>) -> Response {
 fn error_response(e: PushError) -> Response {
     let status = match e {
         PushError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        PushError::Encoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         _ => StatusCode::BAD_REQUEST,
     };
     text(status, e.to_string())
@@ -90,24 +93,19 @@ async fn push(
         Ok(t) => t,
         Err(e) => return error_response(e),
     };
-    if let Some(enc) = headers
-        .get(axum::http::header::CONTENT_ENCODING)
-        .and_then(|v| v.to_str().ok())
-    {
-        if !enc.is_empty() && !enc.eq_ignore_ascii_case("identity") {
-            return text(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                format!("unsupported Content-Encoding {enc:?}: send the body uncompressed"),
-            );
-        }
-    }
     let ct = headers
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let res =
-        tokio::task::spawn_blocking(move || st.push.push(key, &body, ct.as_deref(), replace, ttl))
-            .await;
+    let enc = headers
+        .get(axum::http::header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let res = tokio::task::spawn_blocking(move || {
+        let body = decode_content_encoding(enc.as_deref(), &body, st.limits.max_decoded)?;
+        st.push.push(key, &body, ct.as_deref(), replace, ttl)
+    })
+    .await;
     match res {
         Ok(Ok(_)) => StatusCode::OK.into_response(),
         Ok(Err(e)) => error_response(e),
@@ -277,16 +275,16 @@ fn metrics_json(name: &str, f: &Family, g: &Group) -> Vec<Value> {
                 });
                 let sample_name = labels.metric_name().unwrap_or_default();
                 if sample_name == format!("{name}_sum") {
-                    e.2 = Value::String(go_float(*v));
+                    e.2 = Value::String(format_go_float(*v));
                 } else if sample_name == format!("{name}_count") {
-                    e.3 = Value::String(go_float(*v));
+                    e.3 = Value::String(format_go_float(*v));
                 } else if let Some(bound) = labels.get(inner) {
                     let b = bound
                         .parse::<f64>()
-                        .map(go_float)
+                        .map(format_go_float)
                         .unwrap_or_else(|_| bound.to_string());
                     if summary || b != "+Inf" {
-                        e.1.insert(b, Value::String(go_float(*v)));
+                        e.1.insert(b, Value::String(format_go_float(*v)));
                     }
                 }
             }
@@ -302,39 +300,9 @@ fn metrics_json(name: &str, f: &Family, g: &Group) -> Vec<Value> {
         _ => f
             .samples
             .iter()
-            .map(|(labels, v)| json!({"labels": labels_json(labels, g, ""), "value": go_float(*v)}))
+            .map(|(labels, v)| json!({"labels": labels_json(labels, g, ""), "value": format_go_float(*v)}))
             .collect(),
     }
-}
-
-/// A float the way Go's `fmt.Sprint` prints it: shortest digits, exponent form when the
-/// decimal exponent is below -4 or at least 6 (`1e+06`, `123456`, `0.0001`, `1e-05`).
-fn go_float(v: f64) -> String {
-    if v.is_nan() {
-        return "NaN".into();
-    }
-    if v.is_infinite() {
-        return if v > 0.0 {
-            "+Inf".into()
-        } else {
-            "-Inf".into()
-        };
-    }
-    if v == 0.0 {
-        return if v.is_sign_negative() {
-            "-0".into()
-        } else {
-            "0".into()
-        };
-    }
-    let e = format!("{v:e}");
-    let (mant, exp) = e.split_once('e').unwrap_or((&e, "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    if !(-4..6).contains(&exp) {
-        let sign = if exp < 0 { '-' } else { '+' };
-        return format!("{mant}e{sign}{:02}", exp.abs());
-    }
-    format!("{v}")
 }
 
 /// Runs [`PushGroups::tick`](sextant_ingest::push::PushGroups::tick) every second: TTL expiry
@@ -349,28 +317,4 @@ pub fn start_push_maintenance(st: Arc<AppState>) -> tokio::task::JoinHandle<()> 
             let _ = tokio::task::spawn_blocking(move || st.push.tick()).await;
         }
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::go_float;
-
-    #[test]
-    fn go_float_matches_fmt_sprint() {
-        for (v, want) in [
-            (0.0, "0"),
-            (1.0, "1"),
-            (0.5, "0.5"),
-            (123456.0, "123456"),
-            (1e6, "1e+06"),
-            (1234567.0, "1.234567e+06"),
-            (1e21, "1e+21"),
-            (1234.5, "1234.5"),
-            (0.0001, "0.0001"),
-            (0.00001, "1e-05"),
-            (-2.5e-7, "-2.5e-07"),
-        ] {
-            assert_eq!(go_float(v), want, "{v}");
-        }
-    }
 }

@@ -137,13 +137,13 @@ push_to_gateway('{gw}', job='pybatch', registry=r, grouping_key={{'instance': 'r
     assert_eq!(pf.len(), 1);
     assert_eq!(pf[0].1, 0.0);
 
-    // pushadd (POST) replaces only the families it carries.
+    // pushadd (POST, gzip-compressed) replaces only the families it carries.
     python(&format!(
         r#"
 from prometheus_client import CollectorRegistry, Counter, pushadd_to_gateway
 r = CollectorRegistry()
 Counter('batch_items', 'Items processed.', ['kind'], registry=r).labels('b').inc(7)
-pushadd_to_gateway('{gw}', job='pybatch', registry=r, grouping_key={{'instance': 'runner-1', 'path': '/var/tmp'}})
+pushadd_to_gateway('{gw}', job='pybatch', registry=r, grouping_key={{'instance': 'runner-1', 'path': '/var/tmp'}}, compression='gzip')
 "#
     ));
     let items = query(&c, &server, "batch_items_total{job=\"pybatch\"}");
@@ -214,14 +214,121 @@ fn metric_set(text: &str, skip_own: bool) -> BTreeSet<(String, String)> {
 }
 
 fn send(c: &reqwest::blocking::Client, method: &str, url: &str, body: &str) -> (u16, String) {
+    send_raw(c, method, url, body.as_bytes(), TEXT_CT, None)
+}
+
+const TEXT_CT: &str = "text/plain; version=0.0.4";
+const PROTO_CT: &str =
+    "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited";
+
+fn send_raw(
+    c: &reqwest::blocking::Client,
+    method: &str,
+    url: &str,
+    body: &[u8],
+    content_type: &str,
+    encoding: Option<&str>,
+) -> (u16, String) {
     let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-    let r = c
+    let mut r = c
         .request(m, url)
-        .header("Content-Type", "text/plain; version=0.0.4")
-        .body(body.to_string())
-        .send()
-        .expect("request");
+        .header("Content-Type", content_type)
+        .body(body.to_vec());
+    if let Some(e) = encoding {
+        r = r.header("Content-Encoding", e);
+    }
+    let r = r.send().expect("request");
     (r.status().as_u16(), r.text().unwrap_or_default())
+}
+
+/// Length-delimited `MetricFamily` messages, as Go's client library pushes them.
+fn protobuf_body() -> Vec<u8> {
+    use prost::Message;
+    use sextant_ingest::client_model as pb;
+    let fam = |name: &str, t: pb::MetricType, m: pb::Metric| pb::MetricFamily {
+        name: Some(name.into()),
+        help: Some(format!("{name} (protobuf).")),
+        r#type: Some(t as i32),
+        metric: vec![m],
+        unit: None,
+    };
+    let fams = vec![
+        fam(
+            "proto_jobs_total",
+            pb::MetricType::Counter,
+            pb::Metric {
+                label: vec![pb::LabelPair {
+                    name: Some("result".into()),
+                    value: Some("ok".into()),
+                }],
+                counter: Some(pb::Counter {
+                    value: Some(3.0),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        ),
+        fam(
+            "proto_lat",
+            pb::MetricType::Histogram,
+            pb::Metric {
+                histogram: Some(pb::Histogram {
+                    sample_count: Some(4),
+                    sample_sum: Some(2.5),
+                    bucket: vec![
+                        pb::Bucket {
+                            cumulative_count: Some(1),
+                            upper_bound: Some(0.25),
+                            ..Default::default()
+                        },
+                        pb::Bucket {
+                            cumulative_count: Some(3),
+                            upper_bound: Some(2e6),
+                            ..Default::default()
+                        },
+                    ],
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        ),
+        fam(
+            "proto_rpc",
+            pb::MetricType::Summary,
+            pb::Metric {
+                summary: Some(pb::Summary {
+                    sample_count: Some(10),
+                    sample_sum: Some(1.5),
+                    quantile: vec![pb::Quantile {
+                        quantile: Some(0.99),
+                        value: Some(0.3),
+                    }],
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        ),
+        fam(
+            "proto_gauge",
+            pb::MetricType::Gauge,
+            pb::Metric {
+                gauge: Some(pb::Gauge { value: Some(-1.5) }),
+                ..Default::default()
+            },
+        ),
+    ];
+    let mut out = Vec::new();
+    for f in &fams {
+        f.encode_length_delimited(&mut out).expect("encode");
+    }
+    out
+}
+
+fn gzip(b: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(b).expect("gzip");
+    gz.finish().expect("gzip")
 }
 
 #[test]
@@ -392,9 +499,48 @@ plain 1e+06\n";
             "back 1\n".into(),
         ),
     ];
-    for (i, (code, method, path, body)) in steps.iter().enumerate() {
-        let (ps, pmsg) = send(&c, method, &format!("{pg}{path}"), body);
-        let (ss, smsg) = send(&c, method, &server.url(path), body);
+    // Text bodies, then a protobuf body, a protobuf body with a timestamp, and gzip'd text.
+    let mut ts_proto = protobuf_body();
+    {
+        use prost::Message;
+        let mut mf =
+            sextant_ingest::client_model::MetricFamily::decode_length_delimited(&mut &ts_proto[..])
+                .expect("decode");
+        mf.metric[0].timestamp_ms = Some(1_700_000_000_000);
+        ts_proto.clear();
+        mf.encode_length_delimited(&mut ts_proto).expect("encode");
+    }
+    let mut all: Vec<(u16, &str, String, Vec<u8>, &str, Option<&str>)> = steps
+        .iter()
+        .map(|(code, m, p, b)| (*code, *m, p.clone(), b.clone().into_bytes(), TEXT_CT, None))
+        .collect();
+    all.push((
+        200,
+        "PUT",
+        "/metrics/job/proto/instance/p1".into(),
+        protobuf_body(),
+        PROTO_CT,
+        None,
+    ));
+    all.push((
+        400,
+        "PUT",
+        "/metrics/job/proto/instance/p2".into(),
+        ts_proto,
+        PROTO_CT,
+        None,
+    ));
+    all.push((
+        200,
+        "POST",
+        "/metrics/job/proto/instance/p1".into(),
+        gzip(b"# TYPE proto_gauge gauge\nproto_gauge 7\n"),
+        TEXT_CT,
+        Some("gzip"),
+    ));
+    for (i, (code, method, path, body, ct, enc)) in all.iter().enumerate() {
+        let (ps, pmsg) = send_raw(&c, method, &format!("{pg}{path}"), body, ct, *enc);
+        let (ss, smsg) = send_raw(&c, method, &server.url(path), body, ct, *enc);
         assert_eq!(
             ps, *code,
             "step {i}: the pushgateway itself answered {ps} ({pmsg:?})"
@@ -441,6 +587,8 @@ plain 1e+06\n";
         "lat_bucket{job=\"batch\", le=\"+Inf\"}",
         "b64_metric{job=\"a/b\", name=\"Προ\", path=\"/var/tmp\"}",
         "push_failure_time_seconds{job=\"conflict\"}",
+        "proto_lat_bucket{instance=\"p1\", job=\"proto\", le=\"2e+06\"}",
+        "proto_gauge{instance=\"p1\", job=\"proto\"}",
     ] {
         assert!(
             last.iter().any(|(l, _)| l == want),

@@ -1,7 +1,8 @@
 //! Regenerates the Rust code for the `.proto` files vendored in `crates/ingest/proto/`.
 //!
-//! The generated files under `crates/ingest/src/remote_write/proto/` are committed, so building
-//! Sextant never needs `protoc` or this tool. After editing a `.proto` file, run from the
+//! The generated files (`crates/ingest/src/remote_write/proto/`,
+//! `crates/ingest/src/client_model.rs`) are committed, so building Sextant never needs
+//! `protoc` or this tool. After editing a `.proto` file, run from the
 //! workspace root:
 //!
 //! ```text
@@ -13,10 +14,12 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-/// (proto package as prost-build names its output file, committed file name)
-const OUTPUTS: [(&str, &str); 2] = [
-    ("prometheus.rs", "v1.rs"),
-    ("io.prometheus.write.v2.rs", "v2.rs"),
+/// (proto package as prost-build names its output file, committed file relative to
+/// `crates/ingest/src`)
+const OUTPUTS: [(&str, &str); 3] = [
+    ("prometheus.rs", "remote_write/proto/v1.rs"),
+    ("io.prometheus.write.v2.rs", "remote_write/proto/v2.rs"),
+    ("io.prometheus.client.rs", "client_model.rs"),
 ];
 
 fn main() -> ExitCode {
@@ -34,11 +37,12 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         .join("../..")
         .canonicalize()?;
     let proto_dir = root.join("crates/ingest/proto");
-    let out_dir = root.join("crates/ingest/src/remote_write/proto");
+    let out_dir = root.join("crates/ingest/src");
     let files: Vec<PathBuf> = [
         "remote.proto",
         "types.proto",
         "io/prometheus/write/v2/types.proto",
+        "io/prometheus/client/metrics.proto",
     ]
     .iter()
     .map(|f| proto_dir.join(f))

@@ -15,10 +15,12 @@
 
 pub mod path;
 pub mod persist;
+pub mod protobuf;
 pub mod service;
 pub mod store;
 
 pub use path::{parse_grouping_path, GroupingKey};
+pub use protobuf::format_go_float;
 pub use service::{PushGroups, PushOutcome};
 pub use store::{parse_body, Family, Group, GroupStore, ParsedBody};
 
@@ -41,6 +43,9 @@ pub enum PushError {
     /// `push_failure_time_seconds` was updated).
     #[error("pushed metrics are invalid or inconsistent with existing metrics: {0}")]
     Inconsistent(String),
+    /// A `Content-Encoding` that is not supported (HTTP 415).
+    #[error("{0}")]
+    Encoding(String),
     /// A bad `ttl` parameter or header.
     #[error("{0}")]
     Ttl(String),
@@ -51,3 +56,40 @@ pub enum PushError {
 
 #[cfg(test)]
 mod tests;
+
+/// Undoes a push body's `Content-Encoding` (`gzip`, or `snappy` in the framed stream format,
+/// as the Pushgateway accepts), refusing output larger than `max_decoded` bytes.
+pub fn decode_content_encoding<'a>(
+    encoding: Option<&str>,
+    body: &'a [u8],
+    max_decoded: usize,
+) -> Result<std::borrow::Cow<'a, [u8]>, PushError> {
+    use std::io::Read;
+    let enc = encoding.map(|e| e.trim().to_ascii_lowercase());
+    let reader: Box<dyn Read + 'a> = match enc.as_deref() {
+        None | Some("") | Some("identity") => return Ok(std::borrow::Cow::Borrowed(body)),
+        Some("gzip") => Box::new(flate2::read::GzDecoder::new(body)),
+        Some("snappy") => Box::new(snap::read::FrameDecoder::new(body)),
+        Some(other) => {
+            return Err(PushError::Encoding(format!(
+                "unsupported Content-Encoding {other:?}: use gzip, snappy or none"
+            )))
+        }
+    };
+    let mut out = Vec::new();
+    reader
+        .take(max_decoded as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| {
+            PushError::Body(format!(
+                "cannot decode the {} body: {e}",
+                enc.as_deref().unwrap_or_default()
+            ))
+        })?;
+    if out.len() > max_decoded {
+        return Err(PushError::Body(format!(
+            "decoded body exceeds the limit of {max_decoded} bytes"
+        )));
+    }
+    Ok(std::borrow::Cow::Owned(out))
+}

@@ -124,11 +124,18 @@ pub struct ParsedBody {
     pub families: BTreeMap<String, Family>,
     /// Some sample carried its own timestamp (the Pushgateway refuses those pushes).
     pub has_timestamps: bool,
+    /// The body parsed but is not valid metrics (e.g. a protobuf counter without a counter
+    /// value); refused like an inconsistent push.
+    pub invalid: Option<String>,
 }
 
-/// Parses a push body. Today that is the text format 0.0.4 whatever the content type says
-/// (the Pushgateway's fallback too); this is the one place a new format plugs in.
-pub fn parse_body(body: &[u8], _content_type: Option<&str>) -> Result<ParsedBody, PushError> {
+/// Parses a push body: the protobuf delimited format when the content type says so, else the
+/// text format 0.0.4 (the Pushgateway's fallback too). This is the one place a new format
+/// plugs in.
+pub fn parse_body(body: &[u8], content_type: Option<&str>) -> Result<ParsedBody, PushError> {
+    if super::protobuf::is_protobuf(content_type) {
+        return super::protobuf::parse_protobuf(body);
+    }
     let text = std::str::from_utf8(body)
         .map_err(|e| PushError::Body(format!("body is not valid UTF-8: {e}")))?;
     // No sample may carry a timestamp; a sentinel default shows which ones did.
@@ -156,8 +163,48 @@ pub fn parse_body(body: &[u8], _content_type: Option<&str>) -> Result<ParsedBody
                 pushed_ms: 0,
             }
         });
-        f.samples.push((labels.clone(), sample.v));
+        let labels = canonical_bound(labels, name, family, f.kind)?;
+        f.samples.push((labels, sample.v));
     }
+    Ok(out)
+}
+
+/// Writes a histogram's `le` and a summary's `quantile` the way Prometheus' libraries print
+/// floats (`le="1.0"` → `le="1"`), as the Pushgateway does when it re-exposes them.
+fn canonical_bound(
+    labels: &Labels,
+    name: &str,
+    family: &str,
+    kind: MetricType,
+) -> Result<Labels, PushError> {
+    let label = match kind {
+        MetricType::Histogram | MetricType::GaugeHistogram
+            if name.len() == family.len() + 7 && name.ends_with("_bucket") =>
+        {
+            "le"
+        }
+        MetricType::Summary if name == family => "quantile",
+        _ => return Ok(labels.clone()),
+    };
+    let Some(raw) = labels.get(label) else {
+        return Ok(labels.clone());
+    };
+    let v = raw
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .or(match raw.trim() {
+            "+Inf" | "Inf" | "+inf" | "inf" => Some(f64::INFINITY),
+            "-Inf" | "-inf" => Some(f64::NEG_INFINITY),
+            _ => None,
+        })
+        .ok_or_else(|| {
+            PushError::Body(format!(
+                "text format parsing error: expected float as value for {label:?} label of {name}, got {raw:?}"
+            ))
+        })?;
+    let mut out = labels.clone();
+    out.set(label, &super::format_go_float(v));
     Ok(out)
 }
 
@@ -288,6 +335,9 @@ impl GroupStore {
             return Err(PushError::Inconsistent(
                 "pushed metrics must not have timestamps".to_string(),
             ));
+        }
+        if let Some(e) = body.invalid {
+            return Err(PushError::Inconsistent(e));
         }
         let mut pushed = body.families;
         // The Pushgateway's own gauges override pushed families of that name.

@@ -542,3 +542,183 @@ fn render_text_merges_groups() {
     // It parses back.
     crate::text::parse_text(&text, 0).unwrap();
 }
+
+#[test]
+fn go_float_matches_fmt_sprint() {
+    for (v, want) in [
+        (0.0, "0"),
+        (1.0, "1"),
+        (0.5, "0.5"),
+        (123456.0, "123456"),
+        (1e6, "1e+06"),
+        (1234567.0, "1.234567e+06"),
+        (1e21, "1e+21"),
+        (1234.5, "1234.5"),
+        (0.0001, "0.0001"),
+        (0.00001, "1e-05"),
+        (-2.5e-7, "-2.5e-07"),
+        (f64::INFINITY, "+Inf"),
+    ] {
+        assert_eq!(format_go_float(v), want, "{v}");
+    }
+}
+
+#[test]
+fn text_le_and_quantile_are_canonical() {
+    let b = body("# TYPE h histogram\nh_bucket{le=\"1.0\"} 1\nh_bucket{le=\"+Inf\"} 1\nh_sum 1\nh_count 1\n# TYPE s summary\ns{quantile=\"0.50\"} 1\nother{le=\"1.0\"} 1\n");
+    let h: Vec<String> = b.families["h"]
+        .samples
+        .iter()
+        .map(|(l, _)| l.to_string())
+        .collect();
+    assert_eq!(h[0], "h_bucket{le=\"1\"}");
+    assert_eq!(h[1], "h_bucket{le=\"+Inf\"}");
+    assert_eq!(b.families["s"].samples[0].0.get("quantile"), Some("0.5"));
+    // Not a histogram: left alone.
+    assert_eq!(b.families["other"].samples[0].0.get("le"), Some("1.0"));
+    assert!(matches!(
+        parse_body(b"# TYPE h histogram\nh_bucket{le=\"x\"} 1\n", None),
+        Err(PushError::Body(_))
+    ));
+}
+
+const PROTO_CT: &str =
+    "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited";
+
+fn encode_families(fams: &[crate::client_model::MetricFamily]) -> Vec<u8> {
+    use prost::Message;
+    let mut out = Vec::new();
+    for f in fams {
+        f.encode_length_delimited(&mut out).unwrap();
+    }
+    out
+}
+
+#[test]
+fn protobuf_bodies_match_text_bodies() {
+    use crate::client_model as pb;
+    let lp = |n: &str, v: &str| pb::LabelPair {
+        name: Some(n.into()),
+        value: Some(v.into()),
+    };
+    let fams = vec![
+        pb::MetricFamily {
+            name: Some("jobs_total".into()),
+            help: Some("Jobs.".into()),
+            r#type: Some(pb::MetricType::Counter as i32),
+            metric: vec![pb::Metric {
+                label: vec![lp("result", "ok")],
+                counter: Some(pb::Counter {
+                    value: Some(3.0),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }],
+            unit: None,
+        },
+        pb::MetricFamily {
+            name: Some("lat".into()),
+            help: None,
+            r#type: Some(pb::MetricType::Histogram as i32),
+            metric: vec![pb::Metric {
+                histogram: Some(pb::Histogram {
+                    sample_count: Some(4),
+                    sample_sum: Some(2.5),
+                    bucket: vec![
+                        pb::Bucket {
+                            cumulative_count: Some(1),
+                            upper_bound: Some(0.5),
+                            ..Default::default()
+                        },
+                        pb::Bucket {
+                            cumulative_count: Some(3),
+                            upper_bound: Some(1e6),
+                            ..Default::default()
+                        },
+                    ],
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }],
+            unit: None,
+        },
+        pb::MetricFamily {
+            name: Some("rpc".into()),
+            help: None,
+            r#type: Some(pb::MetricType::Summary as i32),
+            metric: vec![pb::Metric {
+                summary: Some(pb::Summary {
+                    sample_count: Some(10),
+                    sample_sum: Some(1.5),
+                    quantile: vec![pb::Quantile {
+                        quantile: Some(0.99),
+                        value: Some(0.3),
+                    }],
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }],
+            unit: None,
+        },
+    ];
+    let proto = parse_body(&encode_families(&fams), Some(PROTO_CT)).unwrap();
+    let text = body("# HELP jobs_total Jobs.\n# TYPE jobs_total counter\njobs_total{result=\"ok\"} 3\n# TYPE lat histogram\nlat_bucket{le=\"0.5\"} 1\nlat_bucket{le=\"1e+06\"} 3\nlat_bucket{le=\"+Inf\"} 4\nlat_sum 2.5\nlat_count 4\n# TYPE rpc summary\nrpc{quantile=\"0.99\"} 0.3\nrpc_sum 1.5\nrpc_count 10\n");
+    assert_eq!(proto, text);
+
+    // Timestamps and wrong value kinds are refused by the store; garbage is a body error.
+    let mut ts = fams[0].clone();
+    ts.metric[0].timestamp_ms = Some(5);
+    assert!(
+        parse_body(&encode_families(&[ts]), Some(PROTO_CT))
+            .unwrap()
+            .has_timestamps
+    );
+    let mut wrong = fams[0].clone();
+    wrong.metric[0].counter = None;
+    wrong.metric[0].gauge = Some(pb::Gauge { value: Some(1.0) });
+    let parsed = parse_body(&encode_families(&[wrong]), Some(PROTO_CT)).unwrap();
+    let mut s = GroupStore::new();
+    match s.push(key(&[("job", "j")]), parsed, true, None, 1) {
+        Err(PushError::Inconsistent(m)) => assert!(m.contains("has no counter value"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        parse_body(b"\x05abc", Some(PROTO_CT)),
+        Err(PushError::Body(_))
+    ));
+    // Without the protobuf content type the same bytes are (bad) text.
+    assert!(parse_body(&encode_families(&fams), Some("text/plain")).is_err());
+}
+
+#[test]
+fn content_encodings() {
+    use std::io::Write;
+    let raw = b"m 1\n".repeat(100);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&raw).unwrap();
+    let gz = gz.finish().unwrap();
+    assert_eq!(
+        &*decode_content_encoding(Some("gzip"), &gz, 1 << 20).unwrap(),
+        &raw[..]
+    );
+    let mut sn = snap::write::FrameEncoder::new(Vec::new());
+    sn.write_all(&raw).unwrap();
+    let sn = sn.into_inner().unwrap();
+    assert_eq!(
+        &*decode_content_encoding(Some("snappy"), &sn, 1 << 20).unwrap(),
+        &raw[..]
+    );
+    assert_eq!(&*decode_content_encoding(None, &raw, 1).unwrap(), &raw[..]);
+    assert!(matches!(
+        decode_content_encoding(Some("gzip"), &gz, 10),
+        Err(PushError::Body(m)) if m.contains("limit of 10 bytes")
+    ));
+    assert!(matches!(
+        decode_content_encoding(Some("gzip"), b"not gzip", 100),
+        Err(PushError::Body(_))
+    ));
+    assert!(matches!(
+        decode_content_encoding(Some("br"), b"", 100),
+        Err(PushError::Encoding(_))
+    ));
+}
