@@ -53,6 +53,17 @@ impl Default for WriteLimits {
     }
 }
 
+impl WriteLimits {
+    /// The per-series limits that apply to pushed groups.
+    pub fn push_limits(&self) -> sextant_ingest::push::PushLimits {
+        sextant_ingest::push::PushLimits {
+            max_labels_per_series: self.max_labels_per_series,
+            max_label_name_len: self.max_label_name_len,
+            max_label_value_len: self.max_label_value_len,
+        }
+    }
+}
+
 /// Version information reported by `/api/v1/status/buildinfo` and `sextant_build_info`.
 #[derive(Clone, Debug)]
 pub struct BuildInfo {
@@ -87,12 +98,15 @@ impl AppState {
         query_limits: QueryLimits,
         build: BuildInfo,
     ) -> Arc<Self> {
-        let push = Arc::new(sextant_ingest::push::PushGroups::open(
-            Arc::new(DbSink(db.clone())),
-            None,
-            Duration::from_secs(15),
-            sextant_ingest::push::PushGroups::system_clock(),
-        ));
+        let push = Arc::new(
+            sextant_ingest::push::PushGroups::open(
+                Arc::new(DbSink(db.clone())),
+                None,
+                Duration::from_secs(15),
+                sextant_ingest::push::PushGroups::system_clock(),
+            )
+            .with_limits(limits.push_limits()),
+        );
         Self::with_push(db, limits, query_limits, build, push)
     }
 

@@ -215,12 +215,15 @@ fn serve(a: ServeArgs) -> Result<()> {
     if a.push_interval <= 0 {
         anyhow::bail!("--push-interval must be greater than zero");
     }
-    let push = Arc::new(sextant_ingest::push::PushGroups::open(
-        Arc::new(DbSink(db.clone())),
-        Some(a.data_dir.join("push_groups.json")),
-        Duration::from_millis(a.push_interval as u64),
-        sextant_ingest::push::PushGroups::system_clock(),
-    ));
+    let push = Arc::new(
+        sextant_ingest::push::PushGroups::open(
+            Arc::new(DbSink(db.clone())),
+            Some(a.data_dir.join("push_groups.json")),
+            Duration::from_millis(a.push_interval as u64),
+            sextant_ingest::push::PushGroups::system_clock(),
+        )
+        .with_limits(limits.push_limits()),
+    );
     let state = AppState::with_push(db.clone(), limits, QueryLimits::default(), build, push);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -510,7 +510,8 @@ plain 1e+06\n";
         ts_proto.clear();
         mf.encode_length_delimited(&mut ts_proto).expect("encode");
     }
-    let mut all: Vec<(u16, &str, String, Vec<u8>, &str, Option<&str>)> = steps
+    type Step<'a> = (u16, &'a str, String, Vec<u8>, &'a str, Option<&'a str>);
+    let mut all: Vec<Step> = steps
         .iter()
         .map(|(code, m, p, b)| (*code, *m, p.clone(), b.clone().into_bytes(), TEXT_CT, None))
         .collect();

@@ -21,7 +21,7 @@ pub mod store;
 
 pub use path::{parse_grouping_path, GroupingKey};
 pub use protobuf::format_go_float;
-pub use service::{PushGroups, PushOutcome};
+pub use service::{PushGroups, PushLimits, PushOutcome};
 pub use store::{parse_body, Family, Group, GroupStore, ParsedBody};
 
 /// Name of the per-group gauge with the time of the last successful push.

@@ -42,6 +42,14 @@ struct Inner {
     expired: BTreeMap<String, u64>,
 }
 
+/// Per-series limits on pushed samples (the server's write limits; 0 = unlimited).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PushLimits {
+    pub max_labels_per_series: usize,
+    pub max_label_name_len: usize,
+    pub max_label_value_len: usize,
+}
+
 /// Pushgateway-compatible push groups stored through a [`Sink`].
 pub struct PushGroups {
     inner: Mutex<Inner>,
@@ -49,6 +57,7 @@ pub struct PushGroups {
     file: Option<PathBuf>,
     clock: Clock,
     reappend_ms: i64,
+    limits: PushLimits,
 }
 
 impl PushGroups {
@@ -92,7 +101,44 @@ impl PushGroups {
             file,
             clock,
             reappend_ms: (reappend_every.as_millis() as i64).max(1),
+            limits: PushLimits::default(),
         }
+    }
+
+    /// Applies per-series limits to pushes; a push with a series over a limit is refused
+    /// whole (400) and changes nothing.
+    pub fn with_limits(mut self, limits: PushLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    fn check_limits(&self, parsed: &super::ParsedBody) -> Result<(), PushError> {
+        let l = self.limits;
+        let over = |n: usize, max: usize| max > 0 && n > max;
+        for (labels, _) in parsed.families.values().flat_map(|f| f.samples.iter()) {
+            if over(labels.len(), l.max_labels_per_series) {
+                return Err(PushError::Body(format!(
+                    "series {labels} has {} labels, more than the limit of {}",
+                    labels.len(),
+                    l.max_labels_per_series
+                )));
+            }
+            for lb in labels.iter() {
+                if over(lb.name.len(), l.max_label_name_len) {
+                    return Err(PushError::Body(format!(
+                        "series {labels}: label name {:?} is longer than the limit of {} bytes",
+                        lb.name, l.max_label_name_len
+                    )));
+                }
+                if over(lb.value.len(), l.max_label_value_len) {
+                    return Err(PushError::Body(format!(
+                        "series {labels}: value of label {:?} is longer than the limit of {} bytes",
+                        lb.name, l.max_label_value_len
+                    )));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The system clock.
@@ -114,6 +160,7 @@ impl PushGroups {
         ttl: Option<Duration>,
     ) -> Result<PushOutcome, PushError> {
         let parsed = parse_body(body, content_type)?;
+        self.check_limits(&parsed)?;
         let ttl_ms = ttl.map(|d| d.as_millis().min(i64::MAX as u128) as i64);
         let mut inner = self.lock();
         let now = (self.clock)();

@@ -722,3 +722,32 @@ fn content_encodings() {
         Err(PushError::Encoding(_))
     ));
 }
+
+#[test]
+fn limits_refuse_the_whole_push() {
+    let (svc, _sink, _now) = service(None);
+    let svc = svc.with_limits(PushLimits {
+        max_labels_per_series: 3,
+        max_label_name_len: 10,
+        max_label_value_len: 5,
+    });
+    let k = key(&[("job", "j")]);
+    svc.push(k.clone(), b"m{a=\"1\"} 1\n", None, true, None)
+        .unwrap();
+    for (b, want) in [
+        ("m{a=\"1\",b=\"2\",c=\"3\"} 1\n", "more than the limit of 3"),
+        (
+            "m{abcdefghijk=\"1\"} 1\n",
+            "longer than the limit of 10 bytes",
+        ),
+        ("m{a=\"123456\"} 1\n", "longer than the limit of 5 bytes"),
+    ] {
+        match svc.push(k.clone(), b.as_bytes(), None, true, None) {
+            Err(PushError::Body(m)) => assert!(m.contains(want), "{m}"),
+            other => panic!("{b}: {other:?}"),
+        }
+    }
+    let g = &svc.groups()[0];
+    assert_eq!(g.failure_time_ms, None);
+    assert_eq!(g.families["m"].samples[0].0.get("a"), Some("1"));
+}
