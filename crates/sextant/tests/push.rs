@@ -715,11 +715,9 @@ fn groups_survive_restart_and_expire_after_ttl() {
         own.contains("sextant_push_group_expired_total{job=\"ttl2\"} 1"),
         "{own}"
     );
-    // ttl1 expired while Sextant was down or right after restart; counted either way.
-    assert!(
-        own.contains("sextant_push_group_expired_total{job=\"ttl1\"} 1"),
-        "{own}"
-    );
+    // ttl1 (2s, pushed before the restart) is gone too (checked above); whether it expired
+    // before the shutdown or at the first check after the restart depends on timing, so its
+    // counter (kept in memory per process) is not asserted.
     assert!(own.contains("sextant_push_groups 1\n"), "{own}");
 }
 
