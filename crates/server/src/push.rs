@@ -283,9 +283,7 @@ fn metrics_json(name: &str, f: &Family, g: &Group) -> Vec<Value> {
                         .parse::<f64>()
                         .map(format_go_float)
                         .unwrap_or_else(|_| bound.to_string());
-                    if summary || b != "+Inf" {
-                        e.1.insert(b, Value::String(format_go_float(*v)));
-                    }
+                    e.1.insert(b, Value::String(format_go_float(*v)));
                 }
             }
             order
