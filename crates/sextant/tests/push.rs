@@ -406,6 +406,19 @@ plain 1e+06\n";
             "/metrics/job/padded/v@base64/YQ==".into(),
             "padded 1\n".into(),
         ),
+        // Go's base64 ignores unused low bits but not a dangling character.
+        (
+            200,
+            "PUT",
+            "/metrics/job/lenient/v@base64/YR".into(),
+            "lenient 1\n".into(),
+        ),
+        (
+            400,
+            "PUT",
+            "/metrics/job/dangling/v@base64/YQAAA".into(),
+            "x 1\n".into(),
+        ),
         // Type conflict with group job=batch: refused, failure time set.
         (
             400,

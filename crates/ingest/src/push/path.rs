@@ -88,7 +88,8 @@ fn split_labels(labels: &str) -> Result<GroupingKey, PushError> {
     Ok(out)
 }
 
-/// Base64url without padding; trailing `=` are ignored. The result must be UTF-8.
+/// Base64url without padding; trailing `=` are ignored (Go's `RawURLEncoding` after trimming
+/// `=`, as the Pushgateway decodes). The result must be UTF-8.
 pub fn decode_base64(s: &str) -> Result<String, String> {
     let s = s.trim_end_matches('=');
     let mut out = Vec::with_capacity(s.len() * 3 / 4);
@@ -110,7 +111,9 @@ pub fn decode_base64(s: &str) -> Result<String, String> {
             acc &= (1 << bits) - 1;
         }
     }
-    if bits >= 6 || acc != 0 {
+    // Like Go's (non-strict) decoder: a dangling 6-bit group is an error, unused low bits of
+    // the last character are ignored.
+    if bits >= 6 {
         return Err(format!("illegal base64 data at input byte {}", s.len()));
     }
     String::from_utf8(out).map_err(|_| "decoded value is not valid UTF-8".to_string())

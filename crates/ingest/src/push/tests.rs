@@ -78,6 +78,9 @@ fn path_plain_and_base64() {
     );
     assert_eq!(decode_base64("YQ==").unwrap(), "a");
     assert_eq!(decode_base64("YQ").unwrap(), "a");
+    // Unused low bits are ignored, a dangling character is not (Go's behaviour).
+    assert_eq!(decode_base64("YR").unwrap(), "a");
+    assert!(decode_base64("YQA=A").is_err());
     for s in ["", "a", "ab", "abc", "/var/tmp", "Προμηθεύς"] {
         assert_eq!(decode_base64(&encode_base64(s)).unwrap(), s);
     }
