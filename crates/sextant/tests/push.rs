@@ -482,6 +482,18 @@ plain 1e+06\n";
             "/metrics/job/batch/__l/v".into(),
             "x 1\n".into(),
         ),
+        // Text-format strictness and incomplete histograms/summaries, each in its own group.
+        (400, "PUT", "/metrics/job/strict1".into(), "# TYPE a1 counter\n# TYPE a1 counter\na1 1\n".into()),
+        (400, "PUT", "/metrics/job/strict2".into(), "a2 1\n# TYPE a2 counter\n".into()),
+        (400, "PUT", "/metrics/job/strict3".into(), "# HELP a3 x\n# HELP a3 y\na3 1\n".into()),
+        (400, "PUT", "/metrics/job/strict4".into(), "# TYPE a4 info\na4 1\n".into()),
+        (400, "PUT", "/metrics/job/strict5".into(), "a5{x=\"\\q\"} 1\n".into()),
+        (400, "PUT", "/metrics/job/strict6".into(), "# HELP a6 bad \\q escape\na6 1\n".into()),
+        (400, "PUT", "/metrics/job/strict7".into(), "a7 1\na7b 2".into()),
+        (200, "PUT", "/metrics/job/strict8".into(), "a8{x=\"a\\nb\\\\c\\\"d\"} 1\n# HELP a8 multi\\nline \\\\ back\n".into()),
+        (200, "PUT", "/metrics/job/incomplete1".into(), "# TYPE h1 histogram\nh1_bucket{le=\"1\",a=\"x\"} 1\nh1_count{a=\"x\"} 3.7\nh1 5\nh1_bucket{a=\"y\"} 2\n".into()),
+        (200, "PUT", "/metrics/job/incomplete2".into(), "# TYPE s1 summary\ns1{quantile=\"0.5\"} 0.25\ns1 9\ns1_sum{b=\"1\"} 4\n".into()),
+        (200, "PUT", "/metrics/job/incomplete3".into(), "# TYPE h2 histogram\nh2_bucket{le=\"0.10\"} 1\nh2_bucket{le=\"+Inf\"} 2\nh2_sum 0.3\n".into()),
         // Pushed push_time_seconds is overridden by the gateway's own.
         (
             200,

@@ -138,6 +138,7 @@ pub fn parse_body(body: &[u8], content_type: Option<&str>) -> Result<ParsedBody,
     }
     let text = std::str::from_utf8(body)
         .map_err(|e| PushError::Body(format!("body is not valid UTF-8: {e}")))?;
+    check_text_metadata(text)?;
     // No sample may carry a timestamp; a sentinel default shows which ones did.
     const NO_TS: i64 = i64::MIN;
     let batch = crate::text::parse_text(text, NO_TS)
@@ -166,7 +167,93 @@ pub fn parse_body(body: &[u8], content_type: Option<&str>) -> Result<ParsedBody,
         let labels = canonical_bound(labels, name, family, f.kind)?;
         f.samples.push((labels, sample.v));
     }
+    for (name, f) in out.families.iter_mut() {
+        if matches!(f.kind, MetricType::Histogram | MetricType::Summary) {
+            complete_like_pushgateway(name, f);
+        }
+    }
     Ok(out)
+}
+
+/// One histogram or summary of a family while it is rebuilt.
+struct Complex {
+    /// Labels without name and `le`/`quantile`.
+    base: Labels,
+    /// (`le` or `quantile` value, sample value) in input order.
+    points: Vec<(String, f64)>,
+    sum: Option<f64>,
+    count: Option<f64>,
+}
+
+/// Rebuilds a histogram or summary family the way the Pushgateway stores it (parsed into one
+/// structured metric per label set, then exposed again): every label set gets its `_sum` and
+/// `_count` (0 when not pushed), a histogram its `le="+Inf"` bucket (the count when not
+/// pushed), counts are truncated to integers, and lines that do not fit (a bucket without
+/// `le`, the bare name of a histogram, a summary line without `quantile`) are dropped.
+fn complete_like_pushgateway(name: &str, f: &mut Family) {
+    let summary = f.kind == MetricType::Summary;
+    let inner = if summary { "quantile" } else { "le" };
+    let (bucket, sum, count) = (
+        format!("{name}_bucket"),
+        format!("{name}_sum"),
+        format!("{name}_count"),
+    );
+    let as_count = |v: f64| if v >= 0.0 { v.trunc() } else { v };
+    let mut metrics: Vec<Complex> = Vec::new();
+    let mut index: HashMap<Labels, usize> = HashMap::new();
+    for (labels, v) in f.samples.drain(..) {
+        let n = labels.metric_name().unwrap_or_default().to_string();
+        let mut base = labels.clone();
+        base.set(METRIC_NAME, "");
+        base.set(inner, "");
+        let i = *index.entry(base.clone()).or_insert_with(|| {
+            metrics.push(Complex {
+                base,
+                points: Vec::new(),
+                sum: None,
+                count: None,
+            });
+            metrics.len() - 1
+        });
+        let m = &mut metrics[i];
+        if n == sum {
+            m.sum = Some(v);
+        } else if n == count {
+            m.count = Some(as_count(v));
+        } else if (summary && n == name) || (!summary && n == bucket) {
+            if let Some(p) = labels.get(inner) {
+                m.points
+                    .push((p.to_string(), if summary { v } else { as_count(v) }));
+            }
+        }
+    }
+    let with = |base: &Labels, n: &str, extra: Option<(&str, &str)>| {
+        let mut l = base.clone();
+        l.set(METRIC_NAME, n);
+        if let Some((k, v)) = extra {
+            l.set(k, v);
+        }
+        l
+    };
+    for m in metrics {
+        let point_name = if summary { name } else { bucket.as_str() };
+        let mut has_inf = false;
+        for (p, v) in &m.points {
+            has_inf |= p == "+Inf";
+            f.samples
+                .push((with(&m.base, point_name, Some((inner, p))), *v));
+        }
+        if !summary && !has_inf {
+            f.samples.push((
+                with(&m.base, &bucket, Some(("le", "+Inf"))),
+                m.count.unwrap_or(0.0),
+            ));
+        }
+        f.samples
+            .push((with(&m.base, &sum, None), m.sum.unwrap_or(0.0)));
+        f.samples
+            .push((with(&m.base, &count, None), m.count.unwrap_or(0.0)));
+    }
 }
 
 /// Writes a histogram's `le` and a summary's `quantile` the way Prometheus' libraries print
@@ -206,6 +293,97 @@ fn canonical_bound(
     let mut out = labels.clone();
     out.set(label, &super::format_go_float(v));
     Ok(out)
+}
+
+/// The text format 0.0.4 rules the Pushgateway's parser enforces beyond what the shared
+/// parser checks: one `# HELP` and one `# TYPE` per family, `# TYPE` before the family's
+/// samples, only the five 0.0.4 types, only the `\\`, `\"` and `\n` escapes (`\\` and `\n` in
+/// HELP), and a newline after the last sample.
+fn check_text_metadata(text: &str) -> Result<(), PushError> {
+    let mut help: HashSet<&str> = HashSet::new();
+    let mut typed: HashSet<&str> = HashSet::new();
+    let mut sampled: HashSet<&str> = HashSet::new();
+    let n_lines = text.split('\n').count();
+    for (i, line) in text.split('\n').enumerate() {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        let err = |msg: String| {
+            PushError::Body(format!(
+                "text format parsing error in line {}: {msg}",
+                i + 1
+            ))
+        };
+        let line = line.trim_start_matches([' ', '\t']);
+        if let Some(comment) = line.strip_prefix('#') {
+            let mut tok = comment.split([' ', '\t']).filter(|t| !t.is_empty());
+            let (Some(kw), Some(name)) = (tok.next(), tok.next()) else {
+                continue;
+            };
+            if name.starts_with('"') {
+                continue;
+            }
+            match kw {
+                "HELP" if !help.insert(name) => {
+                    return Err(err(format!("second HELP line for metric name {name:?}")));
+                }
+                "HELP" => {
+                    let mut chars = comment.chars();
+                    while let Some(c) = chars.next() {
+                        if c == '\\' {
+                            match chars.next() {
+                                Some('\\' | 'n') => {}
+                                Some(o) => {
+                                    return Err(err(format!("invalid escape sequence '\\{o}'")))
+                                }
+                                None => return Err(err("invalid escape sequence '\\'".into())),
+                            }
+                        }
+                    }
+                }
+                "TYPE" => {
+                    if !typed.insert(name) || sampled.contains(name) {
+                        return Err(err(format!(
+                            "second TYPE line for metric name {name:?}, or TYPE reported after samples"
+                        )));
+                    }
+                    let t = tok.next().unwrap_or_default();
+                    if !matches!(t, "counter" | "gauge" | "histogram" | "summary" | "untyped") {
+                        return Err(err(format!(
+                            "unknown metric type {t:?}: the text format 0.0.4 has counter, gauge, histogram, summary and untyped"
+                        )));
+                    }
+                }
+                _ => {}
+            }
+        } else {
+            if line.trim_end_matches([' ', '\t']).is_empty() {
+                continue;
+            }
+            if i + 1 == n_lines {
+                return Err(err(
+                    "unexpected end of input stream (the last line needs a newline)".into(),
+                ));
+            }
+            let end = line.find(['{', ' ', '\t']).unwrap_or(line.len());
+            if end > 0 {
+                sampled.insert(&line[..end]);
+            }
+            let mut in_quotes = false;
+            let mut chars = line.chars();
+            while let Some(c) = chars.next() {
+                match c {
+                    '"' => in_quotes = !in_quotes,
+                    '\\' if in_quotes => match chars.next() {
+                        Some('\\' | '"' | 'n') => {}
+                        Some(o) => return Err(err(format!("invalid escape sequence '\\{o}'"))),
+                        None => return Err(err("invalid escape sequence '\\'".into())),
+                    },
+                    '}' if !in_quotes => break,
+                    _ => {}
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The family a sample line belongs to, like the text parser of Prometheus' client library:

@@ -754,3 +754,96 @@ fn limits_refuse_the_whole_push() {
     assert_eq!(g.failure_time_ms, None);
     assert_eq!(g.families["m"].samples[0].0.get("a"), Some("1"));
 }
+
+#[test]
+fn text_metadata_rules_of_the_pushgateway() {
+    for (b, want) in [
+        (
+            "# TYPE a counter\n# TYPE a counter\na 1\n",
+            "line 2: second TYPE line",
+        ),
+        (
+            "a 1\n# TYPE a counter\n",
+            "line 2: second TYPE line for metric name \"a\", or TYPE reported after samples",
+        ),
+        (
+            "# HELP a x\n# HELP a y\na 1\n",
+            "line 2: second HELP line for metric name \"a\"",
+        ),
+        (
+            "# TYPE a info\na 1\n",
+            "line 1: unknown metric type \"info\"",
+        ),
+    ] {
+        match parse_body(b.as_bytes(), None) {
+            Err(PushError::Body(m)) => assert!(m.contains(want), "{b:?}: {m}"),
+            other => panic!("{b:?}: {other:?}"),
+        }
+    }
+    // Allowed: TYPE of a histogram after nothing of it, interleaved families, other comments.
+    body("# TYPE h histogram\n# some comment\nh_bucket{le=\"+Inf\"} 1\nb 1\nh_sum 1\nh_count 1\n# TYPE c counter\nc 1\n");
+}
+
+#[test]
+fn incomplete_histograms_and_summaries_are_completed_like_the_pushgateway() {
+    let lines = |b: &ParsedBody, f: &str| -> Vec<String> {
+        b.families[f]
+            .samples
+            .iter()
+            .map(|(l, v)| format!("{l} {v}"))
+            .collect()
+    };
+    let b = body("# TYPE h histogram\nh_bucket{le=\"1\",a=\"x\"} 1\nh_count{a=\"x\"} 3.7\nh 5\nh_bucket{a=\"y\"} 2\n# TYPE s summary\ns{quantile=\"0.5\"} 0.25\ns 9\n");
+    assert_eq!(
+        lines(&b, "h"),
+        vec![
+            "h_bucket{a=\"x\", le=\"1\"} 1",
+            "h_bucket{a=\"x\", le=\"+Inf\"} 3",
+            "h_sum{a=\"x\"} 0",
+            "h_count{a=\"x\"} 3",
+            // The bare `h 5` line creates an (empty) histogram without labels.
+            "h_bucket{le=\"+Inf\"} 0",
+            "h_sum 0",
+            "h_count 0",
+            "h_bucket{a=\"y\", le=\"+Inf\"} 0",
+            "h_sum{a=\"y\"} 0",
+            "h_count{a=\"y\"} 0",
+        ]
+    );
+    assert_eq!(
+        lines(&b, "s"),
+        vec!["s{quantile=\"0.5\"} 0.25", "s_sum 0", "s_count 0"]
+    );
+    // A complete histogram is unchanged.
+    let full =
+        "# TYPE c histogram\nc_bucket{le=\"1\"} 1\nc_bucket{le=\"+Inf\"} 2\nc_sum 1.5\nc_count 2\n";
+    assert_eq!(
+        lines(&body(full), "c"),
+        vec![
+            "c_bucket{le=\"1\"} 1",
+            "c_bucket{le=\"+Inf\"} 2",
+            "c_sum 1.5",
+            "c_count 2"
+        ]
+    );
+}
+
+#[test]
+fn text_strictness_of_the_pushgateway() {
+    for (b, want) in [
+        ("a 1", "line 1: unexpected end of input stream"),
+        ("a 1\nb 2", "line 2: unexpected end of input stream"),
+        ("a{x=\"\\q\"} 1\n", "line 1: invalid escape sequence '\\q'"),
+        (
+            "# HELP a x\\qy\na 1\n",
+            "line 1: invalid escape sequence '\\q'",
+        ),
+    ] {
+        match parse_body(b.as_bytes(), None) {
+            Err(PushError::Body(m)) => assert!(m.contains(want), "{b:?}: {m}"),
+            other => panic!("{b:?}: {other:?}"),
+        }
+    }
+    body("a{x=\"\\\\ \\\" \\n\"} 1\n# trailing comment");
+    body("a 1\n   ");
+}
