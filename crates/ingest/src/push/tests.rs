@@ -847,3 +847,50 @@ fn text_strictness_of_the_pushgateway() {
     body("a{x=\"\\\\ \\\" \\n\"} 1\n# trailing comment");
     body("a 1\n   ");
 }
+
+mod prop {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever arrives, parsing, pushing and rendering never panic, and a refused push
+        /// leaves the group's metrics as they were.
+        #[test]
+        fn arbitrary_bodies_never_panic(
+            lines in proptest::collection::vec(
+                prop_oneof![
+                    Just("# TYPE h histogram".to_string()),
+                    Just("# TYPE s summary".to_string()),
+                    Just("# HELP h x\\\\y".to_string()),
+                    "[a-z_]{1,3}(\\{[a-z]{1,2}=\"[a-z0-9.+\\\\]{0,3}\"\\})? [0-9.eE+-]{1,4}( [0-9]{1,3})?",
+                    "h_(bucket|sum|count)(\\{le=\"[0-9.+Inf]{1,4}\"\\})? [0-9]{1,3}",
+                    "s(_sum|_count)?(\\{quantile=\"0.[0-9]\"\\})? [0-9]{1,3}",
+                    ".{0,12}",
+                ],
+                0..12,
+            ),
+            raw in proptest::collection::vec(any::<u8>(), 0..64),
+            path in "/metrics/job(@base64)?/[A-Za-z0-9_=%@/-]{0,20}",
+        ) {
+            let text = lines.join("\n") + "\n";
+            let mut s = GroupStore::new();
+            let k = key(&[("job", "j")]);
+            s.push(k.clone(), body("keep 1\n"), true, None, 1).unwrap();
+            let mut before = samples(&s, &k);
+            for b in [text.as_bytes(), &raw[..]] {
+                for ct in [None, Some(PROTO_CT)] {
+                    if let Ok(parsed) = parse_body(b, ct) {
+                        match s.push(k.clone(), parsed, true, None, 2) {
+                            Ok(_) => before = samples(&s, &k),
+                            Err(_) => prop_assert_eq!(samples(&s, &k), before.clone()),
+                        }
+                    }
+                }
+            }
+            let groups: Vec<Group> = s.groups().cloned().collect();
+            let rendered = render_text(&groups);
+            prop_assert!(crate::text::parse_text(&rendered, 0).is_ok(), "{}", rendered);
+            let _ = parse_grouping_path(&path);
+        }
+    }
+}
