@@ -224,7 +224,13 @@ fn serve(a: ServeArgs) -> Result<()> {
         )
         .with_limits(limits.push_limits()),
     );
-    let state = AppState::with_push(db.clone(), limits, QueryLimits::default(), build, push);
+    let state = AppState::with_push(
+        db.clone(),
+        limits,
+        QueryLimits::default(),
+        build,
+        push.clone(),
+    );
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -247,6 +253,7 @@ fn serve(a: ServeArgs) -> Result<()> {
             .await?;
         anyhow::Ok(())
     })?;
+    push.flush();
     tracing::info!("shutting down: syncing the WAL");
     db.close().context("closing the database")?;
     drop(maintenance);

@@ -40,6 +40,8 @@ struct Inner {
     last_reappend: i64,
     /// Groups expired by TTL, by job.
     expired: BTreeMap<String, u64>,
+    /// Changed since the last save to the file.
+    dirty: bool,
 }
 
 /// Per-series limits on pushed samples (the server's write limits; 0 = unlimited).
@@ -58,6 +60,8 @@ pub struct PushGroups {
     clock: Clock,
     reappend_ms: i64,
     limits: PushLimits,
+    /// Serializes saves so they reach the file in the order they were taken.
+    persisting: Mutex<()>,
 }
 
 impl PushGroups {
@@ -96,7 +100,9 @@ impl PushGroups {
                 last_ts: i64::MIN,
                 last_reappend: i64::MIN,
                 expired: BTreeMap::new(),
+                dirty: false,
             }),
+            persisting: Mutex::new(()),
             sink,
             file,
             clock,
@@ -179,7 +185,7 @@ impl PushGroups {
             series = append_group(&mut batch, g, t);
         }
         self.write(batch);
-        self.persist(&inner);
+        inner.dirty = true;
         drop(inner);
         res.map(|_| PushOutcome { series, removed })
     }
@@ -193,14 +199,19 @@ impl PushGroups {
             let mut batch = WriteBatch::default();
             stale(&mut batch, &series, t);
             self.write(batch);
-            self.persist(&inner);
+            inner.dirty = true;
         }
     }
 
-    /// Expires groups whose TTL passed (staleness markers, counted per job) and, once per
-    /// re-append interval, writes every group's current values again. Call it often (about
-    /// every second) so expiry is prompt.
+    /// Expires groups whose TTL passed (staleness markers, counted per job), once per
+    /// re-append interval writes every group's current values again, and saves changed groups
+    /// to the file. Call it about every second so expiry and saving are prompt.
     pub fn tick(&self) {
+        self.expire_and_reappend();
+        self.flush();
+    }
+
+    fn expire_and_reappend(&self) {
         let mut inner = self.lock();
         let now = (self.clock)();
         let expired = inner.store.expire(now);
@@ -215,6 +226,7 @@ impl PushGroups {
             let job = g.key.get("job").cloned().unwrap_or_default();
             tracing::info!(group = %super::store::format_key(&g.key), "push group expired (TTL)");
             *inner.expired.entry(job).or_default() += 1;
+            inner.dirty = true;
         }
         if reappend {
             inner.last_reappend = now;
@@ -223,8 +235,25 @@ impl PushGroups {
             }
         }
         self.write(batch);
-        if !expired.is_empty() {
-            self.persist(&inner);
+    }
+
+    /// Saves the groups to the file if they changed since the last save (done by
+    /// [`tick`](Self::tick); call it at shutdown). Pushes are not blocked while the file is
+    /// written.
+    pub fn flush(&self) {
+        let Some(path) = &self.file else { return };
+        let _order = self.persisting.lock().unwrap_or_else(|e| e.into_inner());
+        let bytes = {
+            let mut inner = self.lock();
+            if !inner.dirty {
+                return;
+            }
+            inner.dirty = false;
+            persist::encode(inner.store.groups())
+        };
+        if let Err(e) = persist::write_atomic(path, &bytes) {
+            tracing::error!(error = %e, "saving push groups failed; will retry");
+            self.lock().dirty = true;
         }
     }
 
@@ -266,13 +295,11 @@ impl PushGroups {
             Err(e) => tracing::warn!(error = %e, "storing pushed samples failed"),
         }
     }
+}
 
-    fn persist(&self, inner: &Inner) {
-        let Some(path) = &self.file else { return };
-        let bytes = persist::encode(inner.store.groups());
-        if let Err(e) = persist::write_atomic(path, &bytes) {
-            tracing::error!(error = %e, "saving push groups failed");
-        }
+impl Drop for PushGroups {
+    fn drop(&mut self) {
+        self.flush();
     }
 }
 

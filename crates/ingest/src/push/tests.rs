@@ -473,6 +473,10 @@ fn persistence_round_trip() {
     let _ = svc.push(key(&[("job", "failed")]), b"x 1 5\n", None, true, None);
     let before = svc.groups();
     assert_eq!(before.len(), 2);
+    // Saved by the next tick (or flush), not by the push itself.
+    assert!(!file.exists());
+    svc.tick();
+    assert!(file.exists());
     drop(svc);
     let (svc2, _sink, _now) = service(Some(file.clone()));
     let after = svc2.groups();
