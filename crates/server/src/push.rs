@@ -101,9 +101,25 @@ async fn push(
         .get(axum::http::header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
+    // Pushes share the write path's concurrency limit.
+    let Ok(Ok(_permit)) =
+        tokio::time::timeout(st.limits.queue_wait, st.write_slots.acquire()).await
+    else {
+        st.ingest
+            .throttled_requests
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        return text(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "too many concurrent write requests (limit {}); retry later",
+                st.limits.max_concurrent
+            ),
+        );
+    };
+    let st2 = st.clone();
     let res = tokio::task::spawn_blocking(move || {
-        let body = decode_content_encoding(enc.as_deref(), &body, st.limits.max_decoded)?;
-        st.push.push(key, &body, ct.as_deref(), replace, ttl)
+        let body = decode_content_encoding(enc.as_deref(), &body, st2.limits.max_decoded)?;
+        st2.push.push(key, &body, ct.as_deref(), replace, ttl)
     })
     .await;
     match res {

@@ -10,8 +10,13 @@
 //! deleted), groups survive restarts, and a group can carry a TTL after which it expires.
 //!
 //! - [`path`]: the grouping key from the URL path (`@base64` values included).
-//! - [`store`]: the groups themselves and the push/delete/expire rules (pure, clock passed in).
+//! - [`store`]: the groups themselves, the push/delete/expire rules (pure, clock passed in)
+//!   and the text-format body parser with the Pushgateway's extra rules.
+//! - [`protobuf`]: bodies in the protobuf delimited format (Go's client default).
+//! - [`persist`]: the groups on disk.
 //! - [`service`]: the store wired to a [`crate::Sink`], a persistence file and a clock.
+//!
+//! User documentation: `docs/push.md`.
 
 pub mod path;
 pub mod persist;
