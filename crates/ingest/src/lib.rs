@@ -3,7 +3,9 @@
 //! bad input with context; writing to storage happens elsewhere, through the `Appender` seam.
 //!
 //! - [`remote_write`]: Prometheus remote write 1.0 and 2.0 (protobuf + snappy).
-//! - [`text`]: the Prometheus text exposition format 0.0.4 (plus OpenMetrics' `# EOF`).
+//! - [`text`]: the Prometheus text exposition format 0.0.4 and OpenMetrics 1.0, chosen by
+//!   Content-Type in [`text::parse_exposition`].
+//! - [`influx`]: InfluxDB line protocol, mapped to series like VictoriaMetrics does.
 //! - [`push`]: Pushgateway-compatible push groups (PUT/POST/DELETE, TTL, persistence).
 //! - [`sink`]: the seam to storage that every protocol writes through.
 
@@ -12,6 +14,7 @@
 #[allow(clippy::all, missing_docs)]
 #[rustfmt::skip]
 pub mod client_model;
+pub mod influx;
 pub mod push;
 pub mod remote_write;
 pub mod sink;

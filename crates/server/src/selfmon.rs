@@ -338,6 +338,17 @@ pub fn render_metrics(st: &AppState) -> String {
     );
     family(
         &mut o,
+        "sextant_influx_write_requests_total",
+        "counter",
+        "InfluxDB line protocol write requests received.",
+    );
+    let _ = writeln!(
+        o,
+        "sextant_influx_write_requests_total {}",
+        load(&ing.influx_requests)
+    );
+    family(
+        &mut o,
         "sextant_ingest_rejected_series_total",
         "counter",
         "Series dropped at decode (invalid labels, limits).",

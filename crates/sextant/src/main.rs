@@ -30,8 +30,44 @@ enum Command {
     Serve(ServeArgs),
     /// Run a PromQL query against a running Sextant (or any Prometheus-compatible server).
     Query(QueryArgs),
+    /// Validate files (like `promtool check`).
+    #[command(subcommand)]
+    Check(CheckCommand),
+    /// Run unit tests (like `promtool test`).
+    #[command(subcommand)]
+    Test(TestCommand),
+    /// Service level objectives.
+    #[command(subcommand)]
+    Slo(SloCommand),
     /// Push metrics from stdin (text format) to a push group, like a Pushgateway client.
     Push(PushArgs),
+}
+
+#[derive(Subcommand)]
+enum SloCommand {
+    /// Print the recording and alerting rules an SLO file compiles to (a Prometheus rule file).
+    Generate {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum CheckCommand {
+    /// Check Prometheus rule files.
+    Rules {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum TestCommand {
+    /// Run promtool-format rule unit tests.
+    Rules {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 #[derive(Args)]
@@ -136,6 +172,30 @@ struct ServeArgs {
     /// Pushgateway), so the last pushed value stays visible to queries.
     #[arg(long, default_value = "15s", value_parser = duration_ms)]
     push_interval: i64,
+    /// Rule files to evaluate: a file, a directory (all *.yml/*.yaml in it) or a glob; repeatable.
+    #[arg(long = "rules", value_name = "PATH")]
+    rules: Vec<String>,
+    /// Do not load the built-in rule packs (rules/ in the source tree).
+    #[arg(long)]
+    no_default_rules: bool,
+    /// SLO files (`slos:` list) compiled into recording rules and burn-rate alerts; repeatable.
+    #[arg(long = "slos", value_name = "FILE")]
+    slos: Vec<PathBuf>,
+    /// Evaluation interval of rule groups that set none.
+    #[arg(long, default_value = "1m", value_parser = duration_ms)]
+    evaluation_interval: i64,
+    /// How far back alert `for` state is restored after a restart.
+    #[arg(long, default_value = "1h", value_parser = duration_ms)]
+    rules_alert_for_outage_tolerance: i64,
+    /// Minimum `for` time left to alerts restored after a restart (Prometheus' default 10m).
+    #[arg(long, default_value = "10m", value_parser = duration_ms)]
+    rules_alert_for_grace_period: i64,
+    /// Minimum time between re-sends of a still-firing alert to the alert manager.
+    #[arg(long, default_value = "1m", value_parser = duration_ms)]
+    rules_alert_resend_delay: i64,
+    /// The URL under which Sextant is reached (used in alert generator links and templates).
+    #[arg(long)]
+    external_url: Option<String>,
     /// Log level filter (error, warn, info, debug, trace or a tracing directive).
     #[arg(long, default_value = "info")]
     log_level: String,
@@ -143,6 +203,7 @@ struct ServeArgs {
 
 mod push;
 mod query;
+mod rules_cmd;
 
 /// Ingest allocates many small, short-lived strings (labels of decoded requests); mimalloc
 /// handles that pattern far better than glibc's allocator (measured in bench/).
@@ -165,6 +226,9 @@ fn main() -> std::process::ExitCode {
         Command::Serve(args) => serve(args),
         Command::Query(args) => query::run(args),
         Command::Push(args) => push::run(args),
+        Command::Check(CheckCommand::Rules { files }) => rules_cmd::check(&files),
+        Command::Test(TestCommand::Rules { files }) => rules_cmd::test(&files),
+        Command::Slo(SloCommand::Generate { files }) => rules_cmd::slo_generate(&files),
     };
     match res {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -231,6 +295,28 @@ fn serve(a: ServeArgs) -> Result<()> {
         build,
         push.clone(),
     );
+    let external_url = a
+        .external_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", a.listen));
+    let rules = rules_cmd::manager(
+        &state,
+        db.clone(),
+        external_url,
+        sextant_rules::ManagerOptions {
+            evaluation_interval: a.evaluation_interval,
+            query_offset: 0,
+            resend_delay: a.rules_alert_resend_delay,
+            outage_tolerance: a.rules_alert_for_outage_tolerance,
+            for_grace_period: a.rules_alert_for_grace_period,
+        },
+    );
+    let rule_paths = rules_cmd::RuleSources {
+        builtin: !a.no_default_rules,
+        paths: a.rules.clone(),
+        slos: a.slos.clone(),
+    };
+    let first_rules = rules_cmd::load(&rule_paths)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -240,6 +326,8 @@ fn serve(a: ServeArgs) -> Result<()> {
             .await
             .with_context(|| format!("listening on {}", a.listen))?;
         tracing::info!(listen = %a.listen, data_dir = %a.data_dir.display(), "Sextant is serving");
+        rules_cmd::start(&state, rules, rule_paths, first_rules);
+        reload_on_sighup(state.clone());
         if a.self_monitor_interval > 0 {
             sextant_server::start_self_monitoring(
                 state.clone(),
@@ -248,17 +336,41 @@ fn serve(a: ServeArgs) -> Result<()> {
             );
         }
         sextant_server::start_push_maintenance(state.clone());
-        axum::serve(listener, sextant_server::router(state))
+        axum::serve(listener, sextant_server::router(state.clone()))
             .with_graceful_shutdown(shutdown_signal())
             .await?;
         anyhow::Ok(())
     })?;
     push.flush();
+    if let Some(m) = state.rules() {
+        m.stop();
+    }
     tracing::info!("shutting down: syncing the WAL");
     db.close().context("closing the database")?;
     drop(maintenance);
     tracing::info!("bye");
     Ok(())
+}
+
+/// SIGHUP re-reads rule files (and configuration), like Prometheus.
+fn reload_on_sighup(state: Arc<AppState>) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            return;
+        };
+        while s.recv().await.is_some() {
+            let st = state.clone();
+            match tokio::task::spawn_blocking(move || st.reload()).await {
+                Ok(Ok(())) => tracing::info!("reloaded after SIGHUP"),
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "reload after SIGHUP failed; keeping the old configuration")
+                }
+                Err(e) => tracing::error!(error = %e, "reload after SIGHUP failed"),
+            }
+        }
+    });
 }
 
 async fn shutdown_signal() {

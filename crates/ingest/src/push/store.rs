@@ -129,20 +129,32 @@ pub struct ParsedBody {
     pub invalid: Option<String>,
 }
 
-/// Parses a push body: the protobuf delimited format when the content type says so, else the
-/// text format 0.0.4 (the Pushgateway's fallback too). This is the one place a new format
-/// plugs in.
+/// Parses a push body by its content type: the protobuf delimited format, OpenMetrics
+/// (`application/openmetrics-text`, a Sextant extension: the Pushgateway reads it as the text
+/// format), else the text format 0.0.4 (the Pushgateway's fallback) with the Pushgateway's
+/// extra rules. Text and OpenMetrics go through [`crate::text::parse_exposition`].
 pub fn parse_body(body: &[u8], content_type: Option<&str>) -> Result<ParsedBody, PushError> {
     if super::protobuf::is_protobuf(content_type) {
         return super::protobuf::parse_protobuf(body);
     }
-    let text = std::str::from_utf8(body)
-        .map_err(|e| PushError::Body(format!("body is not valid UTF-8: {e}")))?;
-    check_text_metadata(text)?;
+    let openmetrics = matches!(
+        crate::text::exposition_format(content_type),
+        Ok(crate::text::ExpositionFormat::OpenMetrics)
+    );
     // No sample may carry a timestamp; a sentinel default shows which ones did.
     const NO_TS: i64 = i64::MIN;
-    let batch = crate::text::parse_text(text, NO_TS)
-        .map_err(|e| PushError::Body(format!("text format parsing error in {e}")))?;
+    let batch = crate::text::parse_exposition(body, content_type, NO_TS).map_err(|e| {
+        let format = if openmetrics {
+            "OpenMetrics"
+        } else {
+            "text format"
+        };
+        PushError::Body(format!("{format} parsing error in {e}"))
+    })?;
+    if !openmetrics {
+        // parse_exposition has checked that the body is UTF-8.
+        check_text_metadata(&String::from_utf8_lossy(body))?;
+    }
     let meta: HashMap<&str, &sextant_model::Metadata> = batch
         .metadata
         .iter()
@@ -154,7 +166,7 @@ pub fn parse_body(body: &[u8], content_type: Option<&str>) -> Result<ParsedBody,
             out.has_timestamps = true;
         }
         let name = labels.metric_name().unwrap_or_default();
-        let family = family_of(name, &meta);
+        let family = family_of(name, &meta, openmetrics);
         let f = out.families.entry(family.to_string()).or_insert_with(|| {
             let m = meta.get(family);
             Family {
@@ -168,7 +180,7 @@ pub fn parse_body(body: &[u8], content_type: Option<&str>) -> Result<ParsedBody,
         f.samples.push((labels, sample.v));
     }
     for (name, f) in out.families.iter_mut() {
-        if matches!(f.kind, MetricType::Histogram | MetricType::Summary) {
+        if !openmetrics && matches!(f.kind, MetricType::Histogram | MetricType::Summary) {
             complete_like_pushgateway(name, f);
         }
     }
@@ -386,35 +398,38 @@ fn check_text_metadata(text: &str) -> Result<(), PushError> {
     Ok(())
 }
 
-/// The family a sample line belongs to, like the text parser of Prometheus' client library:
-/// its own name if that has a `# TYPE`, else `x` for `x_bucket`/`x_sum`/`x_count` of a
-/// histogram `x` and `x_sum`/`x_count` of a summary `x`, else its own name.
-fn family_of<'a>(name: &'a str, meta: &HashMap<&str, &sextant_model::Metadata>) -> &'a str {
+/// The family a sample line belongs to. In the text format, like the parser of Prometheus'
+/// client library: its own name if that has a `# TYPE`, else `x` for `x_bucket`/`x_sum`/
+/// `x_count` of a histogram `x` and `x_sum`/`x_count` of a summary `x`, else its own name. In
+/// OpenMetrics, the family whose type allows the suffix (`x_total` of counter `x`, ...).
+fn family_of<'a>(
+    name: &'a str,
+    meta: &HashMap<&str, &sextant_model::Metadata>,
+    openmetrics: bool,
+) -> &'a str {
+    use MetricType as T;
     if meta.contains_key(name) {
         return name;
     }
-    for (suffix, kinds) in [
-        (
-            "_bucket",
-            &[MetricType::Histogram, MetricType::GaugeHistogram][..],
-        ),
-        (
-            "_sum",
-            &[
-                MetricType::Histogram,
-                MetricType::GaugeHistogram,
-                MetricType::Summary,
-            ][..],
-        ),
-        (
-            "_count",
-            &[
-                MetricType::Histogram,
-                MetricType::GaugeHistogram,
-                MetricType::Summary,
-            ][..],
-        ),
-    ] {
+    let rules: &[(&str, &[MetricType])] = if openmetrics {
+        &[
+            ("_total", &[T::Counter]),
+            ("_created", &[T::Counter, T::Histogram, T::Summary]),
+            ("_bucket", &[T::Histogram, T::GaugeHistogram]),
+            ("_sum", &[T::Histogram, T::Summary]),
+            ("_count", &[T::Histogram, T::Summary]),
+            ("_gsum", &[T::GaugeHistogram]),
+            ("_gcount", &[T::GaugeHistogram]),
+            ("_info", &[T::Info]),
+        ]
+    } else {
+        &[
+            ("_bucket", &[T::Histogram]),
+            ("_sum", &[T::Histogram, T::Summary]),
+            ("_count", &[T::Histogram, T::Summary]),
+        ]
+    };
+    for (suffix, kinds) in rules {
         if let Some(base) = name.strip_suffix(suffix) {
             if meta.get(base).is_some_and(|m| kinds.contains(&m.kind)) {
                 return base;

@@ -898,3 +898,29 @@ mod prop {
         }
     }
 }
+
+#[test]
+fn openmetrics_bodies_by_content_type() {
+    const OM: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+    let om = "# TYPE jobs counter\n# HELP jobs Jobs.\njobs_total{r=\"ok\"} 3\njobs_created{r=\"ok\"} 1700000000\n# TYPE build info\nbuild_info{v=\"1\"} 1\n# TYPE lat histogram\nlat_bucket{le=\"1.0\"} 1\nlat_bucket{le=\"+Inf\"} 2\nlat_sum 1.5\nlat_count 2\n# EOF\n";
+    let b = parse_body(om.as_bytes(), Some(OM)).unwrap();
+    let names: Vec<&str> = b.families.keys().map(|s| s.as_str()).collect();
+    assert_eq!(names, vec!["build", "jobs", "lat"]);
+    assert_eq!(b.families["jobs"].kind, sextant_model::MetricType::Counter);
+    assert_eq!(b.families["jobs"].help, "Jobs.");
+    assert_eq!(b.families["jobs"].samples.len(), 2);
+    assert_eq!(b.families["build"].kind, sextant_model::MetricType::Info);
+    assert!(!b.has_timestamps);
+    // OpenMetrics timestamps (seconds) are refused like text ones.
+    let ts = "# TYPE g gauge\ng 1 1700000000.5\n# EOF\n";
+    assert!(parse_body(ts.as_bytes(), Some(OM)).unwrap().has_timestamps);
+    // OpenMetrics syntax errors name the format.
+    match parse_body(b"g 1\n", Some(OM)) {
+        Err(PushError::Body(m)) => {
+            assert!(m.starts_with("OpenMetrics parsing error in line"), "{m}")
+        }
+        other => panic!("{other:?}"),
+    }
+    // The same body as text/plain is held to the text format 0.0.4 (no info type).
+    assert!(parse_body(om.as_bytes(), Some("text/plain; version=0.0.4")).is_err());
+}
