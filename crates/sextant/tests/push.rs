@@ -185,6 +185,28 @@ delete_from_gateway('{gw}', job='pybatch', grouping_key={{'instance': 'runner-1'
     // The past is still there.
     let past = query(&c, &server, "max_over_time(batch_items_total[5m])");
     assert_eq!(past.len(), 2, "{past:?}");
+
+    // The client's OpenMetrics output, pushed with its Content-Type (a Sextant extension).
+    python(&format!(
+        r#"
+import urllib.request
+from prometheus_client import CollectorRegistry, Counter, Info
+from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST, generate_latest
+r = CollectorRegistry()
+Counter('om_jobs', 'Jobs.', registry=r).inc(3)
+Info('om_build', 'Build.', registry=r).info({{'version': '1.2'}})
+req = urllib.request.Request('http://{gw}/metrics/job/pyom', data=generate_latest(r), method='PUT',
+                             headers={{'Content-Type': CONTENT_TYPE_LATEST}})
+assert urllib.request.urlopen(req).status == 200
+"#
+    ));
+    let jobs = query(&c, &server, "om_jobs_total{job=\"pyom\"}");
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    assert_eq!(jobs[0].1, 3.0);
+    let info = query(&c, &server, "om_build_info{job=\"pyom\"}");
+    assert_eq!(info.len(), 1, "{info:?}");
+    assert_eq!(info[0].0["version"], "1.2");
+    assert_eq!(query(&c, &server, "om_jobs_created{job=\"pyom\"}").len(), 1);
 }
 
 /// A parsed metric set: labels (empty values dropped) and value; for the two `push_*` gauges
