@@ -8,10 +8,17 @@
 //! - [`influx`]: InfluxDB line protocol, mapped to series like VictoriaMetrics does.
 //! - [`scrape`]: Prometheus-style scraping (config, discovery, relabeling, scrape loops).
 //! - [`otlp`]: OTLP/HTTP metrics (protobuf and JSON) translated to Prometheus series.
+//! - [`push`]: Pushgateway-compatible push groups (PUT/POST/DELETE, TTL, persistence).
 //! - [`sink`]: the seam to storage that every protocol writes through.
 
+/// `io.prometheus.client` types: the protobuf exposition format (`MetricFamily`), generated
+/// from `proto/io/prometheus/client/metrics.proto` by `cargo run -p protogen`.
+#[allow(clippy::all, missing_docs)]
+#[rustfmt::skip]
+pub mod client_model;
 pub mod influx;
 pub mod otlp;
+pub mod push;
 pub mod remote_write;
 pub mod scrape;
 pub mod sink;

@@ -5,6 +5,7 @@
 mod api;
 mod otlp;
 mod params;
+mod push;
 mod query;
 mod rules_api;
 mod selfmon;
@@ -17,14 +18,15 @@ use std::time::{Duration, Instant};
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::Router;
 use sextant_tsdb::db::Db;
 
+pub use push::{start_push_maintenance, TTL_HEADER};
 pub use query::{format_float, result_json, QueryLimits};
-pub use selfmon::{render_metrics, start_self_monitoring, HttpMetrics};
 pub use rules_api::DbRuleStorage;
 pub use targets::ReloadHook;
+pub use selfmon::{render_metrics, start_self_monitoring, HttpMetrics};
 pub use write::DbSink;
 
 /// Limits applied to every write request.
@@ -56,6 +58,17 @@ impl Default for WriteLimits {
     }
 }
 
+impl WriteLimits {
+    /// The per-series limits that apply to pushed groups.
+    pub fn push_limits(&self) -> sextant_ingest::push::PushLimits {
+        sextant_ingest::push::PushLimits {
+            max_labels_per_series: self.max_labels_per_series,
+            max_label_name_len: self.max_label_name_len,
+            max_label_value_len: self.max_label_value_len,
+        }
+    }
+}
+
 /// Version information reported by `/api/v1/status/buildinfo` and `sextant_build_info`.
 #[derive(Clone, Debug)]
 pub struct BuildInfo {
@@ -76,6 +89,8 @@ pub struct AppState {
     pub(crate) otlp: otlp::OtlpState,
     pub query_limits: QueryLimits,
     query_slots: Arc<tokio::sync::Semaphore>,
+    /// Pushgateway-compatible push groups.
+    pub push: Arc<sextant_ingest::push::PushGroups>,
     rules: std::sync::OnceLock<Arc<sextant_rules::Manager>>,
     /// The scrape manager, once the binary has started it (for `/api/v1/targets`).
     pub scrape: std::sync::OnceLock<Arc<sextant_ingest::scrape::ScrapeManager>>,
@@ -94,6 +109,27 @@ impl AppState {
         query_limits: QueryLimits,
         build: BuildInfo,
     ) -> Arc<Self> {
+        let push = Arc::new(
+            sextant_ingest::push::PushGroups::open(
+                Arc::new(DbSink(db.clone())),
+                None,
+                Duration::from_secs(15),
+                sextant_ingest::push::PushGroups::system_clock(),
+            )
+            .with_limits(limits.push_limits()),
+        );
+        Self::with_push(db, limits, query_limits, build, push)
+    }
+
+    /// Like [`AppState::with_query_limits`], with push groups set up by the caller
+    /// (persistence file, re-append interval).
+    pub fn with_push(
+        db: Arc<Db>,
+        limits: WriteLimits,
+        query_limits: QueryLimits,
+        build: BuildInfo,
+        push: Arc<sextant_ingest::push::PushGroups>,
+    ) -> Arc<Self> {
         let slots = limits.max_concurrent.max(1);
         let query_slots = Arc::new(tokio::sync::Semaphore::new(
             query_limits.max_concurrent.max(1),
@@ -110,6 +146,7 @@ impl AppState {
             otlp: otlp::OtlpState::default(),
             query_limits,
             query_slots,
+            push,
             rules: std::sync::OnceLock::new(),
             scrape: std::sync::OnceLock::new(),
             reload: std::sync::OnceLock::new(),
@@ -175,6 +212,17 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/api/v1/admin/tsdb/snapshot",
             post(api::snapshot).put(api::snapshot),
         )
+        .route(
+            "/metrics/job/{*rest}",
+            put(push::put).post(push::post).delete(push::delete),
+        )
+        .route(
+            "/metrics/job@base64/{*rest}",
+            put(push::put).post(push::post).delete(push::delete),
+        )
+        .route("/api/v1/metrics", get(push::api_metrics))
+        .route("/api/v1/status", get(push::api_status))
+        .route("/api/v1/push/metrics", get(push::exposition))
         .route("/api/v1/{*rest}", get(api::not_found).post(api::not_found))
         .route("/metrics", get(metrics_handler))
         .route("/", get(index))

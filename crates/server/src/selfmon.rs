@@ -444,6 +444,27 @@ pub fn render_metrics(st: &AppState) -> String {
         }
     }
 
+    family(
+        &mut o,
+        "sextant_push_groups",
+        "gauge",
+        "Pushgateway-compatible push groups currently held.",
+    );
+    let _ = writeln!(o, "sextant_push_groups {}", st.push.len());
+    family(
+        &mut o,
+        "sextant_push_group_expired_total",
+        "counter",
+        "Push groups removed because their TTL passed without a new push, by job.",
+    );
+    for (job, n) in st.push.expired_totals() {
+        let _ = writeln!(
+            o,
+            "sextant_push_group_expired_total{{job=\"{}\"}} {n}",
+            escape(&job)
+        );
+    }
+
     if let Some(rss) = proc_status_kb("VmRSS:") {
         family(
             &mut o,
@@ -550,6 +571,11 @@ pub fn start_self_monitoring(
                 }
                 for (labels, s) in &batch.samples {
                     let mut ls: Labels = labels.clone();
+                    // Like a scrape without honor_labels: a metric's own `job` (e.g. the
+                    // push expiry counter's) is kept as `exported_job`.
+                    if let Some(job) = labels.get("job") {
+                        ls.set("exported_job", job);
+                    }
                     ls.set("job", "sextant");
                     ls.set("instance", &instance);
                     let _ = app.append(&ls, s.t, s.v);

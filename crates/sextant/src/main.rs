@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use sextant_model::time::{parse_duration, parse_size};
-use sextant_server::{AppState, BuildInfo, WriteLimits};
+use sextant_server::{AppState, BuildInfo, DbSink, QueryLimits, WriteLimits};
 use sextant_tsdb::db::{Db, DbOptions};
 use sextant_tsdb::head::HeadOptions;
 
@@ -39,6 +39,8 @@ enum Command {
     /// Service level objectives.
     #[command(subcommand)]
     Slo(SloCommand),
+    /// Push metrics from stdin (text format) to a push group, like a Pushgateway client.
+    Push(PushArgs),
 }
 
 #[derive(Subcommand)]
@@ -72,6 +74,33 @@ enum TestCommand {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+}
+
+#[derive(Args)]
+struct PushArgs {
+    /// Job name of the group (the `job` label).
+    #[arg(long)]
+    job: String,
+    /// Further grouping label NAME=VALUE (repeatable).
+    #[arg(long = "label", value_name = "NAME=VALUE")]
+    labels: Vec<String>,
+    /// Expire the group after this long without a new push (Prometheus duration, e.g. 1h).
+    #[arg(long)]
+    ttl: Option<String>,
+    /// Server to push to.
+    #[arg(long, default_value = "http://127.0.0.1:9595")]
+    server: String,
+    /// put replaces the group, post replaces only the pushed metric families, delete removes
+    /// the group (stdin is not read).
+    #[arg(long, value_enum, default_value_t = PushMethod::Put)]
+    method: PushMethod,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum PushMethod {
+    Put,
+    Post,
+    Delete,
 }
 
 #[derive(Args)]
@@ -148,6 +177,10 @@ struct ServeArgs {
     /// Interval of self-monitoring (Sextant's own metrics stored with job="sextant"); 0 disables it.
     #[arg(long, default_value = "15s", value_parser = duration_ms)]
     self_monitor_interval: i64,
+    /// How often push groups' current values are re-written to storage (like a scrape of a
+    /// Pushgateway), so the last pushed value stays visible to queries.
+    #[arg(long, default_value = "15s", value_parser = duration_ms)]
+    push_interval: i64,
     /// Rule files to evaluate: a file, a directory (all *.yml/*.yaml in it) or a glob; repeatable.
     #[arg(long = "rules", value_name = "PATH")]
     rules: Vec<String>,
@@ -179,6 +212,7 @@ struct ServeArgs {
 }
 
 mod config;
+mod push;
 mod query;
 mod rules_cmd;
 
@@ -202,6 +236,7 @@ fn main() -> std::process::ExitCode {
     let res = match cli.command {
         Command::Serve(args) => serve(args),
         Command::Query(args) => query::run(args),
+        Command::Push(args) => push::run(args),
         Command::Check(CheckCommand::Rules { files }) => rules_cmd::check(&files),
         Command::Test(TestCommand::Rules { files }) => rules_cmd::test(&files),
         Command::Slo(SloCommand::Generate { files }) => rules_cmd::slo_generate(&files),
@@ -271,7 +306,25 @@ fn serve(a: ServeArgs) -> Result<()> {
             .unwrap_or("unknown")
             .to_string(),
     };
-    let state = AppState::new(db.clone(), limits, build);
+    if a.push_interval <= 0 {
+        anyhow::bail!("--push-interval must be greater than zero");
+    }
+    let push = Arc::new(
+        sextant_ingest::push::PushGroups::open(
+            Arc::new(DbSink(db.clone())),
+            Some(a.data_dir.join("push_groups.json")),
+            Duration::from_millis(a.push_interval as u64),
+            sextant_ingest::push::PushGroups::system_clock(),
+        )
+        .with_limits(limits.push_limits()),
+    );
+    let state = AppState::with_push(
+        db.clone(),
+        limits,
+        QueryLimits::default(),
+        build,
+        push.clone(),
+    );
     let external_url = a
         .external_url
         .clone()
@@ -317,11 +370,13 @@ fn serve(a: ServeArgs) -> Result<()> {
                 Duration::from_millis(a.self_monitor_interval as u64),
             );
         }
+        sextant_server::start_push_maintenance(state.clone());
         axum::serve(listener, sextant_server::router(state.clone()))
             .with_graceful_shutdown(shutdown_signal())
             .await?;
         anyhow::Ok(())
     })?;
+    push.flush();
     if let Some(m) = state.rules() {
         m.stop();
     }

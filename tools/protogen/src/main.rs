@@ -1,8 +1,8 @@
 //! Regenerates the Rust code for the `.proto` files vendored in `crates/ingest/proto/`.
 //!
-//! The generated files under `crates/ingest/src/remote_write/proto/` and
-//! `crates/ingest/src/otlp/proto/` are committed, so building
-//! Sextant never needs `protoc` or this tool. After editing a `.proto` file, run from the
+//! The generated files under `crates/ingest/src/remote_write/proto/`,
+//! `crates/ingest/src/otlp/proto/` and `crates/ingest/src/client_model.rs` are committed, so
+//! building Sextant never needs `protoc` or this tool. After editing a `.proto` file, run from the
 //! workspace root:
 //!
 //! ```text
@@ -15,9 +15,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// (proto package as prost-build names its output file, committed file under crates/ingest/src)
-const OUTPUTS: [(&str, &str); 6] = [
+const OUTPUTS: [(&str, &str); 7] = [
     ("prometheus.rs", "remote_write/proto/v1.rs"),
     ("io.prometheus.write.v2.rs", "remote_write/proto/v2.rs"),
+    ("io.prometheus.client.rs", "client_model.rs"),
     (
         "opentelemetry.proto.common.v1.rs",
         "otlp/proto/common/v1.rs",
@@ -57,6 +58,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         "types.proto",
         "io/prometheus/write/v2/types.proto",
         "opentelemetry/proto/collector/metrics/v1/metrics_service.proto",
+        "io/prometheus/client/metrics.proto",
     ]
     .iter()
     .map(|f| proto_dir.join(f))
