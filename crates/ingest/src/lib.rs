@@ -4,8 +4,10 @@
 //!
 //! - [`remote_write`]: Prometheus remote write 1.0 and 2.0 (protobuf + snappy).
 //! - [`text`]: the Prometheus text exposition format 0.0.4 (plus OpenMetrics' `# EOF`).
+//! - [`host`]: the built-in host collector (node_exporter's metrics) and process groups.
 //! - [`sink`]: the seam to storage that every protocol writes through.
 
+pub mod host;
 pub mod remote_write;
 pub mod sink;
 pub mod text;

@@ -1,0 +1,923 @@
+//! The built-in host collector: what `prometheus-node-exporter` would report about this machine,
+//! read straight from /proc and /sys, so `sextant serve` monitors its host with no extra daemon.
+//!
+//! Metric names, types, help texts, label names and units follow Debian's node_exporter 1.5
+//! (including its default device, mount-point and file-system exclusions), so dashboards built
+//! for node_exporter (e.g. Grafana's "Node Exporter Full") work unchanged. Series carry
+//! `job="node"` and `instance="<hostname>"`. Optional process groups (modelled on
+//! process-exporter, see [`process`]) are collected in the same pass. Everything goes through the
+//! [`Sink`] seam with TYPE/HELP metadata. A malformed file costs the series it would have fed and
+//! counts in `sextant_host_collect_errors_total{collector}`; it never stops the loop.
+//! docs/host-metrics.md lists the node_exporter families this does not implement.
+
+pub mod parse;
+pub mod process;
+pub mod sys;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use regex::Regex;
+use sextant_model::{Labels, Metadata, MetricType, Sample};
+
+use crate::remote_write::{SeriesSamples, WriteBatch};
+use crate::sink::Sink;
+use parse::Problems;
+pub use process::{ProcessGroups, ProcessesConfig};
+
+/// Largest /proc or /sys file read; anything longer is cut (and then likely fails to parse).
+const MAX_FILE: u64 = 4 << 20;
+
+/// Debian node_exporter's `--collector.diskstats.device-exclude` default.
+pub const DISK_EXCLUDE: &str = r"^(ram|loop|fd|(h|s|v|xv)d[a-z]|nvme\d+n\d+p)\d+$";
+/// Debian node_exporter's `--collector.filesystem.mount-points-exclude` default.
+pub const MOUNT_POINTS_EXCLUDE: &str =
+    r"^/(dev|proc|run|sys|mnt|media|var/lib/docker/.+|var/lib/containers/storage/.+)($|/)";
+/// node_exporter's `--collector.filesystem.fs-types-exclude` default.
+pub const FS_TYPES_EXCLUDE: &str = r"^(autofs|binfmt_misc|bpf|cgroup2?|configfs|debugfs|devpts|devtmpfs|fusectl|hugetlbfs|iso9660|mqueue|nsfs|overlay|proc|procfs|pstore|rpc_pipefs|securityfs|selinuxfs|squashfs|sysfs|tracefs)$";
+/// Debian node_exporter's `--collector.netdev.device-exclude` default.
+pub const NETDEV_EXCLUDE: &str = r"^lo$";
+
+/// Where to read from and how to label; the defaults read the live system.
+#[derive(Debug, Clone)]
+pub struct HostOptions {
+    /// procfs mount (node_exporter's `--path.procfs`).
+    pub proc_path: PathBuf,
+    /// sysfs mount (`--path.sysfs`).
+    pub sys_path: PathBuf,
+    /// Root of the host file system; mount points and /etc/os-release are read under it
+    /// (`--path.rootfs`).
+    pub rootfs: PathBuf,
+    /// The `job` label of every series.
+    pub job: String,
+    /// The `instance` label of every series.
+    pub instance: String,
+}
+
+impl Default for HostOptions {
+    fn default() -> Self {
+        HostOptions {
+            proc_path: "/proc".into(),
+            sys_path: "/sys".into(),
+            rootfs: "/".into(),
+            job: "node".into(),
+            instance: hostname(),
+        }
+    }
+}
+
+/// This machine's host name (uname nodename), or "localhost" if it cannot be read.
+pub fn hostname() -> String {
+    sys::uname()
+        .map(|u| u.nodename)
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// The collector could not be built (bad process-group configuration).
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    #[error(transparent)]
+    Processes(#[from] process::ConfigError),
+}
+
+/// Collects host metrics on demand; keeps the state that spans collections (error counts,
+/// process-group counters).
+pub struct HostCollector {
+    opts: HostOptions,
+    disk_exclude: Regex,
+    mount_exclude: Regex,
+    fs_type_exclude: Regex,
+    netdev_exclude: Regex,
+    user_hz: f64,
+    errors: BTreeMap<&'static str, u64>,
+    processes: Option<ProcessGroups>,
+    cpu_seconds_total: f64,
+}
+
+/// Builds one batch: families' metadata once, series with the job/instance labels.
+pub(crate) struct Out {
+    t: i64,
+    job: String,
+    instance: String,
+    families: HashSet<String>,
+    batch: WriteBatch,
+}
+
+impl Out {
+    fn new(t: i64, job: &str, instance: &str) -> Self {
+        Out {
+            t,
+            job: job.to_string(),
+            instance: instance.to_string(),
+            families: HashSet::new(),
+            batch: WriteBatch::default(),
+        }
+    }
+
+    /// Declares a family (TYPE/HELP) unless already declared.
+    pub(crate) fn family(&mut self, name: &str, kind: MetricType, help: &str) {
+        if self.families.insert(name.to_string()) {
+            self.batch.metadata.push(Metadata {
+                metric_family: name.to_string(),
+                kind,
+                help: help.to_string(),
+                unit: String::new(),
+            });
+        }
+    }
+
+    /// Adds one sample of `name` with extra `labels`.
+    pub(crate) fn sample(&mut self, name: &str, labels: &[(&str, &str)], v: f64) {
+        let pairs = [
+            ("__name__", name),
+            ("job", self.job.as_str()),
+            ("instance", self.instance.as_str()),
+        ];
+        let ls = Labels::from_pairs(pairs.iter().chain(labels.iter()).map(|(k, v)| (*k, *v)));
+        self.batch.series.push(SeriesSamples {
+            labels: ls,
+            samples: vec![Sample::new(self.t, v)],
+            histograms: Vec::new(),
+            exemplars: 0,
+        });
+    }
+
+    /// A family with one unlabelled sample.
+    pub(crate) fn single(&mut self, name: &str, kind: MetricType, help: &str, v: f64) {
+        self.family(name, kind, help);
+        self.sample(name, &[], v);
+    }
+}
+
+const GAUGE: MetricType = MetricType::Gauge;
+const COUNTER: MetricType = MetricType::Counter;
+
+/// Reads a whole (small) file, at most [`MAX_FILE`] bytes.
+pub(crate) fn read_file(path: &Path) -> std::io::Result<String> {
+    let f = std::fs::File::open(path)?;
+    let mut buf = Vec::new();
+    f.take(MAX_FILE).read_to_end(&mut buf)?;
+    Ok(String::from_utf8_lossy(&buf).into_owned())
+}
+
+impl HostCollector {
+    /// A collector over `opts`, with process groups when `processes` is given.
+    pub fn new(opts: HostOptions, processes: Option<&ProcessesConfig>) -> Result<Self, HostError> {
+        let re = |s: &str| Regex::new(s).expect("built-in exclusion regex compiles");
+        let processes = match processes {
+            Some(c) if !c.process_names.is_empty() => Some(ProcessGroups::new(c)?),
+            _ => None,
+        };
+        Ok(HostCollector {
+            disk_exclude: re(DISK_EXCLUDE),
+            mount_exclude: re(MOUNT_POINTS_EXCLUDE),
+            fs_type_exclude: re(FS_TYPES_EXCLUDE),
+            netdev_exclude: re(NETDEV_EXCLUDE),
+            user_hz: sys::clock_ticks(),
+            errors: BTreeMap::new(),
+            processes,
+            cpu_seconds_total: 0.0,
+            opts,
+        })
+    }
+
+    fn proc(&self, rel: &str) -> PathBuf {
+        self.opts.proc_path.join(rel)
+    }
+
+    /// Reads a /proc file for `collector`; a failure is counted (missing optional files are
+    /// not, when `optional`).
+    fn read(&mut self, collector: &'static str, path: &Path, optional: bool) -> Option<String> {
+        match read_file(path) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                if !(optional && e.kind() == std::io::ErrorKind::NotFound) {
+                    tracing::debug!(collector, path = %path.display(), error = %e, "host collector cannot read");
+                    *self.errors.entry(collector).or_default() += 1;
+                }
+                None
+            }
+        }
+    }
+
+    fn count(&mut self, collector: &'static str, p: Problems) {
+        if p.count > 0 {
+            if let Some(first) = &p.first {
+                tracing::debug!(collector, problems = p.count, first = %first, "host collector skipped malformed input");
+            }
+            *self.errors.entry(collector).or_default() += p.count;
+        }
+    }
+
+    /// Collects everything once, stamping samples with `now_ms`.
+    pub fn collect(&mut self, now_ms: i64) -> WriteBatch {
+        let started = Instant::now();
+        let cpu0 = sys::thread_cpu_seconds();
+        let mut out = Out::new(now_ms, &self.opts.job, &self.opts.instance);
+        let boot = self.stat(&mut out);
+        self.loadavg(&mut out);
+        self.meminfo(&mut out);
+        self.vmstat(&mut out);
+        self.filesystem(&mut out);
+        self.diskstats(&mut out);
+        self.netdev(&mut out);
+        self.misc(&mut out);
+        self.uname_os_time(&mut out, now_ms);
+        if let Some(pg) = self.processes.as_mut() {
+            let mut p = Problems::default();
+            pg.collect(&self.opts, boot, self.user_hz, &mut out, &mut p);
+            self.count("processes", p);
+        }
+        let cpu = (sys::thread_cpu_seconds() - cpu0).max(0.0);
+        self.cpu_seconds_total += cpu;
+        out.family(
+            "sextant_host_collect_errors_total",
+            COUNTER,
+            "Malformed or unreadable /proc and /sys inputs the host collector skipped, by collector.",
+        );
+        for c in [
+            "cpu",
+            "stat",
+            "loadavg",
+            "meminfo",
+            "vmstat",
+            "filesystem",
+            "diskstats",
+            "netdev",
+            "misc",
+            "os",
+            "processes",
+        ] {
+            let n = self.errors.get(c).copied().unwrap_or(0);
+            out.sample(
+                "sextant_host_collect_errors_total",
+                &[("collector", c)],
+                n as f64,
+            );
+        }
+        out.single(
+            "sextant_host_collect_cpu_seconds_total",
+            COUNTER,
+            "CPU time the host collector has used, in seconds.",
+            self.cpu_seconds_total,
+        );
+        out.single(
+            "sextant_host_collect_duration_seconds",
+            GAUGE,
+            "Wall-clock duration of the last host metrics collection, in seconds.",
+            started.elapsed().as_secs_f64(),
+        );
+        tracing::trace!(
+            cpu_seconds = cpu,
+            series = out.batch.series.len(),
+            "host metrics collected"
+        );
+        out.batch
+    }
+
+    /// /proc/stat: cpu, context switches, forks, interrupts, boot time, procs. Returns boot time.
+    fn stat(&mut self, out: &mut Out) -> Option<f64> {
+        let text = self.read("stat", &self.proc("stat"), false)?;
+        let mut p = Problems::default();
+        let st = parse::stat(&text, self.user_hz, &mut p);
+        self.count("stat", p);
+        if !st.cpus.is_empty() {
+            out.family(
+                "node_cpu_guest_seconds_total",
+                COUNTER,
+                "Seconds the CPUs spent in guests (VMs) for each mode.",
+            );
+            for c in &st.cpus {
+                out.sample(
+                    "node_cpu_guest_seconds_total",
+                    &[("cpu", &c.cpu), ("mode", "nice")],
+                    c.guest[1],
+                );
+                out.sample(
+                    "node_cpu_guest_seconds_total",
+                    &[("cpu", &c.cpu), ("mode", "user")],
+                    c.guest[0],
+                );
+            }
+            out.family(
+                "node_cpu_seconds_total",
+                COUNTER,
+                "Seconds the CPUs spent in each mode.",
+            );
+            for c in &st.cpus {
+                for (i, m) in parse::CPU_MODES.iter().enumerate() {
+                    out.sample(
+                        "node_cpu_seconds_total",
+                        &[("cpu", &c.cpu), ("mode", m)],
+                        c.modes[i],
+                    );
+                }
+            }
+        }
+        let singles = [
+            (
+                st.btime,
+                "node_boot_time_seconds",
+                GAUGE,
+                "Node boot time, in unixtime.",
+            ),
+            (
+                st.ctxt,
+                "node_context_switches_total",
+                COUNTER,
+                "Total number of context switches.",
+            ),
+            (
+                st.processes,
+                "node_forks_total",
+                COUNTER,
+                "Total number of forks.",
+            ),
+            (
+                st.intr,
+                "node_intr_total",
+                COUNTER,
+                "Total number of interrupts serviced.",
+            ),
+            (
+                st.procs_blocked,
+                "node_procs_blocked",
+                GAUGE,
+                "Number of processes blocked waiting for I/O to complete.",
+            ),
+            (
+                st.procs_running,
+                "node_procs_running",
+                GAUGE,
+                "Number of processes in runnable state.",
+            ),
+        ];
+        for (v, name, kind, help) in singles {
+            if let Some(v) = v {
+                out.single(name, kind, help, v);
+            }
+        }
+        st.btime
+    }
+
+    fn loadavg(&mut self, out: &mut Out) {
+        let Some(text) = self.read("loadavg", &self.proc("loadavg"), false) else {
+            return;
+        };
+        match parse::loadavg(&text) {
+            Some([l1, l5, l15]) => {
+                out.single("node_load1", GAUGE, "1m load average.", l1);
+                out.single("node_load5", GAUGE, "5m load average.", l5);
+                out.single("node_load15", GAUGE, "15m load average.", l15);
+            }
+            None => *self.errors.entry("loadavg").or_default() += 1,
+        }
+    }
+
+    fn meminfo(&mut self, out: &mut Out) {
+        let Some(text) = self.read("meminfo", &self.proc("meminfo"), false) else {
+            return;
+        };
+        let mut p = Problems::default();
+        let fields = parse::meminfo(&text, &mut p);
+        self.count("meminfo", p);
+        let mut seen = HashSet::new();
+        for (field, v) in fields {
+            if !seen.insert(field.clone()) {
+                continue;
+            }
+            let name = format!("node_memory_{field}");
+            out.family(&name, GAUGE, &format!("Memory information field {field}."));
+            out.sample(&name, &[], v);
+        }
+    }
+
+    fn vmstat(&mut self, out: &mut Out) {
+        let Some(text) = self.read("vmstat", &self.proc("vmstat"), false) else {
+            return;
+        };
+        let mut p = Problems::default();
+        let fields = parse::vmstat(&text, &mut p);
+        self.count("vmstat", p);
+        let mut seen = HashSet::new();
+        for (field, v) in fields {
+            if !parse::vmstat_default_field(&field) || !seen.insert(field.clone()) {
+                continue;
+            }
+            let name = format!("node_vmstat_{field}");
+            out.family(
+                &name,
+                MetricType::Unknown,
+                &format!("/proc/vmstat information field {field}."),
+            );
+            out.sample(&name, &[], v);
+        }
+    }
+
+    fn filesystem(&mut self, out: &mut Out) {
+        // node_exporter reads PID 1's mount table (the host's, when run in a container) and
+        // falls back to its own.
+        let text = match read_file(&self.proc("1/mounts")) {
+            Ok(t) => Some(t),
+            Err(_) => self.read("filesystem", &self.proc("mounts"), false),
+        };
+        let Some(text) = text else { return };
+        let mut p = Problems::default();
+        let mounts = parse::mounts(&text, &mut p);
+        self.count("filesystem", p);
+        let mut seen = HashSet::new();
+        let mut stats = Vec::new();
+        for m in mounts {
+            if self.mount_exclude.is_match(&m.mountpoint)
+                || self.fs_type_exclude.is_match(&m.fstype)
+            {
+                continue;
+            }
+            if !seen.insert((m.device.clone(), m.mountpoint.clone(), m.fstype.clone())) {
+                continue;
+            }
+            let rel = m.mountpoint.trim_start_matches('/');
+            let path = self.opts.rootfs.join(rel);
+            let s = sys::statfs(&path.to_string_lossy());
+            if let Err(e) = &s {
+                tracing::debug!(mountpoint = %m.mountpoint, error = %e, "statfs failed");
+            }
+            stats.push((m, s.ok()));
+        }
+        type Get = fn(&sys::FsStats) -> f64;
+        let fams: [(&str, &str, Get); 5] = [
+            (
+                "node_filesystem_avail_bytes",
+                "Filesystem space available to non-root users in bytes.",
+                |s| s.avail,
+            ),
+            (
+                "node_filesystem_files",
+                "Filesystem total file nodes.",
+                |s| s.files,
+            ),
+            (
+                "node_filesystem_files_free",
+                "Filesystem total free file nodes.",
+                |s| s.files_free,
+            ),
+            (
+                "node_filesystem_free_bytes",
+                "Filesystem free space in bytes.",
+                |s| s.free,
+            ),
+            (
+                "node_filesystem_size_bytes",
+                "Filesystem size in bytes.",
+                |s| s.size,
+            ),
+        ];
+        if stats.is_empty() {
+            return;
+        }
+        out.family(
+            "node_filesystem_device_error",
+            GAUGE,
+            "Whether an error occurred while getting statistics for the given device.",
+        );
+        out.family(
+            "node_filesystem_readonly",
+            GAUGE,
+            "Filesystem read-only status.",
+        );
+        for (m, s) in &stats {
+            let l = [
+                ("device", m.device.as_str()),
+                ("fstype", m.fstype.as_str()),
+                ("mountpoint", m.mountpoint.as_str()),
+            ];
+            out.sample(
+                "node_filesystem_device_error",
+                &l,
+                if s.is_some() { 0.0 } else { 1.0 },
+            );
+            if let Some(s) = s {
+                out.sample(
+                    "node_filesystem_readonly",
+                    &l,
+                    if m.read_only() { 1.0 } else { 0.0 },
+                );
+                for (name, help, get) in &fams {
+                    out.family(name, GAUGE, help);
+                    out.sample(name, &l, get(s));
+                }
+            }
+        }
+    }
+
+    fn diskstats(&mut self, out: &mut Out) {
+        let Some(text) = self.read("diskstats", &self.proc("diskstats"), false) else {
+            return;
+        };
+        let mut p = Problems::default();
+        let disks = parse::diskstats(&text, &mut p);
+        self.count("diskstats", p);
+        // (index in /proc/diskstats after the name, metric, type, help, scale)
+        const DISK: [(usize, &str, MetricType, &str, f64); 17] = [
+            (
+                0,
+                "node_disk_reads_completed_total",
+                COUNTER,
+                "The total number of reads completed successfully.",
+                1.0,
+            ),
+            (
+                1,
+                "node_disk_reads_merged_total",
+                COUNTER,
+                "The total number of reads merged.",
+                1.0,
+            ),
+            (
+                2,
+                "node_disk_read_bytes_total",
+                COUNTER,
+                "The total number of bytes read successfully.",
+                512.0,
+            ),
+            (
+                3,
+                "node_disk_read_time_seconds_total",
+                COUNTER,
+                "The total number of seconds spent by all reads.",
+                0.001,
+            ),
+            (
+                4,
+                "node_disk_writes_completed_total",
+                COUNTER,
+                "The total number of writes completed successfully.",
+                1.0,
+            ),
+            (
+                5,
+                "node_disk_writes_merged_total",
+                COUNTER,
+                "The number of writes merged.",
+                1.0,
+            ),
+            (
+                6,
+                "node_disk_written_bytes_total",
+                COUNTER,
+                "The total number of bytes written successfully.",
+                512.0,
+            ),
+            (
+                7,
+                "node_disk_write_time_seconds_total",
+                COUNTER,
+                "This is the total number of seconds spent by all writes.",
+                0.001,
+            ),
+            (
+                8,
+                "node_disk_io_now",
+                GAUGE,
+                "The number of I/Os currently in progress.",
+                1.0,
+            ),
+            (
+                9,
+                "node_disk_io_time_seconds_total",
+                COUNTER,
+                "Total seconds spent doing I/Os.",
+                0.001,
+            ),
+            (
+                10,
+                "node_disk_io_time_weighted_seconds_total",
+                COUNTER,
+                "The weighted # of seconds spent doing I/Os.",
+                0.001,
+            ),
+            (
+                11,
+                "node_disk_discards_completed_total",
+                COUNTER,
+                "The total number of discards completed successfully.",
+                1.0,
+            ),
+            (
+                12,
+                "node_disk_discards_merged_total",
+                COUNTER,
+                "The total number of discards merged.",
+                1.0,
+            ),
+            (
+                13,
+                "node_disk_discarded_sectors_total",
+                COUNTER,
+                "The total number of sectors discarded successfully.",
+                1.0,
+            ),
+            (
+                14,
+                "node_disk_discard_time_seconds_total",
+                COUNTER,
+                "This is the total number of seconds spent by all discards.",
+                0.001,
+            ),
+            (
+                15,
+                "node_disk_flush_requests_total",
+                COUNTER,
+                "The total number of flush requests completed successfully",
+                1.0,
+            ),
+            (
+                16,
+                "node_disk_flush_requests_time_seconds_total",
+                COUNTER,
+                "This is the total number of seconds spent by all flush requests.",
+                0.001,
+            ),
+        ];
+        let disks: Vec<_> = disks
+            .into_iter()
+            .filter(|d| !self.disk_exclude.is_match(&d.device))
+            .collect();
+        for (i, name, kind, help, scale) in DISK {
+            for d in &disks {
+                if let Some(v) = d.stats.get(i) {
+                    out.family(name, kind, help);
+                    out.sample(name, &[("device", &d.device)], v * scale);
+                }
+            }
+        }
+    }
+
+    fn netdev(&mut self, out: &mut Out) {
+        let Some(text) = self.read("netdev", &self.proc("net/dev"), false) else {
+            return;
+        };
+        let mut p = Problems::default();
+        let devs = parse::netdev(&text, &mut p);
+        self.count("netdev", p);
+        let devs: Vec<_> = devs
+            .into_iter()
+            .filter(|(d, _)| !self.netdev_exclude.is_match(d))
+            .collect();
+        for (dir, names, off) in [
+            ("receive", parse::NETDEV_RECEIVE, 0),
+            ("transmit", parse::NETDEV_TRANSMIT, 8),
+        ] {
+            for (i, stat) in names.iter().enumerate() {
+                let name = format!("node_network_{dir}_{stat}_total");
+                out.family(
+                    &name,
+                    COUNTER,
+                    &format!("Network device statistic {dir}_{stat}."),
+                );
+                for (dev, vals) in &devs {
+                    out.sample(&name, &[("device", dev)], vals[off + i]);
+                }
+            }
+        }
+    }
+
+    /// filefd, entropy, pressure: one small file each.
+    fn misc(&mut self, out: &mut Out) {
+        if let Some(t) = self.read("misc", &self.proc("sys/fs/file-nr"), true) {
+            let n = parse::numbers(&t);
+            if let (Some(a), Some(m)) = (n.first(), n.get(2)) {
+                out.single(
+                    "node_filefd_allocated",
+                    GAUGE,
+                    "File descriptor statistics: allocated.",
+                    *a,
+                );
+                out.single(
+                    "node_filefd_maximum",
+                    GAUGE,
+                    "File descriptor statistics: maximum.",
+                    *m,
+                );
+            } else {
+                *self.errors.entry("misc").or_default() += 1;
+            }
+        }
+        for (file, name, help) in [
+            (
+                "sys/kernel/random/entropy_avail",
+                "node_entropy_available_bits",
+                "Bits of available entropy.",
+            ),
+            (
+                "sys/kernel/random/poolsize",
+                "node_entropy_pool_size_bits",
+                "Bits of entropy pool.",
+            ),
+        ] {
+            if let Some(t) = self.read("misc", &self.proc(file), true) {
+                match parse::numbers(&t).first() {
+                    Some(v) => out.single(name, GAUGE, help, *v),
+                    None => *self.errors.entry("misc").or_default() += 1,
+                }
+            }
+        }
+        type P<'a> = [(Option<&'a str>, &'a str); 2];
+        let psi: [(&str, P); 3] = [
+            ("cpu", [(Some("node_pressure_cpu_waiting_seconds_total"), "Total time in seconds that processes have waited for CPU time"), (None, "")]),
+            ("io", [
+                (Some("node_pressure_io_waiting_seconds_total"), "Total time in seconds that processes have waited due to IO congestion"),
+                (Some("node_pressure_io_stalled_seconds_total"), "Total time in seconds no process could make progress due to IO congestion"),
+            ]),
+            ("memory", [
+                (Some("node_pressure_memory_waiting_seconds_total"), "Total time in seconds that processes have waited for memory"),
+                (Some("node_pressure_memory_stalled_seconds_total"), "Total time in seconds no process could make progress due to memory congestion"),
+            ]),
+        ];
+        for (res, [(some_name, some_help), (full_name, full_help)]) in psi {
+            let Some(t) = self.read("misc", &self.proc(&format!("pressure/{res}")), true) else {
+                continue;
+            };
+            let (some, full) = parse::pressure(&t);
+            if let (Some(n), Some(v)) = (some_name, some) {
+                out.single(n, COUNTER, some_help, v);
+            }
+            if let (Some(n), Some(v)) = (full_name, full) {
+                out.single(n, COUNTER, full_help, v);
+            }
+        }
+    }
+
+    fn uname_os_time(&mut self, out: &mut Out, now_ms: i64) {
+        if let Some(u) = sys::uname() {
+            out.family(
+                "node_uname_info",
+                GAUGE,
+                "Labeled system information as provided by the uname system call.",
+            );
+            out.sample(
+                "node_uname_info",
+                &[
+                    ("domainname", &u.domainname),
+                    ("machine", &u.machine),
+                    ("nodename", &u.nodename),
+                    ("release", &u.release),
+                    ("sysname", &u.sysname),
+                    ("version", &u.version),
+                ],
+                1.0,
+            );
+        }
+        let os = ["etc/os-release", "usr/lib/os-release"]
+            .iter()
+            .find_map(|p| read_file(&self.opts.rootfs.join(p)).ok());
+        if let Some(text) = os {
+            let m = parse::os_release(&text);
+            let g = |k: &str| m.get(k).map(String::as_str).unwrap_or("");
+            out.family(
+                "node_os_info",
+                GAUGE,
+                "A metric with a constant '1' value labeled by build_id, id, id_like, image_id, image_version, name, pretty_name, variant, variant_id, version, version_codename, version_id.",
+            );
+            out.sample(
+                "node_os_info",
+                &[
+                    ("build_id", g("BUILD_ID")),
+                    ("id", g("ID")),
+                    ("id_like", g("ID_LIKE")),
+                    ("image_id", g("IMAGE_ID")),
+                    ("image_version", g("IMAGE_VERSION")),
+                    ("name", g("NAME")),
+                    ("pretty_name", g("PRETTY_NAME")),
+                    ("variant", g("VARIANT")),
+                    ("variant_id", g("VARIANT_ID")),
+                    ("version", g("VERSION")),
+                    ("version_codename", g("VERSION_CODENAME")),
+                    ("version_id", g("VERSION_ID")),
+                ],
+                1.0,
+            );
+            if let Some(v) = parse::os_version(g("VERSION_ID")) {
+                out.family(
+                    "node_os_version",
+                    GAUGE,
+                    "Metric containing the major.minor part of the OS version.",
+                );
+                out.sample(
+                    "node_os_version",
+                    &[
+                        ("id", g("ID")),
+                        ("id_like", g("ID_LIKE")),
+                        ("name", g("NAME")),
+                    ],
+                    v,
+                );
+            }
+        } else {
+            *self.errors.entry("os").or_default() += 1;
+        }
+        out.single(
+            "node_time_seconds",
+            GAUGE,
+            "System time in seconds since epoch (1970).",
+            now_ms as f64 / 1000.0,
+        );
+        if let Some((zone, off)) = sys::time_zone(now_ms.div_euclid(1000)) {
+            out.family(
+                "node_time_zone_offset_seconds",
+                GAUGE,
+                "System time zone offset in seconds.",
+            );
+            out.sample(
+                "node_time_zone_offset_seconds",
+                &[("time_zone", &zone)],
+                off,
+            );
+        }
+        let cs_dir = self.opts.sys_path.join("devices/system/clocksource");
+        if let Ok(rd) = std::fs::read_dir(&cs_dir) {
+            let mut devs: Vec<(String, PathBuf)> = rd
+                .filter_map(|e| e.ok())
+                .filter_map(|e| {
+                    let n = e.file_name().to_string_lossy().into_owned();
+                    n.strip_prefix("clocksource")
+                        .map(|d| (d.to_string(), e.path()))
+                })
+                .filter(|(d, _)| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+                .collect();
+            devs.sort();
+            for (dev, path) in devs {
+                for (file, name, help) in [
+                    (
+                        "available_clocksource",
+                        "node_time_clocksource_available_info",
+                        "Available clocksources read from '/sys/devices/system/clocksource'.",
+                    ),
+                    (
+                        "current_clocksource",
+                        "node_time_clocksource_current_info",
+                        "Current clocksource read from '/sys/devices/system/clocksource'.",
+                    ),
+                ] {
+                    if let Ok(t) = read_file(&path.join(file)) {
+                        for cs in t.split_whitespace() {
+                            out.family(name, GAUGE, help);
+                            out.sample(name, &[("clocksource", cs), ("device", &dev)], 1.0);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Collects every `every` on a thread of its own and stores through `sink` until the handle
+    /// is dropped. The first collection happens at once.
+    pub fn spawn(mut self, sink: Arc<dyn Sink>, every: Duration) -> std::io::Result<HostHandle> {
+        let (stop, stopped) = mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("host-metrics".into())
+            .spawn(move || loop {
+                let batch = self.collect(sextant_model::time::now_ms());
+                match sink.store(batch) {
+                    Ok(s) if s.problems > 0 => tracing::warn!(
+                        problems = s.problems,
+                        first = s.first_problem.as_deref().unwrap_or(""),
+                        "host metrics partly refused by storage"
+                    ),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "storing host metrics failed"),
+                }
+                match stopped.recv_timeout(every) {
+                    Err(mpsc::RecvTimeoutError::Timeout) => continue,
+                    _ => break,
+                }
+            })?;
+        Ok(HostHandle {
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+}
+
+/// Stops the collection thread when dropped (after its current collection).
+pub struct HostHandle {
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for HostHandle {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
