@@ -103,6 +103,16 @@ struct ServeArgs {
     /// Interval of self-monitoring (Sextant's own metrics stored with job="sextant"); 0 disables it.
     #[arg(long, default_value = "15s", value_parser = duration_ms)]
     self_monitor_interval: i64,
+    /// Do not collect host metrics (node_exporter's metrics about this machine, job="node").
+    #[arg(long)]
+    no_host_metrics: bool,
+    /// Interval of the built-in host collector.
+    #[arg(long, default_value = "15s", value_parser = duration_ms)]
+    host_metrics_interval: i64,
+    /// YAML file with a top-level `processes:` section (process-exporter's `process_names`
+    /// format) defining named process groups to monitor; needs host metrics on.
+    #[arg(long)]
+    processes_config: Option<PathBuf>,
     /// Log level filter (error, warn, info, debug, trace or a tracing directive).
     #[arg(long, default_value = "info")]
     log_level: String,
@@ -140,6 +150,57 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+/// The file `--processes-config` reads (until `sextant.yml` carries the section).
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProcessesFile {
+    processes: sextant_ingest::host::ProcessesConfig,
+}
+
+fn load_processes(path: &std::path::Path) -> Result<sextant_ingest::host::ProcessesConfig> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let f: ProcessesFile =
+        serde_saphyr::from_str(&text).with_context(|| format!("in {}", path.display()))?;
+    Ok(f.processes)
+}
+
+/// Starts the host collector (and process groups) writing into `db`, unless switched off.
+fn start_host_metrics(
+    a: &ServeArgs,
+    db: &Arc<Db>,
+) -> Result<Option<sextant_ingest::host::HostHandle>> {
+    use sextant_ingest::host::{HostCollector, HostOptions};
+    let processes = a
+        .processes_config
+        .as_deref()
+        .map(load_processes)
+        .transpose()?;
+    if a.no_host_metrics {
+        if processes.is_some() {
+            anyhow::bail!("--processes-config needs host metrics; drop --no-host-metrics");
+        }
+        return Ok(None);
+    }
+    if a.host_metrics_interval <= 0 {
+        anyhow::bail!(
+            "--host-metrics-interval must be positive (use --no-host-metrics to switch it off)"
+        );
+    }
+    let collector =
+        HostCollector::new(HostOptions::default(), processes.as_ref()).with_context(|| match &a
+            .processes_config
+        {
+            Some(p) => format!("in {}", p.display()),
+            None => "host collector".into(),
+        })?;
+    let sink: Arc<dyn sextant_ingest::Sink> = Arc::new(sextant_server::DbSink(db.clone()));
+    let handle = collector
+        .spawn(sink, Duration::from_millis(a.host_metrics_interval as u64))
+        .context("starting the host metrics thread")?;
+    Ok(Some(handle))
+}
+
 fn serve(a: ServeArgs) -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -163,6 +224,7 @@ fn serve(a: ServeArgs) -> Result<()> {
             .with_context(|| format!("opening the database in {}", a.data_dir.display()))?,
     );
     let maintenance = db.start_maintenance(Duration::from_secs(60));
+    let host = start_host_metrics(&a, &db)?;
     let limits = WriteLimits {
         max_body: a.max_request_size as usize,
         max_decoded: a.max_decoded_size as usize,
@@ -199,6 +261,7 @@ fn serve(a: ServeArgs) -> Result<()> {
             .await?;
         anyhow::Ok(())
     })?;
+    drop(host);
     tracing::info!("shutting down: syncing the WAL");
     db.close().context("closing the database")?;
     drop(maintenance);

@@ -881,23 +881,33 @@ impl HostCollector {
     /// Collects every `every` on a thread of its own and stores through `sink` until the handle
     /// is dropped. The first collection happens at once.
     pub fn spawn(mut self, sink: Arc<dyn Sink>, every: Duration) -> std::io::Result<HostHandle> {
+        let every = every.max(Duration::from_millis(100));
         let (stop, stopped) = mpsc::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("host-metrics".into())
-            .spawn(move || loop {
-                let batch = self.collect(sextant_model::time::now_ms());
-                match sink.store(batch) {
-                    Ok(s) if s.problems > 0 => tracing::warn!(
-                        problems = s.problems,
-                        first = s.first_problem.as_deref().unwrap_or(""),
-                        "host metrics partly refused by storage"
-                    ),
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "storing host metrics failed"),
-                }
-                match stopped.recv_timeout(every) {
-                    Err(mpsc::RecvTimeoutError::Timeout) => continue,
-                    _ => break,
+            .spawn(move || {
+                let mut next = Instant::now();
+                loop {
+                    let batch = self.collect(sextant_model::time::now_ms());
+                    match sink.store(batch) {
+                        Ok(s) if s.problems > 0 => tracing::warn!(
+                            problems = s.problems,
+                            first = s.first_problem.as_deref().unwrap_or(""),
+                            "host metrics partly refused by storage"
+                        ),
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "storing host metrics failed"),
+                    }
+                    // Fixed rate, like a scrape interval; skip ticks we are late for.
+                    next += every;
+                    let now = Instant::now();
+                    while next <= now {
+                        next += every;
+                    }
+                    match stopped.recv_timeout(next - now) {
+                        Err(mpsc::RecvTimeoutError::Timeout) => continue,
+                        _ => break,
+                    }
                 }
             })?;
         Ok(HostHandle {
