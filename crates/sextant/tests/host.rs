@@ -206,6 +206,19 @@ fn host_metrics_match_node_exporter() {
     same("node_filesystem_size_bytes", "device");
     same("node_disk_reads_completed_total", "device");
     same("node_network_receive_bytes_total", "device");
+    same("node_network_up", "device");
+    same("node_network_info", "operstate");
+    let netstat = |m: &BTreeMap<String, Family>| -> BTreeSet<String> {
+        m.keys()
+            .filter(|k| k.starts_with("node_netstat_") || k.starts_with("node_sockstat_"))
+            .cloned()
+            .collect()
+    };
+    assert_eq!(
+        netstat(&ours),
+        netstat(&ne),
+        "node_netstat_* and node_sockstat_* families"
+    );
 
     // Values.
     let ne_value = |fam: &str, want: &[(&str, &str)]| -> f64 {
@@ -284,6 +297,13 @@ fn host_metrics_match_node_exporter() {
         assert!(
             o <= *v && *v - o < 100_000.0,
             "disk reads {l:?}: {o} vs {v}"
+        );
+    }
+    for (l, v) in &ne["node_network_mtu_bytes"].series {
+        assert_eq!(
+            our_value("node_network_mtu_bytes", &[("device", &l["device"])]),
+            *v,
+            "mtu {l:?}"
         );
     }
     let uname = |m: &BTreeMap<String, Family>| m["node_uname_info"].series[0].0.clone();

@@ -96,6 +96,7 @@ pub struct HostCollector {
     mount_exclude: Regex,
     fs_type_exclude: Regex,
     netdev_exclude: Regex,
+    netstat_fields: Regex,
     user_hz: f64,
     errors: BTreeMap<&'static str, u64>,
     processes: Option<ProcessGroups>,
@@ -181,6 +182,7 @@ impl HostCollector {
             mount_exclude: re(MOUNT_POINTS_EXCLUDE),
             fs_type_exclude: re(FS_TYPES_EXCLUDE),
             netdev_exclude: re(NETDEV_EXCLUDE),
+            netstat_fields: re(parse::NETSTAT_FIELDS),
             user_hz: sys::clock_ticks(),
             errors: BTreeMap::new(),
             processes,
@@ -229,6 +231,9 @@ impl HostCollector {
         self.filesystem(&mut out);
         self.diskstats(&mut out);
         self.netdev(&mut out);
+        self.netclass(&mut out);
+        self.netstat(&mut out);
+        self.sockstat(&mut out);
         self.misc(&mut out);
         self.uname_os_time(&mut out, now_ms);
         if let Some(pg) = self.processes.as_mut() {
@@ -244,7 +249,6 @@ impl HostCollector {
             "Malformed or unreadable /proc and /sys inputs the host collector skipped, by collector.",
         );
         for c in [
-            "cpu",
             "stat",
             "loadavg",
             "meminfo",
@@ -252,6 +256,9 @@ impl HostCollector {
             "filesystem",
             "diskstats",
             "netdev",
+            "netclass",
+            "netstat",
+            "sockstat",
             "misc",
             "os",
             "processes",
@@ -686,6 +693,170 @@ impl HostCollector {
                 for (dev, vals) in &devs {
                     out.sample(&name, &[("device", dev)], vals[off + i]);
                 }
+            }
+        }
+    }
+
+    /// /sys/class/net: link state and properties (node_exporter's netclass collector).
+    fn netclass(&mut self, out: &mut Out) {
+        let dir = self.opts.sys_path.join("class/net");
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            *self.errors.entry("netclass").or_default() += 1;
+            return;
+        };
+        let mut devs: Vec<(String, PathBuf)> = rd
+            .filter_map(|e| e.ok())
+            .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()))
+            .collect();
+        devs.sort();
+        // (attribute, metric, type, help, scale)
+        const PROPS: [(&str, &str, MetricType, f64); 15] = [
+            ("addr_assign_type", "address_assign_type", GAUGE, 1.0),
+            ("carrier", "carrier", GAUGE, 1.0),
+            ("carrier_changes", "carrier_changes_total", COUNTER, 1.0),
+            ("carrier_up_count", "carrier_up_changes_total", COUNTER, 1.0),
+            (
+                "carrier_down_count",
+                "carrier_down_changes_total",
+                COUNTER,
+                1.0,
+            ),
+            ("dev_id", "device_id", GAUGE, 1.0),
+            ("dormant", "dormant", GAUGE, 1.0),
+            ("flags", "flags", GAUGE, 1.0),
+            ("ifindex", "iface_id", GAUGE, 1.0),
+            ("iflink", "iface_link", GAUGE, 1.0),
+            ("link_mode", "iface_link_mode", GAUGE, 1.0),
+            ("mtu", "mtu_bytes", GAUGE, 1.0),
+            ("name_assign_type", "name_assign_type", GAUGE, 1.0),
+            ("netdev_group", "net_dev_group", GAUGE, 1.0),
+            ("speed", "speed_bytes", GAUGE, 125_000.0),
+        ];
+        const MORE: [(&str, &str, MetricType, f64); 2] = [
+            ("tx_queue_len", "transmit_queue_length", GAUGE, 1.0),
+            ("type", "protocol_type", GAUGE, 1.0),
+        ];
+        for (dev, path) in &devs {
+            // Attributes a device does not support fail to read (EINVAL); they are skipped, as
+            // node_exporter does.
+            let attr = |a: &str| read_file(&path.join(a)).ok().map(|s| s.trim().to_string());
+            let Some(operstate) = attr("operstate") else {
+                continue;
+            };
+            out.family(
+                "node_network_info",
+                GAUGE,
+                "Non-numeric data from /sys/class/net/<iface>, value is always 1.",
+            );
+            let (address, broadcast, duplex, ifalias) = (
+                attr("address").unwrap_or_default(),
+                attr("broadcast").unwrap_or_default(),
+                attr("duplex").unwrap_or_default(),
+                attr("ifalias").unwrap_or_default(),
+            );
+            out.sample(
+                "node_network_info",
+                &[
+                    ("address", &address),
+                    ("broadcast", &broadcast),
+                    ("device", dev),
+                    ("duplex", &duplex),
+                    ("ifalias", &ifalias),
+                    ("operstate", &operstate),
+                ],
+                1.0,
+            );
+            out.family(
+                "node_network_up",
+                GAUGE,
+                "Value is 1 if operstate is 'up', 0 otherwise.",
+            );
+            out.sample(
+                "node_network_up",
+                &[("device", dev)],
+                if operstate == "up" { 1.0 } else { 0.0 },
+            );
+            for (a, m, kind, scale) in PROPS.iter().chain(MORE.iter()) {
+                let Some(v) = attr(a).and_then(|s| parse::sys_number(&s)) else {
+                    continue;
+                };
+                let name = format!("node_network_{m}");
+                out.family(&name, *kind, &format!("Network device property: {m}"));
+                out.sample(&name, &[("device", dev)], v * scale);
+            }
+        }
+    }
+
+    /// /proc/net/{netstat,snmp,snmp6}: protocol counters, node_exporter's default field set.
+    fn netstat(&mut self, out: &mut Out) {
+        let mut p = Problems::default();
+        let mut all = Vec::new();
+        for f in ["net/netstat", "net/snmp"] {
+            if let Some(t) = self.read("netstat", &self.proc(f), false) {
+                all.extend(parse::netstat(&t, &mut p));
+            }
+        }
+        if let Some(t) = self.read("netstat", &self.proc("net/snmp6"), true) {
+            all.extend(parse::snmp6(&t, &mut p));
+        }
+        self.count("netstat", p);
+        let mut seen = HashSet::new();
+        for (proto, field, v) in all {
+            let key = format!("{proto}_{field}");
+            if !self.netstat_fields.is_match(&key) || !seen.insert(key.clone()) {
+                continue;
+            }
+            let name = format!("node_netstat_{key}");
+            out.family(
+                &name,
+                MetricType::Unknown,
+                &format!("Statistic {proto}{field}."),
+            );
+            out.sample(&name, &[], v);
+        }
+    }
+
+    /// /proc/net/sockstat{,6}: sockets in use per protocol.
+    fn sockstat(&mut self, out: &mut Out) {
+        let page = sys::page_size();
+        let mut p = Problems::default();
+        let mut all = Vec::new();
+        if let Some(t) = self.read("sockstat", &self.proc("net/sockstat"), false) {
+            all.extend(parse::sockstat(&t, &mut p));
+        }
+        if let Some(t) = self.read("sockstat", &self.proc("net/sockstat6"), true) {
+            all.extend(parse::sockstat(&t, &mut p));
+        }
+        self.count("sockstat", p);
+        let mut seen = HashSet::new();
+        for (proto, state, v) in all {
+            if !seen.insert((proto.clone(), state.clone())) {
+                continue;
+            }
+            if proto == "sockets" && state == "used" {
+                out.single(
+                    "node_sockstat_sockets_used",
+                    GAUGE,
+                    "Number of IPv4 sockets in use.",
+                    v,
+                );
+                continue;
+            }
+            let name = format!("node_sockstat_{proto}_{state}");
+            out.family(
+                &name,
+                GAUGE,
+                &format!("Number of {proto} sockets in state {state}."),
+            );
+            out.sample(&name, &[], v);
+            if state == "mem" {
+                let name = format!("node_sockstat_{proto}_mem_bytes");
+                out.family(
+                    &name,
+                    GAUGE,
+                    &format!("Number of {proto} sockets in state mem_bytes."),
+                );
+                out.sample(&name, &[], v * page);
             }
         }
     }

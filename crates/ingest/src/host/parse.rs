@@ -448,3 +448,103 @@ pub fn max_open_files(text: &str) -> Option<f64> {
         .next()
         .and_then(num)
 }
+
+/// Parses the header/value line pairs of /proc/net/netstat and /proc/net/snmp
+/// (`TcpExt: A B` then `TcpExt: 1 2`) into (protocol, field, value).
+pub fn netstat(text: &str, p: &mut Problems) -> Vec<(String, String, f64)> {
+    let mut out = Vec::new();
+    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+    while let Some(head) = lines.next() {
+        let Some(vals) = lines.next() else {
+            p.add(|| format!("netstat: header without values {:?}", clip(head)));
+            break;
+        };
+        let (Some((proto, names)), Some((proto2, values))) =
+            (head.split_once(':'), vals.split_once(':'))
+        else {
+            p.add(|| format!("netstat: no protocol in {:?}", clip(head)));
+            continue;
+        };
+        if proto != proto2 {
+            p.add(|| format!("netstat: {proto:?} header followed by {proto2:?} values"));
+            continue;
+        }
+        let names: Vec<&str> = names.split_whitespace().collect();
+        let values: Vec<&str> = values.split_whitespace().collect();
+        if names.len() != values.len() {
+            p.add(|| {
+                format!(
+                    "netstat: {proto}: {} names but {} values",
+                    names.len(),
+                    values.len()
+                )
+            });
+            continue;
+        }
+        for (n, v) in names.iter().zip(values) {
+            match num(v) {
+                Some(v) => out.push((proto.to_string(), n.to_string(), v)),
+                None => p.add(|| format!("netstat: {proto}{n}: bad value {v:?}")),
+            }
+        }
+    }
+    out
+}
+
+/// Parses /proc/net/snmp6 (`Ip6InOctets  384`) into (protocol, field, value); the protocol is
+/// the name up to its first `6`, as node_exporter splits it.
+pub fn snmp6(text: &str, p: &mut Problems) -> Vec<(String, String, f64)> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let mut f = line.split_whitespace();
+        let (Some(k), Some(v)) = (f.next(), f.next()) else {
+            if !line.trim().is_empty() {
+                p.add(|| format!("snmp6: bad line {:?}", clip(line)));
+            }
+            continue;
+        };
+        let (Some(i), Some(v)) = (k.find('6'), num(v)) else {
+            p.add(|| format!("snmp6: bad line {:?}", clip(line)));
+            continue;
+        };
+        out.push((k[..=i].to_string(), k[i + 1..].to_string(), v));
+    }
+    out
+}
+
+/// Parses /proc/net/sockstat{,6} (`TCP: inuse 5 orphan 0`) into (protocol, state, value).
+pub fn sockstat(text: &str, p: &mut Problems) -> Vec<(String, String, f64)> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let Some((proto, rest)) = line.split_once(':') else {
+            if !line.trim().is_empty() {
+                p.add(|| format!("sockstat: no colon in {:?}", clip(line)));
+            }
+            continue;
+        };
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        if f.len() % 2 != 0 {
+            p.add(|| format!("sockstat: odd field count in {:?}", clip(line)));
+            continue;
+        }
+        for kv in f.chunks(2) {
+            match num(kv[1]) {
+                Some(v) => out.push((proto.to_string(), kv[0].to_string(), v)),
+                None => p.add(|| format!("sockstat: bad value in {:?}", clip(line))),
+            }
+        }
+    }
+    out
+}
+
+/// node_exporter's default `--collector.netstat.fields`.
+pub const NETSTAT_FIELDS: &str = r"^(.*_(InErrors|InErrs)|Ip_Forwarding|Ip(6|Ext)_(InOctets|OutOctets)|Icmp6?_(InMsgs|OutMsgs)|TcpExt_(Listen.*|Syncookies.*|TCPSynRetrans|TCPTimeouts)|Tcp_(ActiveOpens|InSegs|OutSegs|OutRsts|PassiveOpens|RetransSegs|CurrEstab)|Udp6?_(InDatagrams|OutDatagrams|NoPorts|RcvbufErrors|SndbufErrors))$";
+
+/// A /sys/class/net attribute as a number: decimal, or hex with `0x` (flags, dev_id).
+pub fn sys_number(text: &str) -> Option<f64> {
+    let t = text.trim();
+    match t.strip_prefix("0x") {
+        Some(h) => i64::from_str_radix(h, 16).ok().map(|v| v as f64),
+        None => num(t),
+    }
+}

@@ -226,6 +226,63 @@ fn fixture_tree_yields_node_exporter_series() {
         None
     );
 
+    // netclass: every device in /sys/class/net (lo too), unreadable attributes skipped.
+    assert_eq!(
+        value(&b, "node_network_up", &[("device", "eth0")]),
+        Some(1.0)
+    );
+    assert_eq!(value(&b, "node_network_up", &[("device", "lo")]), Some(0.0));
+    assert_eq!(
+        value(&b, "node_network_flags", &[("device", "eth0")]),
+        Some(4099.0)
+    );
+    assert_eq!(
+        value(&b, "node_network_speed_bytes", &[("device", "eth0")]),
+        Some(-125000.0)
+    );
+    assert_eq!(
+        value(&b, "node_network_carrier", &[("device", "ifb0")]),
+        None
+    );
+    assert!(value(&b, "node_network_mtu_bytes", &[("device", "ifb0")]).is_some());
+    assert_eq!(
+        value(
+            &b,
+            "node_network_info",
+            &[("device", "eth0"), ("operstate", "up")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        kind(&b, "node_network_carrier_changes_total"),
+        Some(MetricType::Counter)
+    );
+
+    // netstat (default fields only, untyped) and sockstat.
+    assert!(value(&b, "node_netstat_Tcp_CurrEstab", &[]).is_some());
+    assert!(value(&b, "node_netstat_IpExt_InOctets", &[]).is_some());
+    assert!(value(&b, "node_netstat_Ip6_InOctets", &[]).is_some());
+    assert!(value(&b, "node_netstat_Udp_InErrors", &[]).is_some());
+    assert_eq!(value(&b, "node_netstat_TcpExt_TW", &[]), None);
+    assert_eq!(
+        kind(&b, "node_netstat_Tcp_CurrEstab"),
+        Some(MetricType::Unknown)
+    );
+    assert!(value(&b, "node_sockstat_sockets_used", &[]).is_some());
+    assert!(value(&b, "node_sockstat_TCP6_inuse", &[]).is_some());
+    let mem = value(&b, "node_sockstat_TCP_mem", &[]).expect("TCP mem");
+    assert_eq!(
+        value(&b, "node_sockstat_TCP_mem_bytes", &[]),
+        Some(mem * sys::page_size())
+    );
+    for c in ["netclass", "netstat", "sockstat"] {
+        assert_eq!(
+            value(&b, "sextant_host_collect_errors_total", &[("collector", c)]),
+            Some(0.0),
+            "{c}"
+        );
+    }
+
     // misc, os, time.
     assert!(value(&b, "node_filefd_maximum", &[]).is_some());
     assert!(value(&b, "node_entropy_available_bits", &[]).is_some());
@@ -298,7 +355,15 @@ fn malformed_and_truncated_files_are_skipped_and_counted() {
     assert_eq!(errs("diskstats"), 2.0);
     // netdev: eth1 short, garbage line.
     assert_eq!(errs("netdev"), 2.0);
+    // netstat: IpExt short of values, Tcp header followed by Udp values, "x"; net/snmp missing.
+    assert_eq!(errs("netstat"), 4.0);
+    // sockstat: odd field count, "x", a line without colon.
+    assert_eq!(errs("sockstat"), 3.0);
     // The good parts still arrive.
+    assert_eq!(value(&b, "node_netstat_TcpExt_ListenDrops", &[]), Some(2.0));
+    assert_eq!(value(&b, "node_netstat_Tcp_CurrEstab", &[]), Some(4.0));
+    assert_eq!(value(&b, "node_sockstat_sockets_used", &[]), Some(3.0));
+    assert_eq!(value(&b, "node_sockstat_UDP_mem", &[]), Some(2.0));
     assert_eq!(
         value(
             &b,
@@ -386,6 +451,9 @@ fn every_prefix_of_every_fixture_parses_without_panic() {
             let _ = parse::max_open_files(t);
             let _ = parse::pressure(t);
             let _ = parse::os_release(t);
+            let _ = parse::netstat(t, &mut p);
+            let _ = parse::snmp6(t, &mut p);
+            let _ = parse::sockstat(t, &mut p);
         }
     }
     // Odd input that is not a prefix of anything real.
