@@ -143,7 +143,10 @@ fn host_metrics_match_node_exporter() {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut server = Server::start(&dir.path().join("data"), &["--host-metrics-interval", "1s"]);
+    let mut server = Server::start_with_host_metrics(
+        &dir.path().join("data"),
+        &["--host-metrics-interval", "1s"],
+    );
     server.wait_ready(Duration::from_secs(60));
     let ne_port = free_port();
     let _ne = Kill(vec![Command::new("prometheus-node-exporter")
@@ -351,7 +354,7 @@ fn host_metrics_match_node_exporter() {
 #[test]
 fn no_host_metrics_switches_the_collector_off() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut server = Server::start(
+    let mut server = Server::start_with_host_metrics(
         &dir.path().join("data"),
         &["--no-host-metrics", "--host-metrics-interval", "1s"],
     );
@@ -388,7 +391,7 @@ fn process_groups_count_processes_and_restarts() {
     )
     .expect("write config");
     let cfg_arg = cfg.to_string_lossy().into_owned();
-    let mut server = Server::start(
+    let mut server = Server::start_with_host_metrics(
         &dir.path().join("data"),
         &[
             "--host-metrics-interval",
