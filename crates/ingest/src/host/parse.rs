@@ -523,7 +523,7 @@ pub fn sockstat(text: &str, p: &mut Problems) -> Vec<(String, String, f64)> {
             continue;
         };
         let f: Vec<&str> = rest.split_whitespace().collect();
-        if f.len() % 2 != 0 {
+        if !f.len().is_multiple_of(2) {
             p.add(|| format!("sockstat: odd field count in {:?}", clip(line)));
             continue;
         }

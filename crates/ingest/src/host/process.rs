@@ -178,7 +178,8 @@ impl Matcher {
                 Piece::Match(m) => s.push_str(matches.get(m).map(String::as_str).unwrap_or("")),
             }
         }
-        Some(s)
+        // An empty name (say, a missing capture) would merge into an unlabelled series.
+        (!s.is_empty()).then_some(s)
     }
 }
 
@@ -201,6 +202,9 @@ impl Users {
         map.get(&uid).cloned().unwrap_or_else(|| uid.to_string())
     }
 }
+
+/// Most process groups tracked at once.
+pub const MAX_GROUPS: usize = 1000;
 
 /// Identity of a process across collections (pids are reused; start times tell them apart).
 type ProcId = (i64, u64);
@@ -382,10 +386,22 @@ impl ProcessGroups {
                 uid,
                 start_secs: boot + st.starttime / user_hz,
             };
-            let g = self
+            let mut g = self
                 .matchers
                 .iter()
                 .find_map(|m| m.name(&a, &mut users, opts));
+            // Templates like {{.PID}} make a group per process; groups are kept for their
+            // counters, so their number is capped.
+            if let Some(name) = &g {
+                if !self.groups.contains_key(name) && self.groups.len() >= MAX_GROUPS {
+                    p.add(|| {
+                        format!("more than {MAX_GROUPS} process groups; {name:?} not tracked")
+                    });
+                    g = None;
+                } else {
+                    self.groups.entry(name.clone()).or_default();
+                }
+            }
             self.assigned.insert(*id, g);
         }
         self.users = users;

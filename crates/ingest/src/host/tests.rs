@@ -647,8 +647,8 @@ fn fake_proc(root: &Path, pid: u32, comm: &str, start: u64, utime: u64) {
 
 #[test]
 fn restarts_count_when_the_oldest_process_is_replaced() {
-    let dir = tempfile_dir();
-    let proc = dir.join("proc");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let proc = dir.path().join("proc");
     std::fs::create_dir_all(&proc).expect("mkdir");
     std::fs::write(proc.join("stat"), "btime 1000\n").expect("write");
     fake_proc(&proc, 10, "worker", 100, 50);
@@ -690,20 +690,6 @@ fn restarts_count_when_the_oldest_process_is_replaced() {
     fake_proc(&proc, 13, "worker", 1000, 1);
     let b = c.collect(5);
     assert_eq!(get(&b, "sextant_process_group_restarts_total"), Some(2.0));
-    std::fs::remove_dir_all(&dir).expect("cleanup");
-}
-
-fn tempfile_dir() -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "sextant-host-test-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0)
-    ));
-    std::fs::create_dir_all(&d).expect("temp dir");
-    d
 }
 
 #[test]
@@ -740,4 +726,41 @@ fn bad_process_configs_are_rejected_with_the_field_named() {
     );
     let e = err("processes:\n  process_names:\n    - name: '{{.Comm'\n      comm: [a]\n");
     assert!(e.contains("unclosed"), "{e}");
+}
+
+/// Prints what one collection of the live system costs. Run with
+/// `cargo test -p sextant-ingest --release host::tests::live_collection_cost -- --ignored --nocapture`.
+#[test]
+#[ignore = "measurement on the live system, not a check"]
+fn live_collection_cost() {
+    let cfg = groups_config("processes:\n  process_names:\n    - name: '{{.Comm}}'\n      comm: [bash, sh, sleep, cargo]\n");
+    for (label, groups) in [("host only", None), ("host + process groups", Some(&cfg))] {
+        let mut c = HostCollector::new(HostOptions::default(), groups).expect("collector");
+        let _ = c.collect(0); // warm-up: first process matching, file caches
+        let n = 50;
+        let (cpu0, t0) = (sys::thread_cpu_seconds(), Instant::now());
+        let mut series = 0;
+        for i in 0..n {
+            series = c.collect(i).series.len();
+        }
+        let cpu = (sys::thread_cpu_seconds() - cpu0) / n as f64;
+        let wall = t0.elapsed().as_secs_f64() / n as f64;
+        println!(
+            "{label}: {series} series, {:.2} ms CPU, {:.2} ms wall per collection",
+            cpu * 1e3,
+            wall * 1e3
+        );
+    }
+}
+
+#[test]
+fn processes_whose_group_name_comes_out_empty_are_not_grouped() {
+    let cfg = groups_config("processes:\n  process_names:\n    - name: '{{.Matches.x}}'\n      cmdline: ['(?P<x>zzz)?']\n");
+    let mut c = HostCollector::new(opts("proc"), Some(&cfg)).expect("collector");
+    let b = c.collect(1);
+    assert_eq!(count(&b, "namedprocess_namegroup_num_procs"), 0);
+    assert_eq!(
+        value(&b, "namedprocess_scrape_procread_errors", &[]),
+        Some(0.0)
+    );
 }
