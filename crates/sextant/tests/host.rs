@@ -211,6 +211,17 @@ fn host_metrics_match_node_exporter() {
     same("node_network_receive_bytes_total", "device");
     same("node_network_up", "device");
     same("node_network_info", "operstate");
+    same("node_softnet_processed_total", "cpu");
+    if ne.contains_key("node_arp_entries") {
+        same("node_arp_entries", "device");
+    }
+    let timex = |m: &BTreeMap<String, Family>| -> BTreeSet<String> {
+        m.keys()
+            .filter(|k| k.starts_with("node_timex_"))
+            .cloned()
+            .collect()
+    };
+    assert_eq!(timex(&ours), timex(&ne), "node_timex_* families");
     let netstat = |m: &BTreeMap<String, Family>| -> BTreeSet<String> {
         m.keys()
             .filter(|k| k.starts_with("node_netstat_") || k.starts_with("node_sockstat_"))

@@ -234,6 +234,8 @@ impl HostCollector {
         self.netclass(&mut out);
         self.netstat(&mut out);
         self.sockstat(&mut out);
+        self.softnet_arp(&mut out);
+        self.timex(&mut out);
         self.misc(&mut out);
         self.uname_os_time(&mut out, now_ms);
         if let Some(pg) = self.processes.as_mut() {
@@ -259,6 +261,9 @@ impl HostCollector {
             "netclass",
             "netstat",
             "sockstat",
+            "softnet",
+            "arp",
+            "timex",
             "misc",
             "os",
             "processes",
@@ -858,6 +863,168 @@ impl HostCollector {
                 );
                 out.sample(&name, &[], v * page);
             }
+        }
+    }
+
+    /// /proc/net/softnet_stat (per-CPU packet processing) and /proc/net/arp (entries per device).
+    fn softnet_arp(&mut self, out: &mut Out) {
+        if let Some(t) = self.read("softnet", &self.proc("net/softnet_stat"), true) {
+            let mut p = Problems::default();
+            let rows = parse::softnet(&t, &mut p);
+            self.count("softnet", p);
+            let fams = [
+                ("node_softnet_dropped_total", "Number of dropped packets", 1),
+                (
+                    "node_softnet_processed_total",
+                    "Number of processed packets",
+                    0,
+                ),
+                (
+                    "node_softnet_times_squeezed_total",
+                    "Number of times processing packets ran out of quota",
+                    2,
+                ),
+            ];
+            for (name, help, i) in fams {
+                for (cpu, row) in rows.iter().enumerate() {
+                    out.family(name, COUNTER, help);
+                    out.sample(name, &[("cpu", &cpu.to_string())], row[i]);
+                }
+            }
+        }
+        if let Some(t) = self.read("arp", &self.proc("net/arp"), true) {
+            let mut p = Problems::default();
+            let devs = parse::arp(&t, &mut p);
+            self.count("arp", p);
+            for (dev, n) in devs {
+                out.family("node_arp_entries", GAUGE, "ARP entries by device");
+                out.sample("node_arp_entries", &[("device", &dev)], n);
+            }
+        }
+    }
+
+    /// The kernel's clock discipline (adjtimex), node_exporter's timex collector. Reads the live
+    /// kernel whatever `proc_path` says.
+    fn timex(&mut self, out: &mut Out) {
+        let Some(t) = sys::timex() else {
+            *self.errors.entry("timex").or_default() += 1;
+            return;
+        };
+        const STA_NANO: f64 = 8192.0;
+        const TIME_ERROR: i32 = 5;
+        const PPM16FRAC: f64 = 1_000_000.0 * 65536.0;
+        let divisor = if (t.status as i64) & (STA_NANO as i64) != 0 {
+            1e9
+        } else {
+            1e6
+        };
+        let sync = if t.state == TIME_ERROR { 0.0 } else { 1.0 };
+        let rows: [(&str, MetricType, &str, f64); 17] = [
+            (
+                "node_timex_estimated_error_seconds",
+                GAUGE,
+                "Estimated error in seconds.",
+                t.esterror / 1e6,
+            ),
+            (
+                "node_timex_frequency_adjustment_ratio",
+                GAUGE,
+                "Local clock frequency adjustment.",
+                1.0 + t.freq / PPM16FRAC,
+            ),
+            (
+                "node_timex_loop_time_constant",
+                GAUGE,
+                "Phase-locked loop time constant.",
+                t.constant,
+            ),
+            (
+                "node_timex_maxerror_seconds",
+                GAUGE,
+                "Maximum error in seconds.",
+                t.maxerror / 1e6,
+            ),
+            (
+                "node_timex_offset_seconds",
+                GAUGE,
+                "Time offset in between local system and reference clock.",
+                t.offset / divisor,
+            ),
+            (
+                "node_timex_pps_calibration_total",
+                COUNTER,
+                "Pulse per second count of calibration intervals.",
+                t.calcnt,
+            ),
+            (
+                "node_timex_pps_error_total",
+                COUNTER,
+                "Pulse per second count of calibration errors.",
+                t.errcnt,
+            ),
+            (
+                "node_timex_pps_frequency_hertz",
+                GAUGE,
+                "Pulse per second frequency.",
+                t.ppsfreq / PPM16FRAC,
+            ),
+            (
+                "node_timex_pps_jitter_seconds",
+                GAUGE,
+                "Pulse per second jitter.",
+                t.jitter / divisor,
+            ),
+            (
+                "node_timex_pps_jitter_total",
+                COUNTER,
+                "Pulse per second count of jitter limit exceeded events.",
+                t.jitcnt,
+            ),
+            (
+                "node_timex_pps_shift_seconds",
+                GAUGE,
+                "Pulse per second interval duration.",
+                t.shift,
+            ),
+            (
+                "node_timex_pps_stability_exceeded_total",
+                COUNTER,
+                "Pulse per second count of stability limit exceeded events.",
+                t.stbcnt,
+            ),
+            (
+                "node_timex_pps_stability_hertz",
+                GAUGE,
+                "Pulse per second stability, average of recent frequency changes.",
+                t.stabil / PPM16FRAC,
+            ),
+            (
+                "node_timex_status",
+                GAUGE,
+                "Value of the status array bits.",
+                t.status,
+            ),
+            (
+                "node_timex_sync_status",
+                GAUGE,
+                "Is clock synchronized to a reliable server (1 = yes, 0 = no).",
+                sync,
+            ),
+            (
+                "node_timex_tai_offset_seconds",
+                GAUGE,
+                "International Atomic Time (TAI) offset.",
+                t.tai,
+            ),
+            (
+                "node_timex_tick_seconds",
+                GAUGE,
+                "Seconds between clock ticks.",
+                t.tick / 1e6,
+            ),
+        ];
+        for (name, kind, help, v) in rows {
+            out.single(name, kind, help, v);
         }
     }
 

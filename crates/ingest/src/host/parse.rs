@@ -548,3 +548,36 @@ pub fn sys_number(text: &str) -> Option<f64> {
         None => num(t),
     }
 }
+
+/// Parses /proc/net/softnet_stat (one line of hex counters per CPU) into
+/// (processed, dropped, time_squeezed) per line.
+pub fn softnet(text: &str, p: &mut Problems) -> Vec<[f64; 3]> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let f: Vec<Option<u64>> = line
+            .split_whitespace()
+            .take(3)
+            .map(|h| u64::from_str_radix(h, 16).ok())
+            .collect();
+        match f.as_slice() {
+            [Some(a), Some(b), Some(c)] => out.push([*a as f64, *b as f64, *c as f64]),
+            [] => {}
+            _ => p.add(|| format!("softnet_stat: bad line {:?}", clip(line))),
+        }
+    }
+    out
+}
+
+/// Counts /proc/net/arp entries per device.
+pub fn arp(text: &str, p: &mut Problems) -> BTreeMap<String, f64> {
+    let mut out = BTreeMap::new();
+    for line in text.lines().skip(1) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        match f.get(5) {
+            Some(dev) => *out.entry(dev.to_string()).or_insert(0.0) += 1.0,
+            None if line.trim().is_empty() => {}
+            None => p.add(|| format!("arp: short line {:?}", clip(line))),
+        }
+    }
+    out
+}

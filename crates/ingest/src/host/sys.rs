@@ -120,3 +120,54 @@ pub fn thread_cpu_seconds() -> f64 {
     }
     ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
 }
+
+/// The kernel clock's discipline state from `adjtimex(2)` in read-only mode (modes = 0).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Timex {
+    /// adjtimex's return value: the clock state (5 = TIME_ERROR, not synchronized).
+    pub state: i32,
+    pub offset: f64,
+    pub freq: f64,
+    pub maxerror: f64,
+    pub esterror: f64,
+    pub status: f64,
+    pub constant: f64,
+    pub tick: f64,
+    pub ppsfreq: f64,
+    pub jitter: f64,
+    pub shift: f64,
+    pub stabil: f64,
+    pub jitcnt: f64,
+    pub calcnt: f64,
+    pub errcnt: f64,
+    pub stbcnt: f64,
+    pub tai: f64,
+}
+
+pub fn timex() -> Option<Timex> {
+    // SAFETY: timex is plain old data; with modes = 0 adjtimex only reads the clock state.
+    let mut t: libc::timex = unsafe { std::mem::zeroed() };
+    let state = unsafe { libc::adjtimex(&mut t) };
+    if state < 0 {
+        return None;
+    }
+    Some(Timex {
+        state,
+        offset: t.offset as f64,
+        freq: t.freq as f64,
+        maxerror: t.maxerror as f64,
+        esterror: t.esterror as f64,
+        status: t.status as f64,
+        constant: t.constant as f64,
+        tick: t.tick as f64,
+        ppsfreq: t.ppsfreq as f64,
+        jitter: t.jitter as f64,
+        shift: t.shift as f64,
+        stabil: t.stabil as f64,
+        jitcnt: t.jitcnt as f64,
+        calcnt: t.calcnt as f64,
+        errcnt: t.errcnt as f64,
+        stbcnt: t.stbcnt as f64,
+        tai: t.tai as f64,
+    })
+}

@@ -283,6 +283,27 @@ fn fixture_tree_yields_node_exporter_series() {
         );
     }
 
+    // softnet (hex), arp, timex (live kernel).
+    let softnet = std::fs::read_to_string(testdata("proc/net/softnet_stat")).expect("fixture");
+    let processed0 =
+        u64::from_str_radix(softnet.split_whitespace().next().expect("field"), 16).expect("hex");
+    assert_eq!(
+        value(&b, "node_softnet_processed_total", &[("cpu", "0")]),
+        Some(processed0 as f64)
+    );
+    assert_eq!(
+        count(&b, "node_softnet_dropped_total"),
+        softnet.lines().count()
+    );
+    let arp = std::fs::read_to_string(testdata("proc/net/arp")).expect("fixture");
+    let eth0 = arp.lines().filter(|l| l.ends_with("eth0")).count() as f64;
+    assert_eq!(
+        value(&b, "node_arp_entries", &[("device", "eth0")]),
+        Some(eth0)
+    );
+    assert!(value(&b, "node_timex_sync_status", &[]).is_some_and(|v| v == 0.0 || v == 1.0));
+    assert!(value(&b, "node_timex_tick_seconds", &[]).is_some_and(|v| v > 0.0));
+
     // misc, os, time.
     assert!(value(&b, "node_filefd_maximum", &[]).is_some());
     assert!(value(&b, "node_entropy_available_bits", &[]).is_some());
@@ -359,6 +380,12 @@ fn malformed_and_truncated_files_are_skipped_and_counted() {
     assert_eq!(errs("netstat"), 4.0);
     // sockstat: odd field count, "x", a line without colon.
     assert_eq!(errs("sockstat"), 3.0);
+    // softnet: "zz" is not hex, a line with one field.
+    assert_eq!(errs("softnet"), 2.0);
+    assert_eq!(
+        value(&b, "node_softnet_processed_total", &[("cpu", "0")]),
+        Some(1112196.0)
+    );
     // The good parts still arrive.
     assert_eq!(value(&b, "node_netstat_TcpExt_ListenDrops", &[]), Some(2.0));
     assert_eq!(value(&b, "node_netstat_Tcp_CurrEstab", &[]), Some(4.0));
@@ -454,6 +481,8 @@ fn every_prefix_of_every_fixture_parses_without_panic() {
             let _ = parse::netstat(t, &mut p);
             let _ = parse::snmp6(t, &mut p);
             let _ = parse::sockstat(t, &mut p);
+            let _ = parse::softnet(t, &mut p);
+            let _ = parse::arp(t, &mut p);
         }
     }
     // Odd input that is not a prefix of anything real.
