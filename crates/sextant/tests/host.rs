@@ -164,12 +164,14 @@ fn host_metrics_match_node_exporter() {
     wait_for("host metrics in Sextant", Duration::from_secs(60), || {
         one(&c, &base, "node_memory_MemTotal_bytes").is_some()
     });
+    // Ours first: its samples are then older than node_exporter's reading, so counters compare
+    // one way.
+    let ours = sextant_families(&c, &base);
     let ne_text = c
         .get(&ne_url)
         .send()
         .and_then(|r| r.text())
         .expect("node_exporter /metrics");
-    let ours = sextant_families(&c, &base);
     let ne = node_exporter_families(&ne_text);
 
     // Shape: every family we write exists in node_exporter with the same type, help and labels.
@@ -266,6 +268,8 @@ fn host_metrics_match_node_exporter() {
         "node_boot_time_seconds",
         "node_memory_SwapTotal_bytes",
         "node_filefd_maximum",
+        "node_netstat_Ip_Forwarding",
+        "node_timex_tick_seconds",
     ] {
         assert_eq!(our_value(fam, &[]), ne_value(fam, &[]), "{fam}");
     }
@@ -294,7 +298,8 @@ fn host_metrics_match_node_exporter() {
         let (cpu, mode) = (l["cpu"].as_str(), l["mode"].as_str());
         let o = our_value("node_cpu_seconds_total", &[("cpu", cpu), ("mode", mode)]);
         assert!(
-            o <= *v + 0.05 && *v - o < 10.0,
+            // iowait may step back a little (a known kernel quirk); hence the slack below zero.
+            o <= *v + 1.0 && *v - o < 10.0,
             "cpu {cpu} {mode}: ours {o}, node_exporter {v}"
         );
     }
