@@ -40,9 +40,10 @@ impl ScriptReport {
     }
 }
 
-/// One expected value of a series.
+/// One value of a series in the expanding notation of test scripts (`1+2x3`, `_`, `stale`,
+/// `{{schema:0 sum:1 count:2}}`); shared with promtool-style rule tests.
 #[derive(Clone, Debug)]
-enum Item {
+pub enum Item {
     None,
     Float(f64),
     Hist(FloatHistogram),
@@ -457,6 +458,11 @@ fn durations_to_ms(s: &str) -> String {
         i += 1;
     }
     out
+}
+
+/// Expands a series' values written in the test notation (`0+10x5 _ stale 3x2`).
+pub fn parse_series_values(s: &str) -> Result<Vec<Item>, String> {
+    parse_items(s)
 }
 
 fn parse_items(s: &str) -> Result<Vec<Item>, String> {

@@ -5,6 +5,7 @@
 mod api;
 mod params;
 mod query;
+mod rules_api;
 mod selfmon;
 mod write;
 
@@ -20,6 +21,7 @@ use sextant_tsdb::db::Db;
 
 pub use query::{format_float, result_json, QueryLimits};
 pub use selfmon::{render_metrics, start_self_monitoring, HttpMetrics};
+pub use rules_api::DbRuleStorage;
 pub use write::DbSink;
 
 /// Limits applied to every write request.
@@ -70,7 +72,12 @@ pub struct AppState {
     pub(crate) ingest: write::IngestMetrics,
     pub query_limits: QueryLimits,
     query_slots: Arc<tokio::sync::Semaphore>,
+    rules: std::sync::OnceLock<Arc<sextant_rules::Manager>>,
+    reload: std::sync::OnceLock<ReloadFn>,
 }
+
+/// Re-reads configuration and rule files (`/-/reload`, SIGHUP); returns what went wrong.
+pub type ReloadFn = Box<dyn Fn() -> Result<(), String> + Send + Sync>;
 
 impl AppState {
     pub fn new(db: Arc<Db>, limits: WriteLimits, build: BuildInfo) -> Arc<Self> {
@@ -98,7 +105,32 @@ impl AppState {
             ingest: write::IngestMetrics::default(),
             query_limits,
             query_slots,
+            rules: std::sync::OnceLock::new(),
+            reload: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Attaches the rule manager (once, at start).
+    pub fn set_rules(&self, m: Arc<sextant_rules::Manager>) {
+        let _ = self.rules.set(m);
+    }
+
+    /// The rule manager, if rules are enabled.
+    pub fn rules(&self) -> Option<&Arc<sextant_rules::Manager>> {
+        self.rules.get()
+    }
+
+    /// Sets what `/-/reload` does (once, at start).
+    pub fn set_reload(&self, f: ReloadFn) {
+        let _ = self.reload.set(f);
+    }
+
+    /// Runs the reload hook; `Ok` when there is none.
+    pub fn reload(&self) -> Result<(), String> {
+        match self.reload.get() {
+            Some(f) => f(),
+            None => Ok(()),
+        }
     }
 }
 
@@ -114,6 +146,9 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/-/ready",
             get(|| async { "Sextant is Ready.\n" }).head(|| async { "" }),
         )
+        .route("/-/reload", post(reload).put(reload))
+        .route("/api/v1/rules", get(rules_api::rules))
+        .route("/api/v1/alerts", get(rules_api::alerts))
         .route("/api/v1/write", post(write::remote_write))
         .route("/api/v1/import/prometheus", post(write::import_prometheus))
         .route("/api/v1/query", get(query::query).post(query::query))
@@ -161,6 +196,18 @@ async fn metrics_handler(State(st): State<Arc<AppState>>) -> Response {
         body,
     )
         .into_response()
+}
+
+async fn reload(State(st): State<Arc<AppState>>) -> Response {
+    match tokio::task::spawn_blocking(move || st.reload()).await {
+        Ok(Ok(())) => "".into_response(),
+        Ok(Err(e)) => (
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            format!("failed to reload config: {e}\n"),
+        )
+            .into_response(),
+        Err(e) => (axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
 }
 
 async fn index() -> Html<&'static str> {

@@ -50,7 +50,7 @@ impl QueryLimits {
 }
 
 /// Reads the local TSDB for the PromQL engine.
-struct TsdbSource(sextant_tsdb::db::DbQuerier);
+pub struct TsdbSource(pub sextant_tsdb::db::DbQuerier);
 
 impl sextant_promql::Querier for TsdbSource {
     fn select(

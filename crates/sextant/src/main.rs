@@ -30,6 +30,42 @@ enum Command {
     Serve(ServeArgs),
     /// Run a PromQL query against a running Sextant (or any Prometheus-compatible server).
     Query(QueryArgs),
+    /// Validate files (like `promtool check`).
+    #[command(subcommand)]
+    Check(CheckCommand),
+    /// Run unit tests (like `promtool test`).
+    #[command(subcommand)]
+    Test(TestCommand),
+    /// Service level objectives.
+    #[command(subcommand)]
+    Slo(SloCommand),
+}
+
+#[derive(Subcommand)]
+enum SloCommand {
+    /// Print the recording and alerting rules an SLO file compiles to (a Prometheus rule file).
+    Generate {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum CheckCommand {
+    /// Check Prometheus rule files.
+    Rules {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum TestCommand {
+    /// Run promtool-format rule unit tests.
+    Rules {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 #[derive(Args)]
@@ -113,12 +149,37 @@ struct ServeArgs {
     /// format) defining named process groups to monitor; needs host metrics on.
     #[arg(long)]
     processes_config: Option<PathBuf>,
+    /// Rule files to evaluate: a file, a directory (all *.yml/*.yaml in it) or a glob; repeatable.
+    #[arg(long = "rules", value_name = "PATH")]
+    rules: Vec<String>,
+    /// Do not load the built-in rule packs (rules/ in the source tree).
+    #[arg(long)]
+    no_default_rules: bool,
+    /// SLO files (`slos:` list) compiled into recording rules and burn-rate alerts; repeatable.
+    #[arg(long = "slos", value_name = "FILE")]
+    slos: Vec<PathBuf>,
+    /// Evaluation interval of rule groups that set none.
+    #[arg(long, default_value = "1m", value_parser = duration_ms)]
+    evaluation_interval: i64,
+    /// How far back alert `for` state is restored after a restart.
+    #[arg(long, default_value = "1h", value_parser = duration_ms)]
+    rules_alert_for_outage_tolerance: i64,
+    /// Minimum `for` time left to alerts restored after a restart (Prometheus' default 10m).
+    #[arg(long, default_value = "10m", value_parser = duration_ms)]
+    rules_alert_for_grace_period: i64,
+    /// Minimum time between re-sends of a still-firing alert to the alert manager.
+    #[arg(long, default_value = "1m", value_parser = duration_ms)]
+    rules_alert_resend_delay: i64,
+    /// The URL under which Sextant is reached (used in alert generator links and templates).
+    #[arg(long)]
+    external_url: Option<String>,
     /// Log level filter (error, warn, info, debug, trace or a tracing directive).
     #[arg(long, default_value = "info")]
     log_level: String,
 }
 
 mod query;
+mod rules_cmd;
 
 /// Ingest allocates many small, short-lived strings (labels of decoded requests); mimalloc
 /// handles that pattern far better than glibc's allocator (measured in bench/).
@@ -140,6 +201,9 @@ fn main() -> std::process::ExitCode {
     let res = match cli.command {
         Command::Serve(args) => serve(args),
         Command::Query(args) => query::run(args),
+        Command::Check(CheckCommand::Rules { files }) => rules_cmd::check(&files),
+        Command::Test(TestCommand::Rules { files }) => rules_cmd::test(&files),
+        Command::Slo(SloCommand::Generate { files }) => rules_cmd::slo_generate(&files),
     };
     match res {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -240,6 +304,28 @@ fn serve(a: ServeArgs) -> Result<()> {
             .to_string(),
     };
     let state = AppState::new(db.clone(), limits, build);
+    let external_url = a
+        .external_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", a.listen));
+    let rules = rules_cmd::manager(
+        &state,
+        db.clone(),
+        external_url,
+        sextant_rules::ManagerOptions {
+            evaluation_interval: a.evaluation_interval,
+            query_offset: 0,
+            resend_delay: a.rules_alert_resend_delay,
+            outage_tolerance: a.rules_alert_for_outage_tolerance,
+            for_grace_period: a.rules_alert_for_grace_period,
+        },
+    );
+    let rule_paths = rules_cmd::RuleSources {
+        builtin: !a.no_default_rules,
+        paths: a.rules.clone(),
+        slos: a.slos.clone(),
+    };
+    let first_rules = rules_cmd::load(&rule_paths)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -249,6 +335,8 @@ fn serve(a: ServeArgs) -> Result<()> {
             .await
             .with_context(|| format!("listening on {}", a.listen))?;
         tracing::info!(listen = %a.listen, data_dir = %a.data_dir.display(), "Sextant is serving");
+        rules_cmd::start(&state, rules, rule_paths, first_rules);
+        reload_on_sighup(state.clone());
         if a.self_monitor_interval > 0 {
             sextant_server::start_self_monitoring(
                 state.clone(),
@@ -256,17 +344,38 @@ fn serve(a: ServeArgs) -> Result<()> {
                 Duration::from_millis(a.self_monitor_interval as u64),
             );
         }
-        axum::serve(listener, sextant_server::router(state))
+        axum::serve(listener, sextant_server::router(state.clone()))
             .with_graceful_shutdown(shutdown_signal())
             .await?;
         anyhow::Ok(())
     })?;
     drop(host);
+    if let Some(m) = state.rules() {
+        m.stop();
+    }
     tracing::info!("shutting down: syncing the WAL");
     db.close().context("closing the database")?;
     drop(maintenance);
     tracing::info!("bye");
     Ok(())
+}
+
+/// SIGHUP re-reads rule files (and configuration), like Prometheus.
+fn reload_on_sighup(state: Arc<AppState>) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+            return;
+        };
+        while s.recv().await.is_some() {
+            let st = state.clone();
+            match tokio::task::spawn_blocking(move || st.reload()).await {
+                Ok(Ok(())) => tracing::info!("reloaded after SIGHUP"),
+                Ok(Err(e)) => tracing::error!(error = %e, "reload after SIGHUP failed; keeping the old configuration"),
+                Err(e) => tracing::error!(error = %e, "reload after SIGHUP failed"),
+            }
+        }
+    });
 }
 
 async fn shutdown_signal() {
