@@ -219,11 +219,19 @@ fn host_metrics_match_node_exporter() {
     }
     let timex = |m: &BTreeMap<String, Family>| -> BTreeSet<String> {
         m.keys()
-            .filter(|k| k.starts_with("node_timex_"))
+            .filter(|k| {
+                k.starts_with("node_timex_")
+                    || k.starts_with("node_nf_conntrack_")
+                    || *k == "node_udp_queues"
+            })
             .cloned()
             .collect()
     };
-    assert_eq!(timex(&ours), timex(&ne), "node_timex_* families");
+    assert_eq!(
+        timex(&ours),
+        timex(&ne),
+        "node_timex_*, node_nf_conntrack_* and node_udp_queues families"
+    );
     let netstat = |m: &BTreeMap<String, Family>| -> BTreeSet<String> {
         m.keys()
             .filter(|k| k.starts_with("node_netstat_") || k.starts_with("node_sockstat_"))

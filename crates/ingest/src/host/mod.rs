@@ -236,6 +236,7 @@ impl HostCollector {
         self.sockstat(&mut out);
         self.softnet_arp(&mut out);
         self.timex(&mut out);
+        self.conntrack_udp(&mut out);
         self.misc(&mut out);
         self.uname_os_time(&mut out, now_ms);
         if let Some(pg) = self.processes.as_mut() {
@@ -264,6 +265,8 @@ impl HostCollector {
             "softnet",
             "arp",
             "timex",
+            "conntrack",
+            "udp_queues",
             "misc",
             "os",
             "processes",
@@ -900,6 +903,74 @@ impl HostCollector {
                 out.family("node_arp_entries", GAUGE, "ARP entries by device");
                 out.sample("node_arp_entries", &[("device", &dev)], n);
             }
+        }
+    }
+
+    /// Connection tracking (when the nf_conntrack module is loaded) and UDP socket queues.
+    fn conntrack_udp(&mut self, out: &mut Out) {
+        let count = self.read(
+            "conntrack",
+            &self.proc("sys/net/netfilter/nf_conntrack_count"),
+            true,
+        );
+        let max = self.read(
+            "conntrack",
+            &self.proc("sys/net/netfilter/nf_conntrack_max"),
+            true,
+        );
+        if let (Some(c), Some(m)) = (count, max) {
+            match (parse::numbers(&c).first(), parse::numbers(&m).first()) {
+                (Some(c), Some(m)) => {
+                    out.single(
+                        "node_nf_conntrack_entries",
+                        GAUGE,
+                        "Number of currently allocated flow entries for connection tracking.",
+                        *c,
+                    );
+                    out.single(
+                        "node_nf_conntrack_entries_limit",
+                        GAUGE,
+                        "Maximum size of connection tracking table.",
+                        *m,
+                    );
+                }
+                _ => *self.errors.entry("conntrack").or_default() += 1,
+            }
+        }
+        if let Some(t) = self.read("conntrack", &self.proc("net/stat/nf_conntrack"), true) {
+            let mut p = Problems::default();
+            let sums = parse::conntrack_stat(&t, &mut p);
+            self.count("conntrack", p);
+            const STATS: [(&str, &str); 8] = [
+                ("drop", "Number of packets dropped due to conntrack failure."),
+                ("early_drop", "Number of dropped conntrack entries to make room for new ones, if maximum table size was reached."),
+                ("found", "Number of searched entries which were successful."),
+                ("ignore", "Number of packets seen which are already connected to a conntrack entry."),
+                ("insert", "Number of entries inserted into the list."),
+                ("insert_failed", "Number of entries for which list insertion was attempted but failed."),
+                ("invalid", "Number of packets seen which can not be tracked."),
+                ("search_restart", "Number of conntrack table lookups which had to be restarted due to hashtable resizes."),
+            ];
+            for (k, help) in STATS {
+                if let Some(v) = sums.get(k) {
+                    out.single(&format!("node_nf_conntrack_stat_{k}"), GAUGE, help, *v);
+                }
+            }
+        }
+        for (file, ip) in [("net/udp", "v4"), ("net/udp6", "v6")] {
+            let Some(t) = self.read("udp_queues", &self.proc(file), true) else {
+                continue;
+            };
+            let mut p = Problems::default();
+            let (tx, rx) = parse::udp_queues(&t, &mut p);
+            self.count("udp_queues", p);
+            out.family(
+                "node_udp_queues",
+                GAUGE,
+                "Number of allocated memory in the kernel for UDP datagrams in bytes.",
+            );
+            out.sample("node_udp_queues", &[("ip", ip), ("queue", "rx")], rx);
+            out.sample("node_udp_queues", &[("ip", ip), ("queue", "tx")], tx);
         }
     }
 

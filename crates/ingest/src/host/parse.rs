@@ -581,3 +581,57 @@ pub fn arp(text: &str, p: &mut Problems) -> BTreeMap<String, f64> {
     }
     out
 }
+
+/// Sums the per-CPU rows of /proc/net/stat/nf_conntrack (a header, then hex counters) by
+/// column name.
+pub fn conntrack_stat(text: &str, p: &mut Problems) -> BTreeMap<String, f64> {
+    let mut lines = text.lines();
+    let mut out = BTreeMap::new();
+    let Some(head) = lines.next() else { return out };
+    let names: Vec<&str> = head.split_whitespace().collect();
+    for line in lines {
+        let vals: Vec<Option<u64>> = line
+            .split_whitespace()
+            .map(|h| u64::from_str_radix(h, 16).ok())
+            .collect();
+        if vals.is_empty() {
+            continue;
+        }
+        if vals.len() != names.len() || vals.iter().any(Option::is_none) {
+            p.add(|| format!("nf_conntrack: bad row {:?}", clip(line)));
+            continue;
+        }
+        for (n, v) in names.iter().zip(vals) {
+            *out.entry(n.to_string()).or_insert(0.0) += v.unwrap_or(0) as f64;
+        }
+    }
+    out
+}
+
+/// Sums the transmit and receive queue columns (`tx_queue:rx_queue`, hex) of /proc/net/udp or
+/// udp6.
+pub fn udp_queues(text: &str, p: &mut Problems) -> (f64, f64) {
+    let (mut tx, mut rx) = (0.0, 0.0);
+    for line in text.lines().skip(1) {
+        let Some(q) = line.split_whitespace().nth(4) else {
+            if !line.trim().is_empty() {
+                p.add(|| format!("udp: short line {:?}", clip(line)));
+            }
+            continue;
+        };
+        let parsed = q.split_once(':').and_then(|(t, r)| {
+            Some((
+                u64::from_str_radix(t, 16).ok()?,
+                u64::from_str_radix(r, 16).ok()?,
+            ))
+        });
+        match parsed {
+            Some((t, r)) => {
+                tx += t as f64;
+                rx += r as f64;
+            }
+            None => p.add(|| format!("udp: bad queue column {q:?}")),
+        }
+    }
+    (tx, rx)
+}

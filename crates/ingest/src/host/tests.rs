@@ -304,6 +304,20 @@ fn fixture_tree_yields_node_exporter_series() {
     assert!(value(&b, "node_timex_sync_status", &[]).is_some_and(|v| v == 0.0 || v == 1.0));
     assert!(value(&b, "node_timex_tick_seconds", &[]).is_some_and(|v| v > 0.0));
 
+    // conntrack and UDP queues.
+    assert!(value(&b, "node_nf_conntrack_entries_limit", &[]).is_some_and(|v| v > 0.0));
+    assert!(value(&b, "node_nf_conntrack_stat_found", &[]).is_some());
+    assert!(value(&b, "node_nf_conntrack_stat_search_restart", &[]).is_some());
+    assert_eq!(
+        value(&b, "node_udp_queues", &[("ip", "v4"), ("queue", "tx")]),
+        Some(17.0)
+    );
+    assert_eq!(
+        value(&b, "node_udp_queues", &[("ip", "v4"), ("queue", "rx")]),
+        Some(513.0)
+    );
+    assert!(value(&b, "node_udp_queues", &[("ip", "v6"), ("queue", "rx")]).is_some());
+
     // misc, os, time.
     assert!(value(&b, "node_filefd_maximum", &[]).is_some());
     assert!(value(&b, "node_entropy_available_bits", &[]).is_some());
@@ -385,6 +399,21 @@ fn malformed_and_truncated_files_are_skipped_and_counted() {
     assert_eq!(
         value(&b, "node_softnet_processed_total", &[("cpu", "0")]),
         Some(1112196.0)
+    );
+    // conntrack: the "zz" row and the short row; udp: "nothex" and the short line.
+    assert_eq!(errs("conntrack"), 2.0);
+    assert_eq!(
+        value(&b, "node_nf_conntrack_stat_found", &[]),
+        Some(0x22 as f64)
+    );
+    assert_eq!(
+        value(&b, "node_nf_conntrack_stat_drop", &[]),
+        Some(0x33 as f64)
+    );
+    assert_eq!(errs("udp_queues"), 2.0);
+    assert_eq!(
+        value(&b, "node_udp_queues", &[("ip", "v4"), ("queue", "tx")]),
+        Some(10.0)
     );
     // The good parts still arrive.
     assert_eq!(value(&b, "node_netstat_TcpExt_ListenDrops", &[]), Some(2.0));
@@ -483,6 +512,8 @@ fn every_prefix_of_every_fixture_parses_without_panic() {
             let _ = parse::sockstat(t, &mut p);
             let _ = parse::softnet(t, &mut p);
             let _ = parse::arp(t, &mut p);
+            let _ = parse::conntrack_stat(t, &mut p);
+            let _ = parse::udp_queues(t, &mut p);
         }
     }
     // Odd input that is not a prefix of anything real.
