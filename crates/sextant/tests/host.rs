@@ -283,6 +283,7 @@ fn host_metrics_match_node_exporter() {
         "node_filefd_maximum",
         "node_netstat_Ip_Forwarding",
         "node_timex_tick_seconds",
+        "node_selinux_enabled",
     ] {
         assert_eq!(our_value(fam, &[]), ne_value(fam, &[]), "{fam}");
     }

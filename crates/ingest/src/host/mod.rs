@@ -237,6 +237,7 @@ impl HostCollector {
         self.softnet_arp(&mut out);
         self.timex(&mut out);
         self.conntrack_udp(&mut out);
+        self.selinux(&mut out);
         self.misc(&mut out);
         self.uname_os_time(&mut out, now_ms);
         if let Some(pg) = self.processes.as_mut() {
@@ -971,6 +972,61 @@ impl HostCollector {
             );
             out.sample("node_udp_queues", &[("ip", ip), ("queue", "rx")], rx);
             out.sample("node_udp_queues", &[("ip", ip), ("queue", "tx")], tx);
+        }
+    }
+
+    /// Whether SELinux is on (a selinuxfs is mounted), and its modes when it is.
+    fn selinux(&mut self, out: &mut Out) {
+        let Some(text) = self.read("misc", &self.proc("self/mounts"), true) else {
+            return;
+        };
+        let mut p = Problems::default();
+        let fs = parse::mounts(&text, &mut p)
+            .into_iter()
+            .find(|m| m.fstype == "selinuxfs");
+        let Some(fs) = fs else {
+            out.single(
+                "node_selinux_enabled",
+                GAUGE,
+                "SELinux is enabled, 1 is true, 0 is false",
+                0.0,
+            );
+            return;
+        };
+        out.single(
+            "node_selinux_enabled",
+            GAUGE,
+            "SELinux is enabled, 1 is true, 0 is false",
+            1.0,
+        );
+        let rel = fs.mountpoint.trim_start_matches('/');
+        if let Some(v) = read_file(&self.opts.rootfs.join(rel).join("enforce"))
+            .ok()
+            .and_then(|t| parse::numbers(&t).first().copied())
+        {
+            out.single(
+                "node_selinux_current_mode",
+                GAUGE,
+                "Current SELinux enforcement mode",
+                v,
+            );
+        }
+        let config = read_file(&self.opts.rootfs.join("etc/selinux/config")).unwrap_or_default();
+        let mode = config
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("SELINUX="))
+            .map(|m| match m.trim() {
+                "enforcing" => 1.0,
+                "permissive" => 0.0,
+                _ => -1.0,
+            });
+        if let Some(m) = mode {
+            out.single(
+                "node_selinux_config_mode",
+                GAUGE,
+                "Configured SELinux enforcement mode",
+                m,
+            );
         }
     }
 

@@ -318,6 +318,8 @@ fn fixture_tree_yields_node_exporter_series() {
     );
     assert!(value(&b, "node_udp_queues", &[("ip", "v6"), ("queue", "rx")]).is_some());
 
+    assert_eq!(value(&b, "node_selinux_enabled", &[]), Some(0.0));
+
     // misc, os, time.
     assert!(value(&b, "node_filefd_maximum", &[]).is_some());
     assert!(value(&b, "node_entropy_available_bits", &[]).is_some());
