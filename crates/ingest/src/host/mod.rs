@@ -101,6 +101,89 @@ pub struct HostCollector {
     errors: BTreeMap<&'static str, u64>,
     processes: Option<ProcessGroups>,
     cpu_seconds_total: f64,
+    statfs: Statfs,
+}
+
+/// Runs `statfs` on a helper thread so that a hung mount (a dead NFS server) costs a timeout
+/// instead of the whole collector, like node_exporter's `--collector.filesystem.mount-timeout`.
+/// A mount whose call timed out is reported with `device_error` 1, without new calls, until the
+/// hung call returns.
+pub(crate) struct Statfs {
+    worker: Option<(
+        mpsc::Sender<String>,
+        mpsc::Receiver<std::io::Result<sys::FsStats>>,
+    )>,
+    /// Paths with a call in flight; a path still here after its timeout is stuck.
+    pending: Arc<std::sync::Mutex<HashSet<String>>>,
+    pub(crate) timeout: Duration,
+    pub(crate) call: fn(&str) -> std::io::Result<sys::FsStats>,
+}
+
+impl Statfs {
+    fn new() -> Self {
+        Statfs {
+            worker: None,
+            pending: Arc::default(),
+            timeout: Duration::from_secs(5),
+            call: sys::statfs,
+        }
+    }
+
+    fn stat(&mut self, path: &str) -> Result<sys::FsStats, String> {
+        let in_flight = self
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(path);
+        if in_flight {
+            return Err("mount point is unresponsive (an earlier statfs has not returned)".into());
+        }
+        if self.worker.is_none() {
+            let (req_tx, req_rx) = mpsc::channel::<String>();
+            let (rep_tx, rep_rx) = mpsc::channel();
+            let pending = self.pending.clone();
+            let call = self.call;
+            std::thread::Builder::new()
+                .name("host-statfs".into())
+                .spawn(move || {
+                    for path in req_rx {
+                        let r = call(&path);
+                        pending
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .remove(&path);
+                        let _ = rep_tx.send(r);
+                    }
+                })
+                .map_err(|e| format!("cannot start the statfs thread: {e}"))?;
+            self.worker = Some((req_tx, rep_rx));
+        }
+        let Some((tx, rx)) = &self.worker else {
+            return Err("no statfs thread".into());
+        };
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(path.to_string());
+        if tx.send(path.to_string()).is_err() {
+            self.pending
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(path);
+            self.worker = None;
+            return Err("statfs thread gone".into());
+        }
+        match rx.recv_timeout(self.timeout) {
+            Ok(r) => r.map_err(|e| e.to_string()),
+            Err(_) => {
+                // Abandon the blocked thread (it exits once its call returns) and start afresh
+                // next time.
+                self.worker = None;
+                tracing::warn!(path, timeout = ?self.timeout, "statfs timed out; mount point marked unresponsive");
+                Err("statfs timed out".into())
+            }
+        }
+    }
 }
 
 /// Builds one batch: families' metadata once, series with the job/instance labels.
@@ -187,6 +270,7 @@ impl HostCollector {
             errors: BTreeMap::new(),
             processes,
             cpu_seconds_total: 0.0,
+            statfs: Statfs::new(),
             opts,
         })
     }
@@ -462,7 +546,7 @@ impl HostCollector {
             }
             let rel = m.mountpoint.trim_start_matches('/');
             let path = self.opts.rootfs.join(rel);
-            let s = sys::statfs(&path.to_string_lossy());
+            let s = self.statfs.stat(&path.to_string_lossy());
             if let Err(e) = &s {
                 tracing::debug!(mountpoint = %m.mountpoint, error = %e, "statfs failed");
             }

@@ -1,6 +1,7 @@
 //! Host collector tests over captured /proc and /sys trees in testdata/host/.
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use sextant_model::MetricType;
 
@@ -825,4 +826,59 @@ fn processes_whose_group_name_comes_out_empty_are_not_grouped() {
         value(&b, "namedprocess_scrape_procread_errors", &[]),
         Some(0.0)
     );
+}
+
+static HUNG_CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// statfs that hangs for 1.5 s on the fixture's /missing mount, like a dead NFS server.
+fn hanging_statfs(path: &str) -> std::io::Result<sys::FsStats> {
+    if path.ends_with("missing") {
+        HUNG_CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(1500));
+        return Err(std::io::Error::other("gave up"));
+    }
+    sys::statfs(path)
+}
+
+#[test]
+fn a_hung_mount_costs_a_timeout_not_the_collector() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let mut c = HostCollector::new(opts("proc"), None).expect("collector");
+    c.statfs.timeout = Duration::from_millis(200);
+    c.statfs.call = hanging_statfs;
+    let missing = [("mountpoint", "/missing")];
+    let root = [("mountpoint", "/")];
+
+    let b = c.collect(1);
+    assert_eq!(
+        value(&b, "node_filesystem_device_error", &missing),
+        Some(1.0)
+    );
+    assert!(
+        value(&b, "node_filesystem_size_bytes", &root).is_some(),
+        "/ after the timeout"
+    );
+    assert_eq!(HUNG_CALLS.load(SeqCst), 1);
+    // While the call hangs the mount is reported broken without a new call.
+    let b = c.collect(2);
+    assert_eq!(
+        value(&b, "node_filesystem_device_error", &missing),
+        Some(1.0)
+    );
+    assert_eq!(value(&b, "node_filesystem_device_error", &root), Some(0.0));
+    assert_eq!(HUNG_CALLS.load(SeqCst), 1);
+    // Once it returned, the mount is tried again.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while c
+        .statfs
+        .pending
+        .lock()
+        .map(|p| !p.is_empty())
+        .unwrap_or(false)
+    {
+        assert!(Instant::now() < deadline, "hung statfs never returned");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = c.collect(3);
+    assert_eq!(HUNG_CALLS.load(SeqCst), 2);
 }
