@@ -229,11 +229,9 @@ fn load_processes(path: &std::path::Path) -> Result<sextant_ingest::host::Proces
     Ok(f.processes)
 }
 
-/// Starts the host collector (and process groups) writing into `db`, unless switched off.
-fn start_host_metrics(
-    a: &ServeArgs,
-    db: &Arc<Db>,
-) -> Result<Option<sextant_ingest::host::HostHandle>> {
+/// Builds the host collector (and process groups) unless switched off; done before the database
+/// opens so a bad `--processes-config` fails start-up early.
+fn host_collector(a: &ServeArgs) -> Result<Option<sextant_ingest::host::HostCollector>> {
     use sextant_ingest::host::{HostCollector, HostOptions};
     let processes = a
         .processes_config
@@ -258,11 +256,7 @@ fn start_host_metrics(
             Some(p) => format!("in {}", p.display()),
             None => "host collector".into(),
         })?;
-    let sink: Arc<dyn sextant_ingest::Sink> = Arc::new(sextant_server::DbSink(db.clone()));
-    let handle = collector
-        .spawn(sink, Duration::from_millis(a.host_metrics_interval as u64))
-        .context("starting the host metrics thread")?;
-    Ok(Some(handle))
+    Ok(Some(collector))
 }
 
 fn serve(a: ServeArgs) -> Result<()> {
@@ -283,12 +277,22 @@ fn serve(a: ServeArgs) -> Result<()> {
         retention_size: a.retention_size.unwrap_or(0),
         ..DbOptions::default()
     };
+    let host_collector_built = host_collector(&a)?;
     let db = Arc::new(
         Db::open(&a.data_dir, opts)
             .with_context(|| format!("opening the database in {}", a.data_dir.display()))?,
     );
     let maintenance = db.start_maintenance(Duration::from_secs(60));
-    let host = start_host_metrics(&a, &db)?;
+    let host = match host_collector_built {
+        Some(c) => Some(
+            c.spawn(
+                Arc::new(sextant_server::DbSink(db.clone())),
+                Duration::from_millis(a.host_metrics_interval as u64),
+            )
+            .context("starting the host metrics thread")?,
+        ),
+        None => None,
+    };
     let limits = WriteLimits {
         max_body: a.max_request_size as usize,
         max_decoded: a.max_decoded_size as usize,
@@ -364,14 +368,17 @@ fn serve(a: ServeArgs) -> Result<()> {
 fn reload_on_sighup(state: Arc<AppState>) {
     #[cfg(unix)]
     tokio::spawn(async move {
-        let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
             return;
         };
         while s.recv().await.is_some() {
             let st = state.clone();
             match tokio::task::spawn_blocking(move || st.reload()).await {
                 Ok(Ok(())) => tracing::info!("reloaded after SIGHUP"),
-                Ok(Err(e)) => tracing::error!(error = %e, "reload after SIGHUP failed; keeping the old configuration"),
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "reload after SIGHUP failed; keeping the old configuration")
+                }
                 Err(e) => tracing::error!(error = %e, "reload after SIGHUP failed"),
             }
         }

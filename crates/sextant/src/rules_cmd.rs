@@ -26,7 +26,10 @@ pub fn resolve(paths: &[String]) -> Vec<PathBuf> {
             v.sort();
             out.extend(v);
         } else {
-            out.extend(sextant_rules::expand_globs(std::slice::from_ref(p), Path::new(".")));
+            out.extend(sextant_rules::expand_globs(
+                std::slice::from_ref(p),
+                Path::new("."),
+            ));
         }
     }
     out
@@ -42,13 +45,19 @@ pub struct RuleSources {
 
 /// The rule packs shipped in rules/, embedded in the binary.
 pub const BUILTIN_RULES: &[(&str, &str)] = &[
-    ("builtin:rules/sextant-policy.yml", include_str!("../../../rules/sextant-policy.yml")),
-    ("builtin:rules/node.yml", include_str!("../../../rules/node.yml")),
+    (
+        "builtin:rules/sextant-policy.yml",
+        include_str!("../../../rules/sextant-policy.yml"),
+    ),
+    (
+        "builtin:rules/node.yml",
+        include_str!("../../../rules/node.yml"),
+    ),
 ];
 
 fn slo_specs(file: &Path) -> Result<Vec<sextant_rules::slo::SloSpec>> {
-    let text = std::fs::read_to_string(file)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let text =
+        std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
     sextant_rules::slo::parse_slo_file(&file.display().to_string(), &text)
         .map_err(|e| anyhow::anyhow!(e))
 }
@@ -85,7 +94,11 @@ pub fn load(src: &RuleSources) -> Result<(Vec<GroupDef>, Vec<String>)> {
             Ok(d) => defs.extend(d),
             Err(errs) => {
                 let msg: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
-                bail!("SLO rules of {} are invalid:\n{}", f.display(), msg.join("\n"))
+                bail!(
+                    "SLO rules of {} are invalid:\n{}",
+                    f.display(),
+                    msg.join("\n")
+                )
             }
         }
         names.push(name);
@@ -99,7 +112,10 @@ pub fn slo_generate(files: &[PathBuf]) -> Result<()> {
     for f in files {
         all.extend(slo_specs(f)?);
     }
-    print!("{}", sextant_rules::slo::generate(&all).map_err(|e| anyhow::anyhow!(e))?);
+    print!(
+        "{}",
+        sextant_rules::slo::generate(&all).map_err(|e| anyhow::anyhow!(e))?
+    );
     Ok(())
 }
 

@@ -245,9 +245,6 @@ struct GroupNow {
 /// Tracks the configured groups across collections.
 pub struct ProcessGroups {
     matchers: Vec<Matcher>,
-    /// Group names known before any process matched (fixed-name templates): reported with
-    /// `sextant_process_group_up 0` from the start.
-    static_names: Vec<String>,
     /// Group (or None) of every process seen, decided once per process, as process-exporter does.
     assigned: HashMap<ProcId, Option<String>>,
     last: HashMap<ProcId, ProcCounters>,
@@ -312,7 +309,6 @@ impl ProcessGroups {
         }
         Ok(ProcessGroups {
             matchers,
-            static_names,
             assigned: HashMap::new(),
             last: HashMap::new(),
             groups,
@@ -641,10 +637,5 @@ impl ProcessGroups {
             &[],
             self.partial_errors,
         );
-    }
-
-    /// Names of groups with fixed names (known before any process matched).
-    pub fn static_names(&self) -> &[String] {
-        &self.static_names
     }
 }
