@@ -13,7 +13,7 @@
 #                  [--targets sextant,prometheus] [--out FILE] [--no-build]
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-SERIES=100000 STEPS=40 NRULES=1000 GROUPS=20 CYCLES=8 TARGETS=sextant,prometheus OUT= BUILD=1
+SERIES=100000 STEPS=40 NRULES=1000 NGROUPS=20 CYCLES=8 TARGETS=sextant,prometheus OUT= BUILD=1
 CMDLINE="bench/rules.sh $*"
 die() { echo "rules.sh: $*" >&2; exit 1; }
 log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
@@ -22,7 +22,7 @@ while [ $# -gt 0 ]; do
     --series) SERIES=$2; shift 2 ;;
     --steps) STEPS=$2; shift 2 ;;
     --rules) NRULES=$2; shift 2 ;;
-    --groups) GROUPS=$2; shift 2 ;;
+    --groups) NGROUPS=$2; shift 2 ;;
     --cycles) CYCLES=$2; shift 2 ;;
     --targets) TARGETS=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
@@ -41,7 +41,7 @@ WORK=$(mktemp -d /tmp/sextant-rules-bench.XXXXXX)
 PID=
 cleanup() { [ -n "$PID" ] && kill -9 "$PID" 2>/dev/null || true; rm -rf "$WORK"; }
 trap cleanup EXIT
-python3 "$ROOT/bench/rules/gen.py" "$NRULES" "$NRULES" "$GROUPS" > "$WORK/rules.yml"
+python3 "$ROOT/bench/rules/gen.py" "$NRULES" "$NRULES" "$NGROUPS" > "$WORK/rules.yml"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 cpu_s() { awk -v t="$(getconf CLK_TCK)" '{ sub(/.*\) /, ""); split($0, f, " "); printf "%.2f", (f[12]+f[13])/t }' "/proc/$1/stat"; }
 hwm_kb() { awk '$1=="VmHWM:" {print $2}' "/proc/$1/status"; }
@@ -90,7 +90,7 @@ done
 {
   echo "### Rule evaluation — $(date -u +%Y-%m-%d) ($(nproc) cores)"
   echo
-  echo "Command: \`$CMDLINE\` — $((2*NRULES)) rules ($NRULES recording + $NRULES alerting) in $GROUPS groups, 15 s interval, $SERIES series."
+  echo "Command: \`$CMDLINE\` — $((2*NRULES)) rules ($NRULES recording + $NRULES alerting) in $NGROUPS groups, 15 s interval, $SERIES series."
   echo
   echo "| target | eval time per cycle (median of $CYCLES, s) | CPU per cycle (s) | recorded series | ALERTS series | peak RSS (MiB) |"
   echo "| --- | ---: | ---: | ---: | ---: | ---: |"

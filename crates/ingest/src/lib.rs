@@ -3,11 +3,14 @@
 //! bad input with context; writing to storage happens elsewhere, through the `Appender` seam.
 //!
 //! - [`remote_write`]: Prometheus remote write 1.0 and 2.0 (protobuf + snappy).
-//! - [`text`]: the Prometheus text exposition format 0.0.4 (plus OpenMetrics' `# EOF`).
+//! - [`text`]: the Prometheus text exposition format 0.0.4 and OpenMetrics 1.0, chosen by
+//!   Content-Type in [`text::parse_exposition`].
+//! - [`influx`]: InfluxDB line protocol, mapped to series like VictoriaMetrics does.
 //! - [`host`]: the built-in host collector (node_exporter's metrics) and process groups.
 //! - [`sink`]: the seam to storage that every protocol writes through.
 
 pub mod host;
+pub mod influx;
 pub mod remote_write;
 pub mod sink;
 pub mod text;

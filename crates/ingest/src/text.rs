@@ -1,8 +1,12 @@
-//! The Prometheus text exposition format 0.0.4, as scraped from exporters and posted to
-//! `/api/v1/import/prometheus`, plus OpenMetrics' closing `# EOF` line and Prometheus 3's quoted
-//! UTF-8 names (`{"my.metric", "some.label"="v"}`). The parser is strict: any malformed line is
+//! The exposition formats exporters serve and clients push: the Prometheus text format 0.0.4
+//! (as scraped and posted to `/api/v1/import/prometheus`, plus OpenMetrics' closing `# EOF`
+//! line and Prometheus 3's quoted UTF-8 names `{"my.metric", "some.label"="v"}`) and, in
+//! [`openmetrics`], OpenMetrics 1.0. [`parse_exposition`] picks between them from the
+//! Content-Type the way Prometheus' scraper does. The parsers are strict: any malformed line is
 //! an error naming its line number and what was expected there, so a bad import fails loudly
 //! instead of storing half a file.
+
+pub mod openmetrics;
 
 use std::collections::HashMap;
 
@@ -10,22 +14,115 @@ use sextant_model::{Label, Labels, Metadata, MetricType, Sample, METRIC_NAME};
 
 use crate::remote_write::{SeriesSamples, WriteBatch};
 
-/// Everything parsed from one exposition: samples in input order and per-family metadata.
+/// Everything parsed from one exposition: samples in input order, per-family metadata and,
+/// for OpenMetrics, exemplars and `_created` timestamps (always empty for text 0.0.4).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct TextBatch {
     pub samples: Vec<(Labels, Sample)>,
     pub metadata: Vec<Metadata>,
+    /// Exemplars in input order; each names the sample it was attached to.
+    pub exemplars: Vec<Exemplar>,
+    /// Start times announced by OpenMetrics `_created` samples (which also stay in `samples`,
+    /// as Prometheus keeps them by default).
+    pub created: Vec<Created>,
+}
+
+/// An OpenMetrics exemplar, like `# {trace_id="abc"} 0.67 1620000000.123` after a sample.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Exemplar {
+    /// Index into [`TextBatch::samples`] of the sample it was attached to.
+    pub sample: usize,
+    /// The exemplar's own labels (no metric name).
+    pub labels: Labels,
+    pub value: f64,
+    /// Milliseconds, if the exemplar carried a timestamp.
+    pub timestamp: Option<i64>,
+}
+
+/// The creation time of a counter, histogram or summary series, from an OpenMetrics
+/// `<family>_created{...} <seconds>` sample.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Created {
+    /// The metric family (`foo` for `foo_created`); its `foo_total` / `foo_bucket` / ... series
+    /// with the same `labels` started at `created_ms`.
+    pub family: String,
+    /// The labels of the `_created` sample without `__name__`.
+    pub labels: Labels,
+    /// Creation time in milliseconds since the epoch.
+    pub created_ms: i64,
+}
+
+/// What Prometheus sends as `Accept` when scraping (its default `scrape_protocols`: OpenMetrics
+/// 1.0.0 and 0.0.1, then the text format 1.0.0 and 0.0.4, UTF-8 names allowed). Both parsers
+/// here understand everything a target may answer with under this header.
+pub const SCRAPE_ACCEPT_HEADER: &str = "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5,application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.3,text/plain;version=0.0.4;q=0.2,*/*;q=0.1";
+
+/// The exposition format a Content-Type selects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExpositionFormat {
+    /// The Prometheus text format (0.0.4 / 1.0.0).
+    Text,
+    /// OpenMetrics 1.0 (also 0.0.1, which has the same text syntax).
+    OpenMetrics,
+}
+
+/// Picks the format like Prometheus' scraper: `application/openmetrics-text` means OpenMetrics;
+/// `text/plain`, a missing, unparsable or unknown Content-Type means the text format.
+/// Protobuf (`application/vnd.google.protobuf`) is refused: we never ask for it.
+pub fn exposition_format(content_type: Option<&str>) -> Result<ExpositionFormat, ParseError> {
+    let media = content_type
+        .and_then(|ct| ct.split(';').next())
+        .map(|m| m.trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    match media.as_str() {
+        "application/openmetrics-text" => Ok(ExpositionFormat::OpenMetrics),
+        "application/vnd.google.protobuf" => Err(ParseError {
+            line: 0,
+            msg: "the protobuf exposition format (application/vnd.google.protobuf) is not \
+                  supported; serve text/plain or application/openmetrics-text"
+                .to_string(),
+        }),
+        _ => Ok(ExpositionFormat::Text),
+    }
+}
+
+/// Parses a scraped or pushed exposition body, choosing the parser from `content_type` (see
+/// [`exposition_format`]). `default_ts` (ms) applies to samples without a timestamp. A body
+/// that is not UTF-8 is an error naming the line of the first invalid byte.
+pub fn parse_exposition(
+    body: &[u8],
+    content_type: Option<&str>,
+    default_ts: i64,
+) -> Result<TextBatch, ParseError> {
+    let format = exposition_format(content_type)?;
+    let input = std::str::from_utf8(body).map_err(|e| {
+        let at = e.valid_up_to();
+        let line = body[..at].iter().filter(|&&b| b == b'\n').count() + 1;
+        ParseError {
+            line,
+            msg: format!("invalid UTF-8 at byte offset {at}: expositions must be UTF-8"),
+        }
+    })?;
+    match format {
+        ExpositionFormat::Text => parse_text(input, default_ts),
+        ExpositionFormat::OpenMetrics => openmetrics::parse_openmetrics(input, default_ts),
+    }
 }
 
 impl TextBatch {
     /// Groups samples by series (in order of first appearance) so the batch can take the same
     /// path into storage as a remote-write request.
+    /// Exemplars are counted per series (storage does not keep them yet).
     pub fn into_write_batch(self) -> WriteBatch {
         let mut index: HashMap<Labels, usize> = HashMap::new();
         let mut series: Vec<SeriesSamples> = Vec::new();
-        for (labels, sample) in self.samples {
-            match index.get(&labels) {
-                Some(&i) => series[i].samples.push(sample),
+        let mut exemplars = self.exemplars.iter().map(|e| e.sample).peekable();
+        for (n, (labels, sample)) in self.samples.into_iter().enumerate() {
+            let i = match index.get(&labels) {
+                Some(&i) => {
+                    series[i].samples.push(sample);
+                    i
+                }
                 None => {
                     index.insert(labels.clone(), series.len());
                     series.push(SeriesSamples {
@@ -34,7 +131,11 @@ impl TextBatch {
                         histograms: Vec::new(),
                         exemplars: 0,
                     });
+                    series.len() - 1
                 }
+            };
+            while exemplars.next_if(|&s| s <= n).is_some() {
+                series[i].exemplars += 1;
             }
         }
         WriteBatch {

@@ -28,6 +28,9 @@ pub struct Group {
     seen: Vec<HashSet<Labels>>,
     pub last_eval: i64,
     pub eval_seconds: f64,
+    /// Rule evaluations run (all rules of all cycles) and how many of them failed.
+    pub evaluations: u64,
+    pub failures: u64,
     pub(crate) should_restore: bool,
 }
 
@@ -45,6 +48,8 @@ impl Group {
             seen: vec![HashSet::new(); n],
             last_eval: 0,
             eval_seconds: 0.0,
+            evaluations: 0,
+            failures: 0,
             should_restore: true,
         }
     }
@@ -59,6 +64,8 @@ impl Group {
     pub fn copy_state(&mut self, old: &mut Group) {
         self.last_eval = old.last_eval;
         self.eval_seconds = old.eval_seconds;
+        self.evaluations = old.evaluations;
+        self.failures = old.failures;
         self.should_restore = old.should_restore;
         let mut used = vec![false; old.rules.len()];
         for (i, r) in self.rules.iter_mut().enumerate() {
@@ -144,6 +151,12 @@ impl Group {
             }
             rule.eval_seconds = r0.elapsed().as_secs_f64();
         }
+        self.evaluations += self.rules.len() as u64;
+        self.failures += self
+            .rules
+            .iter()
+            .filter(|r| r.last_eval == ts && r.health == Health::Err)
+            .count() as u64;
         self.last_eval = ts;
         self.eval_seconds = t0.elapsed().as_secs_f64();
     }

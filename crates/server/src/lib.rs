@@ -151,6 +151,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/alerts", get(rules_api::alerts))
         .route("/api/v1/write", post(write::remote_write))
         .route("/api/v1/import/prometheus", post(write::import_prometheus))
+        .route("/write", post(write::influx_write_v1))
+        .route("/api/v2/write", post(write::influx_write_v2))
+        .route("/ping", get(write::influx_ping).head(write::influx_ping))
         .route("/api/v1/query", get(query::query).post(query::query))
         .route(
             "/api/v1/query_range",

@@ -416,6 +416,17 @@ pub fn render_metrics(st: &AppState) -> String {
     );
     family(
         &mut o,
+        "sextant_influx_write_requests_total",
+        "counter",
+        "InfluxDB line protocol write requests received.",
+    );
+    let _ = writeln!(
+        o,
+        "sextant_influx_write_requests_total {}",
+        load(&ing.influx_requests)
+    );
+    family(
+        &mut o,
         "sextant_ingest_rejected_series_total",
         "counter",
         "Series dropped at decode (invalid labels, limits).",
@@ -511,7 +522,51 @@ pub fn render_metrics(st: &AppState) -> String {
     }
 
     process_metrics(&mut o, st.start_unix);
+    render_rule_metrics(st, &mut o);
     o
+}
+
+/// Rule manager metrics, named like Prometheus' `prometheus_rule_*` with a `sextant_` prefix.
+fn render_rule_metrics(st: &AppState, o: &mut String) {
+    let Some(m) = st.rules() else { return };
+    let groups: Vec<(String, f64, f64, f64, usize, u64, u64)> = m
+        .groups()
+        .iter()
+        .map(|g| {
+            let g = g.lock().unwrap_or_else(|e| e.into_inner());
+            (
+                escape(&format!("{};{}", g.file, g.name)),
+                g.eval_seconds,
+                g.last_eval as f64 / 1000.0,
+                g.interval as f64 / 1000.0,
+                g.rules.len(),
+                g.evaluations,
+                g.failures,
+            )
+        })
+        .collect();
+    let series: [(&str, &str, &str); 6] = [
+        ("sextant_rule_group_last_duration_seconds", "gauge", "Duration of the last evaluation of the rule group."),
+        ("sextant_rule_group_last_evaluation_timestamp_seconds", "gauge", "Time of the last evaluation of the rule group (0 = never)."),
+        ("sextant_rule_group_interval_seconds", "gauge", "Evaluation interval of the rule group."),
+        ("sextant_rule_group_rules", "gauge", "Rules in the rule group."),
+        ("sextant_rule_evaluations_total", "counter", "Rule evaluations."),
+        ("sextant_rule_evaluation_failures_total", "counter", "Rule evaluations that failed."),
+    ];
+    for (i, (name, kind, help)) in series.iter().enumerate() {
+        family(o, name, kind, help);
+        for g in &groups {
+            let v = match i {
+                0 => g.1,
+                1 => g.2,
+                2 => g.3,
+                3 => g.4 as f64,
+                4 => g.5 as f64,
+                _ => g.6 as f64,
+            };
+            let _ = writeln!(o, "{name}{{rule_group=\"{}\"}} {v}", g.0);
+        }
+    }
 }
 
 /// Ingests `/metrics` into the local TSDB every `every`, labelled job="sextant",

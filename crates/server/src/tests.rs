@@ -438,6 +438,49 @@ async fn import_text_format() {
     .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert!(b.contains("line 2"), "{b}");
+
+    // OpenMetrics by Content-Type: seconds timestamps, _total counters, mandatory # EOF.
+    let now_s = sextant_model::time::now_ms() / 1000;
+    let om = format!(
+        "# TYPE runs counter\nruns_total{{job=\"om\"}} 5 {now_s}.5 # {{trace_id=\"x\"}} 1\n# EOF\n"
+    );
+    let (s, _, b) = call(
+        &t,
+        Request::post("/api/v1/import/prometheus")
+            .header(
+                "Content-Type",
+                "application/openmetrics-text; version=1.0.0",
+            )
+            .body(Body::from(om))
+            .expect("req"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{b}");
+    let (_, j) = get_json(
+        &t,
+        &format!("/api/v1/query?query=runs_total&time={now_s}.5"),
+    )
+    .await;
+    assert_eq!(j["data"]["result"][0]["value"][1], "5", "{j}");
+    let (s, _, b) = call(
+        &t,
+        Request::post("/api/v1/import/prometheus")
+            .header("Content-Type", "application/openmetrics-text")
+            .body(Body::from("runs_total 1\n"))
+            .expect("req"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(b.contains("# EOF"), "{b}");
+    let (s, _, b) = call(
+        &t,
+        Request::post("/api/v1/import/prometheus")
+            .body(Body::from(&b"a 1\nb{x=\"\xff\"} 2\n"[..]))
+            .expect("req"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(b.contains("line 2") && b.contains("UTF-8"), "{b}");
 }
 
 #[tokio::test]
@@ -533,4 +576,105 @@ async fn query_api_answers_like_prometheus() {
     assert_eq!(j["data"], "sum by (job) (rate(x[5m]))");
     let (_, j) = get_json(&t, "/api/v1/parse_query?query=up%7Bjob%3D%22a%22%7D").await;
     assert_eq!(j["data"]["type"], "vectorSelector");
+}
+
+#[tokio::test]
+async fn influx_line_protocol_writes() {
+    let t = setup();
+    let post = |uri: &str, body: Vec<u8>, gzip: bool| {
+        let mut r = Request::post(uri);
+        if gzip {
+            r = r.header("Content-Encoding", "gzip");
+        }
+        r.body(Body::from(body)).expect("req")
+    };
+    // v1 with db and precision.
+    let (s, h, b) = call(
+        &t,
+        post(
+            "/write?db=tg&precision=s",
+            b"cpu,host=a usage=1.5,count=3i,up=true,note=\"x\" 1700000000\n".to_vec(),
+            false,
+        ),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{b}");
+    assert_eq!(h["X-Influxdb-Version"], "1.8.0");
+    let (_, j) = get_json(&t, "/api/v1/series?match[]=%7Bdb%3D%22tg%22%7D").await;
+    let mut names: Vec<String> = j["data"]
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|s| s["__name__"].as_str().unwrap_or_default().to_string())
+        .collect();
+    names.sort();
+    assert_eq!(names, vec!["cpu_count", "cpu_up", "cpu_usage"]);
+
+    // v2 gzip, nanosecond default.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, b"mem,host=b used=42 1700000000000000000\n").expect("gzip");
+    let (s, _, b) = call(
+        &t,
+        post(
+            "/api/v2/write?org=o&bucket=b",
+            gz.finish().expect("gzip"),
+            true,
+        ),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{b}");
+    let (_, j) = get_json(&t, "/api/v1/query?query=mem_used&time=1700000000").await;
+    assert_eq!(j["data"]["result"][0]["value"][1], "42", "{j}");
+
+    // Partial failure: the good lines are stored, the answer names the bad line and field.
+    let (s, _, b) = call(
+        &t,
+        post(
+            "/write?precision=s",
+            b"good v=1 1700000000\nbad v=oops 1700000000\ngood2 v=2 1700000000\n".to_vec(),
+            false,
+        ),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let j: serde_json::Value = serde_json::from_str(&b).expect("json");
+    let msg = j["error"].as_str().expect("error");
+    assert!(
+        msg.contains("line 2") && msg.contains("field \"v\""),
+        "{msg}"
+    );
+    assert!(msg.contains("other lines were stored"), "{msg}");
+    let (_, j) = get_json(&t, "/api/v1/query?query=good2_v&time=1700000000").await;
+    assert_eq!(j["data"]["result"][0]["value"][1], "2", "{j}");
+
+    // v2 error shape, bad precision, bad gzip, unknown encoding.
+    let (s, _, b) = call(
+        &t,
+        post("/api/v2/write?precision=x", b"m v=1".to_vec(), false),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let j: serde_json::Value = serde_json::from_str(&b).expect("json");
+    assert_eq!(j["code"], "invalid");
+    assert!(j["message"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("precision"));
+    let (s, _, b) = call(&t, post("/write", b"not gzip".to_vec(), true)).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(b.contains("gzip"), "{b}");
+    let (s, _, _) = call(
+        &t,
+        Request::post("/write")
+            .header("Content-Encoding", "br")
+            .body(Body::from("m v=1"))
+            .expect("req"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+
+    // Ping.
+    let (s, h, _) = call(&t, Request::get("/ping").body(Body::empty()).expect("req")).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    assert_eq!(h["X-Influxdb-Version"], "1.8.0");
 }

@@ -1,5 +1,5 @@
-//! Write endpoints: Prometheus remote write 1.0 and 2.0 (`/api/v1/write`) and text-format
-//! import (`/api/v1/import/prometheus`).
+//! Write endpoints: Prometheus remote write 1.0 and 2.0 (`/api/v1/write`), text-format
+//! import (`/api/v1/import/prometheus`) and InfluxDB line protocol (`/write`, `/api/v2/write`).
 //!
 //! Partial failures follow Prometheus' receiver: series with invalid labels and samples the
 //! database refuses (out of order, duplicate, too old, over a limit) are skipped, everything
@@ -27,6 +27,7 @@ pub(crate) struct IngestMetrics {
     pub requests_v1: AtomicU64,
     pub requests_v2: AtomicU64,
     pub import_requests: AtomicU64,
+    pub influx_requests: AtomicU64,
     pub rejected_series: AtomicU64,
     pub rejected_requests: AtomicU64,
     pub throttled_requests: AtomicU64,
@@ -233,13 +234,20 @@ pub async fn remote_write(
     .await
 }
 
-/// `POST /api/v1/import/prometheus`: text exposition format, optional per-line timestamps;
+/// `POST /api/v1/import/prometheus`: text exposition format (or OpenMetrics, by Content-Type),
+/// optional per-line timestamps;
 /// lines without one get the request time (or `?timestamp=` in ms, like VictoriaMetrics).
 pub async fn import_prometheus(
     axum::extract::State(st): axum::extract::State<Arc<AppState>>,
     axum::extract::RawQuery(q): axum::extract::RawQuery,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    // `application/openmetrics-text` bodies are read as OpenMetrics, anything else as text.
+    let content_type = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     if let Some(r) = too_large(&st, &body) {
         return r;
     }
@@ -256,16 +264,11 @@ pub async fn import_prometheus(
     with_slot(&st, move || {
         let st = st2;
         st.ingest.import_requests.fetch_add(1, Ordering::Relaxed);
-        let input = match std::str::from_utf8(&body) {
-            Ok(s) => s,
-            Err(e) => {
-                return text(
-                    StatusCode::BAD_REQUEST,
-                    format!("body is not valid UTF-8: {e}"),
-                )
-            }
-        };
-        let parsed = match sextant_ingest::text::parse_text(input, default_ts) {
+        let parsed = match sextant_ingest::text::parse_exposition(
+            &body,
+            content_type.as_deref(),
+            default_ts,
+        ) {
             Ok(p) => p,
             Err(e) => return text(StatusCode::BAD_REQUEST, e.to_string()),
         };
@@ -288,4 +291,208 @@ pub async fn import_prometheus(
         }
     })
     .await
+}
+
+/// The InfluxDB version reported in `X-Influxdb-Version`, as VictoriaMetrics does; some clients
+/// (the `influx` CLI, Telegraf's health checks) look for the header.
+const INFLUX_VERSION: &str = "1.8.0";
+
+/// Which InfluxDB API a write came in on; errors are shaped like that API's.
+#[derive(Clone, Copy)]
+enum InfluxApi {
+    V1,
+    V2,
+}
+
+/// An InfluxDB-style JSON error: v1 `{"error": ...}`, v2 `{"code": "invalid", "message": ...}`.
+fn influx_error(api: InfluxApi, status: StatusCode, msg: String) -> Response {
+    let body = match api {
+        InfluxApi::V1 => serde_json::json!({ "error": msg }),
+        InfluxApi::V2 => serde_json::json!({
+            "code": if status == StatusCode::PAYLOAD_TOO_LARGE { "request too large" } else if status.is_server_error() { "unavailable" } else { "invalid" },
+            "message": msg,
+        }),
+    };
+    let mut resp = (status, axum::Json(body)).into_response();
+    resp.headers_mut().insert(
+        "X-Influxdb-Version",
+        HeaderValue::from_static(INFLUX_VERSION),
+    );
+    resp
+}
+
+/// `POST /write` (InfluxDB v1).
+pub async fn influx_write_v1(
+    st: axum::extract::State<Arc<AppState>>,
+    q: axum::extract::RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    influx_write(st, q, headers, body, InfluxApi::V1).await
+}
+
+/// `POST /api/v2/write` (InfluxDB v2).
+pub async fn influx_write_v2(
+    st: axum::extract::State<Arc<AppState>>,
+    q: axum::extract::RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    influx_write(st, q, headers, body, InfluxApi::V2).await
+}
+
+/// `GET`/`HEAD /ping`: InfluxDB's liveness check.
+pub async fn influx_ping() -> Response {
+    no_content_influx()
+}
+
+/// Line protocol writes: `precision` and `db` query parameters, optional gzip. Valid lines are
+/// stored even when others are not; then the answer is 400 naming the first bad line and the
+/// counts (InfluxDB's partial-write behaviour), otherwise 204.
+async fn influx_write(
+    axum::extract::State(st): axum::extract::State<Arc<AppState>>,
+    axum::extract::RawQuery(q): axum::extract::RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+    api: InfluxApi,
+) -> Response {
+    if body.len() > st.limits.max_body {
+        st.ingest.rejected_requests.fetch_add(1, Ordering::Relaxed);
+        return influx_error(
+            api,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "request body of {} bytes exceeds the limit of {} bytes",
+                body.len(),
+                st.limits.max_body
+            ),
+        );
+    }
+    let mut precision = sextant_ingest::influx::Precision::Nanoseconds;
+    let mut db = None;
+    for (k, v) in form_urlencoded::parse(q.as_deref().unwrap_or_default().as_bytes()) {
+        match k.as_ref() {
+            "precision" => match sextant_ingest::influx::Precision::parse(&v) {
+                Some(p) => precision = p,
+                None => {
+                    st.ingest.rejected_requests.fetch_add(1, Ordering::Relaxed);
+                    return influx_error(
+                        api,
+                        StatusCode::BAD_REQUEST,
+                        format!(
+                            "invalid precision {v:?}: expected ns, us, ms or s (v1 also n, u, m, h)"
+                        ),
+                    );
+                }
+            },
+            "db" => db = Some(v.into_owned()),
+            _ => {}
+        }
+    }
+    let gzip = match headers
+        .get(axum::http::header::CONTENT_ENCODING)
+        .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase())
+    {
+        None => false,
+        Some(e) if e == "gzip" => true,
+        Some(e) if e == "identity" || e.is_empty() => false,
+        Some(e) => {
+            st.ingest.rejected_requests.fetch_add(1, Ordering::Relaxed);
+            return influx_error(
+                api,
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!("unsupported Content-Encoding {e:?}: send plain or gzip bodies"),
+            );
+        }
+    };
+    let now_ms = sextant_model::time::now_ms();
+    let st2 = st.clone();
+    with_slot(&st, move || {
+        let st = st2;
+        st.ingest.influx_requests.fetch_add(1, Ordering::Relaxed);
+        let raw: std::borrow::Cow<'_, [u8]> = if gzip {
+            match gunzip(&body, st.limits.max_decoded) {
+                Ok(r) => r.into(),
+                Err(e) => {
+                    st.ingest.rejected_requests.fetch_add(1, Ordering::Relaxed);
+                    return influx_error(api, StatusCode::BAD_REQUEST, e);
+                }
+            }
+        } else {
+            body.as_ref().into()
+        };
+        let opts = sextant_ingest::influx::InfluxOptions {
+            precision,
+            db,
+            now_ms,
+            limits: DecodeLimits {
+                max_labels_per_series: st.limits.max_labels_per_series,
+                max_label_name_len: st.limits.max_label_name_len,
+                max_label_value_len: st.limits.max_label_value_len,
+            },
+        };
+        let parsed = sextant_ingest::influx::parse_influx(&raw, &opts);
+        let lines = parsed.lines;
+        let invalid = parsed.invalid_lines;
+        let first_error = parsed.first_error;
+        let stored = match store(&st.db, parsed.batch.into_write_batch()) {
+            Ok(s) => s,
+            Err(e) => {
+                return influx_error(
+                    api,
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("storage cannot accept writes right now: {e}"),
+                )
+            }
+        };
+        let mut problems = Vec::new();
+        if let Some(e) = first_error {
+            problems.push(format!(
+                "{invalid} of {lines} lines invalid and skipped, first at {e}"
+            ));
+        }
+        if let Some(p) = &stored.first_problem {
+            problems.push(format!(
+                "{} samples refused by storage, first: {p}",
+                stored.problems
+            ));
+        }
+        if problems.is_empty() {
+            return no_content_influx();
+        }
+        influx_error(
+            api,
+            StatusCode::BAD_REQUEST,
+            format!(
+                "partial write: {}; the other lines were stored ({} samples)",
+                problems.join("; "),
+                stored.samples
+            ),
+        )
+    })
+    .await
+}
+
+fn no_content_influx() -> Response {
+    let mut resp = StatusCode::NO_CONTENT.into_response();
+    resp.headers_mut().insert(
+        "X-Influxdb-Version",
+        HeaderValue::from_static(INFLUX_VERSION),
+    );
+    resp
+}
+
+/// Decompresses a gzip body, refusing to produce more than `limit` bytes.
+fn gunzip(body: &[u8], limit: usize) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    let mut dec = flate2::read::MultiGzDecoder::new(body).take(limit as u64 + 1);
+    dec.read_to_end(&mut out)
+        .map_err(|e| format!("body is not valid gzip: {e}"))?;
+    if out.len() > limit {
+        return Err(format!(
+            "decompressed body exceeds the limit of {limit} bytes"
+        ));
+    }
+    Ok(out)
 }

@@ -139,6 +139,13 @@ fn rules_record_alert_api_and_reload() {
     assert_eq!(firing[0]["metric"]["instance"], "a");
     let fs = query_value(&s, r#"ALERTS_FOR_STATE{alertname="AgentDown"}"#);
     assert_eq!(fs.len(), 1);
+    let metrics = client().get(s.url("/metrics")).send().unwrap().text().unwrap();
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with("sextant_rule_evaluations_total{") && l.contains("agents.yml;e2e"))
+        .unwrap_or_else(|| panic!("no rule evaluation counter in /metrics"));
+    let n: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(n >= 2.0, "{line}");
 
     // A broken file is refused and the running rules stay.
     std::fs::write(rules.path().join("broken.yml"), "groups:\n  - name: x\n    rules:\n      - record: y\n        expr: sum(\n").unwrap();

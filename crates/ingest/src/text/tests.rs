@@ -246,3 +246,45 @@ proptest! {
         let _ = parse_text(&s, 0);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Rendering samples in the text format (escaping label values) and parsing them back gives
+    /// the same names, labels, values and millisecond timestamps.
+    #[test]
+    fn render_parse_round_trip(
+        series in proptest::collection::btree_map(
+            "[a-zA-Z_:][a-zA-Z0-9_:]{0,8}",
+            (
+                proptest::collection::btree_map("[a-zA-Z_][a-zA-Z0-9_]{0,5}", "\\PC{1,10}", 0..4),
+                any::<f64>(),
+                any::<i64>(),
+            ),
+            1..6,
+        )
+    ) {
+        let mut text = String::new();
+        for (name, (labels, v, t)) in &series {
+            text.push_str(name);
+            let parts: Vec<String> = labels
+                .iter()
+                .map(|(n, val)| {
+                    let esc = val.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
+                    format!("{n}=\"{esc}\"")
+                })
+                .collect();
+            text.push_str(&format!("{{{}}} {v:?} {t}\n", parts.join(",")));
+        }
+        let b = parse_text(&text, 0).map_err(|e| TestCaseError::fail(format!("{e}\n{text}")))?;
+        prop_assert_eq!(b.samples.len(), series.len());
+        for ((labels, s), (name, (l, v, t))) in b.samples.iter().zip(&series) {
+            prop_assert_eq!(labels.metric_name(), Some(name.as_str()));
+            for (ln, lv) in l {
+                prop_assert_eq!(labels.get(ln), Some(lv.as_str()));
+            }
+            prop_assert!(s.v.to_bits() == v.to_bits() || (s.v.is_nan() && v.is_nan()));
+            prop_assert_eq!(s.t, *t);
+        }
+    }
+}
