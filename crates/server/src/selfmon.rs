@@ -88,6 +88,84 @@ fn proc_cpu_seconds() -> Option<f64> {
     Some((utime + stime) / 100.0)
 }
 
+/// The soft limit of `name` ("Max open files", "Max address space") from /proc/self/limits;
+/// "unlimited" is reported as client_golang does, as 2^64-1.
+fn proc_limit(name: &str) -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = s.lines().find(|l| l.starts_with(name))?;
+    match line[name.len()..].split_whitespace().next()? {
+        "unlimited" => Some(u64::MAX as f64),
+        v => v.parse().ok(),
+    }
+}
+
+/// The standard `process_*` families every Prometheus client library exposes (names, types and
+/// help texts of client_golang's process collector), so dashboards and alerts written for any
+/// exporter's process metrics work for Sextant.
+fn process_metrics(o: &mut String, start_unix: f64) {
+    if let Some(cpu) = proc_cpu_seconds() {
+        family(
+            o,
+            "process_cpu_seconds_total",
+            "counter",
+            "Total user and system CPU time spent in seconds.",
+        );
+        let _ = writeln!(o, "process_cpu_seconds_total {cpu}");
+    }
+    if let Some(max) = proc_limit("Max open files") {
+        family(
+            o,
+            "process_max_fds",
+            "gauge",
+            "Maximum number of open file descriptors.",
+        );
+        let _ = writeln!(o, "process_max_fds {}", fmt_f(max));
+    }
+    if let Ok(rd) = std::fs::read_dir("/proc/self/fd") {
+        family(
+            o,
+            "process_open_fds",
+            "gauge",
+            "Number of open file descriptors.",
+        );
+        let _ = writeln!(o, "process_open_fds {}", rd.count());
+    }
+    if let Some(rss) = proc_status_kb("VmRSS:") {
+        family(
+            o,
+            "process_resident_memory_bytes",
+            "gauge",
+            "Resident memory size in bytes.",
+        );
+        let _ = writeln!(o, "process_resident_memory_bytes {rss}");
+    }
+    family(
+        o,
+        "process_start_time_seconds",
+        "gauge",
+        "Start time of the process since unix epoch in seconds.",
+    );
+    let _ = writeln!(o, "process_start_time_seconds {start_unix}");
+    if let Some(vsz) = proc_status_kb("VmSize:") {
+        family(
+            o,
+            "process_virtual_memory_bytes",
+            "gauge",
+            "Virtual memory size in bytes.",
+        );
+        let _ = writeln!(o, "process_virtual_memory_bytes {vsz}");
+    }
+    if let Some(max) = proc_limit("Max address space") {
+        family(
+            o,
+            "process_virtual_memory_max_bytes",
+            "gauge",
+            "Maximum amount of virtual memory available in bytes.",
+        );
+        let _ = writeln!(o, "process_virtual_memory_max_bytes {}", fmt_f(max));
+    }
+}
+
 /// Renders every self-metric in the text exposition format.
 pub fn render_metrics(st: &AppState) -> String {
     let mut o = String::with_capacity(8192);
@@ -465,40 +543,7 @@ pub fn render_metrics(st: &AppState) -> String {
         );
     }
 
-    if let Some(rss) = proc_status_kb("VmRSS:") {
-        family(
-            &mut o,
-            "process_resident_memory_bytes",
-            "gauge",
-            "Resident memory size in bytes.",
-        );
-        let _ = writeln!(o, "process_resident_memory_bytes {rss}");
-    }
-    if let Some(cpu) = proc_cpu_seconds() {
-        family(
-            &mut o,
-            "process_cpu_seconds_total",
-            "counter",
-            "Total user and system CPU time spent in seconds.",
-        );
-        let _ = writeln!(o, "process_cpu_seconds_total {cpu}");
-    }
-    if let Ok(rd) = std::fs::read_dir("/proc/self/fd") {
-        family(
-            &mut o,
-            "process_open_fds",
-            "gauge",
-            "Number of open file descriptors.",
-        );
-        let _ = writeln!(o, "process_open_fds {}", rd.count());
-    }
-    family(
-        &mut o,
-        "process_start_time_seconds",
-        "gauge",
-        "Start time of the process since unix epoch in seconds.",
-    );
-    let _ = writeln!(o, "process_start_time_seconds {}", st.start_unix);
+    process_metrics(&mut o, st.start_unix);
     render_rule_metrics(st, &mut o);
     o
 }

@@ -315,6 +315,42 @@ async fn partly_bad_request_keeps_the_good_part() {
         metrics.contains("sextant_http_request_duration_seconds_count{handler=\"/api/v1/write\"}"),
         "{metrics}"
     );
+
+    // The standard process_* families of Prometheus client libraries, with their types.
+    let parsed = sextant_ingest::text::parse_text(&metrics, 0).expect("/metrics parses");
+    let kind = |name: &str| {
+        parsed
+            .metadata
+            .iter()
+            .find(|m| m.metric_family == name)
+            .map(|m| m.kind.as_str())
+    };
+    let value = |name: &str| {
+        parsed
+            .samples
+            .iter()
+            .find(|(l, _)| l.metric_name() == Some(name))
+            .map(|(_, s)| s.v)
+    };
+    for (name, k) in [
+        ("process_cpu_seconds_total", "counter"),
+        ("process_max_fds", "gauge"),
+        ("process_open_fds", "gauge"),
+        ("process_resident_memory_bytes", "gauge"),
+        ("process_start_time_seconds", "gauge"),
+        ("process_virtual_memory_bytes", "gauge"),
+        ("process_virtual_memory_max_bytes", "gauge"),
+    ] {
+        assert_eq!(kind(name), Some(k), "{name}");
+        assert!(
+            value(name).is_some_and(|v| v >= 0.0),
+            "{name}: {:?}",
+            value(name)
+        );
+    }
+    assert!(value("process_open_fds") <= value("process_max_fds"));
+    assert!(value("process_resident_memory_bytes") <= value("process_virtual_memory_bytes"));
+    assert!(value("process_start_time_seconds").is_some_and(|t| t > 1.5e9));
 }
 
 #[tokio::test]

@@ -22,9 +22,15 @@ pub struct Config {
     pub global: Option<Spanned<GlobalConfig>>,
     #[serde(default)]
     pub scrape_configs: Vec<Spanned<ScrapeConfig>>,
-    /// Rule files (globs), kept for the rules engine; not evaluated yet.
+    /// Rule files (globs, relative to this file), evaluated by the rule manager.
     #[serde(default)]
     pub rule_files: Vec<String>,
+    /// Named process groups of the host collector (process-exporter's `process_names`).
+    #[serde(default)]
+    pub processes: Option<sextant_ingest::host::ProcessesConfig>,
+    /// SLOs compiled into recording rules and burn-rate alerts (see docs/rules.md).
+    #[serde(default)]
+    pub slos: Vec<sextant_rules::slo::SloSpec>,
 }
 
 /// `global`, with Prometheus' defaults.
@@ -75,6 +81,8 @@ pub struct Loaded {
     /// Line of each scrape config in the file, for messages.
     pub scrape_lines: Vec<u64>,
     pub rule_files: Vec<String>,
+    pub processes: Option<sextant_ingest::host::ProcessesConfig>,
+    pub slos: Vec<sextant_rules::slo::SloSpec>,
 }
 
 /// A configuration error: `file:line: field: message`.
@@ -188,6 +196,8 @@ pub fn parse(text: &str, file: &str) -> Result<Loaded, ConfigError> {
         scrape_configs,
         scrape_lines,
         rule_files: cfg.rule_files,
+        processes: cfg.processes,
+        slos: cfg.slos,
     })
 }
 
@@ -299,6 +309,21 @@ mod tests {
         // Global timeout above the job's interval is capped at the interval.
         assert_eq!(l.scrape_configs[1].timeout(), Duration::from_secs(5));
         assert_eq!(l.rule_files, vec!["r/*.yml"]);
+    }
+
+    #[test]
+    fn processes_and_slos_sections() {
+        let l = parse(
+            "processes:\n  process_names:\n    - name: agents\n      comm: [claude]\nslos:\n  - name: api\n    objective: 99.9\n    sli:\n      bad: sum(rate(e[{{.window}}]))\n      total: sum(rate(t[{{.window}}]))\n",
+            "s.yml",
+        )
+        .unwrap();
+        assert_eq!(l.processes.unwrap().process_names.len(), 1);
+        assert_eq!(l.slos.len(), 1);
+        assert_eq!(l.slos[0].name, "api");
+        let m = e("slos:\n  - name: api\n    objective: 99\n    sli: {total: x}\n    windw: 30d\n");
+        assert!(m.starts_with("s.yml:5:"), "{m}");
+        assert!(m.contains("windw"), "{m}");
     }
 
     #[test]

@@ -181,6 +181,16 @@ struct ServeArgs {
     /// Pushgateway), so the last pushed value stays visible to queries.
     #[arg(long, default_value = "15s", value_parser = duration_ms)]
     push_interval: i64,
+    /// Do not collect host metrics (node_exporter's metrics about this machine, job="node").
+    #[arg(long)]
+    no_host_metrics: bool,
+    /// Interval of the built-in host collector.
+    #[arg(long, default_value = "15s", value_parser = duration_ms)]
+    host_metrics_interval: i64,
+    /// YAML file with a top-level `processes:` section (process-exporter's `process_names`
+    /// format) defining named process groups to monitor; needs host metrics on.
+    #[arg(long)]
+    processes_config: Option<PathBuf>,
     /// Rule files to evaluate: a file, a directory (all *.yml/*.yaml in it) or a glob; repeatable.
     #[arg(long = "rules", value_name = "PATH")]
     rules: Vec<String>,
@@ -257,6 +267,53 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+/// The file `--processes-config` reads (the same section as `processes:` in sextant.yml).
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProcessesFile {
+    processes: sextant_ingest::host::ProcessesConfig,
+}
+
+fn load_processes(path: &std::path::Path) -> Result<sextant_ingest::host::ProcessesConfig> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let f: ProcessesFile =
+        serde_saphyr::from_str(&text).with_context(|| format!("in {}", path.display()))?;
+    Ok(f.processes)
+}
+
+/// Builds the host collector (and process groups) unless switched off; done before the database
+/// opens so a bad `--processes-config` fails start-up early.
+fn host_collector(
+    a: &ServeArgs,
+    from_config: Option<&sextant_ingest::host::ProcessesConfig>,
+) -> Result<Option<sextant_ingest::host::HostCollector>> {
+    use sextant_ingest::host::{HostCollector, HostOptions};
+    let processes = match a.processes_config.as_deref() {
+        Some(p) => Some(load_processes(p)?),
+        None => from_config.cloned(),
+    };
+    if a.no_host_metrics {
+        if processes.is_some() {
+            anyhow::bail!("--processes-config needs host metrics; drop --no-host-metrics");
+        }
+        return Ok(None);
+    }
+    if a.host_metrics_interval <= 0 {
+        anyhow::bail!(
+            "--host-metrics-interval must be positive (use --no-host-metrics to switch it off)"
+        );
+    }
+    let collector =
+        HostCollector::new(HostOptions::default(), processes.as_ref()).with_context(|| match &a
+            .processes_config
+        {
+            Some(p) => format!("in {}", p.display()),
+            None => "host collector".into(),
+        })?;
+    Ok(Some(collector))
+}
+
 fn serve(a: ServeArgs) -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -287,11 +344,22 @@ fn serve(a: ServeArgs) -> Result<()> {
         retention_size: a.retention_size.unwrap_or(0),
         ..DbOptions::default()
     };
+    let host_collector_built = host_collector(&a, loaded.processes.as_ref())?;
     let db = Arc::new(
         Db::open(&a.data_dir, opts)
             .with_context(|| format!("opening the database in {}", a.data_dir.display()))?,
     );
     let maintenance = db.start_maintenance(Duration::from_secs(60));
+    let host = match host_collector_built {
+        Some(c) => Some(
+            c.spawn(
+                Arc::new(sextant_server::DbSink(db.clone())),
+                Duration::from_millis(a.host_metrics_interval as u64),
+            )
+            .context("starting the host metrics thread")?,
+        ),
+        None => None,
+    };
     let limits = WriteLimits {
         max_body: a.max_request_size as usize,
         max_decoded: a.max_decoded_size as usize,
@@ -351,6 +419,7 @@ fn serve(a: ServeArgs) -> Result<()> {
         builtin: !a.no_default_rules,
         paths: a.rules.clone(),
         slos: a.slos.clone(),
+        inline_slos: Vec::new(),
     };
     let first_rules = rules_cmd::load(&rule_paths.with_config(&loaded))?;
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -377,6 +446,7 @@ fn serve(a: ServeArgs) -> Result<()> {
         anyhow::Ok(())
     })?;
     push.flush();
+    drop(host);
     if let Some(m) = state.rules() {
         m.stop();
     }

@@ -26,7 +26,10 @@ pub fn resolve(paths: &[String]) -> Vec<PathBuf> {
             v.sort();
             out.extend(v);
         } else {
-            out.extend(sextant_rules::expand_globs(std::slice::from_ref(p), Path::new(".")));
+            out.extend(sextant_rules::expand_globs(
+                std::slice::from_ref(p),
+                Path::new("."),
+            ));
         }
     }
     out
@@ -38,6 +41,8 @@ pub struct RuleSources {
     pub builtin: bool,
     pub paths: Vec<String>,
     pub slos: Vec<PathBuf>,
+    /// SLOs from the configuration file's `slos:` section.
+    pub inline_slos: Vec<sextant_rules::slo::SloSpec>,
 }
 
 impl RuleSources {
@@ -59,19 +64,26 @@ impl RuleSources {
             };
             out.paths.push(full.display().to_string());
         }
+        out.inline_slos = loaded.slos.clone();
         out
     }
 }
 
 /// The rule packs shipped in rules/, embedded in the binary.
 pub const BUILTIN_RULES: &[(&str, &str)] = &[
-    ("builtin:rules/sextant-policy.yml", include_str!("../../../rules/sextant-policy.yml")),
-    ("builtin:rules/node.yml", include_str!("../../../rules/node.yml")),
+    (
+        "builtin:rules/sextant-policy.yml",
+        include_str!("../../../rules/sextant-policy.yml"),
+    ),
+    (
+        "builtin:rules/node.yml",
+        include_str!("../../../rules/node.yml"),
+    ),
 ];
 
 fn slo_specs(file: &Path) -> Result<Vec<sextant_rules::slo::SloSpec>> {
-    let text = std::fs::read_to_string(file)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let text =
+        std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
     sextant_rules::slo::parse_slo_file(&file.display().to_string(), &text)
         .map_err(|e| anyhow::anyhow!(e))
 }
@@ -108,8 +120,21 @@ pub fn load(src: &RuleSources) -> Result<(Vec<GroupDef>, Vec<String>)> {
             Ok(d) => defs.extend(d),
             Err(errs) => {
                 let msg: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
-                bail!("SLO rules of {} are invalid:\n{}", f.display(), msg.join("\n"))
+                bail!(
+                    "SLO rules of {} are invalid:\n{}",
+                    f.display(),
+                    msg.join("\n")
+                )
             }
+        }
+        names.push(name);
+    }
+    if !src.inline_slos.is_empty() {
+        let text = sextant_rules::slo::generate(&src.inline_slos).map_err(|e| anyhow::anyhow!(e))?;
+        let name = "sextant.yml slos (generated)".to_string();
+        match sextant_rules::parse_rules(&name, &text) {
+            Ok(d) => defs.extend(d),
+            Err(errs) => bail!("generated SLO rules are invalid: {}", errs[0]),
         }
         names.push(name);
     }
@@ -122,7 +147,10 @@ pub fn slo_generate(files: &[PathBuf]) -> Result<()> {
     for f in files {
         all.extend(slo_specs(f)?);
     }
-    print!("{}", sextant_rules::slo::generate(&all).map_err(|e| anyhow::anyhow!(e))?);
+    print!(
+        "{}",
+        sextant_rules::slo::generate(&all).map_err(|e| anyhow::anyhow!(e))?
+    );
     Ok(())
 }
 

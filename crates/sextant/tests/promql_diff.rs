@@ -624,6 +624,7 @@ fn start_sextant(dir: &Path, series: &[Series], http: &reqwest::blocking::Client
             .arg(&data)
             .arg("--self-monitor-interval")
             .arg("0")
+            .arg("--no-host-metrics")
             .current_dir(dir),
         dir.join("sextant.log"),
         port,

@@ -30,7 +30,16 @@ pub struct Server {
 }
 
 impl Server {
+    /// Starts `sextant serve` with self-monitoring and host metrics off, so a test sees only
+    /// the data it writes.
     pub fn start(data_dir: &Path, extra: &[&str]) -> Server {
+        let mut args = vec!["--no-host-metrics"];
+        args.extend_from_slice(extra);
+        Server::start_with_host_metrics(data_dir, &args)
+    }
+
+    /// Like [`Server::start`] but with the built-in host collector on (its default).
+    pub fn start_with_host_metrics(data_dir: &Path, extra: &[&str]) -> Server {
         let port = free_port();
         let child = Command::new(env!("CARGO_BIN_EXE_sextant"))
             .args([
