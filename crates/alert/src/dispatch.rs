@@ -852,3 +852,382 @@ pub fn from_rule_alert(a: sextant_rules::NotifyAlert) -> Alert {
 pub fn silence_state(s: &Silence, now: i64) -> SilenceState {
     s.state(now)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{BoxFuture, NotifyError};
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    /// A receiver that records what it is handed; fails the first `fail` attempts.
+    struct Fake {
+        got: Arc<Mutex<Vec<Notification>>>,
+        send_resolved: bool,
+        fail: AtomicU32,
+        retryable: bool,
+    }
+
+    impl Receiver for Fake {
+        fn integration(&self) -> &'static str {
+            "fake"
+        }
+        fn send_resolved(&self) -> bool {
+            self.send_resolved
+        }
+        fn notify<'a>(&'a self, n: &'a Notification) -> BoxFuture<'a, Result<(), NotifyError>> {
+            Box::pin(async move {
+                if self.fail.load(Ordering::SeqCst) > 0 {
+                    self.fail.fetch_sub(1, Ordering::SeqCst);
+                    return Err(NotifyError {
+                        retryable: self.retryable,
+                        msg: "boom".into(),
+                    });
+                }
+                lock(&self.got).push(n.clone());
+                Ok(())
+            })
+        }
+    }
+
+    struct Rig {
+        am: Arc<AlertManager>,
+        got: Arc<Mutex<Vec<Notification>>>,
+    }
+
+    fn rig_with(yaml: &str, store: Store, send_resolved: bool, fail: u32, retryable: bool, now: i64) -> Rig {
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let g = got.clone();
+        let builder: IntegrationBuilder = Arc::new(move |_r, _g| {
+            let f: Arc<dyn Receiver> = Arc::new(Fake {
+                got: g.clone(),
+                send_resolved,
+                fail: AtomicU32::new(fail),
+                retryable,
+            });
+            Ok(vec![f])
+        });
+        let opts = Options {
+            retry_initial: Duration::from_millis(1),
+            retry_max: Duration::from_millis(2),
+            ..Options::default()
+        };
+        let am = AlertManager::new(parse_config(yaml), store, builder, opts, now).unwrap();
+        Rig { am, got }
+    }
+
+    fn parse_config(y: &str) -> Config {
+        crate::config::parse_config(y, "t.yml").unwrap()
+    }
+
+    const CFG: &str = "
+route:
+  receiver: r
+  group_by: [alertname]
+  group_wait: 30s
+  group_interval: 5m
+  repeat_interval: 4h
+receivers: [{name: r}]
+inhibit_rules:
+  - source_matchers: ['severity=\"critical\"']
+    target_matchers: ['severity=\"warning\"']
+    equal: [cluster]
+";
+
+    fn alert(name: &str, extra: &[(&str, &str)], starts: i64, ends: i64) -> Alert {
+        let mut labels: BTreeMap<String, String> = [("alertname".to_string(), name.to_string())].into();
+        for (k, v) in extra {
+            labels.insert(k.to_string(), v.to_string());
+        }
+        Alert {
+            labels,
+            annotations: BTreeMap::new(),
+            starts_at: starts,
+            ends_at: ends,
+            updated_at: 0,
+            timeout: false,
+            generator_url: String::new(),
+        }
+    }
+
+    async fn flush(r: &Rig, now: i64) -> usize {
+        let jobs = r.am.due(now);
+        let n = jobs.len();
+        for j in jobs {
+            r.am.execute(j).await;
+        }
+        n
+    }
+
+    fn count(r: &Rig) -> usize {
+        lock(&r.got).len()
+    }
+
+    const S: i64 = 1000;
+    const T0: i64 = 1_700_000_000_000;
+
+    #[tokio::test]
+    async fn group_wait_interval_and_repeat() {
+        let r = rig_with(CFG, Store::in_memory().unwrap(), true, 0, true, T0);
+        r.am.put_alerts(vec![alert("A", &[], T0, 0)], T0).unwrap();
+        assert_eq!(flush(&r, T0 + 29 * S).await, 0, "still in group_wait");
+        flush(&r, T0 + 30 * S).await;
+        assert_eq!(count(&r), 1);
+        {
+            let g = lock(&r.got);
+            assert_eq!(g[0].group_key, "{}:{alertname=\"A\"}");
+            assert_eq!(g[0].status, "firing");
+            assert_eq!(g[0].alerts[0].ends_at, "0001-01-01T00:00:00Z");
+        }
+        // A second alert joins the group: sent at the next group_interval, not before.
+        r.am.put_alerts(vec![alert("A", &[("i", "2")], T0 + 60 * S, 0)], T0 + 60 * S).unwrap();
+        flush(&r, T0 + 61 * S).await;
+        assert_eq!(count(&r), 1);
+        // Alerts without endsAt need refreshing before resolve_timeout (5m); Prometheus-style
+        // re-sends keep them firing.
+        let refresh = |t: i64| {
+            r.am.put_alerts(vec![alert("A", &[], T0, 0), alert("A", &[("i", "2")], T0 + 60 * S, 0)], t)
+                .unwrap();
+        };
+        refresh(T0 + 300 * S);
+        flush(&r, T0 + 330 * S).await;
+        assert_eq!(count(&r), 2);
+        assert_eq!(lock(&r.got)[1].alerts.len(), 2);
+        // Nothing changed: no notification until repeat_interval (4h) has passed.
+        let mut t = T0 + 330 * S;
+        // Flushes every 5m; at exactly 4h after the last send the entry is not yet *older*
+        // than repeat_interval (Alertmanager compares with Before), so the repeat goes out at
+        // the next tick.
+        for _ in 0..48 {
+            t += 300 * S;
+            refresh(t - 10 * S);
+            flush(&r, t).await;
+        }
+        assert_eq!(count(&r), 2, "no repeat before 4h");
+        t += 300 * S;
+        refresh(t - 10 * S);
+        flush(&r, t).await;
+        assert_eq!(count(&r), 3, "repeat after 4h");
+    }
+
+    #[tokio::test]
+    async fn resolved_with_and_without_send_resolved() {
+        for send_resolved in [true, false] {
+            let r = rig_with(CFG, Store::in_memory().unwrap(), send_resolved, 0, true, T0);
+            r.am.put_alerts(vec![alert("A", &[], T0, T0 + 3600 * S)], T0).unwrap();
+            flush(&r, T0 + 30 * S).await;
+            assert_eq!(count(&r), 1);
+            // Resolved explicitly.
+            r.am.put_alerts(vec![alert("A", &[], T0, T0 + 100 * S)], T0 + 100 * S).unwrap();
+            flush(&r, T0 + 330 * S).await;
+            let g = lock(&r.got);
+            if send_resolved {
+                assert_eq!(g.len(), 2);
+                assert_eq!(g[1].status, "resolved");
+                assert_eq!(g[1].alerts[0].status, "resolved");
+            } else {
+                assert_eq!(g.len(), 1, "resolved notifications are not sent");
+            }
+            drop(g);
+            // The group is gone afterwards, and nothing more is sent.
+            flush(&r, T0 + 630 * S).await;
+            assert_eq!(count(&r), if send_resolved { 2 } else { 1 });
+            assert!(r.am.groups(T0 + 630 * S).is_empty());
+        }
+    }
+
+    #[tokio::test]
+    async fn old_alert_flushes_immediately_and_resolve_timeout() {
+        let r = rig_with(CFG, Store::in_memory().unwrap(), true, 0, true, T0);
+        // Started long ago (Prometheus sends alerts after `for`): no group_wait.
+        r.am.put_alerts(vec![alert("A", &[], T0 - 600 * S, 0)], T0).unwrap();
+        flush(&r, T0).await;
+        assert_eq!(count(&r), 1);
+        // Not refreshed: resolved after resolve_timeout (5m).
+        assert_eq!(r.am.alerts(T0 + 299 * S).len(), 1);
+        assert!(r.am.alerts(T0 + 300 * S).is_empty());
+        flush(&r, T0 + 300 * S).await;
+        assert_eq!(count(&r), 2);
+        assert_eq!(lock(&r.got)[1].status, "resolved");
+    }
+
+    #[tokio::test]
+    async fn inhibition_and_silences() {
+        let r = rig_with(CFG, Store::in_memory().unwrap(), true, 0, true, T0);
+        let crit = alert("Crit", &[("severity", "critical"), ("cluster", "a")], T0, T0 + 3600 * S);
+        let warn_a = alert("Warn", &[("severity", "warning"), ("cluster", "a")], T0, T0 + 3600 * S);
+        let warn_b = alert("Warn", &[("severity", "warning"), ("cluster", "b")], T0, T0 + 3600 * S);
+        r.am.put_alerts(vec![crit.clone(), warn_a.clone(), warn_b], T0).unwrap();
+        let views = r.am.alerts(T0 + S);
+        let wa = views.iter().find(|v| v.alert.labels == warn_a.labels).unwrap();
+        assert_eq!(wa.inhibited_by, vec![fingerprint_hex(crit.fingerprint())]);
+        assert_eq!(wa.state(), "suppressed");
+        assert_eq!(views.iter().filter(|v| v.state() == "active").count(), 2);
+        flush(&r, T0 + 30 * S).await;
+        {
+            let g = lock(&r.got);
+            let warn = g.iter().find(|n| n.group_labels["alertname"] == "Warn").unwrap();
+            assert_eq!(warn.alerts.len(), 1);
+            assert_eq!(warn.alerts[0].labels["cluster"], "b");
+        }
+        // Silence Crit: no more notifications for it while active.
+        let sid = r
+            .am
+            .set_silence(
+                Silence {
+                    id: String::new(),
+                    matchers: vec![crate::silence::SilenceMatcher {
+                        name: "alertname".into(),
+                        value: "Crit".into(),
+                        is_regex: false,
+                        is_equal: true,
+                    }],
+                    starts_at: T0,
+                    ends_at: T0 + 1000 * S,
+                    updated_at: 0,
+                    created_by: "t".into(),
+                    comment: "c".into(),
+                },
+                T0 + 40 * S,
+            )
+            .unwrap();
+        let v = r.am.alerts(T0 + 50 * S);
+        let c = v.iter().find(|v| v.alert.labels == crit.labels).unwrap();
+        assert_eq!(c.silenced_by, vec![sid]);
+        // A silenced source still inhibits (like Alertmanager).
+        let wa = v.iter().find(|v| v.alert.labels == warn_a.labels).unwrap();
+        assert_eq!(wa.inhibited_by.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn retries_then_counts_failures() {
+        let r = rig_with(CFG, Store::in_memory().unwrap(), true, 2, true, T0);
+        r.am.put_alerts(vec![alert("A", &[], T0, T0 + 3600 * S)], T0).unwrap();
+        flush(&r, T0 + 30 * S).await;
+        assert_eq!(count(&r), 1, "delivered on the third attempt");
+        let m = r.am.metrics_text(T0 + 30 * S);
+        assert!(m.contains("alertmanager_notifications_total{integration=\"fake\"} 3"), "{m}");
+        assert!(m.contains("alertmanager_notifications_failed_total{integration=\"fake\"} 2"), "{m}");
+        // A non-retryable error is not retried, and the group is tried again next interval.
+        let r = rig_with(CFG, Store::in_memory().unwrap(), true, 1, false, T0);
+        r.am.put_alerts(vec![alert("A", &[], T0, T0 + 3600 * S)], T0).unwrap();
+        flush(&r, T0 + 30 * S).await;
+        assert_eq!(count(&r), 0);
+        flush(&r, T0 + 330 * S).await;
+        assert_eq!(count(&r), 1);
+    }
+
+    #[tokio::test]
+    async fn mute_and_active_time_intervals() {
+        let cfg = "
+route:
+  receiver: r
+  group_by: [alertname]
+  routes:
+    - matchers: ['team=\"night\"']
+      active_time_intervals: [office]
+    - matchers: ['team=\"day\"']
+      mute_time_intervals: [office]
+receivers: [{name: r}]
+time_intervals:
+  - name: office
+    time_intervals: [{times: [{start_time: '09:00', end_time: '17:00'}]}]
+";
+        // 2024-01-01T10:00:00Z, inside office hours.
+        let t = 1_704_103_200_000;
+        let r = rig_with(cfg, Store::in_memory().unwrap(), true, 0, true, t);
+        r.am.put_alerts(
+            vec![
+                alert("N", &[("team", "night")], t, t + 86_400 * S),
+                alert("D", &[("team", "day")], t, t + 86_400 * S),
+            ],
+            t,
+        )
+        .unwrap();
+        flush(&r, t + 30 * S).await;
+        {
+            let g = lock(&r.got);
+            assert_eq!(g.len(), 1);
+            assert_eq!(g[0].group_labels["alertname"], "N");
+        }
+        // 18:00: the muted one goes out, the active-only one stays quiet.
+        flush(&r, t + 8 * 3600 * S).await;
+        let g = lock(&r.got);
+        assert_eq!(g.len(), 2);
+        assert_eq!(g[1].group_labels["alertname"], "D");
+    }
+
+    #[tokio::test]
+    async fn restart_in_group_wait_and_after_send() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("alerts.db");
+        let long = T0 + 3600 * S;
+        {
+            let r = rig_with(CFG, Store::open(&path).unwrap(), true, 0, true, T0);
+            r.am.put_alerts(vec![alert("A", &[], T0, long)], T0).unwrap();
+            flush(&r, T0 + 10 * S).await;
+            assert_eq!(count(&r), 0);
+        } // "crash" in the middle of group_wait
+        let r = rig_with(CFG, Store::open(&path).unwrap(), true, 0, true, T0 + 20 * S);
+        assert_eq!(r.am.alerts(T0 + 20 * S).len(), 1, "alert restored");
+        flush(&r, T0 + 29 * S).await;
+        assert_eq!(count(&r), 0);
+        flush(&r, T0 + 30 * S).await;
+        assert_eq!(count(&r), 1, "pending notification not lost, original group_wait kept");
+        drop(r);
+        // Restart after the notification: no duplicate.
+        let r = rig_with(CFG, Store::open(&path).unwrap(), true, 0, true, T0 + 40 * S);
+        flush(&r, T0 + 40 * S).await;
+        flush(&r, T0 + 400 * S).await;
+        assert_eq!(count(&r), 0, "no duplicate after restart");
+        // Silences survive a restart too.
+        let sid = r
+            .am
+            .set_silence(
+                Silence {
+                    id: String::new(),
+                    matchers: vec![crate::silence::SilenceMatcher {
+                        name: "alertname".into(),
+                        value: "A".into(),
+                        is_regex: false,
+                        is_equal: true,
+                    }],
+                    starts_at: T0,
+                    ends_at: long,
+                    updated_at: 0,
+                    created_by: "t".into(),
+                    comment: "c".into(),
+                },
+                T0 + 400 * S,
+            )
+            .unwrap();
+        drop(r);
+        let r = rig_with(CFG, Store::open(&path).unwrap(), true, 0, true, T0 + 500 * S);
+        assert_eq!(r.am.silence(&sid).unwrap().created_by, "t");
+        // Resolving after the restart sends exactly one resolved notification.
+        r.am.put_alerts(vec![alert("A", &[], T0, T0 + 600 * S)], T0 + 600 * S).unwrap();
+        assert_eq!(r.am.silences().len(), 1);
+        r.am.expire_silence(&sid, T0 + 600 * S).unwrap();
+        flush(&r, T0 + 700 * S).await;
+        flush(&r, T0 + 1100 * S).await;
+        let g = lock(&r.got);
+        assert_eq!(g.len(), 1);
+        assert_eq!(g[0].status, "resolved");
+    }
+
+    #[test]
+    fn dedup_rule() {
+        let e = NflogEntry {
+            firing: vec![1, 2],
+            resolved: vec![],
+            ts: 1000,
+        };
+        let set = |v: &[u64]| v.iter().copied().collect::<HashSet<u64>>();
+        assert!(needs_update(None, &set(&[1]), &set(&[]), true, 10, 0));
+        assert!(!needs_update(None, &set(&[]), &set(&[1]), true, 10, 0));
+        assert!(needs_update(Some(&e), &set(&[1, 3]), &set(&[]), true, 10_000, 1001));
+        assert!(!needs_update(Some(&e), &set(&[1]), &set(&[]), false, 10_000, 1001));
+        assert!(needs_update(Some(&e), &set(&[1]), &set(&[2]), true, 10_000, 1001));
+        assert!(needs_update(Some(&e), &set(&[]), &set(&[1, 2]), false, 10_000, 1001));
+        assert!(needs_update(Some(&e), &set(&[1, 2]), &set(&[]), false, 10, 1011));
+    }
+}
