@@ -746,3 +746,17 @@ templates: ['/etc/am/*.tmpl']
         assert_eq!(c.receivers.len(), 1);
     }
 }
+
+#[cfg(test)]
+mod example_tests {
+    /// The shipped example (also checked by `amtool check-config` in the e2e tests).
+    #[test]
+    fn example_config_parses() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/alertmanager.yml");
+        let c = super::load_config(std::path::Path::new(path)).unwrap();
+        assert_eq!(c.receivers.len(), 3);
+        assert_eq!(c.route.routes.len(), 2);
+        assert!(c.route.routes[0].continue_);
+        assert_eq!(c.time_intervals.len(), 2);
+    }
+}

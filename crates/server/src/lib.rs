@@ -2,6 +2,7 @@
 //! and Sextant's own metrics. Handlers are thin: they parse parameters, call ingest decoders or
 //! the TSDB, and shape answers exactly like Prometheus (same JSON, same error types).
 
+mod am_api;
 mod api;
 mod params;
 mod query;
@@ -73,6 +74,7 @@ pub struct AppState {
     pub query_limits: QueryLimits,
     query_slots: Arc<tokio::sync::Semaphore>,
     rules: std::sync::OnceLock<Arc<sextant_rules::Manager>>,
+    alertmanager: std::sync::OnceLock<Arc<sextant_alert::AlertManager>>,
     reload: std::sync::OnceLock<ReloadFn>,
 }
 
@@ -106,6 +108,7 @@ impl AppState {
             query_limits,
             query_slots,
             rules: std::sync::OnceLock::new(),
+            alertmanager: std::sync::OnceLock::new(),
             reload: std::sync::OnceLock::new(),
         })
     }
@@ -118,6 +121,16 @@ impl AppState {
     /// The rule manager, if rules are enabled.
     pub fn rules(&self) -> Option<&Arc<sextant_rules::Manager>> {
         self.rules.get()
+    }
+
+    /// Attaches the built-in alert manager (once, at start).
+    pub fn set_alertmanager(&self, m: Arc<sextant_alert::AlertManager>) {
+        let _ = self.alertmanager.set(m);
+    }
+
+    /// The built-in alert manager, if running.
+    pub fn alertmanager(&self) -> Option<&Arc<sextant_alert::AlertManager>> {
+        self.alertmanager.get()
     }
 
     /// Sets what `/-/reload` does (once, at start).
@@ -149,6 +162,12 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/-/reload", post(reload).put(reload))
         .route("/api/v1/rules", get(rules_api::rules))
         .route("/api/v1/alerts", get(rules_api::alerts))
+        .route("/api/v2/alerts", get(am_api::get_alerts).post(am_api::post_alerts))
+        .route("/api/v2/alerts/groups", get(am_api::get_groups))
+        .route("/api/v2/silences", get(am_api::get_silences).post(am_api::post_silences))
+        .route("/api/v2/silence/{id}", get(am_api::get_silence).delete(am_api::delete_silence))
+        .route("/api/v2/status", get(am_api::status))
+        .route("/api/v2/receivers", get(am_api::receivers))
         .route("/api/v1/write", post(write::remote_write))
         .route("/api/v1/import/prometheus", post(write::import_prometheus))
         .route("/api/v1/query", get(query::query).post(query::query))

@@ -466,6 +466,9 @@ pub fn render_metrics(st: &AppState) -> String {
         "Start time of the process since unix epoch in seconds.",
     );
     let _ = writeln!(o, "process_start_time_seconds {}", st.start_unix);
+    if let Some(am) = st.alertmanager() {
+        o.push_str(&am.metrics_text(sextant_model::time::now_ms()));
+    }
     o
 }
 

@@ -142,6 +142,15 @@ struct ServeArgs {
     /// Minimum time between re-sends of a still-firing alert to the alert manager.
     #[arg(long, default_value = "1m", value_parser = duration_ms)]
     rules_alert_resend_delay: i64,
+    /// Alertmanager configuration file (`route`, `receivers`, `inhibit_rules`, `templates`,
+    /// `time_intervals`) for the built-in alert manager; without it, every alert goes to a
+    /// receiver named "default" that delivers nowhere (the v2 API still works).
+    #[arg(long, value_name = "FILE")]
+    alertmanager_config: Option<PathBuf>,
+    /// YAML file with Prometheus' `alerting:` section (`alertmanagers:`): rule alerts go to
+    /// those external Alertmanagers instead of the built-in one.
+    #[arg(long, value_name = "FILE")]
+    alerting_config: Option<PathBuf>,
     /// The URL under which Sextant is reached (used in alert generator links and templates).
     #[arg(long)]
     external_url: Option<String>,
@@ -150,6 +159,7 @@ struct ServeArgs {
     log_level: String,
 }
 
+mod alerting;
 mod query;
 mod rules_cmd;
 
@@ -227,6 +237,7 @@ fn serve(a: ServeArgs) -> Result<()> {
         .external_url
         .clone()
         .unwrap_or_else(|| format!("http://{}", a.listen));
+    let external_url_am = external_url.clone();
     let rules = rules_cmd::manager(
         &state,
         db.clone(),
@@ -239,6 +250,12 @@ fn serve(a: ServeArgs) -> Result<()> {
             for_grace_period: a.rules_alert_for_grace_period,
         },
     );
+    let am = alerting::builtin(&a.data_dir, a.alertmanager_config.as_deref(), &external_url_am)?;
+    state.set_alertmanager(am.clone());
+    let external = match &a.alerting_config {
+        Some(f) => Some(alerting::load_alerting(f)?),
+        None => None,
+    };
     let rule_paths = a.rules.clone();
     let first_rules = rules_cmd::load(&rule_paths)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -250,6 +267,12 @@ fn serve(a: ServeArgs) -> Result<()> {
             .await
             .with_context(|| format!("listening on {}", a.listen))?;
         tracing::info!(listen = %a.listen, data_dir = %a.data_dir.display(), "Sextant is serving");
+        am.start();
+        let notifier: Arc<dyn sextant_rules::Notifier> = match external {
+            Some(cfg) => alerting::ExternalNotifier::start(cfg),
+            None => am.clone(),
+        };
+        rules.set_notifier(Some(notifier));
         rules_cmd::start(&state, rules, rule_paths, first_rules);
         reload_on_sighup(state.clone());
         if a.self_monitor_interval > 0 {
