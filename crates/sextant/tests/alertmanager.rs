@@ -232,6 +232,9 @@ fn prometheus_sends_alerts_to_sextant() {
             .arg(format!("--config.file={}", cfg.display()))
             .arg(format!("--storage.tsdb.path={}", dir.path().join("prom").display()))
             .arg(format!("--web.listen-address=127.0.0.1:{pport}"))
+            // Prometheus' first send happens before its Alertmanager discovery settles (and is
+            // dropped); resend soon instead of after the default minute.
+            .arg("--rules.alert.resend-delay=1s")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
