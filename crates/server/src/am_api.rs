@@ -4,6 +4,9 @@
 //! `/api/v2/silences`, `/api/v2/silence/{id}`, `/api/v2/status`, `/api/v2/receivers`.
 //! Errors are JSON strings with status 400 (bad input) or 404, as Alertmanager sends them.
 
+// Helpers return a ready `Response` as their error: it is the handler's answer, returned at once.
+#![allow(clippy::result_large_err)]
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
