@@ -46,6 +46,18 @@ pub fn builtin(data_dir: &Path, config: Option<&Path>, external_url: &str) -> Re
     Ok(AlertManager::new(cfg, store, builder, opts, now_ms())?)
 }
 
+/// Re-reads `--alertmanager-config` on `/-/reload` and SIGHUP; groups are rebuilt from the
+/// stored alerts and the notification log prevents repeats.
+pub fn reload_hook(am: Arc<AlertManager>, path: Option<std::path::PathBuf>) -> Option<sextant_server::ReloadFn> {
+    let path = path?;
+    Some(Box::new(move || {
+        let cfg = sextant_alert::load_config(&path).map_err(|e| e.to_string())?;
+        am.update_config(cfg, now_ms()).map_err(|e| e.to_string())?;
+        tracing::info!(file = %path.display(), "alert manager configuration reloaded");
+        Ok(())
+    }))
+}
+
 #[derive(Debug, Deserialize)]
 struct AlertingFile {
     #[serde(default)]

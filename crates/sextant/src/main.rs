@@ -273,7 +273,8 @@ fn serve(a: ServeArgs) -> Result<()> {
             None => am.clone(),
         };
         rules.set_notifier(Some(notifier));
-        rules_cmd::start(&state, rules, rule_paths, first_rules);
+        let am_reload = alerting::reload_hook(am.clone(), a.alertmanager_config.clone());
+        rules_cmd::start(&state, rules, rule_paths, first_rules, am_reload);
         reload_on_sighup(state.clone());
         if a.self_monitor_interval > 0 {
             sextant_server::start_self_monitoring(

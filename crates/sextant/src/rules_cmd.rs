@@ -61,18 +61,23 @@ pub fn manager(
     Manager::new(ctx, opts)
 }
 
-/// Starts evaluating (inside the runtime) and installs the reload hook.
+/// Starts evaluating (inside the runtime) and installs the reload hook; `also` runs first on
+/// every reload (the alert manager's configuration), and a failure there keeps everything old.
 pub fn start(
     state: &Arc<AppState>,
     m: Arc<Manager>,
     paths: Vec<String>,
     first: (Vec<GroupDef>, Vec<String>),
+    also: Option<sextant_server::ReloadFn>,
 ) {
     m.update(first.0, first.1);
     state.set_rules(m.clone());
     let handle = tokio::runtime::Handle::current();
     state.set_reload(Box::new(move || {
         let (defs, files) = load(&paths).map_err(|e| format!("{e:#}"))?;
+        if let Some(f) = &also {
+            f()?;
+        }
         let n = defs.len();
         let _g = handle.enter();
         m.update(defs, files);

@@ -331,3 +331,58 @@ fn rule_alerts_reach_an_external_alertmanager() {
     assert_eq!(ours, serde_json::json!([]));
     server.terminate();
 }
+
+#[test]
+fn config_reload_and_metrics() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = dir.path().join("am.yml");
+    std::fs::write(&cfg, "route: {receiver: a}\nreceivers: [{name: a}]\n").expect("config");
+    let cfg_s = cfg.to_str().expect("utf-8 path").to_string();
+    let mut server = Server::start(&dir.path().join("data"), &["--alertmanager-config", &cfg_s]);
+    server.wait_ready(Duration::from_secs(60));
+    let c = client();
+    let names = |c: &reqwest::blocking::Client| -> serde_json::Value {
+        c.get(server.url("/api/v2/receivers"))
+            .send()
+            .and_then(|r| r.json())
+            .expect("receivers")
+    };
+    assert_eq!(names(&c), serde_json::json!([{"name": "a"}]));
+    let r = c
+        .post(server.url("/api/v2/alerts"))
+        .body(r#"[{"labels":{"alertname":"X","team":"b"}}]"#)
+        .send()
+        .expect("post");
+    assert_eq!(r.status().as_u16(), 200);
+
+    // A broken file is refused and the old configuration stays.
+    std::fs::write(&cfg, "route: {receiver: nope}\nreceivers: [{name: a}]\n").expect("config");
+    let r = c.post(server.url("/-/reload")).send().expect("reload");
+    assert_ne!(r.status().as_u16(), 200);
+    assert!(r.text().unwrap_or_default().contains("undefined receiver"));
+    assert_eq!(names(&c), serde_json::json!([{"name": "a"}]));
+
+    std::fs::write(
+        &cfg,
+        "route:\n  receiver: a\n  routes: [{receiver: b, matchers: ['team=\"b\"']}]\nreceivers: [{name: a}, {name: b}]\n",
+    )
+    .expect("config");
+    let r = c.post(server.url("/-/reload")).send().expect("reload");
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(names(&c), serde_json::json!([{"name": "a"}, {"name": "b"}]));
+    let groups: serde_json::Value = c
+        .get(server.url("/api/v2/alerts/groups"))
+        .send()
+        .and_then(|r| r.json())
+        .expect("groups");
+    assert_eq!(groups[0]["receiver"]["name"], "b", "existing alerts are re-routed: {groups}");
+
+    let m = c
+        .get(server.url("/metrics"))
+        .send()
+        .and_then(|r| r.text())
+        .expect("metrics");
+    assert!(m.contains("alertmanager_alerts{state=\"active\"} 1"), "{m}");
+    assert!(m.contains("alertmanager_alerts_received_total{status=\"firing\"} 1"), "{m}");
+    server.terminate();
+}
