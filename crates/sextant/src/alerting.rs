@@ -26,10 +26,14 @@ pub fn builtin(data_dir: &Path, config: Option<&Path>, external_url: &str) -> Re
     let db = data_dir.join("alerts.db");
     let store = Store::open(&db).with_context(|| format!("opening {}", db.display()))?;
     // Receiver integrations (webhook, Slack, ...) are built by the receivers module; until it
-    // is wired in, receivers that configure integrations are reported and deliver nowhere.
+    // is wired in, webhooks use the interim sender below and other integrations are reported
+    // and deliver nowhere.
     let builder: IntegrationBuilder = Arc::new(|r, _g| {
-        let n = r.webhook_configs.len()
-            + r.slack_configs.len()
+        let mut out: Vec<Arc<dyn sextant_alert::Receiver>> = Vec::new();
+        for w in &r.webhook_configs {
+            out.push(Arc::new(InterimWebhook::from_config(w)?));
+        }
+        let n = r.slack_configs.len()
             + r.telegram_configs.len()
             + r.email_configs.len()
             + r.gitea_configs.len()
@@ -37,7 +41,7 @@ pub fn builtin(data_dir: &Path, config: Option<&Path>, external_url: &str) -> Re
         if n > 0 {
             tracing::warn!(receiver = %r.name, "receiver integrations are not available in this build");
         }
-        Ok(Vec::new())
+        Ok(out)
     });
     let opts = Options {
         external_url: external_url.to_string(),
@@ -56,6 +60,67 @@ pub fn reload_hook(am: Arc<AlertManager>, path: Option<std::path::PathBuf>) -> O
         tracing::info!(file = %path.display(), "alert manager configuration reloaded");
         Ok(())
     }))
+}
+
+/// INTERIM, until the receivers module is merged: Alertmanager's webhook (payload version 4
+/// POSTed as JSON to `url`), only `url` and `send_resolved` honoured. 5xx and transport errors
+/// are retryable, like Alertmanager's.
+struct InterimWebhook {
+    url: String,
+    send_resolved: bool,
+    client: reqwest::Client,
+}
+
+impl InterimWebhook {
+    fn from_config(v: &serde_json::Value) -> std::result::Result<InterimWebhook, String> {
+        let url = v
+            .get("url")
+            .and_then(|u| u.as_str())
+            .ok_or("webhook_configs: url is required")?
+            .to_string();
+        let send_resolved = v.get("send_resolved").and_then(|b| b.as_bool()).unwrap_or(true);
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(InterimWebhook {
+            url,
+            send_resolved,
+            client,
+        })
+    }
+}
+
+impl sextant_alert::Receiver for InterimWebhook {
+    fn integration(&self) -> &'static str {
+        "webhook"
+    }
+    fn send_resolved(&self) -> bool {
+        self.send_resolved
+    }
+    fn notify<'a>(
+        &'a self,
+        n: &'a sextant_alert::Notification,
+    ) -> sextant_alert::BoxFuture<'a, std::result::Result<(), sextant_alert::NotifyError>> {
+        Box::pin(async move {
+            let err = |retryable, msg: String| sextant_alert::NotifyError { retryable, msg };
+            let body = serde_json::to_vec(n).map_err(|e| err(false, e.to_string()))?;
+            let r = self
+                .client
+                .post(&self.url)
+                .header("Content-Type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .map_err(|e| err(true, e.to_string()))?;
+            let code = r.status();
+            if code.is_success() {
+                Ok(())
+            } else {
+                Err(err(code.is_server_error(), format!("unexpected status code {code}")))
+            }
+        })
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -386,3 +386,127 @@ fn config_reload_and_metrics() {
     assert!(m.contains("alertmanager_alerts_received_total{status=\"firing\"} 1"), "{m}");
     server.terminate();
 }
+
+/// A webhook sink: a std TcpListener thread that answers 200 and keeps every JSON body.
+fn webhook_sink() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind sink");
+    let port = l.local_addr().expect("addr").port();
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let g = got.clone();
+    std::thread::spawn(move || {
+        for conn in l.incoming().flatten() {
+            let g = g.clone();
+            std::thread::spawn(move || {
+                let mut w = match conn.try_clone() {
+                    Ok(w) => w,
+                    Err(_) => return,
+                };
+                let mut r = BufReader::new(conn);
+                loop {
+                    let mut len = 0usize;
+                    let mut first = true;
+                    loop {
+                        let mut line = String::new();
+                        if r.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if line == "\r\n" && !first {
+                            break;
+                        }
+                        first = false;
+                        if let Some((k, v)) = line.split_once(':') {
+                            if k.eq_ignore_ascii_case("content-length") {
+                                len = v.trim().parse().unwrap_or(0);
+                            }
+                        }
+                    }
+                    let mut body = vec![0u8; len];
+                    if r.read_exact(&mut body).is_err() {
+                        return;
+                    }
+                    if let Ok(v) = serde_json::from_slice(&body) {
+                        g.lock().unwrap_or_else(|e| e.into_inner()).push(v);
+                    }
+                    if w
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (port, got)
+}
+
+#[test]
+fn restart_in_group_wait_loses_nothing_and_duplicates_nothing() {
+    let (sink, got) = webhook_sink();
+    let count = || got.lock().unwrap_or_else(|e| e.into_inner()).len();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = dir.path().join("am.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "route:\n  receiver: hook\n  group_by: [alertname]\n  group_wait: 4s\n  group_interval: 2s\n  repeat_interval: 1h\nreceivers:\n  - name: hook\n    webhook_configs:\n      - url: http://127.0.0.1:{sink}/hook\n"
+        ),
+    )
+    .expect("config");
+    let cfg_s = cfg.to_str().expect("utf-8 path").to_string();
+    let data = dir.path().join("data");
+    let start = || {
+        let mut s = Server::start(&data, &["--alertmanager-config", &cfg_s]);
+        s.wait_ready(Duration::from_secs(60));
+        s
+    };
+    let c = client();
+    let mut server = start();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let post = |s: &Server, ends: &str| {
+        let body = format!(
+            r#"[{{"labels":{{"alertname":"Down","job":"api"}},"startsAt":"{}","endsAt":"{ends}"}}]"#,
+            iso(now)
+        );
+        let r = c.post(s.url("/api/v2/alerts")).body(body).send().expect("post");
+        assert_eq!(r.status().as_u16(), 200);
+    };
+    post(&server, &iso(now + 3600));
+    // kill -9 in the middle of group_wait.
+    std::thread::sleep(Duration::from_secs(1));
+    server.kill9();
+    assert_eq!(count(), 0);
+    let mut server = start();
+    assert!(
+        poll(Duration::from_secs(30), || (count() >= 1).then_some(())).is_some(),
+        "the pending notification was delivered after the restart"
+    );
+    // Several group intervals later, and across another restart: still exactly one.
+    std::thread::sleep(Duration::from_secs(5));
+    server.kill9();
+    let server = start();
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(count(), 1, "no duplicate notification");
+    {
+        let g = got.lock().unwrap_or_else(|e| e.into_inner());
+        assert_eq!(g[0]["version"], "4");
+        assert_eq!(g[0]["status"], "firing");
+        assert_eq!(g[0]["groupKey"], "{}:{alertname=\"Down\"}");
+        assert_eq!(g[0]["alerts"][0]["labels"]["job"], "api");
+    }
+    // Resolving sends exactly one resolved notification.
+    post(&server, &iso(now + 1));
+    assert!(poll(Duration::from_secs(30), || (count() >= 2).then_some(())).is_some());
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(count(), 2);
+    assert_eq!(got.lock().unwrap_or_else(|e| e.into_inner())[1]["status"], "resolved");
+}
+
+/// Unix seconds as RFC 3339.
+fn iso(secs: u64) -> String {
+    sextant_model::time::format_rfc3339_ms(secs as i64 * 1000)
+}
