@@ -48,12 +48,16 @@ impl Alert {
                 return Err(AlertError(format!("invalid label set: invalid name {k:?}")));
             }
             if v.is_empty() {
-                return Err(AlertError(format!("invalid label set: empty value for {k:?}")));
+                return Err(AlertError(format!(
+                    "invalid label set: empty value for {k:?}"
+                )));
             }
         }
         for k in self.annotations.keys() {
             if !sextant_model::labels::is_valid_label_name(k) {
-                return Err(AlertError(format!("invalid annotations: invalid name {k:?}")));
+                return Err(AlertError(format!(
+                    "invalid annotations: invalid name {k:?}"
+                )));
             }
         }
         self.updated_at = now;

@@ -296,7 +296,11 @@ pub fn parse_config(text: &str, file: &str) -> Result<Config, ConfigError> {
             .map(|l| (l.line(), l.column()))
             .unwrap_or((0, 0));
         let s = e.to_string();
-        err_at(line, column, s.lines().next().unwrap_or("invalid YAML").to_string())
+        err_at(
+            line,
+            column,
+            s.lines().next().unwrap_or("invalid YAML").to_string(),
+        )
     })?;
     let global = raw.global.unwrap_or_default();
     let resolve_timeout = parse_duration(&global.resolve_timeout)
@@ -320,7 +324,11 @@ pub fn parse_config(text: &str, file: &str) -> Result<Config, ConfigError> {
 
     // Time intervals.
     let mut time_intervals = HashMap::new();
-    for ti in raw.time_intervals.iter().chain(raw.mute_time_intervals.iter()) {
+    for ti in raw
+        .time_intervals
+        .iter()
+        .chain(raw.mute_time_intervals.iter())
+    {
         let (l, c) = (ti.referenced.line(), ti.referenced.column());
         if ti.value.name.is_empty() {
             return Err(err_at(l, c, "missing name in time interval".into()));
@@ -348,19 +356,35 @@ pub fn parse_config(text: &str, file: &str) -> Result<Config, ConfigError> {
     let (rl, rc) = (root.referenced.line(), root.referenced.column());
     let r = &root.value;
     if r.receiver.as_deref().unwrap_or("").is_empty() {
-        return Err(err_at(rl, rc, "root route must specify a default receiver".into()));
+        return Err(err_at(
+            rl,
+            rc,
+            "root route must specify a default receiver".into(),
+        ));
     }
     if !r.matchers.is_empty() || !r.match_.is_empty() || !r.match_re.is_empty() {
-        return Err(err_at(rl, rc, "root route must not have any matchers".into()));
+        return Err(err_at(
+            rl,
+            rc,
+            "root route must not have any matchers".into(),
+        ));
     }
     if r.continue_ {
         return Err(err_at(rl, rc, "cannot have continue in root route".into()));
     }
     if !r.mute_time_intervals.is_empty() {
-        return Err(err_at(rl, rc, "root route must not have any mute time intervals".into()));
+        return Err(err_at(
+            rl,
+            rc,
+            "root route must not have any mute time intervals".into(),
+        ));
     }
     if !r.active_time_intervals.is_empty() {
-        return Err(err_at(rl, rc, "root route must not have any active time intervals".into()));
+        return Err(err_at(
+            rl,
+            rc,
+            "root route must not have any active time intervals".into(),
+        ));
     }
     let base = Inherited {
         receiver: String::new(),
@@ -433,9 +457,14 @@ fn build_route(
             Some(s) => parse_duration(s).map_err(|e| err(format!("{what}: {e}"))),
         }
     };
-    let receiver = r.receiver.clone().unwrap_or_else(|| parent.receiver.clone());
+    let receiver = r
+        .receiver
+        .clone()
+        .unwrap_or_else(|| parent.receiver.clone());
     if !ctx.receivers.contains(&receiver) {
-        return Err(err(format!("undefined receiver {receiver:?} used in route")));
+        return Err(err(format!(
+            "undefined receiver {receiver:?} used in route"
+        )));
     }
     let (group_by, group_by_all) = match &r.group_by {
         None => (parent.group_by.clone(), parent.group_by_all),
@@ -443,7 +472,8 @@ fn build_route(
             let all = g.iter().any(|x| x == "...");
             if all && g.len() > 1 {
                 return Err(err(
-                    "cannot have wildcard group_by (`...`) and other labels at the same time".into(),
+                    "cannot have wildcard group_by (`...`) and other labels at the same time"
+                        .into(),
                 ));
             }
             let mut seen = HashSet::new();
@@ -462,14 +492,22 @@ fn build_route(
     };
     let group_wait = dur(&r.group_wait, "group_wait", parent.group_wait)?;
     let group_interval = dur(&r.group_interval, "group_interval", parent.group_interval)?;
-    let repeat_interval = dur(&r.repeat_interval, "repeat_interval", parent.repeat_interval)?;
+    let repeat_interval = dur(
+        &r.repeat_interval,
+        "repeat_interval",
+        parent.repeat_interval,
+    )?;
     if group_interval.is_zero() {
         return Err(err("group_interval cannot be zero".into()));
     }
     if repeat_interval.is_zero() {
         return Err(err("repeat_interval cannot be zero".into()));
     }
-    for n in r.mute_time_intervals.iter().chain(r.active_time_intervals.iter()) {
+    for n in r
+        .mute_time_intervals
+        .iter()
+        .chain(r.active_time_intervals.iter())
+    {
         if !ctx.intervals.contains_key(n) {
             return Err(err(format!("undefined time interval {n:?} used in route")));
         }
@@ -635,18 +673,29 @@ route:
     fn alertmanager_route_match_cases() {
         let c = parse_config(TREE, "t.yml").unwrap();
         assert_eq!(receivers(&c, &[("owner", "team-A")]), ["notify-A"]);
-        assert_eq!(receivers(&c, &[("owner", "team-A"), ("env", "unset")]), ["notify-A"]);
+        assert_eq!(
+            receivers(&c, &[("owner", "team-A"), ("env", "unset")]),
+            ["notify-A"]
+        );
         assert_eq!(receivers(&c, &[("owner", "team-C")]), ["notify-BC"]);
-        assert_eq!(receivers(&c, &[("owner", "team-A"), ("env", "testing")]), ["notify-testing"]);
+        assert_eq!(
+            receivers(&c, &[("owner", "team-A"), ("env", "testing")]),
+            ["notify-testing"]
+        );
         assert_eq!(
             receivers(&c, &[("owner", "team-A"), ("env", "production")]),
             ["notify-productionA", "notify-productionB"]
         );
         assert_eq!(receivers(&c, &[("group_by", "role")]), ["notify-def"]);
-        assert_eq!(receivers(&c, &[("group_by", "role"), ("env", "testing")]), ["notify-testing"]);
-        let r = c
-            .route
-            .match_labels(&ls(&[("group_by", "role"), ("env", "testing"), ("wait", "long")]));
+        assert_eq!(
+            receivers(&c, &[("group_by", "role"), ("env", "testing")]),
+            ["notify-testing"]
+        );
+        let r = c.route.match_labels(&ls(&[
+            ("group_by", "role"),
+            ("env", "testing"),
+            ("wait", "long"),
+        ]));
         assert_eq!(r.len(), 1);
         assert_eq!(r[0].receiver, "notify-testing");
         assert_eq!(r[0].group_wait, Duration::from_secs(120));
@@ -654,17 +703,24 @@ route:
         assert_eq!(r[0].group_interval, Duration::from_secs(10));
         assert_eq!(r[0].repeat_interval, Duration::from_secs(4 * 3600));
         // Inherited and overridden options.
-        let r = c.route.match_labels(&ls(&[("owner", "team-A"), ("env", "production")]));
+        let r = c
+            .route
+            .match_labels(&ls(&[("owner", "team-A"), ("env", "production")]));
         assert_eq!(r[0].group_wait, Duration::from_secs(60));
         assert_eq!(r[0].group_by, ["alertname"]);
         assert_eq!(r[1].group_by, ["job"]);
         assert_eq!(r[1].repeat_interval, Duration::from_secs(3600));
-        let t = c.route.match_labels(&ls(&[("owner", "team-A"), ("env", "testing")]));
+        let t = c
+            .route
+            .match_labels(&ls(&[("owner", "team-A"), ("env", "testing")]));
         assert!(t[0].group_by_all);
         // Route keys as in Alertmanager.
         assert_eq!(c.route.key, "{}");
         assert_eq!(r[0].key, r#"{}/{owner="team-A"}/{env="production"}"#);
-        assert_eq!(r[1].key, r#"{}/{owner="team-A"}/{env=~"produ.*",job=~".*"}"#);
+        assert_eq!(
+            r[1].key,
+            r#"{}/{owner="team-A"}/{env=~"produ.*",job=~".*"}"#
+        );
     }
 
     #[test]
@@ -692,7 +748,10 @@ templates: ['/etc/am/*.tmpl']
         .unwrap();
         assert_eq!(receivers(&c, &[("severity", "page")]), ["b"]);
         assert_eq!(receivers(&c, &[("severity", "page"), ("team", "x")]), ["a"]);
-        assert_eq!(c.route.routes[0].key, r#"{}/{severity=~"crit|page",team!="x"}"#);
+        assert_eq!(
+            c.route.routes[0].key,
+            r#"{}/{severity=~"crit|page",team!="x"}"#
+        );
         assert_eq!(c.inhibit_rules.len(), 1);
         assert_eq!(c.templates, ["/etc/am/*.tmpl"]);
         assert_eq!(c.time_intervals["nights"].len(), 1);

@@ -22,7 +22,7 @@ use crate::receivers::ReceiverConfig;
 use crate::silence::{Silence, SilenceError, SilenceState, Silences};
 use crate::store::{NflogEntry, NflogKey, Store, StoreError};
 use crate::timeinterval::any_contains;
-use crate::{NotifiedAlert, Notification, Receiver};
+use crate::{Notification, NotifiedAlert, Receiver};
 
 /// Builds the integrations of one receiver (the receivers module provides the real one).
 pub type IntegrationBuilder = Arc<
@@ -188,7 +188,9 @@ impl<'a> Inhibitor<'a> {
             .map(|r| {
                 alerts
                     .iter()
-                    .filter(|(_, a)| !a.resolved_at(now) && matches_labels(&r.source_matchers, &a.labels))
+                    .filter(|(_, a)| {
+                        !a.resolved_at(now) && matches_labels(&r.source_matchers, &a.labels)
+                    })
                     .map(|(fp, a)| (*fp, &a.labels))
                     .collect()
             })
@@ -224,7 +226,13 @@ impl<'a> Inhibitor<'a> {
 }
 
 fn is_muted(config: &Config, opts: &RouteOpts, now: i64) -> bool {
-    let get = |n: &String| config.time_intervals.get(n).map(Vec::as_slice).unwrap_or(&[]);
+    let get = |n: &String| {
+        config
+            .time_intervals
+            .get(n)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+    };
     if opts.mute.iter().any(|n| any_contains(get(n), now)) {
         return true;
     }
@@ -349,7 +357,11 @@ impl AlertManager {
             m.invalid += errs.len() as u64;
             for (_, a) in &merged {
                 *m.received
-                    .entry(if a.resolved_at(now) { "resolved" } else { "firing" })
+                    .entry(if a.resolved_at(now) {
+                        "resolved"
+                    } else {
+                        "firing"
+                    })
                     .or_default() += 1;
             }
         }
@@ -479,15 +491,25 @@ impl AlertManager {
             .collect();
         if !send.is_empty() {
             let n = self.notification(job, &send);
-            let deadline = tokio::time::Instant::now() + Duration::from_millis(job.group_interval.max(1000) as u64);
+            let deadline = tokio::time::Instant::now()
+                + Duration::from_millis(job.group_interval.max(1000) as u64);
             let mut delay = self.opts.retry_initial;
             loop {
-                lock(&self.metrics).notifications.entry(name.to_string()).or_default().0 += 1;
+                lock(&self.metrics)
+                    .notifications
+                    .entry(name.to_string())
+                    .or_default()
+                    .0 += 1;
                 match integ.notify(&n).await {
                     Ok(()) => break,
                     Err(e) => {
-                        lock(&self.metrics).notifications.entry(name.to_string()).or_default().1 += 1;
-                        let give_up = !e.retryable || tokio::time::Instant::now() + delay > deadline;
+                        lock(&self.metrics)
+                            .notifications
+                            .entry(name.to_string())
+                            .or_default()
+                            .1 += 1;
+                        let give_up =
+                            !e.retryable || tokio::time::Instant::now() + delay > deadline;
                         tracing::warn!(
                             receiver = %job.receiver, integration = name, group = %job.group_key,
                             error = %e, retry = !give_up, "notify failed"
@@ -565,7 +587,11 @@ impl AlertManager {
     pub fn maintenance(&self, now: i64) {
         let ret = self.opts.retention.as_millis() as i64;
         let mut inner = lock(&self.inner);
-        let held: HashSet<u64> = inner.groups.values().flat_map(|g| g.alerts.keys().copied()).collect();
+        let held: HashSet<u64> = inner
+            .groups
+            .values()
+            .flat_map(|g| g.alerts.keys().copied())
+            .collect();
         let gone: Vec<u64> = inner
             .alerts
             .iter()
@@ -698,39 +724,62 @@ impl AlertManager {
             let views = self.alerts(now);
             let s = views.iter().filter(|v| v.state() == "suppressed").count();
             let inner = lock(&self.inner);
-            let mut sil: BTreeMap<&str, usize> = [("active", 0), ("pending", 0), ("expired", 0)].into();
+            let mut sil: BTreeMap<&str, usize> =
+                [("active", 0), ("pending", 0), ("expired", 0)].into();
             for s in inner.silences.list() {
                 *sil.entry(s.state(now).as_str()).or_default() += 1;
             }
-            let sil: Vec<(String, usize)> = sil.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+            let sil: Vec<(String, usize)> =
+                sil.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
             (views.len() - s, s, sil)
         };
         let m = lock(&self.metrics);
         let mut o = String::new();
-        let _ = writeln!(o, "# HELP alertmanager_notifications_total The total number of attempted notifications.");
+        let _ = writeln!(
+            o,
+            "# HELP alertmanager_notifications_total The total number of attempted notifications."
+        );
         let _ = writeln!(o, "# TYPE alertmanager_notifications_total counter");
         for (i, (t, _)) in &m.notifications {
-            let _ = writeln!(o, "alertmanager_notifications_total{{integration=\"{i}\"}} {t}");
+            let _ = writeln!(
+                o,
+                "alertmanager_notifications_total{{integration=\"{i}\"}} {t}"
+            );
         }
         let _ = writeln!(o, "# HELP alertmanager_notifications_failed_total The total number of failed notifications.");
         let _ = writeln!(o, "# TYPE alertmanager_notifications_failed_total counter");
         for (i, (_, f)) in &m.notifications {
-            let _ = writeln!(o, "alertmanager_notifications_failed_total{{integration=\"{i}\"}} {f}");
+            let _ = writeln!(
+                o,
+                "alertmanager_notifications_failed_total{{integration=\"{i}\"}} {f}"
+            );
         }
         let _ = writeln!(o, "# HELP alertmanager_alerts How many alerts by state.");
         let _ = writeln!(o, "# TYPE alertmanager_alerts gauge");
         let _ = writeln!(o, "alertmanager_alerts{{state=\"active\"}} {active}");
-        let _ = writeln!(o, "alertmanager_alerts{{state=\"suppressed\"}} {suppressed}");
-        let _ = writeln!(o, "# HELP alertmanager_alerts_received_total The total number of received alerts.");
+        let _ = writeln!(
+            o,
+            "alertmanager_alerts{{state=\"suppressed\"}} {suppressed}"
+        );
+        let _ = writeln!(
+            o,
+            "# HELP alertmanager_alerts_received_total The total number of received alerts."
+        );
         let _ = writeln!(o, "# TYPE alertmanager_alerts_received_total counter");
         for st in ["firing", "resolved"] {
             let n = m.received.get(st).copied().unwrap_or(0);
-            let _ = writeln!(o, "alertmanager_alerts_received_total{{status=\"{st}\"}} {n}");
+            let _ = writeln!(
+                o,
+                "alertmanager_alerts_received_total{{status=\"{st}\"}} {n}"
+            );
         }
         let _ = writeln!(o, "# HELP alertmanager_alerts_invalid_total The total number of received alerts that were invalid.");
         let _ = writeln!(o, "# TYPE alertmanager_alerts_invalid_total counter");
         let _ = writeln!(o, "alertmanager_alerts_invalid_total {}", m.invalid);
-        let _ = writeln!(o, "# HELP alertmanager_silences How many silences by state.");
+        let _ = writeln!(
+            o,
+            "# HELP alertmanager_silences How many silences by state."
+        );
         let _ = writeln!(o, "# TYPE alertmanager_silences gauge");
         for (st, n) in sil {
             let _ = writeln!(o, "alertmanager_silences{{state=\"{st}\"}} {n}");
@@ -894,7 +943,14 @@ mod tests {
         got: Arc<Mutex<Vec<Notification>>>,
     }
 
-    fn rig_with(yaml: &str, store: Store, send_resolved: bool, fail: u32, retryable: bool, now: i64) -> Rig {
+    fn rig_with(
+        yaml: &str,
+        store: Store,
+        send_resolved: bool,
+        fail: u32,
+        retryable: bool,
+        now: i64,
+    ) -> Rig {
         let got = Arc::new(Mutex::new(Vec::new()));
         let g = got.clone();
         let builder: IntegrationBuilder = Arc::new(move |_r, _g| {
@@ -934,7 +990,8 @@ inhibit_rules:
 ";
 
     fn alert(name: &str, extra: &[(&str, &str)], starts: i64, ends: i64) -> Alert {
-        let mut labels: BTreeMap<String, String> = [("alertname".to_string(), name.to_string())].into();
+        let mut labels: BTreeMap<String, String> =
+            [("alertname".to_string(), name.to_string())].into();
         for (k, v) in extra {
             labels.insert(k.to_string(), v.to_string());
         }
@@ -979,14 +1036,21 @@ inhibit_rules:
             assert_eq!(g[0].alerts[0].ends_at, "0001-01-01T00:00:00Z");
         }
         // A second alert joins the group: sent at the next group_interval, not before.
-        r.am.put_alerts(vec![alert("A", &[("i", "2")], T0 + 60 * S, 0)], T0 + 60 * S).unwrap();
+        r.am.put_alerts(vec![alert("A", &[("i", "2")], T0 + 60 * S, 0)], T0 + 60 * S)
+            .unwrap();
         flush(&r, T0 + 61 * S).await;
         assert_eq!(count(&r), 1);
         // Alerts without endsAt need refreshing before resolve_timeout (5m); Prometheus-style
         // re-sends keep them firing.
         let refresh = |t: i64| {
-            r.am.put_alerts(vec![alert("A", &[], T0, 0), alert("A", &[("i", "2")], T0 + 60 * S, 0)], t)
-                .unwrap();
+            r.am.put_alerts(
+                vec![
+                    alert("A", &[], T0, 0),
+                    alert("A", &[("i", "2")], T0 + 60 * S, 0),
+                ],
+                t,
+            )
+            .unwrap();
         };
         refresh(T0 + 300 * S);
         flush(&r, T0 + 330 * S).await;
@@ -1013,11 +1077,13 @@ inhibit_rules:
     async fn resolved_with_and_without_send_resolved() {
         for send_resolved in [true, false] {
             let r = rig_with(CFG, Store::in_memory().unwrap(), send_resolved, 0, true, T0);
-            r.am.put_alerts(vec![alert("A", &[], T0, T0 + 3600 * S)], T0).unwrap();
+            r.am.put_alerts(vec![alert("A", &[], T0, T0 + 3600 * S)], T0)
+                .unwrap();
             flush(&r, T0 + 30 * S).await;
             assert_eq!(count(&r), 1);
             // Resolved explicitly.
-            r.am.put_alerts(vec![alert("A", &[], T0, T0 + 100 * S)], T0 + 100 * S).unwrap();
+            r.am.put_alerts(vec![alert("A", &[], T0, T0 + 100 * S)], T0 + 100 * S)
+                .unwrap();
             flush(&r, T0 + 330 * S).await;
             let g = lock(&r.got).clone();
             if send_resolved {
@@ -1038,7 +1104,8 @@ inhibit_rules:
     async fn old_alert_flushes_immediately_and_resolve_timeout() {
         let r = rig_with(CFG, Store::in_memory().unwrap(), true, 0, true, T0);
         // Started long ago (Prometheus sends alerts after `for`): no group_wait.
-        r.am.put_alerts(vec![alert("A", &[], T0 - 600 * S, 0)], T0).unwrap();
+        r.am.put_alerts(vec![alert("A", &[], T0 - 600 * S, 0)], T0)
+            .unwrap();
         flush(&r, T0).await;
         assert_eq!(count(&r), 1);
         // Not refreshed: resolved after resolve_timeout (5m).
@@ -1052,26 +1119,47 @@ inhibit_rules:
     #[tokio::test]
     async fn inhibition_and_silences() {
         let r = rig_with(CFG, Store::in_memory().unwrap(), true, 0, true, T0);
-        let crit = alert("Crit", &[("severity", "critical"), ("cluster", "a")], T0, T0 + 3600 * S);
-        let warn_a = alert("Warn", &[("severity", "warning"), ("cluster", "a")], T0, T0 + 3600 * S);
-        let warn_b = alert("Warn", &[("severity", "warning"), ("cluster", "b")], T0, T0 + 3600 * S);
-        r.am.put_alerts(vec![crit.clone(), warn_a.clone(), warn_b], T0).unwrap();
+        let crit = alert(
+            "Crit",
+            &[("severity", "critical"), ("cluster", "a")],
+            T0,
+            T0 + 3600 * S,
+        );
+        let warn_a = alert(
+            "Warn",
+            &[("severity", "warning"), ("cluster", "a")],
+            T0,
+            T0 + 3600 * S,
+        );
+        let warn_b = alert(
+            "Warn",
+            &[("severity", "warning"), ("cluster", "b")],
+            T0,
+            T0 + 3600 * S,
+        );
+        r.am.put_alerts(vec![crit.clone(), warn_a.clone(), warn_b], T0)
+            .unwrap();
         let views = r.am.alerts(T0 + S);
-        let wa = views.iter().find(|v| v.alert.labels == warn_a.labels).unwrap();
+        let wa = views
+            .iter()
+            .find(|v| v.alert.labels == warn_a.labels)
+            .unwrap();
         assert_eq!(wa.inhibited_by, vec![fingerprint_hex(crit.fingerprint())]);
         assert_eq!(wa.state(), "suppressed");
         assert_eq!(views.iter().filter(|v| v.state() == "active").count(), 2);
         flush(&r, T0 + 30 * S).await;
         {
             let g = lock(&r.got);
-            let warn = g.iter().find(|n| n.group_labels["alertname"] == "Warn").unwrap();
+            let warn = g
+                .iter()
+                .find(|n| n.group_labels["alertname"] == "Warn")
+                .unwrap();
             assert_eq!(warn.alerts.len(), 1);
             assert_eq!(warn.alerts[0].labels["cluster"], "b");
         }
         // Silence Crit: no more notifications for it while active.
-        let sid = r
-            .am
-            .set_silence(
+        let sid =
+            r.am.set_silence(
                 Silence {
                     id: String::new(),
                     matchers: vec![crate::silence::SilenceMatcher {
@@ -1100,15 +1188,23 @@ inhibit_rules:
     #[tokio::test]
     async fn retries_then_counts_failures() {
         let r = rig_with(CFG, Store::in_memory().unwrap(), true, 2, true, T0);
-        r.am.put_alerts(vec![alert("A", &[], T0, T0 + 3600 * S)], T0).unwrap();
+        r.am.put_alerts(vec![alert("A", &[], T0, T0 + 3600 * S)], T0)
+            .unwrap();
         flush(&r, T0 + 30 * S).await;
         assert_eq!(count(&r), 1, "delivered on the third attempt");
         let m = r.am.metrics_text(T0 + 30 * S);
-        assert!(m.contains("alertmanager_notifications_total{integration=\"fake\"} 3"), "{m}");
-        assert!(m.contains("alertmanager_notifications_failed_total{integration=\"fake\"} 2"), "{m}");
+        assert!(
+            m.contains("alertmanager_notifications_total{integration=\"fake\"} 3"),
+            "{m}"
+        );
+        assert!(
+            m.contains("alertmanager_notifications_failed_total{integration=\"fake\"} 2"),
+            "{m}"
+        );
         // A non-retryable error is not retried, and the group is tried again next interval.
         let r = rig_with(CFG, Store::in_memory().unwrap(), true, 1, false, T0);
-        r.am.put_alerts(vec![alert("A", &[], T0, T0 + 3600 * S)], T0).unwrap();
+        r.am.put_alerts(vec![alert("A", &[], T0, T0 + 3600 * S)], T0)
+            .unwrap();
         flush(&r, T0 + 30 * S).await;
         assert_eq!(count(&r), 0);
         flush(&r, T0 + 330 * S).await;
@@ -1162,7 +1258,8 @@ time_intervals:
         let long = T0 + 3600 * S;
         {
             let r = rig_with(CFG, Store::open(&path).unwrap(), true, 0, true, T0);
-            r.am.put_alerts(vec![alert("A", &[], T0, long)], T0).unwrap();
+            r.am.put_alerts(vec![alert("A", &[], T0, long)], T0)
+                .unwrap();
             flush(&r, T0 + 10 * S).await;
             assert_eq!(count(&r), 0);
         } // "crash" in the middle of group_wait
@@ -1171,7 +1268,11 @@ time_intervals:
         flush(&r, T0 + 29 * S).await;
         assert_eq!(count(&r), 0);
         flush(&r, T0 + 30 * S).await;
-        assert_eq!(count(&r), 1, "pending notification not lost, original group_wait kept");
+        assert_eq!(
+            count(&r),
+            1,
+            "pending notification not lost, original group_wait kept"
+        );
         drop(r);
         // Restart after the notification: no duplicate.
         let r = rig_with(CFG, Store::open(&path).unwrap(), true, 0, true, T0 + 40 * S);
@@ -1179,9 +1280,8 @@ time_intervals:
         flush(&r, T0 + 400 * S).await;
         assert_eq!(count(&r), 0, "no duplicate after restart");
         // Silences survive a restart too.
-        let sid = r
-            .am
-            .set_silence(
+        let sid =
+            r.am.set_silence(
                 Silence {
                     id: String::new(),
                     matchers: vec![crate::silence::SilenceMatcher {
@@ -1200,10 +1300,18 @@ time_intervals:
             )
             .unwrap();
         drop(r);
-        let r = rig_with(CFG, Store::open(&path).unwrap(), true, 0, true, T0 + 500 * S);
+        let r = rig_with(
+            CFG,
+            Store::open(&path).unwrap(),
+            true,
+            0,
+            true,
+            T0 + 500 * S,
+        );
         assert_eq!(r.am.silence(&sid).unwrap().created_by, "t");
         // Resolving after the restart sends exactly one resolved notification.
-        r.am.put_alerts(vec![alert("A", &[], T0, T0 + 600 * S)], T0 + 600 * S).unwrap();
+        r.am.put_alerts(vec![alert("A", &[], T0, T0 + 600 * S)], T0 + 600 * S)
+            .unwrap();
         assert_eq!(r.am.silences().len(), 1);
         r.am.expire_silence(&sid, T0 + 600 * S).unwrap();
         flush(&r, T0 + 700 * S).await;
@@ -1223,10 +1331,45 @@ time_intervals:
         let set = |v: &[u64]| v.iter().copied().collect::<HashSet<u64>>();
         assert!(needs_update(None, &set(&[1]), &set(&[]), true, 10, 0));
         assert!(!needs_update(None, &set(&[]), &set(&[1]), true, 10, 0));
-        assert!(needs_update(Some(&e), &set(&[1, 3]), &set(&[]), true, 10_000, 1001));
-        assert!(!needs_update(Some(&e), &set(&[1]), &set(&[]), false, 10_000, 1001));
-        assert!(needs_update(Some(&e), &set(&[1]), &set(&[2]), true, 10_000, 1001));
-        assert!(needs_update(Some(&e), &set(&[]), &set(&[1, 2]), false, 10_000, 1001));
-        assert!(needs_update(Some(&e), &set(&[1, 2]), &set(&[]), false, 10, 1011));
+        assert!(needs_update(
+            Some(&e),
+            &set(&[1, 3]),
+            &set(&[]),
+            true,
+            10_000,
+            1001
+        ));
+        assert!(!needs_update(
+            Some(&e),
+            &set(&[1]),
+            &set(&[]),
+            false,
+            10_000,
+            1001
+        ));
+        assert!(needs_update(
+            Some(&e),
+            &set(&[1]),
+            &set(&[2]),
+            true,
+            10_000,
+            1001
+        ));
+        assert!(needs_update(
+            Some(&e),
+            &set(&[]),
+            &set(&[1, 2]),
+            false,
+            10_000,
+            1001
+        ));
+        assert!(needs_update(
+            Some(&e),
+            &set(&[1, 2]),
+            &set(&[]),
+            false,
+            10,
+            1011
+        ));
     }
 }

@@ -18,7 +18,9 @@ pub mod timeinterval;
 
 pub use alert::Alert;
 pub use config::{load_config, parse_config, Config, ConfigError};
-pub use dispatch::{AlertManager, AlertView, FlushJob, GroupView, IntegrationBuilder, ManagerError, Options};
+pub use dispatch::{
+    AlertManager, AlertView, FlushJob, GroupView, IntegrationBuilder, ManagerError, Options,
+};
 pub use silence::{Silence, SilenceMatcher, SilenceState};
 pub use store::Store;
 

@@ -23,7 +23,9 @@ pub fn parse_matchers(input: &str) -> Result<Vec<Matcher>, MatcherParseError> {
     };
     let mut s = input.trim();
     if let Some(inner) = s.strip_prefix('{') {
-        s = inner.strip_suffix('}').ok_or_else(|| err("missing closing '}'"))?;
+        s = inner
+            .strip_suffix('}')
+            .ok_or_else(|| err("missing closing '}'"))?;
     }
     let chars: Vec<char> = s.chars().collect();
     let mut i = 0;
@@ -48,7 +50,11 @@ pub fn parse_matchers(input: &str) -> Result<Vec<Matcher>, MatcherParseError> {
             while i < chars.len() && !matches!(chars[i], '=' | '!' | '~' | ',') {
                 i += 1;
             }
-            chars[start..i].iter().collect::<String>().trim().to_string()
+            chars[start..i]
+                .iter()
+                .collect::<String>()
+                .trim()
+                .to_string()
         };
         if name.is_empty() {
             return Err(err("missing label name"));
@@ -82,7 +88,11 @@ pub fn parse_matchers(input: &str) -> Result<Vec<Matcher>, MatcherParseError> {
             while i < chars.len() && chars[i] != ',' {
                 i += 1;
             }
-            chars[start..i].iter().collect::<String>().trim().to_string()
+            chars[start..i]
+                .iter()
+                .collect::<String>()
+                .trim()
+                .to_string()
         };
         let m = Matcher::new(op, name, value).map_err(|e| err(&e.to_string()))?;
         out.push(m);

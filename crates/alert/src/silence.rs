@@ -33,7 +33,9 @@ impl SilenceMatcher {
             (true, false) => MatchOp::NotRegex,
         };
         if self.name.is_empty() {
-            return Err(SilenceError::Invalid("invalid label matcher: empty name".into()));
+            return Err(SilenceError::Invalid(
+                "invalid label matcher: empty name".into(),
+            ));
         }
         Matcher::new(op, self.name.clone(), self.value.clone())
             .map_err(|e| SilenceError::Invalid(format!("invalid label matcher: {e}")))
@@ -132,7 +134,9 @@ pub fn new_uuid() -> String {
 
 fn validate(s: &Silence) -> Result<Vec<Matcher>, SilenceError> {
     if s.matchers.is_empty() {
-        return Err(SilenceError::Invalid("at least one matcher required".into()));
+        return Err(SilenceError::Invalid(
+            "at least one matcher required".into(),
+        ));
     }
     let ms = s
         .matchers
@@ -145,7 +149,9 @@ fn validate(s: &Silence) -> Result<Vec<Matcher>, SilenceError> {
         ));
     }
     if s.ends_at <= s.starts_at {
-        return Err(SilenceError::Invalid("start time must be before end time".into()));
+        return Err(SilenceError::Invalid(
+            "start time must be before end time".into(),
+        ));
     }
     Ok(ms)
 }
@@ -169,7 +175,9 @@ impl Silences {
     /// (to persist) — the new or updated one last.
     pub fn set(&mut self, mut s: Silence, now: i64) -> Result<Vec<Silence>, SilenceError> {
         if s.ends_at < now {
-            return Err(SilenceError::Invalid("end time can't be in the past".into()));
+            return Err(SilenceError::Invalid(
+                "end time can't be in the past".into(),
+            ));
         }
         let ms = validate(&s)?;
         let mut changed = Vec::new();
@@ -271,26 +279,40 @@ mod tests {
     }
 
     fn ls(p: &[(&str, &str)]) -> BTreeMap<String, String> {
-        p.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        p.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn matching_states_and_expiry() {
         let mut s = Silences::default();
-        let id = s.set(sil("job", "api|web", true, 1000, 5000), 1000).unwrap()[0].id.clone();
+        let id = s
+            .set(sil("job", "api|web", true, 1000, 5000), 1000)
+            .unwrap()[0]
+            .id
+            .clone();
         assert_eq!(id.len(), 36);
         assert_eq!(s.mutes(&ls(&[("job", "api")]), 2000), vec![id.clone()]);
         assert!(s.mutes(&ls(&[("job", "db")]), 2000).is_empty());
-        assert!(s.mutes(&ls(&[("job", "api")]), 5000).is_empty(), "expired at endsAt");
+        assert!(
+            s.mutes(&ls(&[("job", "api")]), 5000).is_empty(),
+            "expired at endsAt"
+        );
         // Pending silences do not mute yet.
-        let p = s.set(sil("job", "db", false, 3000, 4000), 1000).unwrap()[0].id.clone();
+        let p = s.set(sil("job", "db", false, 3000, 4000), 1000).unwrap()[0]
+            .id
+            .clone();
         assert!(s.mutes(&ls(&[("job", "db")]), 2000).is_empty());
         assert_eq!(s.mutes(&ls(&[("job", "db")]), 3500), vec![p.clone()]);
         // Expiring.
         let e = s.expire(&id, 2500).unwrap();
         assert_eq!(e.ends_at, 2500);
         assert!(s.mutes(&ls(&[("job", "api")]), 2600).is_empty());
-        assert!(matches!(s.expire(&id, 2600), Err(SilenceError::AlreadyExpired(_))));
+        assert!(matches!(
+            s.expire(&id, 2600),
+            Err(SilenceError::AlreadyExpired(_))
+        ));
         assert_eq!(s.expire("nope", 1), Err(SilenceError::NotFound));
         // GC after retention.
         assert!(s.gc(2600, 1000).is_empty());
@@ -300,7 +322,10 @@ mod tests {
     #[test]
     fn update_in_place_or_replace() {
         let mut s = Silences::default();
-        let a = s.set(sil("a", "1", false, 1000, 5000), 1000).unwrap().remove(0);
+        let a = s
+            .set(sil("a", "1", false, 1000, 5000), 1000)
+            .unwrap()
+            .remove(0);
         // Extending an active silence keeps its id.
         let mut b = a.clone();
         b.ends_at = 9000;
@@ -325,9 +350,15 @@ mod tests {
     #[test]
     fn validation() {
         let mut s = Silences::default();
-        assert!(s.set(sil("a", ".*", true, 1, 5), 1).is_err(), "matches everything");
+        assert!(
+            s.set(sil("a", ".*", true, 1, 5), 1).is_err(),
+            "matches everything"
+        );
         assert!(s.set(sil("a", "1", false, 5, 5), 1).is_err());
-        assert!(s.set(sil("a", "1", false, 1, 5), 10).is_err(), "end in the past");
+        assert!(
+            s.set(sil("a", "1", false, 1, 5), 10).is_err(),
+            "end in the past"
+        );
         assert!(s.set(sil("a", "(", true, 1, 50), 1).is_err());
         let mut x = sil("a", "1", false, 1, 5);
         x.matchers.clear();

@@ -62,7 +62,10 @@ CREATE TABLE IF NOT EXISTS nflog (
 ";
 
 fn hashes_to_text(v: &[u64]) -> String {
-    v.iter().map(|h| format!("{h:016x}")).collect::<Vec<_>>().join(",")
+    v.iter()
+        .map(|h| format!("{h:016x}"))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn text_to_hashes(s: &str) -> Vec<u64> {
@@ -102,8 +105,9 @@ impl Store {
         let mut c = self.conn();
         let tx = c.transaction()?;
         {
-            let mut st =
-                tx.prepare_cached("INSERT OR REPLACE INTO alerts (fingerprint, body) VALUES (?1, ?2)")?;
+            let mut st = tx.prepare_cached(
+                "INSERT OR REPLACE INTO alerts (fingerprint, body) VALUES (?1, ?2)",
+            )?;
             for (fp, a) in alerts {
                 st.execute(params![*fp as i64, serde_json::to_string(a)?])?;
             }

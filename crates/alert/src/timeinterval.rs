@@ -158,10 +158,14 @@ impl TimeIntervalSpec {
         }
         for w in &self.weekdays {
             let (a, b) = split_range(w);
-            let a = parse_named(a, &WEEKDAYS, 0, "weekday").map_err(|e| format!("weekdays: {e}"))?;
-            let b = parse_named(b, &WEEKDAYS, 0, "weekday").map_err(|e| format!("weekdays: {e}"))?;
+            let a =
+                parse_named(a, &WEEKDAYS, 0, "weekday").map_err(|e| format!("weekdays: {e}"))?;
+            let b =
+                parse_named(b, &WEEKDAYS, 0, "weekday").map_err(|e| format!("weekdays: {e}"))?;
             if a > b {
-                return Err(format!("weekdays: start day cannot be after end day in {w:?}"));
+                return Err(format!(
+                    "weekdays: start day cannot be after end day in {w:?}"
+                ));
             }
             ti.weekdays.push((a, b));
         }
@@ -178,7 +182,9 @@ impl TimeIntervalSpec {
             };
             let (a, b) = (p(a)?, p(b)?);
             if (a > 0) == (b > 0) && a > b {
-                return Err(format!("days_of_month: start day cannot be after end day in {d:?}"));
+                return Err(format!(
+                    "days_of_month: start day cannot be after end day in {d:?}"
+                ));
             }
             ti.days_of_month.push((a, b));
         }
@@ -187,7 +193,9 @@ impl TimeIntervalSpec {
             let a = parse_named(a, &MONTHS, 1, "month").map_err(|e| format!("months: {e}"))?;
             let b = parse_named(b, &MONTHS, 1, "month").map_err(|e| format!("months: {e}"))?;
             if a > b {
-                return Err(format!("months: start month cannot be after end month in {m:?}"));
+                return Err(format!(
+                    "months: start month cannot be after end month in {m:?}"
+                ));
             }
             ti.months.push((a, b));
         }
@@ -198,7 +206,9 @@ impl TimeIntervalSpec {
             };
             let (a, b) = (p(a)?, p(b)?);
             if a > b {
-                return Err(format!("years: start year cannot be after end year in {y:?}"));
+                return Err(format!(
+                    "years: start year cannot be after end year in {y:?}"
+                ));
             }
             ti.years.push((a, b));
         }
@@ -287,7 +297,9 @@ mod tests {
 
     #[test]
     fn business_hours() {
-        let t = spec("times: [{start_time: '09:00', end_time: '17:00'}]\nweekdays: ['monday:friday']\n");
+        let t = spec(
+            "times: [{start_time: '09:00', end_time: '17:00'}]\nweekdays: ['monday:friday']\n",
+        );
         // 2024-01-01 was a Monday.
         assert!(t.contains(ms("2024-01-01T09:00:00Z")));
         assert!(t.contains(ms("2024-01-05T16:59:59Z")));

@@ -181,7 +181,11 @@ pub async fn get_groups(State(st): State<Arc<AppState>>, RawQuery(q): RawQuery) 
     let out: Vec<Value> = am
         .groups(now_ms())
         .into_iter()
-        .filter(|g| f.receiver.as_ref().is_none_or(|re| re.is_match(&g.receiver)))
+        .filter(|g| {
+            f.receiver
+                .as_ref()
+                .is_none_or(|re| re.is_match(&g.receiver))
+        })
         .filter_map(|g| {
             let alerts: Vec<Value> = g
                 .alerts
@@ -189,9 +193,9 @@ pub async fn get_groups(State(st): State<Arc<AppState>>, RawQuery(q): RawQuery) 
                 .filter(|v| f.keep(v))
                 .map(alert_json)
                 .collect();
-            (!alerts.is_empty()).then(|| {
-                json!({"labels": g.labels, "receiver": {"name": g.receiver}, "alerts": alerts})
-            })
+            (!alerts.is_empty()).then(
+                || json!({"labels": g.labels, "receiver": {"name": g.receiver}, "alerts": alerts}),
+            )
         })
         .collect();
     reply(StatusCode::OK, Value::Array(out))
@@ -252,8 +256,18 @@ pub async fn post_alerts(State(st): State<Arc<AppState>>, body: Bytes) -> Respon
     let res = tokio::task::spawn_blocking(move || am.put_alerts(alerts, now_ms())).await;
     match res {
         Ok(Ok(e)) => errs.extend(e),
-        Ok(Err(e)) => return reply(StatusCode::INTERNAL_SERVER_ERROR, Value::String(e.to_string())),
-        Err(e) => return reply(StatusCode::INTERNAL_SERVER_ERROR, Value::String(e.to_string())),
+        Ok(Err(e)) => {
+            return reply(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Value::String(e.to_string()),
+            )
+        }
+        Err(e) => {
+            return reply(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Value::String(e.to_string()),
+            )
+        }
     }
     if !errs.is_empty() {
         return bad(errs.join("; "));
@@ -329,11 +343,15 @@ struct PostableSilence {
 
 fn silence_error(e: ManagerError) -> Response {
     match e {
-        ManagerError::Silence(SilenceError::NotFound) => {
-            reply(StatusCode::NOT_FOUND, Value::String("silence not found".into()))
-        }
+        ManagerError::Silence(SilenceError::NotFound) => reply(
+            StatusCode::NOT_FOUND,
+            Value::String("silence not found".into()),
+        ),
         ManagerError::Silence(e) => bad(e.to_string()),
-        e => reply(StatusCode::INTERNAL_SERVER_ERROR, Value::String(e.to_string())),
+        e => reply(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Value::String(e.to_string()),
+        ),
     }
 }
 
@@ -374,7 +392,10 @@ pub async fn post_silences(State(st): State<Arc<AppState>>, body: Bytes) -> Resp
     match tokio::task::spawn_blocking(move || am.set_silence(sil, now)).await {
         Ok(Ok(id)) => reply(StatusCode::OK, json!({"silenceID": id})),
         Ok(Err(e)) => silence_error(e),
-        Err(e) => reply(StatusCode::INTERNAL_SERVER_ERROR, Value::String(e.to_string())),
+        Err(e) => reply(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Value::String(e.to_string()),
+        ),
     }
 }
 
@@ -386,7 +407,10 @@ pub async fn get_silence(State(st): State<Arc<AppState>>, Path(id): Path<String>
     };
     match am.silence(&id) {
         Some(s) => reply(StatusCode::OK, silence_json(&s, now_ms())),
-        None => reply(StatusCode::NOT_FOUND, Value::String("silence not found".into())),
+        None => reply(
+            StatusCode::NOT_FOUND,
+            Value::String("silence not found".into()),
+        ),
     }
 }
 
@@ -399,7 +423,10 @@ pub async fn delete_silence(State(st): State<Arc<AppState>>, Path(id): Path<Stri
     match tokio::task::spawn_blocking(move || am.expire_silence(&id, now_ms())).await {
         Ok(Ok(())) => reply(StatusCode::OK, Value::Null),
         Ok(Err(e)) => silence_error(e),
-        Err(e) => reply(StatusCode::INTERNAL_SERVER_ERROR, Value::String(e.to_string())),
+        Err(e) => reply(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Value::String(e.to_string()),
+        ),
     }
 }
 

@@ -16,7 +16,11 @@ use sextant_model::time::{format_rfc3339_ms, now_ms, parse_duration};
 use sextant_rules::{Notifier, NotifyAlert};
 
 /// Starts the built-in alert manager (not yet its timers; see [`AlertManager::start`]).
-pub fn builtin(data_dir: &Path, config: Option<&Path>, external_url: &str) -> Result<Arc<AlertManager>> {
+pub fn builtin(
+    data_dir: &Path,
+    config: Option<&Path>,
+    external_url: &str,
+) -> Result<Arc<AlertManager>> {
     let cfg = match config {
         Some(p) => sextant_alert::load_config(p)?,
         None => Config::default_config(),
@@ -52,7 +56,10 @@ pub fn builtin(data_dir: &Path, config: Option<&Path>, external_url: &str) -> Re
 
 /// Re-reads `--alertmanager-config` on `/-/reload` and SIGHUP; groups are rebuilt from the
 /// stored alerts and the notification log prevents repeats.
-pub fn reload_hook(am: Arc<AlertManager>, path: Option<std::path::PathBuf>) -> Option<sextant_server::ReloadFn> {
+pub fn reload_hook(
+    am: Arc<AlertManager>,
+    path: Option<std::path::PathBuf>,
+) -> Option<sextant_server::ReloadFn> {
     let path = path?;
     Some(Box::new(move || {
         let cfg = sextant_alert::load_config(&path).map_err(|e| e.to_string())?;
@@ -78,7 +85,10 @@ impl InterimWebhook {
             .and_then(|u| u.as_str())
             .ok_or("webhook_configs: url is required")?
             .to_string();
-        let send_resolved = v.get("send_resolved").and_then(|b| b.as_bool()).unwrap_or(true);
+        let send_resolved = v
+            .get("send_resolved")
+            .and_then(|b| b.as_bool())
+            .unwrap_or(true);
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()
@@ -117,7 +127,10 @@ impl sextant_alert::Receiver for InterimWebhook {
             if code.is_success() {
                 Ok(())
             } else {
-                Err(err(code.is_server_error(), format!("unexpected status code {code}")))
+                Err(err(
+                    code.is_server_error(),
+                    format!("unexpected status code {code}"),
+                ))
             }
         })
     }
@@ -207,22 +220,35 @@ pub struct Authorization {
 
 /// Reads the `alerting:` section of a Prometheus-style YAML file (other sections ignored).
 pub fn load_alerting(path: &Path) -> Result<Vec<Target>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let f: AlertingFile = serde_saphyr::from_str(&text).map_err(|e| {
         let loc = e
             .location()
             .map(|l| format!("{}:{}", l.line(), l.column()))
             .unwrap_or_default();
-        anyhow::anyhow!("{}:{loc}: {}", path.display(), e.to_string().lines().next().unwrap_or(""))
+        anyhow::anyhow!(
+            "{}:{loc}: {}",
+            path.display(),
+            e.to_string().lines().next().unwrap_or("")
+        )
     })?;
     let cfg = f.alerting.unwrap_or_default();
     let mut out = Vec::new();
     for am in cfg.alertmanagers {
         if am.api_version != "v2" {
-            bail!("{}: alertmanagers: api_version {:?} is not supported (only v2)", path.display(), am.api_version);
+            bail!(
+                "{}: alertmanagers: api_version {:?} is not supported (only v2)",
+                path.display(),
+                am.api_version
+            );
         }
         if am.scheme != "http" && am.scheme != "https" {
-            bail!("{}: alertmanagers: unknown scheme {:?}", path.display(), am.scheme);
+            bail!(
+                "{}: alertmanagers: unknown scheme {:?}",
+                path.display(),
+                am.scheme
+            );
         }
         let timeout = parse_duration(&am.timeout)
             .map_err(|e| anyhow::anyhow!("{}: alertmanagers: timeout: {e}", path.display()))?;
@@ -245,7 +271,10 @@ pub fn load_alerting(path: &Path) -> Result<Vec<Target>> {
                     .to_string(),
                 (None, None) => String::new(),
             };
-            Some(Auth::Header(format!("{} {c}", a.type_.as_deref().unwrap_or("Bearer"))))
+            Some(Auth::Header(format!(
+                "{} {c}",
+                a.type_.as_deref().unwrap_or("Bearer")
+            )))
         } else {
             None
         };
@@ -262,7 +291,10 @@ pub fn load_alerting(path: &Path) -> Result<Vec<Target>> {
         }
     }
     if out.is_empty() {
-        bail!("{}: no alertmanagers configured under alerting.alertmanagers", path.display());
+        bail!(
+            "{}: no alertmanagers configured under alerting.alertmanagers",
+            path.display()
+        );
     }
     Ok(out)
 }
@@ -321,7 +353,8 @@ impl ExternalNotifier {
                     } else {
                         reqwest::redirect::Policy::none()
                     })
-                    .build() {
+                    .build()
+                {
                     Ok(c) => Some((t, c)),
                     Err(e) => {
                         tracing::error!(url = %t.url, error = %e, "cannot build an HTTP client");
@@ -371,7 +404,9 @@ fn send(t: &Target, c: &reqwest::blocking::Client, body: &str) {
                     return;
                 }
             }
-            Err(e) => tracing::warn!(url = %t.url, error = %e, attempt, "cannot send alerts to Alertmanager"),
+            Err(e) => {
+                tracing::warn!(url = %t.url, error = %e, attempt, "cannot send alerts to Alertmanager")
+            }
         }
         if attempt < ATTEMPTS {
             std::thread::sleep(delay);
@@ -385,7 +420,12 @@ fn alert_json(a: &NotifyAlert) -> serde_json::Value {
     let labels: serde_json::Map<String, serde_json::Value> = a
         .labels
         .iter()
-        .map(|l| (l.name.to_string(), serde_json::Value::String(l.value.to_string())))
+        .map(|l| {
+            (
+                l.name.to_string(),
+                serde_json::Value::String(l.value.to_string()),
+            )
+        })
         .collect();
     let ann: serde_json::Map<String, serde_json::Value> = a
         .annotations
@@ -411,7 +451,10 @@ impl Notifier for ExternalNotifier {
         let over = q.len().saturating_sub(QUEUE_CAPACITY);
         if over > 0 {
             q.drain(..over);
-            tracing::warn!(dropped = over, "alert queue full; dropped the oldest alerts");
+            tracing::warn!(
+                dropped = over,
+                "alert queue full; dropped the oldest alerts"
+            );
         }
         drop(q);
         self.ready.notify_one();

@@ -18,7 +18,10 @@ impl Drop for Peer {
     }
 }
 
-const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../alert/testdata/alertmanager.yml");
+const EXAMPLE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../alert/testdata/alertmanager.yml"
+);
 
 fn amtool(url: &str, args: &[&str]) -> (bool, String, String) {
     let out = Command::new("amtool")
@@ -82,7 +85,16 @@ fn amtool_against_the_v2_api() {
         ],
     );
     assert!(ok, "amtool alert add: {err}");
-    let (ok, _, err) = amtool(&url, &["alert", "add", "alertname=ServiceDown", "severity=P0", "service=db"]);
+    let (ok, _, err) = amtool(
+        &url,
+        &[
+            "alert",
+            "add",
+            "alertname=ServiceDown",
+            "severity=P0",
+            "service=db",
+        ],
+    );
     assert!(ok, "amtool alert add: {err}");
 
     // Both alerts are there; DiskFull is inhibited by ServiceDown (same service).
@@ -95,7 +107,11 @@ fn amtool_against_the_v2_api() {
         .iter()
         .filter_map(|a| a["labels"]["alertname"].as_str())
         .collect();
-    assert_eq!(names, ["ServiceDown"], "inhibited alerts are hidden by default: {out}");
+    assert_eq!(
+        names,
+        ["ServiceDown"],
+        "inhibited alerts are hidden by default: {out}"
+    );
     let (ok, out, _) = amtool(&url, &["alert", "query", "-i", "-o", "json"]);
     assert!(ok);
     let v: serde_json::Value = serde_json::from_str(&out).expect("amtool json");
@@ -108,7 +124,10 @@ fn amtool_against_the_v2_api() {
     assert_eq!(disk["status"]["state"], "suppressed");
     assert_eq!(disk["annotations"]["summary"], "disk is full");
     assert_eq!(disk["receivers"][0]["name"], "tickets");
-    assert_eq!(disk["status"]["inhibitedBy"].as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        disk["status"]["inhibitedBy"].as_array().map(Vec::len),
+        Some(1)
+    );
 
     // Silences: add, query, expire.
     let (ok, id, err) = amtool(
@@ -137,7 +156,11 @@ fn amtool_against_the_v2_api() {
     // The silenced alert is now hidden from the default query.
     let (ok, out, _) = amtool(&url, &["alert", "query", "-o", "json"]);
     assert!(ok);
-    assert_eq!(out.trim(), "[]", "silenced and inhibited alerts hidden: {out}");
+    assert_eq!(
+        out.trim(),
+        "[]",
+        "silenced and inhibited alerts hidden: {out}"
+    );
     let (ok, out, _) = amtool(&url, &["alert", "query", "-s", "-o", "json"]);
     assert!(ok);
     let v: serde_json::Value = serde_json::from_str(&out).expect("json");
@@ -160,7 +183,10 @@ fn amtool_against_the_v2_api() {
         .and_then(|r| r.json())
         .expect("status");
     assert_eq!(st["cluster"]["status"], "disabled");
-    assert!(st["config"]["original"].as_str().unwrap_or("").contains("office-hours"));
+    assert!(st["config"]["original"]
+        .as_str()
+        .unwrap_or("")
+        .contains("office-hours"));
     let (ok, out, err) = amtool(&url, &["config", "show"]);
     assert!(ok, "amtool config show: {err}");
     assert!(out.contains("receivers"), "{out}");
@@ -187,10 +213,16 @@ fn amtool_against_the_v2_api() {
     assert_eq!(r.status().as_u16(), 400);
 
     // Silences and alerts survive a restart.
-    let (ok, id2, _) = amtool(&url, &["silence", "add", "service=db", "--comment=c", "--author=a"]);
+    let (ok, id2, _) = amtool(
+        &url,
+        &["silence", "add", "service=db", "--comment=c", "--author=a"],
+    );
     assert!(ok);
     server.terminate();
-    let mut server = Server::start(&dir.path().join("data"), &["--alertmanager-config", EXAMPLE]);
+    let mut server = Server::start(
+        &dir.path().join("data"),
+        &["--alertmanager-config", EXAMPLE],
+    );
     server.wait_ready(Duration::from_secs(60));
     let url = server.url("");
     let (ok, out, _) = amtool(&url, &["silence", "query", "-q"]);
@@ -230,7 +262,10 @@ fn prometheus_sends_alerts_to_sextant() {
     let _prom = Peer(
         Command::new("prometheus")
             .arg(format!("--config.file={}", cfg.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("prom").display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("prom").display()
+            ))
             .arg(format!("--web.listen-address=127.0.0.1:{pport}"))
             // Prometheus' first send happens before its Alertmanager discovery settles (and is
             // dropped); resend soon instead of after the default minute.
@@ -255,7 +290,10 @@ fn prometheus_sends_alerts_to_sextant() {
     assert_eq!(got["labels"]["alertname"], "AlwaysFiring");
     assert_eq!(got["labels"]["severity"], "P3");
     assert_eq!(got["annotations"]["summary"], "from prometheus");
-    assert!(got["generatorURL"].as_str().unwrap_or("").contains("/graph"));
+    assert!(got["generatorURL"]
+        .as_str()
+        .unwrap_or("")
+        .contains("/graph"));
     let groups: serde_json::Value = c
         .get(server.url("/api/v2/alerts/groups"))
         .send()
@@ -273,11 +311,18 @@ fn rule_alerts_reach_an_external_alertmanager() {
     let dir = tempfile::tempdir().expect("tempdir");
     let amport = free_port();
     let amcfg = dir.path().join("am.yml");
-    std::fs::write(&amcfg, "route:\n  receiver: 'null'\nreceivers:\n  - name: 'null'\n").expect("am config");
+    std::fs::write(
+        &amcfg,
+        "route:\n  receiver: 'null'\nreceivers:\n  - name: 'null'\n",
+    )
+    .expect("am config");
     let _am = Peer(
         Command::new("prometheus-alertmanager")
             .arg(format!("--config.file={}", amcfg.display()))
-            .arg(format!("--storage.path={}", dir.path().join("am").display()))
+            .arg(format!(
+                "--storage.path={}",
+                dir.path().join("am").display()
+            ))
             .arg(format!("--web.listen-address=127.0.0.1:{amport}"))
             .arg("--cluster.listen-address=")
             .stdout(Stdio::null())
@@ -375,7 +420,10 @@ fn config_reload_and_metrics() {
         .send()
         .and_then(|r| r.json())
         .expect("groups");
-    assert_eq!(groups[0]["receiver"]["name"], "b", "existing alerts are re-routed: {groups}");
+    assert_eq!(
+        groups[0]["receiver"]["name"], "b",
+        "existing alerts are re-routed: {groups}"
+    );
 
     let m = c
         .get(server.url("/metrics"))
@@ -383,12 +431,18 @@ fn config_reload_and_metrics() {
         .and_then(|r| r.text())
         .expect("metrics");
     assert!(m.contains("alertmanager_alerts{state=\"active\"} 1"), "{m}");
-    assert!(m.contains("alertmanager_alerts_received_total{status=\"firing\"} 1"), "{m}");
+    assert!(
+        m.contains("alertmanager_alerts_received_total{status=\"firing\"} 1"),
+        "{m}"
+    );
     server.terminate();
 }
 
 /// A webhook sink: a std TcpListener thread that answers 200 and keeps every JSON body.
-fn webhook_sink() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>) {
+fn webhook_sink() -> (
+    u16,
+    std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+) {
     use std::io::{BufRead, BufReader, Read, Write};
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind sink");
     let port = l.local_addr().expect("addr").port();
@@ -428,8 +482,7 @@ fn webhook_sink() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value
                     if let Ok(v) = serde_json::from_slice(&body) {
                         g.lock().unwrap_or_else(|e| e.into_inner()).push(v);
                     }
-                    if w
-                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                    if w.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
                         .is_err()
                     {
                         return;
@@ -472,7 +525,11 @@ fn restart_in_group_wait_loses_nothing_and_duplicates_nothing() {
             r#"[{{"labels":{{"alertname":"Down","job":"api"}},"startsAt":"{}","endsAt":"{ends}"}}]"#,
             iso(now)
         );
-        let r = c.post(s.url("/api/v2/alerts")).body(body).send().expect("post");
+        let r = c
+            .post(s.url("/api/v2/alerts"))
+            .body(body)
+            .send()
+            .expect("post");
         assert_eq!(r.status().as_u16(), 200);
     };
     post(&server, &iso(now + 3600));
@@ -503,7 +560,10 @@ fn restart_in_group_wait_loses_nothing_and_duplicates_nothing() {
     assert!(poll(Duration::from_secs(30), || (count() >= 2).then_some(())).is_some());
     std::thread::sleep(Duration::from_secs(5));
     assert_eq!(count(), 2);
-    assert_eq!(got.lock().unwrap_or_else(|e| e.into_inner())[1]["status"], "resolved");
+    assert_eq!(
+        got.lock().unwrap_or_else(|e| e.into_inner())[1]["status"],
+        "resolved"
+    );
 }
 
 /// Unix seconds as RFC 3339.
