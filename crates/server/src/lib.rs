@@ -162,10 +162,19 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/-/reload", post(reload).put(reload))
         .route("/api/v1/rules", get(rules_api::rules))
         .route("/api/v1/alerts", get(rules_api::alerts))
-        .route("/api/v2/alerts", get(am_api::get_alerts).post(am_api::post_alerts))
+        .route(
+            "/api/v2/alerts",
+            get(am_api::get_alerts).post(am_api::post_alerts),
+        )
         .route("/api/v2/alerts/groups", get(am_api::get_groups))
-        .route("/api/v2/silences", get(am_api::get_silences).post(am_api::post_silences))
-        .route("/api/v2/silence/{id}", get(am_api::get_silence).delete(am_api::delete_silence))
+        .route(
+            "/api/v2/silences",
+            get(am_api::get_silences).post(am_api::post_silences),
+        )
+        .route(
+            "/api/v2/silence/{id}",
+            get(am_api::get_silence).delete(am_api::delete_silence),
+        )
         .route("/api/v2/status", get(am_api::status))
         .route("/api/v2/receivers", get(am_api::receivers))
         .route("/api/v1/write", post(write::remote_write))

@@ -250,7 +250,11 @@ fn serve(a: ServeArgs) -> Result<()> {
             for_grace_period: a.rules_alert_for_grace_period,
         },
     );
-    let am = alerting::builtin(&a.data_dir, a.alertmanager_config.as_deref(), &external_url_am)?;
+    let am = alerting::builtin(
+        &a.data_dir,
+        a.alertmanager_config.as_deref(),
+        &external_url_am,
+    )?;
     state.set_alertmanager(am.clone());
     let external = match &a.alerting_config {
         Some(f) => Some(alerting::load_alerting(f)?),
