@@ -201,8 +201,9 @@ pub async fn get_groups(State(st): State<Arc<AppState>>, RawQuery(q): RawQuery) 
     reply(StatusCode::OK, Value::Array(out))
 }
 
+/// Unknown fields are ignored, as by Alertmanager's API (clients newer than us may send more).
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 struct PostableAlert {
     labels: BTreeMap<String, String>,
     #[serde(default)]
@@ -329,8 +330,9 @@ pub async fn get_silences(State(st): State<Arc<AppState>>, RawQuery(q): RawQuery
     )
 }
 
+/// Unknown fields (e.g. `status` of a silence fetched and re-posted) are ignored.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 struct PostableSilence {
     #[serde(default)]
     id: Option<String>,
