@@ -378,6 +378,13 @@ impl AlertManager {
     pub fn due(&self, now: i64) -> Vec<FlushJob> {
         let mut guard = lock(&self.inner);
         let inner = &mut *guard;
+        if !inner
+            .groups
+            .values()
+            .any(|g| !g.flushing && g.next_flush <= now)
+        {
+            return Vec::new();
+        }
         let config = inner.config.clone();
         let inhibitor = Inhibitor::new(&config, &inner.alerts, now);
         let mut jobs = Vec::new();
