@@ -7,7 +7,22 @@
 //! The seam between the dispatcher and delivery is [`Receiver`]: one integration (a webhook,
 //! Slack, Telegram, email, a Gitea/GitHub issue tracker) that is handed one [`Notification`].
 
+pub mod alert;
+pub mod config;
+pub mod dispatch;
+pub mod matchers;
 pub mod receivers;
+pub mod silence;
+pub mod store;
+pub mod timeinterval;
+
+pub use alert::Alert;
+pub use config::{load_config, parse_config, Config, ConfigError};
+pub use dispatch::{
+    AlertManager, AlertView, FlushJob, GroupView, IntegrationBuilder, ManagerError, Options,
+};
+pub use silence::{Silence, SilenceMatcher, SilenceState};
+pub use store::Store;
 
 use std::collections::BTreeMap;
 use std::future::Future;

@@ -2,6 +2,7 @@
 //! and Sextant's own metrics. Handlers are thin: they parse parameters, call ingest decoders or
 //! the TSDB, and shape answers exactly like Prometheus (same JSON, same error types).
 
+mod am_api;
 mod api;
 mod otlp;
 mod params;
@@ -96,6 +97,7 @@ pub struct AppState {
     pub scrape: std::sync::OnceLock<Arc<sextant_ingest::scrape::ScrapeManager>>,
     /// What `/-/reload` runs, installed by the binary.
     pub reload: std::sync::OnceLock<ReloadHook>,
+    alertmanager: std::sync::OnceLock<Arc<sextant_alert::AlertManager>>,
 }
 
 impl AppState {
@@ -149,6 +151,7 @@ impl AppState {
             push,
             rules: std::sync::OnceLock::new(),
             scrape: std::sync::OnceLock::new(),
+            alertmanager: std::sync::OnceLock::new(),
             reload: std::sync::OnceLock::new(),
         })
     }
@@ -161,6 +164,16 @@ impl AppState {
     /// The rule manager, if rules are enabled.
     pub fn rules(&self) -> Option<&Arc<sextant_rules::Manager>> {
         self.rules.get()
+    }
+
+    /// Attaches the built-in alert manager (once, at start).
+    pub fn set_alertmanager(&self, m: Arc<sextant_alert::AlertManager>) {
+        let _ = self.alertmanager.set(m);
+    }
+
+    /// The built-in alert manager, if running.
+    pub fn alertmanager(&self) -> Option<&Arc<sextant_alert::AlertManager>> {
+        self.alertmanager.get()
     }
 }
 
@@ -179,6 +192,21 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/-/reload", post(targets::reload).put(targets::reload))
         .route("/api/v1/rules", get(rules_api::rules))
         .route("/api/v1/alerts", get(rules_api::alerts))
+        .route(
+            "/api/v2/alerts",
+            get(am_api::get_alerts).post(am_api::post_alerts),
+        )
+        .route("/api/v2/alerts/groups", get(am_api::get_groups))
+        .route(
+            "/api/v2/silences",
+            get(am_api::get_silences).post(am_api::post_silences),
+        )
+        .route(
+            "/api/v2/silence/{id}",
+            get(am_api::get_silence).delete(am_api::delete_silence),
+        )
+        .route("/api/v2/status", get(am_api::status))
+        .route("/api/v2/receivers", get(am_api::receivers))
         .route("/api/v1/write", post(write::remote_write))
         .route("/api/v1/import/prometheus", post(write::import_prometheus))
         .route("/write", post(write::influx_write_v1))

@@ -545,6 +545,9 @@ pub fn render_metrics(st: &AppState) -> String {
 
     process_metrics(&mut o, st.start_unix);
     render_rule_metrics(st, &mut o);
+    if let Some(am) = st.alertmanager() {
+        o.push_str(&am.metrics_text(sextant_model::time::now_ms()));
+    }
     o
 }
 

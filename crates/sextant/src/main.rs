@@ -213,6 +213,15 @@ struct ServeArgs {
     /// Minimum time between re-sends of a still-firing alert to the alert manager.
     #[arg(long, default_value = "1m", value_parser = duration_ms)]
     rules_alert_resend_delay: i64,
+    /// Alertmanager configuration file (`route`, `receivers`, `inhibit_rules`, `templates`,
+    /// `time_intervals`) for the built-in alert manager; without it, every alert goes to a
+    /// receiver named "default" that delivers nowhere (the v2 API still works).
+    #[arg(long, value_name = "FILE")]
+    alertmanager_config: Option<PathBuf>,
+    /// YAML file with Prometheus' `alerting:` section (`alertmanagers:`): rule alerts go to
+    /// those external Alertmanagers instead of the built-in one.
+    #[arg(long, value_name = "FILE")]
+    alerting_config: Option<PathBuf>,
     /// The URL under which Sextant is reached (used in alert generator links and templates).
     #[arg(long)]
     external_url: Option<String>,
@@ -223,6 +232,7 @@ struct ServeArgs {
 
 mod config;
 mod push;
+mod alerting;
 mod query;
 mod rules_cmd;
 
@@ -400,6 +410,7 @@ fn serve(a: ServeArgs) -> Result<()> {
     let external_labels = sextant_model::Labels::from_pairs(
         loaded.global.external_labels.iter().map(|(k, v)| (k.clone(), v.clone())),
     );
+    let external_url_am = external_url.clone();
     let rules = rules_cmd::manager(
         &state,
         db.clone(),
@@ -422,6 +433,16 @@ fn serve(a: ServeArgs) -> Result<()> {
         inline_slos: Vec::new(),
     };
     let first_rules = rules_cmd::load(&rule_paths.with_config(&loaded))?;
+    let am = alerting::builtin(
+        &a.data_dir,
+        a.alertmanager_config.as_deref(),
+        &external_url_am,
+    )?;
+    state.set_alertmanager(am.clone());
+    let external = match &a.alerting_config {
+        Some(f) => Some(alerting::load_alerting(f)?),
+        None => None,
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -431,7 +452,14 @@ fn serve(a: ServeArgs) -> Result<()> {
             .await
             .with_context(|| format!("listening on {}", a.listen))?;
         tracing::info!(listen = %a.listen, data_dir = %a.data_dir.display(), "Sextant is serving");
-        start_scraping(&state, config_path.clone(), loaded, rules, rule_paths, first_rules)?;
+        am.start();
+        let notifier: Arc<dyn sextant_rules::Notifier> = match external {
+            Some(cfg) => alerting::ExternalNotifier::start(cfg),
+            None => am.clone(),
+        };
+        rules.set_notifier(Some(notifier));
+        let am_reload = alerting::reload_hook(am.clone(), a.alertmanager_config.clone());
+        start_scraping(&state, config_path.clone(), loaded, rules, rule_paths, first_rules, am_reload)?;
         if a.self_monitor_interval > 0 {
             sextant_server::start_self_monitoring(
                 state.clone(),
@@ -470,6 +498,7 @@ fn start_scraping(
     rules: Arc<sextant_rules::Manager>,
     rule_sources: rules_cmd::RuleSources,
     first_rules: (Vec<sextant_rules::GroupDef>, Vec<String>),
+    also: Option<rules_cmd::ExtraReload>,
 ) -> Result<()> {
     let sink: Arc<dyn sextant_ingest::Sink> = Arc::new(sextant_server::DbSink(state.db.clone()));
     let manager = sextant_ingest::scrape::ScrapeManager::new(sink);
@@ -483,6 +512,9 @@ fn start_scraping(
         let loaded = config::load(config_path.as_deref()).map_err(|e| e.to_string())?;
         let src = rule_sources.with_config(&loaded);
         let (defs, files) = rules_cmd::load(&src).map_err(|e| format!("{e:#}"))?;
+        if let Some(f) = &also {
+            f()?;
+        }
         let n = loaded.scrape_configs.len();
         manager.apply(loaded.scrape_configs)?;
         let groups = defs.len();

@@ -171,6 +171,9 @@ pub fn manager(
     Manager::new(ctx, opts)
 }
 
+/// A further reload step (the alert manager's configuration) run by `/-/reload` and SIGHUP.
+pub type ExtraReload = Box<dyn Fn() -> Result<(), String> + Send + Sync>;
+
 /// Starts evaluating (inside the runtime).
 pub fn start(state: &Arc<AppState>, m: Arc<Manager>, first: (Vec<GroupDef>, Vec<String>)) {
     m.update(first.0, first.1);

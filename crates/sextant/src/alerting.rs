@@ -1,0 +1,462 @@
+//! Where rule alerts go: the built-in alert manager (`--alertmanager-config`, state in
+//! `<data-dir>/alerts.db`) or external Alertmanagers configured with Prometheus' own
+//! `alerting: alertmanagers:` section (`--alerting-config`). The external path works like
+//! Prometheus' notifier: a bounded queue (oldest alerts dropped when full), batches of up to
+//! 256 alerts POSTed to every Alertmanager's `/api/v2/alerts`, retried with backoff.
+
+use std::collections::VecDeque;
+use std::path::Path;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+use sextant_alert::{AlertManager, Config, IntegrationBuilder, Options, Store};
+use sextant_model::time::{format_rfc3339_ms, now_ms, parse_duration};
+use sextant_rules::{Notifier, NotifyAlert};
+
+/// Starts the built-in alert manager (not yet its timers; see [`AlertManager::start`]).
+pub fn builtin(
+    data_dir: &Path,
+    config: Option<&Path>,
+    external_url: &str,
+) -> Result<Arc<AlertManager>> {
+    let cfg = match config {
+        Some(p) => sextant_alert::load_config(p)?,
+        None => Config::default_config(),
+    };
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
+    let db = data_dir.join("alerts.db");
+    let store = Store::open(&db).with_context(|| format!("opening {}", db.display()))?;
+    // Receiver integrations (webhook, Slack, ...) are built by the receivers module; until it
+    // is wired in, webhooks use the interim sender below and other integrations are reported
+    // and deliver nowhere.
+    let builder: IntegrationBuilder = Arc::new(|r, _g| {
+        let mut out: Vec<Arc<dyn sextant_alert::Receiver>> = Vec::new();
+        for w in &r.webhook_configs {
+            out.push(Arc::new(InterimWebhook::from_config(w)?));
+        }
+        let n = r.slack_configs.len()
+            + r.telegram_configs.len()
+            + r.email_configs.len()
+            + r.gitea_configs.len()
+            + r.github_configs.len();
+        if n > 0 {
+            tracing::warn!(receiver = %r.name, "receiver integrations are not available in this build");
+        }
+        Ok(out)
+    });
+    let opts = Options {
+        external_url: external_url.to_string(),
+        ..Options::default()
+    };
+    Ok(AlertManager::new(cfg, store, builder, opts, now_ms())?)
+}
+
+/// Re-reads `--alertmanager-config` on `/-/reload` and SIGHUP; groups are rebuilt from the
+/// stored alerts and the notification log prevents repeats.
+pub fn reload_hook(
+    am: Arc<AlertManager>,
+    path: Option<std::path::PathBuf>,
+) -> Option<crate::rules_cmd::ExtraReload> {
+    let path = path?;
+    Some(Box::new(move || {
+        let cfg = sextant_alert::load_config(&path).map_err(|e| e.to_string())?;
+        am.update_config(cfg, now_ms()).map_err(|e| e.to_string())?;
+        tracing::info!(file = %path.display(), "alert manager configuration reloaded");
+        Ok(())
+    }))
+}
+
+/// INTERIM, until the receivers module is merged: Alertmanager's webhook (payload version 4
+/// POSTed as JSON to `url`), only `url` and `send_resolved` honoured. 5xx and transport errors
+/// are retryable, like Alertmanager's.
+struct InterimWebhook {
+    url: String,
+    send_resolved: bool,
+    client: reqwest::Client,
+}
+
+impl InterimWebhook {
+    fn from_config(v: &serde_json::Value) -> std::result::Result<InterimWebhook, String> {
+        let url = v
+            .get("url")
+            .and_then(|u| u.as_str())
+            .ok_or("webhook_configs: url is required")?
+            .to_string();
+        let send_resolved = v
+            .get("send_resolved")
+            .and_then(|b| b.as_bool())
+            .unwrap_or(true);
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(InterimWebhook {
+            url,
+            send_resolved,
+            client,
+        })
+    }
+}
+
+impl sextant_alert::Receiver for InterimWebhook {
+    fn integration(&self) -> &'static str {
+        "webhook"
+    }
+    fn send_resolved(&self) -> bool {
+        self.send_resolved
+    }
+    fn notify<'a>(
+        &'a self,
+        n: &'a sextant_alert::Notification,
+    ) -> sextant_alert::BoxFuture<'a, std::result::Result<(), sextant_alert::NotifyError>> {
+        Box::pin(async move {
+            let err = |retryable, msg: String| sextant_alert::NotifyError { retryable, msg };
+            let body = serde_json::to_vec(n).map_err(|e| err(false, e.to_string()))?;
+            let r = self
+                .client
+                .post(&self.url)
+                .header("Content-Type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .map_err(|e| err(true, e.to_string()))?;
+            let code = r.status();
+            if code.is_success() {
+                Ok(())
+            } else {
+                Err(err(
+                    code.is_server_error(),
+                    format!("unexpected status code {code}"),
+                ))
+            }
+        })
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct AlertingFile {
+    #[serde(default)]
+    alerting: Option<AlertingConfig>,
+}
+
+/// Prometheus' `alerting:` section.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertingConfig {
+    #[serde(default)]
+    pub alertmanagers: Vec<AlertmanagerConfig>,
+}
+
+/// One `alertmanagers:` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertmanagerConfig {
+    #[serde(default)]
+    pub static_configs: Vec<StaticConfig>,
+    #[serde(default = "default_scheme")]
+    pub scheme: String,
+    #[serde(default)]
+    pub path_prefix: String,
+    #[serde(default = "default_timeout")]
+    pub timeout: String,
+    #[serde(default = "default_api")]
+    pub api_version: String,
+    #[serde(default)]
+    pub basic_auth: Option<BasicAuth>,
+    #[serde(default)]
+    pub authorization: Option<Authorization>,
+    #[serde(default)]
+    pub follow_redirects: Option<bool>,
+    /// Accepted for compatibility; the HTTP version is negotiated by the client.
+    #[serde(default)]
+    #[allow(dead_code)]
+    pub enable_http2: Option<bool>,
+}
+
+fn default_scheme() -> String {
+    "http".into()
+}
+fn default_timeout() -> String {
+    "10s".into()
+}
+fn default_api() -> String {
+    "v2".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaticConfig {
+    #[serde(default)]
+    pub targets: Vec<String>,
+    /// Target labels matter only to Prometheus' relabelling, which Sextant does not do here.
+    #[serde(default)]
+    #[allow(dead_code)]
+    pub labels: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BasicAuth {
+    pub username: String,
+    #[serde(default)]
+    pub password: Option<String>,
+    #[serde(default)]
+    pub password_file: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Authorization {
+    #[serde(default, rename = "type")]
+    pub type_: Option<String>,
+    #[serde(default)]
+    pub credentials: Option<String>,
+    #[serde(default)]
+    pub credentials_file: Option<String>,
+}
+
+/// Reads the `alerting:` section of a Prometheus-style YAML file (other sections ignored).
+pub fn load_alerting(path: &Path) -> Result<Vec<Target>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let f: AlertingFile = serde_saphyr::from_str(&text).map_err(|e| {
+        let loc = e
+            .location()
+            .map(|l| format!("{}:{}", l.line(), l.column()))
+            .unwrap_or_default();
+        anyhow::anyhow!(
+            "{}:{loc}: {}",
+            path.display(),
+            e.to_string().lines().next().unwrap_or("")
+        )
+    })?;
+    let cfg = f.alerting.unwrap_or_default();
+    let mut out = Vec::new();
+    for am in cfg.alertmanagers {
+        if am.api_version != "v2" {
+            bail!(
+                "{}: alertmanagers: api_version {:?} is not supported (only v2)",
+                path.display(),
+                am.api_version
+            );
+        }
+        if am.scheme != "http" && am.scheme != "https" {
+            bail!(
+                "{}: alertmanagers: unknown scheme {:?}",
+                path.display(),
+                am.scheme
+            );
+        }
+        let timeout = parse_duration(&am.timeout)
+            .map_err(|e| anyhow::anyhow!("{}: alertmanagers: timeout: {e}", path.display()))?;
+        let auth = if let Some(b) = &am.basic_auth {
+            let pw = match (&b.password, &b.password_file) {
+                (Some(p), _) => p.clone(),
+                (None, Some(f)) => std::fs::read_to_string(f)
+                    .with_context(|| format!("reading password_file {f}"))?
+                    .trim_end()
+                    .to_string(),
+                (None, None) => String::new(),
+            };
+            Some(Auth::Basic(b.username.clone(), pw))
+        } else if let Some(a) = &am.authorization {
+            let c = match (&a.credentials, &a.credentials_file) {
+                (Some(c), _) => c.clone(),
+                (None, Some(f)) => std::fs::read_to_string(f)
+                    .with_context(|| format!("reading credentials_file {f}"))?
+                    .trim_end()
+                    .to_string(),
+                (None, None) => String::new(),
+            };
+            Some(Auth::Header(format!(
+                "{} {c}",
+                a.type_.as_deref().unwrap_or("Bearer")
+            )))
+        } else {
+            None
+        };
+        let prefix = am.path_prefix.trim_end_matches('/');
+        for sc in &am.static_configs {
+            for t in &sc.targets {
+                out.push(Target {
+                    url: format!("{}://{}{}/api/v2/alerts", am.scheme, t, prefix),
+                    timeout,
+                    auth: auth.clone(),
+                    follow_redirects: am.follow_redirects.unwrap_or(true),
+                });
+            }
+        }
+    }
+    if out.is_empty() {
+        bail!(
+            "{}: no alertmanagers configured under alerting.alertmanagers",
+            path.display()
+        );
+    }
+    Ok(out)
+}
+
+/// Credentials for an Alertmanager.
+#[derive(Debug, Clone)]
+pub enum Auth {
+    Basic(String, String),
+    /// A full `Authorization` header value.
+    Header(String),
+}
+
+/// One Alertmanager endpoint.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub url: String,
+    pub timeout: Duration,
+    pub auth: Option<Auth>,
+    pub follow_redirects: bool,
+}
+
+const QUEUE_CAPACITY: usize = 10_000;
+const MAX_BATCH: usize = 256;
+const ATTEMPTS: u32 = 3;
+
+/// Sends rule alerts to external Alertmanagers.
+pub struct ExternalNotifier {
+    queue: Mutex<VecDeque<NotifyAlert>>,
+    ready: Condvar,
+}
+
+impl ExternalNotifier {
+    /// Starts the sender thread.
+    pub fn start(targets: Vec<Target>) -> Arc<ExternalNotifier> {
+        let n = Arc::new(ExternalNotifier {
+            queue: Mutex::new(VecDeque::new()),
+            ready: Condvar::new(),
+        });
+        let me = n.clone();
+        std::thread::Builder::new()
+            .name("am-notifier".into())
+            .spawn(move || me.run(targets))
+            .map_err(|e| tracing::error!(error = %e, "cannot start the Alertmanager notifier"))
+            .ok();
+        n
+    }
+
+    fn run(&self, targets: Vec<Target>) {
+        let clients: Vec<(Target, reqwest::blocking::Client)> = targets
+            .into_iter()
+            .filter_map(|t| {
+                match reqwest::blocking::Client::builder()
+                    .timeout(t.timeout)
+                    .redirect(if t.follow_redirects {
+                        reqwest::redirect::Policy::default()
+                    } else {
+                        reqwest::redirect::Policy::none()
+                    })
+                    .build()
+                {
+                    Ok(c) => Some((t, c)),
+                    Err(e) => {
+                        tracing::error!(url = %t.url, error = %e, "cannot build an HTTP client");
+                        None
+                    }
+                }
+            })
+            .collect();
+        loop {
+            let batch: Vec<NotifyAlert> = {
+                let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+                while q.is_empty() {
+                    q = self.ready.wait(q).unwrap_or_else(|e| e.into_inner());
+                }
+                let n = q.len().min(MAX_BATCH);
+                q.drain(..n).collect()
+            };
+            let body = serde_json::Value::Array(batch.iter().map(alert_json).collect()).to_string();
+            std::thread::scope(|s| {
+                for (t, c) in &clients {
+                    let body = &body;
+                    s.spawn(move || send(t, c, body));
+                }
+            });
+        }
+    }
+}
+
+fn send(t: &Target, c: &reqwest::blocking::Client, body: &str) {
+    let mut delay = Duration::from_millis(500);
+    for attempt in 1..=ATTEMPTS {
+        let mut req = c
+            .post(&t.url)
+            .header("Content-Type", "application/json")
+            .body(body.to_string());
+        match &t.auth {
+            Some(Auth::Basic(u, p)) => req = req.basic_auth(u, Some(p)),
+            Some(Auth::Header(h)) => req = req.header("Authorization", h),
+            None => {}
+        }
+        match req.send() {
+            Ok(r) if r.status().is_success() => return,
+            Ok(r) => {
+                let code = r.status();
+                tracing::warn!(url = %t.url, status = %code, attempt, "Alertmanager rejected alerts");
+                if code.is_client_error() {
+                    return;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(url = %t.url, error = %e, attempt, "cannot send alerts to Alertmanager")
+            }
+        }
+        if attempt < ATTEMPTS {
+            std::thread::sleep(delay);
+            delay *= 2;
+        }
+    }
+    tracing::error!(url = %t.url, "giving up sending a batch of alerts");
+}
+
+fn alert_json(a: &NotifyAlert) -> serde_json::Value {
+    let labels: serde_json::Map<String, serde_json::Value> = a
+        .labels
+        .iter()
+        .map(|l| {
+            (
+                l.name.to_string(),
+                serde_json::Value::String(l.value.to_string()),
+            )
+        })
+        .collect();
+    let ann: serde_json::Map<String, serde_json::Value> = a
+        .annotations
+        .iter()
+        .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+        .collect();
+    let mut o = serde_json::json!({
+        "labels": labels,
+        "annotations": ann,
+        "startsAt": format_rfc3339_ms(a.starts_at),
+        "generatorURL": a.generator_url,
+    });
+    if a.ends_at > 0 {
+        o["endsAt"] = serde_json::Value::String(format_rfc3339_ms(a.ends_at));
+    }
+    o
+}
+
+impl Notifier for ExternalNotifier {
+    fn notify(&self, alerts: Vec<NotifyAlert>) {
+        let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        q.extend(alerts);
+        let over = q.len().saturating_sub(QUEUE_CAPACITY);
+        if over > 0 {
+            q.drain(..over);
+            tracing::warn!(
+                dropped = over,
+                "alert queue full; dropped the oldest alerts"
+            );
+        }
+        drop(q);
+        self.ready.notify_one();
+    }
+}
