@@ -206,7 +206,7 @@ async fn slack_incoming_webhook_attachment_and_blocks() {
     assert_eq!(b["username"], "Sextant");
     let a = &b["attachments"][0];
     assert_eq!(a["title"], "[FIRING:2] HostDown (P0)");
-    assert_eq!(a["title_link"], "http://sextant:9595/#/alerts");
+    assert_eq!(a["title_link"], "http://sextant:9595/#/alerts?receiver=oncall");
     assert_eq!(a["text"], "a:9100 b:9100 ");
     assert_eq!(a["color"], "danger");
     assert_eq!(a["fields"][0], json!({"title": "Severity", "value": "P0", "short": true}));

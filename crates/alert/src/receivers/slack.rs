@@ -371,10 +371,10 @@ mod tests {
         assert!(p.get("channel").is_none());
         let a = &p["attachments"][0];
         assert_eq!(a["title"], "[FIRING:1] HostDown (node P0)");
-        assert_eq!(a["title_link"], "http://sextant:9595/#/alerts");
+        assert_eq!(a["title_link"], "http://sextant:9595/#/alerts?receiver=team");
         assert_eq!(a["color"], "danger");
         assert_eq!(a["text"], "");
-        assert_eq!(a["fallback"], "[FIRING:1] HostDown (node P0) | http://sextant:9595/#/alerts");
+        assert_eq!(a["fallback"], "[FIRING:1] HostDown (node P0) | http://sextant:9595/#/alerts?receiver=team");
         assert!(a.get("pretext").is_none());
     }
 
@@ -401,6 +401,6 @@ mod tests {
         assert!(p["blocks"][1]["text"]["text"].as_str().unwrap().contains("*HostDown* `instance=a:9100"));
         assert_eq!(p["blocks"][2]["fields"][0]["text"], "*sev*\nP0");
         assert_eq!(p["blocks"][3]["type"], "context");
-        assert_eq!(p["text"], "[FIRING:1] HostDown (node P0) | http://sextant:9595/#/alerts");
+        assert_eq!(p["text"], "[FIRING:1] HostDown (node P0) | http://sextant:9595/#/alerts?receiver=team");
     }
 }

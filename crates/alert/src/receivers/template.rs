@@ -205,7 +205,7 @@ fn maybe_escape(v: &str, esc: bool) -> String {
     }
 }
 
-/// Escapes `& < > " '` like Go's `html/template` does for text.
+/// Escapes `& < > " ' +` and NUL like Go's `html/template` does for text.
 pub fn html_escape(v: &str) -> String {
     let mut o = String::with_capacity(v.len());
     for c in v.chars() {
@@ -215,6 +215,8 @@ pub fn html_escape(v: &str) -> String {
             '>' => o.push_str("&gt;"),
             '"' => o.push_str("&#34;"),
             '\'' => o.push_str("&#39;"),
+            '+' => o.push_str("&#43;"),
+            '\0' => o.push('\u{FFFD}'),
             _ => o.push(c),
         }
     }
@@ -825,10 +827,10 @@ pub(crate) mod tests {
         let out = Templates::default().execute("{{ template \"email.default.subject\" . }}", &data(&n, false)).unwrap();
         assert_eq!(out, "[RESOLVED] HostDown ");
         assert_eq!(render("{{ template \"slack.default.title\" . }}"), "[FIRING:1] HostDown (node P0)");
-        assert_eq!(render("{{ template \"slack.default.titlelink\" . }}"), "http://sextant:9595/#/alerts");
+        assert_eq!(render("{{ template \"slack.default.titlelink\" . }}"), "http://sextant:9595/#/alerts?receiver=team");
         assert_eq!(
             render("{{ template \"slack.default.fallback\" . }}"),
-            "[FIRING:1] HostDown (node P0) | http://sextant:9595/#/alerts"
+            "[FIRING:1] HostDown (node P0) | http://sextant:9595/#/alerts?receiver=team"
         );
     }
 
