@@ -9,19 +9,30 @@ use std::path::Path;
 use std::process::Command;
 
 use sextant_alert::receivers::template::{data, Templates};
-use sextant_alert::{NotifiedAlert, Notification};
+use sextant_alert::{Notification, NotifiedAlert};
 
 const AM_DEFAULT: &str = "/usr/share/prometheus/alertmanager/default.tmpl";
 
 fn labels(p: &[(&str, &str)]) -> BTreeMap<String, String> {
-    p.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    p.iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 fn notification() -> Notification {
     let alert = |status: &str, instance: &str, ends: &str| NotifiedAlert {
         status: status.into(),
-        labels: labels(&[("alertname", "DiskFull"), ("instance", instance), ("job", "node"), ("severity", "P2"), ("mount", "/var")]),
-        annotations: labels(&[("summary", "disk > 85% on <host> & co"), ("runbook_url", "https://runbooks/disk?a=1+2")]),
+        labels: labels(&[
+            ("alertname", "DiskFull"),
+            ("instance", instance),
+            ("job", "node"),
+            ("severity", "P2"),
+            ("mount", "/var"),
+        ]),
+        annotations: labels(&[
+            ("summary", "disk > 85% on <host> & co"),
+            ("runbook_url", "https://runbooks/disk?a=1+2"),
+        ]),
         starts_at: "2026-11-23T10:00:00.25Z".into(),
         ends_at: ends.into(),
         generator_url: "http://sextant:9595/graph?g0.expr=disk".into(),
@@ -34,7 +45,12 @@ fn notification() -> Notification {
         status: "firing".into(),
         receiver: "ops team".into(),
         group_labels: labels(&[("alertname", "DiskFull"), ("job", "node")]),
-        common_labels: labels(&[("alertname", "DiskFull"), ("job", "node"), ("severity", "P2"), ("mount", "/var")]),
+        common_labels: labels(&[
+            ("alertname", "DiskFull"),
+            ("job", "node"),
+            ("severity", "P2"),
+            ("mount", "/var"),
+        ]),
         common_annotations: labels(&[("runbook_url", "https://runbooks/disk?a=1+2")]),
         external_url: "http://sextant.example:9595".into(),
         alerts: vec![
@@ -57,13 +73,34 @@ const CASES: &[(&str, &str)] = &[
     ("text", r#"{{ template "slack.default.fallback" . }}"#),
     ("text", r#"{{ template "slack.default.titlelink" . }}"#),
     ("text", r#"{{ template "telegram.default.message" . }}"#),
-    ("text", r#"{{ template "__text_alert_list" .Alerts.Resolved }}"#),
-    ("text", r#"{{ template "custom.title" . }}|{{ template "custom.list" . }}"#),
-    ("text", r#"{{ .CommonLabels.Remove .GroupLabels.Names | len }} {{ with .CommonLabels.Remove (stringSlice "mount" "job") }}{{ .SortedPairs.Values | join "/" }}{{ end }}"#),
-    ("text", r#"{{ len .Alerts.Firing }} {{ len .Alerts.Resolved }} {{ .Status }} {{ .Receiver }} [{{ .CommonLabels.absent }}] {{ .ExternalURL }}"#),
-    ("text", r#"{{ if match "^Disk" .GroupLabels.alertname }}m{{ end }} {{ toLower "ABC" }} {{ title "disk full" }} {{ stringSlice "x" "y" | join ", " }} {{ safeHtml "<b>" }}"#),
-    ("text", r#"{{ range .CommonLabels.SortedPairs }}{{ .Name }}={{ .Value }};{{ end }} {{ range .GroupLabels.SortedPairs.Values }}{{ . }};{{ end }}"#),
-    ("html", r#"{{ range .Alerts }}{{ .Annotations.summary }}|{{ end }}{{ .CommonLabels.mount }}"#),
+    (
+        "text",
+        r#"{{ template "__text_alert_list" .Alerts.Resolved }}"#,
+    ),
+    (
+        "text",
+        r#"{{ template "custom.title" . }}|{{ template "custom.list" . }}"#,
+    ),
+    (
+        "text",
+        r#"{{ .CommonLabels.Remove .GroupLabels.Names | len }} {{ with .CommonLabels.Remove (stringSlice "mount" "job") }}{{ .SortedPairs.Values | join "/" }}{{ end }}"#,
+    ),
+    (
+        "text",
+        r#"{{ len .Alerts.Firing }} {{ len .Alerts.Resolved }} {{ .Status }} {{ .Receiver }} [{{ .CommonLabels.absent }}] {{ .ExternalURL }}"#,
+    ),
+    (
+        "text",
+        r#"{{ if match "^Disk" .GroupLabels.alertname }}m{{ end }} {{ toLower "ABC" }} {{ title "disk full" }} {{ stringSlice "x" "y" | join ", " }} {{ safeHtml "<b>" }}"#,
+    ),
+    (
+        "text",
+        r#"{{ range .CommonLabels.SortedPairs }}{{ .Name }}={{ .Value }};{{ end }} {{ range .GroupLabels.SortedPairs.Values }}{{ . }};{{ end }}"#,
+    ),
+    (
+        "html",
+        r#"{{ range .Alerts }}{{ .Annotations.summary }}|{{ end }}{{ .CommonLabels.mount }}"#,
+    ),
 ];
 
 fn require_peers() -> bool {
@@ -75,27 +112,49 @@ fn amtool_render(dir: &Path, kind: &str, text: &str) -> String {
         .arg("template")
         .arg("render")
         .arg(format!("--template.glob={AM_DEFAULT}"))
-        .arg(format!("--template.glob={}", dir.join("user.tmpl").display()))
-        .arg(format!("--template.data={}", dir.join("data.json").display()))
+        .arg(format!(
+            "--template.glob={}",
+            dir.join("user.tmpl").display()
+        ))
+        .arg(format!(
+            "--template.data={}",
+            dir.join("data.json").display()
+        ))
         .arg(format!("--template.type={kind}"))
         .arg(format!("--template.text={text}"))
         .output()
         .expect("run amtool");
-    assert!(out.status.success(), "amtool failed on {text}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "amtool failed on {text}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).expect("utf-8")
 }
 
 #[test]
 fn templates_render_like_alertmanager() {
-    let have = Command::new("amtool").arg("--version").output().is_ok_and(|o| o.status.success());
+    let have = Command::new("amtool")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
     if !have || !Path::new(AM_DEFAULT).exists() {
-        assert!(!require_peers(), "amtool and {AM_DEFAULT} are required (SEXTANT_REQUIRE_PEERS=1)");
-        eprintln!("skipping templates_render_like_alertmanager: amtool or {AM_DEFAULT} not installed");
+        assert!(
+            !require_peers(),
+            "amtool and {AM_DEFAULT} are required (SEXTANT_REQUIRE_PEERS=1)"
+        );
+        eprintln!(
+            "skipping templates_render_like_alertmanager: amtool or {AM_DEFAULT} not installed"
+        );
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let n = notification();
-    std::fs::write(dir.path().join("data.json"), serde_json::to_vec(&n).unwrap()).unwrap();
+    std::fs::write(
+        dir.path().join("data.json"),
+        serde_json::to_vec(&n).unwrap(),
+    )
+    .unwrap();
     std::fs::write(dir.path().join("user.tmpl"), USER_TMPL).unwrap();
     let ours = Templates::load(&["user.tmpl".to_string()], dir.path()).unwrap();
     for (kind, text) in CASES {

@@ -73,9 +73,13 @@ pub struct Email {
 }
 
 fn split_host_port(s: &str) -> Result<(String, u16), String> {
-    let (h, p) = s.rsplit_once(':').ok_or_else(|| format!("smarthost {s:?}: missing port (host:port)"))?;
+    let (h, p) = s
+        .rsplit_once(':')
+        .ok_or_else(|| format!("smarthost {s:?}: missing port (host:port)"))?;
     let h = h.trim_start_matches('[').trim_end_matches(']');
-    let port: u16 = p.parse().map_err(|_| format!("smarthost {s:?}: bad port"))?;
+    let port: u16 = p
+        .parse()
+        .map_err(|_| format!("smarthost {s:?}: bad port"))?;
     if h.is_empty() {
         return Err(format!("smarthost {s:?}: missing host"));
     }
@@ -106,22 +110,40 @@ impl Email {
         if c.to.trim().is_empty() {
             return Err("missing to address".into());
         }
-        let from = c.from.clone().or(g.smtp_from.clone()).ok_or("no from address and no global smtp_from")?;
-        let smarthost = c.smarthost.clone().or(g.smtp_smarthost.clone()).ok_or("no smarthost and no global smtp_smarthost")?;
+        let from = c
+            .from
+            .clone()
+            .or(g.smtp_from.clone())
+            .ok_or("no from address and no global smtp_from")?;
+        let smarthost = c
+            .smarthost
+            .clone()
+            .or(g.smtp_smarthost.clone())
+            .ok_or("no smarthost and no global smtp_smarthost")?;
         let (host, port) = split_host_port(&smarthost)?;
         if c.auth_secret.is_some() {
             return Err("auth_secret (CRAM-MD5) is not supported; use auth_password".into());
         }
         let user = c.auth_username.clone().or(g.smtp_auth_username.clone());
-        let password = match Secret::from_fields(c.auth_password.as_deref(), c.auth_password_file.as_ref(), "auth_password")? {
+        let password = match Secret::from_fields(
+            c.auth_password.as_deref(),
+            c.auth_password_file.as_ref(),
+            "auth_password",
+        )? {
             Some(p) => Some(p),
-            None => Secret::from_fields(g.smtp_auth_password.as_deref(), g.smtp_auth_password_file.as_ref(), "global.smtp_auth_password")?,
+            None => Secret::from_fields(
+                g.smtp_auth_password.as_deref(),
+                g.smtp_auth_password_file.as_ref(),
+                "global.smtp_auth_password",
+            )?,
         };
         if let Some(p) = &password {
             p.check()?;
         }
         if user.is_some() && password.is_none() {
-            return Err("auth_username is set but neither auth_password nor auth_password_file".into());
+            return Err(
+                "auth_username is set but neither auth_password nor auth_password_file".into(),
+            );
         }
         let mut headers: BTreeMap<String, String> = BTreeMap::new();
         for (k, v) in &c.headers {
@@ -129,10 +151,13 @@ impl Email {
             if headers.contains_key(&k) {
                 return Err(format!("duplicate header {k:?}"));
             }
-            HeaderName::new_from_ascii(k.clone()).map_err(|_| format!("invalid header name {k:?}"))?;
+            HeaderName::new_from_ascii(k.clone())
+                .map_err(|_| format!("invalid header name {k:?}"))?;
             headers.insert(k, v.clone());
         }
-        headers.entry("Subject".into()).or_insert_with(|| r#"{{ template "email.default.subject" . }}"#.into());
+        headers
+            .entry("Subject".into())
+            .or_insert_with(|| r#"{{ template "email.default.subject" . }}"#.into());
         headers.entry("To".into()).or_insert_with(|| c.to.clone());
         headers.entry("From".into()).or_insert_with(|| from.clone());
         let t = &ctx.templates;
@@ -147,15 +172,24 @@ impl Email {
         if let Some(x) = &c.text {
             check_tmpl(t, x, "text")?;
         }
-        if let (Some(cf), None) | (None, Some(cf)) = (&c.tls_config.cert_file, &c.tls_config.key_file) {
-            return Err(format!("tls_config: cert_file and key_file must be set together ({} alone)", cf.display()));
+        if let (Some(cf), None) | (None, Some(cf)) =
+            (&c.tls_config.cert_file, &c.tls_config.key_file)
+        {
+            return Err(format!(
+                "tls_config: cert_file and key_file must be set together ({} alone)",
+                cf.display()
+            ));
         }
         Ok(Email {
             cfg: c.clone(),
             from,
             host,
             port,
-            hello: c.hello.clone().or(g.smtp_hello.clone()).unwrap_or_else(|| "localhost".into()),
+            hello: c
+                .hello
+                .clone()
+                .or(g.smtp_hello.clone())
+                .unwrap_or_else(|| "localhost".into()),
             require_tls: c.require_tls.or(g.smtp_require_tls).unwrap_or(true),
             user,
             password,
@@ -167,19 +201,26 @@ impl Email {
     fn tls_params(&self) -> Result<TlsParameters, NotifyError> {
         let tc = &self.cfg.tls_config;
         let domain = tc.server_name.clone().unwrap_or_else(|| self.host.clone());
-        let mut b = TlsParameters::builder(domain).dangerous_accept_invalid_certs(tc.insecure_skip_verify);
+        let mut b =
+            TlsParameters::builder(domain).dangerous_accept_invalid_certs(tc.insecure_skip_verify);
         if let Some(ca) = &tc.ca_file {
-            let pem = std::fs::read(ca).map_err(|e| nerr(false, format!("tls_config.ca_file {}: {e}", ca.display())))?;
-            let cert = Certificate::from_pem(&pem).map_err(|e| nerr(false, format!("tls_config.ca_file: {e}")))?;
+            let pem = std::fs::read(ca)
+                .map_err(|e| nerr(false, format!("tls_config.ca_file {}: {e}", ca.display())))?;
+            let cert = Certificate::from_pem(&pem)
+                .map_err(|e| nerr(false, format!("tls_config.ca_file: {e}")))?;
             b = b.add_root_certificate(cert);
         }
         if let (Some(c), Some(k)) = (&tc.cert_file, &tc.key_file) {
-            let cert = std::fs::read(c).map_err(|e| nerr(false, format!("tls_config.cert_file {}: {e}", c.display())))?;
-            let key = std::fs::read(k).map_err(|e| nerr(false, format!("tls_config.key_file {}: {e}", k.display())))?;
-            let id = Identity::from_pem(&cert, &key).map_err(|e| nerr(false, format!("tls_config client certificate: {e}")))?;
+            let cert = std::fs::read(c)
+                .map_err(|e| nerr(false, format!("tls_config.cert_file {}: {e}", c.display())))?;
+            let key = std::fs::read(k)
+                .map_err(|e| nerr(false, format!("tls_config.key_file {}: {e}", k.display())))?;
+            let id = Identity::from_pem(&cert, &key)
+                .map_err(|e| nerr(false, format!("tls_config client certificate: {e}")))?;
             b = b.identify_with(id);
         }
-        b.build_rustls().map_err(|e| nerr(false, format!("tls_config: {e}")))
+        b.build_rustls()
+            .map_err(|e| nerr(false, format!("tls_config: {e}")))
     }
 
     /// Renders the message and its envelope.
@@ -191,7 +232,9 @@ impl Email {
             .iter()
             .map(|(k, v)| render(t, v, &text_data, &format!("headers.{k}")).map(|r| (k.clone(), r)))
             .collect::<Result<_, _>>()?;
-        let bad = |what: &str, v: &str, e: &dyn std::fmt::Display| nerr(false, format!("email: {what} {v:?}: {e}"));
+        let bad = |what: &str, v: &str, e: &dyn std::fmt::Display| {
+            nerr(false, format!("email: {what} {v:?}: {e}"))
+        };
         let to_env = render(t, &self.cfg.to, &text_data, "to")?;
         let to_env: Mailboxes = to_env.parse().map_err(|e| bad("to", &to_env, &e))?;
         let from_env = render(t, &self.from, &text_data, "from")?;
@@ -212,7 +255,8 @@ impl Email {
                 }
                 "Subject" => b = b.subject(v.clone()),
                 _ => {
-                    let name = HeaderName::new_from_ascii(k.clone()).map_err(|_| bad("header name", k, &"invalid"))?;
+                    let name = HeaderName::new_from_ascii(k.clone())
+                        .map_err(|_| bad("header name", k, &"invalid"))?;
                     b = b.raw_header(HeaderValue::new(name, v.clone()));
                 }
             }
@@ -227,13 +271,27 @@ impl Email {
         };
         let msg = match (text, html) {
             (Some(tx), Some(h)) => b.multipart(MultiPart::alternative_plain_html(tx, h)),
-            (None, Some(h)) => b.singlepart(SinglePart::builder().header(ContentType::TEXT_HTML).body(h)),
-            (Some(tx), None) => b.singlepart(SinglePart::builder().header(ContentType::TEXT_PLAIN).body(tx)),
-            (None, None) => return Err(nerr(false, "email: neither html nor text is configured".into())),
+            (None, Some(h)) => {
+                b.singlepart(SinglePart::builder().header(ContentType::TEXT_HTML).body(h))
+            }
+            (Some(tx), None) => b.singlepart(
+                SinglePart::builder()
+                    .header(ContentType::TEXT_PLAIN)
+                    .body(tx),
+            ),
+            (None, None) => {
+                return Err(nerr(
+                    false,
+                    "email: neither html nor text is configured".into(),
+                ))
+            }
         }
         .map_err(|e| nerr(false, format!("email: building message: {e}")))?;
-        let env = Envelope::new(Some(from_env.email), to_env.iter().map(|m| m.email.clone()).collect())
-            .map_err(|e| nerr(false, format!("email: envelope: {e}")))?;
+        let env = Envelope::new(
+            Some(from_env.email),
+            to_env.iter().map(|m| m.email.clone()).collect(),
+        )
+        .map_err(|e| nerr(false, format!("email: envelope: {e}")))?;
         Ok((env, msg))
     }
 }
@@ -299,7 +357,10 @@ mod tests {
     use crate::receivers::template::tests::sample;
 
     fn ctx() -> BuildContext {
-        BuildContext { external_url: "http://sextant:9595".into(), ..Default::default() }
+        BuildContext {
+            external_url: "http://sextant:9595".into(),
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -313,11 +374,17 @@ mod tests {
         g.global.smtp_smarthost = Some("mail.example.org:587".into());
         let e = Email::new(&c, &g).unwrap();
         assert!(e.require_tls);
-        assert_eq!((e.host.as_str(), e.port, e.hello.as_str()), ("mail.example.org", 587, "localhost"));
+        assert_eq!(
+            (e.host.as_str(), e.port, e.hello.as_str()),
+            ("mail.example.org", 587, "localhost")
+        );
         let (env, msg) = e.message(&sample()).unwrap();
         assert_eq!(env.to().len(), 1);
         let raw = String::from_utf8(msg.formatted()).unwrap();
-        assert!(raw.contains("Subject: [FIRING:1] HostDown (node P0)"), "{raw}");
+        assert!(
+            raw.contains("Subject: [FIRING:1] HostDown (node P0)"),
+            "{raw}"
+        );
         assert!(raw.contains("To: ops@example.org"), "{raw}");
         assert!(raw.contains("Content-Type: text/html"), "{raw}");
     }
@@ -326,12 +393,21 @@ mod tests {
     fn validation() {
         let e = serde_json::from_str::<EmailConfig>(r#"{"to":"a@b","smtp":"x"}"#).unwrap_err();
         assert!(e.to_string().contains("smtp"), "{e}");
-        let c: EmailConfig = serde_json::from_str(r#"{"to":"a@b","from":"c@d","smarthost":"nohost"}"#).unwrap();
+        let c: EmailConfig =
+            serde_json::from_str(r#"{"to":"a@b","from":"c@d","smarthost":"nohost"}"#).unwrap();
         assert!(Email::new(&c, &ctx()).unwrap_err().contains("port"));
-        let c: EmailConfig = serde_json::from_str(r#"{"to":"a@b","from":"c@d","smarthost":"h:25","auth_secret":"s"}"#).unwrap();
+        let c: EmailConfig = serde_json::from_str(
+            r#"{"to":"a@b","from":"c@d","smarthost":"h:25","auth_secret":"s"}"#,
+        )
+        .unwrap();
         assert!(Email::new(&c, &ctx()).unwrap_err().contains("CRAM-MD5"));
-        let c: EmailConfig = serde_json::from_str(r#"{"to":"a@b","from":"c@d","smarthost":"h:25","auth_username":"u"}"#).unwrap();
-        assert!(Email::new(&c, &ctx()).unwrap_err().contains("auth_password"));
+        let c: EmailConfig = serde_json::from_str(
+            r#"{"to":"a@b","from":"c@d","smarthost":"h:25","auth_username":"u"}"#,
+        )
+        .unwrap();
+        assert!(Email::new(&c, &ctx())
+            .unwrap_err()
+            .contains("auth_password"));
         let c: EmailConfig = serde_json::from_str(r#"{"to":"a@b","from":"c@d","smarthost":"h:25","headers":{"subject":"x","Subject":"y"}}"#).unwrap();
         assert!(Email::new(&c, &ctx()).unwrap_err().contains("duplicate"));
     }

@@ -102,7 +102,9 @@ impl Client {
         }
         if let Some(ca) = &tls.ca_file {
             let pem = read_file(ca, "ca_file")?;
-            for c in reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| format!("tls_config.ca_file: {e}"))? {
+            for c in reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| format!("tls_config.ca_file: {e}"))?
+            {
                 b = b.add_root_certificate(c);
             }
         }
@@ -111,7 +113,8 @@ impl Client {
                 let mut pem = read_file(c, "cert_file")?;
                 pem.push(b'\n');
                 pem.extend(read_file(k, "key_file")?);
-                let id = reqwest::Identity::from_pem(&pem).map_err(|e| format!("tls_config: client certificate: {e}"))?;
+                let id = reqwest::Identity::from_pem(&pem)
+                    .map_err(|e| format!("tls_config: client certificate: {e}"))?;
                 b = b.identity(id);
             }
             (None, None) => {}
@@ -124,20 +127,41 @@ impl Client {
             None => {}
             Some("TLS12") => b = b.min_tls_version(reqwest::tls::Version::TLS_1_2),
             Some("TLS13") => b = b.min_tls_version(reqwest::tls::Version::TLS_1_3),
-            Some(v) => return Err(format!("tls_config.min_version: unsupported {v:?} (TLS12 or TLS13)")),
+            Some(v) => {
+                return Err(format!(
+                    "tls_config.min_version: unsupported {v:?} (TLS12 or TLS13)"
+                ))
+            }
         }
         if let Some(p) = &cfg.proxy_url {
-            b = b.proxy(reqwest::Proxy::all(p).map_err(|e| format!("proxy_url: {}", e.without_url()))?);
+            b = b.proxy(
+                reqwest::Proxy::all(p).map_err(|e| format!("proxy_url: {}", e.without_url()))?,
+            );
         }
         let inner = b.build().map_err(|e| format!("http client: {e}"))?;
 
-        let bearer = Secret::from_fields(cfg.bearer_token.as_deref(), cfg.bearer_token_file.as_ref(), "bearer_token")?;
-        let set = [cfg.basic_auth.is_some(), cfg.authorization.is_some(), bearer.is_some()].iter().filter(|x| **x).count();
+        let bearer = Secret::from_fields(
+            cfg.bearer_token.as_deref(),
+            cfg.bearer_token_file.as_ref(),
+            "bearer_token",
+        )?;
+        let set = [
+            cfg.basic_auth.is_some(),
+            cfg.authorization.is_some(),
+            bearer.is_some(),
+        ]
+        .iter()
+        .filter(|x| **x)
+        .count();
         if set > 1 {
             return Err("at most one of basic_auth, authorization and bearer_token(_file) must be configured".into());
         }
         let auth = if let Some(ba) = &cfg.basic_auth {
-            let pw = Secret::from_fields(ba.password.as_deref(), ba.password_file.as_ref(), "basic_auth.password")?;
+            let pw = Secret::from_fields(
+                ba.password.as_deref(),
+                ba.password_file.as_ref(),
+                "basic_auth.password",
+            )?;
             if let Some(p) = &pw {
                 p.check()?;
             }
@@ -147,8 +171,12 @@ impl Client {
             if kind.eq_ignore_ascii_case("basic") {
                 return Err("authorization.type Basic is not allowed; use basic_auth".into());
             }
-            let cred = Secret::from_fields(a.credentials.as_deref(), a.credentials_file.as_ref(), "authorization.credentials")?
-                .ok_or("authorization: credentials or credentials_file is required")?;
+            let cred = Secret::from_fields(
+                a.credentials.as_deref(),
+                a.credentials_file.as_ref(),
+                "authorization.credentials",
+            )?
+            .ok_or("authorization: credentials or credentials_file is required")?;
             cred.check()?;
             Auth::Header(kind, cred)
         } else if let Some(b) = bearer {
@@ -161,12 +189,19 @@ impl Client {
     }
 
     /// Starts a request with the configured auth applied.
-    pub fn request(&self, method: reqwest::Method, url: &str) -> Result<reqwest::RequestBuilder, NotifyError> {
+    pub fn request(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+    ) -> Result<reqwest::RequestBuilder, NotifyError> {
         let rb = self.inner.request(method, url);
         Ok(match &self.auth {
             Auth::None => rb,
             Auth::Basic(u, p) => rb.basic_auth(u, p.as_ref().map(|s| s.get()).transpose()?),
-            Auth::Header(kind, s) => rb.header(reqwest::header::AUTHORIZATION, format!("{kind} {}", s.get()?)),
+            Auth::Header(kind, s) => rb.header(
+                reqwest::header::AUTHORIZATION,
+                format!("{kind} {}", s.get()?),
+            ),
         })
     }
 }
@@ -180,7 +215,10 @@ pub(crate) fn net_error(what: &str, e: reqwest::Error) -> NotifyError {
         msg.push_str(&format!(": {s}"));
         src = s.source();
     }
-    NotifyError { retryable: true, msg }
+    NotifyError {
+        retryable: true,
+        msg,
+    }
 }
 
 /// Whether an HTTP status is worth retrying (5xx and 429).
@@ -189,7 +227,11 @@ pub fn retryable_status(code: u16) -> bool {
 }
 
 /// Reads at most `limit` bytes of a response body.
-pub(crate) async fn read_limited(mut resp: reqwest::Response, limit: usize, what: &str) -> Result<Vec<u8>, NotifyError> {
+pub(crate) async fn read_limited(
+    mut resp: reqwest::Response,
+    limit: usize,
+    what: &str,
+) -> Result<Vec<u8>, NotifyError> {
     let mut out = Vec::new();
     while let Some(chunk) = resp.chunk().await.map_err(|e| net_error(what, e))? {
         let room = limit.saturating_sub(out.len());
@@ -204,7 +246,10 @@ pub(crate) async fn read_limited(mut resp: reqwest::Response, limit: usize, what
 /// A short, single-line excerpt of a response body for error messages.
 pub(crate) fn excerpt(body: &[u8]) -> String {
     let s = String::from_utf8_lossy(&body[..body.len().min(512)]);
-    let s: String = s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    let s: String = s
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
     let s = s.trim();
     if s.chars().count() > 200 {
         format!("{}…", s.chars().take(200).collect::<String>())
@@ -224,7 +269,11 @@ pub(crate) async fn send(rb: reqwest::RequestBuilder, what: &str) -> Result<Vec<
     }
     Err(NotifyError {
         retryable: retryable_status(status.as_u16()),
-        msg: format!("{what}: unexpected status code {}: {}", status.as_u16(), excerpt(&body)),
+        msg: format!(
+            "{what}: unexpected status code {}: {}",
+            status.as_u16(),
+            excerpt(&body)
+        ),
     })
 }
 
@@ -242,9 +291,13 @@ mod tests {
         assert!(Client::new(Some(&c), None).is_ok());
         let e = serde_json::from_str::<HttpConfig>(r#"{"oauth3":{}}"#).unwrap_err();
         assert!(e.to_string().contains("oauth3"), "{e}");
-        let two: HttpConfig = serde_json::from_str(r#"{"basic_auth":{"username":"u"},"bearer_token":"x"}"#).unwrap();
-        assert!(Client::new(Some(&two), None).unwrap_err().contains("at most one"));
-        let a: HttpConfig = serde_json::from_str(r#"{"authorization":{"credentials":"t"}}"#).unwrap();
+        let two: HttpConfig =
+            serde_json::from_str(r#"{"basic_auth":{"username":"u"},"bearer_token":"x"}"#).unwrap();
+        assert!(Client::new(Some(&two), None)
+            .unwrap_err()
+            .contains("at most one"));
+        let a: HttpConfig =
+            serde_json::from_str(r#"{"authorization":{"credentials":"t"}}"#).unwrap();
         assert!(Client::new(Some(&a), None).is_ok());
     }
 

@@ -122,13 +122,22 @@ impl IssueTracker {
         if !(api.starts_with("http://") || api.starts_with("https://")) {
             return Err(format!("api_url {api:?} must be an http(s) URL"));
         }
-        let api = if forge == Forge::Gitea && !api.ends_with("/api/v1") { format!("{api}/api/v1") } else { api };
+        let api = if forge == Forge::Gitea && !api.ends_with("/api/v1") {
+            format!("{api}/api/v1")
+        } else {
+            api
+        };
         let token = Secret::from_fields(c.token.as_deref(), c.token_file.as_ref(), "token")?;
         if let Some(t) = &token {
             t.check()?;
         }
         let http_cfg = c.http_config.as_ref().or(ctx.global.http_config.as_ref());
-        let http_auth = http_cfg.is_some_and(|h| h.basic_auth.is_some() || h.authorization.is_some() || h.bearer_token.is_some() || h.bearer_token_file.is_some());
+        let http_auth = http_cfg.is_some_and(|h| {
+            h.basic_auth.is_some()
+                || h.authorization.is_some()
+                || h.bearer_token.is_some()
+                || h.bearer_token_file.is_some()
+        });
         if token.is_none() && !http_auth {
             return Err("one of token or token_file must be configured".into());
         }
@@ -167,10 +176,16 @@ impl IssueTracker {
         format!("{}/repos/{}/{}{path}", self.api, self.owner, self.name)
     }
 
-    fn req(&self, method: reqwest::Method, url: &str) -> Result<reqwest::RequestBuilder, NotifyError> {
+    fn req(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+    ) -> Result<reqwest::RequestBuilder, NotifyError> {
         let mut rb = self.client.request(method, url)?;
         rb = match self.forge {
-            Forge::GitHub => rb.header("Accept", "application/vnd.github+json").header("X-GitHub-Api-Version", "2022-11-28"),
+            Forge::GitHub => rb
+                .header("Accept", "application/vnd.github+json")
+                .header("X-GitHub-Api-Version", "2022-11-28"),
             Forge::Gitea => rb.header("Accept", "application/json"),
         };
         if let Some(t) = &self.token {
@@ -179,12 +194,20 @@ impl IssueTracker {
                 Forge::GitHub => "Bearer",
                 Forge::Gitea => "token",
             };
-            rb = rb.header(reqwest::header::AUTHORIZATION, format!("{scheme} {}", t.trim()));
+            rb = rb.header(
+                reqwest::header::AUTHORIZATION,
+                format!("{scheme} {}", t.trim()),
+            );
         }
         Ok(rb)
     }
 
-    async fn call(&self, method: reqwest::Method, url: &str, body: Option<&Json>) -> Result<Json, NotifyError> {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        body: Option<&Json>,
+    ) -> Result<Json, NotifyError> {
         let mut rb = self.req(method, url)?;
         if let Some(b) = body {
             rb = rb.json(b);
@@ -193,11 +216,25 @@ impl IssueTracker {
         if bytes.is_empty() {
             return Ok(Json::Null);
         }
-        serde_json::from_slice(&bytes).map_err(|e| nerr(true, format!("{}: response is not JSON: {e}: {}", self.what(), http::excerpt(&bytes))))
+        serde_json::from_slice(&bytes).map_err(|e| {
+            nerr(
+                true,
+                format!(
+                    "{}: response is not JSON: {e}: {}",
+                    self.what(),
+                    http::excerpt(&bytes)
+                ),
+            )
+        })
     }
 
     fn static_labels(&self) -> Vec<&str> {
-        self.cfg.labels.iter().filter(|l| !l.contains("{{") && !l.trim().is_empty()).map(|l| l.trim()).collect()
+        self.cfg
+            .labels
+            .iter()
+            .filter(|l| !l.contains("{{") && !l.trim().is_empty())
+            .map(|l| l.trim())
+            .collect()
     }
 
     /// The number of the open issue carrying `marker`, if any.
@@ -208,7 +245,8 @@ impl IssueTracker {
             Forge::Gitea => 50,
         };
         for page in 1..=MAX_PAGES {
-            let mut q: Vec<(&str, String)> = vec![("state", "open".into()), ("page", page.to_string())];
+            let mut q: Vec<(&str, String)> =
+                vec![("state", "open".into()), ("page", page.to_string())];
             match self.forge {
                 Forge::GitHub => q.push(("per_page", per_page.to_string())),
                 Forge::Gitea => {
@@ -219,15 +257,29 @@ impl IssueTracker {
             if !labels.is_empty() {
                 q.push(("labels", labels.clone()));
             }
-            let rb = self.req(reqwest::Method::GET, &self.url("/issues"))?.query(&q);
+            let rb = self
+                .req(reqwest::Method::GET, &self.url("/issues"))?
+                .query(&q);
             let bytes = http::send(rb, self.what()).await?;
-            let items: Vec<Json> = serde_json::from_slice(&bytes)
-                .map_err(|e| nerr(true, format!("{}: listing issues: {e}: {}", self.what(), http::excerpt(&bytes))))?;
+            let items: Vec<Json> = serde_json::from_slice(&bytes).map_err(|e| {
+                nerr(
+                    true,
+                    format!(
+                        "{}: listing issues: {e}: {}",
+                        self.what(),
+                        http::excerpt(&bytes)
+                    ),
+                )
+            })?;
             for it in &items {
                 if it.get("pull_request").is_some_and(|p| !p.is_null()) {
                     continue;
                 }
-                if it.get("body").and_then(Json::as_str).is_some_and(|b| b.contains(marker)) {
+                if it
+                    .get("body")
+                    .and_then(Json::as_str)
+                    .is_some_and(|b| b.contains(marker))
+                {
                     if let Some(n) = it.get("number").and_then(Json::as_u64) {
                         return Ok(Some(n));
                     }
@@ -245,11 +297,17 @@ impl IssueTracker {
     async fn gitea_label_ids(&self, names: &[String]) -> Result<Vec<u64>, NotifyError> {
         let mut known: Vec<(String, u64)> = Vec::new();
         for page in 1..=MAX_PAGES {
-            let rb = self.req(reqwest::Method::GET, &self.url("/labels"))?.query(&[("page", page.to_string()), ("limit", "50".into())]);
+            let rb = self
+                .req(reqwest::Method::GET, &self.url("/labels"))?
+                .query(&[("page", page.to_string()), ("limit", "50".into())]);
             let bytes = http::send(rb, "gitea").await?;
-            let items: Vec<Json> = serde_json::from_slice(&bytes).map_err(|e| nerr(true, format!("gitea: listing labels: {e}")))?;
+            let items: Vec<Json> = serde_json::from_slice(&bytes)
+                .map_err(|e| nerr(true, format!("gitea: listing labels: {e}")))?;
             for it in &items {
-                if let (Some(n), Some(id)) = (it.get("name").and_then(Json::as_str), it.get("id").and_then(Json::as_u64)) {
+                if let (Some(n), Some(id)) = (
+                    it.get("name").and_then(Json::as_str),
+                    it.get("id").and_then(Json::as_u64),
+                ) {
                     known.push((n.to_string(), id));
                 }
             }
@@ -263,8 +321,17 @@ impl IssueTracker {
                 ids.push(*id);
                 continue;
             }
-            let created = self.call(reqwest::Method::POST, &self.url("/labels"), Some(&json!({"name": name, "color": "#d73a4a"}))).await?;
-            let id = created.get("id").and_then(Json::as_u64).ok_or_else(|| nerr(true, "gitea: created label has no id".into()))?;
+            let created = self
+                .call(
+                    reqwest::Method::POST,
+                    &self.url("/labels"),
+                    Some(&json!({"name": name, "color": "#d73a4a"})),
+                )
+                .await?;
+            let id = created
+                .get("id")
+                .and_then(Json::as_u64)
+                .ok_or_else(|| nerr(true, "gitea: created label has no id".into()))?;
             ids.push(id);
         }
         Ok(ids)
@@ -280,19 +347,33 @@ impl IssueTracker {
         match (existing, firing) {
             (Some(num), _) => {
                 let body = render(t, &self.cfg.comment, &d, "comment")?;
-                self.call(reqwest::Method::POST, &self.url(&format!("/issues/{num}/comments")), Some(&json!({"body": body}))).await?;
+                self.call(
+                    reqwest::Method::POST,
+                    &self.url(&format!("/issues/{num}/comments")),
+                    Some(&json!({"body": body})),
+                )
+                .await?;
                 if !firing {
                     let mut patch = json!({"state": "closed"});
                     if self.forge == Forge::GitHub {
                         patch["state_reason"] = json!("completed");
                     }
-                    self.call(reqwest::Method::PATCH, &self.url(&format!("/issues/{num}")), Some(&patch)).await?;
+                    self.call(
+                        reqwest::Method::PATCH,
+                        &self.url(&format!("/issues/{num}")),
+                        Some(&patch),
+                    )
+                    .await?;
                     tracing::info!(repo = %self.cfg.repo, issue = num, "closed issue of resolved alert group");
                 }
             }
             (None, true) => {
-                let title = truncate_chars(render(t, &self.cfg.title, &d, "title")?.trim(), MAX_TITLE).0;
-                let body = format!("{}\n\n{marker}\n", render(t, &self.cfg.body, &d, "body")?.trim_end());
+                let title =
+                    truncate_chars(render(t, &self.cfg.title, &d, "title")?.trim(), MAX_TITLE).0;
+                let body = format!(
+                    "{}\n\n{marker}\n",
+                    render(t, &self.cfg.body, &d, "body")?.trim_end()
+                );
                 let mut labels: Vec<String> = Vec::new();
                 for l in &self.cfg.labels {
                     let r = render(t, l, &d, "labels")?.trim().to_string();
@@ -307,7 +388,9 @@ impl IssueTracker {
                         Forge::Gitea => json!(self.gitea_label_ids(&labels).await?),
                     };
                 }
-                let created = self.call(reqwest::Method::POST, &self.url("/issues"), Some(&issue)).await?;
+                let created = self
+                    .call(reqwest::Method::POST, &self.url("/issues"), Some(&issue))
+                    .await?;
                 tracing::info!(repo = %self.cfg.repo, issue = ?created.get("number"), "opened issue for alert group");
             }
             (None, false) => {
@@ -347,17 +430,43 @@ mod tests {
         assert!(c.send_resolved);
         let gh = IssueTracker::new(Forge::GitHub, &c, &BuildContext::default()).unwrap();
         assert_eq!(gh.api, "https://api.github.com");
-        assert_eq!(gh.url("/issues"), "https://api.github.com/repos/acme/ops/issues");
-        assert!(IssueTracker::new(Forge::Gitea, &c, &BuildContext::default()).unwrap_err().contains("api_url"));
-        let g: IssueConfig = serde_json::from_str(r#"{"repo":"acme/ops","token":"t","api_url":"https://git.example.org/"}"#).unwrap();
-        assert_eq!(IssueTracker::new(Forge::Gitea, &g, &BuildContext::default()).unwrap().api, "https://git.example.org/api/v1");
+        assert_eq!(
+            gh.url("/issues"),
+            "https://api.github.com/repos/acme/ops/issues"
+        );
+        assert!(
+            IssueTracker::new(Forge::Gitea, &c, &BuildContext::default())
+                .unwrap_err()
+                .contains("api_url")
+        );
+        let g: IssueConfig = serde_json::from_str(
+            r#"{"repo":"acme/ops","token":"t","api_url":"https://git.example.org/"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            IssueTracker::new(Forge::Gitea, &g, &BuildContext::default())
+                .unwrap()
+                .api,
+            "https://git.example.org/api/v1"
+        );
         for bad in ["acme", "acme/", "/ops", "a/b/c"] {
-            let c: IssueConfig = serde_json::from_str(&format!(r#"{{"repo":"{bad}","token":"t"}}"#)).unwrap();
-            assert!(IssueTracker::new(Forge::GitHub, &c, &BuildContext::default()).unwrap_err().contains("owner/name"), "{bad}");
+            let c: IssueConfig =
+                serde_json::from_str(&format!(r#"{{"repo":"{bad}","token":"t"}}"#)).unwrap();
+            assert!(
+                IssueTracker::new(Forge::GitHub, &c, &BuildContext::default())
+                    .unwrap_err()
+                    .contains("owner/name"),
+                "{bad}"
+            );
         }
         let c: IssueConfig = serde_json::from_str(r#"{"repo":"a/b"}"#).unwrap();
-        assert!(IssueTracker::new(Forge::GitHub, &c, &BuildContext::default()).unwrap_err().contains("token"));
-        let e = serde_json::from_str::<IssueConfig>(r#"{"repo":"a/b","assignee":"x"}"#).unwrap_err();
+        assert!(
+            IssueTracker::new(Forge::GitHub, &c, &BuildContext::default())
+                .unwrap_err()
+                .contains("token")
+        );
+        let e =
+            serde_json::from_str::<IssueConfig>(r#"{"repo":"a/b","assignee":"x"}"#).unwrap_err();
         assert!(e.to_string().contains("assignee"), "{e}");
     }
 
@@ -365,7 +474,10 @@ mod tests {
     fn marker_is_stable() {
         assert_eq!(group_hash(""), "cbf29ce484222325");
         assert_eq!(group_hash("a"), "af63dc4c8601ec8c");
-        assert_eq!(marker("{}:{alertname=\"X\"}"), marker("{}:{alertname=\"X\"}"));
+        assert_eq!(
+            marker("{}:{alertname=\"X\"}"),
+            marker("{}:{alertname=\"X\"}")
+        );
         assert_ne!(marker("a"), marker("b"));
     }
 }

@@ -89,29 +89,51 @@ pub struct ConfigError {
 }
 
 /// Builds every integration of one receiver, validating fields and templates.
-pub fn build(cfg: &ReceiverConfig, ctx: &BuildContext) -> Result<Vec<Box<dyn Receiver>>, ConfigError> {
+pub fn build(
+    cfg: &ReceiverConfig,
+    ctx: &BuildContext,
+) -> Result<Vec<Box<dyn Receiver>>, ConfigError> {
     let mut out: Vec<Box<dyn Receiver>> = Vec::new();
     let wrap = |integration: &'static str, index: usize| {
         let receiver = cfg.name.clone();
-        move |msg: String| ConfigError { receiver: receiver.clone(), integration, index, msg }
+        move |msg: String| ConfigError {
+            receiver: receiver.clone(),
+            integration,
+            index,
+            msg,
+        }
     };
     for (i, c) in cfg.webhook_configs.iter().enumerate() {
-        out.push(Box::new(webhook::Webhook::new(c, ctx).map_err(wrap("webhook_configs", i))?));
+        out.push(Box::new(
+            webhook::Webhook::new(c, ctx).map_err(wrap("webhook_configs", i))?,
+        ));
     }
     for (i, c) in cfg.slack_configs.iter().enumerate() {
-        out.push(Box::new(slack::Slack::new(c, ctx).map_err(wrap("slack_configs", i))?));
+        out.push(Box::new(
+            slack::Slack::new(c, ctx).map_err(wrap("slack_configs", i))?,
+        ));
     }
     for (i, c) in cfg.telegram_configs.iter().enumerate() {
-        out.push(Box::new(telegram::Telegram::new(c, ctx).map_err(wrap("telegram_configs", i))?));
+        out.push(Box::new(
+            telegram::Telegram::new(c, ctx).map_err(wrap("telegram_configs", i))?,
+        ));
     }
     for (i, c) in cfg.email_configs.iter().enumerate() {
-        out.push(Box::new(email::Email::new(c, ctx).map_err(wrap("email_configs", i))?));
+        out.push(Box::new(
+            email::Email::new(c, ctx).map_err(wrap("email_configs", i))?,
+        ));
     }
     for (i, c) in cfg.gitea_configs.iter().enumerate() {
-        out.push(Box::new(issues::IssueTracker::new(issues::Forge::Gitea, c, ctx).map_err(wrap("gitea_configs", i))?));
+        out.push(Box::new(
+            issues::IssueTracker::new(issues::Forge::Gitea, c, ctx)
+                .map_err(wrap("gitea_configs", i))?,
+        ));
     }
     for (i, c) in cfg.github_configs.iter().enumerate() {
-        out.push(Box::new(issues::IssueTracker::new(issues::Forge::GitHub, c, ctx).map_err(wrap("github_configs", i))?));
+        out.push(Box::new(
+            issues::IssueTracker::new(issues::Forge::GitHub, c, ctx)
+                .map_err(wrap("github_configs", i))?,
+        ));
     }
     Ok(out)
 }
@@ -140,9 +162,15 @@ const MAX_SECRET_FILE: u64 = 64 << 10;
 impl Secret {
     /// From an inline value (`${NAME}` = environment variable) and/or a `*_file` path; both set
     /// is an error, as in Alertmanager.
-    pub fn from_fields(inline: Option<&str>, file: Option<&PathBuf>, field: &str) -> Result<Option<Secret>, String> {
+    pub fn from_fields(
+        inline: Option<&str>,
+        file: Option<&PathBuf>,
+        field: &str,
+    ) -> Result<Option<Secret>, String> {
         match (inline, file) {
-            (Some(_), Some(_)) => Err(format!("at most one of {field} and {field}_file must be configured")),
+            (Some(_), Some(_)) => Err(format!(
+                "at most one of {field} and {field}_file must be configured"
+            )),
             (Some(v), None) => Ok(Some(Secret::parse_inline(v))),
             (None, Some(f)) => Ok(Some(Secret::File(f.clone()))),
             (None, None) => Ok(None),
@@ -162,13 +190,20 @@ impl Secret {
     pub fn resolve(&self) -> Result<String, String> {
         match self {
             Secret::Inline(v) => Ok(v.clone()),
-            Secret::Env(n) => std::env::var(n).map_err(|_| format!("environment variable {n} is not set")),
+            Secret::Env(n) => {
+                std::env::var(n).map_err(|_| format!("environment variable {n} is not set"))
+            }
             Secret::File(p) => {
-                let meta = std::fs::metadata(p).map_err(|e| format!("reading {}: {e}", p.display()))?;
+                let meta =
+                    std::fs::metadata(p).map_err(|e| format!("reading {}: {e}", p.display()))?;
                 if meta.len() > MAX_SECRET_FILE {
-                    return Err(format!("{} is larger than {MAX_SECRET_FILE} bytes", p.display()));
+                    return Err(format!(
+                        "{} is larger than {MAX_SECRET_FILE} bytes",
+                        p.display()
+                    ));
                 }
-                let s = std::fs::read_to_string(p).map_err(|e| format!("reading {}: {e}", p.display()))?;
+                let s = std::fs::read_to_string(p)
+                    .map_err(|e| format!("reading {}: {e}", p.display()))?;
                 Ok(s.trim_end_matches(['\n', '\r']).to_string())
             }
         }
@@ -176,7 +211,10 @@ impl Secret {
 
     /// Resolve at notification time; failures are not retryable (configuration problem).
     pub(crate) fn get(&self) -> Result<String, NotifyError> {
-        self.resolve().map_err(|msg| NotifyError { retryable: false, msg })
+        self.resolve().map_err(|msg| NotifyError {
+            retryable: false,
+            msg,
+        })
     }
 
     /// Checks at build time that an env/file secret is readable.
@@ -190,8 +228,16 @@ fn default_true() -> bool {
 }
 
 /// Renders `text` for a notification; template failures are configuration errors (not retryable).
-pub(crate) fn render(t: &Templates, text: &str, data: &gotmpl::Value, field: &str) -> Result<String, NotifyError> {
-    t.execute(text, data).map_err(|e| NotifyError { retryable: false, msg: format!("{field}: {e}") })
+pub(crate) fn render(
+    t: &Templates,
+    text: &str,
+    data: &gotmpl::Value,
+    field: &str,
+) -> Result<String, NotifyError> {
+    t.execute(text, data).map_err(|e| NotifyError {
+        retryable: false,
+        msg: format!("{field}: {e}"),
+    })
 }
 
 /// Validates a template field at build time.
@@ -215,7 +261,8 @@ mod tests {
 
     #[test]
     fn receiver_config_rejects_unknown_fields() {
-        let e = serde_json::from_str::<ReceiverConfig>(r#"{"name":"x","pagerduty_configs":[]}"#).unwrap_err();
+        let e = serde_json::from_str::<ReceiverConfig>(r#"{"name":"x","pagerduty_configs":[]}"#)
+            .unwrap_err();
         assert!(e.to_string().contains("pagerduty_configs"), "{e}");
         let c: ReceiverConfig = serde_json::from_str(r#"{"name":"x"}"#).unwrap();
         assert!(build(&c, &BuildContext::default()).unwrap().is_empty());
@@ -223,15 +270,29 @@ mod tests {
 
     #[test]
     fn secrets_from_env_file_inline() {
-        assert!(matches!(Secret::parse_inline("${SX_TEST_TOKEN}"), Secret::Env(n) if n == "SX_TEST_TOKEN"));
+        assert!(
+            matches!(Secret::parse_inline("${SX_TEST_TOKEN}"), Secret::Env(n) if n == "SX_TEST_TOKEN")
+        );
         assert!(matches!(Secret::parse_inline("$abc"), Secret::Inline(_)));
         assert!(matches!(Secret::parse_inline("${a b}"), Secret::Inline(_)));
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("tok");
         std::fs::write(&f, "s3cret\n").unwrap();
-        assert_eq!(Secret::from_fields(None, Some(&f), "token").unwrap().unwrap().resolve().unwrap(), "s3cret");
-        assert!(Secret::from_fields(Some("a"), Some(&f), "token").unwrap_err().contains("token_file"));
-        assert!(Secret::Env("SX_SURELY_UNSET_VAR".into()).resolve().unwrap_err().contains("SX_SURELY_UNSET_VAR"));
+        assert_eq!(
+            Secret::from_fields(None, Some(&f), "token")
+                .unwrap()
+                .unwrap()
+                .resolve()
+                .unwrap(),
+            "s3cret"
+        );
+        assert!(Secret::from_fields(Some("a"), Some(&f), "token")
+            .unwrap_err()
+            .contains("token_file"));
+        assert!(Secret::Env("SX_SURELY_UNSET_VAR".into())
+            .resolve()
+            .unwrap_err()
+            .contains("SX_SURELY_UNSET_VAR"));
     }
 
     #[test]

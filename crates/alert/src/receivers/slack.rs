@@ -160,18 +160,33 @@ const MAX_TITLE: usize = 1024;
 
 impl Slack {
     pub fn new(c: &SlackConfig, ctx: &BuildContext) -> Result<Self, String> {
-        let url = match Secret::from_fields(c.api_url.as_deref(), c.api_url_file.as_ref(), "api_url")? {
-            Some(u) => u,
-            None => Secret::from_fields(ctx.global.slack_api_url.as_deref(), ctx.global.slack_api_url_file.as_ref(), "global.slack_api_url")?
+        let url =
+            match Secret::from_fields(c.api_url.as_deref(), c.api_url_file.as_ref(), "api_url")? {
+                Some(u) => u,
+                None => Secret::from_fields(
+                    ctx.global.slack_api_url.as_deref(),
+                    ctx.global.slack_api_url_file.as_ref(),
+                    "global.slack_api_url",
+                )?
                 .ok_or("no api_url or api_url_file and no global slack_api_url")?,
-        };
+            };
         url.check()?;
         let t = &ctx.templates;
         for (f, v) in [
-            ("username", &c.username), ("color", &c.color), ("title", &c.title), ("title_link", &c.title_link),
-            ("pretext", &c.pretext), ("text", &c.text), ("footer", &c.footer), ("fallback", &c.fallback),
-            ("callback_id", &c.callback_id), ("icon_emoji", &c.icon_emoji), ("icon_url", &c.icon_url),
-            ("channel", &c.channel), ("image_url", &c.image_url), ("thumb_url", &c.thumb_url),
+            ("username", &c.username),
+            ("color", &c.color),
+            ("title", &c.title),
+            ("title_link", &c.title_link),
+            ("pretext", &c.pretext),
+            ("text", &c.text),
+            ("footer", &c.footer),
+            ("fallback", &c.fallback),
+            ("callback_id", &c.callback_id),
+            ("icon_emoji", &c.icon_emoji),
+            ("icon_url", &c.icon_url),
+            ("channel", &c.channel),
+            ("image_url", &c.image_url),
+            ("thumb_url", &c.thumb_url),
         ] {
             check_tmpl(t, v, f)?;
         }
@@ -184,8 +199,16 @@ impl Slack {
                 return Err("actions: type, text and either url or name are required".into());
             }
         }
-        let client = Client::new(c.http_config.as_ref().or(ctx.global.http_config.as_ref()), parse_timeout(c.timeout.as_deref())?)?;
-        Ok(Slack { cfg: c.clone(), url, client, templates: ctx.templates.clone() })
+        let client = Client::new(
+            c.http_config.as_ref().or(ctx.global.http_config.as_ref()),
+            parse_timeout(c.timeout.as_deref())?,
+        )?;
+        Ok(Slack {
+            cfg: c.clone(),
+            url,
+            client,
+            templates: ctx.templates.clone(),
+        })
     }
 
     /// The JSON payload for a notification.
@@ -224,7 +247,10 @@ impl Slack {
         let fallback = r(&c.fallback, "fallback")?;
         if c.blocks {
             msg.insert("text".into(), Json::String(fallback));
-            msg.insert("blocks".into(), Json::Array(blocks(n, &title, &text, &title_link, &footer, &fields)));
+            msg.insert(
+                "blocks".into(),
+                Json::Array(blocks(n, &title, &text, &title_link, &footer, &fields)),
+            );
             return Ok(Json::Object(msg));
         }
         let mut att = serde_json::Map::new();
@@ -233,7 +259,10 @@ impl Slack {
         put(&mut att, "pretext", r(&c.pretext, "pretext")?);
         att.insert("text".into(), Json::String(text));
         att.insert("fallback".into(), Json::String(fallback));
-        att.insert("callback_id".into(), Json::String(r(&c.callback_id, "callback_id")?));
+        att.insert(
+            "callback_id".into(),
+            Json::String(r(&c.callback_id, "callback_id")?),
+        );
         if !fields.is_empty() {
             att.insert("fields".into(), Json::Array(fields));
         }
@@ -248,12 +277,15 @@ impl Slack {
                 put(&mut m, "name", r(&a.name, "actions.name")?);
                 put(&mut m, "value", r(&a.value, "actions.value")?);
                 if let Some(cf) = &a.confirm {
-                    m.insert("confirm".into(), json!({
-                        "text": r(&cf.text, "actions.confirm.text")?,
-                        "title": r(&cf.title, "actions.confirm.title")?,
-                        "ok_text": r(&cf.ok_text, "actions.confirm.ok_text")?,
-                        "dismiss_text": r(&cf.dismiss_text, "actions.confirm.dismiss_text")?,
-                    }));
+                    m.insert(
+                        "confirm".into(),
+                        json!({
+                            "text": r(&cf.text, "actions.confirm.text")?,
+                            "title": r(&cf.title, "actions.confirm.title")?,
+                            "ok_text": r(&cf.ok_text, "actions.confirm.ok_text")?,
+                            "dismiss_text": r(&cf.dismiss_text, "actions.confirm.dismiss_text")?,
+                        }),
+                    );
                 }
                 acts.push(Json::Object(m));
             }
@@ -272,17 +304,40 @@ impl Slack {
 }
 
 /// Block Kit layout: header, text section (or one line per alert), fields, context.
-fn blocks(n: &Notification, title: &str, text: &str, link: &str, footer: &str, fields: &[Json]) -> Vec<Json> {
-    let mut out = vec![json!({"type": "header", "text": {"type": "plain_text", "text": truncate_chars(title, 150).0, "emoji": true}})];
+fn blocks(
+    n: &Notification,
+    title: &str,
+    text: &str,
+    link: &str,
+    footer: &str,
+    fields: &[Json],
+) -> Vec<Json> {
+    let mut out = vec![
+        json!({"type": "header", "text": {"type": "plain_text", "text": truncate_chars(title, 150).0, "emoji": true}}),
+    ];
     let body = if text.trim().is_empty() {
         n.alerts
             .iter()
             .take(20)
             .map(|a| {
                 let name = a.labels.get("alertname").map(String::as_str).unwrap_or("");
-                let rest: Vec<String> = a.labels.iter().filter(|(k, _)| *k != "alertname").map(|(k, v)| format!("{k}={v}")).collect();
-                let summary = a.annotations.get("summary").or(a.annotations.get("description")).map(|s| format!(" — {s}")).unwrap_or_default();
-                let icon = if a.status == "firing" { ":red_circle:" } else { ":large_green_circle:" };
+                let rest: Vec<String> = a
+                    .labels
+                    .iter()
+                    .filter(|(k, _)| *k != "alertname")
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect();
+                let summary = a
+                    .annotations
+                    .get("summary")
+                    .or(a.annotations.get("description"))
+                    .map(|s| format!(" — {s}"))
+                    .unwrap_or_default();
+                let icon = if a.status == "firing" {
+                    ":red_circle:"
+                } else {
+                    ":large_green_circle:"
+                };
                 format!("{icon} *{name}* `{}`{summary}", rest.join(" "))
             })
             .collect::<Vec<_>>()
@@ -336,13 +391,22 @@ impl Receiver for Slack {
         Box::pin(async move {
             let payload = self.payload(n)?;
             let url = self.url.get()?;
-            let rb = self.client.request(reqwest::Method::POST, url.trim())?.json(&payload);
+            let rb = self
+                .client
+                .request(reqwest::Method::POST, url.trim())?
+                .json(&payload);
             let body = http::send(rb, "slack").await?;
             // chat.postMessage answers 200 with {"ok":false,"error":...}; webhooks answer "ok".
             if let Ok(j) = serde_json::from_slice::<Json>(&body) {
                 if j.get("ok") == Some(&Json::Bool(false)) {
-                    let e = j.get("error").and_then(Json::as_str).unwrap_or("unknown error");
-                    return Err(NotifyError { retryable: false, msg: format!("slack: error response: {e}") });
+                    let e = j
+                        .get("error")
+                        .and_then(Json::as_str)
+                        .unwrap_or("unknown error");
+                    return Err(NotifyError {
+                        retryable: false,
+                        msg: format!("slack: error response: {e}"),
+                    });
                 }
             }
             Ok(())
@@ -356,7 +420,10 @@ mod tests {
     use crate::receivers::template::tests::sample;
 
     fn ctx() -> BuildContext {
-        BuildContext { external_url: "http://sextant:9595".into(), ..Default::default() }
+        BuildContext {
+            external_url: "http://sextant:9595".into(),
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -371,23 +438,33 @@ mod tests {
         assert!(p.get("channel").is_none());
         let a = &p["attachments"][0];
         assert_eq!(a["title"], "[FIRING:1] HostDown (node P0)");
-        assert_eq!(a["title_link"], "http://sextant:9595/#/alerts?receiver=team");
+        assert_eq!(
+            a["title_link"],
+            "http://sextant:9595/#/alerts?receiver=team"
+        );
         assert_eq!(a["color"], "danger");
         assert_eq!(a["text"], "");
-        assert_eq!(a["fallback"], "[FIRING:1] HostDown (node P0) | http://sextant:9595/#/alerts?receiver=team");
+        assert_eq!(
+            a["fallback"],
+            "[FIRING:1] HostDown (node P0) | http://sextant:9595/#/alerts?receiver=team"
+        );
         assert!(a.get("pretext").is_none());
     }
 
     #[test]
     fn unknown_fields_and_missing_url() {
-        let e = serde_json::from_str::<SlackConfig>(r#"{"api_url":"x","colour":"red"}"#).unwrap_err();
+        let e =
+            serde_json::from_str::<SlackConfig>(r#"{"api_url":"x","colour":"red"}"#).unwrap_err();
         assert!(e.to_string().contains("colour"), "{e}");
         let c: SlackConfig = serde_json::from_str(r#"{}"#).unwrap();
-        assert!(Slack::new(&c, &ctx()).unwrap_err().contains("slack_api_url"));
+        assert!(Slack::new(&c, &ctx())
+            .unwrap_err()
+            .contains("slack_api_url"));
         let mut g = ctx();
         g.global.slack_api_url = Some("http://global/hook".into());
         assert!(Slack::new(&c, &g).is_ok());
-        let bad: SlackConfig = serde_json::from_str(r#"{"api_url":"x","title":"{{ .Foo "}"#).unwrap();
+        let bad: SlackConfig =
+            serde_json::from_str(r#"{"api_url":"x","title":"{{ .Foo "}"#).unwrap();
         assert!(Slack::new(&bad, &ctx()).unwrap_err().contains("title"));
     }
 
@@ -397,10 +474,19 @@ mod tests {
         let p = Slack::new(&c, &ctx()).unwrap().payload(&sample()).unwrap();
         assert!(p.get("attachments").is_none());
         assert_eq!(p["blocks"][0]["type"], "header");
-        assert_eq!(p["blocks"][0]["text"]["text"], "[FIRING:1] HostDown (node P0)");
-        assert!(p["blocks"][1]["text"]["text"].as_str().unwrap().contains("*HostDown* `instance=a:9100"));
+        assert_eq!(
+            p["blocks"][0]["text"]["text"],
+            "[FIRING:1] HostDown (node P0)"
+        );
+        assert!(p["blocks"][1]["text"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("*HostDown* `instance=a:9100"));
         assert_eq!(p["blocks"][2]["fields"][0]["text"], "*sev*\nP0");
         assert_eq!(p["blocks"][3]["type"], "context");
-        assert_eq!(p["text"], "[FIRING:1] HostDown (node P0) | http://sextant:9595/#/alerts?receiver=team");
+        assert_eq!(
+            p["text"],
+            "[FIRING:1] HostDown (node P0) | http://sextant:9595/#/alerts?receiver=team"
+        );
     }
 }

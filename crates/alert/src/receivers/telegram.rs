@@ -60,14 +60,24 @@ const MAX_MESSAGE: usize = 4096;
 
 impl Telegram {
     pub fn new(c: &TelegramConfig, ctx: &BuildContext) -> Result<Self, String> {
-        let token = Secret::from_fields(c.bot_token.as_deref(), c.bot_token_file.as_ref(), "bot_token")?
-            .ok_or("one of bot_token or bot_token_file must be configured")?;
+        let token = Secret::from_fields(
+            c.bot_token.as_deref(),
+            c.bot_token_file.as_ref(),
+            "bot_token",
+        )?
+        .ok_or("one of bot_token or bot_token_file must be configured")?;
         token.check()?;
         if c.chat_id == 0 {
             return Err("missing chat_id".into());
         }
-        if !matches!(c.parse_mode.as_str(), "" | "HTML" | "Markdown" | "MarkdownV2") {
-            return Err(format!("unknown parse_mode {:?} (HTML, Markdown, MarkdownV2)", c.parse_mode));
+        if !matches!(
+            c.parse_mode.as_str(),
+            "" | "HTML" | "Markdown" | "MarkdownV2"
+        ) {
+            return Err(format!(
+                "unknown parse_mode {:?} (HTML, Markdown, MarkdownV2)",
+                c.parse_mode
+            ));
         }
         check_tmpl(&ctx.templates, &c.message, "message")?;
         let api_url = c
@@ -80,14 +90,28 @@ impl Telegram {
         if !(api_url.starts_with("http://") || api_url.starts_with("https://")) {
             return Err(format!("api_url {api_url:?} must be an http(s) URL"));
         }
-        let client = Client::new(c.http_config.as_ref().or(ctx.global.http_config.as_ref()), parse_timeout(c.timeout.as_deref())?)?;
-        Ok(Telegram { cfg: c.clone(), api_url, token, client, templates: ctx.templates.clone() })
+        let client = Client::new(
+            c.http_config.as_ref().or(ctx.global.http_config.as_ref()),
+            parse_timeout(c.timeout.as_deref())?,
+        )?;
+        Ok(Telegram {
+            cfg: c.clone(),
+            api_url,
+            token,
+            client,
+            templates: ctx.templates.clone(),
+        })
     }
 
     /// The `sendMessage` body for a notification.
     pub fn payload(&self, n: &Notification) -> Result<Json, NotifyError> {
         let html = self.cfg.parse_mode == "HTML";
-        let text = render(&self.templates, &self.cfg.message, &data(n, html), "message")?;
+        let text = render(
+            &self.templates,
+            &self.cfg.message,
+            &data(n, html),
+            "message",
+        )?;
         let (text, cut) = truncate_chars(&text, MAX_MESSAGE);
         if cut {
             tracing::warn!(receiver = %n.receiver, "telegram message truncated to {MAX_MESSAGE} characters");
@@ -125,7 +149,10 @@ impl Receiver for Telegram {
             let payload = self.payload(n)?;
             let token = self.token.get()?;
             let url = format!("{}/bot{}/sendMessage", self.api_url, token.trim());
-            let rb = self.client.request(reqwest::Method::POST, &url)?.json(&payload);
+            let rb = self
+                .client
+                .request(reqwest::Method::POST, &url)?
+                .json(&payload);
             let body = match http::send(rb, "telegram").await {
                 Ok(b) => b,
                 Err(mut e) => {
@@ -136,8 +163,14 @@ impl Receiver for Telegram {
             };
             let j: Json = serde_json::from_slice(&body).unwrap_or(Json::Null);
             if j.get("ok") != Some(&Json::Bool(true)) {
-                let d = j.get("description").and_then(Json::as_str).unwrap_or("no ok:true in response");
-                return Err(NotifyError { retryable: false, msg: format!("telegram: {}", d.replace(token.trim(), "<secret>")) });
+                let d = j
+                    .get("description")
+                    .and_then(Json::as_str)
+                    .unwrap_or("no ok:true in response");
+                return Err(NotifyError {
+                    retryable: false,
+                    msg: format!("telegram: {}", d.replace(token.trim(), "<secret>")),
+                });
             }
             Ok(())
         })
@@ -151,7 +184,8 @@ mod tests {
 
     #[test]
     fn defaults_and_validation() {
-        let c: TelegramConfig = serde_json::from_str(r#"{"bot_token":"123:abc","chat_id":-100}"#).unwrap();
+        let c: TelegramConfig =
+            serde_json::from_str(r#"{"bot_token":"123:abc","chat_id":-100}"#).unwrap();
         assert!(c.send_resolved);
         assert_eq!(c.parse_mode, "HTML");
         assert!(!c.disable_notifications);
@@ -159,21 +193,33 @@ mod tests {
         assert_eq!(t.api_url, "https://api.telegram.org");
         let mut n = sample();
         n.common_annotations.insert("x".into(), "a<b".into());
-        n.alerts[0].annotations.insert("summary".into(), "<script>".into());
+        n.alerts[0]
+            .annotations
+            .insert("summary".into(), "<script>".into());
         let p = t.payload(&n).unwrap();
         assert_eq!(p["chat_id"], -100);
         assert_eq!(p["parse_mode"], "HTML");
         let text = p["text"].as_str().unwrap();
-        assert!(text.contains("Alerts Firing:") && text.contains(" - summary = &lt;script&gt;"), "{text}");
+        assert!(
+            text.contains("Alerts Firing:") && text.contains(" - summary = &lt;script&gt;"),
+            "{text}"
+        );
         assert!(p.get("disable_notification").is_none() && p.get("message_thread_id").is_none());
 
-        let e = serde_json::from_str::<TelegramConfig>(r#"{"bot_token":"x","chat_id":1,"chat":2}"#).unwrap_err();
+        let e = serde_json::from_str::<TelegramConfig>(r#"{"bot_token":"x","chat_id":1,"chat":2}"#)
+            .unwrap_err();
         assert!(e.to_string().contains("chat"), "{e}");
-        let no_chat: TelegramConfig = serde_json::from_str(r#"{"bot_token":"x","chat_id":0}"#).unwrap();
-        assert!(Telegram::new(&no_chat, &BuildContext::default()).unwrap_err().contains("chat_id"));
+        let no_chat: TelegramConfig =
+            serde_json::from_str(r#"{"bot_token":"x","chat_id":0}"#).unwrap();
+        assert!(Telegram::new(&no_chat, &BuildContext::default())
+            .unwrap_err()
+            .contains("chat_id"));
         let no_tok: TelegramConfig = serde_json::from_str(r#"{"chat_id":1}"#).unwrap();
-        assert!(Telegram::new(&no_tok, &BuildContext::default()).unwrap_err().contains("bot_token"));
-        let pm: TelegramConfig = serde_json::from_str(r#"{"bot_token":"x","chat_id":1,"parse_mode":"BBCode"}"#).unwrap();
+        assert!(Telegram::new(&no_tok, &BuildContext::default())
+            .unwrap_err()
+            .contains("bot_token"));
+        let pm: TelegramConfig =
+            serde_json::from_str(r#"{"bot_token":"x","chat_id":1,"parse_mode":"BBCode"}"#).unwrap();
         assert!(Telegram::new(&pm, &BuildContext::default()).is_err());
     }
 

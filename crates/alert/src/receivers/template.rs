@@ -51,10 +51,14 @@ impl std::fmt::Debug for Templates {
 impl Default for Templates {
     fn default() -> Self {
         // The embedded defaults are tested to parse; if they ever did not, an empty set beats a panic.
-        Self::from_sources(&[("default.tmpl".into(), DEFAULT_TEMPLATES.into())]).unwrap_or_else(|e| {
-            tracing::error!(error = %e, "default notification templates do not parse");
-            Templates { base: with_funcs(Template::new("")) }
-        })
+        Self::from_sources(&[("default.tmpl".into(), DEFAULT_TEMPLATES.into())]).unwrap_or_else(
+            |e| {
+                tracing::error!(error = %e, "default notification templates do not parse");
+                Templates {
+                    base: with_funcs(Template::new("")),
+                }
+            },
+        )
     }
 }
 
@@ -64,10 +68,17 @@ impl Templates {
     pub fn load(patterns: &[String], base_dir: &Path) -> Result<Self, TemplateError> {
         let mut sources = vec![("default.tmpl".to_string(), DEFAULT_TEMPLATES.to_string())];
         for p in patterns {
-            let full = if Path::new(p).is_absolute() { Path::new(p).to_path_buf() } else { base_dir.join(p) };
+            let full = if Path::new(p).is_absolute() {
+                Path::new(p).to_path_buf()
+            } else {
+                base_dir.join(p)
+            };
             for path in glob_files(&full)? {
                 let shown = path.display().to_string();
-                let ferr = |msg: String| TemplateError::File { path: shown.clone(), msg };
+                let ferr = |msg: String| TemplateError::File {
+                    path: shown.clone(),
+                    msg,
+                };
                 let meta = std::fs::metadata(&path).map_err(|e| ferr(e.to_string()))?;
                 if meta.len() > MAX_TEMPLATE_FILE {
                     return Err(ferr(format!("larger than {MAX_TEMPLATE_FILE} bytes")));
@@ -84,7 +95,10 @@ impl Templates {
         let mut t = with_funcs(Template::new(""));
         for (name, text) in sources {
             let src = rewrite_methods(text);
-            t = t.parse(&src).map_err(|e| TemplateError::Parse { name: name.clone(), msg: e.to_string() })?;
+            t = t.parse(&src).map_err(|e| TemplateError::Parse {
+                name: name.clone(),
+                msg: e.to_string(),
+            })?;
         }
         Ok(Templates { base: t })
     }
@@ -98,7 +112,10 @@ impl Templates {
             .clone()
             .parse(&rewrite_methods(text))
             .map(|_| ())
-            .map_err(|e| TemplateError::Parse { name: short(text), msg: e.to_string() })
+            .map_err(|e| TemplateError::Parse {
+                name: short(text),
+                msg: e.to_string(),
+            })
     }
 
     /// Renders `text` (which may call `{{ template "..." . }}`) over `data`.
@@ -110,16 +127,31 @@ impl Templates {
             .base
             .clone()
             .parse(&rewrite_methods(text))
-            .map_err(|e| TemplateError::Parse { name: short(text), msg: e.to_string() })?;
-        let out = t.execute_to_string(data).map_err(|e| TemplateError::Exec { name: short(text), msg: e.to_string() })?;
+            .map_err(|e| TemplateError::Parse {
+                name: short(text),
+                msg: e.to_string(),
+            })?;
+        let out = t.execute_to_string(data).map_err(|e| TemplateError::Exec {
+            name: short(text),
+            msg: e.to_string(),
+        })?;
         // Every map in Alertmanager's data is a `map[string]string`, where a missing key reads
         // as "" — gotmpl prints its nil as Go's `<no value>` instead.
-        Ok(if out.contains("<no value>") { out.replace("<no value>", "") } else { out })
+        Ok(if out.contains("<no value>") {
+            out.replace("<no value>", "")
+        } else {
+            out
+        })
     }
 
     /// The names of all defined templates (sorted).
     pub fn names(&self) -> Vec<String> {
-        let mut v: Vec<String> = self.base.templates().into_iter().map(str::to_string).collect();
+        let mut v: Vec<String> = self
+            .base
+            .templates()
+            .into_iter()
+            .map(str::to_string)
+            .collect();
         v.sort();
         v
     }
@@ -141,8 +173,14 @@ fn glob_files(full: &Path) -> Result<Vec<std::path::PathBuf>, TemplateError> {
         return Ok(vec![full.to_path_buf()]);
     }
     let dir = full.parent().unwrap_or(Path::new("."));
-    let re = glob_regex(name).map_err(|msg| TemplateError::File { path: shown.clone(), msg })?;
-    let rd = std::fs::read_dir(dir).map_err(|e| TemplateError::File { path: shown.clone(), msg: e.to_string() })?;
+    let re = glob_regex(name).map_err(|msg| TemplateError::File {
+        path: shown.clone(),
+        msg,
+    })?;
+    let rd = std::fs::read_dir(dir).map_err(|e| TemplateError::File {
+        path: shown.clone(),
+        msg: e.to_string(),
+    })?;
     let mut out: Vec<std::path::PathBuf> = rd
         .filter_map(|e| e.ok())
         .filter(|e| e.file_name().to_str().is_some_and(|n| re.is_match(n)))
@@ -193,7 +231,9 @@ fn s(v: &str) -> Value {
 
 fn kv(m: &BTreeMap<String, String>, esc: bool) -> Value {
     Value::Map(Arc::new(
-        m.iter().map(|(k, v)| (Arc::from(k.as_str()), s(&maybe_escape(v, esc)))).collect(),
+        m.iter()
+            .map(|(k, v)| (Arc::from(k.as_str()), s(&maybe_escape(v, esc))))
+            .collect(),
     ))
 }
 
@@ -237,7 +277,10 @@ pub fn data(n: &Notification, html: bool) -> Value {
             m.insert(Arc::from("Annotations"), kv(&a.annotations, html));
             m.insert(Arc::from("StartsAt"), s(&go_time(&a.starts_at)));
             m.insert(Arc::from("EndsAt"), s(&go_time(&a.ends_at)));
-            m.insert(Arc::from("GeneratorURL"), s(&maybe_escape(&a.generator_url, html)));
+            m.insert(
+                Arc::from("GeneratorURL"),
+                s(&maybe_escape(&a.generator_url, html)),
+            );
             m.insert(Arc::from("Fingerprint"), s(&a.fingerprint));
             Value::Map(Arc::new(m))
         })
@@ -248,7 +291,10 @@ pub fn data(n: &Notification, html: bool) -> Value {
     m.insert(Arc::from("Alerts"), Value::List(alerts.into()));
     m.insert(Arc::from("GroupLabels"), kv(&n.group_labels, html));
     m.insert(Arc::from("CommonLabels"), kv(&n.common_labels, html));
-    m.insert(Arc::from("CommonAnnotations"), kv(&n.common_annotations, html));
+    m.insert(
+        Arc::from("CommonAnnotations"),
+        kv(&n.common_annotations, html),
+    );
     m.insert(Arc::from("ExternalURL"), s(&n.external_url));
     m.insert(Arc::from("GroupKey"), s(&n.group_key));
     Value::Map(Arc::new(m))
@@ -266,7 +312,11 @@ fn go_time_ms(ms: i64) -> String {
     let r = format_rfc3339_ms(ms);
     let (date, rest) = r.split_once('T').unwrap_or((&r, ""));
     let rest = rest.trim_end_matches('Z');
-    let rest = if rest.contains('.') { rest.trim_end_matches('0').trim_end_matches('.') } else { rest };
+    let rest = if rest.contains('.') {
+        rest.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        rest
+    };
     format!("{date} {rest} +0000 UTC")
 }
 
@@ -287,7 +337,13 @@ fn err(msg: impl Into<String>) -> GoError {
 }
 
 fn arg<'a>(args: &'a [Value], i: usize, f: &str) -> gotmpl::Result<&'a Value> {
-    args.get(i).ok_or_else(|| err(format!("wrong number of args for {f}: want {}, got {}", i + 1, args.len())))
+    args.get(i).ok_or_else(|| {
+        err(format!(
+            "wrong number of args for {f}: want {}, got {}",
+            i + 1,
+            args.len()
+        ))
+    })
 }
 
 fn str_arg(args: &[Value], i: usize, f: &str) -> gotmpl::Result<String> {
@@ -306,14 +362,20 @@ fn pairs(v: &Value) -> Vec<(Arc<str>, Value)> {
             if let Some(a) = m.get("alertname") {
                 out.push((Arc::from("alertname"), a.clone()));
             }
-            out.extend(m.iter().filter(|(k, _)| &***k != "alertname").map(|(k, v)| (k.clone(), v.clone())));
+            out.extend(
+                m.iter()
+                    .filter(|(k, _)| &***k != "alertname")
+                    .map(|(k, v)| (k.clone(), v.clone())),
+            );
             out
         }
         Value::List(l) => l
             .iter()
             .filter_map(|p| match p {
                 Value::Map(m) => match m.get("Name") {
-                    Some(Value::String(n)) => Some((n.clone(), m.get("Value").cloned().unwrap_or(Value::Nil))),
+                    Some(Value::String(n)) => {
+                        Some((n.clone(), m.get("Value").cloned().unwrap_or(Value::Nil)))
+                    }
                     _ => None,
                 },
                 _ => None,
@@ -373,10 +435,14 @@ fn to_json(v: &Value) -> serde_json::Value {
         Value::Bool(b) => (*b).into(),
         Value::Int(i) => (*i).into(),
         Value::Uint(u) => (*u).into(),
-        Value::Float(f) => serde_json::Number::from_f64(*f).map(serde_json::Value::Number).unwrap_or(serde_json::Value::Null),
+        Value::Float(f) => serde_json::Number::from_f64(*f)
+            .map(serde_json::Value::Number)
+            .unwrap_or(serde_json::Value::Null),
         Value::String(s) => serde_json::Value::String(s.to_string()),
         Value::List(l) => serde_json::Value::Array(l.iter().map(to_json).collect()),
-        Value::Map(m) => serde_json::Value::Object(m.iter().map(|(k, v)| (k.to_string(), to_json(v))).collect()),
+        Value::Map(m) => {
+            serde_json::Value::Object(m.iter().map(|(k, v)| (k.to_string(), to_json(v))).collect())
+        }
         _ => serde_json::Value::Null,
     }
 }
@@ -424,7 +490,10 @@ fn to_float(v: &Value) -> gotmpl::Result<f64> {
         Value::Float(f) => Ok(*f),
         Value::Int(i) => Ok(*i as f64),
         Value::Uint(u) => Ok(*u as f64),
-        Value::String(s) => s.trim().parse().map_err(|_| err(format!("can't convert {s:?} to a number"))),
+        Value::String(s) => s
+            .trim()
+            .parse()
+            .map_err(|_| err(format!("can't convert {s:?} to a number"))),
         other => Err(err(format!("can't convert {other} to a number"))),
     }
 }
@@ -436,7 +505,11 @@ fn go_duration(secs: f64) -> String {
     }
     let neg = secs < 0.0;
     let total_ms = (secs.abs() * 1000.0).round() as i64;
-    let (h, m, s_ms) = (total_ms / 3_600_000, (total_ms / 60_000) % 60, total_ms % 60_000);
+    let (h, m, s_ms) = (
+        total_ms / 3_600_000,
+        (total_ms / 60_000) % 60,
+        total_ms % 60_000,
+    );
     let mut out = String::from(if neg { "-" } else { "" });
     if h > 0 {
         out.push_str(&format!("{h}h"));
@@ -448,14 +521,46 @@ fn go_duration(secs: f64) -> String {
     out
 }
 
-const MONTHS: [&str; 12] = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"];
-const DAYS: [&str; 7] = ["Thursday", "Friday", "Saturday", "Sunday", "Monday", "Tuesday", "Wednesday"];
+const MONTHS: [&str; 12] = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+];
+const DAYS: [&str; 7] = [
+    "Thursday",
+    "Friday",
+    "Saturday",
+    "Sunday",
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+];
 
 /// Go's `time.Format` for UTC times and the common layout elements.
 pub fn go_format(ms: i64, layout: &str) -> String {
     let r = format_rfc3339_ms(ms); // YYYY-MM-DDTHH:MM:SS.mmmZ
-    let num = |a: usize, b: usize| r.get(a..b).and_then(|x| x.parse::<usize>().ok()).unwrap_or(0);
-    let (y, mo, d, h, mi, se) = (num(0, 4), num(5, 7), num(8, 10), num(11, 13), num(14, 16), num(17, 19));
+    let num = |a: usize, b: usize| {
+        r.get(a..b)
+            .and_then(|x| x.parse::<usize>().ok())
+            .unwrap_or(0)
+    };
+    let (y, mo, d, h, mi, se) = (
+        num(0, 4),
+        num(5, 7),
+        num(8, 10),
+        num(11, 13),
+        num(14, 16),
+        num(17, 19),
+    );
     let frac = r.get(20..23).unwrap_or("000");
     let wd = DAYS[(ms.div_euclid(86_400_000).rem_euclid(7)) as usize];
     let month = MONTHS[(mo.max(1) - 1).min(11)];
@@ -474,7 +579,14 @@ pub fn go_format(ms: i64, layout: &str) -> String {
         ("-07", "+00".into()),
         ("MST", "UTC".into()),
         (".000", format!(".{frac}")),
-        (".999", { let t = frac.trim_end_matches('0'); if t.is_empty() { String::new() } else { format!(".{t}") } }),
+        (".999", {
+            let t = frac.trim_end_matches('0');
+            if t.is_empty() {
+                String::new()
+            } else {
+                format!(".{t}")
+            }
+        }),
         ("01", format!("{mo:02}")),
         ("02", format!("{d:02}")),
         ("_2", format!("{d:>2}")),
@@ -514,7 +626,9 @@ pub fn go_format(ms: i64, layout: &str) -> String {
 
 fn time_arg(v: &Value, f: &str) -> gotmpl::Result<i64> {
     match v {
-        Value::String(s) => parse_any_time(s).ok_or_else(|| err(format!("{f}: can't parse time {s:?}"))),
+        Value::String(s) => {
+            parse_any_time(s).ok_or_else(|| err(format!("{f}: can't parse time {s:?}")))
+        }
         Value::Int(i) => Ok(*i * 1000),
         Value::Float(x) => Ok((*x * 1000.0) as i64),
         other => Err(err(format!("{f}: not a time: {other}"))),
@@ -523,8 +637,12 @@ fn time_arg(v: &Value, f: &str) -> gotmpl::Result<i64> {
 
 fn with_funcs(t: Template) -> Template {
     t.missing_key(gotmpl::MissingKey::ZeroValue)
-        .func("toUpper", |a| Ok(s(&str_arg(a, 0, "toUpper")?.to_uppercase())))
-        .func("toLower", |a| Ok(s(&str_arg(a, 0, "toLower")?.to_lowercase())))
+        .func("toUpper", |a| {
+            Ok(s(&str_arg(a, 0, "toUpper")?.to_uppercase()))
+        })
+        .func("toLower", |a| {
+            Ok(s(&str_arg(a, 0, "toLower")?.to_lowercase()))
+        })
         .func("title", |a| Ok(s(&title(&str_arg(a, 0, "title")?))))
         .func("trimSpace", |a| Ok(s(str_arg(a, 0, "trimSpace")?.trim())))
         .func("join", |a| {
@@ -532,35 +650,70 @@ fn with_funcs(t: Template) -> Template {
             Ok(s(&string_list(arg(a, 1, "join")?).join(&sep)))
         })
         .func("match", |a| {
-            let re = regex::Regex::new(&str_arg(a, 0, "match")?).map_err(|e| err(format!("match: {e}")))?;
+            let re = regex::Regex::new(&str_arg(a, 0, "match")?)
+                .map_err(|e| err(format!("match: {e}")))?;
             Ok(Value::Bool(re.is_match(&str_arg(a, 1, "match")?)))
         })
         .func("reReplaceAll", |a| {
-            let re = regex::Regex::new(&str_arg(a, 0, "reReplaceAll")?).map_err(|e| err(format!("reReplaceAll: {e}")))?;
+            let re = regex::Regex::new(&str_arg(a, 0, "reReplaceAll")?)
+                .map_err(|e| err(format!("reReplaceAll: {e}")))?;
             let repl = str_arg(a, 1, "reReplaceAll")?;
-            Ok(s(&re.replace_all(&str_arg(a, 2, "reReplaceAll")?, repl.as_str())))
+            Ok(s(&re.replace_all(
+                &str_arg(a, 2, "reReplaceAll")?,
+                repl.as_str(),
+            )))
         })
         .func("safeHtml", |a| Ok(s(&str_arg(a, 0, "safeHtml")?)))
         .func("safeUrl", |a| Ok(s(&str_arg(a, 0, "safeUrl")?)))
         .func("urlUnescape", |a| {
             let v = str_arg(a, 0, "urlUnescape")?;
-            url_unescape(&v).map(|x| s(&x)).ok_or_else(|| err(format!("urlUnescape: invalid escape in {v:?}")))
+            url_unescape(&v)
+                .map(|x| s(&x))
+                .ok_or_else(|| err(format!("urlUnescape: invalid escape in {v:?}")))
         })
-        .func("stringSlice", |a| Ok(Value::List(a.iter().map(|v| s(&match v { Value::String(x) => x.to_string(), o => format!("{o}") })).collect::<Vec<_>>().into())))
+        .func("stringSlice", |a| {
+            Ok(Value::List(
+                a.iter()
+                    .map(|v| {
+                        s(&match v {
+                            Value::String(x) => x.to_string(),
+                            o => format!("{o}"),
+                        })
+                    })
+                    .collect::<Vec<_>>()
+                    .into(),
+            ))
+        })
         .func("list", |a| Ok(Value::List(a.to_vec().into())))
         .func("toJson", |a| {
-            serde_json::to_string(&to_json(arg(a, 0, "toJson")?)).map(|x| s(&x)).map_err(|e| err(e.to_string()))
+            serde_json::to_string(&to_json(arg(a, 0, "toJson")?))
+                .map(|x| s(&x))
+                .map_err(|e| err(e.to_string()))
         })
-        .func("humanizeDuration", |a| Ok(s(&humanize_duration(to_float(arg(a, 0, "humanizeDuration")?)?))))
+        .func("humanizeDuration", |a| {
+            Ok(s(&humanize_duration(to_float(arg(
+                a,
+                0,
+                "humanizeDuration",
+            )?)?)))
+        })
         .func("date", |a| {
             let layout = str_arg(a, 0, "date")?;
-            Ok(s(&go_format(time_arg(arg(a, 1, "date")?, "date")?, &layout)))
+            Ok(s(&go_format(
+                time_arg(arg(a, 1, "date")?, "date")?,
+                &layout,
+            )))
         })
         .func("tz", |a| {
             // No time zone database is bundled: only UTC (and its aliases) can be named.
             let name = str_arg(a, 0, "tz")?;
-            if !matches!(name.as_str(), "UTC" | "Etc/UTC" | "GMT" | "Etc/GMT" | "Zulu" | "") {
-                return Err(err(format!("tz: unknown time zone {name} (only UTC is supported)")));
+            if !matches!(
+                name.as_str(),
+                "UTC" | "Etc/UTC" | "GMT" | "Etc/GMT" | "Zulu" | ""
+            ) {
+                return Err(err(format!(
+                    "tz: unknown time zone {name} (only UTC is supported)"
+                )));
             }
             Ok(s(&go_time_ms(time_arg(arg(a, 1, "tz")?, "tz")?)))
         })
@@ -583,17 +736,42 @@ fn with_funcs(t: Template) -> Template {
                     .into(),
             ))
         })
-        .func("sxNames", |a| Ok(Value::List(pairs(arg(a, 0, "Names")?).into_iter().map(|(k, _)| Value::String(k)).collect::<Vec<_>>().into())))
-        .func("sxValues", |a| Ok(Value::List(pairs(arg(a, 0, "Values")?).into_iter().map(|(_, v)| v).collect::<Vec<_>>().into())))
+        .func("sxNames", |a| {
+            Ok(Value::List(
+                pairs(arg(a, 0, "Names")?)
+                    .into_iter()
+                    .map(|(k, _)| Value::String(k))
+                    .collect::<Vec<_>>()
+                    .into(),
+            ))
+        })
+        .func("sxValues", |a| {
+            Ok(Value::List(
+                pairs(arg(a, 0, "Values")?)
+                    .into_iter()
+                    .map(|(_, v)| v)
+                    .collect::<Vec<_>>()
+                    .into(),
+            ))
+        })
         .func("sxRemove", |a| {
             let Value::Map(m) = arg(a, 0, "Remove")? else {
                 return Ok(Value::Map(Arc::new(BTreeMap::new())));
             };
             let drop = string_list(arg(a, 1, "Remove")?);
-            Ok(Value::Map(Arc::new(m.iter().filter(|(k, _)| !drop.iter().any(|d| d == &***k)).map(|(k, v)| (k.clone(), v.clone())).collect())))
+            Ok(Value::Map(Arc::new(
+                m.iter()
+                    .filter(|(k, _)| !drop.iter().any(|d| d == &***k))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            )))
         })
-        .func("sxFiring", |a| alerts_with_status(arg(a, 0, "Firing")?, "firing"))
-        .func("sxResolved", |a| alerts_with_status(arg(a, 0, "Resolved")?, "resolved"))
+        .func("sxFiring", |a| {
+            alerts_with_status(arg(a, 0, "Firing")?, "firing")
+        })
+        .func("sxResolved", |a| {
+            alerts_with_status(arg(a, 0, "Resolved")?, "resolved")
+        })
 }
 
 fn url_unescape(v: &str) -> Option<String> {
@@ -671,7 +849,9 @@ fn action_end(a: &str) -> Option<usize> {
                 }
             }
             b'/' if b.get(i + 1) == Some(&b'*') => {
-                return a[i..].find("*/").and_then(|p| a[i + p..].find("}}").map(|q| i + p + q));
+                return a[i..]
+                    .find("*/")
+                    .and_then(|p| a[i + p..].find("}}").map(|q| i + p + q));
             }
             b'}' if b.get(i + 1) == Some(&b'}') => return Some(i),
             _ => {}
@@ -719,12 +899,18 @@ fn rewrite_one(a: &str) -> Option<String> {
             for (m, f, takes_args) in METHODS {
                 let endm = i + 1 + m.len();
                 if a.get(i + 1..endm) == Some(m)
-                    && !b.get(endm).is_some_and(|x| x.is_ascii_alphanumeric() || *x == b'_')
+                    && !b
+                        .get(endm)
+                        .is_some_and(|x| x.is_ascii_alphanumeric() || *x == b'_')
                 {
                     let start = receiver_start(b, i);
                     let recv = a[start..i].trim();
                     let recv = if recv.is_empty() { "." } else { recv };
-                    let repl = if takes_args { format!("{f} {recv}") } else { format!("({f} {recv})") };
+                    let repl = if takes_args {
+                        format!("{f} {recv}")
+                    } else {
+                        format!("({f} {recv})")
+                    };
                     return Some(format!("{}{}{}", &a[..start], repl, &a[endm..]));
                 }
             }
@@ -775,17 +961,31 @@ pub(crate) mod tests {
     fn alert(status: &str, labels: &[(&str, &str)], ann: &[(&str, &str)]) -> NotifiedAlert {
         NotifiedAlert {
             status: status.into(),
-            labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-            annotations: ann.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            annotations: ann
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             starts_at: "2026-11-23T10:00:00Z".into(),
-            ends_at: if status == "firing" { "0001-01-01T00:00:00Z".into() } else { "2026-11-23T10:05:00.5Z".into() },
+            ends_at: if status == "firing" {
+                "0001-01-01T00:00:00Z".into()
+            } else {
+                "2026-11-23T10:05:00.5Z".into()
+            },
             generator_url: "http://prom/graph?g0.expr=up".into(),
             fingerprint: "abc".into(),
         }
     }
 
     pub(crate) fn sample() -> Notification {
-        let m = |p: &[(&str, &str)]| p.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>();
+        let m = |p: &[(&str, &str)]| {
+            p.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<BTreeMap<_, _>>()
+        };
         Notification {
             version: "4".into(),
             group_key: "{}:{alertname=\"HostDown\"}".into(),
@@ -793,26 +993,62 @@ pub(crate) mod tests {
             status: "firing".into(),
             receiver: "team".into(),
             group_labels: m(&[("alertname", "HostDown")]),
-            common_labels: m(&[("alertname", "HostDown"), ("severity", "P0"), ("job", "node")]),
+            common_labels: m(&[
+                ("alertname", "HostDown"),
+                ("severity", "P0"),
+                ("job", "node"),
+            ]),
             common_annotations: m(&[("summary", "host down")]),
             external_url: "http://sextant:9595".into(),
             alerts: vec![
-                alert("firing", &[("alertname", "HostDown"), ("instance", "a:9100"), ("job", "node"), ("severity", "P0")], &[("summary", "host down")]),
-                alert("resolved", &[("alertname", "HostDown"), ("instance", "b:9100"), ("job", "node"), ("severity", "P0")], &[("summary", "host down")]),
+                alert(
+                    "firing",
+                    &[
+                        ("alertname", "HostDown"),
+                        ("instance", "a:9100"),
+                        ("job", "node"),
+                        ("severity", "P0"),
+                    ],
+                    &[("summary", "host down")],
+                ),
+                alert(
+                    "resolved",
+                    &[
+                        ("alertname", "HostDown"),
+                        ("instance", "b:9100"),
+                        ("job", "node"),
+                        ("severity", "P0"),
+                    ],
+                    &[("summary", "host down")],
+                ),
             ],
         }
     }
 
     fn render(t: &str) -> String {
-        Templates::default().execute(t, &data(&sample(), false)).unwrap()
+        Templates::default()
+            .execute(t, &data(&sample(), false))
+            .unwrap()
     }
 
     #[test]
     fn rewrites_methods() {
-        assert_eq!(rewrite_methods("{{ .GroupLabels.SortedPairs.Values | join \" \" }}"), "{{ (sxValues (sxSortedPairs .GroupLabels)) | join \" \" }}");
-        assert_eq!(rewrite_methods("{{ with .CommonLabels.Remove .GroupLabels.Names }}"), "{{ with sxRemove .CommonLabels (sxNames .GroupLabels) }}");
-        assert_eq!(rewrite_methods("{{ range .SortedPairs }}x.Values{{ \".Values\" }}"), "{{ range (sxSortedPairs .) }}x.Values{{ \".Values\" }}");
-        assert_eq!(rewrite_methods("{{ len $a.Firing }}"), "{{ len (sxFiring $a) }}");
+        assert_eq!(
+            rewrite_methods("{{ .GroupLabels.SortedPairs.Values | join \" \" }}"),
+            "{{ (sxValues (sxSortedPairs .GroupLabels)) | join \" \" }}"
+        );
+        assert_eq!(
+            rewrite_methods("{{ with .CommonLabels.Remove .GroupLabels.Names }}"),
+            "{{ with sxRemove .CommonLabels (sxNames .GroupLabels) }}"
+        );
+        assert_eq!(
+            rewrite_methods("{{ range .SortedPairs }}x.Values{{ \".Values\" }}"),
+            "{{ range (sxSortedPairs .) }}x.Values{{ \".Values\" }}"
+        );
+        assert_eq!(
+            rewrite_methods("{{ len $a.Firing }}"),
+            "{{ len (sxFiring $a) }}"
+        );
         assert_eq!(rewrite_methods("{{ .ValuesX }}"), "{{ .ValuesX }}");
     }
 
@@ -820,14 +1056,28 @@ pub(crate) mod tests {
     fn subject_matches_alertmanager() {
         // Alertmanager's __subject for this group: firing count, group label values, then the
         // common labels beyond the group labels in sorted order.
-        assert_eq!(render("{{ template \"__subject\" . }}"), "[FIRING:1] HostDown (node P0)");
+        assert_eq!(
+            render("{{ template \"__subject\" . }}"),
+            "[FIRING:1] HostDown (node P0)"
+        );
         let mut n = sample();
         n.status = "resolved".into();
         n.common_labels = n.group_labels.clone();
-        let out = Templates::default().execute("{{ template \"email.default.subject\" . }}", &data(&n, false)).unwrap();
+        let out = Templates::default()
+            .execute(
+                "{{ template \"email.default.subject\" . }}",
+                &data(&n, false),
+            )
+            .unwrap();
         assert_eq!(out, "[RESOLVED] HostDown ");
-        assert_eq!(render("{{ template \"slack.default.title\" . }}"), "[FIRING:1] HostDown (node P0)");
-        assert_eq!(render("{{ template \"slack.default.titlelink\" . }}"), "http://sextant:9595/#/alerts?receiver=team");
+        assert_eq!(
+            render("{{ template \"slack.default.title\" . }}"),
+            "[FIRING:1] HostDown (node P0)"
+        );
+        assert_eq!(
+            render("{{ template \"slack.default.titlelink\" . }}"),
+            "http://sextant:9595/#/alerts?receiver=team"
+        );
         assert_eq!(
             render("{{ template \"slack.default.fallback\" . }}"),
             "[FIRING:1] HostDown (node P0) | http://sextant:9595/#/alerts?receiver=team"
@@ -837,33 +1087,73 @@ pub(crate) mod tests {
     #[test]
     fn telegram_default_message_matches_alertmanager() {
         let want = "\n\nAlerts Firing:\nLabels:\n - alertname = HostDown\n - instance = a:9100\n - job = node\n - severity = P0\nAnnotations:\n - summary = host down\nSource: http://prom/graph?g0.expr=up\n\n\n\nAlerts Resolved:\nLabels:\n - alertname = HostDown\n - instance = b:9100\n - job = node\n - severity = P0\nAnnotations:\n - summary = host down\nSource: http://prom/graph?g0.expr=up\n\n\n";
-        assert_eq!(render("{{ template \"telegram.default.message\" . }}"), want);
+        assert_eq!(
+            render("{{ template \"telegram.default.message\" . }}"),
+            want
+        );
     }
 
     #[test]
     fn functions() {
         assert_eq!(render("{{ .Status | toUpper }} {{ \"a b\" | title }} {{ \"ABC\" | toLower }} {{ \"  x \" | trimSpace }}"), "FIRING A B abc x");
         assert_eq!(render("{{ stringSlice \"a\" \"b\" | join \",\" }}"), "a,b");
-        assert_eq!(render("{{ if match \"^Host\" .CommonLabels.alertname }}yes{{ end }}"), "yes");
+        assert_eq!(
+            render("{{ if match \"^Host\" .CommonLabels.alertname }}yes{{ end }}"),
+            "yes"
+        );
         assert_eq!(render("{{ reReplaceAll \":.*\" \"\" \"a:9100\" }}"), "a");
         assert_eq!(render("{{ range .Alerts }}{{ .StartsAt }}|{{ .EndsAt }};{{ end }}"), "2026-11-23 10:00:00 +0000 UTC|0001-01-01 00:00:00 +0000 UTC;2026-11-23 10:00:00 +0000 UTC|2026-11-23 10:05:00.5 +0000 UTC;");
-        assert_eq!(render("{{ (index .Alerts 0).StartsAt | date \"2006-01-02 15:04:05 MST Mon Jan\" }}"), "2026-11-23 10:00:00 UTC Mon Nov");
-        assert_eq!(render("{{ (index .Alerts 0).StartsAt | tz \"UTC\" }}"), "2026-11-23 10:00:00 +0000 UTC");
-        assert!(Templates::default().execute("{{ (index .Alerts 0).StartsAt | tz \"Europe/Berlin\" }}", &data(&sample(), false)).is_err());
-        assert_eq!(render("{{ .CommonLabels.Names | join \",\" }} {{ .CommonLabels.Values | join \",\" }}"), "alertname,job,severity HostDown,node,P0");
-        assert_eq!(render("{{ range .CommonLabels.SortedPairs }}{{ .Name }}={{ .Value }} {{ end }}"), "alertname=HostDown job=node severity=P0 ");
-        assert_eq!(render("{{ len .Alerts.Firing }}/{{ len .Alerts.Resolved }}/{{ len .Alerts }}"), "1/1/2");
-        assert_eq!(render("{{ .CommonAnnotations | toJson }}"), "{\"summary\":\"host down\"}");
-        assert_eq!(render("{{ humanizeDuration 3661 }} {{ \"a%20b\" | urlUnescape }}"), "1h 1m 1s a b");
-        assert_eq!(render("{{ .Receiver }} {{ .ExternalURL }}"), "team http://sextant:9595");
+        assert_eq!(
+            render("{{ (index .Alerts 0).StartsAt | date \"2006-01-02 15:04:05 MST Mon Jan\" }}"),
+            "2026-11-23 10:00:00 UTC Mon Nov"
+        );
+        assert_eq!(
+            render("{{ (index .Alerts 0).StartsAt | tz \"UTC\" }}"),
+            "2026-11-23 10:00:00 +0000 UTC"
+        );
+        assert!(Templates::default()
+            .execute(
+                "{{ (index .Alerts 0).StartsAt | tz \"Europe/Berlin\" }}",
+                &data(&sample(), false)
+            )
+            .is_err());
+        assert_eq!(
+            render(
+                "{{ .CommonLabels.Names | join \",\" }} {{ .CommonLabels.Values | join \",\" }}"
+            ),
+            "alertname,job,severity HostDown,node,P0"
+        );
+        assert_eq!(
+            render("{{ range .CommonLabels.SortedPairs }}{{ .Name }}={{ .Value }} {{ end }}"),
+            "alertname=HostDown job=node severity=P0 "
+        );
+        assert_eq!(
+            render("{{ len .Alerts.Firing }}/{{ len .Alerts.Resolved }}/{{ len .Alerts }}"),
+            "1/1/2"
+        );
+        assert_eq!(
+            render("{{ .CommonAnnotations | toJson }}"),
+            "{\"summary\":\"host down\"}"
+        );
+        assert_eq!(
+            render("{{ humanizeDuration 3661 }} {{ \"a%20b\" | urlUnescape }}"),
+            "1h 1m 1s a b"
+        );
+        assert_eq!(
+            render("{{ .Receiver }} {{ .ExternalURL }}"),
+            "team http://sextant:9595"
+        );
         assert_eq!(render("[{{ .CommonLabels.nosuchlabel }}]"), "[]");
     }
 
     #[test]
     fn html_mode_escapes_data() {
         let mut n = sample();
-        n.common_annotations.insert("summary".into(), "<b>x</b> & y".into());
-        let out = Templates::default().execute("{{ .CommonAnnotations.summary }}", &data(&n, true)).unwrap();
+        n.common_annotations
+            .insert("summary".into(), "<b>x</b> & y".into());
+        let out = Templates::default()
+            .execute("{{ .CommonAnnotations.summary }}", &data(&n, true))
+            .unwrap();
         assert_eq!(out, "&lt;b&gt;x&lt;/b&gt; &amp; y");
     }
 
@@ -871,11 +1161,22 @@ pub(crate) mod tests {
     fn user_files_define_and_override() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("a.tmpl"), "{{ define \"my.title\" }}Alert {{ .CommonLabels.severity }}{{ end }}{{ define \"__alertmanager\" }}Ops{{ end }}").unwrap();
-        std::fs::write(dir.path().join("b.txt"), "{{ define \"ignored\" }}{{ end }}").unwrap();
+        std::fs::write(
+            dir.path().join("b.txt"),
+            "{{ define \"ignored\" }}{{ end }}",
+        )
+        .unwrap();
         let t = Templates::load(&["*.tmpl".into()], dir.path()).unwrap();
         let d = data(&sample(), false);
-        assert_eq!(t.execute("{{ template \"my.title\" . }}", &d).unwrap(), "Alert P0");
-        assert_eq!(t.execute("{{ template \"slack.default.username\" . }}", &d).unwrap(), "Ops");
+        assert_eq!(
+            t.execute("{{ template \"my.title\" . }}", &d).unwrap(),
+            "Alert P0"
+        );
+        assert_eq!(
+            t.execute("{{ template \"slack.default.username\" . }}", &d)
+                .unwrap(),
+            "Ops"
+        );
         assert!(!t.names().contains(&"ignored".to_string()));
         std::fs::write(dir.path().join("bad.tmpl"), "{{ define \"x\" }}{{ .Foo ").unwrap();
         let e = Templates::load(&["bad.tmpl".into()], dir.path()).unwrap_err();
@@ -886,9 +1187,15 @@ pub(crate) mod tests {
     #[test]
     fn default_html_email_renders() {
         let out = render("{{ template \"email.default.html\" . }}");
-        assert!(out.contains("<title>[FIRING:1] HostDown (node P0)</title>"), "{out}");
+        assert!(
+            out.contains("<title>[FIRING:1] HostDown (node P0)</title>"),
+            "{out}"
+        );
         assert!(out.contains("2 alerts for alertname=HostDown"), "{out}");
-        assert!(out.contains("[1] Firing") && out.contains("[1] Resolved"), "{out}");
+        assert!(
+            out.contains("[1] Firing") && out.contains("[1] Resolved"),
+            "{out}"
+        );
         assert!(out.contains("instance = a:9100"), "{out}");
     }
 
@@ -896,7 +1203,13 @@ pub(crate) mod tests {
     fn go_format_layouts() {
         // 2026-11-23T10:04:05.120Z was a Monday.
         let ms = parse_timestamp_ms("2026-11-23T15:04:05.120Z").unwrap();
-        assert_eq!(go_format(ms, "2006-01-02T15:04:05Z07:00"), "2026-11-23T15:04:05Z");
-        assert_eq!(go_format(ms, "Monday, January 2 3:04PM .000"), "Monday, November 23 3:04PM .120");
+        assert_eq!(
+            go_format(ms, "2006-01-02T15:04:05Z07:00"),
+            "2026-11-23T15:04:05Z"
+        );
+        assert_eq!(
+            go_format(ms, "Monday, January 2 3:04PM .000"),
+            "Monday, November 23 3:04PM .120"
+        );
     }
 }

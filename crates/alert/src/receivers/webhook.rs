@@ -50,8 +50,16 @@ impl Webhook {
             }
         }
         url.check()?;
-        let client = Client::new(c.http_config.as_ref().or(ctx.global.http_config.as_ref()), parse_timeout(c.timeout.as_deref())?)?;
-        Ok(Webhook { url, send_resolved: c.send_resolved, max_alerts: c.max_alerts, client })
+        let client = Client::new(
+            c.http_config.as_ref().or(ctx.global.http_config.as_ref()),
+            parse_timeout(c.timeout.as_deref())?,
+        )?;
+        Ok(Webhook {
+            url,
+            send_resolved: c.send_resolved,
+            max_alerts: c.max_alerts,
+            client,
+        })
     }
 }
 
@@ -83,8 +91,11 @@ impl Receiver for Webhook {
     fn notify<'a>(&'a self, n: &'a Notification) -> BoxFuture<'a, Result<(), NotifyError>> {
         Box::pin(async move {
             let url = self.url.get()?;
-            let body = serde_json::to_vec(&truncate(n, self.max_alerts))
-                .map_err(|e| NotifyError { retryable: false, msg: format!("encoding webhook payload: {e}") })?;
+            let body =
+                serde_json::to_vec(&truncate(n, self.max_alerts)).map_err(|e| NotifyError {
+                    retryable: false,
+                    msg: format!("encoding webhook payload: {e}"),
+                })?;
             let rb = self
                 .client
                 .request(reqwest::Method::POST, url.trim())?
@@ -105,14 +116,20 @@ mod tests {
         assert!(c.send_resolved);
         assert_eq!(c.max_alerts, 0);
         assert!(Webhook::new(&c, &BuildContext::default()).is_ok());
-        let e = serde_json::from_str::<WebhookConfig>(r#"{"url":"http://x","urls":[]}"#).unwrap_err();
+        let e =
+            serde_json::from_str::<WebhookConfig>(r#"{"url":"http://x","urls":[]}"#).unwrap_err();
         assert!(e.to_string().contains("urls"), "{e}");
         let none: WebhookConfig = serde_json::from_str(r#"{}"#).unwrap();
-        assert!(Webhook::new(&none, &BuildContext::default()).unwrap_err().contains("url"));
+        assert!(Webhook::new(&none, &BuildContext::default())
+            .unwrap_err()
+            .contains("url"));
         let bad: WebhookConfig = serde_json::from_str(r#"{"url":"ftp://x"}"#).unwrap();
         assert!(Webhook::new(&bad, &BuildContext::default()).is_err());
-        let to: WebhookConfig = serde_json::from_str(r#"{"url":"http://x","timeout":"soon"}"#).unwrap();
-        assert!(Webhook::new(&to, &BuildContext::default()).unwrap_err().contains("timeout"));
+        let to: WebhookConfig =
+            serde_json::from_str(r#"{"url":"http://x","timeout":"soon"}"#).unwrap();
+        assert!(Webhook::new(&to, &BuildContext::default())
+            .unwrap_err()
+            .contains("timeout"));
     }
 
     #[test]
