@@ -100,6 +100,17 @@ fn canonical(name: &str) -> String {
         .join("-")
 }
 
+/// A unique `Message-ID`: time, process id and a counter at the HELO name.
+fn message_id(hello: &str) -> String {
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("<{nanos}.{}.{seq}@{hello}>", std::process::id())
+}
+
 fn nerr(retryable: bool, msg: String) -> NotifyError {
     NotifyError { retryable, msg }
 }
@@ -240,7 +251,7 @@ impl Email {
         let from_env = render(t, &self.from, &text_data, "from")?;
         let from_env: Mailbox = from_env.parse().map_err(|e| bad("from", &from_env, &e))?;
 
-        let mut b = Message::builder();
+        let mut b = Message::builder().message_id(Some(message_id(&self.hello)));
         for (k, v) in &rendered_headers {
             match k.as_str() {
                 "From" => {
@@ -387,6 +398,8 @@ mod tests {
         );
         assert!(raw.contains("To: ops@example.org"), "{raw}");
         assert!(raw.contains("Content-Type: text/html"), "{raw}");
+        assert!(raw.contains("\r\nDate: "), "{raw}");
+        assert!(raw.contains("Message-ID: <"), "{raw}");
     }
 
     #[test]

@@ -269,6 +269,79 @@ mod tests {
     }
 
     #[test]
+    fn alertmanager_yaml_parses() {
+        // A receivers section as an Alertmanager user writes it.
+        let yaml = r#"
+- name: oncall
+  webhook_configs:
+    - url: http://hooks.example.org/alert
+      max_alerts: 10
+      http_config:
+        authorization:
+          credentials: t0ken
+  slack_configs:
+    - api_url: https://hooks.slack.com/services/T/B/X
+      channel: '#ops'
+      send_resolved: true
+      fields:
+        - title: Severity
+          value: '{{ .CommonLabels.severity }}'
+          short: true
+  telegram_configs:
+    - bot_token: '${TG_TOKEN}'
+      chat_id: -1001234567890
+      parse_mode: MarkdownV2
+  email_configs:
+    - to: ops@example.org
+      from: am@example.org
+      smarthost: smtp.example.org:587
+      auth_username: am
+      auth_password_file: /run/secrets/smtp
+      headers:
+        Subject: 'Alert: {{ .GroupLabels.alertname }}'
+  github_configs:
+    - repo: acme/ops
+      token_file: /run/secrets/gh
+      labels: [alert, 'severity/{{ .CommonLabels.severity }}']
+  gitea_configs:
+    - api_url: https://git.example.org
+      repo: acme/ops
+      token: '${GITEA_TOKEN}'
+"#;
+        let v: Vec<ReceiverConfig> = serde_saphyr::from_str(yaml).unwrap();
+        let r = &v[0];
+        assert_eq!(r.webhook_configs[0].max_alerts, 10);
+        assert!(r.slack_configs[0].send_resolved);
+        assert_eq!(r.slack_configs[0].fields[0].short, Some(true));
+        assert_eq!(r.telegram_configs[0].chat_id, -1001234567890);
+        assert_eq!(
+            r.email_configs[0].headers["Subject"],
+            "Alert: {{ .GroupLabels.alertname }}"
+        );
+        assert_eq!(r.github_configs[0].labels.len(), 2);
+        assert_eq!(r.gitea_configs[0].repo, "acme/ops");
+        let bad = "- name: x\n  slack_configs:\n    - api_url: http://x\n      chanel: '#typo'\n";
+        let e = serde_saphyr::from_str::<Vec<ReceiverConfig>>(bad).unwrap_err();
+        assert!(e.to_string().contains("chanel"), "{e}");
+    }
+
+    #[test]
+    fn build_errors_name_receiver_and_integration() {
+        let c: ReceiverConfig = serde_json::from_str(
+            r#"{"name":"team","webhook_configs":[{"url":"http://ok"},{"url":"nope"}]}"#,
+        )
+        .unwrap();
+        let e = build(&c, &BuildContext::default())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.starts_with("receiver \"team\": webhook_configs[1]: url"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn secrets_from_env_file_inline() {
         assert!(
             matches!(Secret::parse_inline("${SX_TEST_TOKEN}"), Secret::Env(n) if n == "SX_TEST_TOKEN")
