@@ -21,7 +21,7 @@ use serde::Deserialize;
 
 use super::http::TlsConfig;
 use super::template::data;
-use super::{check_tmpl, render, BuildContext, Secret, Templates};
+use super::{check_tmpl, render, render_html, BuildContext, Secret, Templates};
 use crate::{BoxFuture, Notification, NotifyError, Receiver};
 
 fn d_html() -> Option<String> {
@@ -236,7 +236,7 @@ impl Email {
 
     /// Renders the message and its envelope.
     pub fn message(&self, n: &Notification) -> Result<(Envelope, Message), NotifyError> {
-        let text_data = data(n, false);
+        let text_data = data(n);
         let t = &self.templates;
         let rendered_headers: Vec<(String, String)> = self
             .headers
@@ -273,7 +273,7 @@ impl Email {
             }
         }
         let html = match &self.cfg.html {
-            Some(h) if !h.is_empty() => Some(render(t, h, &data(n, true), "html")?),
+            Some(h) if !h.is_empty() => Some(render_html(t, h, &text_data, "html")?),
             _ => None,
         };
         let text = match &self.cfg.text {

@@ -339,7 +339,7 @@ impl IssueTracker {
 
     async fn run(&self, n: &Notification) -> Result<(), NotifyError> {
         let _guard = self.lock.lock().await;
-        let d = data(n, false);
+        let d = data(n);
         let t = &self.templates;
         let marker = marker(&n.group_key);
         let existing = self.find_open(&marker).await?;

@@ -240,6 +240,19 @@ pub(crate) fn render(
     })
 }
 
+/// Renders `text` as html/template (email HTML bodies, Telegram's HTML parse mode).
+pub(crate) fn render_html(
+    t: &Templates,
+    text: &str,
+    data: &gotmpl::Value,
+    field: &str,
+) -> Result<String, NotifyError> {
+    t.execute_html(text, data).map_err(|e| NotifyError {
+        retryable: false,
+        msg: format!("{field}: {e}"),
+    })
+}
+
 /// Validates a template field at build time.
 pub(crate) fn check_tmpl(t: &Templates, text: &str, field: &str) -> Result<(), String> {
     t.check(text).map_err(|e| format!("{field}: {e}"))

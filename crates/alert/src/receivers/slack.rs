@@ -214,7 +214,7 @@ impl Slack {
     /// The JSON payload for a notification.
     pub fn payload(&self, n: &Notification) -> Result<Json, NotifyError> {
         let c = &self.cfg;
-        let d = data(n, false);
+        let d = data(n);
         let r = |text: &str, f: &str| render(&self.templates, text, &d, f);
         let (title, cut) = truncate_chars(&r(&c.title, "title")?, MAX_TITLE);
         if cut {

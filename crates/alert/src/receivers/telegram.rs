@@ -12,7 +12,9 @@ use serde_json::{json, Value as Json};
 use super::http::{self, Client, HttpConfig};
 use super::template::data;
 use super::webhook::parse_timeout;
-use super::{check_tmpl, default_true, render, truncate_chars, BuildContext, Secret, Templates};
+use super::{
+    check_tmpl, default_true, render, render_html, truncate_chars, BuildContext, Secret, Templates,
+};
 use crate::{BoxFuture, Notification, NotifyError, Receiver};
 
 fn d_message() -> String {
@@ -106,12 +108,12 @@ impl Telegram {
     /// The `sendMessage` body for a notification.
     pub fn payload(&self, n: &Notification) -> Result<Json, NotifyError> {
         let html = self.cfg.parse_mode == "HTML";
-        let text = render(
-            &self.templates,
-            &self.cfg.message,
-            &data(n, html),
-            "message",
-        )?;
+        let d = data(n);
+        let text = if html {
+            render_html(&self.templates, &self.cfg.message, &d, "message")?
+        } else {
+            render(&self.templates, &self.cfg.message, &d, "message")?
+        };
         let (text, cut) = truncate_chars(&text, MAX_MESSAGE);
         if cut {
             tracing::warn!(receiver = %n.receiver, "telegram message truncated to {MAX_MESSAGE} characters");

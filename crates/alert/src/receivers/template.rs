@@ -2,7 +2,9 @@
 //! `gotmpl`) over Alertmanager's template data (`.Receiver`, `.Status`, `.Alerts`, `.GroupLabels`,
 //! `.CommonLabels`, `.CommonAnnotations`, `.ExternalURL`), Alertmanager's function set, the
 //! user's `templates:` files with their `define`s, and default templates re-created so that a
-//! receiver with no message configured reads like Alertmanager's.
+//! receiver with no message configured reads like Alertmanager's. As in Alertmanager, every
+//! source is parsed twice: as text/template, and as html/template (gotmpl's context-aware
+//! auto-escaping) for email HTML bodies and Telegram's HTML parse mode.
 //!
 //! `gotmpl` has no Go methods, so Alertmanager's methods (`.SortedPairs`, `.Names`, `.Values`,
 //! `.Remove`, `.Alerts.Firing`, `.Alerts.Resolved`) are rewritten into calls of hidden functions
@@ -14,7 +16,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use gotmpl::{Template, TemplateError as GoError, Value};
+use gotmpl::html::Template as HtmlTemplate;
+use gotmpl::{FuncMap, MissingKey, Template, TemplateError as GoError, Value};
 use sextant_model::time::{format_rfc3339_ms, now_ms, parse_timestamp_ms};
 
 use crate::Notification;
@@ -36,10 +39,13 @@ pub const DEFAULT_TEMPLATES: &str = include_str!("default.tmpl");
 /// Largest template file read from disk.
 const MAX_TEMPLATE_FILE: u64 = 4 << 20;
 
-/// The parsed template set: defaults, then the user's files (which may redefine defaults).
+/// The parsed template set: defaults, then the user's files (which may redefine defaults),
+/// parsed twice like Alertmanager does — as text/template and as html/template (contextual
+/// auto-escaping, used for email HTML bodies and Telegram's HTML parse mode).
 #[derive(Clone)]
 pub struct Templates {
-    base: Template,
+    text: Template,
+    html: HtmlTemplate,
 }
 
 impl std::fmt::Debug for Templates {
@@ -55,10 +61,22 @@ impl Default for Templates {
             |e| {
                 tracing::error!(error = %e, "default notification templates do not parse");
                 Templates {
-                    base: with_funcs(Template::new("")),
+                    text: text_template(),
+                    html: html_template(),
                 }
             },
         )
+    }
+}
+
+/// Every map in Alertmanager's data is a `map[string]string`, where a missing key reads as "";
+/// gotmpl prints its nil as Go's `<no value>` (escaped in HTML) instead.
+fn drop_no_value(out: String) -> String {
+    if out.contains("<no value>") || out.contains("&lt;no value&gt;") {
+        out.replace("<no value>", "")
+            .replace("&lt;no value&gt;", "")
+    } else {
+        out
     }
 }
 
@@ -92,15 +110,18 @@ impl Templates {
 
     /// Defaults plus in-memory template sources `(name, text)`.
     pub fn from_sources(sources: &[(String, String)]) -> Result<Self, TemplateError> {
-        let mut t = with_funcs(Template::new(""));
-        for (name, text) in sources {
-            let src = rewrite_methods(text);
-            t = t.parse(&src).map_err(|e| TemplateError::Parse {
+        let mut text = text_template();
+        let mut html = html_template();
+        for (name, src) in sources {
+            let src = rewrite_methods(src);
+            let perr = |e: GoError| TemplateError::Parse {
                 name: name.clone(),
                 msg: e.to_string(),
-            })?;
+            };
+            text = text.parse(&src).map_err(perr)?;
+            html = html.parse(&src).map_err(perr)?;
         }
-        Ok(Templates { base: t })
+        Ok(Templates { text, html })
     }
 
     /// Checks that `text` parses against this set (for config validation).
@@ -108,7 +129,7 @@ impl Templates {
         if !text.contains("{{") {
             return Ok(());
         }
-        self.base
+        self.text
             .clone()
             .parse(&rewrite_methods(text))
             .map(|_| ())
@@ -118,36 +139,49 @@ impl Templates {
             })
     }
 
-    /// Renders `text` (which may call `{{ template "..." . }}`) over `data`.
+    /// Renders `text` (which may call `{{ template "..." . }}`) over `data` as text/template.
     pub fn execute(&self, text: &str, data: &Value) -> Result<String, TemplateError> {
         if !text.contains("{{") {
             return Ok(text.to_string());
         }
-        let t = self
-            .base
-            .clone()
-            .parse(&rewrite_methods(text))
-            .map_err(|e| TemplateError::Parse {
-                name: short(text),
-                msg: e.to_string(),
-            })?;
-        let out = t.execute_to_string(data).map_err(|e| TemplateError::Exec {
+        let perr = |e: GoError| TemplateError::Parse {
             name: short(text),
             msg: e.to_string(),
-        })?;
-        // Every map in Alertmanager's data is a `map[string]string`, where a missing key reads
-        // as "" — gotmpl prints its nil as Go's `<no value>` instead.
-        Ok(if out.contains("<no value>") {
-            out.replace("<no value>", "")
-        } else {
-            out
-        })
+        };
+        let xerr = |e: GoError| TemplateError::Exec {
+            name: short(text),
+            msg: e.to_string(),
+        };
+        let t = self
+            .text
+            .clone()
+            .parse(&rewrite_methods(text))
+            .map_err(perr)?;
+        Ok(drop_no_value(t.execute_to_string(data).map_err(xerr)?))
+    }
+
+    /// Renders `text` as html/template: values are escaped for the HTML context they land in.
+    pub fn execute_html(&self, text: &str, data: &Value) -> Result<String, TemplateError> {
+        let perr = |e: GoError| TemplateError::Parse {
+            name: short(text),
+            msg: e.to_string(),
+        };
+        let xerr = |e: GoError| TemplateError::Exec {
+            name: short(text),
+            msg: e.to_string(),
+        };
+        let t = self
+            .html
+            .clone()
+            .parse(&rewrite_methods(text))
+            .map_err(perr)?;
+        Ok(drop_no_value(t.execute_to_string(data).map_err(xerr)?))
     }
 
     /// The names of all defined templates (sorted).
     pub fn names(&self) -> Vec<String> {
         let mut v: Vec<String> = self
-            .base
+            .text
             .templates()
             .into_iter()
             .map(str::to_string)
@@ -229,72 +263,38 @@ fn s(v: &str) -> Value {
     Value::String(Arc::from(v))
 }
 
-fn kv(m: &BTreeMap<String, String>, esc: bool) -> Value {
+fn kv(m: &BTreeMap<String, String>) -> Value {
     Value::Map(Arc::new(
         m.iter()
-            .map(|(k, v)| (Arc::from(k.as_str()), s(&maybe_escape(v, esc))))
+            .map(|(k, v)| (Arc::from(k.as_str()), s(v)))
             .collect(),
     ))
 }
 
-fn maybe_escape(v: &str, esc: bool) -> String {
-    if esc {
-        html_escape(v)
-    } else {
-        v.to_string()
-    }
-}
-
-/// Escapes `& < > " ' +` and NUL like Go's `html/template` does for text.
-pub fn html_escape(v: &str) -> String {
-    let mut o = String::with_capacity(v.len());
-    for c in v.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&#34;"),
-            '\'' => o.push_str("&#39;"),
-            '+' => o.push_str("&#43;"),
-            '\0' => o.push('\u{FFFD}'),
-            _ => o.push(c),
-        }
-    }
-    o
-}
-
-/// Alertmanager's template data for a notification. With `html_escape`, every string from the
-/// alerts is HTML-escaped, which is what Go's `html/template` does to them in text context
-/// (used for the email HTML body and Telegram's HTML parse mode).
-pub fn data(n: &Notification, html: bool) -> Value {
+/// Alertmanager's template data for a notification.
+pub fn data(n: &Notification) -> Value {
     let alerts: Vec<Value> = n
         .alerts
         .iter()
         .map(|a| {
             let mut m = BTreeMap::new();
             m.insert(Arc::from("Status"), s(&a.status));
-            m.insert(Arc::from("Labels"), kv(&a.labels, html));
-            m.insert(Arc::from("Annotations"), kv(&a.annotations, html));
+            m.insert(Arc::from("Labels"), kv(&a.labels));
+            m.insert(Arc::from("Annotations"), kv(&a.annotations));
             m.insert(Arc::from("StartsAt"), s(&go_time(&a.starts_at)));
             m.insert(Arc::from("EndsAt"), s(&go_time(&a.ends_at)));
-            m.insert(
-                Arc::from("GeneratorURL"),
-                s(&maybe_escape(&a.generator_url, html)),
-            );
+            m.insert(Arc::from("GeneratorURL"), s(&a.generator_url));
             m.insert(Arc::from("Fingerprint"), s(&a.fingerprint));
             Value::Map(Arc::new(m))
         })
         .collect();
     let mut m = BTreeMap::new();
-    m.insert(Arc::from("Receiver"), s(&maybe_escape(&n.receiver, html)));
+    m.insert(Arc::from("Receiver"), s(&n.receiver));
     m.insert(Arc::from("Status"), s(&n.status));
     m.insert(Arc::from("Alerts"), Value::List(alerts.into()));
-    m.insert(Arc::from("GroupLabels"), kv(&n.group_labels, html));
-    m.insert(Arc::from("CommonLabels"), kv(&n.common_labels, html));
-    m.insert(
-        Arc::from("CommonAnnotations"),
-        kv(&n.common_annotations, html),
-    );
+    m.insert(Arc::from("GroupLabels"), kv(&n.group_labels));
+    m.insert(Arc::from("CommonLabels"), kv(&n.common_labels));
+    m.insert(Arc::from("CommonAnnotations"), kv(&n.common_annotations));
     m.insert(Arc::from("ExternalURL"), s(&n.external_url));
     m.insert(Arc::from("GroupKey"), s(&n.group_key));
     Value::Map(Arc::new(m))
@@ -438,7 +438,7 @@ fn to_json(v: &Value) -> serde_json::Value {
         Value::Float(f) => serde_json::Number::from_f64(*f)
             .map(serde_json::Value::Number)
             .unwrap_or(serde_json::Value::Null),
-        Value::String(s) => serde_json::Value::String(s.to_string()),
+        Value::String(s) | Value::Safe { s, .. } => serde_json::Value::String(s.to_string()),
         Value::List(l) => serde_json::Value::Array(l.iter().map(to_json).collect()),
         Value::Map(m) => {
             serde_json::Value::Object(m.iter().map(|(k, v)| (k.to_string(), to_json(v))).collect())
@@ -635,8 +635,24 @@ fn time_arg(v: &Value, f: &str) -> gotmpl::Result<i64> {
     }
 }
 
-fn with_funcs(t: Template) -> Template {
-    t.missing_key(gotmpl::MissingKey::ZeroValue)
+/// Builder for a [`FuncMap`] with the same `.func(name, f)` shape as `gotmpl::Template`.
+struct Funcs(FuncMap);
+
+impl Funcs {
+    fn func(
+        mut self,
+        name: &str,
+        f: impl Fn(&[Value]) -> gotmpl::Result<Value> + Send + Sync + 'static,
+    ) -> Self {
+        self.0.insert(name.to_string(), Arc::new(f));
+        self
+    }
+}
+
+/// Alertmanager's template functions. In the HTML set, `safeHtml`/`safeUrl` mark their result
+/// as trusted content, as Go's `template.HTML`/`template.URL` do.
+fn func_map(html: bool) -> FuncMap {
+    let f = Funcs(FuncMap::new())
         .func("toUpper", |a| {
             Ok(s(&str_arg(a, 0, "toUpper")?.to_uppercase()))
         })
@@ -771,7 +787,30 @@ fn with_funcs(t: Template) -> Template {
         })
         .func("sxResolved", |a| {
             alerts_with_status(arg(a, 0, "Resolved")?, "resolved")
+        });
+    let f = if html {
+        f.func("safeHtml", |a| {
+            Ok(gotmpl::html::HTML::from(str_arg(a, 0, "safeHtml")?).into())
         })
+        .func("safeUrl", |a| {
+            Ok(gotmpl::html::URL::from(str_arg(a, 0, "safeUrl")?).into())
+        })
+    } else {
+        f
+    };
+    f.0
+}
+
+fn text_template() -> Template {
+    Template::new("")
+        .missing_key(MissingKey::ZeroValue)
+        .funcs(func_map(false))
+}
+
+fn html_template() -> HtmlTemplate {
+    HtmlTemplate::new("")
+        .missing_key(MissingKey::ZeroValue)
+        .funcs(func_map(true))
 }
 
 fn url_unescape(v: &str) -> Option<String> {
@@ -1026,9 +1065,7 @@ pub(crate) mod tests {
     }
 
     fn render(t: &str) -> String {
-        Templates::default()
-            .execute(t, &data(&sample(), false))
-            .unwrap()
+        Templates::default().execute(t, &data(&sample())).unwrap()
     }
 
     #[test]
@@ -1064,10 +1101,7 @@ pub(crate) mod tests {
         n.status = "resolved".into();
         n.common_labels = n.group_labels.clone();
         let out = Templates::default()
-            .execute(
-                "{{ template \"email.default.subject\" . }}",
-                &data(&n, false),
-            )
+            .execute("{{ template \"email.default.subject\" . }}", &data(&n))
             .unwrap();
         assert_eq!(out, "[RESOLVED] HostDown ");
         assert_eq!(
@@ -1114,7 +1148,7 @@ pub(crate) mod tests {
         assert!(Templates::default()
             .execute(
                 "{{ (index .Alerts 0).StartsAt | tz \"Europe/Berlin\" }}",
-                &data(&sample(), false)
+                &data(&sample())
             )
             .is_err());
         assert_eq!(
@@ -1147,14 +1181,17 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn html_mode_escapes_data() {
+    fn html_set_escapes_by_context() {
         let mut n = sample();
         n.common_annotations
             .insert("summary".into(), "<b>x</b> & y".into());
         let out = Templates::default()
-            .execute("{{ .CommonAnnotations.summary }}", &data(&n, true))
+            .execute_html("{{ .CommonAnnotations.summary }} {{ .CommonAnnotations.summary | safeHtml }} <a href=\"{{ .ExternalURL }}/?q={{ .Receiver }}\">", &data(&n))
             .unwrap();
-        assert_eq!(out, "&lt;b&gt;x&lt;/b&gt; &amp; y");
+        assert_eq!(
+            out,
+            "&lt;b&gt;x&lt;/b&gt; &amp; y <b>x</b> & y <a href=\"http://sextant:9595/?q=team\">"
+        );
     }
 
     #[test]
@@ -1167,7 +1204,7 @@ pub(crate) mod tests {
         )
         .unwrap();
         let t = Templates::load(&["*.tmpl".into()], dir.path()).unwrap();
-        let d = data(&sample(), false);
+        let d = data(&sample());
         assert_eq!(
             t.execute("{{ template \"my.title\" . }}", &d).unwrap(),
             "Alert P0"
