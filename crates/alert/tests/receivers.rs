@@ -671,15 +671,44 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// aiosmtpd's own controller with AUTH (PLAIN/LOGIN) required for user `am`, password `pw`;
+/// the `python3 -m aiosmtpd` command line has no way to configure an authenticator.
+const SMTP_AUTH_SERVER: &str = r#"
+import sys, time
+from aiosmtpd.controller import Controller
+from aiosmtpd.handlers import Mailbox
+from aiosmtpd.smtp import AuthResult
+def check(server, session, envelope, mechanism, data):
+    return AuthResult(success=(data.login == b"am" and data.password == b"pw"))
+c = Controller(Mailbox(sys.argv[2]), hostname="127.0.0.1", port=int(sys.argv[1]),
+               authenticator=check, auth_required=True, auth_require_tls=False)
+c.start()
+while True:
+    time.sleep(3600)
+"#;
+
 fn start_smtp(dir: &Path, tls: Option<(&Path, &Path)>) -> Smtp {
+    spawn_smtp(dir, |cmd, port, maildir| {
+        cmd.args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")]);
+        if let Some((cert, key)) = tls {
+            cmd.arg("--tlscert").arg(cert).arg("--tlskey").arg(key);
+        }
+        cmd.args(["-c", "aiosmtpd.handlers.Mailbox"]).arg(maildir);
+    })
+}
+
+fn start_smtp_auth(dir: &Path) -> Smtp {
+    spawn_smtp(dir, |cmd, port, maildir| {
+        cmd.args(["-c", SMTP_AUTH_SERVER, &port.to_string()])
+            .arg(maildir);
+    })
+}
+
+fn spawn_smtp(dir: &Path, args: impl FnOnce(&mut Command, u16, &Path)) -> Smtp {
     let maildir = dir.join("maildir");
     let port = free_port();
     let mut cmd = Command::new("python3");
-    cmd.args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")]);
-    if let Some((cert, key)) = tls {
-        cmd.arg("--tlscert").arg(cert).arg("--tlskey").arg(key);
-    }
-    cmd.args(["-c", "aiosmtpd.handlers.Mailbox"]).arg(&maildir);
+    args(&mut cmd, port, &maildir);
     let child = cmd
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -919,4 +948,34 @@ async fn email_starttls_via_aiosmtpd() {
         e.msg.to_lowercase().contains("certificate") || e.msg.contains("tls"),
         "{e}"
     );
+}
+
+#[tokio::test]
+async fn email_smtp_auth_via_aiosmtpd() {
+    if !have_aiosmtpd() {
+        assert!(
+            !require_peers(),
+            "aiosmtpd is required (SEXTANT_REQUIRE_PEERS=1)"
+        );
+        eprintln!("skipping email_smtp_auth_via_aiosmtpd: python3 -m aiosmtpd not available");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let smtp = start_smtp_auth(dir.path());
+    let pw = dir.path().join("smtp-password");
+    std::fs::write(&pw, "pw\n").unwrap();
+    let r = one(json!({"name": "oncall", "email_configs": [{
+        "to": "ops@example.org", "from": "sextant@example.org", "require_tls": false,
+        "smarthost": format!("127.0.0.1:{}", smtp.port),
+        "auth_username": "am", "auth_password_file": pw
+    }]}));
+    r.notify(&notification("firing")).await.unwrap();
+    assert_eq!(received(&smtp.maildir, 1).len(), 1);
+    // No credentials at all against a server that requires AUTH: refused, nothing delivered.
+    let r = one(json!({"name": "oncall", "email_configs": [{
+        "to": "ops@example.org", "from": "sextant@example.org", "require_tls": false,
+        "smarthost": format!("127.0.0.1:{}", smtp.port)
+    }]}));
+    assert!(r.notify(&notification("firing")).await.is_err());
+    assert_eq!(received(&smtp.maildir, 1).len(), 1);
 }
