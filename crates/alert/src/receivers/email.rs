@@ -47,6 +47,7 @@ pub struct EmailConfig {
     pub auth_password_file: Option<PathBuf>,
     /// CRAM-MD5 secret: not supported (lettre offers PLAIN and LOGIN).
     pub auth_secret: Option<String>,
+    /// Accepted for compatibility but not sent: lettre's PLAIN has no authorization identity.
     pub auth_identity: Option<String>,
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
