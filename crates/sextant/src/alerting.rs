@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
+use sextant_alert::config::GlobalConfig;
+use sextant_alert::receivers::{BuildContext, GlobalDefaults, Templates};
 use sextant_alert::{AlertManager, Config, IntegrationBuilder, Options, Store};
 use sextant_model::time::{format_rfc3339_ms, now_ms, parse_duration};
 use sextant_rules::{Notifier, NotifyAlert};
@@ -20,7 +22,7 @@ pub fn builtin(
     data_dir: &Path,
     config: Option<&Path>,
     external_url: &str,
-) -> Result<Arc<AlertManager>> {
+) -> Result<(Arc<AlertManager>, SharedTemplates)> {
     let cfg = match config {
         Some(p) => sextant_alert::load_config(p)?,
         None => Config::default_config(),
@@ -29,111 +31,87 @@ pub fn builtin(
         .with_context(|| format!("creating {}", data_dir.display()))?;
     let db = data_dir.join("alerts.db");
     let store = Store::open(&db).with_context(|| format!("opening {}", db.display()))?;
-    // Receiver integrations (webhook, Slack, ...) are built by the receivers module; until it
-    // is wired in, webhooks use the interim sender below and other integrations are reported
-    // and deliver nowhere.
-    let builder: IntegrationBuilder = Arc::new(|r, _g| {
-        let mut out: Vec<Arc<dyn sextant_alert::Receiver>> = Vec::new();
-        for w in &r.webhook_configs {
-            out.push(Arc::new(InterimWebhook::from_config(w)?));
-        }
-        let n = r.slack_configs.len()
-            + r.telegram_configs.len()
-            + r.email_configs.len()
-            + r.gitea_configs.len()
-            + r.github_configs.len();
-        if n > 0 {
-            tracing::warn!(receiver = %r.name, "receiver integrations are not available in this build");
-        }
-        Ok(out)
-    });
+    let templates = Arc::new(Mutex::new(load_templates(&cfg, config)?));
+    let builder = integration_builder(templates.clone(), external_url.to_string());
     let opts = Options {
         external_url: external_url.to_string(),
         ..Options::default()
     };
-    Ok(AlertManager::new(cfg, store, builder, opts, now_ms())?)
+    Ok((AlertManager::new(cfg, store, builder, opts, now_ms())?, templates))
+}
+
+/// Notification templates of the current configuration, swapped on reload.
+pub type SharedTemplates = Arc<Mutex<Arc<Templates>>>;
+
+/// Alertmanager's default templates plus the configuration's `templates:` files (relative to
+/// the configuration file).
+fn load_templates(cfg: &Config, path: Option<&Path>) -> Result<Arc<Templates>> {
+    let base = path.and_then(Path::parent).unwrap_or(Path::new("."));
+    Ok(Arc::new(
+        Templates::load(&cfg.templates, base).map_err(|e| anyhow::anyhow!("templates: {e}"))?,
+    ))
+}
+
+fn file_path(s: &Option<String>) -> Option<std::path::PathBuf> {
+    s.as_ref().map(std::path::PathBuf::from)
+}
+
+/// `global:` defaults the integrations fall back to.
+fn global_defaults(g: &GlobalConfig) -> std::result::Result<GlobalDefaults, String> {
+    let http_config = match &g.http_config {
+        Some(v) => Some(
+            serde_json::from_value(v.clone()).map_err(|e| format!("global.http_config: {e}"))?,
+        ),
+        None => None,
+    };
+    Ok(GlobalDefaults {
+        smtp_from: g.smtp_from.clone(),
+        smtp_hello: g.smtp_hello.clone(),
+        smtp_smarthost: g.smtp_smarthost.clone(),
+        smtp_auth_username: g.smtp_auth_username.clone(),
+        smtp_auth_password: g.smtp_auth_password.clone(),
+        smtp_auth_password_file: file_path(&g.smtp_auth_password_file),
+        smtp_auth_identity: g.smtp_auth_identity.clone(),
+        smtp_require_tls: g.smtp_require_tls,
+        slack_api_url: g.slack_api_url.clone(),
+        slack_api_url_file: file_path(&g.slack_api_url_file),
+        telegram_api_url: g.telegram_api_url.clone(),
+        http_config,
+    })
+}
+
+/// Builds a receiver's integrations (webhook, Slack, Telegram, email, Gitea, GitHub).
+fn integration_builder(templates: SharedTemplates, external_url: String) -> IntegrationBuilder {
+    Arc::new(move |r, g| {
+        let ctx = BuildContext {
+            global: global_defaults(g)?,
+            external_url: external_url.trim_end_matches('/').to_string(),
+            templates: templates.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+        };
+        let built = sextant_alert::receivers::build(r, &ctx).map_err(|e| e.to_string())?;
+        Ok(built.into_iter().map(Arc::from).collect())
+    })
 }
 
 /// Re-reads `--alertmanager-config` on `/-/reload` and SIGHUP; groups are rebuilt from the
 /// stored alerts and the notification log prevents repeats.
 pub fn reload_hook(
     am: Arc<AlertManager>,
+    templates: SharedTemplates,
     path: Option<std::path::PathBuf>,
 ) -> Option<crate::rules_cmd::ExtraReload> {
     let path = path?;
     Some(Box::new(move || {
         let cfg = sextant_alert::load_config(&path).map_err(|e| e.to_string())?;
-        am.update_config(cfg, now_ms()).map_err(|e| e.to_string())?;
+        let t = load_templates(&cfg, Some(&path)).map_err(|e| format!("{e:#}"))?;
+        let old = std::mem::replace(&mut *templates.lock().unwrap_or_else(|e| e.into_inner()), t);
+        if let Err(e) = am.update_config(cfg, now_ms()) {
+            *templates.lock().unwrap_or_else(|e| e.into_inner()) = old;
+            return Err(e.to_string());
+        }
         tracing::info!(file = %path.display(), "alert manager configuration reloaded");
         Ok(())
     }))
-}
-
-/// INTERIM, until the receivers module is merged: Alertmanager's webhook (payload version 4
-/// POSTed as JSON to `url`), only `url` and `send_resolved` honoured. 5xx and transport errors
-/// are retryable, like Alertmanager's.
-struct InterimWebhook {
-    url: String,
-    send_resolved: bool,
-    client: reqwest::Client,
-}
-
-impl InterimWebhook {
-    fn from_config(v: &serde_json::Value) -> std::result::Result<InterimWebhook, String> {
-        let url = v
-            .get("url")
-            .and_then(|u| u.as_str())
-            .ok_or("webhook_configs: url is required")?
-            .to_string();
-        let send_resolved = v
-            .get("send_resolved")
-            .and_then(|b| b.as_bool())
-            .unwrap_or(true);
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .map_err(|e| e.to_string())?;
-        Ok(InterimWebhook {
-            url,
-            send_resolved,
-            client,
-        })
-    }
-}
-
-impl sextant_alert::Receiver for InterimWebhook {
-    fn integration(&self) -> &'static str {
-        "webhook"
-    }
-    fn send_resolved(&self) -> bool {
-        self.send_resolved
-    }
-    fn notify<'a>(
-        &'a self,
-        n: &'a sextant_alert::Notification,
-    ) -> sextant_alert::BoxFuture<'a, std::result::Result<(), sextant_alert::NotifyError>> {
-        Box::pin(async move {
-            let err = |retryable, msg: String| sextant_alert::NotifyError { retryable, msg };
-            let body = serde_json::to_vec(n).map_err(|e| err(false, e.to_string()))?;
-            let r = self
-                .client
-                .post(&self.url)
-                .header("Content-Type", "application/json")
-                .body(body)
-                .send()
-                .await
-                .map_err(|e| err(true, e.to_string()))?;
-            let code = r.status();
-            if code.is_success() {
-                Ok(())
-            } else {
-                Err(err(
-                    code.is_server_error(),
-                    format!("unexpected status code {code}"),
-                ))
-            }
-        })
-    }
 }
 
 #[derive(Debug, Deserialize)]

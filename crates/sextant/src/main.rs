@@ -433,7 +433,7 @@ fn serve(a: ServeArgs) -> Result<()> {
         inline_slos: Vec::new(),
     };
     let first_rules = rules_cmd::load(&rule_paths.with_config(&loaded))?;
-    let am = alerting::builtin(
+    let (am, am_templates) = alerting::builtin(
         &a.data_dir,
         a.alertmanager_config.as_deref(),
         &external_url_am,
@@ -458,7 +458,7 @@ fn serve(a: ServeArgs) -> Result<()> {
             None => am.clone(),
         };
         rules.set_notifier(Some(notifier));
-        let am_reload = alerting::reload_hook(am.clone(), a.alertmanager_config.clone());
+        let am_reload = alerting::reload_hook(am.clone(), am_templates, a.alertmanager_config.clone());
         start_scraping(&state, config_path.clone(), loaded, rules, rule_paths, first_rules, am_reload)?;
         if a.self_monitor_interval > 0 {
             sextant_server::start_self_monitoring(
