@@ -10,7 +10,7 @@ use crate::engine::{Ev, Val};
 use crate::error::EvalError;
 use crate::functions::FuncDef;
 use crate::hist;
-use crate::value::{Series, VSample};
+use crate::value::{SeriesView, VSample};
 
 /// One step of Kahan-Neumaier summation.
 /// A Kahan-compensated sum.
@@ -384,7 +384,7 @@ pub(crate) fn call(
         }
         let mut out = Vec::with_capacity(m.len());
         for s in m {
-            if let Some((v, h)) = range_fn(ev, name, &s, &params, lo, hi, ts, &apos)? {
+            if let Some((v, h)) = range_fn(ev, name, &s.view(), &params, lo, hi, ts, &apos)? {
                 let keep_name = matches!(name, "last_over_time" | "first_over_time");
                 out.push(VSample {
                     labels: s.labels,
@@ -699,20 +699,20 @@ fn linear_regression(s: &[Sample], intercept_t: i64) -> (f64, f64) {
 type FnOut = Option<(f64, Option<FloatHistogram>)>;
 
 #[allow(clippy::too_many_arguments)]
-fn range_fn(
+pub(crate) fn range_fn(
     ev: &mut Ev,
     name: &str,
-    s: &Series,
+    s: &SeriesView,
     params: &[f64],
     lo: i64,
     hi: i64,
     ts: i64,
     p: &str,
 ) -> Result<FnOut, EvalError> {
-    let fl = &s.floats;
-    let hs = &s.histograms;
+    let fl = s.floats;
+    let hs = s.histograms;
     let fo = |v: f64| Some((v, None));
-    let mname = s.labels.metric_name().unwrap_or("").to_string();
+    let mname = s.labels.metric_name().unwrap_or("");
     let mixed = !fl.is_empty() && !hs.is_empty();
     if mixed {
         match name {
@@ -1119,9 +1119,9 @@ fn st_overlap(prev_st: i64, prev_t: i64, cur_st: i64) -> bool {
 }
 
 /// Start timestamps of a series' floats, if known for every sample.
-fn float_sts(s: &Series) -> &[i64] {
+fn float_sts<'a>(s: &SeriesView<'a>) -> &'a [i64] {
     if s.float_st.len() == s.floats.len() {
-        &s.float_st
+        s.float_st
     } else {
         &[]
     }
@@ -1132,7 +1132,7 @@ fn float_sts(s: &Series) -> &[i64] {
 #[allow(clippy::too_many_arguments)]
 fn extrapolated_rate(
     ev: &mut Ev,
-    s: &Series,
+    s: &SeriesView,
     counter: bool,
     rate: bool,
     lo: i64,
@@ -1140,7 +1140,7 @@ fn extrapolated_rate(
     mname: &str,
     p: &str,
 ) -> FnOut {
-    let fl = &s.floats;
+    let fl = s.floats;
     let sts = float_sts(s);
     let n1 = fl.len() - 1;
     let (first, last) = (fl[0], fl[n1]);
@@ -1199,9 +1199,9 @@ fn extrapolated_rate(
 
 #[allow(clippy::too_many_arguments)]
 /// Start timestamps of a series' histograms, if known for every sample.
-fn hist_sts(s: &Series) -> &[i64] {
+fn hist_sts<'a>(s: &SeriesView<'a>) -> &'a [i64] {
     if s.hist_st.len() == s.histograms.len() {
-        &s.hist_st
+        s.hist_st
     } else {
         &[]
     }
@@ -1211,7 +1211,7 @@ fn hist_sts(s: &Series) -> &[i64] {
 #[allow(clippy::too_many_arguments)]
 fn histogram_rate(
     ev: &mut Ev,
-    s: &Series,
+    s: &SeriesView,
     counter: bool,
     rate: bool,
     lo: i64,
@@ -1219,7 +1219,7 @@ fn histogram_rate(
     mname: &str,
     p: &str,
 ) -> FnOut {
-    let hs = &s.histograms;
+    let hs = s.histograms;
     let sts = hist_sts(s);
     let n1 = hs.len() - 1;
     let first = &hs[0].1;
