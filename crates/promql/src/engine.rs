@@ -26,6 +26,9 @@ pub struct EngineOptions {
     pub max_points_per_series: i64,
     /// Step of subqueries written without one (`[5m:]`).
     pub default_subquery_step_ms: i64,
+    /// Answer the common shapes (selectors, range functions, aggregations of them) with
+    /// compiled whole-range plans; off, everything is evaluated step by step (same results).
+    pub plans: bool,
 }
 
 impl Default for EngineOptions {
@@ -36,6 +39,7 @@ impl Default for EngineOptions {
             max_samples: 50_000_000,
             max_points_per_series: 11_000,
             default_subquery_step_ms: 60_000,
+            plans: true,
         }
     }
 }
@@ -95,7 +99,9 @@ impl Engine {
         let mut ev = Ev::new(q, &self.opts, t, t, 0);
         ev.source = source.map(str::to_string);
         ev.load(expr)?;
-        crate::range::install(&mut ev, expr, true);
+        if self.opts.plans {
+            crate::range::install(&mut ev, expr, true);
+        }
         let v = ev.eval(expr, t)?;
         let value = match v {
             Val::Scalar(v) => Value::Scalar { t, v },
@@ -150,12 +156,14 @@ impl Engine {
         ev.source = source.map(str::to_string);
         ev.range_query = true;
         ev.load(expr)?;
-        if let Some(plan) = crate::range::compile(&ev, expr) {
-            if let Some(r) = range_plan(&mut ev, plan, start, end, step)? {
-                return Ok(r);
+        if self.opts.plans {
+            if let Some(plan) = crate::range::compile(&ev, expr) {
+                if let Some(r) = range_plan(&mut ev, plan, start, end, step)? {
+                    return Ok(r);
+                }
             }
+            crate::range::install(&mut ev, expr, true);
         }
-        crate::range::install(&mut ev, expr, true);
         let mut index: HashMap<Labels, usize> = HashMap::new();
         let mut out: Vec<Series> = Vec::new();
         // Like Prometheus, the points of the result count towards the sample limit while the

@@ -712,9 +712,11 @@ pub(crate) fn range_fn(
     let fl = s.floats;
     let hs = s.histograms;
     let fo = |v: f64| Some((v, None));
-    let mname = s.labels.metric_name().unwrap_or("");
+    // Only annotations need the metric name: look it up when one is made.
+    let mname_of = || s.labels.metric_name().unwrap_or("");
     let mixed = !fl.is_empty() && !hs.is_empty();
     if mixed {
+        let mname = mname_of();
         match name {
             "rate" | "increase" | "delta" | "sum_over_time" | "avg_over_time" => {
                 ev.warn(format!("PromQL warning: encountered a mix of histograms and floats for metric name {mname:?} ({p})"));
@@ -740,15 +742,16 @@ pub(crate) fn range_fn(
     Ok(match name {
         "rate" | "increase" | "delta" => {
             if hs.len() > 1 || (hs.len() == 1 && !hist_sts(s).is_empty()) {
-                histogram_rate(ev, s, name != "delta", name == "rate", lo, hi, &mname, p)
+                histogram_rate(ev, s, name != "delta", name == "rate", lo, hi, mname_of(), p)
             } else if fl.len() > 1 || (fl.len() == 1 && !float_sts(s).is_empty()) {
-                extrapolated_rate(ev, s, name != "delta", name == "rate", lo, hi, &mname, p)
+                extrapolated_rate(ev, s, name != "delta", name == "rate", lo, hi, p)
             } else {
                 None
             }
         }
         "irate" | "idelta" => {
             // Only the last two samples matter, whatever came before them.
+            let mname = mname_of();
             let mut tail: Vec<(i64, bool)> =
                 fl.iter().rev().take(2).map(|x| (x.t, false)).collect();
             tail.extend(hs.iter().rev().take(2).map(|x| (x.0, true)));
@@ -1137,7 +1140,6 @@ fn extrapolated_rate(
     rate: bool,
     lo: i64,
     hi: i64,
-    mname: &str,
     p: &str,
 ) -> FnOut {
     let fl = s.floats;
@@ -1150,6 +1152,7 @@ fn extrapolated_rate(
         for i in 0..n1 {
             let (prev, cur) = (fl[i], fl[i + 1]);
             if !overlap && i + 1 < sts.len() && st_overlap(sts[i], prev.t, sts[i + 1]) {
+                let mname = s.labels.metric_name().unwrap_or("");
                 ev.warn(format!("PromQL warning: sample has start time that overlaps with previous sample timestamp for metric {mname:?} ({p})"));
                 overlap = true;
             }

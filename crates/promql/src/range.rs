@@ -88,12 +88,68 @@ impl Source {
     }
 }
 
+/// Results of a leaf (selector or range function) for a block of consecutive steps, computed
+/// series by series (each series' samples are read while in cache for all steps of the block,
+/// like Prometheus' series-at-a-time range evaluation) and handed out step by step.
+#[derive(Default)]
+struct Block {
+    /// First step's time, step width, steps in the block, the next step to hand out.
+    t0: i64,
+    step: i64,
+    n: usize,
+    next: usize,
+    /// Per step: the elements, and the samples the selector read (for the sample limit).
+    pts: Vec<Vec<Point>>,
+    read: Vec<usize>,
+}
+
+/// Output elements a block may hold (all steps together); bounds its memory to a few tens of MB.
+const BLOCK_POINTS: usize = 1 << 20;
+/// At most this many steps per block.
+const BLOCK_STEPS: usize = 64;
+
+impl Block {
+    /// Whether `ts` is the next step this block has computed.
+    fn has(&self, ts: i64) -> bool {
+        self.next < self.n && self.t0 + self.step * self.next as i64 == ts
+    }
+
+    /// Starts a block at `ts` for a node with `nseries` output series: as many grid steps
+    /// (of the query's step, up to its end) as the memory budget allows.
+    fn start(&mut self, ev: &Ev, ts: i64, nseries: usize) {
+        let step = ev.dctx.step_ms;
+        let left = if step > 0 && ts <= ev.end {
+            ((ev.end - ts) / step) as usize + 1
+        } else {
+            1
+        };
+        let n = left
+            .min(BLOCK_STEPS)
+            .min((BLOCK_POINTS / nseries.max(1)).max(1));
+        self.t0 = ts;
+        self.step = step;
+        self.n = n;
+        self.next = 0;
+        self.pts.resize_with(n, Vec::new);
+        self.read.clear();
+        self.read.resize(n, 0);
+        for p in &mut self.pts[..n] {
+            p.clear();
+        }
+    }
+
+    fn time(&self, k: usize) -> i64 {
+        self.t0 + self.step * k as i64
+    }
+}
+
 enum Kind {
     /// An instant-vector selector (not `smoothed`/`anchored`).
     Select {
         src: Source,
         /// Per series: index of the first sample after the last evaluation time.
         cur: Vec<usize>,
+        block: Block,
     },
     /// A range function over a plain range selector.
     RangeFn {
@@ -105,6 +161,7 @@ enum Kind {
         /// Per series: window start and end cursors (first sample after `t - range`, after `t`).
         lo: Vec<usize>,
         hi: Vec<usize>,
+        block: Block,
     },
     /// An aggregation of a compiled expression.
     Aggr {
@@ -151,6 +208,7 @@ pub(crate) fn compile(ev: &Ev, e: &Expr) -> Option<Node> {
                 kind: Kind::Select {
                     src: Source::new(ev, vs),
                     cur: vec![0; data.len()],
+                    block: Block::default(),
                 },
             })
         }
@@ -168,10 +226,11 @@ pub(crate) fn compile(ev: &Ev, e: &Expr) -> Option<Node> {
                 return None;
             };
             let data = ev.data.get(&key(vs))?;
-            if data
-                .iter()
-                .any(|s| !s.histograms.is_empty() || !s.hist_st.is_empty())
-            {
+            // Float data without start timestamps: then range functions never annotate, so
+            // computing several steps ahead cannot reorder annotations.
+            if data.iter().any(|s| {
+                !s.histograms.is_empty() || !s.hist_st.is_empty() || !s.float_st.is_empty()
+            }) {
                 return None;
             }
             let keep_name = matches!(func.name, "last_over_time" | "first_over_time");
@@ -187,6 +246,7 @@ pub(crate) fn compile(ev: &Ev, e: &Expr) -> Option<Node> {
                     apos: ev.pos_of(&args[0]),
                     lo: vec![0; data.len()],
                     hi: vec![0; data.len()],
+                    block: Block::default(),
                 },
             })
         }
@@ -309,23 +369,30 @@ impl Node {
         out: &mut Vec<Point>,
     ) -> Result<(), EvalError> {
         match &mut self.kind {
-            Kind::Select { src, cur } => {
-                let t = src.time(ts);
-                let from = t.saturating_sub(ev.opts.lookback_ms);
-                let Some(data) = ev.data.get(&src.key) else {
-                    return Ok(());
-                };
-                let before = out.len();
-                for (i, s) in data.iter().enumerate() {
-                    let fi = seek(&s.floats, &mut cur[i], t);
-                    if fi > 0 {
-                        let p = s.floats[fi - 1];
-                        if p.t > from && !is_stale_nan(p.v) {
-                            out.push((i as u32, p.t, p.v));
+            Kind::Select { src, cur, block } => {
+                if !block.has(ts) {
+                    let Some(data) = ev.data.get(&src.key) else {
+                        return Ok(());
+                    };
+                    block.start(ev, ts, data.len());
+                    let lb = ev.opts.lookback_ms;
+                    for (i, s) in data.iter().enumerate() {
+                        for k in 0..block.n {
+                            let t = src.time(block.time(k));
+                            let fi = seek(&s.floats, &mut cur[i], t);
+                            if fi > 0 {
+                                let p = s.floats[fi - 1];
+                                if p.t > t.saturating_sub(lb) && !is_stale_nan(p.v) {
+                                    block.pts[k].push((i as u32, p.t, p.v));
+                                }
+                            }
                         }
                     }
                 }
-                let n = out.len() - before;
+                let k = block.next;
+                block.next += 1;
+                let n = block.pts[k].len();
+                out.append(&mut block.pts[k]);
                 ev.add_selected(n)
             }
             Kind::RangeFn {
@@ -335,56 +402,27 @@ impl Node {
                 apos,
                 lo,
                 hi,
+                block,
             } => {
-                let t = src.time(ts);
-                let start = t - *range;
-                // Range functions may annotate (`&mut Ev`) while reading the data: take it out
-                // of the evaluator for the loop and put it back whatever happens.
-                let Some(data) = ev.data.remove(&src.key) else {
-                    return Ok(());
-                };
-                let mut n = 0usize;
-                let mut res = Ok(());
-                for (i, s) in data.iter().enumerate() {
-                    if i % 4096 == 4095 {
-                        if let Err(e) = ev.check_deadline() {
-                            res = Err(e);
-                            break;
-                        }
-                    }
-                    let a = seek(&s.floats, &mut lo[i], start);
-                    let b = seek(&s.floats, &mut hi[i], t);
-                    if a >= b {
-                        continue;
-                    }
-                    if ev.samples.saturating_add(n + (b - a)) > ev.opts.max_samples {
-                        res = Err(too_many_samples());
-                        break;
-                    }
-                    n += b - a;
-                    let view = SeriesView {
-                        labels: &s.labels,
-                        floats: &s.floats[a..b],
-                        histograms: &[],
-                        float_st: if s.float_st.len() == s.floats.len() {
-                            &s.float_st[a..b]
-                        } else {
-                            &[]
-                        },
-                        hist_st: &[],
+                if !block.has(ts) {
+                    // Range functions take `&mut Ev`: take the data out of the evaluator for
+                    // the loop and put it back whatever happens.
+                    let Some(data) = ev.data.remove(&src.key) else {
+                        return Ok(());
                     };
-                    match crate::funcs::range_fn(ev, func, &view, &[], start, t, ts, apos) {
-                        Ok(Some((v, None))) => out.push((i as u32, ts, v)),
-                        Ok(_) => {}
-                        Err(e) => {
-                            res = Err(e);
-                            break;
-                        }
-                    }
+                    block.start(ev, ts, data.len());
+                    let res = range_block(ev, &data, src, func, *range, apos, lo, hi, block);
+                    ev.data.insert(src.key, data);
+                    res?;
                 }
-                ev.data.insert(src.key, data);
-                res?;
-                ev.add_selected(n)
+                let k = block.next;
+                block.next += 1;
+                // The evaluator checks the limit before copying a window; nothing was copied.
+                if ev.samples.saturating_add(block.read[k]) > ev.opts.max_samples {
+                    return Err(too_many_samples());
+                }
+                out.append(&mut block.pts[k]);
+                ev.add_selected(block.read[k])
             }
             Kind::Aggr {
                 op,
@@ -459,6 +497,50 @@ impl Node {
             })
             .collect())
     }
+}
+
+/// Computes a block of a range function, series by series.
+#[allow(clippy::too_many_arguments)]
+fn range_block(
+    ev: &mut Ev,
+    data: &[crate::value::Series],
+    src: &Source,
+    func: &str,
+    range: i64,
+    apos: &str,
+    lo: &mut [usize],
+    hi: &mut [usize],
+    block: &mut Block,
+) -> Result<(), EvalError> {
+    for (i, s) in data.iter().enumerate() {
+        if i % 4096 == 4095 {
+            ev.check_deadline()?;
+        }
+        for k in 0..block.n {
+            let ts = block.time(k);
+            let t = src.time(ts);
+            let start = t - range;
+            let a = seek(&s.floats, &mut lo[i], start);
+            let b = seek(&s.floats, &mut hi[i], t);
+            if a >= b {
+                continue;
+            }
+            block.read[k] += b - a;
+            let view = SeriesView {
+                labels: &s.labels,
+                floats: &s.floats[a..b],
+                histograms: &[],
+                float_st: &[],
+                hist_st: &[],
+            };
+            if let Some((v, None)) =
+                crate::funcs::range_fn(ev, func, &view, &[], start, t, ts, apos)?
+            {
+                block.pts[k].push((i as u32, ts, v));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Finds the largest sub-expressions of `e` that compile to plans and registers them with the
