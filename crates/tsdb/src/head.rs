@@ -383,11 +383,19 @@ impl SeriesData_ {
 /// Decodes the samples of one chunk that fall in [mint, maxt] into `out`.
 pub(crate) fn read_chunk(chunk: &Chunk, mint: i64, maxt: i64, out: &mut SeriesData) {
     match chunk {
-        Chunk::Xor(c) => out.floats.extend(
-            c.iter()
-                .filter(|(t, _)| *t >= mint && *t <= maxt)
-                .map(|(t, v)| Sample::new(t, v)),
-        ),
+        Chunk::Xor(c) => {
+            // Samples are in time order: reserve the chunk's count (no regrowth while
+            // decoding) and stop decoding past `maxt`.
+            out.floats.reserve(c.num_samples() as usize);
+            for (t, v) in c.iter() {
+                if t > maxt {
+                    break;
+                }
+                if t >= mint {
+                    out.floats.push(Sample::new(t, v));
+                }
+            }
+        }
         Chunk::Histogram(c) => out.histograms.extend(
             c.iter()
                 .filter(|(t, _)| *t >= mint && *t <= maxt)
