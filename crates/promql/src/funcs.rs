@@ -780,7 +780,7 @@ pub(crate) fn range_fn(
                 let mut r = if rate && (st_reset || hist::detect_reset(&b.1, &a.1)) {
                     b.1.clone()
                 } else {
-                    match add_annotated(ev, &b.1, &a.1, true, &mname, p) {
+                    match add_annotated(ev, &b.1, &a.1, true, mname, p) {
                         Some(h) => h,
                         None => return Ok(None),
                     }
