@@ -13,7 +13,8 @@ use crate::funcs::{kahan_inc, kahan_sum, quantile};
 use crate::hist;
 use crate::value::VSample;
 
-fn group_key(l: &Labels, grouping: &[String], without: bool) -> (String, Labels) {
+/// The grouping key (a string) and the output labels of a series' group.
+pub(crate) fn group_key(l: &Labels, grouping: &[String], without: bool) -> (String, Labels) {
     let labels = if without {
         Labels::from_pairs(
             l.iter()
@@ -189,51 +190,20 @@ pub(crate) fn aggregate(
                     out.push(mk(0.0, Some(acc)));
                     continue;
                 }
-                if op == AggOp::Sum {
-                    let (mut s, mut c) = (0.0, 0.0);
-                    for f in &floats {
-                        (s, c) = kahan_inc(*f, s, c);
-                    }
-                    out.push(mk(s + c, None));
-                } else {
-                    out.push(mk(mean(&floats), None));
+                if let Some(v) = agg_floats(op, &floats, pf) {
+                    out.push(mk(v, None));
                 }
             }
             AggOp::Count => out.push(mk(g.members.len() as f64, None)),
             AggOp::Group => out.push(mk(1.0, None)),
-            AggOp::Min | AggOp::Max => {
-                if floats.is_empty() {
-                    continue;
+            AggOp::Min
+            | AggOp::Max
+            | AggOp::Stddev
+            | AggOp::Stdvar
+            | AggOp::Quantile => {
+                if let Some(v) = agg_floats(op, &floats, pf) {
+                    out.push(mk(v, None));
                 }
-                let mut v = floats[0];
-                for f in &floats[1..] {
-                    let better = if op == AggOp::Max { v < *f } else { v > *f };
-                    if better || v.is_nan() {
-                        v = *f;
-                    }
-                }
-                out.push(mk(v, None));
-            }
-            AggOp::Stddev | AggOp::Stdvar => {
-                if floats.is_empty() {
-                    continue;
-                }
-                let (mut n, mut m, mut m2) = (0.0, 0.0, 0.0);
-                for f in &floats {
-                    n += 1.0;
-                    let d = f - m;
-                    m += d / n;
-                    m2 += d * (f - m);
-                }
-                let var = m2 / n;
-                out.push(mk(if op == AggOp::Stddev { var.sqrt() } else { var }, None));
-            }
-            AggOp::Quantile => {
-                if floats.is_empty() {
-                    continue;
-                }
-                let mut v = floats.clone();
-                out.push(mk(quantile(pf, &mut v), None));
             }
             AggOp::CountValues => out.push(mk(g.members.len() as f64, None)),
             AggOp::Topk | AggOp::Bottomk => {
@@ -276,6 +246,57 @@ pub(crate) fn aggregate(
         }
     }
     Ok(out)
+}
+
+/// The value of a group of float samples (in input order) for the operators that reduce a
+/// group to one float: `sum`, `avg`, `count`, `group`, `min`, `max`, `stddev`, `stdvar` and
+/// `quantile` (parameter `pf`). `None` for an empty group or another operator.
+pub(crate) fn agg_floats(op: AggOp, floats: &[f64], pf: f64) -> Option<f64> {
+    if floats.is_empty() {
+        return None;
+    }
+    Some(match op {
+        AggOp::Sum => {
+            let (mut s, mut c) = (0.0, 0.0);
+            for f in floats {
+                (s, c) = kahan_inc(*f, s, c);
+            }
+            s + c
+        }
+        AggOp::Avg => mean(floats),
+        AggOp::Count => floats.len() as f64,
+        AggOp::Group => 1.0,
+        AggOp::Min | AggOp::Max => {
+            let mut v = floats[0];
+            for f in &floats[1..] {
+                let better = if op == AggOp::Max { v < *f } else { v > *f };
+                if better || v.is_nan() {
+                    v = *f;
+                }
+            }
+            v
+        }
+        AggOp::Stddev | AggOp::Stdvar => {
+            let (mut n, mut m, mut m2) = (0.0, 0.0, 0.0);
+            for f in floats {
+                n += 1.0;
+                let d = f - m;
+                m += d / n;
+                m2 += d * (f - m);
+            }
+            let var = m2 / n;
+            if op == AggOp::Stddev {
+                var.sqrt()
+            } else {
+                var
+            }
+        }
+        AggOp::Quantile => {
+            let mut v = floats.to_vec();
+            quantile(pf, &mut v)
+        }
+        _ => return None,
+    })
 }
 
 pub(crate) fn mean(v: &[f64]) -> f64 {

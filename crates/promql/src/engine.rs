@@ -26,6 +26,9 @@ pub struct EngineOptions {
     pub max_points_per_series: i64,
     /// Step of subqueries written without one (`[5m:]`).
     pub default_subquery_step_ms: i64,
+    /// Answer the common shapes (selectors, range functions, aggregations of them) with
+    /// compiled whole-range plans; off, everything is evaluated step by step (same results).
+    pub plans: bool,
 }
 
 impl Default for EngineOptions {
@@ -36,6 +39,7 @@ impl Default for EngineOptions {
             max_samples: 50_000_000,
             max_points_per_series: 11_000,
             default_subquery_step_ms: 60_000,
+            plans: true,
         }
     }
 }
@@ -95,6 +99,9 @@ impl Engine {
         let mut ev = Ev::new(q, &self.opts, t, t, 0);
         ev.source = source.map(str::to_string);
         ev.load(expr)?;
+        if self.opts.plans {
+            crate::range::install(&mut ev, expr, true);
+        }
         let v = ev.eval(expr, t)?;
         let value = match v {
             Val::Scalar(v) => Value::Scalar { t, v },
@@ -149,6 +156,14 @@ impl Engine {
         ev.source = source.map(str::to_string);
         ev.range_query = true;
         ev.load(expr)?;
+        if self.opts.plans {
+            if let Some(plan) = crate::range::compile(&ev, expr) {
+                if let Some(r) = range_plan(&mut ev, plan, start, end, step)? {
+                    return Ok(r);
+                }
+            }
+            crate::range::install(&mut ev, expr, true);
+        }
         let mut index: HashMap<Labels, usize> = HashMap::new();
         let mut out: Vec<Series> = Vec::new();
         // Like Prometheus, the points of the result count towards the sample limit while the
@@ -194,6 +209,74 @@ impl Engine {
     }
 }
 
+/// Runs a range query whose whole expression compiled to a plan, collecting points by series
+/// index. `None` (before evaluating anything) when the output series would not have distinct
+/// label sets once names are dropped: then the evaluator's per-step checks decide.
+fn range_plan(
+    ev: &mut Ev,
+    mut plan: crate::range::Node,
+    start: i64,
+    end: i64,
+    step: i64,
+) -> Result<Option<QueryResult>, EvalError> {
+    let labels: Vec<Labels> = plan
+        .series
+        .iter()
+        .map(|(l, dn)| {
+            let mut l = l.clone();
+            if *dn {
+                drop_name_labels(&mut l);
+            }
+            l
+        })
+        .collect();
+    let mut seen = std::collections::HashSet::with_capacity(labels.len());
+    if !labels.iter().all(|l| seen.insert(l)) {
+        return Ok(None);
+    }
+    drop(seen);
+    let steps = ((end - start) / step + 1) as usize;
+    let mut floats: Vec<Vec<Sample>> = vec![Vec::new(); labels.len()];
+    let mut pts = Vec::new();
+    // The same sample accounting as the step loop of `Engine::range_expr`.
+    let mut points = 0usize;
+    let mut t = start;
+    while t <= end {
+        ev.check_deadline()?;
+        ev.samples = points;
+        pts.clear();
+        plan.step(ev, t, &mut pts)?;
+        points += pts.len();
+        for &(i, _, f) in &pts {
+            let v = &mut floats[i as usize];
+            if v.capacity() == 0 {
+                v.reserve_exact(steps.min(64));
+            }
+            v.push(Sample::new(t, f));
+        }
+        ev.samples = 0;
+        ev.add_samples(points)?;
+        t += step;
+    }
+    let mut out: Vec<Series> = labels
+        .into_iter()
+        .zip(floats)
+        .filter(|(_, f)| !f.is_empty())
+        .map(|(labels, floats)| Series {
+            labels,
+            floats,
+            ..Default::default()
+        })
+        .collect();
+    out.sort_by(|a, b| a.labels.cmp(&b.labels));
+    Ok(Some(QueryResult {
+        value: Value::Matrix(out),
+        stats: ev.stats(),
+        warnings: std::mem::take(&mut ev.warnings),
+        infos: std::mem::take(&mut ev.infos),
+    }))
+}
+
 /// Rejects range-query parameters the way Prometheus' API does.
 fn check_range_params(
     opts: &EngineOptions,
@@ -218,6 +301,20 @@ fn check_range_params(
         ));
     }
     Ok(())
+}
+
+/// Removes staleness markers from `floats`, and the start timestamps that belong to them.
+fn strip_stale(floats: &mut Vec<Sample>, st: &mut Vec<i64>) {
+    if st.len() == floats.len() {
+        let mut k = 0;
+        st.retain(|_| {
+            k += 1;
+            !is_stale_nan(floats[k - 1].v)
+        });
+    } else {
+        st.clear();
+    }
+    floats.retain(|p| !is_stale_nan(p.v));
 }
 
 fn push_point(
@@ -247,7 +344,7 @@ fn push_point(
     }
 }
 
-fn too_many_samples() -> EvalError {
+pub(crate) fn too_many_samples() -> EvalError {
     EvalError::Execution(
         "query processing would load too many samples into memory in query execution".into(),
     )
@@ -302,12 +399,15 @@ pub(crate) struct Ev<'a> {
     pub(crate) end: i64,
     pub(crate) dctx: DurCtx,
     bounds: HashMap<usize, (i64, i64)>,
-    data: HashMap<usize, Vec<Series>>,
+    /// Every selector's samples for the whole query, by selector (see [`key`]).
+    pub(crate) data: HashMap<usize, Vec<Series>>,
+    /// Compiled plans that answer sub-expressions, by the expression's address.
+    pub(crate) plans: HashMap<usize, crate::range::Node>,
     deadline: Instant,
     pub(crate) warnings: Vec<String>,
     pub(crate) infos: Vec<String>,
     /// Samples held right now (Prometheus' `currentSamples`).
-    samples: usize,
+    pub(crate) samples: usize,
     /// The most samples held at once.
     peak_samples: usize,
     /// Samples read by selectors over the whole query (Prometheus' `totalQueryableSamples`).
@@ -337,7 +437,7 @@ pub(crate) fn expr_pos(e: &Expr) -> usize {
     }
 }
 
-fn key(vs: &VectorSelector) -> usize {
+pub(crate) fn key(vs: &VectorSelector) -> usize {
     vs as *const VectorSelector as usize
 }
 
@@ -356,6 +456,7 @@ impl<'a> Ev<'a> {
             },
             bounds: HashMap::new(),
             data: HashMap::new(),
+            plans: HashMap::new(),
             deadline: Instant::now() + opts.timeout,
             warnings: Vec::new(),
             infos: Vec::new(),
@@ -516,13 +617,13 @@ impl<'a> Ev<'a> {
     fn load(&mut self, e: &Expr) -> Result<(), EvalError> {
         self.collect(e, self.start, self.end);
         let mut loaded = 0usize;
-        let mut sels: Vec<&VectorSelector> = Vec::new();
+        let mut sels: Vec<(&VectorSelector, bool)> = Vec::new();
         e.walk(&mut |n| match n {
-            Expr::Vector(vs) => sels.push(vs),
-            Expr::Matrix(m) => sels.push(&m.vs),
+            Expr::Vector(vs) => sels.push((vs, false)),
+            Expr::Matrix(m) => sels.push((&m.vs, true)),
             _ => {}
         });
-        for vs in sels {
+        for (vs, matrix) in sels {
             let Some((lo, hi)) = self.bounds.get(&key(vs)).copied() else {
                 continue;
             };
@@ -542,6 +643,14 @@ impl<'a> Ev<'a> {
             }
             let series: Vec<Series> = raw
                 .into_iter()
+                .map(|mut s| {
+                    // Range selectors never see staleness markers: drop them once here
+                    // instead of at every step (windows are then plain slices).
+                    if matrix && s.floats.iter().any(|p| is_stale_nan(p.v)) {
+                        strip_stale(&mut s.floats, &mut s.float_st);
+                    }
+                    s
+                })
                 .map(|s| Series {
                     labels: s.labels,
                     floats: s.floats,
@@ -583,7 +692,7 @@ impl<'a> Ev<'a> {
     }
 
     /// Like [`Ev::add_samples`], for samples read from storage by a selector.
-    fn add_selected(&mut self, n: usize) -> Result<(), EvalError> {
+    pub(crate) fn add_selected(&mut self, n: usize) -> Result<(), EvalError> {
         self.total_samples += n as u64;
         self.add_samples(n)
     }
@@ -931,6 +1040,14 @@ impl<'a> Ev<'a> {
 
     pub(crate) fn eval(&mut self, e: &Expr, ts: i64) -> Result<Val, EvalError> {
         self.check_deadline()?;
+        if !self.plans.is_empty() {
+            let k = e as *const Expr as usize;
+            if let Some(mut plan) = self.plans.remove(&k) {
+                let r = plan.step_vector(self, ts);
+                self.plans.insert(k, plan);
+                return Ok(Val::Vector(r?));
+            }
+        }
         Ok(match e {
             Expr::Number(n) => Val::Scalar(*n),
             Expr::Str(s) => Val::Str(s.clone()),

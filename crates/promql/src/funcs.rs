@@ -10,7 +10,7 @@ use crate::engine::{Ev, Val};
 use crate::error::EvalError;
 use crate::functions::FuncDef;
 use crate::hist;
-use crate::value::{Series, VSample};
+use crate::value::{SeriesView, VSample};
 
 /// One step of Kahan-Neumaier summation.
 /// A Kahan-compensated sum.
@@ -384,7 +384,7 @@ pub(crate) fn call(
         }
         let mut out = Vec::with_capacity(m.len());
         for s in m {
-            if let Some((v, h)) = range_fn(ev, name, &s, &params, lo, hi, ts, &apos)? {
+            if let Some((v, h)) = range_fn(ev, name, &s.view(), &params, lo, hi, ts, &apos)? {
                 let keep_name = matches!(name, "last_over_time" | "first_over_time");
                 out.push(VSample {
                     labels: s.labels,
@@ -699,22 +699,24 @@ fn linear_regression(s: &[Sample], intercept_t: i64) -> (f64, f64) {
 type FnOut = Option<(f64, Option<FloatHistogram>)>;
 
 #[allow(clippy::too_many_arguments)]
-fn range_fn(
+pub(crate) fn range_fn(
     ev: &mut Ev,
     name: &str,
-    s: &Series,
+    s: &SeriesView,
     params: &[f64],
     lo: i64,
     hi: i64,
     ts: i64,
     p: &str,
 ) -> Result<FnOut, EvalError> {
-    let fl = &s.floats;
-    let hs = &s.histograms;
+    let fl = s.floats;
+    let hs = s.histograms;
     let fo = |v: f64| Some((v, None));
-    let mname = s.labels.metric_name().unwrap_or("").to_string();
+    // Only annotations need the metric name: look it up when one is made.
+    let mname_of = || s.labels.metric_name().unwrap_or("");
     let mixed = !fl.is_empty() && !hs.is_empty();
     if mixed {
+        let mname = mname_of();
         match name {
             "rate" | "increase" | "delta" | "sum_over_time" | "avg_over_time" => {
                 ev.warn(format!("PromQL warning: encountered a mix of histograms and floats for metric name {mname:?} ({p})"));
@@ -740,15 +742,16 @@ fn range_fn(
     Ok(match name {
         "rate" | "increase" | "delta" => {
             if hs.len() > 1 || (hs.len() == 1 && !hist_sts(s).is_empty()) {
-                histogram_rate(ev, s, name != "delta", name == "rate", lo, hi, &mname, p)
+                histogram_rate(ev, s, name != "delta", name == "rate", lo, hi, mname_of(), p)
             } else if fl.len() > 1 || (fl.len() == 1 && !float_sts(s).is_empty()) {
-                extrapolated_rate(ev, s, name != "delta", name == "rate", lo, hi, &mname, p)
+                extrapolated_rate(ev, s, name != "delta", name == "rate", lo, hi, p)
             } else {
                 None
             }
         }
         "irate" | "idelta" => {
             // Only the last two samples matter, whatever came before them.
+            let mname = mname_of();
             let mut tail: Vec<(i64, bool)> =
                 fl.iter().rev().take(2).map(|x| (x.t, false)).collect();
             tail.extend(hs.iter().rev().take(2).map(|x| (x.0, true)));
@@ -777,7 +780,7 @@ fn range_fn(
                 let mut r = if rate && (st_reset || hist::detect_reset(&b.1, &a.1)) {
                     b.1.clone()
                 } else {
-                    match add_annotated(ev, &b.1, &a.1, true, &mname, p) {
+                    match add_annotated(ev, &b.1, &a.1, true, mname, p) {
                         Some(h) => h,
                         None => return Ok(None),
                     }
@@ -1119,9 +1122,9 @@ fn st_overlap(prev_st: i64, prev_t: i64, cur_st: i64) -> bool {
 }
 
 /// Start timestamps of a series' floats, if known for every sample.
-fn float_sts(s: &Series) -> &[i64] {
+fn float_sts<'a>(s: &SeriesView<'a>) -> &'a [i64] {
     if s.float_st.len() == s.floats.len() {
-        &s.float_st
+        s.float_st
     } else {
         &[]
     }
@@ -1132,15 +1135,14 @@ fn float_sts(s: &Series) -> &[i64] {
 #[allow(clippy::too_many_arguments)]
 fn extrapolated_rate(
     ev: &mut Ev,
-    s: &Series,
+    s: &SeriesView,
     counter: bool,
     rate: bool,
     lo: i64,
     hi: i64,
-    mname: &str,
     p: &str,
 ) -> FnOut {
-    let fl = &s.floats;
+    let fl = s.floats;
     let sts = float_sts(s);
     let n1 = fl.len() - 1;
     let (first, last) = (fl[0], fl[n1]);
@@ -1150,6 +1152,7 @@ fn extrapolated_rate(
         for i in 0..n1 {
             let (prev, cur) = (fl[i], fl[i + 1]);
             if !overlap && i + 1 < sts.len() && st_overlap(sts[i], prev.t, sts[i + 1]) {
+                let mname = s.labels.metric_name().unwrap_or("");
                 ev.warn(format!("PromQL warning: sample has start time that overlaps with previous sample timestamp for metric {mname:?} ({p})"));
                 overlap = true;
             }
@@ -1199,9 +1202,9 @@ fn extrapolated_rate(
 
 #[allow(clippy::too_many_arguments)]
 /// Start timestamps of a series' histograms, if known for every sample.
-fn hist_sts(s: &Series) -> &[i64] {
+fn hist_sts<'a>(s: &SeriesView<'a>) -> &'a [i64] {
     if s.hist_st.len() == s.histograms.len() {
-        &s.hist_st
+        s.hist_st
     } else {
         &[]
     }
@@ -1211,7 +1214,7 @@ fn hist_sts(s: &Series) -> &[i64] {
 #[allow(clippy::too_many_arguments)]
 fn histogram_rate(
     ev: &mut Ev,
-    s: &Series,
+    s: &SeriesView,
     counter: bool,
     rate: bool,
     lo: i64,
@@ -1219,7 +1222,7 @@ fn histogram_rate(
     mname: &str,
     p: &str,
 ) -> FnOut {
-    let hs = &s.histograms;
+    let hs = s.histograms;
     let sts = hist_sts(s);
     let n1 = hs.len() - 1;
     let first = &hs[0].1;

@@ -38,6 +38,7 @@ mod binop;
 mod funcs;
 mod hist;
 mod json;
+mod range;
 
 pub use api::api_buckets;
 pub use engine::{Engine, EngineOptions};

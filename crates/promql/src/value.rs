@@ -29,6 +29,31 @@ pub struct Series {
     pub hist_st: Vec<i64>,
 }
 
+/// A borrowed series (or a window of one): what range functions read.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SeriesView<'a> {
+    pub labels: &'a Labels,
+    pub floats: &'a [Sample],
+    pub histograms: &'a [(i64, FloatHistogram)],
+    /// Start timestamps of `floats` (empty when unknown).
+    pub float_st: &'a [i64],
+    /// Start timestamps of `histograms` (empty when unknown).
+    pub hist_st: &'a [i64],
+}
+
+impl Series {
+    /// The whole series as a [`SeriesView`].
+    pub(crate) fn view(&self) -> SeriesView<'_> {
+        SeriesView {
+            labels: &self.labels,
+            floats: &self.floats,
+            histograms: &self.histograms,
+            float_st: &self.float_st,
+            hist_st: &self.hist_st,
+        }
+    }
+}
+
 /// The result of evaluating an expression.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value {

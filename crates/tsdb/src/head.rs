@@ -347,6 +347,16 @@ impl SeriesData_ {
 
     /// Samples in [mint, maxt], in-order chunks merged with out-of-order ones.
     pub fn read(&self, mint: i64, maxt: i64, out: &mut SeriesData) {
+        // Room for the chunks wholly inside the range (no regrowth while decoding them);
+        // partly covered chunks grow the vector as needed (an instant query needs a few
+        // samples of a 120-sample chunk).
+        let inside: usize = self
+            .chunks
+            .iter()
+            .filter(|c| c.min_t >= mint && c.max_t <= maxt)
+            .map(|c| c.chunk.num_samples() as usize)
+            .sum();
+        out.floats.reserve(inside);
         for hc in self
             .chunks
             .iter()
@@ -383,11 +393,17 @@ impl SeriesData_ {
 /// Decodes the samples of one chunk that fall in [mint, maxt] into `out`.
 pub(crate) fn read_chunk(chunk: &Chunk, mint: i64, maxt: i64, out: &mut SeriesData) {
     match chunk {
-        Chunk::Xor(c) => out.floats.extend(
-            c.iter()
-                .filter(|(t, _)| *t >= mint && *t <= maxt)
-                .map(|(t, v)| Sample::new(t, v)),
-        ),
+        Chunk::Xor(c) => {
+            // Samples are in time order: stop decoding past `maxt`.
+            for (t, v) in c.iter() {
+                if t > maxt {
+                    break;
+                }
+                if t >= mint {
+                    out.floats.push(Sample::new(t, v));
+                }
+            }
+        }
         Chunk::Histogram(c) => out.histograms.extend(
             c.iter()
                 .filter(|(t, _)| *t >= mint && *t <= maxt)

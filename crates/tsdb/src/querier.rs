@@ -58,7 +58,8 @@ pub trait Querier: Send + Sync {
 pub fn merge_series(sources: Vec<Vec<SeriesData>>) -> Vec<SeriesData> {
     if sources.len() == 1 {
         let mut only = sources.into_iter().next().unwrap_or_default();
-        only.sort_by(|a, b| a.labels.cmp(&b.labels));
+        // Label sets are unique: an unstable sort gives the same order, faster.
+        only.sort_unstable_by(|a, b| a.labels.cmp(&b.labels));
         return only;
     }
     let mut map: BTreeMap<Labels, SeriesData> = BTreeMap::new();

@@ -168,6 +168,17 @@ impl<'a> BitReader<'a> {
         if self.remaining() < n as usize {
             return Err(ChunkError::Truncated);
         }
+        // Fast path (the decoders' hot loop): the bits lie in one big-endian 8-byte word.
+        let (byte, off) = (self.pos / 8, (self.pos % 8) as u32);
+        if n > 0 && off + n <= 64 {
+            if let Some(w) = self.data.get(byte..byte + 8) {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(w);
+                let v = (u64::from_be_bytes(b) << off) >> (64 - n);
+                self.pos += n as usize;
+                return Ok(v);
+            }
+        }
         let mut out: u64 = 0;
         let mut left = n;
         while left > 0 {
