@@ -500,35 +500,35 @@ fn is_name_char(b: u8, metric: bool) -> bool {
 
 /// A byte cursor over one line. Only ever stops at ASCII bytes, so slicing stays on UTF-8
 /// boundaries.
-struct Cursor<'a> {
+pub(crate) struct Cursor<'a> {
     s: &'a str,
-    pos: usize,
+    pub(crate) pos: usize,
 }
 
 impl<'a> Cursor<'a> {
-    fn new(s: &'a str) -> Self {
+    pub(crate) fn new(s: &'a str) -> Self {
         Cursor { s, pos: 0 }
     }
 
-    fn peek(&self) -> Option<u8> {
+    pub(crate) fn peek(&self) -> Option<u8> {
         self.s.as_bytes().get(self.pos).copied()
     }
 
-    fn peek_char(&self) -> Option<char> {
+    pub(crate) fn peek_char(&self) -> Option<char> {
         self.s.get(self.pos..).and_then(|r| r.chars().next())
     }
 
-    fn bump(&mut self) {
+    pub(crate) fn bump(&mut self) {
         if self.pos < self.s.len() {
             self.pos += 1;
         }
     }
 
-    fn at_end(&self) -> bool {
+    pub(crate) fn at_end(&self) -> bool {
         self.pos >= self.s.len()
     }
 
-    fn rest(&self) -> &'a str {
+    pub(crate) fn rest(&self) -> &'a str {
         self.s.get(self.pos..).unwrap_or_default()
     }
 
@@ -543,7 +543,7 @@ impl<'a> Cursor<'a> {
 
     /// Takes bytes while `f` holds. `f` must only accept ASCII or reject only ASCII so the
     /// cursor ends on a char boundary (true for every caller: they stop at ASCII delimiters).
-    fn take_while(&mut self, f: impl Fn(u8) -> bool) -> &'a str {
+    pub(crate) fn take_while(&mut self, f: impl Fn(u8) -> bool) -> &'a str {
         let start = self.pos;
         while let Some(b) = self.peek() {
             if !f(b) {

@@ -16,6 +16,7 @@ use std::collections::HashMap;
 
 use sextant_model::{Labels, Metadata, MetricType, Sample, METRIC_NAME};
 
+use super::Cursor as Cur;
 use super::{parse_value, Created, Exemplar, ParseError, TextBatch};
 
 /// Longest exemplar label set (names plus values, in characters) the spec allows.
@@ -715,52 +716,8 @@ fn shorten(s: &str) -> String {
     }
 }
 
-/// A byte cursor over one line that only stops at ASCII bytes (so slices stay on char
-/// boundaries).
-struct Cur<'a> {
-    s: &'a str,
-    pos: usize,
-}
-
-impl<'a> Cur<'a> {
-    fn new(s: &'a str) -> Self {
-        Cur { s, pos: 0 }
-    }
-
-    fn peek(&self) -> Option<u8> {
-        self.s.as_bytes().get(self.pos).copied()
-    }
-
-    fn peek_char(&self) -> Option<char> {
-        self.s.get(self.pos..).and_then(|r| r.chars().next())
-    }
-
-    fn bump(&mut self) {
-        if self.pos < self.s.len() {
-            self.pos += 1;
-        }
-    }
-
-    fn at_end(&self) -> bool {
-        self.pos >= self.s.len()
-    }
-
-    fn rest(&self) -> &'a str {
-        self.s.get(self.pos..).unwrap_or_default()
-    }
-
-    /// Takes bytes while `f` holds; every caller stops at an ASCII byte or the end.
-    fn take_while(&mut self, f: impl Fn(u8) -> bool) -> &'a str {
-        let start = self.pos;
-        while let Some(b) = self.peek() {
-            if !f(b) {
-                break;
-            }
-            self.pos += 1;
-        }
-        self.s.get(start..self.pos).unwrap_or_default()
-    }
-
+/// OpenMetrics' strict string rules on top of the text parser's cursor.
+impl Cur<'_> {
     /// A double-quoted string at the cursor, unescaped strictly.
     fn quoted(&mut self) -> Result<String, String> {
         self.bump(); // opening quote
