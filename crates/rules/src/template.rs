@@ -210,7 +210,7 @@ pub fn go_rfc3339(ms: i64) -> String {
 }
 
 /// Go's deprecated `strings.Title`: upper-cases the first letter of every word.
-fn title(s: &str) -> String {
+pub fn title(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut prev_letter = false;
     for c in s.chars() {
@@ -378,7 +378,7 @@ fn with_funcs(t: Template, query: Option<QueryFn>, data: &TemplateData) -> Templ
 }
 
 /// Go's `time.Duration.String()` of seconds (`1h2m3.5s`).
-fn go_duration(secs: f64) -> String {
+pub fn go_duration(secs: f64) -> String {
     if secs == 0.0 {
         return "0s".into();
     }
@@ -440,7 +440,8 @@ fn strip_domain(s: &str) -> String {
     }
 }
 
-fn url_unescape(s: &str) -> Option<String> {
+/// Go's `url.QueryUnescape`.
+pub fn url_unescape(s: &str) -> Option<String> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;

@@ -12,6 +12,7 @@
 //! `(sxValues (sxSortedPairs .GroupLabels))`. The rewrite only touches those six names after a
 //! field chain, a variable or a parenthesised expression inside actions.
 
+use sextant_rules::template::{go_duration, humanize_duration, title, url_unescape};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -414,21 +415,6 @@ fn string_list(v: &Value) -> Vec<String> {
     }
 }
 
-/// Go's deprecated `strings.Title`.
-fn title(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut prev_letter = false;
-    for c in s.chars() {
-        if !prev_letter {
-            out.extend(c.to_uppercase());
-        } else {
-            out.push(c);
-        }
-        prev_letter = c.is_alphanumeric() || c == '_' || c == '\'';
-    }
-    out
-}
-
 fn to_json(v: &Value) -> serde_json::Value {
     match v {
         Value::Nil => serde_json::Value::Null,
@@ -447,44 +433,6 @@ fn to_json(v: &Value) -> serde_json::Value {
     }
 }
 
-/// `humanizeDuration` as Prometheus/Alertmanager write it (`1d 2h 3m 4s`).
-fn humanize_duration(v: f64) -> String {
-    if !v.is_finite() {
-        return format!("{v}");
-    }
-    if v.abs() < 1.0 {
-        if v == 0.0 {
-            return "0s".into();
-        }
-        let (mut x, mut p) = (v, "");
-        for pre in ["m", "u", "n", "p"] {
-            if x.abs() >= 1.0 {
-                break;
-            }
-            x *= 1000.0;
-            p = pre;
-        }
-        return format!("{}{p}s", trim_float(x));
-    }
-    let sign = if v < 0.0 { "-" } else { "" };
-    let d = v.abs() as i64;
-    let (secs, mins, hours, days) = (d % 60, (d / 60) % 60, (d / 3600) % 24, d / 86400);
-    if days != 0 {
-        format!("{sign}{days}d {hours}h {mins}m {secs}s")
-    } else if hours != 0 {
-        format!("{sign}{hours}h {mins}m {secs}s")
-    } else if mins != 0 {
-        format!("{sign}{mins}m {secs}s")
-    } else {
-        format!("{sign}{}s", trim_float(v.abs()))
-    }
-}
-
-fn trim_float(x: f64) -> String {
-    let s = format!("{x:.4}");
-    s.trim_end_matches('0').trim_end_matches('.').to_string()
-}
-
 fn to_float(v: &Value) -> gotmpl::Result<f64> {
     match v {
         Value::Float(f) => Ok(*f),
@@ -496,29 +444,6 @@ fn to_float(v: &Value) -> gotmpl::Result<f64> {
             .map_err(|_| err(format!("can't convert {s:?} to a number"))),
         other => Err(err(format!("can't convert {other} to a number"))),
     }
-}
-
-/// Go's `time.Duration.String()` for whole-ish seconds (`1h2m3s`, `1.5s`).
-fn go_duration(secs: f64) -> String {
-    if secs == 0.0 {
-        return "0s".into();
-    }
-    let neg = secs < 0.0;
-    let total_ms = (secs.abs() * 1000.0).round() as i64;
-    let (h, m, s_ms) = (
-        total_ms / 3_600_000,
-        (total_ms / 60_000) % 60,
-        total_ms % 60_000,
-    );
-    let mut out = String::from(if neg { "-" } else { "" });
-    if h > 0 {
-        out.push_str(&format!("{h}h"));
-    }
-    if h > 0 || m > 0 {
-        out.push_str(&format!("{m}m"));
-    }
-    out.push_str(&format!("{}s", trim_float(s_ms as f64 / 1000.0)));
-    out
 }
 
 const MONTHS: [&str; 12] = [
@@ -811,30 +736,6 @@ fn html_template() -> HtmlTemplate {
     HtmlTemplate::new("")
         .missing_key(MissingKey::ZeroValue)
         .funcs(func_map(true))
-}
-
-fn url_unescape(v: &str) -> Option<String> {
-    let b = v.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' => {
-                let h = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
-                out.push(u8::from_str_radix(h, 16).ok()?);
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            c => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 // ---------------------------------------------------------------------------------------------
