@@ -196,11 +196,7 @@ pub(crate) fn aggregate(
             }
             AggOp::Count => out.push(mk(g.members.len() as f64, None)),
             AggOp::Group => out.push(mk(1.0, None)),
-            AggOp::Min
-            | AggOp::Max
-            | AggOp::Stddev
-            | AggOp::Stdvar
-            | AggOp::Quantile => {
+            AggOp::Min | AggOp::Max | AggOp::Stddev | AggOp::Stdvar | AggOp::Quantile => {
                 if let Some(v) = agg_floats(op, &floats, pf) {
                     out.push(mk(v, None));
                 }

@@ -742,7 +742,16 @@ pub(crate) fn range_fn(
     Ok(match name {
         "rate" | "increase" | "delta" => {
             if hs.len() > 1 || (hs.len() == 1 && !hist_sts(s).is_empty()) {
-                histogram_rate(ev, s, name != "delta", name == "rate", lo, hi, mname_of(), p)
+                histogram_rate(
+                    ev,
+                    s,
+                    name != "delta",
+                    name == "rate",
+                    lo,
+                    hi,
+                    mname_of(),
+                    p,
+                )
             } else if fl.len() > 1 || (fl.len() == 1 && !float_sts(s).is_empty()) {
                 extrapolated_rate(ev, s, name != "delta", name == "rate", lo, hi, p)
             } else {

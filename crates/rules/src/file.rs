@@ -184,7 +184,8 @@ pub fn parse_rules(file: &str, text: &str) -> Result<Vec<GroupDef>, Vec<RuleFile
     for g in spec.groups {
         let (gl, gc) = (g.referenced.line(), g.referenced.column());
         let g = g.value;
-        let mut gerr = |msg: String| errs.push(err_at(gl, gc, format!("group {:?}: {msg}", g.name)));
+        let mut gerr =
+            |msg: String| errs.push(err_at(gl, gc, format!("group {:?}: {msg}", g.name)));
         if g.name.is_empty() {
             gerr("group name must not be empty".into());
         }
@@ -423,7 +424,11 @@ groups:
         )
         .unwrap_err();
         assert!(e[0].msg.contains("unique"));
-        let g = parse_rules("r.yml", "groups:\n  - name: g\n    rules:\n      - record: one\n        expr: 1\n").unwrap();
+        let g = parse_rules(
+            "r.yml",
+            "groups:\n  - name: g\n    rules:\n      - record: one\n        expr: 1\n",
+        )
+        .unwrap();
         assert_eq!(g[0].rules[0].expr_text, "1");
     }
 }

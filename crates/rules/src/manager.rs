@@ -176,7 +176,10 @@ impl Manager {
 
     /// The groups, for the API.
     pub fn groups(&self) -> Vec<Arc<Mutex<Group>>> {
-        self.groups.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.groups
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Rule files currently loaded.
@@ -216,7 +219,8 @@ impl Manager {
                 }
             }
         }
-        let new: Vec<Arc<Mutex<Group>>> = new.into_iter().map(|g| Arc::new(Mutex::new(g))).collect();
+        let new: Vec<Arc<Mutex<Group>>> =
+            new.into_iter().map(|g| Arc::new(Mutex::new(g))).collect();
         *self.groups.lock().unwrap_or_else(|e| e.into_inner()) = new.clone();
         *self.files.lock().unwrap_or_else(|e| e.into_inner()) = files;
         for g in new {
@@ -266,7 +270,10 @@ impl Manager {
             let now = now_ms();
             if next <= now {
                 let missed = (now - next) / interval + 1;
-                tracing::warn!(missed, "rule group evaluation is behind; skipping iterations");
+                tracing::warn!(
+                    missed,
+                    "rule group evaluation is behind; skipping iterations"
+                );
                 next += missed * interval;
             }
         }
@@ -277,7 +284,12 @@ impl Manager {
         let mut g = g.lock().unwrap_or_else(|e| e.into_inner());
         g.eval(&self.ctx, ts);
         if g.should_restore {
-            g.restore_for_state(&self.ctx, now_ms(), self.opts.outage_tolerance, self.opts.for_grace_period);
+            g.restore_for_state(
+                &self.ctx,
+                now_ms(),
+                self.opts.outage_tolerance,
+                self.opts.for_grace_period,
+            );
         }
         let notifier = self
             .notifier

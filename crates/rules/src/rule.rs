@@ -43,7 +43,11 @@ pub struct EvalCtx {
 
 impl EvalCtx {
     /// Instant query returning a vector (a scalar becomes one sample without labels).
-    pub fn query_vector(&self, expr: &sextant_promql::Expr, t: i64) -> Result<Vec<OutSample>, String> {
+    pub fn query_vector(
+        &self,
+        expr: &sextant_promql::Expr,
+        t: i64,
+    ) -> Result<Vec<OutSample>, String> {
         let q = self.storage.querier();
         let res = self
             .engine
@@ -204,7 +208,12 @@ impl Rule {
         }
     }
 
-    fn eval_recording(&mut self, ctx: &EvalCtx, t: i64, limit: usize) -> Result<Vec<OutSample>, String> {
+    fn eval_recording(
+        &mut self,
+        ctx: &EvalCtx,
+        t: i64,
+        limit: usize,
+    ) -> Result<Vec<OutSample>, String> {
         let mut out = ctx.query_vector(&self.def.expr, t)?;
         let mut seen = HashSet::with_capacity(out.len());
         for s in &mut out {

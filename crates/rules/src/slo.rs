@@ -169,12 +169,21 @@ fn secs(w: &str) -> Result<u64, String> {
     parse_duration(w)
         .map(|d| d.as_secs())
         .map_err(|e| e.to_string())
-        .and_then(|s| if s == 0 { Err("window must be positive".into()) } else { Ok(s) })
+        .and_then(|s| {
+            if s == 0 {
+                Err("window must be positive".into())
+            } else {
+                Ok(s)
+            }
+        })
 }
 
 /// The label matcher list of the recorded series of one SLO.
 fn selector(labels: &BTreeMap<String, String>) -> String {
-    let parts: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={}", q(v))).collect();
+    let parts: Vec<String> = labels
+        .iter()
+        .map(|(k, v)| format!("{k}={}", q(v)))
+        .collect();
     format!("{{{}}}", parts.join(", "))
 }
 
@@ -199,9 +208,16 @@ fn compile_one(s: &SloSpec, out: &mut String) -> Result<(), String> {
     {
         return Err("name must be non-empty letters, digits, '_', '-' or '.'".into());
     }
-    let objective = if s.objective > 1.0 { s.objective / 100.0 } else { s.objective };
+    let objective = if s.objective > 1.0 {
+        s.objective / 100.0
+    } else {
+        s.objective
+    };
     if !(objective > 0.0 && objective < 1.0) {
-        return Err(format!("objective {} must be between 0 and 100%", s.objective));
+        return Err(format!(
+            "objective {} must be between 0 and 100%",
+            s.objective
+        ));
     }
     let budget = (1.0 - objective).max(f64::MIN_POSITIVE);
     let period = s.window.clone().unwrap_or_else(|| "30d".into());
@@ -213,7 +229,9 @@ fn compile_one(s: &SloSpec, out: &mut String) -> Result<(), String> {
     };
     for (what, e) in [("sli", &err_num), ("total", &s.sli.total)] {
         if !e.contains("{{.window}}") {
-            return Err(format!("{what} query must contain {{{{.window}}}} in its range selector"));
+            return Err(format!(
+                "{what} query must contain {{{{.window}}}} in its range selector"
+            ));
         }
     }
     let mut labels = s.labels.clone();
@@ -231,7 +249,15 @@ fn compile_one(s: &SloSpec, out: &mut String) -> Result<(), String> {
         o
     };
     // Windows that need a recorded error ratio.
-    let mut windows: Vec<String> = vec!["5m".into(), "30m".into(), "1h".into(), "2h".into(), "6h".into(), "1d".into(), "3d".into()];
+    let mut windows: Vec<String> = vec![
+        "5m".into(),
+        "30m".into(),
+        "1h".into(),
+        "2h".into(),
+        "6h".into(),
+        "1d".into(),
+        "3d".into(),
+    ];
     let a = &s.alerting;
     for w in a.page.windows.iter().chain(&a.ticket.windows) {
         for x in [&w.long, &w.short] {
@@ -253,11 +279,19 @@ fn compile_one(s: &SloSpec, out: &mut String) -> Result<(), String> {
         };
         let _ = writeln!(out, "      - record: slo:sli_error:ratio_rate{w}");
         let _ = writeln!(out, "        expr: {}", q(&expr));
-        let _ = writeln!(out, "        labels:\n{}", label_yaml(&BTreeMap::new(), "        ").trim_end());
+        let _ = writeln!(
+            out,
+            "        labels:\n{}",
+            label_yaml(&BTreeMap::new(), "        ").trim_end()
+        );
         let w_s = secs(w)?;
         let _ = writeln!(out, "      - record: slo:sli_events:count{w}");
         let _ = writeln!(out, "        expr: {}", q(&format!("({tot}) * {w_s}")));
-        let _ = writeln!(out, "        labels:\n{}", label_yaml(&BTreeMap::new(), "        ").trim_end());
+        let _ = writeln!(
+            out,
+            "        labels:\n{}",
+            label_yaml(&BTreeMap::new(), "        ").trim_end()
+        );
     }
     let sel = selector(&labels);
     let _ = writeln!(out, "      - record: slo:sli_error:ratio_rate{period}");
@@ -268,28 +302,49 @@ fn compile_one(s: &SloSpec, out: &mut String) -> Result<(), String> {
             "sum_over_time(slo:sli_error:ratio_rate5m{sel}[{period}]) / count_over_time(slo:sli_error:ratio_rate5m{sel}[{period}])"
         ))
     );
-    let _ = writeln!(out, "        labels:\n{}", label_yaml(&BTreeMap::new(), "        ").trim_end());
+    let _ = writeln!(
+        out,
+        "        labels:\n{}",
+        label_yaml(&BTreeMap::new(), "        ").trim_end()
+    );
     for (name, v) in [
         ("slo:objective:ratio", num(objective)),
         ("slo:error_budget:ratio", num(budget)),
-        ("slo:time_period:days", format!("{}", period_s as f64 / 86400.0)),
+        (
+            "slo:time_period:days",
+            format!("{}", period_s as f64 / 86400.0),
+        ),
     ] {
         let _ = writeln!(out, "      - record: {name}");
         let _ = writeln!(out, "        expr: {}", q(&format!("vector({v})")));
-        let _ = writeln!(out, "        labels:\n{}", label_yaml(&BTreeMap::new(), "        ").trim_end());
+        let _ = writeln!(
+            out,
+            "        labels:\n{}",
+            label_yaml(&BTreeMap::new(), "        ").trim_end()
+        );
     }
     let _ = writeln!(out, "      - record: slo:error_budget_remaining:ratio");
     let _ = writeln!(
         out,
         "        expr: {}",
-        q(&format!("1 - (slo:sli_error:ratio_rate{period}{sel} / {})", num(budget)))
+        q(&format!(
+            "1 - (slo:sli_error:ratio_rate{period}{sel} / {})",
+            num(budget)
+        ))
     );
-    let _ = writeln!(out, "        labels:\n{}", label_yaml(&BTreeMap::new(), "        ").trim_end());
+    let _ = writeln!(
+        out,
+        "        labels:\n{}",
+        label_yaml(&BTreeMap::new(), "        ").trim_end()
+    );
     if !a.enabled {
         return Ok(());
     }
     let cap = 1.0 / budget;
-    let prefix = a.name.clone().unwrap_or_else(|| format!("{}ErrorBudgetBurn", camel(&s.name)));
+    let prefix = a
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("{}ErrorBudgetBurn", camel(&s.name)));
     for (kind, alert) in [("Page", &a.page), ("Ticket", &a.ticket)] {
         if alert.windows.is_empty() {
             continue;
@@ -310,7 +365,11 @@ fn compile_one(s: &SloSpec, out: &mut String) -> Result<(), String> {
             .collect();
         let _ = writeln!(out, "      - alert: {}", q(&format!("{prefix}{kind}")));
         let _ = writeln!(out, "        expr: {}", q(&conds.join(" or ")));
-        let _ = writeln!(out, "        labels:\n{}", label_yaml(&alert.labels, "        ").trim_end());
+        let _ = writeln!(
+            out,
+            "        labels:\n{}",
+            label_yaml(&alert.labels, "        ").trim_end()
+        );
         let mut ann = a.annotations.clone();
         ann.entry("summary".into()).or_insert_with(|| {
             format!(
@@ -340,7 +399,10 @@ pub fn parse_slo_file(name: &str, text: &str) -> Result<Vec<SloSpec>, String> {
             .location()
             .map(|l| format!(":{}:{}", l.line(), l.column()))
             .unwrap_or_default();
-        format!("{name}{loc}: {}", e.to_string().lines().next().unwrap_or(""))
+        format!(
+            "{name}{loc}: {}",
+            e.to_string().lines().next().unwrap_or("")
+        )
     })?;
     Ok(f.slos)
 }

@@ -28,7 +28,12 @@ const PREFIX: &str = "{{$labels := .Labels}}{{$externalLabels := .ExternalLabels
 fn labels_value(l: &Labels) -> Value {
     let m: BTreeMap<Arc<str>, Value> = l
         .iter()
-        .map(|x| (Arc::from(x.name.as_str()), Value::String(Arc::from(x.value.as_str()))))
+        .map(|x| {
+            (
+                Arc::from(x.name.as_str()),
+                Value::String(Arc::from(x.value.as_str())),
+            )
+        })
         .collect();
     Value::Map(Arc::new(m))
 }
@@ -85,10 +90,18 @@ pub fn go_g(v: f64, prec: usize) -> String {
         return "NaN".into();
     }
     if v.is_infinite() {
-        return if v > 0.0 { "+Inf".into() } else { "-Inf".into() };
+        return if v > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        };
     }
     if v == 0.0 {
-        return if v.is_sign_negative() { "-0".into() } else { "0".into() };
+        return if v.is_sign_negative() {
+            "-0".into()
+        } else {
+            "0".into()
+        };
     }
     let prec = prec.max(1);
     let sci = format!("{:.*e}", prec - 1, v);
@@ -240,9 +253,15 @@ fn sample_field<'a>(v: &'a Value, field: &str) -> Option<&'a Value> {
 fn with_funcs(t: Template, query: Option<QueryFn>, data: &TemplateData) -> Template {
     let ext_url = data.external_url.clone();
     let t = t
-        .func("humanize", |a| Ok(Value::String(humanize(to_float(arg(a, 0, "humanize")?)?).into())))
+        .func("humanize", |a| {
+            Ok(Value::String(
+                humanize(to_float(arg(a, 0, "humanize")?)?).into(),
+            ))
+        })
         .func("humanize1024", |a| {
-            Ok(Value::String(humanize1024(to_float(arg(a, 0, "humanize1024")?)?).into()))
+            Ok(Value::String(
+                humanize1024(to_float(arg(a, 0, "humanize1024")?)?).into(),
+            ))
         })
         .func("humanizeDuration", |a| {
             Ok(Value::String(
@@ -273,9 +292,19 @@ fn with_funcs(t: Template, query: Option<QueryFn>, data: &TemplateData) -> Templ
             let d = sextant_model::time::parse_duration(&s).map_err(|e| err(e.to_string()))?;
             Ok(Value::Float(d.as_secs_f64()))
         })
-        .func("title", |a| Ok(Value::String(title(&str_arg(a, 0, "title")?).into())))
-        .func("toUpper", |a| Ok(Value::String(str_arg(a, 0, "toUpper")?.to_uppercase().into())))
-        .func("toLower", |a| Ok(Value::String(str_arg(a, 0, "toLower")?.to_lowercase().into())))
+        .func("title", |a| {
+            Ok(Value::String(title(&str_arg(a, 0, "title")?).into()))
+        })
+        .func("toUpper", |a| {
+            Ok(Value::String(
+                str_arg(a, 0, "toUpper")?.to_uppercase().into(),
+            ))
+        })
+        .func("toLower", |a| {
+            Ok(Value::String(
+                str_arg(a, 0, "toLower")?.to_lowercase().into(),
+            ))
+        })
         .func("match", |a| {
             let re = regex::Regex::new(&str_arg(a, 0, "match")?).map_err(|e| err(e.to_string()))?;
             Ok(Value::Bool(re.is_match(&str_arg(a, 1, "match")?)))
@@ -290,7 +319,9 @@ fn with_funcs(t: Template, query: Option<QueryFn>, data: &TemplateData) -> Templ
                 .into(),
             ))
         })
-        .func("safeHtml", |a| Ok(Value::String(str_arg(a, 0, "safeHtml")?.into())))
+        .func("safeHtml", |a| {
+            Ok(Value::String(str_arg(a, 0, "safeHtml")?.into()))
+        })
         .func("stripPort", |a| {
             let s = str_arg(a, 0, "stripPort")?;
             Ok(Value::String(strip_port(&s).into()))
@@ -301,11 +332,19 @@ fn with_funcs(t: Template, query: Option<QueryFn>, data: &TemplateData) -> Templ
         })
         .func("urlUnescape", |a| {
             let s = str_arg(a, 0, "urlUnescape")?;
-            Ok(Value::String(url_unescape(&s).ok_or_else(|| err("invalid URL escape"))?.into()))
+            Ok(Value::String(
+                url_unescape(&s)
+                    .ok_or_else(|| err("invalid URL escape"))?
+                    .into(),
+            ))
         })
         .func("pathPrefix", |_| Ok(Value::String("".into())))
-        .func("externalURL", move |_| Ok(Value::String(ext_url.as_str().into())))
-        .func("now", |_| Ok(Value::Float(sextant_model::time::now_ms() as f64 / 1000.0)))
+        .func("externalURL", move |_| {
+            Ok(Value::String(ext_url.as_str().into()))
+        })
+        .func("now", |_| {
+            Ok(Value::Float(sextant_model::time::now_ms() as f64 / 1000.0))
+        })
         .func("args", |a| {
             let m: BTreeMap<Arc<str>, Value> = a
                 .iter()
@@ -342,10 +381,11 @@ fn with_funcs(t: Template, query: Option<QueryFn>, data: &TemplateData) -> Templ
             let Value::List(l) = arg(a, 1, "sortByLabel")? else {
                 return Err(err("sortByLabel: not a query result"));
             };
-            let key = |v: &Value| match sample_field(v, "Labels").and_then(|l| sample_field(l, &name)) {
-                Some(Value::String(s)) => s.to_string(),
-                _ => String::new(),
-            };
+            let key =
+                |v: &Value| match sample_field(v, "Labels").and_then(|l| sample_field(l, &name)) {
+                    Some(Value::String(s)) => s.to_string(),
+                    _ => String::new(),
+                };
             let mut v: Vec<Value> = l.to_vec();
             v.sort_by_key(key);
             Ok(Value::List(v.into()))
@@ -396,7 +436,10 @@ pub fn go_duration(secs: f64) -> String {
         } else {
             ("ms", 1e6)
         };
-        out.push_str(&format!("{}{unit}", trim_zeros(&format!("{:.9}", total_ns as f64 / div))));
+        out.push_str(&format!(
+            "{}{unit}",
+            trim_zeros(&format!("{:.9}", total_ns as f64 / div))
+        ));
         return out;
     }
     let h = total_ns / 3_600_000_000_000;
@@ -468,8 +511,14 @@ pub fn url_unescape(s: &str) -> Option<String> {
 fn data_value(d: &TemplateData) -> Value {
     let mut m = BTreeMap::new();
     m.insert(Arc::from("Labels"), labels_value(&d.labels));
-    m.insert(Arc::from("ExternalLabels"), labels_value(&d.external_labels));
-    m.insert(Arc::from("ExternalURL"), Value::String(d.external_url.as_str().into()));
+    m.insert(
+        Arc::from("ExternalLabels"),
+        labels_value(&d.external_labels),
+    );
+    m.insert(
+        Arc::from("ExternalURL"),
+        Value::String(d.external_url.as_str().into()),
+    );
     m.insert(Arc::from("Value"), Value::Float(d.value));
     Value::Map(Arc::new(m))
 }
@@ -501,7 +550,8 @@ pub fn try_expand(
         .missing_key(gotmpl::MissingKey::ZeroValue)
         .parse(&src)
         .map_err(|e| e.to_string())?;
-    t.execute_to_string(&data_value(data)).map_err(|e| e.to_string())
+    t.execute_to_string(&data_value(data))
+        .map_err(|e| e.to_string())
 }
 
 /// Checks that a template parses (used when loading rule files).
@@ -584,7 +634,10 @@ mod tests {
         // Known difference: gotmpl prints floats with Rust's Display, so values >= 1e21 or
         // < 1e-4 and >= 1e6 print in plain decimal where Go writes `1e+06`; `humanize` agrees.
         assert_eq!(expand("t", "{{ $value }}", &data(123456.0), None), "123456");
-        assert_eq!(expand("t", "{{ $value | humanize }}", &data(1e6), None), "1M");
+        assert_eq!(
+            expand("t", "{{ $value | humanize }}", &data(1e6), None),
+            "1M"
+        );
         assert_eq!(expand("t", "{{ $value }}", &data(2.5), None), "2.5");
         assert_eq!(expand("t", "plain", &d, None), "plain");
     }
@@ -593,7 +646,10 @@ mod tests {
     fn query_first_value_label() {
         let q: QueryFn = Arc::new(|e: &str| {
             assert_eq!(e, "up");
-            Ok(vec![(Labels::from_pairs([("__name__", "up"), ("job", "a")]), 1.0)])
+            Ok(vec![(
+                Labels::from_pairs([("__name__", "up"), ("job", "a")]),
+                1.0,
+            )])
         });
         let out = expand(
             "t",

@@ -62,7 +62,6 @@ struct InputSeries {
     values: Scalar,
 }
 
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct AlertTest {
@@ -106,7 +105,10 @@ struct SharedMem(Mutex<MemQuerier>);
 
 impl Querier for SharedMem {
     fn select(&self, m: &[Matcher], mint: i64, maxt: i64) -> Result<Vec<SeriesData>, QueryError> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).select(m, mint, maxt)
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .select(m, mint, maxt)
     }
 }
 
@@ -179,7 +181,11 @@ pub fn run_file(path: &Path) -> Result<Vec<String>, String> {
             .location()
             .map(|l| format!(":{}:{}", l.line(), l.column()))
             .unwrap_or_default();
-        format!("{}{loc}: {}", path.display(), e.to_string().lines().next().unwrap_or(""))
+        format!(
+            "{}{loc}: {}",
+            path.display(),
+            e.to_string().lines().next().unwrap_or("")
+        )
     })?;
     let eval_interval = match &tf.evaluation_interval {
         Some(s) => dur_ms(s, "evaluation_interval")?,
@@ -243,7 +249,8 @@ fn run_group(
     {
         let mut m = mem.0.lock().unwrap_or_else(|e| e.into_inner());
         for s in &tg.input_series {
-            let labels = parse_labels(&s.series).map_err(|e| format!("series {:?}: {e}", s.series))?;
+            let labels =
+                parse_labels(&s.series).map_err(|e| format!("series {:?}: {e}", s.series))?;
             let items = parse_series_values(&s.values.0)
                 .map_err(|e| format!("series {:?}: values: {e}", s.series))?;
             for (k, it) in items.into_iter().enumerate() {
@@ -256,7 +263,11 @@ fn run_group(
             }
         }
     }
-    let ext = Labels::from_pairs(tg.external_labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+    let ext = Labels::from_pairs(
+        tg.external_labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone())),
+    );
     let ctx = EvalCtx {
         engine: Arc::new(Engine::new(EngineOptions::default())),
         storage: mem.clone(),
@@ -312,7 +323,11 @@ fn run_group(
             next_alert += 1;
             let mut got: Vec<(Labels, Labels)> = Vec::new();
             for g in &groups {
-                for r in g.rules.iter().filter(|r| r.is_alerting() && r.def.name == at.alertname) {
+                for r in g
+                    .rules
+                    .iter()
+                    .filter(|r| r.is_alerting() && r.def.name == at.alertname)
+                {
                     for a in r.active.values().filter(|a| a.state == AlertState::Firing) {
                         got.push((
                             a.labels.clone(),
@@ -325,12 +340,16 @@ fn run_group(
                 .exp_alerts
                 .iter()
                 .map(|e| {
-                    let mut l = Labels::from_pairs(e.exp_labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+                    let mut l = Labels::from_pairs(
+                        e.exp_labels.iter().map(|(k, v)| (k.clone(), v.clone())),
+                    );
                     l.set("alertname", &at.alertname);
                     (
                         l,
                         Labels::from_pairs(
-                            e.exp_annotations.iter().map(|(k, v)| (k.clone(), v.clone())),
+                            e.exp_annotations
+                                .iter()
+                                .map(|(k, v)| (k.clone(), v.clone())),
                         ),
                     )
                 })
@@ -354,14 +373,22 @@ fn run_group(
         let expr = match sextant_promql::parse(&et.expr.0) {
             Ok(e) => e,
             Err(e) => {
-                failures.push(format!("{name}    expr: {:?}, time: {}, err: {e}", et.expr.0, fmt_duration(t)));
+                failures.push(format!(
+                    "{name}    expr: {:?}, time: {}, err: {e}",
+                    et.expr.0,
+                    fmt_duration(t)
+                ));
                 continue;
             }
         };
         let got = match ctx.query_vector(&expr, t) {
             Ok(v) => v,
             Err(e) => {
-                failures.push(format!("{name}    expr: {:?}, time: {}, err: {e}", et.expr.0, fmt_duration(t)));
+                failures.push(format!(
+                    "{name}    expr: {:?}, time: {}, err: {e}",
+                    et.expr.0,
+                    fmt_duration(t)
+                ));
                 continue;
             }
         };
@@ -425,7 +452,9 @@ fn fmt_alerts(v: &[(Labels, Labels)]) -> String {
     let parts: Vec<String> = v
         .iter()
         .enumerate()
-        .map(|(i, (l, a))| format!("\n        {i}:\n          Labels:{l}\n          Annotations:{a}"))
+        .map(|(i, (l, a))| {
+            format!("\n        {i}:\n          Labels:{l}\n          Annotations:{a}")
+        })
         .collect();
     parts.join("")
 }

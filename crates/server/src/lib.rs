@@ -26,8 +26,8 @@ use sextant_tsdb::db::Db;
 pub use push::{start_push_maintenance, TTL_HEADER};
 pub use query::{format_float, result_json, QueryLimits};
 pub use rules_api::DbRuleStorage;
-pub use targets::ReloadHook;
 pub use selfmon::{render_metrics, start_self_monitoring, HttpMetrics};
+pub use targets::ReloadHook;
 pub use write::DbSink;
 
 /// Limits applied to every write request.

@@ -102,7 +102,11 @@ pub fn go_e(v: f64) -> String {
         return "NaN".into();
     }
     if v.is_infinite() {
-        return if v > 0.0 { "+Inf".into() } else { "-Inf".into() };
+        return if v > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        };
     }
     let s = format!("{v:e}");
     let (m, e) = s.split_once('e').unwrap_or((&s, "0"));
@@ -163,7 +167,10 @@ fn group_json(g: &Group, f: &Filter) -> Option<Value> {
         let labels = pairs_json(&r.def.labels);
         if r.def.kind == RuleKind::Alerting {
             m.insert("duration".into(), json!(r.def.hold as f64 / 1000.0));
-            m.insert("keepFiringFor".into(), json!(r.def.keep_firing_for as f64 / 1000.0));
+            m.insert(
+                "keepFiringFor".into(),
+                json!(r.def.keep_firing_for as f64 / 1000.0),
+            );
             m.insert("labels".into(), labels);
             m.insert("annotations".into(), pairs_json(&r.def.annotations));
             if !f.exclude_alerts {
@@ -181,7 +188,12 @@ fn group_json(g: &Group, f: &Filter) -> Option<Value> {
         m.insert("lastEvaluation".into(), time_json(r.last_eval));
         m.insert(
             "type".into(),
-            if r.def.kind == RuleKind::Alerting { "alerting" } else { "recording" }.into(),
+            if r.def.kind == RuleKind::Alerting {
+                "alerting"
+            } else {
+                "recording"
+            }
+            .into(),
         );
         rules.push(Value::Object(m));
     }
@@ -213,8 +225,16 @@ pub async fn rules(State(st): State<Arc<AppState>>, p: Params) -> Response {
     };
     let f = Filter {
         kind,
-        names: p.all("rule_name[]").into_iter().map(str::to_string).collect(),
-        groups: p.all("rule_group[]").into_iter().map(str::to_string).collect(),
+        names: p
+            .all("rule_name[]")
+            .into_iter()
+            .map(str::to_string)
+            .collect(),
+        groups: p
+            .all("rule_group[]")
+            .into_iter()
+            .map(str::to_string)
+            .collect(),
         files: p.all("file[]").into_iter().map(str::to_string).collect(),
         exclude_alerts: p.get("exclude_alerts") == Some("true"),
     };

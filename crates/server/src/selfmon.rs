@@ -571,12 +571,36 @@ fn render_rule_metrics(st: &AppState, o: &mut String) {
         })
         .collect();
     let series: [(&str, &str, &str); 6] = [
-        ("sextant_rule_group_last_duration_seconds", "gauge", "Duration of the last evaluation of the rule group."),
-        ("sextant_rule_group_last_evaluation_timestamp_seconds", "gauge", "Time of the last evaluation of the rule group (0 = never)."),
-        ("sextant_rule_group_interval_seconds", "gauge", "Evaluation interval of the rule group."),
-        ("sextant_rule_group_rules", "gauge", "Rules in the rule group."),
-        ("sextant_rule_evaluations_total", "counter", "Rule evaluations."),
-        ("sextant_rule_evaluation_failures_total", "counter", "Rule evaluations that failed."),
+        (
+            "sextant_rule_group_last_duration_seconds",
+            "gauge",
+            "Duration of the last evaluation of the rule group.",
+        ),
+        (
+            "sextant_rule_group_last_evaluation_timestamp_seconds",
+            "gauge",
+            "Time of the last evaluation of the rule group (0 = never).",
+        ),
+        (
+            "sextant_rule_group_interval_seconds",
+            "gauge",
+            "Evaluation interval of the rule group.",
+        ),
+        (
+            "sextant_rule_group_rules",
+            "gauge",
+            "Rules in the rule group.",
+        ),
+        (
+            "sextant_rule_evaluations_total",
+            "counter",
+            "Rule evaluations.",
+        ),
+        (
+            "sextant_rule_evaluation_failures_total",
+            "counter",
+            "Rule evaluations that failed.",
+        ),
     ];
     for (i, (name, kind, help)) in series.iter().enumerate() {
         family(o, name, kind, help);

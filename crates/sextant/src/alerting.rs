@@ -37,7 +37,10 @@ pub fn builtin(
         external_url: external_url.to_string(),
         ..Options::default()
     };
-    Ok((AlertManager::new(cfg, store, builder, opts, now_ms())?, templates))
+    Ok((
+        AlertManager::new(cfg, store, builder, opts, now_ms())?,
+        templates,
+    ))
 }
 
 /// Notification templates of the current configuration, swapped on reload.

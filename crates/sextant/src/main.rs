@@ -230,9 +230,9 @@ struct ServeArgs {
     log_level: String,
 }
 
+mod alerting;
 mod config;
 mod push;
-mod alerting;
 mod query;
 mod rules_cmd;
 
@@ -408,7 +408,11 @@ fn serve(a: ServeArgs) -> Result<()> {
         .clone()
         .unwrap_or_else(|| format!("http://{}", a.listen));
     let external_labels = sextant_model::Labels::from_pairs(
-        loaded.global.external_labels.iter().map(|(k, v)| (k.clone(), v.clone())),
+        loaded
+            .global
+            .external_labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone())),
     );
     let external_url_am = external_url.clone();
     let rules = rules_cmd::manager(
@@ -458,8 +462,17 @@ fn serve(a: ServeArgs) -> Result<()> {
             None => am.clone(),
         };
         rules.set_notifier(Some(notifier));
-        let am_reload = alerting::reload_hook(am.clone(), am_templates, a.alertmanager_config.clone());
-        start_scraping(&state, config_path.clone(), loaded, rules, rule_paths, first_rules, am_reload)?;
+        let am_reload =
+            alerting::reload_hook(am.clone(), am_templates, a.alertmanager_config.clone());
+        start_scraping(
+            &state,
+            config_path.clone(),
+            loaded,
+            rules,
+            rule_paths,
+            first_rules,
+            am_reload,
+        )?;
         if a.self_monitor_interval > 0 {
             sextant_server::start_self_monitoring(
                 state.clone(),
@@ -522,7 +535,11 @@ fn start_scraping(
             let _g = handle.enter();
             rules.update(defs, files);
         }
-        tracing::info!(scrape_configs = n, rule_groups = groups, "configuration reloaded");
+        tracing::info!(
+            scrape_configs = n,
+            rule_groups = groups,
+            "configuration reloaded"
+        );
         Ok(())
     });
     let _ = state.reload.set(hook.clone());

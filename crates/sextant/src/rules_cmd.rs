@@ -130,7 +130,8 @@ pub fn load(src: &RuleSources) -> Result<(Vec<GroupDef>, Vec<String>)> {
         names.push(name);
     }
     if !src.inline_slos.is_empty() {
-        let text = sextant_rules::slo::generate(&src.inline_slos).map_err(|e| anyhow::anyhow!(e))?;
+        let text =
+            sextant_rules::slo::generate(&src.inline_slos).map_err(|e| anyhow::anyhow!(e))?;
         let name = "sextant.yml slos (generated)".to_string();
         match sextant_rules::parse_rules(&name, &text) {
             Ok(d) => defs.extend(d),

@@ -21,9 +21,17 @@ fn get_json(url: &str) -> Value {
 
 fn write_up(s: &Server, instance: &str, v: f64) {
     let now = sextant_model::time::now_ms();
-    let ls = Labels::from_pairs([("__name__", "agent_up"), ("job", "fleet"), ("instance", instance)]);
-    let code = remote_write_v1(&client(), &s.url("/api/v1/write"), &[(ls, vec![Sample::new(now, v)])])
-        .expect("write");
+    let ls = Labels::from_pairs([
+        ("__name__", "agent_up"),
+        ("job", "fleet"),
+        ("instance", instance),
+    ]);
+    let code = remote_write_v1(
+        &client(),
+        &s.url("/api/v1/write"),
+        &[(ls, vec![Sample::new(now, v)])],
+    )
+    .expect("write");
     assert_eq!(code, 204);
 }
 
@@ -70,13 +78,18 @@ fn write_rules(dir: &Path, severity: &str, hold: &str) {
 
 fn query_value(s: &Server, q: &str) -> Vec<Value> {
     let url = s.url(&format!("/api/v1/query?query={}", urlencode(q)));
-    get_json(&url)["data"]["result"].as_array().cloned().unwrap_or_default()
+    get_json(&url)["data"]["result"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
 }
 
 fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -94,9 +107,7 @@ fn rules_record_alert_api_and_reload() {
     write_up(&s, "b", 1.0);
 
     let a = wait_for("AgentDown to fire", Duration::from_secs(30), || {
-        alerts(&s)
-            .into_iter()
-            .find(|a| a["state"] == "firing")
+        alerts(&s).into_iter().find(|a| a["state"] == "firing")
     });
     assert_eq!(a["labels"]["alertname"], "AgentDown");
     assert_eq!(a["labels"]["instance"], "a");
@@ -124,7 +135,13 @@ fn rules_record_alert_api_and_reload() {
     assert_eq!(al["duration"], 2.0);
     assert_eq!(al["alerts"].as_array().unwrap().len(), 1);
     let only_rec = get_json(&s.url("/api/v1/rules?type=record"));
-    assert_eq!(only_rec["data"]["groups"][0]["rules"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        only_rec["data"]["groups"][0]["rules"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
 
     let sum = wait_for("recording rule output", Duration::from_secs(10), || {
         let v = query_value(&s, "job:agent_up:sum");
@@ -139,7 +156,12 @@ fn rules_record_alert_api_and_reload() {
     assert_eq!(firing[0]["metric"]["instance"], "a");
     let fs = query_value(&s, r#"ALERTS_FOR_STATE{alertname="AgentDown"}"#);
     assert_eq!(fs.len(), 1);
-    let metrics = client().get(s.url("/metrics")).send().unwrap().text().unwrap();
+    let metrics = client()
+        .get(s.url("/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
     let line = metrics
         .lines()
         .find(|l| l.starts_with("sextant_rule_evaluations_total{") && l.contains("agents.yml;e2e"))
@@ -148,11 +170,18 @@ fn rules_record_alert_api_and_reload() {
     assert!(n >= 2.0, "{line}");
 
     // A broken file is refused and the running rules stay.
-    std::fs::write(rules.path().join("broken.yml"), "groups:\n  - name: x\n    rules:\n      - record: y\n        expr: sum(\n").unwrap();
+    std::fs::write(
+        rules.path().join("broken.yml"),
+        "groups:\n  - name: x\n    rules:\n      - record: y\n        expr: sum(\n",
+    )
+    .unwrap();
     let resp = client().post(s.url("/-/reload")).send().unwrap();
     assert_eq!(resp.status().as_u16(), 500);
     let body = resp.text().unwrap();
-    assert!(body.contains("broken.yml:4:") && body.contains("could not parse expression"), "{body}");
+    assert!(
+        body.contains("broken.yml:4:") && body.contains("could not parse expression"),
+        "{body}"
+    );
     std::fs::remove_file(rules.path().join("broken.yml")).unwrap();
     // A changed file is picked up.
     write_rules(rules.path(), "P1", "2s");
@@ -173,7 +202,12 @@ fn pending_alert_keeps_its_for_progress_across_kill9() {
     let rules = tempfile::tempdir().unwrap();
     write_rules(rules.path(), "P0", "30s");
     let rules_arg = rules.path().to_string_lossy().to_string();
-    let args = ["--rules", rules_arg.as_str(), "--rules-alert-for-grace-period", "0s"];
+    let args = [
+        "--rules",
+        rules_arg.as_str(),
+        "--rules-alert-for-grace-period",
+        "0s",
+    ];
     let mut s = Server::start(data.path(), &args);
     s.wait_ready(Duration::from_secs(60));
     write_up(&s, "a", 0.0);
@@ -193,7 +227,10 @@ fn pending_alert_keeps_its_for_progress_across_kill9() {
         (t < restarted).then_some(t)
     });
     // Prometheus' rule: the time spent down does not count towards `for`.
-    assert!(restored >= active_at, "restored {restored} < original {active_at}");
+    assert!(
+        restored >= active_at,
+        "restored {restored} < original {active_at}"
+    );
     let status = s.terminate();
     assert!(status.success());
 }

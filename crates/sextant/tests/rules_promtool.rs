@@ -60,10 +60,17 @@ fn check_rules_agrees_with_promtool() {
     for f in files {
         let name = f.file_name().unwrap().to_string_lossy().to_string();
         let (ours, out) = run(SEXTANT, &["check", "rules"], &f);
-        assert_eq!(ours, !name.starts_with("bad_"), "sextant check rules {name}:\n{out}");
+        assert_eq!(
+            ours,
+            !name.starts_with("bad_"),
+            "sextant check rules {name}:\n{out}"
+        );
         if have {
             let (theirs, pout) = run("promtool", &["check", "rules"], &f);
-            assert_eq!(ours, theirs, "verdicts differ on {name}\nsextant:\n{out}\npromtool:\n{pout}");
+            assert_eq!(
+                ours, theirs,
+                "verdicts differ on {name}\nsextant:\n{out}\npromtool:\n{pout}"
+            );
         }
     }
 }
@@ -80,10 +87,17 @@ fn rule_unit_tests_agree_with_promtool() {
     for f in files {
         let name = f.file_name().unwrap().to_string_lossy().to_string();
         let (ours, out) = run(SEXTANT, &["test", "rules"], &f);
-        assert_eq!(ours, !name.starts_with("failing_"), "sextant test rules {name}:\n{out}");
+        assert_eq!(
+            ours,
+            !name.starts_with("failing_"),
+            "sextant test rules {name}:\n{out}"
+        );
         if have {
             let (theirs, pout) = run("promtool", &["test", "rules"], &f);
-            assert_eq!(ours, theirs, "verdicts differ on {name}\nsextant:\n{out}\npromtool:\n{pout}");
+            assert_eq!(
+                ours, theirs,
+                "verdicts differ on {name}\nsextant:\n{out}\npromtool:\n{pout}"
+            );
         }
     }
 }
@@ -95,8 +109,13 @@ fn slo_generate_output_is_the_tested_rule_file() {
         .arg(root().join("crates/rules/testdata/slo/api.yml"))
         .output()
         .expect("run sextant slo generate");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let want = std::fs::read_to_string(root().join("crates/rules/testdata/promtool/slo_rules.yml")).unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let want = std::fs::read_to_string(root().join("crates/rules/testdata/promtool/slo_rules.yml"))
+        .unwrap();
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
         want,
