@@ -21,12 +21,16 @@ use sextant_rules::{Notifier, NotifyAlert};
 pub fn builtin(
     data_dir: &Path,
     config: Option<&Path>,
+    from_sextant_yml: Option<(Config, Option<std::path::PathBuf>)>,
     external_url: &str,
 ) -> Result<(Arc<AlertManager>, SharedTemplates)> {
-    let cfg = match config {
-        Some(p) => sextant_alert::load_config(p)?,
-        None => Config::default_config(),
+    // `--alertmanager-config` wins over the sections in sextant.yml.
+    let (cfg, config) = match (config, from_sextant_yml) {
+        (Some(p), _) => (sextant_alert::load_config(p)?, Some(p.to_path_buf())),
+        (None, Some((c, path))) => (c, path),
+        (None, None) => (Config::default_config(), None),
     };
+    let config = config.as_deref();
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
     let db = data_dir.join("alerts.db");
@@ -102,17 +106,34 @@ pub fn reload_hook(
     am: Arc<AlertManager>,
     templates: SharedTemplates,
     path: Option<std::path::PathBuf>,
+    sextant_yml: Option<std::path::PathBuf>,
 ) -> Option<crate::rules_cmd::ExtraReload> {
-    let path = path?;
     Some(Box::new(move || {
-        let cfg = sextant_alert::load_config(&path).map_err(|e| e.to_string())?;
-        let t = load_templates(&cfg, Some(&path)).map_err(|e| format!("{e:#}"))?;
+        let (cfg, base) = match &path {
+            Some(p) => (
+                sextant_alert::load_config(p).map_err(|e| e.to_string())?,
+                Some(p.clone()),
+            ),
+            None => {
+                let loaded =
+                    crate::config::load(sextant_yml.as_deref()).map_err(|e| e.to_string())?;
+                (
+                    loaded.alertmanager.unwrap_or_else(Config::default_config),
+                    sextant_yml.clone(),
+                )
+            }
+        };
+        let shown = base
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "defaults".into());
+        let t = load_templates(&cfg, base.as_deref()).map_err(|e| format!("{e:#}"))?;
         let old = std::mem::replace(&mut *templates.lock().unwrap_or_else(|e| e.into_inner()), t);
         if let Err(e) = am.update_config(cfg, now_ms()) {
             *templates.lock().unwrap_or_else(|e| e.into_inner()) = old;
             return Err(e.to_string());
         }
-        tracing::info!(file = %path.display(), "alert manager configuration reloaded");
+        tracing::info!(file = %shown, "alert manager configuration reloaded");
         Ok(())
     }))
 }

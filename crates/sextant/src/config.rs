@@ -83,6 +83,9 @@ pub struct Loaded {
     pub rule_files: Vec<String>,
     pub processes: Option<sextant_ingest::host::ProcessesConfig>,
     pub slos: Vec<sextant_rules::slo::SloSpec>,
+    /// Alertmanager's sections (`route`, `receivers`, `inhibit_rules`, `templates`,
+    /// `time_intervals`, `mute_time_intervals`, its `global` settings), when the file has them.
+    pub alertmanager: Option<sextant_alert::Config>,
 }
 
 /// A configuration error: `file:line: field: message`.
@@ -136,6 +139,18 @@ pub fn parse(text: &str, file: &str) -> Result<Loaded, ConfigError> {
         line,
         msg,
     };
+    let (prom, am) = split_alertmanager(text);
+    let alertmanager = match am {
+        Some(am) => Some(
+            sextant_alert::parse_config(&am, file).map_err(|e| ConfigError {
+                file: file.to_string(),
+                line: e.line,
+                msg: e.msg,
+            })?,
+        ),
+        None => None,
+    };
+    let text = prom.as_str();
     let cfg: Config = if text.trim().is_empty() {
         Config::default()
     } else {
@@ -198,7 +213,113 @@ pub fn parse(text: &str, file: &str) -> Result<Loaded, ConfigError> {
         rule_files: cfg.rule_files,
         processes: cfg.processes,
         slos: cfg.slos,
+        alertmanager,
     })
+}
+
+/// Top-level sections of sextant.yml that belong to Alertmanager's configuration.
+const AM_SECTIONS: [&str; 6] = [
+    "route",
+    "receivers",
+    "inhibit_rules",
+    "templates",
+    "time_intervals",
+    "mute_time_intervals",
+];
+
+/// Keys of `global:` that are Alertmanager's (the rest are Prometheus').
+const AM_GLOBAL_KEYS: [&str; 26] = [
+    "resolve_timeout",
+    "http_config",
+    "smtp_from",
+    "smtp_hello",
+    "smtp_smarthost",
+    "smtp_auth_username",
+    "smtp_auth_password",
+    "smtp_auth_password_file",
+    "smtp_auth_secret",
+    "smtp_auth_identity",
+    "smtp_require_tls",
+    "smtp_tls_config",
+    "slack_api_url",
+    "slack_api_url_file",
+    "telegram_api_url",
+    "webex_api_url",
+    "pagerduty_url",
+    "opsgenie_api_url",
+    "opsgenie_api_key",
+    "opsgenie_api_key_file",
+    "wechat_api_url",
+    "wechat_api_secret",
+    "wechat_api_corp_id",
+    "victorops_api_url",
+    "victorops_api_key",
+    "victorops_api_key_file",
+];
+
+/// The key a YAML line starts (`name:` after `indent` spaces), if any.
+fn line_key(line: &str) -> Option<(usize, &str)> {
+    let indent = line.len() - line.trim_start_matches(' ').len();
+    let rest = &line[indent..];
+    let end = rest.find(':')?;
+    let key = rest[..end].trim_end();
+    (!key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+        .then_some((indent, key))
+}
+
+/// Splits sextant.yml into the text Prometheus' sections are read from and, when it has any,
+/// the text of Alertmanager's sections (Alertmanager's `global` keys go with them). Lines that
+/// belong to the other part are blanked, so both keep the file's line numbers.
+pub fn split_alertmanager(text: &str) -> (String, Option<String>) {
+    let mut prom = Vec::new();
+    let mut am = Vec::new();
+    let mut any = false;
+    let mut section = String::new();
+    let mut child_indent: Option<usize> = None;
+    let mut child_am = false;
+    for line in text.lines() {
+        let top = !line.starts_with([' ', '\t', '#', '-']) && !line.trim().is_empty();
+        if top {
+            if let Some((_, k)) = line_key(line) {
+                section = k.to_string();
+                child_indent = None;
+                child_am = false;
+            }
+        }
+        let to_am = if top {
+            if section == "global" {
+                // The header goes to both; Alertmanager's parser sees it only when needed.
+                am.push(line);
+                prom.push(line);
+                continue;
+            }
+            AM_SECTIONS.contains(&section.as_str())
+        } else if AM_SECTIONS.contains(&section.as_str()) {
+            true
+        } else if section == "global"
+            && !line.trim().is_empty()
+            && !line.trim_start().starts_with('#')
+        {
+            let indent = line.len() - line.trim_start().len();
+            let ci = *child_indent.get_or_insert(indent);
+            if indent == ci {
+                child_am = line_key(line).is_some_and(|(_, k)| AM_GLOBAL_KEYS.contains(&k));
+            }
+            child_am
+        } else {
+            false
+        };
+        if to_am {
+            any = true;
+            am.push(line);
+            prom.push("");
+        } else {
+            prom.push(line);
+            am.push("");
+        }
+    }
+    let join = |v: Vec<&str>| v.join("\n") + "\n";
+    (join(prom), any.then(|| join(am)))
 }
 
 /// serde-saphyr's message without its location prefix and snippet, prefixed by the key on the
@@ -322,6 +443,24 @@ mod tests {
         assert_eq!(l.slos.len(), 1);
         assert_eq!(l.slos[0].name, "api");
         let m = e("slos:\n  - name: api\n    objective: 99\n    sli: {total: x}\n    windw: 30d\n");
+        assert!(m.starts_with("s.yml:5:"), "{m}");
+        // Alertmanager's sections live in the same file; its global keys mix with Prometheus'.
+        let l = parse(
+            "global:\n  scrape_interval: 15s\n  resolve_timeout: 2m\n  smtp_from: a@b\nroute:\n  receiver: team\n  group_by: [alertname]\nreceivers:\n  - name: team\nscrape_configs: []\n",
+            "s.yml",
+        )
+        .unwrap();
+        assert_eq!(l.global.scrape_interval.0, Duration::from_secs(15));
+        let am = l.alertmanager.unwrap();
+        assert_eq!(am.receivers[0].name, "team");
+        assert_eq!(am.global.smtp_from.as_deref(), Some("a@b"));
+        let m2 = e("scrape_configs: []\nroute:\n  receiver: nobody\nreceivers:\n  - name: team\n");
+        assert!(m2.starts_with("s.yml:3:"), "{m2}");
+        assert!(m2.contains("nobody"), "{m2}");
+        assert!(parse("global:\n  scrape_interval: 15s\n", "s.yml")
+            .unwrap()
+            .alertmanager
+            .is_none());
         assert!(m.starts_with("s.yml:5:"), "{m}");
         assert!(m.contains("windw"), "{m}");
     }

@@ -440,6 +440,10 @@ fn serve(a: ServeArgs) -> Result<()> {
     let (am, am_templates) = alerting::builtin(
         &a.data_dir,
         a.alertmanager_config.as_deref(),
+        loaded
+            .alertmanager
+            .clone()
+            .map(|c| (c, loaded.path.clone())),
         &external_url_am,
     )?;
     state.set_alertmanager(am.clone());
@@ -462,8 +466,12 @@ fn serve(a: ServeArgs) -> Result<()> {
             None => am.clone(),
         };
         rules.set_notifier(Some(notifier));
-        let am_reload =
-            alerting::reload_hook(am.clone(), am_templates, a.alertmanager_config.clone());
+        let am_reload = alerting::reload_hook(
+            am.clone(),
+            am_templates,
+            a.alertmanager_config.clone(),
+            config_path.clone(),
+        );
         start_scraping(
             &state,
             config_path.clone(),

@@ -234,3 +234,55 @@ fn pending_alert_keeps_its_for_progress_across_kill9() {
     let status = s.terminate();
     assert!(status.success());
 }
+
+/// Alertmanager's sections can live in sextant.yml next to Prometheus' (its `global` keys mixed
+/// into the same `global:`), and `/-/reload` picks up changes to them.
+#[test]
+fn alertmanager_sections_in_sextant_yml() {
+    let data = tempfile::tempdir().unwrap();
+    let cfg = data.path().join("sextant.yml");
+    let write = |receiver: &str| {
+        std::fs::write(
+            &cfg,
+            format!(
+                "global:\n  scrape_interval: 15s\n  resolve_timeout: 3m\nroute:\n  receiver: {receiver}\n  group_by: [alertname]\nreceivers:\n  - name: {receiver}\n    webhook_configs:\n      - url: http://127.0.0.1:9/hook\n"
+            ),
+        )
+        .unwrap()
+    };
+    write("team-a");
+    let cfg_arg = cfg.to_string_lossy().to_string();
+    let mut s = Server::start(data.path(), &["--config", &cfg_arg]);
+    s.wait_ready(Duration::from_secs(60));
+    let names = |s: &Server| -> Vec<String> {
+        get_json(&s.url("/api/v2/receivers"))
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|r| r["name"].as_str().map(str::to_string))
+            .collect()
+    };
+    assert_eq!(names(&s), vec!["team-a".to_string()]);
+    write("team-b");
+    let resp = client().post(s.url("/-/reload")).send().unwrap();
+    assert_eq!(
+        resp.status().as_u16(),
+        200,
+        "{}",
+        resp.text().unwrap_or_default()
+    );
+    assert_eq!(names(&s), vec!["team-b".to_string()]);
+    // An undefined receiver is refused with its line; the running configuration stays.
+    std::fs::write(
+        &cfg,
+        "route:\n  receiver: nobody\nreceivers:\n  - name: team-c\n",
+    )
+    .unwrap();
+    let resp = client().post(s.url("/-/reload")).send().unwrap();
+    assert_eq!(resp.status().as_u16(), 500);
+    assert!(resp.text().unwrap().contains("sextant.yml:2"));
+    assert_eq!(names(&s), vec!["team-b".to_string()]);
+    let status = s.terminate();
+    assert!(status.success());
+}
