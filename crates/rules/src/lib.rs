@@ -5,6 +5,7 @@
 //! promtool's rule unit tests.
 
 pub mod file;
+pub mod gofmt;
 pub mod group;
 pub mod manager;
 pub mod rule;

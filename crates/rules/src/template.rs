@@ -546,10 +546,11 @@ pub fn try_expand(
     query: Option<QueryFn>,
 ) -> Result<String, String> {
     let src = format!("{PREFIX}{text}");
-    let t = with_funcs(Template::new(name), query, data)
-        .missing_key(gotmpl::MissingKey::ZeroValue)
-        .parse(&src)
-        .map_err(|e| e.to_string())?;
+    let t = crate::gofmt::parse(
+        with_funcs(Template::new(name), query, data).missing_key(gotmpl::MissingKey::ZeroValue),
+        &src,
+    )
+    .map_err(|e| e.to_string())?;
     t.execute_to_string(&data_value(data))
         .map_err(|e| e.to_string())
 }
@@ -560,10 +561,12 @@ pub fn check_template(text: &str) -> Result<(), String> {
         return Ok(());
     }
     let src = format!("{PREFIX}{text}");
-    with_funcs(Template::new("check"), None, &TemplateData::default())
-        .parse(&src)
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+    crate::gofmt::parse(
+        with_funcs(Template::new("check"), None, &TemplateData::default()),
+        &src,
+    )
+    .map(|_| ())
+    .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -631,9 +634,19 @@ mod tests {
             out,
             "host-1:9100 of node is 87.65% in eu (http://sextant:9595) HOST-1 Hello World"
         );
-        // Known difference: gotmpl prints floats with Rust's Display, so values >= 1e21 or
-        // < 1e-4 and >= 1e6 print in plain decimal where Go writes `1e+06`; `humanize` agrees.
+        // Floats print with Go's %v, like Prometheus.
         assert_eq!(expand("t", "{{ $value }}", &data(123456.0), None), "123456");
+        assert_eq!(expand("t", "{{ $value }}", &data(1e6), None), "1e+06");
+        assert_eq!(expand("t", "{{ .Value }}", &data(1e-5), None), "1e-05");
+        assert_eq!(
+            expand(
+                "t",
+                "{{ printf \"%v %.1f\" $value $value }}",
+                &data(1234567.0),
+                None
+            ),
+            "1.234567e+06 1234567.0"
+        );
         assert_eq!(
             expand("t", "{{ $value | humanize }}", &data(1e6), None),
             "1M"
@@ -658,6 +671,14 @@ mod tests {
             Some(q),
         );
         assert_eq!(out, "1 a");
+        let q: QueryFn = Arc::new(|_: &str| Ok(vec![(Labels::from_pairs([("job", "a")]), 1e21)]));
+        let out = expand(
+            "t",
+            "{{ range query \"x\" }}{{ .Value }} {{ . | value }}{{ end }}",
+            &data(0.0),
+            Some(q),
+        );
+        assert_eq!(out, "1e+21 1e+21");
     }
 
     #[test]
