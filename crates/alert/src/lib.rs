@@ -15,6 +15,7 @@ pub mod receivers;
 pub mod silence;
 pub mod store;
 pub mod timeinterval;
+pub mod tz;
 
 pub use alert::Alert;
 pub use config::{load_config, parse_config, Config, ConfigError};

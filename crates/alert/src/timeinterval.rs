@@ -1,9 +1,15 @@
 //! Alertmanager's `time_intervals` (and legacy `mute_time_intervals`): named sets of time ranges
 //! (`times`, `weekdays`, `days_of_month`, `months`, `years`, `location`) that mute a route
 //! (`mute_time_intervals`) or restrict it to those times (`active_time_intervals`).
-//! Locations supported: `UTC`, `Etc/UTC`, `Etc/GMT±N` and fixed offsets `±HH:MM`.
+//! `location` is resolved like Go's `time.LoadLocation` (see [`crate::tz`]): any IANA zone of
+//! the system's tz database, `Local` or `UTC`; times of day and dates are read on the local
+//! clock, so `09:00`–`17:00` follows daylight saving switches.
+
+use std::sync::Arc;
 
 use serde::Deserialize;
+
+use crate::tz::{civil, Zone};
 
 /// One entry of a named interval's `time_intervals` list, as written in YAML.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -42,8 +48,8 @@ pub struct TimeInterval {
     pub days_of_month: Vec<(i32, i32)>,
     pub months: Vec<(u32, u32)>,
     pub years: Vec<(i32, i32)>,
-    /// Offset from UTC in seconds.
-    pub offset_secs: i64,
+    /// The zone whose local clock the ranges refer to (UTC by default).
+    pub location: Arc<Zone>,
 }
 
 const WEEKDAYS: [&str; 7] = [
@@ -107,38 +113,9 @@ fn parse_named(s: &str, names: &[&str], base: u32, what: &str) -> Result<u32, St
     Err(format!("invalid {what} {s:?}"))
 }
 
-/// Parses a `location` into a UTC offset in seconds.
-pub fn parse_location(s: &str) -> Result<i64, String> {
-    let bad = || {
-        format!(
-            "unsupported location {s:?}: use UTC, Etc/GMT±N or a fixed offset like +02:00 \
-             (IANA zones with daylight saving are not supported)"
-        )
-    };
-    match s {
-        "" | "UTC" | "Etc/UTC" | "GMT" | "Etc/GMT" | "Z" => return Ok(0),
-        _ => {}
-    }
-    if let Some(n) = s.strip_prefix("Etc/GMT") {
-        // POSIX-style: Etc/GMT+2 is two hours *behind* UTC.
-        let v: i64 = n.parse().map_err(|_| bad())?;
-        if !(-14..=12).contains(&v) {
-            return Err(bad());
-        }
-        return Ok(-v * 3600);
-    }
-    let (sign, rest) = match s.as_bytes().first() {
-        Some(b'+') => (1, &s[1..]),
-        Some(b'-') => (-1, &s[1..]),
-        _ => return Err(bad()),
-    };
-    let (h, m) = rest.split_once(':').ok_or_else(bad)?;
-    let h: i64 = h.parse().map_err(|_| bad())?;
-    let m: i64 = m.parse().map_err(|_| bad())?;
-    if h > 14 || m > 59 {
-        return Err(bad());
-    }
-    Ok(sign * (h * 3600 + m * 60))
+/// Resolves a `location` the way Alertmanager does (Go's `time.LoadLocation`).
+pub fn parse_location(s: &str) -> Result<Zone, String> {
+    Zone::load(s).map_err(|e| e.to_string())
 }
 
 impl TimeIntervalSpec {
@@ -213,24 +190,10 @@ impl TimeIntervalSpec {
             ti.years.push((a, b));
         }
         if let Some(l) = &self.location {
-            ti.offset_secs = parse_location(l).map_err(|e| format!("location: {e}"))?;
+            ti.location = Arc::new(parse_location(l).map_err(|e| format!("location: {e}"))?);
         }
         Ok(ti)
     }
-}
-
-/// (year, month 1-12, day 1-31) from days since 1970-01-01.
-fn civil(days: i64) -> (i32, u32, u32) {
-    let z = days + 719468;
-    let era = if z >= 0 { z } else { z - 146096 } / 146097;
-    let doe = z - era * 146097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    ((if m <= 2 { y + 1 } else { y }) as i32, m, d)
 }
 
 fn days_in_month(y: i32, m: u32) -> i32 {
@@ -245,7 +208,8 @@ fn days_in_month(y: i32, m: u32) -> i32 {
 impl TimeInterval {
     /// Is the instant `ms` (Unix milliseconds) inside this interval?
     pub fn contains(&self, ms: i64) -> bool {
-        let secs = ms.div_euclid(1000) + self.offset_secs;
+        let utc = ms.div_euclid(1000);
+        let secs = utc + i64::from(self.location.offset_at(utc));
         let days = secs.div_euclid(86400);
         let minute = (secs.rem_euclid(86400) / 60) as u32;
         let (y, m, d) = civil(days);
@@ -295,6 +259,57 @@ mod tests {
         s.build().unwrap()
     }
 
+    fn tzdata() -> bool {
+        let ok = std::path::Path::new("/usr/share/zoneinfo/Europe/Berlin").exists();
+        if !ok {
+            eprintln!("skipping: no tz database in /usr/share/zoneinfo (install tzdata)");
+            assert!(
+                std::env::var("SEXTANT_REQUIRE_PEERS").as_deref() != Ok("1"),
+                "tzdata is required"
+            );
+        }
+        ok
+    }
+
+    #[test]
+    fn business_hours_follow_daylight_saving() {
+        if !tzdata() {
+            return;
+        }
+        let t =
+            spec("times: [{start_time: '09:00', end_time: '17:00'}]\nlocation: 'Europe/Berlin'\n");
+        // Friday 2024-03-29 (CET, +01:00) and Tuesday 2024-04-02 (CEST, +02:00): 09:00 local
+        // is 08:00Z before the switch and 07:00Z after it.
+        assert!(!t.contains(ms("2024-03-29T07:59:59Z")));
+        assert!(t.contains(ms("2024-03-29T08:00:00Z")));
+        assert!(t.contains(ms("2024-03-29T15:59:59Z")));
+        assert!(!t.contains(ms("2024-03-29T16:00:00Z")));
+        assert!(!t.contains(ms("2024-04-02T06:59:59Z")));
+        assert!(t.contains(ms("2024-04-02T07:00:00Z")));
+        assert!(t.contains(ms("2024-04-02T14:59:59Z")));
+        assert!(!t.contains(ms("2024-04-02T15:00:00Z")));
+        // The night of the switch: 01:00–04:00 local covers only two real hours in spring
+        // (02:00–03:00 never happens) and four in autumn (02:00–03:00 happens twice).
+        let night =
+            spec("times: [{start_time: '01:00', end_time: '04:00'}]\nlocation: 'Europe/Berlin'\n");
+        let minutes_inside = |from: &str| {
+            let start = ms(from);
+            (0..24 * 60)
+                .filter(|m| night.contains(start + m * 60_000))
+                .count()
+        };
+        assert_eq!(minutes_inside("2024-03-30T12:00:00Z"), 120);
+        assert_eq!(minutes_inside("2024-10-26T12:00:00Z"), 240);
+        assert_eq!(minutes_inside("2024-06-01T12:00:00Z"), 180);
+        // New York, across its November switch.
+        let ny = spec(
+            "times: [{start_time: '09:00', end_time: '17:00'}]\nweekdays: ['monday:friday']\nlocation: America/New_York\n",
+        );
+        assert!(ny.contains(ms("2024-11-01T13:00:00Z"))); // Fri 09:00 EDT
+        assert!(!ny.contains(ms("2024-11-04T13:00:00Z"))); // Mon 08:00 EST
+        assert!(ny.contains(ms("2024-11-04T14:00:00Z"))); // Mon 09:00 EST
+    }
+
     #[test]
     fn business_hours() {
         let t = spec(
@@ -314,7 +329,10 @@ mod tests {
         assert!(t.contains(ms("2024-02-29T10:00:00Z")));
         assert!(!t.contains(ms("2024-02-28T10:00:00Z")));
         assert!(!t.contains(ms("2025-02-28T10:00:00Z")));
-        let t = spec("times: [{start_time: '00:00', end_time: '01:00'}]\nlocation: '+02:00'\n");
+        if !tzdata() {
+            return;
+        }
+        let t = spec("times: [{start_time: '00:00', end_time: '01:00'}]\nlocation: 'Etc/GMT-2'\n");
         assert!(t.contains(ms("2024-01-01T22:30:00Z")));
         assert!(!t.contains(ms("2024-01-01T00:30:00Z")));
         let t = spec("times: [{start_time: '22:00', end_time: '24:00'}]\nlocation: 'Etc/GMT+2'\n");
@@ -333,7 +351,9 @@ mod tests {
             "weekdays: ['funday']",
             "days_of_month: ['0']",
             "months: ['smarch']",
-            "location: 'Europe/Berlin'",
+            "location: '+02:00'",
+            "location: 'Europe/Atlantis'",
+            "location: '../../etc/passwd'",
         ] {
             let s: TimeIntervalSpec = serde_saphyr::from_str(y).unwrap();
             assert!(s.build().is_err(), "{y}");

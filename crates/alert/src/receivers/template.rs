@@ -12,6 +12,7 @@
 //! `(sxValues (sxSortedPairs .GroupLabels))`. The rewrite only touches those six names after a
 //! field chain, a variable or a parenthesised expression inside actions.
 
+use sextant_rules::gofmt;
 use sextant_rules::template::{go_duration, humanize_duration, title, url_unescape};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -117,11 +118,13 @@ impl Templates {
             let src = rewrite_methods(src);
             let perr = |e: GoError| TemplateError::Parse {
                 name: name.clone(),
-                msg: e.to_string(),
+                msg: go_err(e),
             };
             text = text.parse(&src).map_err(perr)?;
             html = html.parse(&src).map_err(perr)?;
         }
+        // Floats print as Go's fmt prints them (`1e+06`), see sextant_rules::gofmt.
+        let text = gofmt::rewrite_template(text);
         Ok(Templates { text, html })
     }
 
@@ -136,7 +139,7 @@ impl Templates {
             .map(|_| ())
             .map_err(|e| TemplateError::Parse {
                 name: short(text),
-                msg: e.to_string(),
+                msg: go_err(e),
             })
     }
 
@@ -147,17 +150,18 @@ impl Templates {
         }
         let perr = |e: GoError| TemplateError::Parse {
             name: short(text),
-            msg: e.to_string(),
+            msg: go_err(e),
         };
         let xerr = |e: GoError| TemplateError::Exec {
             name: short(text),
-            msg: e.to_string(),
+            msg: go_err(e),
         };
         let t = self
             .text
             .clone()
             .parse(&rewrite_methods(text))
             .map_err(perr)?;
+        let t = gofmt::rewrite_template(t);
         Ok(drop_no_value(t.execute_to_string(data).map_err(xerr)?))
     }
 
@@ -310,7 +314,56 @@ pub fn go_time(rfc3339: &str) -> String {
 }
 
 fn go_time_ms(ms: i64) -> String {
-    let r = format_rfc3339_ms(ms);
+    go_time_z(&ZTime::utc(ms))
+}
+
+/// A time as Go's `time.Time` carries it through templates: an instant plus the zone it is
+/// shown in (UTC unless `tz` moved it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ZTime {
+    /// Unix milliseconds.
+    pub ms: i64,
+    /// Offset east of UTC in seconds.
+    pub offset: i32,
+    /// Zone abbreviation (`CET`, `EDT`, `UTC`).
+    pub abbr: String,
+}
+
+impl ZTime {
+    fn utc(ms: i64) -> ZTime {
+        ZTime {
+            ms,
+            offset: 0,
+            abbr: "UTC".into(),
+        }
+    }
+
+    /// The same instant in `zone`.
+    pub fn in_zone(&self, zone: &crate::tz::Zone) -> ZTime {
+        let z = zone.lookup(self.ms.div_euclid(1000));
+        ZTime {
+            ms: self.ms,
+            offset: z.offset,
+            abbr: z.abbr,
+        }
+    }
+}
+
+/// `+hhmm`, `+hh:mm` or `+hh` for an offset in seconds.
+fn go_offset(offset: i32, colon: bool, minutes: bool) -> String {
+    let sign = if offset < 0 { '-' } else { '+' };
+    let a = offset.unsigned_abs();
+    let (h, m) = (a / 3600, a / 60 % 60);
+    match (minutes, colon) {
+        (false, _) => format!("{sign}{h:02}"),
+        (true, true) => format!("{sign}{h:02}:{m:02}"),
+        (true, false) => format!("{sign}{h:02}{m:02}"),
+    }
+}
+
+/// Go's `time.Time.String()`: `2006-01-02 15:04:05.999999999 -0700 MST`.
+fn go_time_z(t: &ZTime) -> String {
+    let r = format_rfc3339_ms(t.ms + i64::from(t.offset) * 1000);
     let (date, rest) = r.split_once('T').unwrap_or((&r, ""));
     let rest = rest.trim_end_matches('Z');
     let rest = if rest.contains('.') {
@@ -318,16 +371,30 @@ fn go_time_ms(ms: i64) -> String {
     } else {
         rest
     };
-    format!("{date} {rest} +0000 UTC")
+    let off = go_offset(t.offset, false, true);
+    let abbr = if t.abbr.is_empty() { &off } else { &t.abbr };
+    format!("{date} {rest} {off} {abbr}")
 }
 
-/// Parses a time as the templates carry it (Go time string or RFC 3339) into ms.
-fn parse_any_time(v: &str) -> Option<i64> {
+/// Parses a time as the templates carry it (Go time string or RFC 3339).
+fn parse_any_time(v: &str) -> Option<ZTime> {
     let t = v.trim();
-    if let Some(rest) = t.strip_suffix(" +0000 UTC") {
-        return parse_timestamp_ms(&format!("{}Z", rest.replacen(' ', "T", 1))).ok();
+    let parts: Vec<&str> = t.split(' ').collect();
+    if let [date, time, off, abbr] = parts[..] {
+        let b = off.as_bytes();
+        if b.len() == 5 && (b[0] == b'+' || b[0] == b'-') && b[1..].iter().all(u8::is_ascii_digit) {
+            let h: i32 = off[1..3].parse().ok()?;
+            let m: i32 = off[3..5].parse().ok()?;
+            let offset = if b[0] == b'-' { -1 } else { 1 } * (h * 3600 + m * 60);
+            let local = parse_timestamp_ms(&format!("{date}T{time}Z")).ok()?;
+            return Some(ZTime {
+                ms: local - i64::from(offset) * 1000,
+                offset,
+                abbr: abbr.to_string(),
+            });
+        }
     }
-    parse_timestamp_ms(t).ok()
+    parse_timestamp_ms(t).ok().map(ZTime::utc)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -472,7 +539,13 @@ const DAYS: [&str; 7] = [
 
 /// Go's `time.Format` for UTC times and the common layout elements.
 pub fn go_format(ms: i64, layout: &str) -> String {
-    let r = format_rfc3339_ms(ms); // YYYY-MM-DDTHH:MM:SS.mmmZ
+    go_format_z(&ZTime::utc(ms), layout)
+}
+
+/// Go's `time.Format` of a time in its zone, for the common layout elements.
+pub fn go_format_z(t: &ZTime, layout: &str) -> String {
+    let ms = t.ms + i64::from(t.offset) * 1000;
+    let r = format_rfc3339_ms(ms); // YYYY-MM-DDTHH:MM:SS.mmm (local clock)
     let num = |a: usize, b: usize| {
         r.get(a..b)
             .and_then(|x| x.parse::<usize>().ok())
@@ -497,12 +570,33 @@ pub fn go_format(ms: i64, layout: &str) -> String {
         ("Monday", wd.to_string()),
         ("Mon", wd[..3].to_string()),
         ("2006", format!("{y:04}")),
-        ("Z07:00", "Z".into()),
-        ("-07:00", "+00:00".into()),
-        ("-0700", "+0000".into()),
-        ("Z0700", "Z".into()),
-        ("-07", "+00".into()),
-        ("MST", "UTC".into()),
+        (
+            "Z07:00",
+            if t.offset == 0 {
+                "Z".into()
+            } else {
+                go_offset(t.offset, true, true)
+            },
+        ),
+        ("-07:00", go_offset(t.offset, true, true)),
+        ("-0700", go_offset(t.offset, false, true)),
+        (
+            "Z0700",
+            if t.offset == 0 {
+                "Z".into()
+            } else {
+                go_offset(t.offset, false, true)
+            },
+        ),
+        ("-07", go_offset(t.offset, false, false)),
+        (
+            "MST",
+            if t.abbr.is_empty() {
+                go_offset(t.offset, false, true)
+            } else {
+                t.abbr.clone()
+            },
+        ),
         (".000", format!(".{frac}")),
         (".999", {
             let t = frac.trim_end_matches('0');
@@ -549,13 +643,13 @@ pub fn go_format(ms: i64, layout: &str) -> String {
     out
 }
 
-fn time_arg(v: &Value, f: &str) -> gotmpl::Result<i64> {
+fn time_arg(v: &Value, f: &str) -> gotmpl::Result<ZTime> {
     match v {
         Value::String(s) => {
             parse_any_time(s).ok_or_else(|| err(format!("{f}: can't parse time {s:?}")))
         }
-        Value::Int(i) => Ok(*i * 1000),
-        Value::Float(x) => Ok((*x * 1000.0) as i64),
+        Value::Int(i) => Ok(ZTime::utc(i.saturating_mul(1000))),
+        Value::Float(x) => Ok(ZTime::utc((*x * 1000.0) as i64)),
         other => Err(err(format!("{f}: not a time: {other}"))),
     }
 }
@@ -640,26 +734,20 @@ fn func_map(html: bool) -> FuncMap {
         })
         .func("date", |a| {
             let layout = str_arg(a, 0, "date")?;
-            Ok(s(&go_format(
-                time_arg(arg(a, 1, "date")?, "date")?,
+            Ok(s(&go_format_z(
+                &time_arg(arg(a, 1, "date")?, "date")?,
                 &layout,
             )))
         })
         .func("tz", |a| {
-            // No time zone database is bundled: only UTC (and its aliases) can be named.
+            // Go's time.LoadLocation + Time.In, daylight saving included.
             let name = str_arg(a, 0, "tz")?;
-            if !matches!(
-                name.as_str(),
-                "UTC" | "Etc/UTC" | "GMT" | "Etc/GMT" | "Zulu" | ""
-            ) {
-                return Err(err(format!(
-                    "tz: unknown time zone {name} (only UTC is supported)"
-                )));
-            }
-            Ok(s(&go_time_ms(time_arg(arg(a, 1, "tz")?, "tz")?)))
+            let zone = crate::tz::Zone::load(&name).map_err(|e| err(e.to_string()))?;
+            let t = time_arg(arg(a, 1, "tz")?, "tz")?;
+            Ok(s(&go_time_z(&t.in_zone(&zone))))
         })
         .func("since", |a| {
-            let t = time_arg(arg(a, 0, "since")?, "since")?;
+            let t = time_arg(arg(a, 0, "since")?, "since")?.ms;
             Ok(s(&go_duration((now_ms() - t) as f64 / 1000.0)))
         })
         // Hidden functions behind Alertmanager's methods (see `rewrite_methods`).
@@ -726,10 +814,21 @@ fn func_map(html: bool) -> FuncMap {
     f.0
 }
 
+/// Name of the text template set; named so that its top level can be rewritten for Go's float
+/// printing (see `sextant_rules::gofmt`), and removed from error messages again.
+const TEXT_NAME: &str = "sxText";
+
+/// A gotmpl error's text without the internal template name.
+fn go_err(e: GoError) -> String {
+    e.to_string().replace(&format!("{TEXT_NAME}:"), "")
+}
+
 fn text_template() -> Template {
-    Template::new("")
-        .missing_key(MissingKey::ZeroValue)
-        .funcs(func_map(false))
+    gofmt::with_go_printing(
+        Template::new(TEXT_NAME)
+            .missing_key(MissingKey::ZeroValue)
+            .funcs(func_map(false)),
+    )
 }
 
 fn html_template() -> HtmlTemplate {
@@ -1037,6 +1136,11 @@ pub(crate) mod tests {
             "yes"
         );
         assert_eq!(render("{{ reReplaceAll \":.*\" \"\" \"a:9100\" }}"), "a");
+        // Floats print like Go's fmt, as in Alertmanager.
+        assert_eq!(
+            render("{{ 1e6 }} {{ printf \"%v\" 0.00001 }} {{ print 1234567.0 }}"),
+            "1e+06 1e-05 1.234567e+06"
+        );
         assert_eq!(render("{{ range .Alerts }}{{ .StartsAt }}|{{ .EndsAt }};{{ end }}"), "2026-11-23 10:00:00 +0000 UTC|0001-01-01 00:00:00 +0000 UTC;2026-11-23 10:00:00 +0000 UTC|2026-11-23 10:05:00.5 +0000 UTC;");
         assert_eq!(
             render("{{ (index .Alerts 0).StartsAt | date \"2006-01-02 15:04:05 MST Mon Jan\" }}"),
@@ -1048,10 +1152,24 @@ pub(crate) mod tests {
         );
         assert!(Templates::default()
             .execute(
-                "{{ (index .Alerts 0).StartsAt | tz \"Europe/Berlin\" }}",
+                "{{ (index .Alerts 0).StartsAt | tz \"Europe/Atlantis\" }}",
                 &data(&sample())
             )
             .is_err());
+        if std::path::Path::new("/usr/share/zoneinfo/Europe/Berlin").exists() {
+            assert_eq!(
+                render("{{ (index .Alerts 0).StartsAt | tz \"Europe/Berlin\" }}"),
+                "2026-11-23 11:00:00 +0100 CET"
+            );
+            assert_eq!(
+                render("{{ (index .Alerts 0).StartsAt | tz \"America/New_York\" | date \"Mon 15:04 MST -07:00 Z07:00\" }}"),
+                "Mon 05:00 EST -05:00 -05:00"
+            );
+            assert_eq!(
+                render("{{ (index .Alerts 1).EndsAt | tz \"Australia/Lord_Howe\" | date \"2006-01-02 15:04:05.000 MST -0700\" }}"),
+                "2026-11-23 21:05:00.500 +11 +1100"
+            );
+        }
         assert_eq!(
             render(
                 "{{ .CommonLabels.Names | join \",\" }} {{ .CommonLabels.Values | join \",\" }}"
@@ -1135,6 +1253,36 @@ pub(crate) mod tests {
             "{out}"
         );
         assert!(out.contains("instance = a:9100"), "{out}");
+    }
+
+    #[test]
+    fn times_in_zones_with_daylight_saving() {
+        if !std::path::Path::new("/usr/share/zoneinfo/Europe/Berlin").exists() {
+            eprintln!("skipping: no tz database (install tzdata)");
+            return;
+        }
+        let berlin = crate::tz::Zone::load("Europe/Berlin").unwrap();
+        // 01:00Z on 2024-03-31 is the first second of CEST; one second earlier is 01:59:59 CET.
+        let t = parse_any_time("2024-03-31T01:00:00Z")
+            .unwrap()
+            .in_zone(&berlin);
+        assert_eq!(go_time_z(&t), "2024-03-31 03:00:00 +0200 CEST");
+        let t = parse_any_time("2024-03-31T00:59:59Z")
+            .unwrap()
+            .in_zone(&berlin);
+        assert_eq!(go_time_z(&t), "2024-03-31 01:59:59 +0100 CET");
+        // The repeated hour in October: 02:30 happens in CEST, then again in CET.
+        let a = parse_any_time("2024-10-27T00:30:00Z")
+            .unwrap()
+            .in_zone(&berlin);
+        let b = parse_any_time("2024-10-27T01:30:00Z")
+            .unwrap()
+            .in_zone(&berlin);
+        assert_eq!(go_format_z(&a, "15:04 MST"), "02:30 CEST");
+        assert_eq!(go_format_z(&b, "15:04 MST"), "02:30 CET");
+        // A zoned Go time string reads back as the same instant and zone.
+        assert_eq!(parse_any_time(&go_time_z(&a)), Some(a.clone()));
+        assert_eq!(a.ms, parse_timestamp_ms("2024-10-27T00:30:00Z").unwrap());
     }
 
     #[test]
