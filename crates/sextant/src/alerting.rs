@@ -1,6 +1,7 @@
 //! Where rule alerts go: the built-in alert manager (`--alertmanager-config`, state in
-//! `<data-dir>/alerts.db`) or external Alertmanagers configured with Prometheus' own
-//! `alerting: alertmanagers:` section (`--alerting-config`). The external path works like
+//! `<data-dir>/alerts.db`; off with `--no-builtin-alertmanager`) and external Alertmanagers
+//! configured with Prometheus' own `alerting: alertmanagers:` section (`--alerting-config`);
+//! like Prometheus, every alert goes to all of them ([`fan_out`]). The external path works like
 //! Prometheus' notifier: a bounded queue (oldest alerts dropped when full), batches of up to
 //! 256 alerts POSTed to every Alertmanager's `/api/v2/alerts`, retried with backoff.
 
@@ -444,6 +445,29 @@ fn alert_json(a: &NotifyAlert) -> serde_json::Value {
         o["endsAt"] = serde_json::Value::String(format_rfc3339_ms(a.ends_at));
     }
     o
+}
+
+/// Sends every alert batch to each of several notifiers.
+struct FanOut(Vec<Arc<dyn Notifier>>);
+
+impl Notifier for FanOut {
+    fn notify(&self, alerts: Vec<NotifyAlert>) {
+        if let Some((last, rest)) = self.0.split_last() {
+            for n in rest {
+                n.notify(alerts.clone());
+            }
+            last.notify(alerts);
+        }
+    }
+}
+
+/// One notifier for all of `notifiers` (`None` when there are none).
+pub fn fan_out(mut notifiers: Vec<Arc<dyn Notifier>>) -> Option<Arc<dyn Notifier>> {
+    match notifiers.len() {
+        0 => None,
+        1 => notifiers.pop(),
+        _ => Some(Arc::new(FanOut(notifiers))),
+    }
 }
 
 impl Notifier for ExternalNotifier {

@@ -219,9 +219,14 @@ struct ServeArgs {
     #[arg(long, value_name = "FILE")]
     alertmanager_config: Option<PathBuf>,
     /// YAML file with Prometheus' `alerting:` section (`alertmanagers:`): rule alerts go to
-    /// those external Alertmanagers instead of the built-in one.
+    /// those external Alertmanagers as well as to the built-in one (like Prometheus, which
+    /// sends to every configured Alertmanager).
     #[arg(long, value_name = "FILE")]
     alerting_config: Option<PathBuf>,
+    /// Do not run the built-in alert manager: no `alerts.db`, the Alertmanager v2 API answers
+    /// 503, and rule alerts go only to `--alerting-config`'s Alertmanagers.
+    #[arg(long)]
+    no_builtin_alertmanager: bool,
     /// The URL under which Sextant is reached (used in alert generator links and templates).
     #[arg(long)]
     external_url: Option<String>,
@@ -437,16 +442,22 @@ fn serve(a: ServeArgs) -> Result<()> {
         inline_slos: Vec::new(),
     };
     let first_rules = rules_cmd::load(&rule_paths.with_config(&loaded))?;
-    let (am, am_templates) = alerting::builtin(
-        &a.data_dir,
-        a.alertmanager_config.as_deref(),
-        loaded
-            .alertmanager
-            .clone()
-            .map(|c| (c, loaded.path.clone())),
-        &external_url_am,
-    )?;
-    state.set_alertmanager(am.clone());
+    let builtin_am = if a.no_builtin_alertmanager {
+        None
+    } else {
+        Some(alerting::builtin(
+            &a.data_dir,
+            a.alertmanager_config.as_deref(),
+            loaded
+                .alertmanager
+                .clone()
+                .map(|c| (c, loaded.path.clone())),
+            &external_url_am,
+        )?)
+    };
+    if let Some((am, _)) = &builtin_am {
+        state.set_alertmanager(am.clone());
+    }
     let external = match &a.alerting_config {
         Some(f) => Some(alerting::load_alerting(f)?),
         None => None,
@@ -460,18 +471,30 @@ fn serve(a: ServeArgs) -> Result<()> {
             .await
             .with_context(|| format!("listening on {}", a.listen))?;
         tracing::info!(listen = %a.listen, data_dir = %a.data_dir.display(), "Sextant is serving");
-        am.start();
-        let notifier: Arc<dyn sextant_rules::Notifier> = match external {
-            Some(cfg) => alerting::ExternalNotifier::start(cfg),
-            None => am.clone(),
-        };
-        rules.set_notifier(Some(notifier));
-        let am_reload = alerting::reload_hook(
-            am.clone(),
-            am_templates,
-            a.alertmanager_config.clone(),
-            config_path.clone(),
-        );
+        // Like Prometheus, rule alerts go to every Alertmanager: the built-in one (unless
+        // switched off) and each external one.
+        let mut notifiers: Vec<Arc<dyn sextant_rules::Notifier>> = Vec::new();
+        if let Some((am, _)) = &builtin_am {
+            am.start();
+            notifiers.push(am.clone());
+        }
+        if let Some(cfg) = external {
+            notifiers.push(alerting::ExternalNotifier::start(cfg));
+        }
+        if notifiers.is_empty() {
+            tracing::warn!(
+                "--no-builtin-alertmanager without --alerting-config: rule alerts are sent nowhere"
+            );
+        }
+        rules.set_notifier(alerting::fan_out(notifiers));
+        let am_reload = builtin_am.and_then(|(am, am_templates)| {
+            alerting::reload_hook(
+                am,
+                am_templates,
+                a.alertmanager_config.clone(),
+                config_path.clone(),
+            )
+        });
         start_scraping(
             &state,
             config_path.clone(),

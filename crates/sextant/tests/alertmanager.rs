@@ -1,7 +1,8 @@
 //! The alert manager end to end: Debian's `amtool` talks to Sextant's Alertmanager v2 API
 //! (alerts, silences, config check), Debian's `prometheus` uses Sextant as its Alertmanager,
 //! and Sextant's rule alerts reach a real Debian `prometheus-alertmanager` through
-//! `alerting.alertmanagers`. Missing peers skip with a message unless SEXTANT_REQUIRE_PEERS=1.
+//! `alerting.alertmanagers` (alongside the built-in one, or alone with
+//! `--no-builtin-alertmanager`). Missing peers skip with a message unless SEXTANT_REQUIRE_PEERS=1.
 
 mod common;
 
@@ -330,50 +331,83 @@ fn rule_alerts_reach_an_external_alertmanager() {
             .spawn()
             .expect("start alertmanager"),
     );
-    std::fs::write(
-        dir.path().join("rules.yml"),
-        "groups:\n  - name: g\n    interval: 1s\n    rules:\n      - alert: SextantSays\n        expr: vector(1)\n        labels: {severity: P1}\n        annotations: {summary: 'value {{ $value }}'}\n",
-    )
-    .expect("rules");
     let alerting = dir.path().join("alerting.yml");
     std::fs::write(
         &alerting,
         format!("alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['127.0.0.1:{amport}']\n      timeout: 5s\n"),
     )
     .expect("alerting config");
-    let rules = dir.path().join("rules.yml");
-    let mut server = Server::start(
-        &dir.path().join("data"),
-        &[
-            "--rules",
-            rules.to_str().expect("utf-8 path"),
-            "--alerting-config",
-            alerting.to_str().expect("utf-8 path"),
-        ],
-    );
-    server.wait_ready(Duration::from_secs(60));
     let c = client();
-    let got = poll(Duration::from_secs(60), || {
+    let external_alert = |run: &str| {
+        poll(Duration::from_secs(60), || {
+            let v: serde_json::Value = c
+                .get(format!("http://127.0.0.1:{amport}/api/v2/alerts"))
+                .send()
+                .ok()?
+                .json()
+                .ok()?;
+            v.as_array()?
+                .iter()
+                .find(|a| a["labels"]["run"] == run)
+                .cloned()
+        })
+    };
+    let start = |run: &str, extra: &[&str]| {
+        // $value is printed with Go's %v, as Prometheus does: 1e+06, not 1000000.
+        let rules = dir.path().join(format!("rules-{run}.yml"));
+        std::fs::write(
+            &rules,
+            format!("groups:\n  - name: g\n    interval: 1s\n    rules:\n      - alert: SextantSays\n        expr: vector(1e6)\n        labels: {{severity: P1, run: '{run}'}}\n        annotations: {{summary: 'value {{{{ $value }}}}'}}\n"),
+        )
+        .expect("rules");
+        let mut args = vec![
+            "--rules".to_string(),
+            rules.to_str().expect("utf-8 path").to_string(),
+            "--alerting-config".to_string(),
+            alerting.to_str().expect("utf-8 path").to_string(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut server = Server::start(&dir.path().join(format!("data-{run}")), &args);
+        server.wait_ready(Duration::from_secs(60));
+        server
+    };
+
+    // 1. Like Prometheus, alerts go to every Alertmanager: the external one and the built-in one.
+    let mut server = start("both", &[]);
+    let got = external_alert("both").expect("Sextant's alert reached the external Alertmanager");
+    assert_eq!(got["labels"]["alertname"], "SextantSays");
+    assert_eq!(got["labels"]["severity"], "P1");
+    assert_eq!(got["annotations"]["summary"], "value 1e+06");
+    assert_eq!(got["status"]["state"], "active");
+    let ours = poll(Duration::from_secs(60), || {
         let v: serde_json::Value = c
-            .get(format!("http://127.0.0.1:{amport}/api/v2/alerts"))
+            .get(server.url("/api/v2/alerts"))
             .send()
             .ok()?
             .json()
             .ok()?;
         v.as_array()?.first().cloned()
     })
-    .expect("Sextant's alert reached the external Alertmanager");
+    .expect("the built-in alert manager got the alert too");
+    assert_eq!(ours["labels"]["run"], "both");
+    assert_eq!(ours["annotations"]["summary"], "value 1e+06");
+    server.terminate();
+
+    // 2. With --no-builtin-alertmanager only the external one gets alerts; ours is off.
+    let mut server = start("external-only", &["--no-builtin-alertmanager"]);
+    let got = external_alert("external-only").expect("alert reached the external Alertmanager");
     assert_eq!(got["labels"]["alertname"], "SextantSays");
-    assert_eq!(got["labels"]["severity"], "P1");
-    assert_eq!(got["annotations"]["summary"], "value 1");
-    assert_eq!(got["status"]["state"], "active");
-    // Rule alerts went to the external Alertmanager, not the built-in one.
-    let ours: serde_json::Value = c
-        .get(server.url("/api/v2/alerts"))
-        .send()
-        .and_then(|r| r.json())
-        .expect("our alerts");
-    assert_eq!(ours, serde_json::json!([]));
+    let r = c.get(server.url("/api/v2/alerts")).send().expect("v2 API");
+    assert_eq!(
+        r.status().as_u16(),
+        503,
+        "the built-in alert manager is off"
+    );
+    assert!(
+        !dir.path().join("data-external-only/alerts.db").exists(),
+        "no alert manager state without the built-in alert manager"
+    );
     server.terminate();
 }
 
@@ -569,4 +603,57 @@ fn restart_in_group_wait_loses_nothing_and_duplicates_nothing() {
 /// Unix seconds as RFC 3339.
 fn iso(secs: u64) -> String {
     sextant_model::time::format_rfc3339_ms(secs as i64 * 1000)
+}
+
+#[test]
+fn time_interval_locations_agree_with_amtool() {
+    if !peer("amtool") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("am.yml");
+    // Alertmanager resolves `location` with Go's time.LoadLocation; so must we.
+    for (loc, valid) in [
+        ("Europe/Berlin", true),
+        ("America/New_York", true),
+        ("Australia/Lord_Howe", true),
+        ("Etc/GMT-2", true),
+        ("Local", true),
+        ("UTC", true),
+        ("", true),
+        ("+02:00", false),
+        ("Europe/Atlantis", false),
+        ("../etc/passwd", false),
+    ] {
+        std::fs::write(
+            &file,
+            format!(
+                "route:\n  receiver: x\n  routes:\n    - receiver: x\n      mute_time_intervals: [t]\nreceivers:\n  - name: x\ntime_intervals:\n  - name: t\n    time_intervals:\n      - times: [{{start_time: '09:00', end_time: '17:00'}}]\n        location: '{loc}'\n"
+            ),
+        )
+        .expect("write config");
+        let theirs = Command::new("amtool")
+            .arg("check-config")
+            .arg(&file)
+            .output()
+            .expect("amtool check-config");
+        let ours = Command::new(env!("CARGO_BIN_EXE_sextant"))
+            .args(["check", "config"])
+            .arg(&file)
+            .output()
+            .expect("sextant check config");
+        assert_eq!(
+            theirs.status.success(),
+            valid,
+            "amtool on {loc:?}: {}",
+            String::from_utf8_lossy(&theirs.stdout)
+        );
+        assert_eq!(
+            ours.status.success(),
+            valid,
+            "sextant on {loc:?}: {}{}",
+            String::from_utf8_lossy(&ours.stdout),
+            String::from_utf8_lossy(&ours.stderr)
+        );
+    }
 }
