@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use gotmpl::parse::{CommandNode, Expr, ListNode, Node, PipeNode};
-use gotmpl::{Template, TemplateError, Value};
+use gotmpl::{FuncMap, Template, TemplateError, Value, ValueFunc};
 
 /// Name of the hidden function appended to printing actions.
 pub const PRINT_FN: &str = "sxPrint";
@@ -225,12 +225,25 @@ fn call_builtin_printf(args: &[Value]) -> gotmpl::Result<Value> {
     Ok(Value::String(out.into()))
 }
 
-/// Registers `sxPrint` and Go-float-aware `printf`, `print`, `println` on `t`.
+/// `sxPrint` and Go-float-aware `printf`, `print`, `println`, to register on a template.
+pub fn go_printing_funcs() -> FuncMap {
+    let mut m = FuncMap::new();
+    m.insert(PRINT_FN.into(), Arc::new(print_value) as ValueFunc);
+    m.insert("printf".into(), Arc::new(go_sprintf) as ValueFunc);
+    m.insert(
+        "print".into(),
+        Arc::new(|a: &[Value]| Ok(Value::String(go_sprint(a).into()))) as ValueFunc,
+    );
+    m.insert(
+        "println".into(),
+        Arc::new(|a: &[Value]| Ok(Value::String(go_sprintln(a).into()))) as ValueFunc,
+    );
+    m
+}
+
+/// Registers [`go_printing_funcs`] on `t`.
 pub fn with_go_printing(t: Template) -> Template {
-    t.func(PRINT_FN, print_value)
-        .func("printf", go_sprintf)
-        .func("print", |a| Ok(Value::String(go_sprint(a).into())))
-        .func("println", |a| Ok(Value::String(go_sprintln(a).into())))
+    t.funcs(go_printing_funcs())
 }
 
 /// Appends `sxPrint` to every printing action in `list` (actions without a variable declaration).

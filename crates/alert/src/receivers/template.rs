@@ -835,6 +835,7 @@ fn html_template() -> HtmlTemplate {
     HtmlTemplate::new("")
         .missing_key(MissingKey::ZeroValue)
         .funcs(func_map(true))
+        .funcs(gofmt::go_printing_funcs())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1211,6 +1212,12 @@ pub(crate) mod tests {
             out,
             "&lt;b&gt;x&lt;/b&gt; &amp; y <b>x</b> & y <a href=\"http://sextant:9595/?q=team\">"
         );
+        // print/printf format floats the Go way here too; their result is escaped as usual.
+        let out = Templates::default()
+            .execute_html("{{ printf \"%v<\" 1e6 }} {{ print 0.00001 }}", &data(&n))
+            .unwrap();
+        // html/template escapes `+` as `&#43;`, as Go does.
+        assert_eq!(out, "1e&#43;06&lt; 1e-05");
     }
 
     #[test]
