@@ -95,20 +95,27 @@ impl Zone {
 
     /// Go's `time.LoadLocation(name)`.
     pub fn load(name: &str) -> Result<Zone, TzError> {
+        Zone::load_with(
+            name,
+            std::env::var("ZONEINFO").ok().as_deref(),
+            tz_env().as_deref(),
+        )
+    }
+
+    /// [`Zone::load`] with the `ZONEINFO` and `TZ` environment values given.
+    fn load_with(name: &str, zoneinfo: Option<&str>, tz: Option<&str>) -> Result<Zone, TzError> {
         match name {
             "" | "UTC" => return Ok(Zone::utc()),
-            "Local" => return Ok(Zone::local()),
+            "Local" => return Ok(Zone::local_with(tz)),
             _ => {}
         }
         if name.contains("..") || name.starts_with('/') || name.starts_with('\\') {
             return Err(TzError::InvalidName);
         }
-        if let Ok(dir) = std::env::var("ZONEINFO") {
-            if !dir.is_empty() {
-                if let Ok(data) = read_limited(&Path::new(&dir).join(name)) {
-                    if let Ok(z) = Zone::from_tzif(name, &data) {
-                        return Ok(z);
-                    }
+        if let Some(dir) = zoneinfo.filter(|d| !d.is_empty()) {
+            if let Ok(data) = read_limited(&Path::new(dir).join(name)) {
+                if let Ok(z) = Zone::from_tzif(name, &data) {
+                    return Ok(z);
                 }
             }
         }
@@ -117,18 +124,22 @@ impl Zone {
 
     /// Go's `time.Local`: `$TZ` (unset: `/etc/localtime`; empty or unreadable: UTC).
     pub fn local() -> Zone {
-        let loaded = match std::env::var("TZ") {
-            Err(_) => read_limited(Path::new("/etc/localtime"))
+        Zone::local_with(tz_env().as_deref())
+    }
+
+    fn local_with(tz: Option<&str>) -> Zone {
+        let loaded = match tz {
+            None => read_limited(Path::new("/etc/localtime"))
                 .ok()
                 .and_then(|d| Zone::from_tzif("Local", &d).ok()),
-            Ok(tz) => {
-                let tz = tz.strip_prefix(':').unwrap_or(&tz).to_string();
+            Some(tz) => {
+                let tz = tz.strip_prefix(':').unwrap_or(tz);
                 if tz.starts_with('/') {
-                    read_limited(Path::new(&tz))
+                    read_limited(Path::new(tz))
                         .ok()
                         .and_then(|d| Zone::from_tzif("Local", &d).ok())
                 } else if !tz.is_empty() && tz != "UTC" {
-                    load_from(&tz, &ZONE_DIRS).ok()
+                    load_from(tz, &ZONE_DIRS).ok()
                 } else {
                     None
                 }
@@ -270,6 +281,11 @@ impl Zone {
         }
         self.types.iter().position(|t| !t.is_dst).unwrap_or(0)
     }
+}
+
+/// `$TZ`, `None` when unset (set but empty is `Some("")`, which Go reads as UTC).
+fn tz_env() -> Option<String> {
+    std::env::var_os("TZ").map(|v| v.to_string_lossy().into_owned())
 }
 
 fn load_from(name: &str, dirs: &[&str]) -> Result<Zone, TzError> {
@@ -699,6 +715,41 @@ mod tests {
             let z = Zone::load("Etc/GMT+2").unwrap();
             assert_eq!(z.offset_at(0), -7200);
         }
+    }
+
+    #[test]
+    fn zoneinfo_and_tz_environment() {
+        if !have("Europe/Berlin") {
+            return;
+        }
+        let berlin = std::fs::read("/usr/share/zoneinfo/Europe/Berlin").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("Test")).unwrap();
+        std::fs::write(dir.path().join("Test/Zone"), &berlin).unwrap();
+        std::fs::write(dir.path().join("Test/Broken"), b"TZif2 garbage").unwrap();
+        let zi = dir.path().to_str();
+        // $ZONEINFO is searched first, then the system directories.
+        let z = Zone::load_with("Test/Zone", zi, None).unwrap();
+        assert_eq!(z.offset_at(secs("2024-07-01T00:00:00Z")), 7200);
+        assert_eq!(
+            Zone::load_with("Test/Zone", None, None),
+            Err(TzError::Unknown("Test/Zone".into()))
+        );
+        assert!(Zone::load_with("America/New_York", zi, None).is_ok());
+        assert_eq!(
+            Zone::load_with("Test/Broken", zi, None),
+            Err(TzError::Unknown("Test/Broken".into()))
+        );
+        // Local: TZ names a zone (optionally with ':'), an absolute file, or (empty) UTC.
+        let july = secs("2024-07-01T00:00:00Z");
+        let local = |tz: Option<&str>| Zone::load_with("Local", None, tz).unwrap();
+        assert_eq!(local(Some("Europe/Berlin")).offset_at(july), 7200);
+        assert_eq!(local(Some(":America/New_York")).offset_at(july), -14400);
+        let path = dir.path().join("Test/Zone");
+        assert_eq!(local(path.to_str()).offset_at(july), 7200);
+        assert_eq!(local(Some("")).offset_at(july), 0);
+        assert_eq!(local(Some("Nowhere/Nothing")).offset_at(july), 0);
+        assert_eq!(local(Some("Europe/Berlin")).name(), "Local");
     }
 
     #[test]
