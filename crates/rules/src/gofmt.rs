@@ -371,6 +371,10 @@ mod tests {
         );
         assert_eq!(run("{{ .V | printf \"%d-%v\" 3 }}", 1e-5), "3-1e-05");
         assert_eq!(run("{{ printf \"%.3v\" .V }}", 1234567.0), "1.23e+06");
+        assert_eq!(
+            run("{{ printf \"100%% %*d %v\" 3 7 .V }}", 1e-5),
+            "100%   7 1e-05"
+        );
         assert_eq!(run("{{ print .V .V .S .V }}", 1e6), "1e+06 1e+06s1e+06");
         assert_eq!(run("{{ println .V .S }}", 1e6), "1e+06 s\n");
         assert_eq!(
