@@ -320,7 +320,8 @@ fn exemplar_v1(e: v1::Exemplar) -> Exemplar {
 
 /// A 2.0 exemplar with its label refs resolved through `symbols`.
 fn exemplar_v2(e: &v2::Exemplar, symbols: &[String]) -> Result<Exemplar, String> {
-    if !e.labels_refs.len().is_multiple_of(2) {
+    // Not `is_multiple_of`: the workspace MSRV is 1.85.
+    if e.labels_refs.len() & 1 == 1 {
         return Err(format!(
             "exemplar labels_refs has an odd number of entries ({})",
             e.labels_refs.len()
