@@ -12,8 +12,11 @@ pub struct Stored {
     pub samples: usize,
     /// Native histogram samples committed.
     pub histograms: usize,
-    /// Exemplars received (counted, not stored).
+    /// Exemplars stored (duplicates of a series' newest exemplar are dropped silently).
     pub exemplars: usize,
+    /// Exemplars refused as out of order: counted and logged, not a problem of the request,
+    /// as in Prometheus.
+    pub exemplars_out_of_order: usize,
     /// Samples or series refused (invalid labels, out of order, over a limit, ...).
     pub problems: usize,
     /// The first of those problems, for the error message.

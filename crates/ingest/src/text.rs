@@ -112,12 +112,14 @@ pub fn parse_exposition(
 impl TextBatch {
     /// Groups samples by series (in order of first appearance) so the batch can take the same
     /// path into storage as a remote-write request.
-    /// Exemplars are counted per series (storage does not keep them yet).
+    /// Each exemplar goes with the series of its sample; one without a timestamp gets the
+    /// sample's timestamp, as Prometheus' scraper does.
     pub fn into_write_batch(self) -> WriteBatch {
         let mut index: HashMap<Labels, usize> = HashMap::new();
         let mut series: Vec<SeriesSamples> = Vec::new();
-        let mut exemplars = self.exemplars.iter().map(|e| e.sample).peekable();
+        let mut exemplars = self.exemplars.into_iter().peekable();
         for (n, (labels, sample)) in self.samples.into_iter().enumerate() {
+            let t = sample.t;
             let i = match index.get(&labels) {
                 Some(&i) => {
                     series[i].samples.push(sample);
@@ -129,13 +131,17 @@ impl TextBatch {
                         labels,
                         samples: vec![sample],
                         histograms: Vec::new(),
-                        exemplars: 0,
+                        exemplars: Vec::new(),
                     });
                     series.len() - 1
                 }
             };
-            while exemplars.next_if(|&s| s <= n).is_some() {
-                series[i].exemplars += 1;
+            while let Some(e) = exemplars.next_if(|e| e.sample <= n) {
+                series[i].exemplars.push(sextant_model::Exemplar {
+                    labels: e.labels,
+                    value: e.value,
+                    ts: e.timestamp.unwrap_or(t),
+                });
             }
         }
         WriteBatch {

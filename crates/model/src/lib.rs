@@ -2,6 +2,7 @@
 //! matchers, Prometheus durations and timestamps. Pure data and parsing, no I/O, so ingest,
 //! storage, query and alerting agree on one definition of each.
 
+pub mod exemplar;
 pub mod histogram;
 pub mod labels;
 pub mod matcher;
@@ -11,6 +12,7 @@ pub mod sample;
 pub mod selector;
 pub mod time;
 
+pub use exemplar::{Exemplar, ExemplarError, EXEMPLAR_MAX_LABEL_SET_LENGTH};
 pub use histogram::{CounterResetHint, FloatHistogram, Histogram, HistogramValue, Span};
 pub use labels::{Label, Labels, LabelsError, METRIC_NAME};
 pub use matcher::{MatchOp, Matcher, MatcherError};

@@ -4,6 +4,7 @@
 
 mod am_api;
 mod api;
+mod exemplars;
 mod otlp;
 mod params;
 mod push;
@@ -225,6 +226,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(
             "/api/v1/parse_query",
             get(query::parse_query).post(query::parse_query),
+        )
+        .route(
+            "/api/v1/query_exemplars",
+            get(exemplars::query_exemplars).post(exemplars::query_exemplars),
         )
         .route("/api/v1/series", get(api::series).post(api::series))
         .route("/api/v1/labels", get(api::labels).post(api::labels))

@@ -108,6 +108,9 @@ pub async fn metrics(
         st.otlp
             .data_points
             .fetch_add(tr.points as u64, Ordering::Relaxed);
+        st.ingest
+            .exemplars_received
+            .fetch_add(crate::write::exemplar_count(&tr.batch), Ordering::Relaxed);
         let stored = match DbSink(st.db.clone()).store(tr.batch) {
             Ok(s) => s,
             Err(e) => {
@@ -119,9 +122,6 @@ pub async fn metrics(
                 )
             }
         };
-        st.ingest
-            .exemplars_received
-            .fetch_add(stored.exemplars as u64, Ordering::Relaxed);
         // Storage refusals are counted per sample; a refused histogram point may account for
         // several, so this can overstate refused points but never hides one.
         let rejected = (tr.rejected_points + stored.problems).min(tr.points);

@@ -364,7 +364,7 @@ fn push_str(o: &mut String, s: &str) {
     o.push_str(&serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into()));
 }
 
-fn push_labels(o: &mut String, ls: &Labels) {
+pub(crate) fn push_labels(o: &mut String, ls: &Labels) {
     o.push('{');
     for (i, l) in ls.iter().enumerate() {
         if i > 0 {

@@ -52,7 +52,7 @@ impl RuleStorage for DbRuleStorage {
                     labels: s.labels.clone(),
                     samples: Vec::new(),
                     histograms: Vec::new(),
-                    exemplars: 0,
+                    exemplars: Vec::new(),
                 });
                 series.len() - 1
             });

@@ -386,6 +386,51 @@ pub fn render_metrics(st: &AppState) -> String {
         load(&m.blocks_quarantined)
     );
 
+    // Exemplar storage, named like Prometheus' prometheus_tsdb_exemplar_* family.
+    let (ex_stored, ex_series, ex_max, ex_last) = db.exemplar_stats();
+    let ex_metrics: [(&str, &str, &str, String); 6] = [
+        (
+            "sextant_tsdb_exemplar_exemplars_appended_total",
+            "counter",
+            "Total number of appended exemplars.",
+            load(&m.exemplars_appended).to_string(),
+        ),
+        (
+            "sextant_tsdb_exemplar_exemplars_in_storage",
+            "gauge",
+            "Number of exemplars currently in circular storage.",
+            ex_stored.to_string(),
+        ),
+        (
+            "sextant_tsdb_exemplar_series_with_exemplars_in_storage",
+            "gauge",
+            "Number of series with exemplars currently in circular storage.",
+            ex_series.to_string(),
+        ),
+        (
+            "sextant_tsdb_exemplar_max_exemplars",
+            "gauge",
+            "Total number of exemplars the exemplar storage can store, resizeable.",
+            ex_max.to_string(),
+        ),
+        (
+            "sextant_tsdb_exemplar_last_exemplars_timestamp_seconds",
+            "gauge",
+            "The timestamp of the newest exemplar stored in circular storage.",
+            fmt_f(ex_last as f64 / 1000.0),
+        ),
+        (
+            "sextant_tsdb_exemplar_out_of_order_exemplars_total",
+            "counter",
+            "Total number of out of order exemplar ingestion failed attempts.",
+            load(&m.exemplars_out_of_order).to_string(),
+        ),
+    ];
+    for (name, kind, help, v) in ex_metrics {
+        family(&mut o, name, kind, help);
+        let _ = writeln!(o, "{name} {v}");
+    }
+
     let ing = &st.ingest;
     family(
         &mut o,
@@ -462,7 +507,7 @@ pub fn render_metrics(st: &AppState) -> String {
         &mut o,
         "sextant_ingest_exemplars_received_total",
         "counter",
-        "Exemplars received (not stored yet).",
+        "Exemplars received by remote write, import and OTLP (before storage checks).",
     );
     let _ = writeln!(
         o,

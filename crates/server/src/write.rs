@@ -41,10 +41,21 @@ fn text(status: StatusCode, msg: impl Into<String>) -> Response {
 fn add_commit(out: &mut Stored, c: CommitStats) {
     out.samples += c.samples;
     out.histograms += c.histograms;
+    out.exemplars += c.exemplars;
+    out.exemplars_out_of_order += c.exemplars_rejected;
     if c.rejected > 0 {
         let first = c.first_error.unwrap_or_default();
         out.problem(c.rejected, || first);
     }
+    if let Some(e) = c.first_exemplar_error {
+        // Not a problem of the request (Prometheus accepts it too), but worth a log line.
+        tracing::debug!(refused = c.exemplars_rejected, first = %e, "exemplars refused");
+    }
+}
+
+/// Exemplars in a decoded batch, for the received counter.
+pub(crate) fn exemplar_count(batch: &WriteBatch) -> u64 {
+    batch.series.iter().map(|s| s.exemplars.len() as u64).sum()
 }
 
 /// The TSDB as the [`Sink`] that ingest components (scrape, push, OTLP, ...) write through.
@@ -69,7 +80,6 @@ fn store(db: &Db, batch: WriteBatch) -> Result<Stored, sextant_tsdb::db::DbError
         app.set_metadata(md);
     }
     for s in &batch.series {
-        out.exemplars += s.exemplars;
         for smp in &s.samples {
             if let Err(e) = app.append(&s.labels, smp.t, smp.v) {
                 out.problem(1, || format!("series {}: {e}", s.labels));
@@ -78,6 +88,16 @@ fn store(db: &Db, batch: WriteBatch) -> Result<Stored, sextant_tsdb::db::DbError
         for (t, h) in &s.histograms {
             if let Err(e) = app.append_histogram(&s.labels, *t, h.clone()) {
                 out.problem(1, || format!("series {}: {e}", s.labels));
+            }
+        }
+        for e in &s.exemplars {
+            if let Err(err) = app.append_exemplar(&s.labels, e.clone()) {
+                out.problem(1, || {
+                    format!(
+                        "series {}: exemplar {} {} at {}: {err}",
+                        s.labels, e.labels, e.value, e.ts
+                    )
+                });
             }
         }
     }
@@ -191,6 +211,9 @@ pub async fn remote_write(
         st.ingest
             .rejected_series
             .fetch_add(batch.rejected.len() as u64, Ordering::Relaxed);
+        st.ingest
+            .exemplars_received
+            .fetch_add(exemplar_count(&batch), Ordering::Relaxed);
         let stored = match store(&st.db, batch) {
             Ok(s) => s,
             Err(e) => {
@@ -200,15 +223,12 @@ pub async fn remote_write(
                 );
             }
         };
-        st.ingest
-            .exemplars_received
-            .fetch_add(stored.exemplars as u64, Ordering::Relaxed);
         let mut resp = match &stored.first_problem {
             None => StatusCode::NO_CONTENT.into_response(),
             Some(first) => text(
                 StatusCode::BAD_REQUEST,
                 format!(
-                    "{} samples rejected, {} accepted; first problem: {first}",
+                    "{} samples or exemplars rejected, {} samples accepted; first problem: {first}",
                     stored.problems,
                     stored.samples + stored.histograms
                 ),
@@ -226,8 +246,10 @@ pub async fn remote_write(
                 "X-Prometheus-Remote-Write-Histograms-Written",
                 stored.histograms,
             );
-            // Exemplars are counted but not stored yet, so none are reported as written.
-            set("X-Prometheus-Remote-Write-Exemplars-Written", 0);
+            set(
+                "X-Prometheus-Remote-Write-Exemplars-Written",
+                stored.exemplars,
+            );
         }
         resp
     })
@@ -283,7 +305,7 @@ pub async fn import_prometheus(
                 Some(first) => text(
                     StatusCode::BAD_REQUEST,
                     format!(
-                        "{} samples rejected, {} accepted; first problem: {first}",
+                        "{} samples or exemplars rejected, {} samples accepted; first problem: {first}",
                         s.problems, s.samples
                     ),
                 ),

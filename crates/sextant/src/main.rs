@@ -153,6 +153,14 @@ struct ServeArgs {
     /// Accept out-of-order samples up to this far behind the newest one (e.g. 10m); 0 rejects them.
     #[arg(long, default_value = "0", value_parser = duration_ms)]
     ooo_window: i64,
+    /// Exemplars kept in memory across all series, in one ring buffer (like Prometheus'
+    /// `storage.exemplars.max_exemplars`); 0 disables exemplar storage.
+    #[arg(
+        long,
+        alias = "storage.exemplars.max-exemplars",
+        default_value_t = 100_000
+    )]
+    max_exemplars: usize,
     /// Cap on active series (0 = unlimited).
     #[arg(long, default_value_t = 0)]
     max_series: usize,
@@ -357,6 +365,7 @@ fn serve(a: ServeArgs) -> Result<()> {
         },
         retention: a.retention,
         retention_size: a.retention_size.unwrap_or(0),
+        max_exemplars: a.max_exemplars,
         ..DbOptions::default()
     };
     let host_collector_built = host_collector(&a, loaded.processes.as_ref())?;

@@ -15,14 +15,16 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use sextant_model::{HistogramValue, Labels, Matcher, Metadata};
+use sextant_model::{Exemplar, HistogramValue, Labels, Matcher, Metadata};
 
 use crate::block::{self, Block, BlockMeta};
 use crate::chunkenc::Chunk;
+use crate::exemplar::{ExemplarAppendError, ExemplarStorage, SeriesExemplars};
 use crate::head::{read_chunk, AppendError, Head, HeadOptions, MemSeries};
 use crate::querier::{merge_series, merge_strings, Querier, QueryError, SeriesData};
 use crate::wal::{
-    self, Record, RefFloatHistogram, RefHistogram, RefSample, RefSeries, Wal, WalOptions,
+    self, Record, RefExemplar, RefFloatHistogram, RefHistogram, RefSample, RefSeries, Wal,
+    WalOptions,
 };
 
 /// Why the database could not do what was asked.
@@ -55,6 +57,8 @@ pub struct DbOptions {
     pub wal_segment_size: u64,
     /// fdatasync the WAL before acknowledging every append (power-loss durability, slower).
     pub wal_fsync: bool,
+    /// Size of the exemplar ring buffer shared by all series (0 disables exemplar storage).
+    pub max_exemplars: usize,
 }
 
 impl Default for DbOptions {
@@ -65,6 +69,7 @@ impl Default for DbOptions {
             retention_size: 0,
             wal_segment_size: 128 << 20,
             wal_fsync: false,
+            max_exemplars: 100_000,
         }
     }
 }
@@ -94,6 +99,9 @@ pub struct DbMetrics {
     pub wal_corruptions: AtomicU64,
     pub wal_write_failures: AtomicU64,
     pub blocks_quarantined: AtomicU64,
+    /// Exemplars stored (duplicates not counted), like `prometheus_tsdb_exemplar_exemplars_appended_total`.
+    pub exemplars_appended: AtomicU64,
+    pub exemplars_out_of_order: AtomicU64,
 }
 
 impl DbMetrics {
@@ -112,6 +120,8 @@ pub struct Db {
     wal: Mutex<Wal>,
     blocks: RwLock<Vec<Arc<Block>>>,
     metadata: Mutex<HashMap<String, Metadata>>,
+    /// Locked after `wal` when both are needed.
+    exemplars: Mutex<ExemplarStorage>,
     metrics: DbMetrics,
     closed: AtomicBool,
     /// Serialises maintenance (head cut, compaction, retention, snapshot).
@@ -126,6 +136,11 @@ pub struct CommitStats {
     /// Samples refused at commit, with the first error per reason.
     pub rejected: usize,
     pub first_error: Option<String>,
+    /// Exemplars stored (duplicates of the newest exemplar of a series are dropped silently).
+    pub exemplars: usize,
+    /// Exemplars refused (out of order), with the first reason.
+    pub exemplars_rejected: usize,
+    pub first_exemplar_error: Option<String>,
 }
 
 impl Db {
@@ -141,6 +156,7 @@ impl Db {
             head.set_min_valid_time(maxt);
         }
         let mut metadata = HashMap::new();
+        let mut exemplars = ExemplarStorage::new(opts.max_exemplars);
         let mut unknown_refs = 0u64;
         let replay_ctx = |head: &Head| {
             let mut c = head.append_ctx();
@@ -194,6 +210,18 @@ impl Db {
                         metadata.insert(m.metric_family.clone(), m);
                     }
                 }
+                Record::Exemplars(list) => {
+                    for x in list {
+                        match head.get_by_ref(x.r) {
+                            // Checkpoints and segments may both hold an exemplar; the copy
+                            // is refused as a duplicate or out of order, which is fine here.
+                            Some(ms) => {
+                                let _ = exemplars.add(&head.series_labels(&ms), x.e);
+                            }
+                            None => unknown_refs += 1,
+                        }
+                    }
+                }
             },
         )?;
         if stats.corrupt {
@@ -221,6 +249,7 @@ impl Db {
             wal: Mutex::new(wal),
             blocks: RwLock::new(blocks),
             metadata: Mutex::new(metadata),
+            exemplars: Mutex::new(exemplars),
             metrics,
             closed: AtomicBool::new(false),
             maintenance: Mutex::new(()),
@@ -249,8 +278,34 @@ impl Db {
             db: self,
             floats: Vec::new(),
             hists: Vec::new(),
+            exemplars: Vec::new(),
             metadata: Vec::new(),
         }
+    }
+
+    /// Exemplars in `[start, end]` (ms) of the series matching any of the matcher sets.
+    pub fn select_exemplars(
+        &self,
+        start: i64,
+        end: i64,
+        matcher_sets: &[Vec<Matcher>],
+    ) -> Vec<SeriesExemplars> {
+        self.exemplars
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .select(start, end, matcher_sets)
+    }
+
+    /// Exemplar storage gauges: (exemplars stored, series with exemplars, max exemplars,
+    /// timestamp in ms of the newest exemplar appended).
+    pub fn exemplar_stats(&self) -> (usize, usize, usize, i64) {
+        let st = self.exemplars.lock().unwrap_or_else(|e| e.into_inner());
+        (
+            st.len(),
+            st.num_series(),
+            st.max_exemplars(),
+            st.last_timestamp(),
+        )
     }
 
     /// Metadata per metric family, as last received.
@@ -361,7 +416,20 @@ impl Db {
         let upto = wal.cut_segment()?;
         let snap = self.head.snapshot_for_checkpoint();
         let md: Vec<Metadata> = self.metadata().into_values().collect();
-        wal.checkpoint(upto, checkpoint_records(snap, md))?;
+        let refs: HashMap<&Labels, u64> = snap.iter().map(|(r, l, _)| (l, *r)).collect();
+        let ex: Vec<RefExemplar> = {
+            let st = self.exemplars.lock().unwrap_or_else(|e| e.into_inner());
+            st.all_in_order()
+                .filter_map(|(l, e)| {
+                    refs.get(l).map(|r| RefExemplar {
+                        r: *r,
+                        e: e.clone(),
+                    })
+                })
+                .collect()
+        };
+        drop(refs);
+        wal.checkpoint(upto, checkpoint_records(snap, md, ex))?;
         Ok(())
     }
 
@@ -541,6 +609,7 @@ fn replay_hist(
 fn checkpoint_records(
     snap: Vec<(u64, Labels, SeriesData)>,
     md: Vec<Metadata>,
+    exemplars: Vec<RefExemplar>,
 ) -> impl Iterator<Item = Record> {
     let mut out: Vec<Record> = Vec::new();
     for group in snap.chunks(512) {
@@ -589,6 +658,10 @@ fn checkpoint_records(
     }
     if !md.is_empty() {
         out.push(Record::Metadata(md));
+    }
+    // In append order, so the ring evicts the same exemplars first after a restart.
+    for group in exemplars.chunks(1024) {
+        out.push(Record::Exemplars(group.to_vec()));
     }
     out.into_iter()
 }
@@ -646,6 +719,7 @@ pub struct HeadAppender<'a> {
     db: &'a Db,
     floats: Vec<(Arc<MemSeries>, i64, f64)>,
     hists: Vec<(Arc<MemSeries>, i64, HistogramValue)>,
+    exemplars: Vec<(Arc<MemSeries>, Labels, Exemplar)>,
     metadata: Vec<Metadata>,
 }
 
@@ -694,6 +768,25 @@ impl HeadAppender<'_> {
         }
         let s = self.series(labels)?;
         self.hists.push((s, t, h));
+        Ok(())
+    }
+
+    /// Queues an exemplar of the series `labels` (created if needed, like a sample would).
+    /// An exemplar with bad labels is refused now; order and duplicates are checked at commit.
+    /// With exemplar storage disabled the exemplar is dropped without error, as in Prometheus.
+    pub fn append_exemplar(
+        &mut self,
+        labels: &Labels,
+        e: Exemplar,
+    ) -> Result<(), ExemplarAppendError> {
+        if self.db.opts.max_exemplars == 0 {
+            return Ok(());
+        }
+        e.validate()?;
+        let s = self
+            .series(labels)
+            .map_err(|err| ExemplarAppendError::Series(err.to_string()))?;
+        self.exemplars.push((s, labels.clone(), e));
         Ok(())
     }
 
@@ -767,6 +860,35 @@ impl HeadAppender<'_> {
                 Err(e) => reject(e, &mut stats),
             }
         }
+        let mut ex_recs: Vec<RefExemplar> = Vec::new();
+        if !self.exemplars.is_empty() {
+            let mut st = db.exemplars.lock().unwrap_or_else(|e| e.into_inner());
+            for (s, labels, e) in self.exemplars {
+                match st.add(&labels, e.clone()) {
+                    Ok(()) => {
+                        if !s.logged.swap(true, Ordering::AcqRel) {
+                            new_series.push(s.clone());
+                        }
+                        ex_recs.push(RefExemplar { r: s.r, e });
+                    }
+                    Err(ExemplarAppendError::Duplicate | ExemplarAppendError::Disabled) => {}
+                    Err(err) => {
+                        if err == ExemplarAppendError::OutOfOrder {
+                            db.metrics
+                                .exemplars_out_of_order
+                                .fetch_add(1, Ordering::Relaxed);
+                        }
+                        stats.exemplars_rejected += 1;
+                        if stats.first_exemplar_error.is_none() {
+                            stats.first_exemplar_error = Some(format!(
+                                "{err}: series {labels}, exemplar {} {} at {}",
+                                e.labels, e.value, e.ts
+                            ));
+                        }
+                    }
+                }
+            }
+        }
         let mut changed_md = Vec::new();
         if !self.metadata.is_empty() {
             let mut md = db.metadata.lock().unwrap_or_else(|e| e.into_inner());
@@ -804,6 +926,10 @@ impl HeadAppender<'_> {
         if !fhs.is_empty() {
             push(Record::FloatHistograms(fhs));
         }
+        stats.exemplars = ex_recs.len();
+        if !ex_recs.is_empty() {
+            push(Record::Exemplars(ex_recs));
+        }
         if !changed_md.is_empty() {
             push(Record::Metadata(changed_md));
         }
@@ -829,6 +955,9 @@ impl HeadAppender<'_> {
         db.metrics
             .histograms_appended
             .fetch_add(stats.histograms as u64, Ordering::Relaxed);
+        db.metrics
+            .exemplars_appended
+            .fetch_add(stats.exemplars as u64, Ordering::Relaxed);
         Ok(stats)
     }
 }

@@ -22,6 +22,7 @@ fn opts(range: i64) -> DbOptions {
         retention_size: 0,
         wal_segment_size: 1 << 20,
         wal_fsync: false,
+        max_exemplars: 100,
     }
 }
 
@@ -344,4 +345,176 @@ fn concurrent_appenders_and_readers() {
     let got = all(&db, "conc");
     assert_eq!(got.len(), 80);
     assert!(got.iter().all(|s| s.floats.len() == 200));
+}
+
+fn ex(trace: &str, value: f64, ts: i64) -> sextant_model::Exemplar {
+    sextant_model::Exemplar {
+        labels: Labels::from_pairs([("trace_id", trace)]),
+        value,
+        ts,
+    }
+}
+
+fn exemplars_of(db: &Db, name: &str) -> Vec<(String, f64, i64)> {
+    db.select_exemplars(
+        i64::MIN,
+        i64::MAX,
+        &[vec![Matcher::equal("__name__", name)]],
+    )
+    .into_iter()
+    .flat_map(|s| s.exemplars)
+    .map(|e| (e.labels.to_string(), e.value, e.ts))
+    .collect()
+}
+
+#[test]
+fn exemplars_are_stored_deduplicated_ordered_and_replayed_from_the_wal() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let want = vec![
+        (r#"{trace_id="a"}"#.to_string(), 1.0, 1_000),
+        (r#"{trace_id="b"}"#.to_string(), 2.0, 2_000),
+    ];
+    {
+        let db = Db::open(dir.path(), opts(2 * H)).expect("open");
+        let mut app = db.appender();
+        app.append(&ls("e", 0), 1_000, 1.0).expect("append");
+        app.append_exemplar(&ls("e", 0), ex("a", 1.0, 1_000))
+            .expect("exemplar");
+        app.append_exemplar(&ls("e", 0), ex("b", 2.0, 2_000))
+            .expect("exemplar");
+        // Duplicate of the newest: dropped without error; older: out of order.
+        app.append_exemplar(&ls("e", 0), ex("b", 2.0, 2_000))
+            .expect("exemplar");
+        app.append_exemplar(&ls("e", 0), ex("z", 9.0, 500))
+            .expect("exemplar");
+        let st = app.commit().expect("commit");
+        assert_eq!((st.exemplars, st.exemplars_rejected), (2, 1));
+        assert!(
+            st.first_exemplar_error
+                .as_deref()
+                .unwrap_or("")
+                .starts_with("out of order exemplar"),
+            "{:?}",
+            st.first_exemplar_error
+        );
+        // A label set over 128 characters is refused when queued.
+        let mut app = db.appender();
+        assert!(app
+            .append_exemplar(&ls("e", 0), ex(&"x".repeat(121), 1.0, 3_000))
+            .is_err());
+        // An exemplar alone creates (and logs) its series.
+        app.append_exemplar(&ls("only_ex", 0), ex("c", 3.0, 3_000))
+            .expect("exemplar");
+        app.commit().expect("commit");
+        assert_eq!(exemplars_of(&db, "e"), want);
+        let m = db.metrics();
+        assert_eq!(
+            m.exemplars_appended
+                .load(std::sync::atomic::Ordering::Relaxed),
+            3
+        );
+        assert_eq!(
+            m.exemplars_out_of_order
+                .load(std::sync::atomic::Ordering::Relaxed),
+            1
+        );
+        assert_eq!(db.exemplar_stats(), (3, 2, 100, 3_000));
+        // Like kill -9: no close, no drop.
+        std::mem::forget(db);
+    }
+    let db = Db::open(dir.path(), opts(2 * H)).expect("reopen");
+    assert_eq!(exemplars_of(&db, "e"), want);
+    assert_eq!(exemplars_of(&db, "only_ex").len(), 1);
+    // Order is still enforced after the replay.
+    let mut app = db.appender();
+    app.append_exemplar(&ls("e", 0), ex("y", 1.0, 1_500))
+        .expect("queue");
+    assert_eq!(app.commit().expect("commit").exemplars_rejected, 1);
+}
+
+#[test]
+fn exemplar_limit_is_global_and_survives_checkpoints() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let range = 60_000;
+    let o = DbOptions {
+        max_exemplars: 5,
+        ..opts(range)
+    };
+    {
+        let db = Db::open(dir.path(), o.clone()).expect("open");
+        let mut t = 0;
+        while t < 10 * range {
+            let mut app = db.appender();
+            for i in 0..2 {
+                app.append(&ls("c", i), t, t as f64).expect("append");
+                if t % 10_000 == 0 {
+                    app.append_exemplar(&ls("c", i), ex(&format!("{i}-{t}"), 1.0, t))
+                        .expect("exemplar");
+                }
+            }
+            app.commit().expect("commit");
+            t += 1_000;
+        }
+        assert_eq!(db.exemplar_stats().0, 5, "ring holds at most max_exemplars");
+        db.maintain();
+        assert!(!db.blocks().is_empty(), "head was cut, WAL checkpointed");
+        db.maintain();
+    }
+    let db = Db::open(dir.path(), o).expect("reopen");
+    let got: Vec<i64> = db
+        .select_exemplars(0, i64::MAX, &[vec![Matcher::equal("__name__", "c")]])
+        .iter()
+        .flat_map(|s| s.exemplars.iter().map(|e| e.ts))
+        .collect();
+    // The newest five (t = 580s and 590s for series 1, 570s.. for series 0) after a restart.
+    assert_eq!(got.len(), 5, "{got:?}");
+    assert!(got.iter().all(|t| *t >= 570_000), "{got:?}");
+}
+
+#[test]
+fn wal_without_exemplar_records_replays_and_disabled_storage_ignores_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        // A log as written before exemplars existed: series and samples only.
+        let (mut wal, _) = crate::wal::Wal::open(
+            &dir.path().join("wal"),
+            crate::wal::WalOptions::default(),
+            |_| {},
+        )
+        .expect("wal");
+        let recs = [
+            crate::wal::Record::Series(vec![crate::wal::RefSeries {
+                r: 1,
+                labels: ls("old", 0),
+            }]),
+            crate::wal::Record::Samples(vec![crate::wal::RefSample { r: 1, t: 5, v: 2.5 }]),
+        ];
+        let bufs: Vec<Vec<u8>> = recs
+            .iter()
+            .map(|r| {
+                let mut b = Vec::new();
+                crate::wal::encode(r, &mut b);
+                b
+            })
+            .collect();
+        wal.log(&bufs).expect("log");
+    }
+    {
+        let db = Db::open(dir.path(), opts(2 * H)).expect("open old WAL");
+        assert_eq!(all(&db, "old")[0].floats, vec![Sample::new(5, 2.5)]);
+        let mut app = db.appender();
+        app.append_exemplar(&ls("old", 0), ex("a", 1.0, 6))
+            .expect("exemplar");
+        app.commit().expect("commit");
+    }
+    let db = Db::open(
+        dir.path(),
+        DbOptions {
+            max_exemplars: 0,
+            ..opts(2 * H)
+        },
+    )
+    .expect("open with exemplars disabled");
+    assert!(exemplars_of(&db, "old").is_empty());
+    assert_eq!(all(&db, "old")[0].floats.len(), 1);
 }

@@ -4,12 +4,14 @@
 //! (duplicates, out-of-order window), logged to the write-ahead log ([`wal`]) and only then
 //! applied to in-memory series whose samples live in compressed chunks ([`chunkenc`]). The head
 //! is periodically cut into immutable on-disk [`block`]s, which are compacted and dropped by
-//! retention. Readers go through the [`Querier`](querier::Querier) seam, which merges head and
+//! retention. Exemplars live in a bounded ring buffer ([`exemplar`]), logged to the same WAL.
+//! Readers go through the [`Querier`](querier::Querier) seam, which merges head and
 //! blocks.
 
 pub mod block;
 pub mod chunkenc;
 pub mod db;
+pub mod exemplar;
 pub mod head;
 mod postings;
 pub mod querier;

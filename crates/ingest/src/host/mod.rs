@@ -230,7 +230,7 @@ impl Out {
             labels: ls,
             samples: vec![Sample::new(self.t, v)],
             histograms: Vec::new(),
-            exemplars: 0,
+            exemplars: Vec::new(),
         });
     }
 

@@ -358,7 +358,23 @@ fn hist_point(
         sum: Some(sum),
         bucket_counts: counts,
         explicit_bounds: bounds,
-        exemplars: vec![m::Exemplar::default(), m::Exemplar::default()],
+        exemplars: vec![
+            m::Exemplar {
+                trace_id: vec![
+                    0x5b, 0x8e, 0xff, 0xf7, 0x98, 0x03, 0x81, 0x03, 0xd2, 0x69, 0xb6, 0x33, 0x81,
+                    0x3f, 0xc6, 0x0c,
+                ],
+                span_id: vec![0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7],
+                time_unix_nano: time,
+                value: Some(m::exemplar::Value::AsDouble(7.0)),
+                filtered_attributes: vec![kv("user", "u1")],
+            },
+            m::Exemplar {
+                time_unix_nano: time,
+                value: Some(m::exemplar::Value::AsInt(500)),
+                ..Default::default()
+            },
+        ],
         flags: 0,
         min: None,
         max: None,
@@ -405,10 +421,29 @@ fn classic_histograms_cumulative_and_delta() {
         value_of(&out, r#"rpc_duration_milliseconds_sum{job="svc"}"#),
         300.0
     );
+    // Exemplars go to the first bucket holding their value, trace and span ids as hex labels.
+    let ex_of = |name: &str| {
+        out.batch
+            .series
+            .iter()
+            .find(|s| s.labels.to_string() == name)
+            .map(|s| s.exemplars.clone())
+            .unwrap_or_default()
+    };
+    let ten = ex_of(&b("10"));
+    assert_eq!(ten.len(), 1);
     assert_eq!(
-        out.batch.series.iter().map(|s| s.exemplars).sum::<usize>(),
-        2
+        ten[0].labels.to_string(),
+        r#"{span_id="00f067aa0ba902b7", trace_id="5b8efff798038103d269b633813fc60c", user="u1"}"#
     );
+    assert_eq!(
+        (ten[0].value, ten[0].ts),
+        (7.0, ((T0 + SEC) / 1_000_000) as i64)
+    );
+    let inf = ex_of(&b("+Inf"));
+    assert_eq!(inf.len(), 1);
+    assert_eq!(inf[0].value, 500.0);
+    assert!(ex_of(&b("5")).is_empty() && ex_of(&b("100.5")).is_empty());
     assert_eq!(out.batch.metadata[0].unit, "milliseconds");
 
     // Delta: two points add up bucket by bucket.

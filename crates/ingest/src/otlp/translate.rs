@@ -15,7 +15,10 @@
 //! - delta sums and histograms are turned into running totals (see [`super::delta`]);
 //!   Prometheus refuses deltas unless a feature flag converts them the same way;
 //! - a point flagged `NO_RECORDED_VALUE` writes staleness markers;
-//! - exemplars are counted, not stored.
+//! - exemplars keep their value and time; `trace_id`/`span_id` become hex labels of the same
+//!   names and filtered attributes are added while the label set stays within 128 characters;
+//!   a histogram's exemplars go to the first `_bucket` series whose `le` is at least their
+//!   value (`+Inf` last), as Prometheus' translator does.
 //!
 //! A data point that cannot be translated (unspecified temporality, scale below -4, labels over
 //! the limits, an already counted delta, ...) is refused on its own and reported in the
@@ -26,8 +29,8 @@ use std::fmt::Display;
 use std::sync::Mutex;
 
 use sextant_model::{
-    CounterResetHint, Histogram, HistogramValue, Labels, Metadata, MetricType, Sample, METRIC_NAME,
-    STALE_NAN,
+    CounterResetHint, Exemplar, Histogram, HistogramValue, Labels, Metadata, MetricType, Sample,
+    EXEMPLAR_MAX_LABEL_SET_LENGTH, METRIC_NAME, STALE_NAN,
 };
 
 use super::delta::{DeltaLimits, DeltaState, ExpTotal, Total, MAX_DELTA_BOUNDS};
@@ -142,6 +145,52 @@ fn number(v: &Option<m::number_data_point::Value>) -> f64 {
         Some(m::number_data_point::Value::AsInt(i)) => *i as f64,
         None => 0.0,
     }
+}
+
+fn hex(b: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(b.len() * 2);
+    for x in b {
+        s.push(DIGITS[usize::from(x >> 4)] as char);
+        s.push(DIGITS[usize::from(x & 15)] as char);
+    }
+    s
+}
+
+/// An OTLP exemplar as Prometheus' translator writes it: `trace_id` and `span_id` as lowercase
+/// hex labels when present, then the filtered attributes, but only if all of them together keep
+/// the label set within 128 characters. None when the exemplar has no value.
+fn exemplar(e: &m::Exemplar) -> Option<Exemplar> {
+    let value = match e.value? {
+        m::exemplar::Value::AsDouble(d) => d,
+        m::exemplar::Value::AsInt(i) => i as f64,
+    };
+    let mut pairs: Vec<(String, String)> = Vec::with_capacity(2 + e.filtered_attributes.len());
+    let mut runes = 0usize;
+    for (name, id) in [("trace_id", &e.trace_id), ("span_id", &e.span_id)] {
+        if !id.is_empty() {
+            let v = hex(id);
+            runes += name.len() + v.len();
+            pairs.push((name.to_string(), v));
+        }
+    }
+    let mut attrs = Vec::with_capacity(e.filtered_attributes.len());
+    for kv in &e.filtered_attributes {
+        let Some(name) = names::label_name(&kv.key) else {
+            continue;
+        };
+        let v = any_to_string(kv.value.as_ref());
+        runes += name.chars().count() + v.chars().count();
+        attrs.push((name, v));
+    }
+    if runes <= EXEMPLAR_MAX_LABEL_SET_LENGTH {
+        pairs.extend(attrs);
+    }
+    Some(Exemplar {
+        labels: Labels::from_pairs(pairs),
+        value,
+        ts: ns_to_ms(e.time_unix_nano),
+    })
 }
 
 fn get_attr<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a KeyValue> {
@@ -313,7 +362,7 @@ impl Out<'_> {
                     labels,
                     samples: Vec::new(),
                     histograms: Vec::new(),
-                    exemplars: 0,
+                    exemplars: Vec::new(),
                 });
                 i
             }
@@ -571,9 +620,29 @@ impl Out<'_> {
             number(&p.value)
         };
         self.saw(t);
+        let ex = self.exemplars(metric, &p.exemplars);
         let s = self.series(labels);
         s.samples.push(Sample::new(t, v));
-        s.exemplars += p.exemplars.len();
+        s.exemplars.extend(ex);
+    }
+
+    /// Translates a point's exemplars; one without a value is skipped and named in the
+    /// answer's message (its point is still written).
+    fn exemplars(&mut self, metric: &str, exs: &[m::Exemplar]) -> Vec<Exemplar> {
+        let mut out = Vec::with_capacity(exs.len());
+        for e in exs {
+            match exemplar(e) {
+                Some(x) => out.push(x),
+                None => {
+                    if self.t.first_error.is_none() {
+                        self.t.first_error = Some(format!(
+                            "metric {metric:?}: exemplar without a value (asDouble or asInt) skipped"
+                        ));
+                    }
+                }
+            }
+        }
+        out
     }
 
     fn histogram_point(
@@ -660,21 +729,40 @@ impl Out<'_> {
             t,
             value(count as f64),
         );
+        // Each exemplar belongs to the first bucket that holds its value.
+        let mut exs: Vec<(usize, Exemplar)> = self
+            .exemplars(metric, &p.exemplars)
+            .into_iter()
+            .map(|e| {
+                let b = p
+                    .explicit_bounds
+                    .iter()
+                    .take(counts.len())
+                    .position(|b| e.value <= *b)
+                    .unwrap_or(usize::MAX);
+                (b, e)
+            })
+            .collect();
+        let mut take = |b: usize| -> Vec<Exemplar> {
+            let (mine, rest): (Vec<_>, Vec<_>) = exs.drain(..).partition(|(i, _)| *i == b);
+            exs = rest;
+            mine.into_iter().map(|(_, e)| e).collect()
+        };
         let mut cumulative: u64 = 0;
         // Like Prometheus, a point without bucket counts yields only the `+Inf` bucket.
-        for (bound, c) in p.explicit_bounds.iter().zip(&counts) {
+        for (i, (bound, c)) in p.explicit_bounds.iter().zip(&counts).enumerate() {
             cumulative = cumulative.saturating_add(*c);
             let le = bound_string(*bound);
-            self.sample(
-                with(&base, &[(METRIC_NAME, &bucket_name), ("le", &le)]),
-                t,
-                value(cumulative as f64),
-            );
+            let mine = take(i);
+            let s = self.series(with(&base, &[(METRIC_NAME, &bucket_name), ("le", &le)]));
+            s.samples.push(Sample::new(t, value(cumulative as f64)));
+            s.exemplars.extend(mine);
         }
+        let mine = take(usize::MAX);
         let inf = with(&base, &[(METRIC_NAME, &bucket_name), ("le", "+Inf")]);
         let s = self.series(inf);
         s.samples.push(Sample::new(t, value(count as f64)));
-        s.exemplars += p.exemplars.len();
+        s.exemplars.extend(mine);
     }
 
     fn exp_point(
@@ -702,7 +790,6 @@ impl Out<'_> {
             self.saw(t);
             let s = self.series(labels);
             s.samples.push(Sample::new(t, STALE_NAN));
-            s.exemplars += p.exemplars.len();
             return;
         }
         let mut total = ExpTotal {
@@ -744,9 +831,10 @@ impl Out<'_> {
             Err(e) => return self.reject(1, metric, e),
         };
         self.saw(t);
+        let ex = self.exemplars(metric, &p.exemplars);
         let s = self.series(labels);
         s.histograms.push((t, HistogramValue::Int(h)));
-        s.exemplars += p.exemplars.len();
+        s.exemplars.extend(ex);
     }
 
     fn summary_point(

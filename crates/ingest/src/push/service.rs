@@ -315,7 +315,7 @@ fn stale(batch: &mut WriteBatch, series: &[Labels], t: i64) {
             labels: l.clone(),
             samples: vec![Sample::new(t, STALE_NAN)],
             histograms: Vec::new(),
-            exemplars: 0,
+            exemplars: Vec::new(),
         });
     }
 }
@@ -342,7 +342,7 @@ fn append_group(batch: &mut WriteBatch, g: &Group, t: i64) -> usize {
                 labels: labels.clone(),
                 samples: vec![Sample::new(t, *v)],
                 histograms: Vec::new(),
-                exemplars: 0,
+                exemplars: Vec::new(),
             });
         }
     }

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use prost::Message;
 use sextant_model::{
-    CounterResetHint, FloatHistogram, Histogram, HistogramValue, Label, Labels, Metadata,
+    CounterResetHint, Exemplar, FloatHistogram, Histogram, HistogramValue, Label, Labels, Metadata,
     MetricType, Sample, Span, METRIC_NAME,
 };
 
@@ -76,7 +76,7 @@ fn push_series_v1(
         labels,
         samples: parts.samples.to_vec(),
         histograms,
-        exemplars: parts.rare.exemplars.len(),
+        exemplars: parts.rare.exemplars.drain(..).map(exemplar_v1).collect(),
     });
 }
 
@@ -179,7 +179,7 @@ pub(super) fn decode_v1_prost(
                 .map(|s| Sample::new(s.timestamp, s.value))
                 .collect(),
             histograms,
-            exemplars: ts.exemplars.len(),
+            exemplars: ts.exemplars.into_iter().map(exemplar_v1).collect(),
         });
     }
 
@@ -265,6 +265,22 @@ pub fn decode_v2(raw: &[u8], limits: &DecodeLimits) -> Result<WriteBatch, Decode
             continue;
         }
 
+        let mut exemplars = Vec::with_capacity(ts.exemplars.len());
+        let mut bad_exemplar = None;
+        for e in &ts.exemplars {
+            match exemplar_v2(e, symbols) {
+                Ok(x) => exemplars.push(x),
+                Err(reason) => {
+                    bad_exemplar = Some(reason);
+                    break;
+                }
+            }
+        }
+        if let Some(reason) = bad_exemplar {
+            batch.rejected.push(reject(reason));
+            continue;
+        }
+
         if let (Some((kind, help, unit)), Some(family)) = (metadata, labels.metric_name()) {
             let same_as_last = batch.metadata.last().is_some_and(|m| {
                 m.metric_family == family && m.kind == kind && m.help == help && m.unit == unit
@@ -287,10 +303,41 @@ pub fn decode_v2(raw: &[u8], limits: &DecodeLimits) -> Result<WriteBatch, Decode
                 .map(|s| Sample::new(s.timestamp, s.value))
                 .collect(),
             histograms,
-            exemplars: ts.exemplars.len(),
+            exemplars,
         });
     }
     Ok(batch)
+}
+
+/// A 1.0 exemplar as a model exemplar; its labels are checked when it is stored.
+fn exemplar_v1(e: v1::Exemplar) -> Exemplar {
+    Exemplar {
+        labels: Labels::from_pairs(e.labels.into_iter().map(|l| (l.name, l.value))),
+        value: e.value,
+        ts: e.timestamp,
+    }
+}
+
+/// A 2.0 exemplar with its label refs resolved through `symbols`.
+fn exemplar_v2(e: &v2::Exemplar, symbols: &[String]) -> Result<Exemplar, String> {
+    // Not `is_multiple_of`: the workspace MSRV is 1.85.
+    if e.labels_refs.len() & 1 == 1 {
+        return Err(format!(
+            "exemplar labels_refs has an odd number of entries ({})",
+            e.labels_refs.len()
+        ));
+    }
+    let mut pairs = Vec::with_capacity(e.labels_refs.len() / 2);
+    for p in e.labels_refs.chunks_exact(2) {
+        let name = symbol(symbols, p[0]).map_err(|err| format!("exemplar label name: {err}"))?;
+        let value = symbol(symbols, p[1]).map_err(|err| format!("exemplar label value: {err}"))?;
+        pairs.push((name, value));
+    }
+    Ok(Exemplar {
+        labels: Labels::from_pairs(pairs),
+        value: e.value,
+        ts: e.timestamp,
+    })
 }
 
 /// Looks up one symbol, or says why it cannot be.

@@ -24,7 +24,7 @@ pub mod proto {
 pub use decode::{decode_v1, decode_v2};
 pub use encode::{encode_v1, encode_v2};
 
-use sextant_model::{HistogramValue, Labels, Metadata, Sample};
+use sextant_model::{Exemplar, HistogramValue, Labels, Metadata, Sample};
 
 /// Which protobuf message a remote-write request body carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -169,8 +169,9 @@ pub struct SeriesSamples {
     pub samples: Vec<Sample>,
     /// Native histogram samples as (timestamp ms, value).
     pub histograms: Vec<(i64, HistogramValue)>,
-    /// How many exemplars came with the series (counted, not stored).
-    pub exemplars: usize,
+    /// Exemplars of the series (OpenMetrics exemplars on a classic histogram bucket belong to
+    /// that bucket's series).
+    pub exemplars: Vec<Exemplar>,
 }
 
 /// A series that was not accepted, and why.

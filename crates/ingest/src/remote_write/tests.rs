@@ -185,7 +185,14 @@ fn v1_histograms_int_float_custom_and_metadata() {
     let batch = decode_v1(&req.encode_to_vec(), &DecodeLimits::default()).unwrap();
     assert!(batch.rejected.is_empty(), "{:?}", batch.rejected);
     let s = &batch.series[0];
-    assert_eq!(s.exemplars, 1);
+    assert_eq!(
+        s.exemplars,
+        vec![sextant_model::Exemplar {
+            labels: ls(&[("trace_id", "abc")]),
+            value: 0.3,
+            ts: 1234
+        }]
+    );
     assert_eq!(s.histograms.len(), 2);
     let (t, HistogramValue::Int(h)) = &s.histograms[0] else {
         panic!("expected int histogram")
@@ -413,7 +420,14 @@ fn v2_metadata_histograms_and_bad_refs() {
             help_ref: 5,
             unit_ref: 6,
         }),
-        exemplars: vec![v2::Exemplar::default(), v2::Exemplar::default()],
+        exemplars: vec![
+            v2::Exemplar::default(),
+            v2::Exemplar {
+                labels_refs: vec![3, 4],
+                value: 2.5,
+                timestamp: 98,
+            },
+        ],
         created_timestamp: 50,
         ..Default::default()
     };
@@ -440,7 +454,16 @@ fn v2_metadata_histograms_and_bad_refs() {
     assert_eq!(batch.series.len(), 1);
     let s = &batch.series[0];
     assert_eq!(s.labels, ls(&[("__name__", "rpc_seconds"), ("job", "api")]));
-    assert_eq!(s.exemplars, 2);
+    assert_eq!(s.exemplars.len(), 2);
+    assert_eq!(s.exemplars[0].labels, Labels::empty());
+    assert_eq!(
+        (
+            s.exemplars[1].labels.clone(),
+            s.exemplars[1].value,
+            s.exemplars[1].ts
+        ),
+        (ls(&[("job", "api")]), 2.5, 98)
+    );
     let (t, HistogramValue::Int(h)) = &s.histograms[0] else {
         panic!("expected int histogram")
     };

@@ -23,7 +23,7 @@ fn same(a: &WriteBatch, b: &WriteBatch) -> Result<(), String> {
         if x.labels != y.labels
             || !samples_eq
             || format!("{:?}", x.histograms) != format!("{:?}", y.histograms)
-            || x.exemplars != y.exemplars
+            || format!("{:?}", x.exemplars) != format!("{:?}", y.exemplars)
         {
             return Err(format!("series differ:\n{x:?}\n{y:?}"));
         }

@@ -11,7 +11,7 @@ use std::io::Read;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use sextant_model::{Labels, Metadata, Sample, STALE_NAN};
+use sextant_model::{Exemplar, Labels, Metadata, Sample, STALE_NAN};
 use tokio::sync::oneshot;
 
 use super::config::ScrapeConfig;
@@ -60,22 +60,23 @@ pub(crate) struct PoolContext {
     pub sink: Arc<dyn Sink>,
 }
 
-/// Parses a scrape body. The one place that chooses a parser by Content-Type.
-///
-/// Until the OpenMetrics parser lands, OpenMetrics bodies go through the text parser (which
-/// accepts `# EOF`), minus OpenMetrics' `_created` series of counters, histograms and
+/// Parses a scrape body, choosing the parser by Content-Type like Prometheus (see
+/// [`crate::text::parse_exposition`]): OpenMetrics bodies go through the OpenMetrics parser
+/// (seconds timestamps, exemplars), minus the `_created` series of counters, histograms and
 /// summaries, which Prometheus does not store as samples either.
 pub fn parse_exposition(
     body: &str,
     content_type: &str,
     default_ts: i64,
 ) -> Result<TextBatch, crate::text::ParseError> {
-    let mut batch = crate::text::parse_text(body, default_ts)?;
-    let openmetrics = content_type.split(';').next().is_some_and(|m| {
-        m.trim()
-            .eq_ignore_ascii_case("application/openmetrics-text")
-    });
-    if openmetrics {
+    let format = crate::text::exposition_format(Some(content_type))?;
+    let mut batch = match format {
+        crate::text::ExpositionFormat::Text => crate::text::parse_text(body, default_ts)?,
+        crate::text::ExpositionFormat::OpenMetrics => {
+            crate::text::openmetrics::parse_openmetrics(body, default_ts)?
+        }
+    };
+    if format == crate::text::ExpositionFormat::OpenMetrics {
         use sextant_model::MetricType;
         let created_of: HashSet<String> = batch
             .metadata
@@ -318,6 +319,8 @@ pub type SeriesSet = HashMap<u64, Labels, BuildHasherDefault<IdentityHasher>>;
 #[derive(Debug, Default)]
 pub struct Processed {
     pub samples: Vec<(Labels, Sample)>,
+    /// OpenMetrics exemplars with the index in `samples` of the sample they came with.
+    pub exemplars: Vec<(usize, Exemplar)>,
     pub metadata: Vec<Metadata>,
     /// Samples in the body.
     pub scraped: usize,
@@ -343,7 +346,13 @@ pub fn process_body(
         metadata: parsed.metadata,
         ..Default::default()
     };
-    for (labels, mut s) in parsed.samples {
+    let mut exemplars = parsed.exemplars.into_iter().peekable();
+    for (n, (labels, mut s)) in parsed.samples.into_iter().enumerate() {
+        // This sample's exemplars; they are dropped with it if relabeling drops it.
+        let mut own = Vec::new();
+        while let Some(e) = exemplars.next_if(|e| e.sample <= n) {
+            own.push(e);
+        }
         let explicit_ts = s.t != NO_TIMESTAMP;
         if !explicit_ts || !cfg.honor_timestamps {
             s.t = ts;
@@ -369,6 +378,18 @@ pub fn process_body(
         if !(explicit_ts && cfg.honor_timestamps) {
             out.seen.insert(l.stable_hash(), l.clone());
         }
+        let i = out.samples.len();
+        // Like Prometheus, an exemplar without a timestamp gets its sample's.
+        out.exemplars.extend(own.into_iter().map(|e| {
+            (
+                i,
+                Exemplar {
+                    labels: e.labels,
+                    value: e.value,
+                    ts: e.timestamp.unwrap_or(s.t),
+                },
+            )
+        }));
         out.samples.push((l, s));
     }
     Ok(out)
@@ -454,6 +475,7 @@ pub fn assemble(
     state: &mut LoopState,
 ) -> (WriteBatch, Option<String>) {
     let mut samples: Vec<(Labels, Sample)>;
+    let mut exemplars = Vec::new();
     let mut metadata = Vec::new();
     let (up, scraped, post, added, err) = match result {
         Ok(p) => {
@@ -464,6 +486,7 @@ pub fn assemble(
                 .count();
             let post = p.samples.len();
             samples = p.samples;
+            exemplars = p.exemplars;
             metadata = p.metadata;
             for (h, gone) in state.prev.iter() {
                 if !p.seen.contains_key(h) {
@@ -486,7 +509,13 @@ pub fn assemble(
     for (name, v) in REPORT_SERIES.iter().zip(report) {
         samples.push((report_labels(name, &target.public), Sample::new(ts, v)));
     }
-    (batch_of(samples, metadata), err)
+    let mut batch = batch_of(samples, metadata);
+    for (i, e) in exemplars {
+        if let Some(s) = batch.series.get_mut(i) {
+            s.exemplars.push(e);
+        }
+    }
+    (batch, err)
 }
 
 /// One series entry per sample, in order. A scrape has each series once (a duplicate is
@@ -499,7 +528,7 @@ fn batch_of(samples: Vec<(Labels, Sample)>, metadata: Vec<Metadata>) -> WriteBat
                 labels,
                 samples: vec![s],
                 histograms: Vec::new(),
-                exemplars: 0,
+                exemplars: Vec::new(),
             })
             .collect(),
         metadata,

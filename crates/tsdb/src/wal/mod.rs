@@ -55,7 +55,9 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-pub use record::{decode, encode, Record, RefFloatHistogram, RefHistogram, RefSample, RefSeries};
+pub use record::{
+    decode, encode, Record, RefExemplar, RefFloatHistogram, RefHistogram, RefSample, RefSeries,
+};
 
 /// Bytes of a frame header: kind, length, CRC.
 const HEADER_LEN: usize = 9;

@@ -9,11 +9,12 @@
 //! | --- | --- | --- |
 //! | series | 1 | uvarint ref, uvarint label count, then per label uvarint-length-prefixed name and value |
 //! | samples | 2 | see below; value as 8 raw little-endian `f64` bits |
+//! | exemplars | 4 | see below; value as `f64` bits, then the exemplar's labels like a series' (count, names and values) |
 //! | metadata | 6 | kind byte ([`MetricType::to_u8`]), then metric family, unit and help as length-prefixed strings |
 //! | histograms | 7 | see below; then the integer histogram |
 //! | float histograms | 8 | see below; then the float histogram |
 //!
-//! Sample-like records (samples, histograms, float histograms) with at least one entry store the
+//! Sample-like records (samples, exemplars, histograms, float histograms) with at least one entry store the
 //! first entry's ref (uvarint) and timestamp (zigzag varint) once, then every entry (the first
 //! included) as the zigzag-varint difference of its ref and timestamp to those, like Prometheus.
 //! Differences use wrapping arithmetic, so any `u64`/`i64` pair round-trips. Floats are always
@@ -28,7 +29,8 @@
 //! panics or allocates more than the input could describe.
 
 use sextant_model::{
-    CounterResetHint, FloatHistogram, Histogram, Label, Labels, Metadata, MetricType, Span,
+    CounterResetHint, Exemplar, FloatHistogram, Histogram, Label, Labels, Metadata, MetricType,
+    Span,
 };
 
 use super::WalError;
@@ -37,6 +39,8 @@ use super::WalError;
 pub const TYPE_SERIES: u8 = 1;
 /// Record kind byte of [`Record::Samples`].
 pub const TYPE_SAMPLES: u8 = 2;
+/// Record kind byte of [`Record::Exemplars`] (added later; logs without it still replay).
+pub const TYPE_EXEMPLARS: u8 = 4;
 /// Record kind byte of [`Record::Metadata`].
 pub const TYPE_METADATA: u8 = 6;
 /// Record kind byte of [`Record::Histograms`].
@@ -48,7 +52,12 @@ pub const TYPE_FLOAT_HISTOGRAMS: u8 = 8;
 pub(crate) fn is_known_type(b: u8) -> bool {
     matches!(
         b,
-        TYPE_SERIES | TYPE_SAMPLES | TYPE_METADATA | TYPE_HISTOGRAMS | TYPE_FLOAT_HISTOGRAMS
+        TYPE_SERIES
+            | TYPE_SAMPLES
+            | TYPE_EXEMPLARS
+            | TYPE_METADATA
+            | TYPE_HISTOGRAMS
+            | TYPE_FLOAT_HISTOGRAMS
     )
 }
 
@@ -65,6 +74,8 @@ pub enum Record {
     FloatHistograms(Vec<RefFloatHistogram>),
     /// Metric metadata.
     Metadata(Vec<Metadata>),
+    /// Exemplars of series with known refs.
+    Exemplars(Vec<RefExemplar>),
 }
 
 impl Record {
@@ -76,6 +87,7 @@ impl Record {
             Record::Histograms(_) => TYPE_HISTOGRAMS,
             Record::FloatHistograms(_) => TYPE_FLOAT_HISTOGRAMS,
             Record::Metadata(_) => TYPE_METADATA,
+            Record::Exemplars(_) => TYPE_EXEMPLARS,
         }
     }
 }
@@ -93,6 +105,13 @@ pub struct RefSample {
     pub r: u64,
     pub t: i64,
     pub v: f64,
+}
+
+/// An exemplar of the series with ref `r`; `e.ts` is the entry's timestamp.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RefExemplar {
+    pub r: u64,
+    pub e: Exemplar,
 }
 
 /// An integer native histogram sample of the series with ref `r`.
@@ -204,6 +223,14 @@ fn put_float_histogram(out: &mut Vec<u8>, h: &FloatHistogram) {
     put_f64s(out, &h.custom_values);
 }
 
+fn put_labels(out: &mut Vec<u8>, labels: &Labels) {
+    put_uvarint(out, labels.len() as u64);
+    for l in labels.iter() {
+        put_str(out, &l.name);
+        put_str(out, &l.value);
+    }
+}
+
 /// Appends the payload of `rec` (kind byte and entries, no framing) to `out`.
 pub fn encode(rec: &Record, out: &mut Vec<u8>) {
     out.push(rec.type_byte());
@@ -212,15 +239,22 @@ pub fn encode(rec: &Record, out: &mut Vec<u8>) {
             put_uvarint(out, series.len() as u64);
             for s in series {
                 put_uvarint(out, s.r);
-                put_uvarint(out, s.labels.len() as u64);
-                for l in s.labels.iter() {
-                    put_str(out, &l.name);
-                    put_str(out, &l.value);
-                }
+                put_labels(out, &s.labels);
             }
         }
         Record::Samples(samples) => {
             put_ref_time_entries(out, samples, |s| (s.r, s.t), |out, s| put_f64(out, s.v));
+        }
+        Record::Exemplars(es) => {
+            put_ref_time_entries(
+                out,
+                es,
+                |x| (x.r, x.e.ts),
+                |out, x| {
+                    put_f64(out, x.e.value);
+                    put_labels(out, &x.e.labels);
+                },
+            );
         }
         Record::Histograms(hs) => {
             put_ref_time_entries(out, hs, |s| (s.r, s.t), |out, s| put_histogram(out, &s.h));
@@ -410,6 +444,29 @@ impl<'a> Reader<'a> {
         })
     }
 
+    /// Reads a label set as [`put_labels`] wrote it.
+    fn labels(&mut self) -> Result<Labels, WalError> {
+        let (nl, cap) = self.count(2)?;
+        let mut labels: Vec<Label> = Vec::with_capacity(cap);
+        for _ in 0..nl {
+            let at = self.pos;
+            let name = self.string()?;
+            let value = self.string()?;
+            // Labels are sorted, unique and never carry empty values; anything else was
+            // not written by `encode`.
+            if value.is_empty() || labels.last().is_some_and(|p| p.name >= name) {
+                return Err(WalError::Decode {
+                    at,
+                    reason: "labels not sorted, unique and non-empty",
+                });
+            }
+            labels.push(Label { name, value });
+        }
+        Ok(Labels::from_pairs(
+            labels.into_iter().map(|l| (l.name, l.value)),
+        ))
+    }
+
     /// Reads the entries of a sample-like record: base (ref, t), then per entry the deltas and
     /// what `entry` reads. `min_size` is the least number of bytes one entry can take.
     fn ref_time_entries<T>(
@@ -443,23 +500,7 @@ pub fn decode(buf: &[u8]) -> Result<Record, WalError> {
             let mut series = Vec::with_capacity(cap);
             for _ in 0..n {
                 let r = rd.uvarint()?;
-                let (nl, cap) = rd.count(2)?;
-                let mut labels: Vec<Label> = Vec::with_capacity(cap);
-                for _ in 0..nl {
-                    let at = rd.pos;
-                    let name = rd.string()?;
-                    let value = rd.string()?;
-                    // Labels are sorted, unique and never carry empty values; anything else was
-                    // not written by `encode`.
-                    if value.is_empty() || labels.last().is_some_and(|p| p.name >= name) {
-                        return Err(WalError::Decode {
-                            at,
-                            reason: "labels not sorted, unique and non-empty",
-                        });
-                    }
-                    labels.push(Label { name, value });
-                }
-                let labels = Labels::from_pairs(labels.into_iter().map(|l| (l.name, l.value)));
+                let labels = rd.labels()?;
                 series.push(RefSeries { r, labels });
             }
             Record::Series(series)
@@ -467,6 +508,14 @@ pub fn decode(buf: &[u8]) -> Result<Record, WalError> {
         TYPE_SAMPLES => Record::Samples(
             rd.ref_time_entries(10, |rd, r, t| Ok(RefSample { r, t, v: rd.f64()? }))?,
         ),
+        TYPE_EXEMPLARS => Record::Exemplars(rd.ref_time_entries(11, |rd, r, ts| {
+            let value = rd.f64()?;
+            let labels = rd.labels()?;
+            Ok(RefExemplar {
+                r,
+                e: Exemplar { labels, value, ts },
+            })
+        })?),
         TYPE_HISTOGRAMS => Record::Histograms(rd.ref_time_entries(27, |rd, r, t| {
             Ok(RefHistogram {
                 r,

@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use proptest::prelude::*;
 use sextant_model::{
-    CounterResetHint, FloatHistogram, Histogram, Labels, Metadata, MetricType, Span, STALE_NAN_BITS,
+    CounterResetHint, Exemplar, FloatHistogram, Histogram, Labels, Metadata, MetricType, Span,
+    STALE_NAN_BITS,
 };
 
 use super::*;
@@ -291,6 +292,18 @@ fn record() -> impl Strategy<Value = Record> {
             0..4
         )
         .prop_map(Record::Metadata),
+        prop::collection::vec(
+            (any::<u64>(), any::<i64>(), f64_bits(), labels()).prop_map(
+                |(r, ts, value, labels)| {
+                    RefExemplar {
+                        r,
+                        e: Exemplar { labels, value, ts },
+                    }
+                }
+            ),
+            0..6
+        )
+        .prop_map(Record::Exemplars),
     ]
 }
 

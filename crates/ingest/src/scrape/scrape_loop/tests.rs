@@ -204,3 +204,42 @@ fn scrape_cpu_per_sample() {
         }
     );
 }
+
+#[test]
+fn openmetrics_exemplars_follow_their_samples() {
+    let c = cfg(
+        "job_name: app\nmetric_relabel_configs:\n  - source_labels: [__name__]\n    regex: dropped_total\n    action: drop\n",
+    );
+    let t = target(&c);
+    let mut st = LoopState::default();
+    let body = b"# TYPE a counter\na_total 3 # {trace_id=\"x\"} 1.5 1700000000.25\n# TYPE dropped counter\ndropped_total 1 # {trace_id=\"gone\"} 1\n# TYPE h histogram\nh_bucket{le=\"1.0\"} 1 # {trace_id=\"y\"} 0.5\nh_bucket{le=\"+Inf\"} 1\nh_count 1\nh_sum 0.5\n# EOF\n";
+    let p = process_body(
+        body,
+        "application/openmetrics-text; version=1.0.0",
+        9_000,
+        &t,
+        &c,
+    )
+    .unwrap();
+    // The dropped sample's exemplar goes with it.
+    assert_eq!(p.exemplars.len(), 2);
+    let (batch, err) = assemble(Ok(p), 9_000, 0.1, &t, &mut st);
+    assert!(err.is_none());
+    let ex = |name: &str, le: Option<&str>| {
+        batch
+            .series
+            .iter()
+            .find(|s| s.labels.metric_name() == Some(name) && s.labels.get("le") == le)
+            .map(|s| s.exemplars.clone())
+            .unwrap_or_default()
+    };
+    let a = ex("a_total", None);
+    assert_eq!(a.len(), 1);
+    assert_eq!((a[0].value, a[0].ts), (1.5, 1_700_000_000_250));
+    assert_eq!(a[0].labels.get("trace_id"), Some("x"));
+    // Without its own timestamp an exemplar takes the scrape's.
+    let h = ex("h_bucket", Some("1.0"));
+    assert_eq!((h[0].value, h[0].ts), (0.5, 9_000));
+    assert!(ex("h_bucket", Some("+Inf")).is_empty());
+    assert!(ex("up", None).is_empty());
+}

@@ -190,9 +190,9 @@ fn parses_the_spec_example() {
         ]
     );
 
-    // Exemplars are counted per series in the write batch.
+    // Exemplars go with their sample's series; one without a timestamp takes the sample's.
     let wb = b.into_write_batch();
-    let ex: usize = wb.series.iter().map(|s| s.exemplars).sum();
+    let ex: usize = wb.series.iter().map(|s| s.exemplars.len()).sum();
     assert_eq!(ex, 2);
     let inf = wb
         .series
@@ -201,7 +201,19 @@ fn parses_the_spec_example() {
             s.labels.get("le") == Some("+Inf") && s.labels.metric_name() == Some("foo_bucket")
         })
         .unwrap();
-    assert_eq!(inf.exemplars, 1);
+    assert_eq!(inf.exemplars.len(), 1);
+    assert_eq!(inf.exemplars[0].ts, 1600000000123);
+    assert_eq!(inf.exemplars[0].value, 0.67);
+    let first = wb
+        .series
+        .iter()
+        .find(|s| {
+            s.exemplars
+                .iter()
+                .any(|e| e.labels.get("id") == Some("abc"))
+        })
+        .unwrap();
+    assert_eq!(first.exemplars[0].ts, first.samples[0].t);
 }
 
 #[test]
