@@ -1347,8 +1347,14 @@ inhibit_rules:
         let log = r.am.notification_log(10);
         let st: Vec<&str> = log.iter().map(|l| l.status).collect();
         assert_eq!(st, vec!["success", "failed", "failed"]);
-        assert_eq!((log[1].error.as_deref(), log[0].error.as_deref()), (Some("boom"), None));
-        assert_eq!((log[0].receiver.as_str(), log[0].integration.as_str()), ("r", "fake"));
+        assert_eq!(
+            (log[1].error.as_deref(), log[0].error.as_deref()),
+            (Some("boom"), None)
+        );
+        assert_eq!(
+            (log[0].receiver.as_str(), log[0].integration.as_str()),
+            ("r", "fake")
+        );
         assert_eq!((log[0].alerts, log[0].firing, log[0].resolved), (1, 1, 0));
         assert_eq!(r.am.notification_log(1).len(), 1);
         let stats = r.am.receiver_stats();

@@ -233,15 +233,34 @@ panels:
         assert_eq!(d.variables[0].all_value.as_deref(), Some(".*"));
         assert_eq!(d.variables[1].kind, VariableType::Interval);
         assert_eq!(d.panels.len(), 4);
-        assert_eq!(d.panels[0].grid, Some(Grid { x: 0, y: 0, w: 24, h: 1 }));
+        assert_eq!(
+            d.panels[0].grid,
+            Some(Grid {
+                x: 0,
+                y: 0,
+                w: 24,
+                h: 1
+            })
+        );
         let p = &d.panels[1];
         assert_eq!(p.targets[0].ref_id, "A");
         assert_eq!(p.thresholds[0].value, None);
         assert_eq!(p.thresholds[1].value, Some(0.8));
-        assert_eq!(p.legend.as_ref().unwrap().calcs, vec![Reduce::Mean, Reduce::Max, Reduce::Last]);
+        assert_eq!(
+            p.legend.as_ref().unwrap().calcs,
+            vec![Reduce::Mean, Reduce::Max, Reduce::Last]
+        );
         assert_eq!(p.overrides[0].matcher.name, "/idle.*/");
         // Panels without a grid are placed below the others.
-        assert_eq!(d.panels[2].grid, Some(Grid { x: 0, y: 9, w: 12, h: 8 }));
+        assert_eq!(
+            d.panels[2].grid,
+            Some(Grid {
+                x: 0,
+                y: 9,
+                w: 12,
+                h: 8
+            })
+        );
         assert!(d.panels[3].text.contains("colons"));
     }
 
@@ -273,18 +292,32 @@ panels:
         let m = e("title: T\npanels:\n  - type: graph\n");
         assert!(m.starts_with("d.yml:3: "), "{m}");
         assert!(m.contains("graph"), "{m}");
-        let m = e("title: T\npanels:\n  - title: a\n  - title: b\n    grid: {x: 20, y: 0, w: 12, h: 8}\n");
-        assert_eq!(m, "d.yml:4: panels[1].grid.x: x + w = 32 is beyond the 24 columns");
+        let m = e(
+            "title: T\npanels:\n  - title: a\n  - title: b\n    grid: {x: 20, y: 0, w: 12, h: 8}\n",
+        );
+        assert_eq!(
+            m,
+            "d.yml:4: panels[1].grid.x: x + w = 32 is beyond the 24 columns"
+        );
         let m = e("title: T\nvariables:\n  - name: a\n    type: custom\n");
-        assert_eq!(m, "d.yml:3: variables[0].options: a custom variable needs options");
+        assert_eq!(
+            m,
+            "d.yml:3: variables[0].options: a custom variable needs options"
+        );
         let m = e("uid: 'a b'\ntitle: T\n");
-        assert!(m.starts_with("d.yml:1: uid: \"a b\" is not a valid uid"), "{m}");
+        assert!(
+            m.starts_with("d.yml:1: uid: \"a b\" is not a valid uid"),
+            "{m}"
+        );
         let m = e("title: T\nrefresh: 5 minutes\n");
         assert_eq!(m, "d.yml:2: refresh: invalid duration \"5 minutes\"");
         let m = e("title: T\npanels:\n  - targets: [{expr: up, legnd: x}]\n");
         assert!(m.starts_with("d.yml:3: unknown field `legnd`"), "{m}");
         let m = e("title: T\npanels:\n  - thresholds: [{value: null, color: green}, {value: null, color: red}]\n");
-        assert!(m.contains("panels[0].thresholds[1].value: only the first step"), "{m}");
+        assert!(
+            m.contains("panels[0].thresholds[1].value: only the first step"),
+            "{m}"
+        );
         let m = e("title: T\npanels:\n  - type: text\n    targets: [{expr: up}]\n");
         assert!(m.contains("text panels have no queries"), "{m}");
         let m = e("title: ''\n");

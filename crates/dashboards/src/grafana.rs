@@ -43,8 +43,8 @@ pub const MAX_PANELS: usize = 5000;
 
 /// Parses JSON text and converts every dashboard in it.
 pub fn import_str(text: &str) -> Result<Vec<Imported>, ImportError> {
-    let v: Value = serde_json::from_str(text)
-        .map_err(|e| ImportError(format!("not valid JSON: {e}")))?;
+    let v: Value =
+        serde_json::from_str(text).map_err(|e| ImportError(format!("not valid JSON: {e}")))?;
     import_value(&v)
 }
 
@@ -54,7 +54,9 @@ pub fn import_value(v: &Value) -> Result<Vec<Imported>, ImportError> {
     let mut dashboards = Vec::new();
     collect(v, &mut dashboards, 0)?;
     if dashboards.is_empty() {
-        return Err(ImportError("no Grafana dashboard found in the input".into()));
+        return Err(ImportError(
+            "no Grafana dashboard found in the input".into(),
+        ));
     }
     dashboards
         .into_iter()
@@ -68,7 +70,11 @@ pub fn import_value(v: &Value) -> Result<Vec<Imported>, ImportError> {
         .collect()
 }
 
-fn collect<'a>(v: &'a Value, out: &mut Vec<&'a Map<String, Value>>, depth: u32) -> Result<(), ImportError> {
+fn collect<'a>(
+    v: &'a Value,
+    out: &mut Vec<&'a Map<String, Value>>,
+    depth: u32,
+) -> Result<(), ImportError> {
     if depth > 3 {
         return Err(ImportError("dashboards nested too deeply".into()));
     }
@@ -81,7 +87,8 @@ fn collect<'a>(v: &'a Value, out: &mut Vec<&'a Map<String, Value>>, depth: u32) 
         Value::Object(o) => {
             if let Some(inner @ Value::Object(_)) = o.get("dashboard") {
                 collect(inner, out, depth + 1)?;
-            } else if o.contains_key("panels") || o.contains_key("rows") || o.contains_key("title") {
+            } else if o.contains_key("panels") || o.contains_key("rows") || o.contains_key("title")
+            {
                 out.push(o);
             } else {
                 return Err(ImportError(
@@ -96,7 +103,9 @@ fn collect<'a>(v: &'a Value, out: &mut Vec<&'a Map<String, Value>>, depth: u32) 
         }
     }
     if out.len() > MAX_DASHBOARDS {
-        return Err(ImportError(format!("more than {MAX_DASHBOARDS} dashboards")));
+        return Err(ImportError(format!(
+            "more than {MAX_DASHBOARDS} dashboards"
+        )));
     }
     Ok(())
 }
@@ -122,7 +131,10 @@ fn obj<'a>(o: &'a Map<String, Value>, k: &str) -> Option<&'a Map<String, Value>>
 }
 
 fn arr<'a>(o: &'a Map<String, Value>, k: &str) -> &'a [Value] {
-    o.get(k).and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[])
+    o.get(k)
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
 }
 
 /// A uid from a title: lower case, dashes.
@@ -153,7 +165,11 @@ fn convert_expr(e: &str, problems: &mut Vec<String>) -> String {
         out.push_str(&rest[..i]);
         let after = &rest[i + 2..];
         match after.find("]]") {
-            Some(j) if after[..j].bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b':') => {
+            Some(j)
+                if after[..j]
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b':') =>
+            {
                 let name = after[..j].split(':').next().unwrap_or_default();
                 out.push_str("${");
                 out.push_str(name);
@@ -200,7 +216,19 @@ fn convert_expr(e: &str, problems: &mut Vec<String>) -> String {
         }
     }
     result.push_str(rest);
-    for b in ["$__interval_ms", "$__range_s", "$__range_ms", "$__from", "$__to", "$__org", "$__user", "$__dashboard", "$__name", "$timeFilter", "$__timeFilter"] {
+    for b in [
+        "$__interval_ms",
+        "$__range_s",
+        "$__range_ms",
+        "$__from",
+        "$__to",
+        "$__org",
+        "$__user",
+        "$__dashboard",
+        "$__name",
+        "$timeFilter",
+        "$__timeFilter",
+    ] {
         if result.contains(b) {
             problems.push(format!("{b} is not substituted by Sextant"));
         }
@@ -226,7 +254,10 @@ fn datasource_problem(ds: Option<&Value>) -> Option<String> {
     match ds? {
         Value::Object(o) => {
             let t = s(o, "type");
-            if t.is_empty() || t == "prometheus" || t == "datasource" && s(o, "uid") == "-- Mixed --" {
+            if t.is_empty()
+                || t == "prometheus"
+                || t == "datasource" && s(o, "uid") == "-- Mixed --"
+            {
                 None
             } else if t == "datasource" {
                 // "-- Grafana --" or "-- Dashboard --" built-in sources.
@@ -237,7 +268,19 @@ fn datasource_problem(ds: Option<&Value>) -> Option<String> {
         }
         Value::String(name) => {
             let l = name.to_lowercase();
-            let others = ["loki", "elasticsearch", "influx", "graphite", "mysql", "postgres", "cloudwatch", "-- grafana --", "tempo", "jaeger", "testdata"];
+            let others = [
+                "loki",
+                "elasticsearch",
+                "influx",
+                "graphite",
+                "mysql",
+                "postgres",
+                "cloudwatch",
+                "-- grafana --",
+                "tempo",
+                "jaeger",
+                "testdata",
+            ];
             others
                 .iter()
                 .any(|o| l.contains(o))
@@ -269,7 +312,11 @@ pub fn convert(g: &Map<String, Value>) -> Result<Imported, ImportError> {
         title
     };
     let uid = s(g, "uid");
-    let uid = if valid_uid(uid) { uid.to_string() } else { slug(&title) };
+    let uid = if valid_uid(uid) {
+        uid.to_string()
+    } else {
+        slug(&title)
+    };
     let mut d = Dashboard {
         uid,
         title,
@@ -295,7 +342,9 @@ pub fn convert(g: &Map<String, Value>) -> Result<Imported, ImportError> {
                 to: to.into(),
             });
         } else {
-            dash_problems.push(format!("time range {from:?} to {to:?} not understood; default used"));
+            dash_problems.push(format!(
+                "time range {from:?} to {to:?} not understood; default used"
+            ));
         }
     }
     // Variables.
@@ -304,7 +353,10 @@ pub fn convert(g: &Map<String, Value>) -> Result<Imported, ImportError> {
             if let Some(v) = v.as_object() {
                 if let Some(var) = convert_variable(v, &mut dash_problems) {
                     if d.variables.iter().any(|x| x.name == var.name) {
-                        dash_problems.push(format!("variable {:?} defined twice; second dropped", var.name));
+                        dash_problems.push(format!(
+                            "variable {:?} defined twice; second dropped",
+                            var.name
+                        ));
                     } else {
                         d.variables.push(var);
                     }
@@ -316,7 +368,9 @@ pub fn convert(g: &Map<String, Value>) -> Result<Imported, ImportError> {
         let custom = arr(a, "list")
             .iter()
             .filter_map(Value::as_object)
-            .filter(|a| !boolean(a.get("builtIn")) && a.get("builtIn").and_then(Value::as_i64) != Some(1))
+            .filter(|a| {
+                !boolean(a.get("builtIn")) && a.get("builtIn").and_then(Value::as_i64) != Some(1)
+            })
             .count();
         if custom > 0 {
             dash_problems.push(format!(
@@ -333,14 +387,27 @@ pub fn convert(g: &Map<String, Value>) -> Result<Imported, ImportError> {
         convert_old_rows(rows, &mut d, &mut report, &mut count)?;
     }
     if let Some(Value::Array(panels)) = g.get("panels") {
-        let base = d.panels.iter().filter_map(|p| p.grid).map(|g| g.y + g.h).max().unwrap_or(0);
+        let base = d
+            .panels
+            .iter()
+            .filter_map(|p| p.grid)
+            .map(|g| g.y + g.h)
+            .max()
+            .unwrap_or(0);
         let mut sections: Vec<Vec<(Panel, u32)>> = vec![Vec::new()];
-        let mut top: Vec<&Map<String, Value>> = panels.iter().filter_map(Value::as_object).collect();
+        let mut top: Vec<&Map<String, Value>> =
+            panels.iter().filter_map(Value::as_object).collect();
         // Grafana orders by position; files do not always.
         top.sort_by_key(|p| {
             let gp = obj(p, "gridPos");
-            let y = gp.and_then(|g| g.get("y")).and_then(Value::as_u64).unwrap_or(0);
-            let x = gp.and_then(|g| g.get("x")).and_then(Value::as_u64).unwrap_or(0);
+            let y = gp
+                .and_then(|g| g.get("y"))
+                .and_then(Value::as_u64)
+                .unwrap_or(0);
+            let x = gp
+                .and_then(|g| g.get("x"))
+                .and_then(Value::as_u64)
+                .unwrap_or(0);
             (y, x)
         });
         for p in top {
@@ -352,8 +419,13 @@ pub fn convert(g: &Map<String, Value>) -> Result<Imported, ImportError> {
                     collapsed: boolean(p.get("collapsed")),
                     ..Panel::default()
                 };
-                let mut ctx = Ctx { problems: Vec::new() };
-                if p.get("repeat").and_then(Value::as_str).is_some_and(|r| !r.is_empty()) {
+                let mut ctx = Ctx {
+                    problems: Vec::new(),
+                };
+                if p.get("repeat")
+                    .and_then(Value::as_str)
+                    .is_some_and(|r| !r.is_empty())
+                {
                     ctx.note("row repeat is not supported; the row appears once");
                 }
                 row.title = convert_expr(&row.title, &mut ctx.problems);
@@ -389,7 +461,12 @@ pub fn convert(g: &Map<String, Value>) -> Result<Imported, ImportError> {
             if let Some((p, _)) = it.peek() {
                 if p.kind == PanelType::Row {
                     if let Some((mut row, _)) = it.next() {
-                        row.grid = Some(Grid { x: 0, y: bottom, w: GRID_COLUMNS, h: 1 });
+                        row.grid = Some(Grid {
+                            x: 0,
+                            y: bottom,
+                            w: GRID_COLUMNS,
+                            h: 1,
+                        });
                         bottom += 1;
                         d.panels.push(row);
                     }
@@ -422,7 +499,10 @@ pub fn convert(g: &Map<String, Value>) -> Result<Imported, ImportError> {
     d.normalize();
     d.validate()
         .map_err(|e| ImportError(format!("the converted dashboard is invalid: {e}")))?;
-    Ok(Imported { dashboard: d, report })
+    Ok(Imported {
+        dashboard: d,
+        report,
+    })
 }
 
 fn grid_y(p: &Map<String, Value>) -> u32 {
@@ -461,9 +541,18 @@ fn convert_old_rows(
             let title = convert_expr(s(row, "title"), &mut problems);
             d.panels.push(Panel {
                 kind: PanelType::Row,
-                title: if title.is_empty() || title == "New row" || title == "Dashboard Row" { String::new() } else { title },
+                title: if title.is_empty() || title == "New row" || title == "Dashboard Row" {
+                    String::new()
+                } else {
+                    title
+                },
                 collapsed,
-                grid: Some(Grid { x: 0, y, w: GRID_COLUMNS, h: 1 }),
+                grid: Some(Grid {
+                    x: 0,
+                    y,
+                    w: GRID_COLUMNS,
+                    h: 1,
+                }),
                 ..Panel::default()
             });
             y += 1;
@@ -521,7 +610,10 @@ fn convert_variable(v: &Map<String, Value>, problems: &mut Vec<String>) -> Optio
         match c.get("value") {
             Some(Value::String(x)) if !x.is_empty() => out.current = vec![x.clone()],
             Some(Value::Array(xs)) => {
-                out.current = xs.iter().filter_map(|x| x.as_str().map(str::to_string)).collect()
+                out.current = xs
+                    .iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect()
             }
             _ => {}
         }
@@ -566,14 +658,24 @@ fn convert_variable(v: &Map<String, Value>, problems: &mut Vec<String>) -> Optio
             out.kind = VariableType::Query;
             let q = query.trim();
             if q.starts_with("label_names(") {
-                var_problems.push("label_names() is not supported by Sextant's variables".to_string());
-            } else if !(q.starts_with("label_values(") || q.starts_with("query_result(") || q.starts_with("metrics(")) {
-                var_problems.push(format!("query {q:?} is not label_values(), query_result() or metrics()"));
+                var_problems
+                    .push("label_names() is not supported by Sextant's variables".to_string());
+            } else if !(q.starts_with("label_values(")
+                || q.starts_with("query_result(")
+                || q.starts_with("metrics("))
+            {
+                var_problems.push(format!(
+                    "query {q:?} is not label_values(), query_result() or metrics()"
+                ));
             }
             out.query = convert_expr(q, &mut var_problems);
             out.regex = s(v, "regex").to_string();
             if !out.regex.is_empty() {
-                let re = out.regex.strip_prefix('/').and_then(|r| r.rfind('/').map(|e| &r[..e])).unwrap_or(&out.regex);
+                let re = out
+                    .regex
+                    .strip_prefix('/')
+                    .and_then(|r| r.rfind('/').map(|e| &r[..e]))
+                    .unwrap_or(&out.regex);
                 if regex::Regex::new(re).is_err() {
                     var_problems.push(format!("regex {:?} is not valid here; dropped", out.regex));
                     out.regex.clear();
@@ -588,7 +690,9 @@ fn convert_variable(v: &Map<String, Value>, problems: &mut Vec<String>) -> Optio
             out.kind = VariableType::Custom;
             out.options = options_from(v, &query);
             if out.options.is_empty() {
-                problems.push(format!("variable {name:?}: custom variable without values; dropped"));
+                problems.push(format!(
+                    "variable {name:?}: custom variable without values; dropped"
+                ));
                 return None;
             }
         }
@@ -601,7 +705,9 @@ fn convert_variable(v: &Map<String, Value>, problems: &mut Vec<String>) -> Optio
             out.options = opts.into_iter().filter(|o| valid_duration(o)).collect();
             out.current.retain(|c| valid_duration(c));
             if out.options.is_empty() {
-                problems.push(format!("variable {name:?}: interval variable without valid durations; dropped"));
+                problems.push(format!(
+                    "variable {name:?}: interval variable without valid durations; dropped"
+                ));
                 return None;
             }
         }
@@ -615,15 +721,21 @@ fn convert_variable(v: &Map<String, Value>, problems: &mut Vec<String>) -> Optio
             out.query = query;
         }
         "datasource" => {
-            problems.push(format!("variable {name:?} (data source) dropped: Sextant is the only data source"));
+            problems.push(format!(
+                "variable {name:?} (data source) dropped: Sextant is the only data source"
+            ));
             return None;
         }
         "adhoc" => {
-            problems.push(format!("variable {name:?} (ad hoc filters) is not supported; dropped"));
+            problems.push(format!(
+                "variable {name:?} (ad hoc filters) is not supported; dropped"
+            ));
             return None;
         }
         other => {
-            problems.push(format!("variable {name:?} of type {other:?} is not supported; dropped"));
+            problems.push(format!(
+                "variable {name:?} of type {other:?} is not supported; dropped"
+            ));
             return None;
         }
     }
@@ -632,7 +744,9 @@ fn convert_variable(v: &Map<String, Value>, problems: &mut Vec<String>) -> Optio
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
         && !name.as_bytes()[0].is_ascii_digit();
     if !valid_name {
-        problems.push(format!("variable {name:?}: not a valid variable name; dropped"));
+        problems.push(format!(
+            "variable {name:?}: not a valid variable name; dropped"
+        ));
         return None;
     }
     for p in var_problems {
@@ -646,7 +760,9 @@ fn color_ok(c: &str) -> Option<String> {
 }
 
 fn convert_panel(p: &Map<String, Value>, report: &mut Vec<PanelReport>) -> Option<Panel> {
-    let mut ctx = Ctx { problems: Vec::new() };
+    let mut ctx = Ctx {
+        problems: Vec::new(),
+    };
     let gkind = s(p, "type");
     let kind = match gkind {
         "graph" | "timeseries" => PanelType::Timeseries,
@@ -691,23 +807,41 @@ fn convert_panel(p: &Map<String, Value>, report: &mut Vec<PanelReport>) -> Optio
         let get = |k: &str| gp.get(k).and_then(Value::as_u64).unwrap_or(0).min(100_000) as u32;
         let w = get("w").clamp(1, GRID_COLUMNS);
         let x = get("x").min(GRID_COLUMNS - w);
-        out.grid = Some(Grid { x, y: get("y"), w, h: get("h").clamp(1, 500) });
+        out.grid = Some(Grid {
+            x,
+            y: get("y"),
+            w,
+            h: get("h").clamp(1, 500),
+        });
     }
-    if p.get("repeat").and_then(Value::as_str).is_some_and(|r| !r.is_empty()) {
-        ctx.note(format!("repeat by ${} is not supported; the panel appears once", s(p, "repeat")));
+    if p.get("repeat")
+        .and_then(Value::as_str)
+        .is_some_and(|r| !r.is_empty())
+    {
+        ctx.note(format!(
+            "repeat by ${} is not supported; the panel appears once",
+            s(p, "repeat")
+        ));
     }
     if !arr(p, "transformations").is_empty() {
         let ids: Vec<&str> = arr(p, "transformations")
             .iter()
             .filter_map(|t| t.get("id").and_then(Value::as_str))
             .collect();
-        ctx.note(format!("transformations are not supported: {}", ids.join(", ")));
+        ctx.note(format!(
+            "transformations are not supported: {}",
+            ids.join(", ")
+        ));
     }
     if p.get("alert").is_some() {
         ctx.note("legacy panel alert dropped; write a Prometheus alerting rule instead");
     }
-    if p.get("timeFrom").and_then(Value::as_str).is_some_and(|t| !t.is_empty())
-        || p.get("timeShift").and_then(Value::as_str).is_some_and(|t| !t.is_empty())
+    if p.get("timeFrom")
+        .and_then(Value::as_str)
+        .is_some_and(|t| !t.is_empty())
+        || p.get("timeShift")
+            .and_then(Value::as_str)
+            .is_some_and(|t| !t.is_empty())
     {
         ctx.note("relative time / time shift of the panel is not supported");
     }
@@ -724,9 +858,17 @@ fn convert_panel(p: &Map<String, Value>, report: &mut Vec<PanelReport>) -> Optio
         .unwrap_or_default();
     // Targets.
     if kind != PanelType::Text {
-        for (i, t) in arr(p, "targets").iter().filter_map(Value::as_object).enumerate() {
+        for (i, t) in arr(p, "targets")
+            .iter()
+            .filter_map(Value::as_object)
+            .enumerate()
+        {
             let ref_id = s(t, "refId").to_string();
-            let label = if ref_id.is_empty() { format!("query {}", i + 1) } else { format!("query {ref_id}") };
+            let label = if ref_id.is_empty() {
+                format!("query {}", i + 1)
+            } else {
+                format!("query {ref_id}")
+            };
             let ds_problem = match t.get("datasource") {
                 Some(ds) if !ds.is_null() => datasource_problem(Some(ds)),
                 _ => panel_ds_problem.clone(),
@@ -736,7 +878,9 @@ fn convert_panel(p: &Map<String, Value>, report: &mut Vec<PanelReport>) -> Optio
                 continue;
             }
             let Some(expr) = t.get("expr").and_then(Value::as_str) else {
-                if t.keys().any(|k| ["query", "rawSql", "target", "rawQuery", "queryText"].contains(&k.as_str())) {
+                if t.keys().any(|k| {
+                    ["query", "rawSql", "target", "rawQuery", "queryText"].contains(&k.as_str())
+                }) {
                     ctx.note(format!("{label}: not a Prometheus query; dropped"));
                 }
                 continue;
@@ -778,7 +922,12 @@ fn convert_panel(p: &Map<String, Value>, report: &mut Vec<PanelReport>) -> Optio
                     _ => panel_interval.clone(),
                 },
             };
-            let interval = if interval.is_empty() || valid_duration(&interval) || interval.starts_with('$') { interval } else { String::new() };
+            let interval =
+                if interval.is_empty() || valid_duration(&interval) || interval.starts_with('$') {
+                    interval
+                } else {
+                    String::new()
+                };
             if num(t.get("intervalFactor")).is_some_and(|f| f > 1.0) {
                 ctx.note(format!("{label}: intervalFactor is not supported"));
             }
@@ -797,10 +946,16 @@ fn convert_panel(p: &Map<String, Value>, report: &mut Vec<PanelReport>) -> Optio
     let opts = obj(p, "options");
     // Units, decimals, min/max, thresholds: fieldConfig first, old-style panel options second.
     if let Some(dfl) = defaults {
-        if let Some(u) = dfl.get("unit").and_then(Value::as_str).filter(|u| !u.is_empty()) {
+        if let Some(u) = dfl
+            .get("unit")
+            .and_then(Value::as_str)
+            .filter(|u| !u.is_empty())
+        {
             out.unit = Some(u.to_string());
         }
-        out.decimals = num(dfl.get("decimals")).filter(|d| (0.0..=20.0).contains(d)).map(|d| d as u32);
+        out.decimals = num(dfl.get("decimals"))
+            .filter(|d| (0.0..=20.0).contains(d))
+            .map(|d| d as u32);
         out.min = num(dfl.get("min"));
         out.max = num(dfl.get("max"));
         if let Some(th) = obj(dfl, "thresholds") {
@@ -849,7 +1004,9 @@ fn convert_panel(p: &Map<String, Value>, report: &mut Vec<PanelReport>) -> Optio
             if out.unit.is_none() {
                 out.unit = y.get("format").and_then(Value::as_str).map(str::to_string);
             }
-            out.decimals = out.decimals.or(num(y.get("decimals")).filter(|d| (0.0..=20.0).contains(d)).map(|d| d as u32));
+            out.decimals = out.decimals.or(num(y.get("decimals"))
+                .filter(|d| (0.0..=20.0).contains(d))
+                .map(|d| d as u32));
             out.min = out.min.or(num(y.get("min")));
             out.max = out.max.or(num(y.get("max")));
             match num(y.get("logBase")) {
@@ -858,7 +1015,14 @@ fn convert_panel(p: &Map<String, Value>, report: &mut Vec<PanelReport>) -> Optio
                 _ => {}
             }
         }
-        if arr(p, "yaxes").get(1).and_then(Value::as_object).is_some_and(|y| boolean(y.get("show"))) && arr(p, "seriesOverrides").iter().any(|o| num(o.get("yaxis")) == Some(2.0)) {
+        if arr(p, "yaxes")
+            .get(1)
+            .and_then(Value::as_object)
+            .is_some_and(|y| boolean(y.get("show")))
+            && arr(p, "seriesOverrides")
+                .iter()
+                .any(|o| num(o.get("yaxis")) == Some(2.0))
+        {
             ctx.note("a second y axis is not supported; all series use the left axis");
         }
         out.stack = out.stack || boolean(p.get("stack"));
@@ -870,24 +1034,39 @@ fn convert_panel(p: &Map<String, Value>, report: &mut Vec<PanelReport>) -> Optio
         }
         if let Some(l) = obj(p, "legend") {
             let mut calcs = Vec::new();
-            for (k, r) in [("current", Reduce::Last), ("avg", Reduce::Mean), ("min", Reduce::Min), ("max", Reduce::Max), ("total", Reduce::Sum)] {
+            for (k, r) in [
+                ("current", Reduce::Last),
+                ("avg", Reduce::Mean),
+                ("min", Reduce::Min),
+                ("max", Reduce::Max),
+                ("total", Reduce::Sum),
+            ] {
                 if boolean(l.get(k)) {
                     calcs.push(r);
                 }
             }
             out.legend = Some(Legend {
                 show: l.get("show").and_then(Value::as_bool).unwrap_or(true),
-                placement: if boolean(l.get("rightSide")) { Placement::Right } else { Placement::Bottom },
+                placement: if boolean(l.get("rightSide")) {
+                    Placement::Right
+                } else {
+                    Placement::Bottom
+                },
                 calcs,
             });
         }
         // Old thresholds: [{value, op: gt|lt, colorMode, fillColor, line}]
         let th = arr(p, "thresholds");
         if !th.is_empty() && out.thresholds.is_empty() {
-            let mut steps = vec![Threshold { value: None, color: "green".into() }];
+            let mut steps = vec![Threshold {
+                value: None,
+                color: "green".into(),
+            }];
             let mut vals: Vec<(f64, String)> = Vec::new();
             for t in th.iter().filter_map(Value::as_object) {
-                let Some(v) = num(t.get("value")) else { continue };
+                let Some(v) = num(t.get("value")) else {
+                    continue;
+                };
                 if s(t, "op") == "lt" {
                     ctx.note("\"lt\" thresholds are converted as \"gt\"");
                 }
@@ -895,25 +1074,35 @@ fn convert_panel(p: &Map<String, Value>, report: &mut Vec<PanelReport>) -> Optio
                     "critical" => "red".to_string(),
                     "warning" => "orange".to_string(),
                     "ok" => "green".to_string(),
-                    _ => color_ok(s(t, "lineColor")).or_else(|| color_ok(s(t, "fillColor"))).unwrap_or_else(|| "red".into()),
+                    _ => color_ok(s(t, "lineColor"))
+                        .or_else(|| color_ok(s(t, "fillColor")))
+                        .unwrap_or_else(|| "red".into()),
                 };
                 vals.push((v, color));
             }
             vals.sort_by(|a, b| a.0.total_cmp(&b.0));
             for (v, c) in vals {
-                steps.push(Threshold { value: Some(v), color: c });
+                steps.push(Threshold {
+                    value: Some(v),
+                    color: c,
+                });
             }
             if steps.len() > 1 {
                 out.thresholds = steps;
             }
         }
-        for o in arr(p, "seriesOverrides").iter().filter_map(Value::as_object) {
+        for o in arr(p, "seriesOverrides")
+            .iter()
+            .filter_map(Value::as_object)
+        {
             let alias = s(o, "alias");
             if alias.is_empty() {
                 continue;
             }
             let mut ov = Override {
-                matcher: OverrideMatch { name: alias.to_string() },
+                matcher: OverrideMatch {
+                    name: alias.to_string(),
+                },
                 ..Override::default()
             };
             let mut used = false;
@@ -931,7 +1120,9 @@ fn convert_panel(p: &Map<String, Value>, report: &mut Vec<PanelReport>) -> Optio
                         used = true;
                     }
                     "legend" if v == &Value::Bool(false) => {}
-                    other => ctx.note(format!("series override {alias:?}: {other} is not supported")),
+                    other => ctx.note(format!(
+                        "series override {alias:?}: {other} is not supported"
+                    )),
                 }
             }
             if used {
@@ -941,8 +1132,12 @@ fn convert_panel(p: &Map<String, Value>, report: &mut Vec<PanelReport>) -> Optio
     }
     // Old singlestat and table-old.
     if gkind == "singlestat" {
-        out.unit = out.unit.or(p.get("format").and_then(Value::as_str).map(str::to_string));
-        out.decimals = out.decimals.or(num(p.get("decimals")).filter(|d| (0.0..=20.0).contains(d)).map(|d| d as u32));
+        out.unit = out
+            .unit
+            .or(p.get("format").and_then(Value::as_str).map(str::to_string));
+        out.decimals = out.decimals.or(num(p.get("decimals"))
+            .filter(|d| (0.0..=20.0).contains(d))
+            .map(|d| d as u32));
         out.reduce = reducer(s(p, "valueName")).or(Some(Reduce::Mean));
         out.sparkline = Some(obj(p, "sparkline").is_some_and(|sp| boolean(sp.get("show"))));
         if let Some(g) = obj(p, "gauge") {
@@ -955,14 +1150,33 @@ fn convert_panel(p: &Map<String, Value>, report: &mut Vec<PanelReport>) -> Optio
             .split(',')
             .filter_map(|x| x.trim().parse().ok())
             .collect();
-        let colors: Vec<String> = arr(p, "colors").iter().filter_map(|c| c.as_str().and_then(color_ok)).collect();
+        let colors: Vec<String> = arr(p, "colors")
+            .iter()
+            .filter_map(|c| c.as_str().and_then(color_ok))
+            .collect();
         if !th.is_empty() && out.thresholds.is_empty() {
-            let color = |i: usize| colors.get(i).cloned().unwrap_or_else(|| ["green", "orange", "red"][i.min(2)].to_string());
-            out.thresholds.push(Threshold { value: None, color: color(0) });
+            let color = |i: usize| {
+                colors
+                    .get(i)
+                    .cloned()
+                    .unwrap_or_else(|| ["green", "orange", "red"][i.min(2)].to_string())
+            };
+            out.thresholds.push(Threshold {
+                value: None,
+                color: color(0),
+            });
             for (i, v) in th.iter().enumerate() {
-                out.thresholds.push(Threshold { value: Some(*v), color: color(i + 1) });
+                out.thresholds.push(Threshold {
+                    value: Some(*v),
+                    color: color(i + 1),
+                });
             }
-            if out.thresholds.windows(2).skip(1).any(|w| w[1].value < w[0].value) {
+            if out
+                .thresholds
+                .windows(2)
+                .skip(1)
+                .any(|w| w[1].value < w[0].value)
+            {
                 ctx.note("thresholds not ascending; dropped");
                 out.thresholds.clear();
             }
@@ -994,10 +1208,24 @@ fn convert_panel(p: &Map<String, Value>, report: &mut Vec<PanelReport>) -> Optio
     // Current panels' options.
     if let Some(o) = opts {
         if let Some(r) = obj(o, "reduceOptions") {
-            let calc = arr(r, "calcs").first().and_then(Value::as_str).unwrap_or("lastNotNull");
+            let calc = arr(r, "calcs")
+                .first()
+                .and_then(Value::as_str)
+                .unwrap_or("lastNotNull");
             match reducer(calc) {
-                Some(red) if matches!(kind, PanelType::Stat | PanelType::Gauge | PanelType::Bargauge | PanelType::Pie) => out.reduce = Some(red),
-                None if matches!(kind, PanelType::Stat | PanelType::Gauge | PanelType::Bargauge | PanelType::Pie) => {
+                Some(red)
+                    if matches!(
+                        kind,
+                        PanelType::Stat | PanelType::Gauge | PanelType::Bargauge | PanelType::Pie
+                    ) =>
+                {
+                    out.reduce = Some(red)
+                }
+                None if matches!(
+                    kind,
+                    PanelType::Stat | PanelType::Gauge | PanelType::Bargauge | PanelType::Pie
+                ) =>
+                {
                     ctx.note(format!("reducer {calc:?} is not supported; last used"));
                     out.reduce = Some(Reduce::Last);
                 }
@@ -1011,12 +1239,27 @@ fn convert_panel(p: &Map<String, Value>, report: &mut Vec<PanelReport>) -> Optio
             out.sparkline = Some(s(o, "graphMode") != "none");
         }
         match s(o, "orientation") {
-            "horizontal" if matches!(kind, PanelType::Bargauge | PanelType::Barchart | PanelType::Stat | PanelType::Gauge) => out.orientation = Some(Orientation::Horizontal),
-            "vertical" if matches!(kind, PanelType::Bargauge | PanelType::Barchart | PanelType::Stat | PanelType::Gauge) => out.orientation = Some(Orientation::Vertical),
+            "horizontal"
+                if matches!(
+                    kind,
+                    PanelType::Bargauge | PanelType::Barchart | PanelType::Stat | PanelType::Gauge
+                ) =>
+            {
+                out.orientation = Some(Orientation::Horizontal)
+            }
+            "vertical"
+                if matches!(
+                    kind,
+                    PanelType::Bargauge | PanelType::Barchart | PanelType::Stat | PanelType::Gauge
+                ) =>
+            {
+                out.orientation = Some(Orientation::Vertical)
+            }
             _ => {}
         }
         if let Some(l) = obj(o, "legend") {
-            let show = l.get("showLegend").and_then(Value::as_bool).unwrap_or(true) && s(l, "displayMode") != "hidden";
+            let show = l.get("showLegend").and_then(Value::as_bool).unwrap_or(true)
+                && s(l, "displayMode") != "hidden";
             let mut calcs = Vec::new();
             for c in arr(l, "calcs").iter().filter_map(Value::as_str) {
                 match reducer(c) {
@@ -1025,10 +1268,17 @@ fn convert_panel(p: &Map<String, Value>, report: &mut Vec<PanelReport>) -> Optio
                     None => ctx.note(format!("legend value {c:?} is not supported")),
                 }
             }
-            if matches!(kind, PanelType::Timeseries | PanelType::Barchart | PanelType::Pie | PanelType::Heatmap) {
+            if matches!(
+                kind,
+                PanelType::Timeseries | PanelType::Barchart | PanelType::Pie | PanelType::Heatmap
+            ) {
                 out.legend = Some(Legend {
                     show,
-                    placement: if s(l, "placement") == "right" { Placement::Right } else { Placement::Bottom },
+                    placement: if s(l, "placement") == "right" {
+                        Placement::Right
+                    } else {
+                        Placement::Bottom
+                    },
                     calcs,
                 });
             }
@@ -1050,7 +1300,12 @@ fn convert_panel(p: &Map<String, Value>, report: &mut Vec<PanelReport>) -> Optio
     if let Some(ovs) = fc.map(|f| arr(f, "overrides")) {
         for o in ovs.iter().filter_map(Value::as_object) {
             let m = obj(o, "matcher");
-            let (mid, mopt) = (m.map(|m| s(m, "id")).unwrap_or(""), m.and_then(|m| m.get("options")).and_then(Value::as_str).unwrap_or(""));
+            let (mid, mopt) = (
+                m.map(|m| s(m, "id")).unwrap_or(""),
+                m.and_then(|m| m.get("options"))
+                    .and_then(Value::as_str)
+                    .unwrap_or(""),
+            );
             let name = match mid {
                 "byName" => mopt.to_string(),
                 "byRegexp" => {
@@ -1061,30 +1316,46 @@ fn convert_panel(p: &Map<String, Value>, report: &mut Vec<PanelReport>) -> Optio
                     }
                 }
                 other => {
-                    ctx.note(format!("override matcher {other:?} is not supported; override dropped"));
+                    ctx.note(format!(
+                        "override matcher {other:?} is not supported; override dropped"
+                    ));
                     continue;
                 }
             };
             if name.is_empty() || name == "//" {
                 continue;
             }
-            let mut ov = Override { matcher: OverrideMatch { name: name.clone() }, ..Override::default() };
+            let mut ov = Override {
+                matcher: OverrideMatch { name: name.clone() },
+                ..Override::default()
+            };
             for prop in arr(o, "properties").iter().filter_map(Value::as_object) {
                 let v = prop.get("value");
                 match s(prop, "id") {
                     "unit" => ov.unit = v.and_then(Value::as_str).map(str::to_string),
-                    "displayName" => ov.display_name = v.and_then(Value::as_str).map(str::to_string),
+                    "displayName" => {
+                        ov.display_name = v.and_then(Value::as_str).map(str::to_string)
+                    }
                     "color" => {
-                        let c = v.and_then(Value::as_object).map(|c| s(c, "fixedColor")).unwrap_or("");
+                        let c = v
+                            .and_then(Value::as_object)
+                            .map(|c| s(c, "fixedColor"))
+                            .unwrap_or("");
                         match color_ok(c) {
                             Some(c) => ov.color = Some(c),
-                            None => ctx.note(format!("override {name:?}: colour mode other than fixed is not supported")),
+                            None => ctx.note(format!(
+                                "override {name:?}: colour mode other than fixed is not supported"
+                            )),
                         }
                     }
                     "custom.hideFrom" => {
-                        ov.hide = v.and_then(Value::as_object).is_some_and(|h| boolean(h.get("viz")));
+                        ov.hide = v
+                            .and_then(Value::as_object)
+                            .is_some_and(|h| boolean(h.get("viz")));
                     }
-                    other => ctx.note(format!("override {name:?}: property {other:?} is not supported")),
+                    other => ctx.note(format!(
+                        "override {name:?}: property {other:?} is not supported"
+                    )),
                 }
             }
             if ov.unit.is_some() || ov.color.is_some() || ov.display_name.is_some() || ov.hide {
@@ -1107,15 +1378,28 @@ fn convert_panel(p: &Map<String, Value>, report: &mut Vec<PanelReport>) -> Optio
     }
     if let Some(r) = &out.overrides.iter().find(|o| {
         let n = &o.matcher.name;
-        n.len() > 2 && n.starts_with('/') && n.ends_with('/') && regex::Regex::new(&n[1..n.len() - 1]).is_err()
+        n.len() > 2
+            && n.starts_with('/')
+            && n.ends_with('/')
+            && regex::Regex::new(&n[1..n.len() - 1]).is_err()
     }) {
-        ctx.note(format!("override {:?}: regex not valid here; dropped", r.matcher.name));
+        ctx.note(format!(
+            "override {:?}: regex not valid here; dropped",
+            r.matcher.name
+        ));
         out.overrides.retain(|o| {
             let n = &o.matcher.name;
-            !(n.len() > 2 && n.starts_with('/') && n.ends_with('/') && regex::Regex::new(&n[1..n.len() - 1]).is_err())
+            !(n.len() > 2
+                && n.starts_with('/')
+                && n.ends_with('/')
+                && regex::Regex::new(&n[1..n.len() - 1]).is_err())
         });
     }
-    if out.targets.is_empty() && !matches!(kind, PanelType::Text) && !arr(p, "targets").is_empty() && ctx.problems.is_empty() {
+    if out.targets.is_empty()
+        && !matches!(kind, PanelType::Text)
+        && !arr(p, "targets").is_empty()
+        && ctx.problems.is_empty()
+    {
         ctx.note("no Prometheus query left");
     }
     push_report(report, p, ctx);
@@ -1127,7 +1411,9 @@ fn steps(raw: &[Value], ctx: &mut Ctx) -> Vec<Threshold> {
     for st in raw.iter().filter_map(Value::as_object) {
         let color = s(st, "color");
         let Some(color) = color_ok(color) else {
-            ctx.note(format!("threshold colour {color:?} not understood; step dropped"));
+            ctx.note(format!(
+                "threshold colour {color:?} not understood; step dropped"
+            ));
             continue;
         };
         let value = num(st.get("value"));
@@ -1139,7 +1425,12 @@ fn steps(raw: &[Value], ctx: &mut Ctx) -> Vec<Threshold> {
             continue;
         }
         match value {
-            Some(v) if out.last().and_then(|l| l.value).is_none_or(|l| v >= l) => out.push(Threshold { value: Some(v), color }),
+            Some(v) if out.last().and_then(|l| l.value).is_none_or(|l| v >= l) => {
+                out.push(Threshold {
+                    value: Some(v),
+                    color,
+                })
+            }
             _ => ctx.note("threshold steps not ascending; step dropped"),
         }
     }

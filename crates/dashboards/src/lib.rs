@@ -23,10 +23,22 @@ pub use store::{SaveOutcome, Store, StoreError, StoredVersion};
 
 /// The built-in dashboards: (path in the source tree, text).
 pub const BUILTIN: &[(&str, &str)] = &[
-    ("dashboards/host.yml", include_str!("../../../dashboards/host.yml")),
-    ("dashboards/sextant.yml", include_str!("../../../dashboards/sextant.yml")),
-    ("dashboards/alerts.yml", include_str!("../../../dashboards/alerts.yml")),
-    ("dashboards/targets.yml", include_str!("../../../dashboards/targets.yml")),
+    (
+        "dashboards/host.yml",
+        include_str!("../../../dashboards/host.yml"),
+    ),
+    (
+        "dashboards/sextant.yml",
+        include_str!("../../../dashboards/sextant.yml"),
+    ),
+    (
+        "dashboards/alerts.yml",
+        include_str!("../../../dashboards/alerts.yml"),
+    ),
+    (
+        "dashboards/targets.yml",
+        include_str!("../../../dashboards/targets.yml"),
+    ),
 ];
 
 /// The `dashboards:` section of sextant.yml.
@@ -482,10 +494,7 @@ pub fn new_uid(title: &str) -> String {
     if s.is_empty() {
         s = "dashboard".into();
     }
-    format!("{s}-{n:06x}")
-        .chars()
-        .take(40)
-        .collect()
+    format!("{s}-{n:06x}").chars().take(40).collect()
 }
 
 #[cfg(test)]
@@ -509,7 +518,9 @@ pub fn expand_for_check(expr: &str, vars: &[model::Variable]) -> String {
         match vars.iter().find(|v| v.name == name) {
             Some(v) => match v.kind {
                 model::VariableType::Interval => v.options.first().cloned().unwrap_or("5m".into()),
-                model::VariableType::Constant | model::VariableType::Textbox if !v.query.is_empty() => {
+                model::VariableType::Constant | model::VariableType::Textbox
+                    if !v.query.is_empty() =>
+                {
                     v.query.clone()
                 }
                 _ => "x".to_string(),

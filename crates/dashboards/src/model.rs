@@ -411,7 +411,10 @@ impl Dashboard {
         if !valid_uid(&self.uid) {
             return err(
                 "uid".into(),
-                format!("{:?} is not a valid uid ([a-zA-Z0-9_-], 1 to 40 characters)", self.uid),
+                format!(
+                    "{:?} is not a valid uid ([a-zA-Z0-9_-], 1 to 40 characters)",
+                    self.uid
+                ),
             );
         }
         if self.title.trim().is_empty() {
@@ -481,7 +484,10 @@ impl Dashboard {
             let f = |s: &str| format!("panels[{i}].{s}");
             if let Some(g) = p.grid {
                 if g.w == 0 || g.w > GRID_COLUMNS {
-                    return err(f("grid.w"), format!("must be 1 to {GRID_COLUMNS}, got {}", g.w));
+                    return err(
+                        f("grid.w"),
+                        format!("must be 1 to {GRID_COLUMNS}, got {}", g.w),
+                    );
                 }
                 if g.x + g.w > GRID_COLUMNS {
                     return err(
@@ -509,8 +515,7 @@ impl Dashboard {
                 if t.expr.trim().is_empty() {
                     return err(f(&format!("targets[{j}].expr")), "must not be empty".into());
                 }
-                if !t.interval.is_empty() && !valid_duration(t.interval.trim_start_matches('>'))
-                {
+                if !t.interval.is_empty() && !valid_duration(t.interval.trim_start_matches('>')) {
                     if !t.interval.starts_with('$') {
                         return err(
                             f(&format!("targets[{j}].interval")),
@@ -641,7 +646,14 @@ mod tests {
         for bad in ["", "5", "m", "5x", "1.5h", "-5m"] {
             assert!(!valid_duration(bad), "{bad}");
         }
-        for ok in ["now", "now-6h", "now-1d/d", "now/w", "1700000000000", "2024-01-02T03:04:05Z"] {
+        for ok in [
+            "now",
+            "now-6h",
+            "now-1d/d",
+            "now/w",
+            "1700000000000",
+            "2024-01-02T03:04:05Z",
+        ] {
             assert!(valid_time(ok), "{ok}");
         }
         for bad in ["", "yesterday", "now-", "now-6x", "now/q", "2024-01-02"] {

@@ -92,7 +92,8 @@ impl Store {
     /// Every current dashboard.
     pub fn list(&self) -> Result<Vec<Stored>, StoreError> {
         let c = self.conn();
-        let mut st = c.prepare("SELECT uid, version, updated, body FROM dashboards ORDER BY uid")?;
+        let mut st =
+            c.prepare("SELECT uid, version, updated, body FROM dashboards ORDER BY uid")?;
         let rows = st.query_map([], |r| {
             Ok((
                 r.get::<_, String>(0)?,
@@ -123,7 +124,13 @@ impl Store {
             .query_row(
                 "SELECT version, updated, body FROM dashboards WHERE uid = ?1",
                 params![uid],
-                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?)),
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, String>(2)?,
+                    ))
+                },
             )
             .optional()?;
         match row {
@@ -234,17 +241,26 @@ mod tests {
         let path = dir.path().join("dashboards.db");
         {
             let s = Store::open(&path).unwrap();
-            assert_eq!(s.save(&dash("a", "one"), 0, "create", 10).unwrap(), SaveOutcome::Saved(1));
+            assert_eq!(
+                s.save(&dash("a", "one"), 0, "create", 10).unwrap(),
+                SaveOutcome::Saved(1)
+            );
             assert_eq!(
                 s.save(&dash("a", "two"), 0, "again", 11).unwrap(),
                 SaveOutcome::Conflict { current: 1 }
             );
-            assert_eq!(s.save(&dash("a", "two"), 1, "edit", 12).unwrap(), SaveOutcome::Saved(2));
+            assert_eq!(
+                s.save(&dash("a", "two"), 1, "edit", 12).unwrap(),
+                SaveOutcome::Saved(2)
+            );
         }
         // Reopened: everything is still there.
         let s = Store::open(&path).unwrap();
         let cur = s.get("a").unwrap().unwrap();
-        assert_eq!((cur.version, cur.updated, cur.dashboard.title.as_str()), (2, 12, "two"));
+        assert_eq!(
+            (cur.version, cur.updated, cur.dashboard.title.as_str()),
+            (2, 12, "two")
+        );
         let v = s.versions("a").unwrap();
         assert_eq!(v.len(), 2);
         assert_eq!((v[0].version, v[0].message.as_str()), (2, "edit"));
@@ -254,7 +270,10 @@ mod tests {
         assert!(s.get("a").unwrap().is_none());
         assert!(!s.delete("a").unwrap());
         // Re-created after a delete: numbering continues, history kept.
-        assert_eq!(s.save(&dash("a", "three"), 0, "", 13).unwrap(), SaveOutcome::Saved(3));
+        assert_eq!(
+            s.save(&dash("a", "three"), 0, "", 13).unwrap(),
+            SaveOutcome::Saved(3)
+        );
         assert_eq!(s.versions("a").unwrap().len(), 3);
         assert_eq!(s.list().unwrap().len(), 1);
     }

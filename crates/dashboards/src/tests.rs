@@ -8,7 +8,11 @@ fn builtins_are_valid_and_every_expr_parses() {
     assert_eq!(uids, vec!["host", "sextant", "alerts", "targets"]);
     let mut exprs = 0;
     for d in &all {
-        assert!(d.panels.iter().any(|p| p.kind != PanelType::Row), "{}", d.uid);
+        assert!(
+            d.panels.iter().any(|p| p.kind != PanelType::Row),
+            "{}",
+            d.uid
+        );
         for v in &d.variables {
             if v.kind == model::VariableType::Query {
                 // label_values(metric, label): the metric part is a selector.
@@ -72,16 +76,32 @@ fn provisioning_precedence_and_versions() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("dash");
     std::fs::create_dir(&dir).unwrap();
-    write(&dir, "mine.yml", "title: Mine\npanels:\n  - targets: [{expr: up}]\n");
+    write(
+        &dir,
+        "mine.yml",
+        "title: Mine\npanels:\n  - targets: [{expr: up}]\n",
+    );
     // A file with a built-in's uid overrides the built-in.
-    write(&dir, "host.json", "{\"uid\": \"host\", \"title\": \"My host\"}");
+    write(
+        &dir,
+        "host.json",
+        "{\"uid\": \"host\", \"title\": \"My host\"}",
+    );
     write(&dir, "notes.txt", "ignored");
-    let d = Dashboards::new(Store::open(&tmp.path().join("dashboards.db")).unwrap(), Some(dir.clone()), true).unwrap();
+    let d = Dashboards::new(
+        Store::open(&tmp.path().join("dashboards.db")).unwrap(),
+        Some(dir.clone()),
+        true,
+    )
+    .unwrap();
     let list = d.list().unwrap();
     let find = |l: &[Entry], uid: &str| l.iter().find(|e| e.dashboard.uid == uid).cloned().unwrap();
     assert_eq!(list.len(), 5);
     let host = find(&list, "host");
-    assert_eq!((host.source, host.dashboard.title.as_str()), (Source::File, "My host"));
+    assert_eq!(
+        (host.source, host.dashboard.title.as_str()),
+        (Source::File, "My host")
+    );
     assert_eq!(find(&list, "alerts").source, Source::Builtin);
     assert_eq!(find(&list, "mine").source, Source::File);
     assert!(find(&list, "mine").path.ends_with("mine.yml"));
@@ -89,7 +109,10 @@ fn provisioning_precedence_and_versions() {
     // Saving a provisioned dashboard creates a db copy that overrides the file.
     let mut edited = find(&list, "mine").dashboard;
     edited.title = "Mine, edited".into();
-    assert!(matches!(d.save("mine", edited.clone(), 3, "x"), Err(DashError::Conflict(_))));
+    assert!(matches!(
+        d.save("mine", edited.clone(), 3, "x"),
+        Err(DashError::Conflict(_))
+    ));
     assert_eq!(d.save("mine", edited.clone(), 0, "first edit").unwrap(), 1);
     let e = d.get("mine").unwrap().unwrap();
     assert_eq!((e.source, e.version, e.provisioned), (Source::Db, 1, true));
@@ -99,8 +122,15 @@ fn provisioning_precedence_and_versions() {
     assert_eq!(d.versions("mine").unwrap().len(), 2);
     assert_eq!(d.version("mine", 1).unwrap().title, "Mine, edited");
     // Creating an existing uid conflicts; a new one works.
-    assert!(matches!(d.create(edited.clone(), ""), Err(DashError::Conflict(_))));
-    let fresh = Dashboard { uid: "fresh".into(), title: "Fresh".into(), ..Dashboard::default() };
+    assert!(matches!(
+        d.create(edited.clone(), ""),
+        Err(DashError::Conflict(_))
+    ));
+    let fresh = Dashboard {
+        uid: "fresh".into(),
+        title: "Fresh".into(),
+        ..Dashboard::default()
+    };
     assert_eq!(d.create(fresh, "new").unwrap(), 1);
     assert_eq!(d.get("fresh").unwrap().unwrap().provisioned, false);
     // Deleting the db copy brings the file back; files cannot be deleted.
@@ -111,7 +141,11 @@ fn provisioning_precedence_and_versions() {
     d.delete("fresh").unwrap();
     assert!(d.get("fresh").unwrap().is_none());
     // Invalid saves are refused with the field.
-    let bad = Dashboard { uid: "mine".into(), title: " ".into(), ..Dashboard::default() };
+    let bad = Dashboard {
+        uid: "mine".into(),
+        title: " ".into(),
+        ..Dashboard::default()
+    };
     match d.save("mine", bad, 0, "") {
         Err(DashError::Invalid(m)) => assert_eq!(m, "title: must not be empty"),
         other => panic!("{other:?}"),
@@ -130,7 +164,11 @@ fn files_are_reloaded_on_change_and_bad_files_keep_the_old_set() {
     assert!(d.poll());
     assert_eq!(d.list().unwrap().len(), 2);
     // A broken file: the poll logs and keeps the previous dashboards; reload reports it.
-    write(&dir, "c.yml", "title: C\npanels:\n  - type: timeseries\n    colour: red\n");
+    write(
+        &dir,
+        "c.yml",
+        "title: C\npanels:\n  - type: timeseries\n    colour: red\n",
+    );
     assert!(!d.poll());
     assert_eq!(d.list().unwrap().len(), 2);
     let e = d.reload().unwrap_err().to_string();

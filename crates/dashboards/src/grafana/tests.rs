@@ -2,7 +2,9 @@ use super::*;
 use serde_json::json;
 
 fn testdata(name: &str) -> String {
-    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/grafana").join(name);
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata/grafana")
+        .join(name);
     std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
@@ -11,7 +13,9 @@ fn count(d: &Dashboard, k: PanelType) -> usize {
 }
 
 fn problems(r: &[PanelReport]) -> Vec<String> {
-    r.iter().flat_map(|p| p.problems.iter().map(move |m| format!("{}: {m}", p.title))).collect()
+    r.iter()
+        .flat_map(|p| p.problems.iter().map(move |m| format!("{}: {m}", p.title)))
+        .collect()
 }
 
 /// Every query of an imported dashboard parses with Sextant's PromQL parser once its
@@ -21,7 +25,8 @@ fn queries_parse(d: &Dashboard) -> usize {
     for p in &d.panels {
         for t in &p.targets {
             let e = crate::expand_for_check(&t.expr, &d.variables);
-            sextant_promql::parse(&e).unwrap_or_else(|err| panic!("{} / {}: {e}: {err}", d.title, p.title));
+            sextant_promql::parse(&e)
+                .unwrap_or_else(|err| panic!("{} / {}: {e}: {err}", d.title, p.title));
             n += 1;
         }
     }
@@ -32,7 +37,10 @@ fn queries_parse(d: &Dashboard) -> usize {
 fn node_exporter_full_current_schema() {
     let out = import_str(&testdata("rfmoz-node-exporter-full.json")).unwrap();
     assert_eq!(out.len(), 1);
-    let Imported { dashboard: d, report } = &out[0];
+    let Imported {
+        dashboard: d,
+        report,
+    } = &out[0];
     assert_eq!(d.uid, "rYdddlPWk");
     assert_eq!(d.title, "Node Exporter Full");
     // 141 panels in the file: 16 rows (collapsed ones hold their children) and 125 others.
@@ -47,7 +55,14 @@ fn node_exporter_full_current_schema() {
     assert_eq!(names, vec!["job", "nodename", "node"]);
     let dash_report = &report[0];
     assert_eq!(dash_report.kind, "dashboard");
-    assert!(dash_report.problems.iter().any(|p| p.contains("\"ds_prometheus\" (data source) dropped")), "{:?}", dash_report);
+    assert!(
+        dash_report
+            .problems
+            .iter()
+            .any(|p| p.contains("\"ds_prometheus\" (data source) dropped")),
+        "{:?}",
+        dash_report
+    );
     // A specific stat: CPU cores, instant, lastNotNull → last, no sparkline.
     let cores = d.panels.iter().find(|p| p.title == "CPU Cores").unwrap();
     assert_eq!(cores.kind, PanelType::Stat);
@@ -60,10 +75,17 @@ fn node_exporter_full_current_schema() {
     let cpu = d.panels.iter().find(|p| p.title == "CPU Basic").unwrap();
     assert_eq!(cpu.unit.as_deref(), Some("percentunit"));
     assert!(cpu.stack);
-    assert!(cpu.targets.iter().all(|t| t.expr.contains("$__rate_interval")));
+    assert!(cpu
+        .targets
+        .iter()
+        .all(|t| t.expr.contains("$__rate_interval")));
     // Overrides become ours.
     assert!(d.panels.iter().any(|p| !p.overrides.is_empty()));
-    assert!(d.panels.iter().flat_map(|p| &p.overrides).any(|o| o.color.is_some()));
+    assert!(d
+        .panels
+        .iter()
+        .flat_map(|p| &p.overrides)
+        .any(|o| o.color.is_some()));
     // Every query (275 visible ones in the file) converts and parses.
     assert_eq!(queries_parse(d), 275);
     // Collapsed rows keep their panels after them; sections do not overlap.
@@ -80,16 +102,26 @@ fn node_exporter_full_current_schema() {
 #[test]
 fn node_exporter_full_old_rows_schema() {
     let out = import_str(&testdata("rfmoz-node-exporter-full-old.json")).unwrap();
-    let Imported { dashboard: d, report } = &out[0];
+    let Imported {
+        dashboard: d,
+        report,
+    } = &out[0];
     assert_eq!(d.uid, "node-exporter-full-old");
     // 19 old-style rows, 172 panels (160 graph, 12 singlestat).
     assert_eq!(count(d, PanelType::Row), 19);
     assert_eq!(d.panels.len(), 19 + 172);
     assert_eq!(count(d, PanelType::Timeseries), 160);
     assert_eq!(count(d, PanelType::Stat) + count(d, PanelType::Gauge), 12);
-    assert!(count(d, PanelType::Gauge) > 0, "singlestat with gauge.show becomes a gauge");
+    assert!(
+        count(d, PanelType::Gauge) > 0,
+        "singlestat with gauge.show becomes a gauge"
+    );
     // Old graph options: yaxes format, legend values, stacking.
-    let g = d.panels.iter().find(|p| p.kind == PanelType::Timeseries && p.unit.as_deref() == Some("bytes")).unwrap();
+    let g = d
+        .panels
+        .iter()
+        .find(|p| p.kind == PanelType::Timeseries && p.unit.as_deref() == Some("bytes"))
+        .unwrap();
     assert!(g.legend.is_some());
     assert!(d.panels.iter().any(|p| p.stack));
     // spans → widths on the 24 grid, rows laid out without overlap.
@@ -106,7 +138,11 @@ fn node_exporter_full_old_rows_schema() {
     assert_eq!(st.thresholds[0].value, None);
     assert!(st.thresholds[1].value < st.thresholds[2].value);
     // [[var]] became ${var} wherever used.
-    assert!(d.panels.iter().flat_map(|p| &p.targets).all(|t| !t.expr.contains("[[")));
+    assert!(d
+        .panels
+        .iter()
+        .flat_map(|p| &p.targets)
+        .all(|t| !t.expr.contains("[[")));
     // All 463 visible queries convert and parse.
     assert_eq!(queries_parse(d), 463);
     let _ = report;
@@ -124,13 +160,21 @@ fn kube_prometheus_dashboards() {
     queries_parse(d);
 
     let out = import_str(&testdata("kube-prometheus-k8s-resources-cluster.json")).unwrap();
-    let Imported { dashboard: d, report } = &out[0];
+    let Imported {
+        dashboard: d,
+        report,
+    } = &out[0];
     assert_eq!(d.panels.len(), 22);
     assert_eq!(count(d, PanelType::Stat), 6);
     assert_eq!(count(d, PanelType::Table), 4);
     // Its tables use transformations, which the report names.
     let probs = problems(report);
-    assert!(probs.iter().any(|p| p.contains("transformations are not supported")), "{probs:#?}");
+    assert!(
+        probs
+            .iter()
+            .any(|p| p.contains("transformations are not supported")),
+        "{probs:#?}"
+    );
     queries_parse(d);
 }
 
@@ -138,7 +182,10 @@ fn kube_prometheus_dashboards() {
 fn several_dashboards_in_one_file_with_the_api_wrapper() {
     let out = import_str(&testdata("kube-prometheus-several.json")).unwrap();
     let titles: Vec<&str> = out.iter().map(|i| i.dashboard.title.as_str()).collect();
-    assert_eq!(titles, vec!["Alertmanager / Overview", "Prometheus / Overview"]);
+    assert_eq!(
+        titles,
+        vec!["Alertmanager / Overview", "Prometheus / Overview"]
+    );
     assert_eq!(out[0].dashboard.panels.len(), 6);
     assert_eq!(out[1].dashboard.panels.len(), 15);
     assert_eq!(out[0].dashboard.uid, "alertmanager-overview");
@@ -189,12 +236,29 @@ fn handmade_legacy_and_edge_cases() {
         ]
     });
     let out = import_value(&g).unwrap();
-    let Imported { dashboard: d, report } = &out[0];
+    let Imported {
+        dashboard: d,
+        report,
+    } = &out[0];
     assert_eq!(d.uid, "legacy");
     assert_eq!(d.refresh, "1m");
-    let vars: Vec<(&str, crate::model::VariableType)> = d.variables.iter().map(|v| (v.name.as_str(), v.kind)).collect();
+    let vars: Vec<(&str, crate::model::VariableType)> = d
+        .variables
+        .iter()
+        .map(|v| (v.name.as_str(), v.kind))
+        .collect();
     use crate::model::VariableType::*;
-    assert_eq!(vars, vec![("job", Query), ("env", Custom), ("res", Interval), ("k", Constant), ("q", Textbox), ("names", Query)]);
+    assert_eq!(
+        vars,
+        vec![
+            ("job", Query),
+            ("env", Custom),
+            ("res", Interval),
+            ("k", Constant),
+            ("q", Textbox),
+            ("names", Query)
+        ]
+    );
     assert_eq!(d.variables[0].all_value.as_deref(), Some(".+"));
     assert_eq!(d.variables[0].current, vec!["$__all"]);
     assert_eq!(d.variables[1].options, vec!["prod", "staging", "dev"]);
@@ -214,39 +278,104 @@ fn handmade_legacy_and_edge_cases() {
         "Logs: query 1: data source \"Loki\" is not Prometheus; dropped",
         "Graphite: query 1: not a Prometheus query; dropped",
     ] {
-        assert!(probs.iter().any(|p| p.contains(want)), "missing {want:?} in {probs:#?}");
+        assert!(
+            probs.iter().any(|p| p.contains(want)),
+            "missing {want:?} in {probs:#?}"
+        );
     }
     // Rows: two rows (the second collapsed), panels sized from span and height.
     let kinds: Vec<&str> = d.panels.iter().map(|p| p.kind.as_str()).collect();
-    assert_eq!(kinds, vec!["row", "timeseries", "stat", "row", "table", "text", "timeseries", "timeseries"]);
+    assert_eq!(
+        kinds,
+        vec![
+            "row",
+            "timeseries",
+            "stat",
+            "row",
+            "table",
+            "text",
+            "timeseries",
+            "timeseries"
+        ]
+    );
     assert!(d.panels[3].collapsed);
     let graph = &d.panels[1];
     assert_eq!(graph.title, "Req ${job}");
-    assert_eq!(graph.grid, Some(Grid { x: 0, y: 1, w: 12, h: 10 }));
+    assert_eq!(
+        graph.grid,
+        Some(Grid {
+            x: 0,
+            y: 1,
+            w: 12,
+            h: 10
+        })
+    );
     assert_eq!(graph.targets.len(), 1);
-    assert_eq!(graph.targets[0].expr, "sum(rate(http_requests_total{job=~\"${job}\"}[$__interval])) by (code)");
+    assert_eq!(
+        graph.targets[0].expr,
+        "sum(rate(http_requests_total{job=~\"${job}\"}[$__interval])) by (code)"
+    );
     assert_eq!(graph.targets[0].legend, "{{code}}");
     assert_eq!(graph.targets[0].interval, "30s");
-    assert_eq!((graph.unit.as_deref(), graph.decimals, graph.min, graph.log), (Some("reqps"), Some(2), Some(0.0), 2));
+    assert_eq!(
+        (graph.unit.as_deref(), graph.decimals, graph.min, graph.log),
+        (Some("reqps"), Some(2), Some(0.0), 2)
+    );
     let legend = graph.legend.as_ref().unwrap();
-    assert_eq!((legend.placement, legend.calcs.clone()), (Placement::Right, vec![Reduce::Last, Reduce::Mean]));
+    assert_eq!(
+        (legend.placement, legend.calcs.clone()),
+        (Placement::Right, vec![Reduce::Last, Reduce::Mean])
+    );
     assert!(graph.stack);
-    let th: Vec<(Option<f64>, &str)> = graph.thresholds.iter().map(|t| (t.value, t.color.as_str())).collect();
-    assert_eq!(th, vec![(None, "green"), (Some(50.0), "orange"), (Some(100.0), "red")]);
+    let th: Vec<(Option<f64>, &str)> = graph
+        .thresholds
+        .iter()
+        .map(|t| (t.value, t.color.as_str()))
+        .collect();
+    assert_eq!(
+        th,
+        vec![
+            (None, "green"),
+            (Some(50.0), "orange"),
+            (Some(100.0), "red")
+        ]
+    );
     assert_eq!(graph.overrides.len(), 1);
-    assert_eq!((graph.overrides[0].matcher.name.as_str(), graph.overrides[0].color.as_deref()), ("/5../", Some("#FF0000")));
+    assert_eq!(
+        (
+            graph.overrides[0].matcher.name.as_str(),
+            graph.overrides[0].color.as_deref()
+        ),
+        ("/5../", Some("#FF0000"))
+    );
     let stat = &d.panels[2];
-    assert_eq!((stat.unit.as_deref(), stat.reduce, stat.sparkline), (Some("percent"), Some(Reduce::Mean), Some(true)));
-    let th: Vec<(Option<f64>, &str)> = stat.thresholds.iter().map(|t| (t.value, t.color.as_str())).collect();
-    assert_eq!(th, vec![(None, "red"), (Some(50.0), "orange"), (Some(80.0), "green")]);
+    assert_eq!(
+        (stat.unit.as_deref(), stat.reduce, stat.sparkline),
+        (Some("percent"), Some(Reduce::Mean), Some(true))
+    );
+    let th: Vec<(Option<f64>, &str)> = stat
+        .thresholds
+        .iter()
+        .map(|t| (t.value, t.color.as_str()))
+        .collect();
+    assert_eq!(
+        th,
+        vec![(None, "red"), (Some(50.0), "orange"), (Some(80.0), "green")]
+    );
     assert!(stat.targets[0].instant);
     let table = &d.panels[4];
-    assert_eq!((table.unit.as_deref(), table.targets[0].format), (Some("bytes"), TargetFormat::Table));
+    assert_eq!(
+        (table.unit.as_deref(), table.targets[0].format),
+        (Some("bytes"), TargetFormat::Table)
+    );
     assert_eq!(d.panels[5].text, "<b>hi</b>");
     assert!(d.panels[6].targets.is_empty());
     // The result is a valid Sextant dashboard and survives a round trip.
     let text = crate::export(d, crate::Format::Yaml);
-    assert_eq!(&crate::parse(&text, "x.yml", crate::Format::Yaml).unwrap(), d);
+    assert_eq!(
+        &crate::parse(&text, "x.yml", crate::Format::Yaml).unwrap(),
+        d
+    );
 }
 
 #[test]
@@ -288,29 +417,108 @@ fn current_schema_details() {
         ]
     }, "meta": {"slug": "new"}});
     let out = import_value(&g).unwrap();
-    let Imported { dashboard: d, report } = &out[0];
+    let Imported {
+        dashboard: d,
+        report,
+    } = &out[0];
     assert_eq!(d.uid, "new");
     let kinds: Vec<&str> = d.panels.iter().map(|p| p.kind.as_str()).collect();
-    assert_eq!(kinds, vec!["row", "timeseries", "row", "pie", "heatmap", "bargauge", "barchart", "text", "stat"]);
+    assert_eq!(
+        kinds,
+        vec![
+            "row",
+            "timeseries",
+            "row",
+            "pie",
+            "heatmap",
+            "bargauge",
+            "barchart",
+            "text",
+            "stat"
+        ]
+    );
     let a = &d.panels[1];
-    assert_eq!(a.grid, Some(Grid { x: 0, y: 1, w: 12, h: 8 }));
-    assert_eq!((a.unit.as_deref(), a.decimals, a.min, a.max, a.stack, a.log), (Some("s"), Some(3), Some(0.0), Some(10.0), true, 10));
-    assert_eq!(a.thresholds, vec![Threshold { value: None, color: "green".into() }, Threshold { value: Some(5.0), color: "red".into() }]);
+    assert_eq!(
+        a.grid,
+        Some(Grid {
+            x: 0,
+            y: 1,
+            w: 12,
+            h: 8
+        })
+    );
+    assert_eq!(
+        (a.unit.as_deref(), a.decimals, a.min, a.max, a.stack, a.log),
+        (Some("s"), Some(3), Some(0.0), Some(10.0), true, 10)
+    );
+    assert_eq!(
+        a.thresholds,
+        vec![
+            Threshold {
+                value: None,
+                color: "green".into()
+            },
+            Threshold {
+                value: Some(5.0),
+                color: "red".into()
+            }
+        ]
+    );
     assert_eq!(a.overrides.len(), 2);
-    assert_eq!(a.overrides[0], Override { matcher: OverrideMatch { name: "errors".into() }, unit: Some("ops".into()), color: Some("red".into()), display_name: None, hide: false });
-    assert_eq!(a.overrides[1], Override { matcher: OverrideMatch { name: "/p9.*/".into() }, unit: None, color: None, display_name: Some("p99".into()), hide: true });
+    assert_eq!(
+        a.overrides[0],
+        Override {
+            matcher: OverrideMatch {
+                name: "errors".into()
+            },
+            unit: Some("ops".into()),
+            color: Some("red".into()),
+            display_name: None,
+            hide: false
+        }
+    );
+    assert_eq!(
+        a.overrides[1],
+        Override {
+            matcher: OverrideMatch {
+                name: "/p9.*/".into()
+            },
+            unit: None,
+            color: None,
+            display_name: Some("p99".into()),
+            hide: true
+        }
+    );
     let l = a.legend.as_ref().unwrap();
-    assert_eq!((l.show, l.placement, l.calcs.clone()), (true, Placement::Right, vec![Reduce::Mean, Reduce::Last]));
+    assert_eq!(
+        (l.show, l.placement, l.calcs.clone()),
+        (true, Placement::Right, vec![Reduce::Mean, Reduce::Last])
+    );
     // The second row follows the collapsed one's children.
     assert_eq!(d.panels[2].grid.unwrap().y, 9);
     assert_eq!(d.panels[3].grid.unwrap().y, 10);
-    assert_eq!((d.panels[3].reduce, d.panels[3].legend.as_ref().unwrap().show), (Some(Reduce::Sum), false));
+    assert_eq!(
+        (
+            d.panels[3].reduce,
+            d.panels[3].legend.as_ref().unwrap().show
+        ),
+        (Some(Reduce::Sum), false)
+    );
     assert!(d.panels[3].targets[0].instant);
     assert_eq!(d.panels[4].targets[0].format, TargetFormat::Heatmap);
-    assert_eq!((d.panels[5].orientation, d.panels[5].reduce), (Some(Orientation::Horizontal), Some(Reduce::Max)));
+    assert_eq!(
+        (d.panels[5].orientation, d.panels[5].reduce),
+        (Some(Orientation::Horizontal), Some(Reduce::Max))
+    );
     assert!(d.panels[6].targets.is_empty());
     assert_eq!(d.panels[7].text, "# Hi");
-    assert_eq!((d.panels[8].sparkline, d.panels[8].targets[0].legend.as_str()), (Some(true), ""));
+    assert_eq!(
+        (
+            d.panels[8].sparkline,
+            d.panels[8].targets[0].legend.as_str()
+        ),
+        (Some(true), "")
+    );
     let probs = problems(report);
     for want in [
         "A: value mappings are not supported",
@@ -321,22 +529,47 @@ fn current_schema_details() {
         "B: repeat by $instance is not supported",
         "BC: query 1: data source type \"elasticsearch\" is not Prometheus; dropped",
     ] {
-        assert!(probs.iter().any(|p| p.contains(want)), "missing {want:?} in {probs:#?}");
+        assert!(
+            probs.iter().any(|p| p.contains(want)),
+            "missing {want:?} in {probs:#?}"
+        );
     }
-    assert_eq!(report.iter().find(|r| r.title == "A").unwrap().panel_id, Some(10));
+    assert_eq!(
+        report.iter().find(|r| r.title == "A").unwrap().panel_id,
+        Some(10)
+    );
 }
 
 #[test]
 fn bad_input_is_an_error_not_a_panic() {
-    for bad in ["", "[", "42", "\"x\"", "[1]", "{\"foo\": 1}", "[[[[[{\"title\": \"x\"}]]]]]"] {
+    for bad in [
+        "",
+        "[",
+        "42",
+        "\"x\"",
+        "[1]",
+        "{\"foo\": 1}",
+        "[[[[[{\"title\": \"x\"}]]]]]",
+    ] {
         assert!(import_str(bad).is_err(), "{bad}");
     }
-    assert!(import_str("[]").unwrap_err().0.contains("no Grafana dashboard"));
+    assert!(import_str("[]")
+        .unwrap_err()
+        .0
+        .contains("no Grafana dashboard"));
     // Garbage of the right shape converts without panicking.
     let g = json!({"title": "x", "panels": [{"type": "graph", "gridPos": {"x": 99, "y": -1, "w": 0, "h": 100000}, "targets": "nope", "yaxes": [{"min": "abc", "max": "1", "decimals": 99}], "thresholds": [{"value": "x"}], "seriesOverrides": [1, {"alias": "/[/", "color": "red"}]}, 5, null], "templating": {"list": [{"name": "1bad", "type": "custom", "query": "a"}, {"type": "query"}]}, "rows": 3, "time": {"from": 1}});
     let out = import_value(&g).unwrap();
     let p = &out[0].dashboard.panels[0];
-    assert_eq!(p.grid, Some(Grid { x: 23, y: 0, w: 1, h: 500 }));
+    assert_eq!(
+        p.grid,
+        Some(Grid {
+            x: 23,
+            y: 0,
+            w: 1,
+            h: 500
+        })
+    );
     assert!(p.overrides.is_empty());
     assert!(out[0].dashboard.variables.is_empty());
 }
