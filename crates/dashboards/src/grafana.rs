@@ -987,9 +987,10 @@ fn convert_panel(p: &Map<String, Value>, report: &mut Vec<PanelReport>) -> Optio
             }
             if let Some(sd) = obj(custom, "scaleDistribution") {
                 if s(sd, "type") == "log" {
-                    out.log = match num(sd.get("log")) {
-                        Some(b) if b == 2.0 => 2,
-                        _ => 10,
+                    out.log = if num(sd.get("log")) == Some(2.0) {
+                        2
+                    } else {
+                        10
                     };
                 }
             }
@@ -1010,8 +1011,8 @@ fn convert_panel(p: &Map<String, Value>, report: &mut Vec<PanelReport>) -> Optio
             out.min = out.min.or(num(y.get("min")));
             out.max = out.max.or(num(y.get("max")));
             match num(y.get("logBase")) {
-                Some(b) if b == 2.0 => out.log = 2,
                 Some(b) if b > 2.0 => out.log = 10,
+                Some(b) if b > 1.0 => out.log = 2,
                 _ => {}
             }
         }

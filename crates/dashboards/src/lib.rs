@@ -45,8 +45,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DashboardsConfig {
-    /// Directory of user dashboard files (*.yml, *.yaml, *.json), relative to the working
-    /// directory.
+    /// Directory of user dashboard files (*.yml, *.yaml, *.json), relative to sextant.yml.
     pub path: Option<PathBuf>,
 }
 

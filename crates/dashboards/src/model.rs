@@ -515,13 +515,14 @@ impl Dashboard {
                 if t.expr.trim().is_empty() {
                     return err(f(&format!("targets[{j}].expr")), "must not be empty".into());
                 }
-                if !t.interval.is_empty() && !valid_duration(t.interval.trim_start_matches('>')) {
-                    if !t.interval.starts_with('$') {
-                        return err(
-                            f(&format!("targets[{j}].interval")),
-                            format!("invalid duration {:?}", t.interval),
-                        );
-                    }
+                if !t.interval.is_empty()
+                    && !valid_duration(t.interval.trim_start_matches('>'))
+                    && !t.interval.starts_with('$')
+                {
+                    return err(
+                        f(&format!("targets[{j}].interval")),
+                        format!("invalid duration {:?}", t.interval),
+                    );
                 }
             }
             if p.log != 0 && p.log != 2 && p.log != 10 {

@@ -132,7 +132,7 @@ fn provisioning_precedence_and_versions() {
         ..Dashboard::default()
     };
     assert_eq!(d.create(fresh, "new").unwrap(), 1);
-    assert_eq!(d.get("fresh").unwrap().unwrap().provisioned, false);
+    assert!(!d.get("fresh").unwrap().unwrap().provisioned);
     // Deleting the db copy brings the file back; files cannot be deleted.
     d.delete("mine").unwrap();
     assert_eq!(d.get("mine").unwrap().unwrap().source, Source::File);

@@ -140,6 +140,7 @@ struct SaveBody {
     version: Option<i64>,
 }
 
+#[allow(clippy::result_large_err)]
 fn parse_body(body: &[u8]) -> Result<SaveBody, Response> {
     serde_json::from_slice::<SaveBody>(body).map_err(|e| {
         err(
