@@ -503,7 +503,10 @@ mod tests;
 /// PromQL parser: `$__rate_interval`, `$__interval`, `$__range` become `5m`, interval
 /// variables their first option, constants and text boxes their value, others `x`.
 pub fn expand_for_check(expr: &str, vars: &[model::Variable]) -> String {
-    let re = regex::Regex::new(r"\$\{(\w+)\}|\$(\w+)|\[\[(\w+)\]\]").expect("static regex");
+    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let re = RE.get_or_init(|| {
+        regex::Regex::new(r"\$\{(\w+)\}|\$(\w+)|\[\[(\w+)\]\]").expect("static regex")
+    });
     re.replace_all(expr, |c: &regex::Captures| {
         let name = c
             .get(1)
