@@ -400,8 +400,16 @@ pub fn check(files: &[PathBuf]) -> bool {
     ok
 }
 
-/// Builds each job's HTTP client, which reads and checks its TLS files.
+/// Builds each job's HTTP client, which reads and checks its TLS files; reads the dashboards
+/// directory.
 fn check_clients(l: &Loaded) -> Result<(), ConfigError> {
+    if let Some(dir) = l.dashboards_dir() {
+        sextant_dashboards::load_dir(&dir).map_err(|e| ConfigError {
+            file: e.file,
+            line: e.line,
+            msg: format!("dashboards: {}", e.msg),
+        })?;
+    }
     for (i, c) in l.scrape_configs.iter().enumerate() {
         c.check_files()
             .and_then(|()| sextant_ingest::scrape::scrape_loop::build_client(c).map(drop))

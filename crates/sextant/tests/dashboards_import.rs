@@ -211,4 +211,28 @@ fn serve_refuses_a_broken_dashboards_directory() {
         err.contains("a.yml:2: refresh: invalid duration \"often\""),
         "{err}"
     );
+    // The same directory from sextant.yml (relative to it), and `check config` reads it too.
+    std::fs::write(
+        tmp.path().join("sextant.yml"),
+        "dashboards:\n  path: dash\n",
+    )
+    .unwrap();
+    let cfg = tmp.path().join("sextant.yml");
+    let (ok, _, stderr) = sextant(&["check", "config", cfg.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("a.yml:2: dashboards: refresh: invalid duration"),
+        "{stderr}"
+    );
+    std::fs::write(dir.join("a.yml"), "title: A\nrefresh: 1m\n").unwrap();
+    let (ok, _, stderr) = sextant(&["check", "config", cfg.to_str().unwrap()]);
+    assert!(ok, "{stderr}");
+    let mut s = Server::start(
+        &tmp.path().join("data"),
+        &["--config", cfg.to_str().unwrap()],
+    );
+    s.wait_ready(Duration::from_secs(60));
+    let d = get_json(&s.url("/api/sextant/dashboards/a"));
+    assert_eq!(d["data"]["meta"]["source"], "file");
+    assert_eq!(d["data"]["dashboard"]["refresh"], "1m");
 }
