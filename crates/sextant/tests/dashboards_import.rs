@@ -236,3 +236,92 @@ fn serve_refuses_a_broken_dashboards_directory() {
     assert_eq!(d["data"]["meta"]["source"], "file");
     assert_eq!(d["data"]["dashboard"]["refresh"], "1m");
 }
+
+/// Every query of the built-in dashboards runs against a real `serve` (host collector and
+/// self-monitoring on); each returns series except the panels whose data needs something this
+/// test does not set up (alerts, process groups, scrape targets, failures, notifications).
+#[test]
+fn builtin_dashboards_query_real_data() {
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_sextant"))
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(tmp.path().join("data"))
+        .args([
+            "--self-monitor-interval",
+            "1s",
+            "--host-metrics-interval",
+            "1s",
+            "--log-level",
+            "warn",
+        ])
+        .spawn()
+        .unwrap();
+    let mut s = Server { child, port };
+    s.wait_ready(Duration::from_secs(60));
+    let c = client();
+    let run = |expr: &str| -> serde_json::Value {
+        c.post(s.url("/api/v1/query"))
+            .form(&[("query", expr)])
+            .send()
+            .unwrap()
+            .json()
+            .unwrap()
+    };
+    // Wait for two rounds of host metrics and self-monitoring, and a few query requests.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let r = run("count(rate(node_cpu_seconds_total[1m])) and count(rate(sextant_http_requests_total{handler=\"/api/v1/query\"}[1m]) > 0)");
+        if r["data"]["result"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty())
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no host/self metrics: {r}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let may_be_empty = [
+        "alerts/Firing by severity",
+        "alerts/Firing alerts by severity",
+        "alerts/Alerts by name",
+        "alerts/Currently firing",
+        "host/CPU by process group",
+        "host/Memory by process group",
+        "host/Process groups",
+        "sextant/HTTP errors",
+        "sextant/Rule evaluations",
+        "sextant/Notifications",
+        "sextant/Compactions and WAL problems",
+        "sextant/Rejected writes",
+        "targets/",
+    ];
+    let mut checked = 0;
+    for d in sextant_dashboards::builtin().unwrap() {
+        for p in &d.panels {
+            for t in &p.targets {
+                let expr = t
+                    .expr
+                    .replace("$__rate_interval", "1m")
+                    .replace("$instance", ".*")
+                    .replace("$groupname", ".*")
+                    .replace("$severity", ".*")
+                    .replace("$job", ".*");
+                let r = run(&expr);
+                assert_eq!(r["status"], "success", "{}/{}: {expr}: {r}", d.uid, p.title);
+                let key = format!("{}/{}", d.uid, p.title);
+                if !may_be_empty.iter().any(|m| key.starts_with(m)) {
+                    let n = r["data"]["result"].as_array().map(Vec::len).unwrap_or(0);
+                    assert!(n > 0, "{key}: {expr} returned nothing");
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 60, "{checked}");
+}
