@@ -1116,11 +1116,15 @@ fn convert_panel(p: &Map<String, Value>, report: &mut Vec<PanelReport>) -> Optio
                             used = true;
                         }
                     }
-                    "hiddenSeries" | "legend" if v == &Value::Bool(true) && k == "hiddenSeries" => {
-                        ov.hide = true;
-                        used = true;
+                    "hiddenSeries" => {
+                        if v == &Value::Bool(true) {
+                            ov.hide = true;
+                            used = true;
+                        }
                     }
-                    "legend" if v == &Value::Bool(false) => {}
+                    // Presentation details that do not change what is drawn.
+                    "linewidth" | "fill" | "fillGradient" | "dashes" | "zindex"
+                    | "nullPointMode" => {}
                     other => ctx.note(format!(
                         "series override {alias:?}: {other} is not supported"
                     )),
