@@ -117,6 +117,44 @@ struct Metrics {
     notifications: BTreeMap<String, (u64, u64)>,
     received: BTreeMap<&'static str, u64>,
     invalid: u64,
+    /// The most recent delivery attempts, oldest first (at most [`NOTIFICATION_LOG_SIZE`]).
+    log: std::collections::VecDeque<NotificationRecord>,
+    /// (receiver, integration) → delivery statistics.
+    receivers: BTreeMap<(String, String), ReceiverStats>,
+}
+
+/// How many delivery attempts [`AlertManager::notification_log`] keeps (in memory).
+pub const NOTIFICATION_LOG_SIZE: usize = 1000;
+
+/// One delivery attempt of a notification to one integration.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct NotificationRecord {
+    /// Unix milliseconds of the attempt's end.
+    pub time: i64,
+    pub receiver: String,
+    pub integration: String,
+    pub group_key: String,
+    /// `success`, `failed` (will be retried) or `gave_up`.
+    pub status: &'static str,
+    /// Alerts in the notification.
+    pub alerts: usize,
+    pub firing: usize,
+    pub resolved: usize,
+    pub error: Option<String>,
+}
+
+/// Delivery statistics of one integration of a receiver (its health).
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct ReceiverStats {
+    pub receiver: String,
+    pub integration: String,
+    pub attempts: u64,
+    pub failures: u64,
+    /// Unix milliseconds; None before the first attempt.
+    pub last_attempt: Option<i64>,
+    pub last_success: Option<i64>,
+    pub last_error_time: Option<i64>,
+    pub last_error: Option<String>,
 }
 
 /// The built-in alert manager.
@@ -508,7 +546,10 @@ impl AlertManager {
                     .or_default()
                     .0 += 1;
                 match integ.notify(&n).await {
-                    Ok(()) => break,
+                    Ok(()) => {
+                        self.record(job, name, &n, None, false);
+                        break;
+                    }
                     Err(e) => {
                         lock(&self.metrics)
                             .notifications
@@ -517,6 +558,7 @@ impl AlertManager {
                             .1 += 1;
                         let give_up =
                             !e.retryable || tokio::time::Instant::now() + delay > deadline;
+                        self.record(job, name, &n, Some(e.msg.clone()), give_up);
                         tracing::warn!(
                             receiver = %job.receiver, integration = name, group = %job.group_key,
                             error = %e, retry = !give_up, "notify failed"
@@ -712,6 +754,99 @@ impl AlertManager {
         let s = inner.silences.expire(id, now)?;
         self.store.put_silence(&s)?;
         Ok(())
+    }
+
+    /// Records one delivery attempt in the notification log and the receiver statistics.
+    fn record(
+        &self,
+        job: &FlushJob,
+        integration: &str,
+        n: &Notification,
+        error: Option<String>,
+        gave_up: bool,
+    ) {
+        let now = now_ms();
+        let firing = n.alerts.iter().filter(|a| a.status == "firing").count();
+        let rec = NotificationRecord {
+            time: now,
+            receiver: job.receiver.clone(),
+            integration: integration.to_string(),
+            group_key: job.group_key.clone(),
+            status: match (&error, gave_up) {
+                (None, _) => "success",
+                (Some(_), false) => "failed",
+                (Some(_), true) => "gave_up",
+            },
+            alerts: n.alerts.len(),
+            firing,
+            resolved: n.alerts.len() - firing,
+            error: error.clone(),
+        };
+        let mut m = lock(&self.metrics);
+        let st = m
+            .receivers
+            .entry((job.receiver.clone(), integration.to_string()))
+            .or_default();
+        st.attempts += 1;
+        st.last_attempt = Some(now);
+        match error {
+            None => st.last_success = Some(now),
+            Some(e) => {
+                st.failures += 1;
+                st.last_error_time = Some(now);
+                st.last_error = Some(e);
+            }
+        }
+        if m.log.len() >= NOTIFICATION_LOG_SIZE {
+            m.log.pop_front();
+        }
+        m.log.push_back(rec);
+    }
+
+    /// The most recent delivery attempts, newest first (kept in memory, not across restarts).
+    pub fn notification_log(&self, limit: usize) -> Vec<NotificationRecord> {
+        lock(&self.metrics)
+            .log
+            .iter()
+            .rev()
+            .take(limit)
+            .cloned()
+            .collect()
+    }
+
+    /// Statistics of every configured integration of every receiver (zero before the first
+    /// attempt), plus any that attempted deliveries under an earlier configuration.
+    pub fn receiver_stats(&self) -> Vec<ReceiverStats> {
+        let configured: Vec<(String, String)> = {
+            let inner = lock(&self.inner);
+            let mut v = Vec::new();
+            for r in &inner.config.receivers {
+                let integs = inner.integrations.get(&r.name).cloned().unwrap_or_default();
+                if integs.is_empty() {
+                    v.push((r.name.clone(), String::new()));
+                }
+                for i in integs {
+                    v.push((r.name.clone(), i.integration().to_string()));
+                }
+            }
+            v
+        };
+        let m = lock(&self.metrics);
+        let mut out: BTreeMap<(String, String), ReceiverStats> = m.receivers.clone();
+        for (r, i) in configured {
+            out.entry((r.clone(), i.clone())).or_insert(ReceiverStats {
+                receiver: r,
+                integration: i,
+                ..ReceiverStats::default()
+            });
+        }
+        out.into_iter()
+            .map(|((r, i), mut s)| {
+                s.receiver = r;
+                s.integration = i;
+                s
+            })
+            .collect()
     }
 
     /// Names of the configured receivers.
@@ -1208,12 +1343,32 @@ inhibit_rules:
             m.contains("alertmanager_notifications_failed_total{integration=\"fake\"} 2"),
             "{m}"
         );
+        // The notification log has every attempt, newest first; the stats sum them up.
+        let log = r.am.notification_log(10);
+        let st: Vec<&str> = log.iter().map(|l| l.status).collect();
+        assert_eq!(st, vec!["success", "failed", "failed"]);
+        assert_eq!(
+            (log[1].error.as_deref(), log[0].error.as_deref()),
+            (Some("boom"), None)
+        );
+        assert_eq!(
+            (log[0].receiver.as_str(), log[0].integration.as_str()),
+            ("r", "fake")
+        );
+        assert_eq!((log[0].alerts, log[0].firing, log[0].resolved), (1, 1, 0));
+        assert_eq!(r.am.notification_log(1).len(), 1);
+        let stats = r.am.receiver_stats();
+        assert_eq!(stats.len(), 1);
+        assert_eq!((stats[0].attempts, stats[0].failures), (3, 2));
+        assert_eq!(stats[0].last_error.as_deref(), Some("boom"));
+        assert!(stats[0].last_success >= stats[0].last_error_time);
         // A non-retryable error is not retried, and the group is tried again next interval.
         let r = rig_with(CFG, Store::in_memory().unwrap(), true, 1, false, T0);
         r.am.put_alerts(vec![alert("A", &[], T0, T0 + 3600 * S)], T0)
             .unwrap();
         flush(&r, T0 + 30 * S).await;
         assert_eq!(count(&r), 0);
+        assert_eq!(r.am.notification_log(10)[0].status, "gave_up");
         flush(&r, T0 + 330 * S).await;
         assert_eq!(count(&r), 1);
     }

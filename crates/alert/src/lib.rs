@@ -20,7 +20,8 @@ pub mod tz;
 pub use alert::Alert;
 pub use config::{load_config, parse_config, Config, ConfigError};
 pub use dispatch::{
-    AlertManager, AlertView, FlushJob, GroupView, IntegrationBuilder, ManagerError, Options,
+    AlertManager, AlertView, FlushJob, GroupView, IntegrationBuilder, ManagerError,
+    NotificationRecord, Options, ReceiverStats,
 };
 pub use silence::{Silence, SilenceMatcher, SilenceState};
 pub use store::Store;

@@ -4,6 +4,7 @@
 
 mod am_api;
 mod api;
+mod dashboards_api;
 mod exemplars;
 mod otlp;
 mod params;
@@ -99,6 +100,7 @@ pub struct AppState {
     /// What `/-/reload` runs, installed by the binary.
     pub reload: std::sync::OnceLock<ReloadHook>,
     alertmanager: std::sync::OnceLock<Arc<sextant_alert::AlertManager>>,
+    dashboards: std::sync::OnceLock<Arc<sextant_dashboards::Dashboards>>,
 }
 
 impl AppState {
@@ -153,6 +155,7 @@ impl AppState {
             rules: std::sync::OnceLock::new(),
             scrape: std::sync::OnceLock::new(),
             alertmanager: std::sync::OnceLock::new(),
+            dashboards: std::sync::OnceLock::new(),
             reload: std::sync::OnceLock::new(),
         })
     }
@@ -175,6 +178,16 @@ impl AppState {
     /// The built-in alert manager, if running.
     pub fn alertmanager(&self) -> Option<&Arc<sextant_alert::AlertManager>> {
         self.alertmanager.get()
+    }
+
+    /// Attaches the dashboards (once, at start).
+    pub fn set_dashboards(&self, d: Arc<sextant_dashboards::Dashboards>) {
+        let _ = self.dashboards.set(d);
+    }
+
+    /// The dashboards, if enabled.
+    pub fn dashboards(&self) -> Option<&Arc<sextant_dashboards::Dashboards>> {
+        self.dashboards.get()
     }
 }
 
@@ -208,6 +221,37 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/api/v2/status", get(am_api::status))
         .route("/api/v2/receivers", get(am_api::receivers))
+        .route(
+            "/api/sextant/dashboards",
+            get(dashboards_api::list).post(dashboards_api::create),
+        )
+        .route(
+            "/api/sextant/dashboards/import",
+            post(dashboards_api::import),
+        )
+        .route(
+            "/api/sextant/dashboards/{uid}",
+            get(dashboards_api::get)
+                .put(dashboards_api::update)
+                .delete(dashboards_api::delete),
+        )
+        .route(
+            "/api/sextant/dashboards/{uid}/versions",
+            get(dashboards_api::versions),
+        )
+        .route(
+            "/api/sextant/dashboards/{uid}/versions/{n}",
+            get(dashboards_api::version),
+        )
+        .route(
+            "/api/sextant/dashboards/{uid}/export",
+            get(dashboards_api::export),
+        )
+        .route(
+            "/api/sextant/notifications",
+            get(dashboards_api::notifications),
+        )
+        .route("/api/sextant/receivers", get(dashboards_api::receivers))
         .route("/api/v1/write", post(write::remote_write))
         .route("/api/v1/import/prometheus", post(write::import_prometheus))
         .route("/write", post(write::influx_write_v1))

@@ -31,6 +31,9 @@ pub struct Config {
     /// SLOs compiled into recording rules and burn-rate alerts (see docs/rules.md).
     #[serde(default)]
     pub slos: Vec<sextant_rules::slo::SloSpec>,
+    /// User dashboards directory (`dashboards: {path: DIR}`, relative to this file).
+    #[serde(default)]
+    pub dashboards: Option<sextant_dashboards::DashboardsConfig>,
 }
 
 /// `global`, with Prometheus' defaults.
@@ -86,6 +89,22 @@ pub struct Loaded {
     /// Alertmanager's sections (`route`, `receivers`, `inhibit_rules`, `templates`,
     /// `time_intervals`, `mute_time_intervals`, its `global` settings), when the file has them.
     pub alertmanager: Option<sextant_alert::Config>,
+    /// `dashboards.path` as written (resolve it with [`Loaded::dashboards_dir`]).
+    pub dashboards: Option<sextant_dashboards::DashboardsConfig>,
+}
+
+impl Loaded {
+    /// The user dashboards directory, relative paths taken from the config file's directory.
+    pub fn dashboards_dir(&self) -> Option<PathBuf> {
+        let p = self.dashboards.as_ref()?.path.as_ref()?;
+        if p.is_absolute() {
+            return Some(p.clone());
+        }
+        match self.path.as_ref().and_then(|c| c.parent()) {
+            Some(dir) if !dir.as_os_str().is_empty() => Some(dir.join(p)),
+            _ => Some(p.clone()),
+        }
+    }
 }
 
 /// A configuration error: `file:line: field: message`.
@@ -214,6 +233,7 @@ pub fn parse(text: &str, file: &str) -> Result<Loaded, ConfigError> {
         processes: cfg.processes,
         slos: cfg.slos,
         alertmanager,
+        dashboards: cfg.dashboards,
     })
 }
 
@@ -380,8 +400,16 @@ pub fn check(files: &[PathBuf]) -> bool {
     ok
 }
 
-/// Builds each job's HTTP client, which reads and checks its TLS files.
+/// Builds each job's HTTP client, which reads and checks its TLS files; reads the dashboards
+/// directory.
 fn check_clients(l: &Loaded) -> Result<(), ConfigError> {
+    if let Some(dir) = l.dashboards_dir() {
+        sextant_dashboards::load_dir(&dir).map_err(|e| ConfigError {
+            file: e.file,
+            line: e.line,
+            msg: format!("dashboards: {}", e.msg),
+        })?;
+    }
     for (i, c) in l.scrape_configs.iter().enumerate() {
         c.check_files()
             .and_then(|()| sextant_ingest::scrape::scrape_loop::build_client(c).map(drop))
@@ -457,6 +485,11 @@ mod tests {
         let m2 = e("scrape_configs: []\nroute:\n  receiver: nobody\nreceivers:\n  - name: team\n");
         assert!(m2.starts_with("s.yml:3:"), "{m2}");
         assert!(m2.contains("nobody"), "{m2}");
+        let mut l = parse("dashboards:\n  path: dash\n", "s.yml").unwrap();
+        l.path = Some(PathBuf::from("/etc/sextant/sextant.yml"));
+        assert_eq!(l.dashboards_dir(), Some(PathBuf::from("/etc/sextant/dash")));
+        let m3 = e("dashboards:\n  path: dash\n  dir: x\n");
+        assert!(m3.starts_with("s.yml:3: unknown field `dir`"), "{m3}");
         assert!(parse("global:\n  scrape_interval: 15s\n", "s.yml")
             .unwrap()
             .alertmanager

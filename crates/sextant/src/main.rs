@@ -41,6 +41,9 @@ enum Command {
     Slo(SloCommand),
     /// Push metrics from stdin (text format) to a push group, like a Pushgateway client.
     Push(PushArgs),
+    /// Dashboards as code.
+    #[command(subcommand)]
+    Dashboards(dashboards_cmd::DashboardsCommand),
 }
 
 #[derive(Subcommand)]
@@ -235,6 +238,10 @@ struct ServeArgs {
     /// 503, and rule alerts go only to `--alerting-config`'s Alertmanagers.
     #[arg(long)]
     no_builtin_alertmanager: bool,
+    /// Directory of user dashboard files (*.yml, *.yaml, *.json); overrides `dashboards.path`
+    /// in the configuration file. Re-read when files change and on reload.
+    #[arg(long, value_name = "DIR")]
+    dashboards: Option<PathBuf>,
     /// The URL under which Sextant is reached (used in alert generator links and templates).
     #[arg(long)]
     external_url: Option<String>,
@@ -245,6 +252,7 @@ struct ServeArgs {
 
 mod alerting;
 mod config;
+mod dashboards_cmd;
 mod push;
 mod query;
 mod rules_cmd;
@@ -273,6 +281,7 @@ fn main() -> std::process::ExitCode {
         Command::Check(CheckCommand::Rules { files }) => rules_cmd::check(&files),
         Command::Test(TestCommand::Rules { files }) => rules_cmd::test(&files),
         Command::Slo(SloCommand::Generate { files }) => rules_cmd::slo_generate(&files),
+        Command::Dashboards(c) => dashboards_cmd::run(c),
         Command::Check(CheckCommand::Config { files }) => {
             return if config::check(&files) {
                 std::process::ExitCode::SUCCESS
@@ -467,6 +476,12 @@ fn serve(a: ServeArgs) -> Result<()> {
     if let Some((am, _)) = &builtin_am {
         state.set_alertmanager(am.clone());
     }
+    let dashboards = dashboards_cmd::open(
+        &a.data_dir,
+        a.dashboards.clone().or_else(|| loaded.dashboards_dir()),
+    )?;
+    state.set_dashboards(dashboards.clone());
+    dashboards.start_watch(Duration::from_secs(5));
     let external = match &a.alerting_config {
         Some(f) => Some(alerting::load_alerting(f)?),
         None => None,
@@ -504,6 +519,7 @@ fn serve(a: ServeArgs) -> Result<()> {
                 config_path.clone(),
             )
         });
+        let am_reload = dashboards_cmd::with_reload(dashboards.clone(), am_reload);
         start_scraping(
             &state,
             config_path.clone(),
