@@ -1,0 +1,81 @@
+// Thin client for the Prometheus-compatible HTTP API and Sextant's own /api/sextant endpoints.
+// Every call resolves to the `data` member or throws an ApiError carrying Prometheus' errorType.
+
+export class ApiError extends Error {
+  constructor(public errorType: string, message: string, public status: number) {
+    super(message);
+  }
+}
+
+export interface QueryStats {
+  timings?: Record<string, number>;
+  samples?: { totalQueryableSamples?: number; peakSamples?: number };
+}
+
+export interface ApiResponse<T> {
+  status: "success" | "error";
+  data: T;
+  errorType?: string;
+  error?: string;
+  warnings?: string[];
+  infos?: string[];
+  stats?: QueryStats;
+}
+
+export type Labels = Record<string, string>;
+export type SamplePair = [number, string];
+export interface MatrixSeries { metric: Labels; values?: SamplePair[]; histograms?: [number, unknown][] }
+export interface VectorSample { metric: Labels; value?: SamplePair; histogram?: [number, unknown] }
+export type QueryData =
+  | { resultType: "matrix"; result: MatrixSeries[] }
+  | { resultType: "vector"; result: VectorSample[] }
+  | { resultType: "scalar"; result: SamplePair }
+  | { resultType: "string"; result: SamplePair };
+
+/** Sends a request and returns the whole Prometheus-style envelope (data, warnings, stats). */
+export async function call<T>(path: string, params?: Record<string, string>, init?: RequestInit): Promise<ApiResponse<T>> {
+  let url = path;
+  let req = init;
+  if (params) {
+    const body = new URLSearchParams(params);
+    if (!init || init.method === undefined || init.method === "GET") {
+      url += (url.includes("?") ? "&" : "?") + body.toString();
+    } else {
+      req = { ...init, body, headers: { "Content-Type": "application/x-www-form-urlencoded", ...(init.headers ?? {}) } };
+    }
+  }
+  const res = await fetch(url, req);
+  const text = await res.text();
+  let json: ApiResponse<T>;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw new ApiError("bad_response", `${res.status} ${res.statusText}: ${text.slice(0, 200)}`, res.status);
+  }
+  if (!res.ok || json.status === "error") {
+    throw new ApiError(json.errorType ?? "error", json.error ?? `${res.status} ${res.statusText}`, res.status);
+  }
+  return json;
+}
+
+export async function get<T>(path: string, params?: Record<string, string>): Promise<T> {
+  return (await call<T>(path, params)).data;
+}
+
+export function queryInstant(expr: string, time?: number, extra: Record<string, string> = {}) {
+  const p: Record<string, string> = { query: expr, ...extra };
+  if (time !== undefined) p.time = String(time);
+  return call<QueryData>("/api/v1/query", p, { method: "POST" });
+}
+
+export function queryRange(expr: string, start: number, end: number, step: number, extra: Record<string, string> = {}) {
+  return call<QueryData>(
+    "/api/v1/query_range",
+    { query: expr, start: String(start), end: String(end), step: String(step), ...extra },
+    { method: "POST" },
+  );
+}
+
+export const labelNames = () => get<string[]>("/api/v1/labels");
+export const labelValues = (name: string, match?: string) =>
+  get<string[]>(`/api/v1/label/${encodeURIComponent(name)}/values`, match ? { "match[]": match } : undefined);

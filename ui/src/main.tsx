@@ -1,0 +1,43 @@
+// Entry point: the navigation bar and the page table. Each page is a component in src/pages.
+import { render } from "preact";
+import { useRoute } from "./router";
+import { Placeholder } from "./pages/Placeholder";
+import "./style.css";
+
+interface PageDef {
+  /** Route segment after "#/". */
+  path: string;
+  /** Title in the navigation bar; pages without one are reachable by link only. */
+  nav?: string;
+  render: (rest: string[], params: URLSearchParams) => preact.ComponentChild;
+}
+
+const pages: PageDef[] = [
+  { path: "dashboards", nav: "Dashboards", render: () => <Placeholder title="Dashboards" /> },
+  { path: "explore", nav: "Explore", render: () => <Placeholder title="Explore" /> },
+  { path: "alerts", nav: "Alerts", render: () => <Placeholder title="Alerts" /> },
+  { path: "rules", nav: "Rules", render: () => <Placeholder title="Rules" /> },
+  { path: "silences", nav: "Silences", render: () => <Placeholder title="Silences" /> },
+  { path: "targets", nav: "Targets", render: () => <Placeholder title="Targets" /> },
+  { path: "status", nav: "Status", render: () => <Placeholder title="Status" /> },
+];
+
+function App() {
+  const route = useRoute();
+  const page = pages.find((p) => p.path === route.page) ?? pages[0];
+  return (
+    <>
+      <header class="topbar">
+        <a class="brand" href="#/dashboards">Sextant</a>
+        <nav>
+          {pages.filter((p) => p.nav).map((p) => (
+            <a href={`#/${p.path}`} class={p === page ? "active" : ""}>{p.nav}</a>
+          ))}
+        </nav>
+      </header>
+      <main>{page.render(route.rest, route.params)}</main>
+    </>
+  );
+}
+
+render(<App />, document.getElementById("app")!);
