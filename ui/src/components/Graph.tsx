@@ -21,7 +21,8 @@ export interface GraphProps {
   /** Unix seconds, ascending, shared by all series. */
   timestamps: number[];
   series: GraphSeries[];
-  /** Formats y values on the axis, the legend and the tooltip. */
+  /** Formats y values on the axis, the legend and the tooltip; keep it stable (module-level or
+   * useCallback), since a new function redraws the chart. */
   format?: (v: number) => string;
   stack?: boolean;
   /** 0 = linear, 2 or 10 = logarithmic with that base. */
@@ -102,9 +103,14 @@ export function Graph(props: GraphProps) {
   const box = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | null>(null);
   const [hidden, setHidden] = useState<Set<number>>(() => new Set(series.flatMap((s, i) => (s.hidden ? [i] : []))));
+  // Reset toggles when the set of series changes (not on the first render).
   const names = series.map((s) => s.name).join("\u0000");
-  // Reset toggles when the set of series changes.
-  useEffect(() => setHidden(new Set(series.flatMap((s, i) => (s.hidden ? [i] : [])))), [names]);
+  const lastNames = useRef(names);
+  useEffect(() => {
+    if (lastNames.current === names) return;
+    lastNames.current = names;
+    setHidden(new Set(series.flatMap((s, i) => (s.hidden ? [i] : []))));
+  }, [names]);
 
   const colors = useMemo(() => series.map((s, i) => s.color ?? seriesColor(i)), [series]);
 

@@ -81,6 +81,9 @@ export function QueryEditor(props: QueryEditorProps) {
   // Callbacks change every render; the editor reads the latest through refs.
   const cb = useRef(props);
   cb.current = props;
+  // The last text the editor reported; a `value` prop equal to it is our own echo, not an
+  // outside change (re-applying a stale echo while the user types would loop).
+  const emitted = useRef(props.value);
 
   useEffect(() => {
     const promql = new PromQLExtension()
@@ -115,7 +118,8 @@ export function QueryEditor(props: QueryEditorProps) {
         promql.asExtension(),
         EditorView.updateListener.of((u) => {
           if (u.docChanged) {
-            cb.current.onChange(u.state.doc.toString());
+            emitted.current = u.state.doc.toString();
+            cb.current.onChange(emitted.current);
             if (cb.current.error) u.view.dispatch(setDiagnostics(u.state, []));
           }
         }),
@@ -133,6 +137,8 @@ export function QueryEditor(props: QueryEditorProps) {
   // Outside changes (URL, history) replace the text.
   useEffect(() => {
     const v = view.current;
+    if (props.value === emitted.current) return;
+    emitted.current = props.value;
     if (v && v.state.doc.toString() !== props.value) {
       v.dispatch({ changes: { from: 0, to: v.state.doc.length, insert: props.value } });
     }
