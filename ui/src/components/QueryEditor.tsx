@@ -81,9 +81,10 @@ export function QueryEditor(props: QueryEditorProps) {
   // Callbacks change every render; the editor reads the latest through refs.
   const cb = useRef(props);
   cb.current = props;
-  // The last text the editor reported; a `value` prop equal to it is our own echo, not an
-  // outside change (re-applying a stale echo while the user types would loop).
-  const emitted = useRef(props.value);
+  // Texts the editor reported that the parent has not rendered back yet. A `value` prop equal
+  // to one of them is a late echo of typing, not an outside change (re-applying stale echoes
+  // while the user types fast would make editor and parent overwrite each other forever).
+  const pending = useRef<string[]>([]);
 
   useEffect(() => {
     const promql = new PromQLExtension()
@@ -118,9 +119,12 @@ export function QueryEditor(props: QueryEditorProps) {
         promql.asExtension(),
         EditorView.updateListener.of((u) => {
           if (u.docChanged) {
-            emitted.current = u.state.doc.toString();
-            cb.current.onChange(emitted.current);
-            if (cb.current.error) u.view.dispatch(setDiagnostics(u.state, []));
+            const text = u.state.doc.toString();
+            pending.current.push(text);
+            if (pending.current.length > 200) pending.current.shift();
+            cb.current.onChange(text);
+            // Editing clears a server error's mark (outside this update: nested dispatches throw).
+            if (cb.current.error) setTimeout(() => u.view.dispatch(setDiagnostics(u.view.state, [])));
           }
         }),
       ],
@@ -137,11 +141,13 @@ export function QueryEditor(props: QueryEditorProps) {
   // Outside changes (URL, history) replace the text.
   useEffect(() => {
     const v = view.current;
-    if (props.value === emitted.current) return;
-    emitted.current = props.value;
-    if (v && v.state.doc.toString() !== props.value) {
-      v.dispatch({ changes: { from: 0, to: v.state.doc.length, insert: props.value } });
+    if (!v) return;
+    if (v.state.doc.toString() === props.value) {
+      pending.current = [];
+      return;
     }
+    if (pending.current.includes(props.value)) return;
+    v.dispatch({ changes: { from: 0, to: v.state.doc.length, insert: props.value } });
   }, [props.value]);
 
   useEffect(() => {

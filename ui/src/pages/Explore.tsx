@@ -16,7 +16,11 @@ type Tab = "graph" | "table" | "json";
 interface QueryState {
   expr: string;
   hidden: boolean;
+  /** Stable key for the editor row. */
+  id: number;
 }
+
+let nextId = 1;
 
 interface QueryResult {
   response?: ApiResponse<QueryData>;
@@ -53,7 +57,7 @@ export function Explore({ params }: { params: URLSearchParams }) {
   const initial = useMemo(() => {
     const exprs = params.getAll("expr");
     return {
-      queries: (exprs.length ? exprs : [""]).map((e) => ({ expr: e, hidden: false })),
+      queries: (exprs.length ? exprs : [""]).map((e) => ({ expr: e, hidden: false, id: nextId++ })),
       range: { from: params.get("from") ?? DEFAULT_RANGE.from, to: params.get("to") ?? DEFAULT_RANGE.to },
       step: params.get("step") ?? "",
       tab: (["graph", "table", "json"].includes(params.get("tab") ?? "") ? params.get("tab") : "graph") as Tab,
@@ -192,7 +196,7 @@ export function Explore({ params }: { params: URLSearchParams }) {
         const c = countResult(r?.response?.data);
         const samples = r?.response?.stats?.samples?.totalQueryableSamples;
         return (
-          <div class="card query-row" data-ref={REFS[i]}>
+          <div class="card query-row" data-ref={REFS[i]} key={q.id}>
             <div class="row-flex">
               <strong class="ref">{REFS[i]}</strong>
               <QueryEditor value={q.expr} onChange={(v) => setExpr(i, v)} onRun={run} error={r?.errorPos} autofocus={i === 0} />
@@ -221,7 +225,7 @@ export function Explore({ params }: { params: URLSearchParams }) {
         );
       })}
       <div class="toolbar">
-        <button onClick={() => setQueries((qs) => [...qs, { expr: "", hidden: false }])} disabled={queries.length >= REFS.length}>
+        <button onClick={() => setQueries((qs) => [...qs, { expr: "", hidden: false, id: nextId++ }])} disabled={queries.length >= REFS.length}>
           + Add query
         </button>
       </div>
