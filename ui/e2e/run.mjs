@@ -69,8 +69,9 @@ async function main() {
     for (const s of selected) {
       const page = await browser.newPage();
       const errors = [];
+      const allowed = [];
       page.on("console", (m) => {
-        if (m.type() === "error" && !ignorable(m)) errors.push(`console: ${m.text()} (${m.location()?.url ?? ""})`);
+        if (m.type() === "error" && !ignorable(m) && !allowed.some((re) => re.test(`${m.text()} ${m.location()?.url ?? ""}`))) errors.push(`console: ${m.text()} (${m.location()?.url ?? ""})`);
       });
       page.on("pageerror", (e) => errors.push(`page error: ${e.message}`));
       page.setDefaultTimeout(15000);
@@ -115,6 +116,8 @@ async function main() {
           }
         },
         errors,
+        /** Console errors matching `re` (message + URL) are expected in this scenario. */
+        allowConsole: (re) => allowed.push(re),
       };
       const t0 = Date.now();
       try {

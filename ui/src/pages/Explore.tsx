@@ -3,7 +3,7 @@
 // Everything lives in the URL (#/explore?expr=…&expr=…&from=…&to=…&step=…&tab=…) so links from
 // dashboard panels and browser history work.
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
-import { ApiError, ApiResponse, QueryData, queryInstant, queryRange } from "../api";
+import { ApiError, ApiResponse, QueryData, QueryStats, queryInstant, queryRange } from "../api";
 import { Graph, alignSeries } from "../components/Graph";
 import { ErrorPos, QueryEditor, errorPosition } from "../components/QueryEditor";
 import { TimePicker } from "../components/TimePicker";
@@ -194,7 +194,9 @@ export function Explore({ params }: { params: URLSearchParams }) {
       {queries.map((q, i) => {
         const r = results[i];
         const c = countResult(r?.response?.data);
-        const samples = r?.response?.stats?.samples?.totalQueryableSamples;
+        // Prometheus puts stats=all figures inside `data`.
+        const stats = (r?.response?.data as { stats?: QueryStats } | undefined)?.stats ?? r?.response?.stats;
+        const samples = stats?.samples?.totalQueryableSamples;
         return (
           <div class="card query-row" data-ref={REFS[i]} key={q.id}>
             <div class="row-flex">
