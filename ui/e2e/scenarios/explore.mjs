@@ -37,11 +37,12 @@ export const scenarios = [
       const box = await page.locator(".graph-plot .u-over").boundingBox();
       await page.mouse.move(box.x + box.width * 0.9, box.y + box.height / 2);
       await until("tooltip", async () => (await page.locator(".graph-tip .tip-row").count()) > 0);
+      await page.mouse.move(box.x + box.width * 0.6, box.y + box.height * 0.3);
+      await screenshot("explore");
       // Legend click hides a series.
       await page.locator(".legend-item").first().click();
       await until("a hidden legend entry", async () => (await page.locator(".legend-item.off").count()) === 1);
       await page.mouse.move(0, 0);
-      await screenshot("explore");
 
       // A range two days ago for one hour holds none of the data.
       await page.click("[data-testid=timepicker]");

@@ -57,7 +57,7 @@ export function TimePicker(props: TimePickerProps) {
   return (
     <div class="timepicker">
       <button class="tp-button" data-testid="timepicker" onClick={() => setOpen(!open)} title="Time range">
-        🕓 {describeRange(props.value)}
+        {describeRange(props.value)} ▾
       </button>
       {props.onRefresh && (
         <button class="tp-refresh" title="Refresh" onClick={props.onRefresh}>↻</button>
