@@ -9,8 +9,6 @@
 // (and window.__sextantPanelsDrawn) to the number of panels, which the dashboard page does once
 // every panel has drawn.
 import { createRequire } from "node:module";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -63,11 +61,11 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 async function main() {
   if (args.includes("--write")) console.log(JSON.stringify({ write_ms: await writeData(), series: SERIES, hours: 24 }));
-  const userDir = await mkdtemp(path.join(tmpdir(), "sextant-bench-"));
+  // launch() gives the browser a fresh temporary profile; every run also gets a new context.
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
     headless: true,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync", `--user-data-dir=${userDir}`],
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
   });
   try {
     const expr = "sum by (instance) (rate(bench_ui_requests_total[5m]))";
@@ -87,7 +85,6 @@ async function main() {
     }
   } finally {
     await browser.close();
-    await rm(userDir, { recursive: true, force: true });
   }
 }
 
