@@ -65,7 +65,10 @@ fn serve(a: &'static Asset, headers: &HeaderMap, cache: &'static str) -> Respons
         _ => a.body.into_response(),
     };
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(a.content_type));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(a.content_type),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
     if a.gzip.is_some() {
         h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
@@ -100,7 +103,9 @@ pub fn routes<S: Clone + Send + Sync + 'static>(mut router: Router<S>) -> Router
         }
         router = router.route(
             &format!("/{}", a.path),
-            get(move |headers: HeaderMap| async move { serve(a, &headers, "public, max-age=3600") }),
+            get(
+                move |headers: HeaderMap| async move { serve(a, &headers, "public, max-age=3600") },
+            ),
         );
     }
     router
@@ -145,7 +150,13 @@ mod tests {
             .unwrap();
         let st = resp.status();
         let hs = resp.headers().clone();
-        let body = resp.into_body().collect().await.unwrap().to_bytes().to_vec();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec();
         (st, hs, body)
     }
 
@@ -153,7 +164,10 @@ mod tests {
     async fn serves_index_or_build_instructions() {
         let (st, hs, body) = get_path("/", None).await;
         assert_eq!(st, StatusCode::OK);
-        assert!(hs[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/html"));
+        assert!(hs[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html"));
         let text = String::from_utf8_lossy(&body);
         if embedded() {
             assert!(text.contains("<div id=\"app\">"), "{text}");
@@ -168,7 +182,10 @@ mod tests {
 
     #[tokio::test]
     async fn assets_are_cached_and_gzipped() {
-        let Some(js) = ASSETS.iter().find(|a| a.path.starts_with("assets/") && a.path.ends_with(".js")) else {
+        let Some(js) = ASSETS
+            .iter()
+            .find(|a| a.path.starts_with("assets/") && a.path.ends_with(".js"))
+        else {
             eprintln!("ui/dist not built; skipping the asset test");
             return;
         };
@@ -177,9 +194,16 @@ mod tests {
         assert_eq!(st, StatusCode::OK);
         assert_eq!(hs[header::CACHE_CONTROL], IMMUTABLE);
         assert_eq!(hs[header::CONTENT_ENCODING], "gzip");
-        assert!(hs[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/javascript"));
+        assert!(hs[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/javascript"));
         let mut plain = Vec::new();
-        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(body.as_slice()), &mut plain).unwrap();
+        std::io::Read::read_to_end(
+            &mut flate2::read::GzDecoder::new(body.as_slice()),
+            &mut plain,
+        )
+        .unwrap();
         assert_eq!(plain, js.body);
         let (_, hs, body) = get_path(&path, None).await;
         assert!(hs.get(header::CONTENT_ENCODING).is_none());

@@ -24,7 +24,12 @@ fn ui_dir() -> PathBuf {
 fn prerequisites(need_browser: bool) -> bool {
     let ui = ui_dir();
     let mut missing = Vec::new();
-    if Command::new("node").arg("--version").output().map(|o| !o.status.success()).unwrap_or(true) {
+    if Command::new("node")
+        .arg("--version")
+        .output()
+        .map(|o| !o.status.success())
+        .unwrap_or(true)
+    {
         missing.push("node (apt-get install nodejs npm)".to_string());
     }
     if !ui.join("node_modules/vitest").is_dir() {
@@ -55,7 +60,8 @@ fn prerequisites(need_browser: bool) -> bool {
 const COUNTER: &str = "ui_test_requests_total";
 const COUNTER_SERIES: usize = 3;
 const GAUGE: &str = "ui_test_temperature";
-const GAUGE_VALUES: [(&str, f64, &str); 2] = [("kitchen", 21.5, "21.5"), ("office", 19.25, "19.25")];
+const GAUGE_VALUES: [(&str, f64, &str); 2] =
+    [("kitchen", 21.5, "21.5"), ("office", 19.25, "19.25")];
 const ALERT: &str = "UiE2EAlwaysFiring";
 
 /// Writes 3 counter series and 2 gauge series, one sample every 15 s over the last 30 minutes.
@@ -83,7 +89,8 @@ fn write_fixture(base: &str) {
         let labels = Labels::from_pairs([("__name__", GAUGE), ("job", "ui"), ("room", room)]);
         series.push((labels, times.iter().map(|&t| Sample::new(t, v)).collect()));
     }
-    let status = remote_write_v1(&client(), &format!("{base}/api/v1/write"), &series).expect("remote write");
+    let status =
+        remote_write_v1(&client(), &format!("{base}/api/v1/write"), &series).expect("remote write");
     assert_eq!(status, 204, "remote write answered {status}");
 }
 
@@ -111,13 +118,24 @@ fn browser_scenarios() {
     .expect("config");
     let data = dir.path().join("data");
     let child = Command::new(env!("CARGO_BIN_EXE_sextant"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
         .arg(&data)
         .arg("--config")
         .arg(&config)
         .arg("--rules")
         .arg(&rules)
-        .args(["--no-host-metrics", "--self-monitor-interval", "0", "--log-level", "warn"])
+        .args([
+            "--no-host-metrics",
+            "--self-monitor-interval",
+            "0",
+            "--log-level",
+            "warn",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
@@ -126,7 +144,12 @@ fn browser_scenarios() {
     server.wait_ready(Duration::from_secs(60));
     let base = server.url("");
 
-    let index = client().get(server.url("/")).send().expect("GET /").text().expect("body");
+    let index = client()
+        .get(server.url("/"))
+        .send()
+        .expect("GET /")
+        .text()
+        .expect("body");
     assert!(
         index.contains("<div id=\"app\">"),
         "the sextant binary was built without the UI (ui/dist appeared later?); rebuild it: {index}"
@@ -178,12 +201,21 @@ fn browser_scenarios() {
     let status = child.wait().expect("wait for the e2e runner");
     let _ = done_tx.send(());
     let _ = watchdog.join();
-    assert!(status.success(), "browser scenarios failed ({status}):\n{stdout}");
+    assert!(
+        status.success(),
+        "browser scenarios failed ({status}):\n{stdout}"
+    );
     if std::env::var("SEXTANT_E2E_ONLY").is_ok() {
         return;
     }
-    assert!(stdout.contains("ok explore graph, time range and query stats"), "{stdout}");
-    assert!(stdout.contains("ok create and expire a silence"), "{stdout}");
+    assert!(
+        stdout.contains("ok explore graph, time range and query stats"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("ok create and expire a silence"),
+        "{stdout}"
+    );
     assert!(stdout.contains(" 0 failed"), "{stdout}");
 }
 
