@@ -13,6 +13,7 @@ mod query;
 mod rules_api;
 mod selfmon;
 mod targets;
+mod ui;
 mod write;
 
 use std::sync::Arc;
@@ -20,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::Router;
 use sextant_tsdb::db::Db;
@@ -30,6 +31,7 @@ pub use query::{format_float, result_json, QueryLimits};
 pub use rules_api::DbRuleStorage;
 pub use selfmon::{render_metrics, start_self_monitoring, HttpMetrics};
 pub use targets::ReloadHook;
+pub use ui::embedded as ui_embedded;
 pub use write::DbSink;
 
 /// Limits applied to every write request.
@@ -194,7 +196,7 @@ impl AppState {
 /// Builds the router with every endpoint of this server.
 pub fn router(state: Arc<AppState>) -> Router {
     let body_limit = state.limits.max_body;
-    Router::new()
+    ui::routes(Router::new())
         .route(
             "/-/healthy",
             get(|| async { "Sextant is Healthy.\n" }).head(|| async { "" }),
@@ -302,7 +304,6 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/push/metrics", get(push::exposition))
         .route("/api/v1/{*rest}", get(api::not_found).post(api::not_found))
         .route("/metrics", get(metrics_handler))
-        .route("/", get(index))
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn_with_state(state.clone(), track))
         .with_state(state)
@@ -320,15 +321,6 @@ async fn metrics_handler(State(st): State<Arc<AppState>>) -> Response {
         body,
     )
         .into_response()
-}
-
-async fn index() -> Html<&'static str> {
-    Html(concat!(
-        "<!doctype html><title>Sextant</title><h1>Sextant</h1>",
-        "<p>The web UI is not built into this binary yet. The APIs are live: ",
-        "<a href=\"/metrics\">/metrics</a>, <a href=\"/api/v1/labels\">/api/v1/labels</a>, ",
-        "<a href=\"/api/v1/status/tsdb\">/api/v1/status/tsdb</a>.</p>"
-    ))
 }
 
 /// Counts requests and their durations per route.
