@@ -250,3 +250,29 @@ describe("time", () => {
     expect(parseTime("now-5m/m", 1000)).toBe(660);
   });
 });
+
+import { alertTransitions, Limiter } from "./loader";
+describe("loader", () => {
+  test("alert transitions split episodes on gaps", () => {
+    const a = alertTransitions([{ labels: { alertname: "Down", instance: "x" }, times: [100, 110, 120, 200, 210] }], 10, 300);
+    expect(a.map((x) => [x.time, x.kind])).toEqual([[100, "start"], [120, "end"], [200, "start"], [210, "end"]]);
+    expect(a[0].text).toBe("Down {instance=x}");
+    const still = alertTransitions([{ labels: { alertname: "A" }, times: [280, 290, 300] }], 10, 300);
+    expect(still.map((x) => x.kind)).toEqual(["start"]);
+  });
+  test("limiter bounds concurrency and runs lower priority numbers first", async () => {
+    const lim = new Limiter(2);
+    let running = 0, peak = 0;
+    const order: number[] = [];
+    const job = (id: number) => async () => {
+      running++;
+      peak = Math.max(peak, running);
+      await new Promise((r) => setTimeout(r, 5));
+      order.push(id);
+      running--;
+    };
+    await Promise.all([lim.run(5, job(1)), lim.run(5, job(2)), lim.run(9, job(3)), lim.run(0, job(4))]);
+    expect(peak).toBe(2);
+    expect(order.indexOf(4)).toBeLessThan(order.indexOf(3));
+  });
+});
