@@ -2,6 +2,9 @@
 import { render } from "preact";
 import { useRoute } from "./router";
 import { Placeholder } from "./pages/Placeholder";
+import { DashboardsPage } from "./pages/Dashboards";
+import { DashboardPage } from "./pages/Dashboard";
+import { ImportPage } from "./pages/Import";
 import "./style.css";
 
 interface PageDef {
@@ -13,7 +16,14 @@ interface PageDef {
 }
 
 const pages: PageDef[] = [
-  { path: "dashboards", nav: "Dashboards", render: () => <Placeholder title="Dashboards" /> },
+  {
+    path: "dashboards",
+    nav: "Dashboards",
+    render: (rest, params) =>
+      rest[0] === "new" ? <DashboardPage key="new" uid="new" params={params} isNew /> : <DashboardsPage params={params} />,
+  },
+  { path: "d", render: (rest, params) => <DashboardPage key={rest[0]} uid={rest[0] ?? ""} params={params} /> },
+  { path: "import", render: () => <ImportPage /> },
   { path: "explore", nav: "Explore", render: () => <Placeholder title="Explore" /> },
   { path: "alerts", nav: "Alerts", render: () => <Placeholder title="Alerts" /> },
   { path: "rules", nav: "Rules", render: () => <Placeholder title="Rules" /> },

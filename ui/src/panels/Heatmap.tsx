@@ -31,7 +31,10 @@ export function Heatmap({ panel, data, width, height, onDrawn }: PanelProps) {
   const padL = 70, padB = 18;
   useEffect(() => {
     const cv = canvas.current;
-    if (!cv) return;
+    if (!cv) {
+      onDrawn();
+      return;
+    }
     const dpr = devicePixelRatio || 1;
     cv.width = width * dpr;
     cv.height = height * dpr;
