@@ -79,3 +79,47 @@ export function queryRange(expr: string, start: number, end: number, step: numbe
 export const labelNames = () => get<string[]>("/api/v1/labels");
 export const labelValues = (name: string, match?: string) =>
   get<string[]>(`/api/v1/label/${encodeURIComponent(name)}/values`, match ? { "match[]": match } : undefined);
+
+/**
+ * Alertmanager v2 and plain JSON endpoints answer without the Prometheus envelope; errors are a
+ * JSON string or text. Resolves to the parsed body or throws an ApiError.
+ */
+export async function rawJson<T>(path: string, init?: RequestInit & { json?: unknown }): Promise<T> {
+  const req: RequestInit = { ...init };
+  if (init?.json !== undefined) {
+    req.body = JSON.stringify(init.json);
+    req.headers = { "Content-Type": "application/json", ...(init.headers ?? {}) };
+  }
+  const res = await fetch(path, req);
+  const text = await res.text();
+  let body: unknown = null;
+  try {
+    body = text ? JSON.parse(text) : null;
+  } catch {
+    body = text;
+  }
+  if (!res.ok) {
+    const msg =
+      typeof body === "string" ? body : body && typeof body === "object" && "error" in body ? String((body as { error: unknown }).error) : `${res.status} ${res.statusText}`;
+    throw new ApiError(res.status === 404 ? "not_found" : "error", msg || `${res.status} ${res.statusText}`, res.status);
+  }
+  return body as T;
+}
+
+export interface AmMatcher { name: string; value: string; isRegex: boolean; isEqual?: boolean }
+export interface Silence {
+  id: string;
+  status: { state: "active" | "pending" | "expired" };
+  matchers: AmMatcher[];
+  startsAt: string;
+  endsAt: string;
+  updatedAt?: string;
+  createdBy: string;
+  comment: string;
+}
+export type PostableSilence = Omit<Silence, "id" | "status" | "updatedAt"> & { id?: string };
+
+export const listSilences = () => rawJson<Silence[]>("/api/v2/silences");
+export const getSilence = (id: string) => rawJson<Silence>(`/api/v2/silence/${encodeURIComponent(id)}`);
+export const postSilence = (s: PostableSilence) => rawJson<{ silenceID: string }>("/api/v2/silences", { method: "POST", json: s });
+export const expireSilence = (id: string) => rawJson<null>(`/api/v2/silence/${encodeURIComponent(id)}`, { method: "DELETE" });

@@ -1,10 +1,16 @@
 // Entry point: the navigation bar and the page table. Each page is a component in src/pages.
 import { render } from "preact";
 import { useRoute } from "./router";
-import { Placeholder } from "./pages/Placeholder";
 import { DashboardsPage } from "./pages/Dashboards";
 import { DashboardPage } from "./pages/Dashboard";
 import { ImportPage } from "./pages/Import";
+import { Explore } from "./pages/Explore";
+import { Alerts } from "./pages/Alerts";
+import { Rules } from "./pages/Rules";
+import { Silences } from "./pages/Silences";
+import { Notifications } from "./pages/Notifications";
+import { Targets } from "./pages/Targets";
+import { Status } from "./pages/Status";
 import "./style.css";
 
 interface PageDef {
@@ -24,12 +30,13 @@ const pages: PageDef[] = [
   },
   { path: "d", render: (rest, params) => <DashboardPage key={rest[0]} uid={rest[0] ?? ""} params={params} /> },
   { path: "import", render: () => <ImportPage /> },
-  { path: "explore", nav: "Explore", render: () => <Placeholder title="Explore" /> },
-  { path: "alerts", nav: "Alerts", render: () => <Placeholder title="Alerts" /> },
-  { path: "rules", nav: "Rules", render: () => <Placeholder title="Rules" /> },
-  { path: "silences", nav: "Silences", render: () => <Placeholder title="Silences" /> },
-  { path: "targets", nav: "Targets", render: () => <Placeholder title="Targets" /> },
-  { path: "status", nav: "Status", render: () => <Placeholder title="Status" /> },
+  { path: "explore", nav: "Explore", render: (_, params) => <Explore key={params.toString()} params={params} /> },
+  { path: "alerts", nav: "Alerts", render: () => <Alerts /> },
+  { path: "rules", nav: "Rules", render: () => <Rules /> },
+  { path: "silences", nav: "Silences", render: (rest, params) => <Silences key={rest.join("/") + "?" + params.toString()} rest={rest} params={params} /> },
+  { path: "notifications", nav: "Notifications", render: () => <Notifications /> },
+  { path: "targets", nav: "Targets", render: () => <Targets /> },
+  { path: "status", nav: "Status", render: () => <Status /> },
 ];
 
 function App() {

@@ -18,14 +18,14 @@ export function parseHash(hash: string): Route {
   return { page: parts[0] ?? "", rest: parts.slice(1), params: new URLSearchParams(query) };
 }
 
-export function href(page: string, rest: string[] = [], params?: Record<string, string>): string {
+export function href(page: string, rest: string[] = [], params?: Record<string, string> | URLSearchParams): string {
   const path = [page, ...rest].map(encodeURIComponent).join("/");
   const q = params ? new URLSearchParams(params).toString() : "";
   return `#/${path}${q ? "?" + q : ""}`;
 }
 
 /** Replaces the query part of the current route without adding a history entry. */
-export function replaceParams(params: Record<string, string>): void {
+export function replaceParams(params: Record<string, string> | URLSearchParams): void {
   const r = parseHash(location.hash);
   history.replaceState(null, "", href(r.page, r.rest, params));
 }
