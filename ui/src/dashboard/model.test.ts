@@ -276,3 +276,30 @@ describe("loader", () => {
     expect(order.indexOf(4)).toBeLessThan(order.indexOf(3));
   });
 });
+
+describe("tables from several queries", () => {
+  test("metric names do not split rows of different queries", () => {
+    const A = toSeries({ resultType: "vector", result: [{ metric: { __name__: "up", job: "x" }, value: [10, "1"] }] }, "", "A");
+    const B = toSeries({ resultType: "vector", result: [{ metric: { __name__: "scrape_duration_seconds", job: "x" }, value: [10, "0.5"] }] }, "", "B");
+    expect(seriesToTable([{ ref: "A", series: A }, { ref: "B", series: B }])).toEqual({
+      columns: ["Time", "job", "Value #A", "Value #B"],
+      rows: [[10, "x", 1, 0.5]],
+    });
+  });
+});
+
+import hostFixture from "./fixtures/host.json";
+import { PANEL_TYPES, type Dashboard } from "./model";
+import { parseVarQuery as pvq } from "./vars";
+describe("fixture dashboard", () => {
+  const d = hostFixture as unknown as Dashboard;
+  test("uses every panel type, valid grids and parseable variable queries", () => {
+    for (const t of PANEL_TYPES) expect(d.panels.some((p) => p.type === t)).toBe(true);
+    for (const p of d.panels) {
+      expect(p.grid!.x + p.grid!.w).toBeLessThanOrEqual(24);
+    }
+    for (const v of d.variables ?? []) if (v.type === "query") expect(pvq(v.query!).kind).toBe("label_values");
+    const cells = layout(d.panels);
+    expect(cells.filter((c) => c.hidden).map((c) => d.panels[c.index].title)).toEqual(["Hidden until expanded"]);
+  });
+});

@@ -106,6 +106,8 @@ export interface Table { columns: string[]; rows: (string | number | null)[][] }
 export function seriesToTable(targets: { ref: string; series: Series[] }[], lastOnly = true, maxRows = 5000): Table {
   const labelKeys = new Set<string>();
   for (const t of targets) for (const s of t.series) for (const k of Object.keys(s.labels)) labelKeys.add(k);
+  // Several queries are joined on their labels; their metric names differ, so __name__ is dropped.
+  if (targets.length > 1) labelKeys.delete("__name__");
   const keys = [...labelKeys].sort((a, b) => (a === "__name__" ? -1 : b === "__name__" ? 1 : a.localeCompare(b)));
   const valueCols = targets.length > 1 ? targets.map((t) => `Value #${t.ref}`) : ["Value"];
   if (lastOnly) {

@@ -59,7 +59,7 @@ function TimePicker({ from, to, onChange }: { from: string; to: string; onChange
   const bad = isNaN(parseTime(f)) || isNaN(parseTime(t));
   return (
     <div class="timepicker">
-      <button class="tp-button" onClick={() => setOpen(!open)}>🕑 {label}</button>
+      <button class="tp-button" onClick={() => setOpen(!open)}>{label}</button>
       {open && (
         <div class="tp-menu">
           <div class="tp-abs">

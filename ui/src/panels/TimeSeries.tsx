@@ -46,6 +46,8 @@ export function TimeSeries({ panel, data, width, height, annotations, onDrawn }:
     return { times, drawn, entries };
   }, [data, panel]);
 
+  const rangeRef = useRef({ start: data.start, end: data.end });
+  rangeRef.current = { start: data.start, end: data.end };
   const modelRef = useRef(model);
   modelRef.current = model;
 
@@ -73,7 +75,7 @@ export function TimeSeries({ panel, data, width, height, annotations, onDrawn }:
       legend: { show: false },
       cursor: { points: { size: 6 } },
       scales: {
-        x: { time: true },
+        x: { time: true, range: (_u, mn, mx) => (rangeRef.current.end > rangeRef.current.start ? [rangeRef.current.start, rangeRef.current.end] : [mn, mx]) },
         y: panel.log
           ? { distr: 3, log: panel.log === 2 ? 2 : 10 }
           : { range: (_u, mn, mx) => [panel.min ?? (mn > 0 && !panel.stack ? mn - (mx - mn) * 0.05 : Math.min(0, mn)), panel.max ?? (mx === mn ? mx + 1 : mx + (mx - mn) * 0.05)] },

@@ -1,0 +1,128 @@
+// Dashboards in the browser: a built-in dashboard draws every panel, a Grafana dashboard imported
+// through the import page renders its panels, and changing a variable re-queries the panels and
+// lands in the URL.
+//
+// Optional SEXTANT_E2E_FIXTURE keys: "dashboard" (uid of the built-in to open; default: the first
+// builtin in the list).
+import { readFile } from "node:fs/promises";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+
+/** Waits for the dashboard's "all panels drawn" signal and returns N. */
+async function panelsDrawn(page, until) {
+  return until("all panels drawn", () => page.evaluate(() => window.__sextantPanelsDrawn), 30000);
+}
+
+async function panelErrors(page) {
+  return page.$$eval(".panel .panel-error", (els) => els.map((e) => `${e.closest(".panel")?.querySelector(".panel-title")?.textContent}: ${e.textContent}`));
+}
+
+export const scenarios = [
+  {
+    name: "dashboard: a built-in dashboard draws all its panels",
+    run: async ({ page, open, api, fixture, assert, until, screenshot }) => {
+      const list = await api("/api/sextant/dashboards");
+      assert(list.status === "success", `list: ${JSON.stringify(list).slice(0, 200)}`);
+      const uid = fixture?.dashboard ?? list.data.find((d) => d.source === "builtin")?.uid;
+      assert(uid, "no built-in dashboard");
+      await open("#/dashboards");
+      await page.waitForSelector(`.dash-table tr[data-uid="${uid}"]`);
+      await page.click(`.dash-table tr[data-uid="${uid}"] a`);
+      const n = await panelsDrawn(page, until);
+      const shown = await page.locator(".grid .panel").count();
+      assert(n === shown && n > 0, `drawn ${n}, panels on the page ${shown}`);
+      const errs = await panelErrors(page);
+      assert(errs.length === 0, `panels show errors: ${errs.join("; ")}`);
+      // Time series panels draw with uPlot.
+      const ts = await page.locator('.panel[data-panel-type="timeseries"]').count();
+      const canvases = await page.locator('.panel[data-panel-type="timeseries"] .uplot canvas').count();
+      assert(canvases === ts, `${ts} time series panels but ${canvases} charts`);
+      await screenshot("dashboard");
+      // View one panel large and come back.
+      const first = page.locator(".grid .panel").first();
+      await first.hover();
+      await first.locator('button[title="View"]').click();
+      await page.waitForSelector(".view-panel .panel");
+      assert(page.url().includes("view="), `URL lacks view=: ${page.url()}`);
+    },
+  },
+  {
+    name: "dashboard: import a Grafana dashboard and see its panels",
+    run: async ({ page, open, api, assert, until }) => {
+      const text = await readFile(path.join(here, "..", "fixtures", "grafana-small.json"), "utf8");
+      await api("/api/sextant/dashboards/e2e-grafana-small", { method: "DELETE" }).catch(() => {});
+      await open("#/import");
+      await page.fill(".import-input textarea", text);
+      await page.click("text=Preview");
+      await page.waitForSelector(".import-result");
+      const report = await page.locator(".import-result").textContent();
+      assert(report.includes("E2E Grafana import"), `preview: ${report.slice(0, 300)}`);
+      assert(report.includes("Plugin panel"), `the unsupported panel is not reported: ${report.slice(0, 300)}`);
+      await page.click("text=Import and save");
+      await until("the imported dashboard opens", () => page.url().includes("#/d/"));
+      const uid = decodeURIComponent(page.url().split("#/d/")[1].split("?")[0]);
+      const n = await panelsDrawn(page, until);
+      const got = await api(`/api/sextant/dashboards/${encodeURIComponent(uid)}`);
+      const want = got.data.dashboard.panels.filter((p) => p.type !== "row").length;
+      assert(n === want, `drawn ${n} panels, the imported dashboard has ${want}`);
+      const stat = await page.locator('.panel[data-panel-type="stat"] .stat-value').first().textContent();
+      assert(/^\d+$/.test(stat.trim()) && Number(stat) > 0, `stat shows "${stat}"`);
+      await api(`/api/sextant/dashboards/${encodeURIComponent(uid)}`, { method: "DELETE" });
+    },
+  },
+  {
+    name: "dashboard: changing a variable re-queries panels and updates the URL",
+    run: async ({ page, open, api, assert, until }) => {
+      const uid = `e2e-vars-${Date.now()}`;
+      const jobs = (await api("/api/v1/label/job/values")).data;
+      assert(jobs.length >= 2, `need two jobs in the data, have ${JSON.stringify(jobs)}`);
+      const created = await api("/api/sextant/dashboards", {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({
+          message: "e2e",
+          dashboard: {
+            uid,
+            title: "E2E variables",
+            time: { from: "now-15m", to: "now" },
+            variables: [{ name: "job", type: "query", query: "label_values(up, job)", include_all: true, multi: true, current: ["$__all"] }],
+            panels: [
+              { type: "table", title: "Up", grid: { x: 0, y: 0, w: 24, h: 8 }, targets: [{ expr: 'up{job=~"$job"}', instant: true, ref: "A" }] },
+              { type: "stat", title: "Count", grid: { x: 0, y: 8, w: 6, h: 4 }, targets: [{ expr: 'count(up{job=~"$job"})', ref: "A" }] },
+            ],
+          },
+        }),
+      });
+      assert(created.status === "success", `create: ${JSON.stringify(created)}`);
+      try {
+        await open(`#/d/${uid}`);
+        await panelsDrawn(page, until);
+        const jobCol = async () => {
+          const headers = await page.$$eval(".panel table.data th", (els) => els.map((e) => e.textContent.replace(/[▲▼]/g, "").trim()));
+          const i = headers.indexOf("job");
+          return page.$$eval(".panel table.data tbody tr", (rows, i) => rows.map((r) => r.children[i]?.textContent), i);
+        };
+        await until("rows for every job", async () => new Set(await jobCol()).size === jobs.length);
+        const allCount = await page.locator(".stat-value").textContent();
+        // Pick only the first job.
+        await page.click('.var[data-var="job"] .var-value');
+        await page.click('.multi-menu label:has-text("All") input');
+        await page.click(`.multi-menu label:has-text("${jobs[0]}") input`);
+        await until("the URL carries the selection", () => page.url().includes(`var-job=${encodeURIComponent(jobs[0])}`));
+        await until(`rows only for ${jobs[0]}`, async () => {
+          const col = await jobCol();
+          return col.length > 0 && col.every((j) => j === jobs[0]);
+        });
+        await until("the stat changes", async () => (await page.locator(".stat-value").textContent()) !== allCount);
+        // Reload: the selection comes back from the URL.
+        await page.reload();
+        await page.waitForSelector(".panel table.data tbody tr");
+        await until("selection restored", async () => (await page.locator('.var[data-var="job"] .var-value').textContent()).includes(jobs[0]));
+      } finally {
+        await api(`/api/sextant/dashboards/${uid}`, { method: "DELETE" });
+      }
+    },
+  },
+];
