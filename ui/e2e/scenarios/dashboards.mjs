@@ -125,4 +125,72 @@ export const scenarios = [
       }
     },
   },
+  {
+    name: "dashboard: edit, drag, save, restore a version and see a version conflict",
+    run: async ({ page, open, api, assert, until, errors }) => {
+      const uid = `e2e-edit-${Date.now()}`;
+      const json = (method, body) => ({ method, headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+      const original = {
+        uid,
+        title: "E2E edit",
+        time: { from: "now-15m", to: "now" },
+        panels: [
+          { type: "stat", title: "Left", grid: { x: 0, y: 0, w: 12, h: 6 }, targets: [{ expr: "count(up)", ref: "A" }] },
+          { type: "timeseries", title: "Right", grid: { x: 12, y: 0, w: 12, h: 6 }, targets: [{ expr: "up", ref: "A" }] },
+        ],
+      };
+      const created = await api("/api/sextant/dashboards", json("POST", { dashboard: original, message: "e2e" }));
+      assert(created.status === "success", `create: ${JSON.stringify(created)}`);
+      const current = async () => (await api(`/api/sextant/dashboards/${uid}`)).data;
+      try {
+        await open(`#/d/${uid}`);
+        await page.waitForFunction(() => window.__sextantPanelsDrawn === 2);
+        await page.click("button:text-is('Edit')");
+        // Drag "Right" onto the left column: it takes (0,0) and pushes "Left" down.
+        const right = page.locator('.panel:has(.panel-title:text-is("Right"))');
+        const box = await right.locator(".panel-header").boundingBox();
+        await page.mouse.move(box.x + 40, box.y + 10);
+        await page.mouse.down();
+        await page.mouse.move(box.x + 40 - box.width / 2, box.y + 12, { steps: 5 });
+        await page.mouse.move(box.x + 40 - box.width - 8, box.y + 12, { steps: 5 });
+        await page.mouse.up();
+        // Rename "Left" in the side form.
+        const left = page.locator('.panel:has(.panel-title:text-is("Left"))');
+        await left.hover();
+        await left.locator('button[title="Edit"]').click();
+        await page.fill('.side-form .field:has-text("Title") input', "Renamed");
+        await page.press('.side-form .field:has-text("Title") input', "Tab");
+        await page.fill(".save-msg", "rename and move");
+        await page.click("button:text-is('Save')");
+        await page.waitForSelector(".notice:has-text('Saved version')");
+        let d = await current();
+        const byTitle = Object.fromEntries(d.dashboard.panels.map((p) => [p.title, p.grid]));
+        assert(byTitle.Renamed, `saved titles: ${Object.keys(byTitle)}`);
+        assert(byTitle.Right.x === 0 && byTitle.Right.y === 0, `Right at ${JSON.stringify(byTitle.Right)}`);
+        assert(byTitle.Renamed.y >= 6, `Left/Renamed not pushed down: ${JSON.stringify(byTitle.Renamed)}`);
+        assert(d.meta.version === 2, `version ${d.meta.version}`);
+        // History: restore version 1.
+        await page.click("button:text-is('Versions')");
+        await page.waitForSelector(".side-form td:has-text('v1')");
+        await page.click(".side-form tr:has(td:text-is('v1')) button:text-is('Restore')");
+        await page.waitForSelector(".notice:has-text('Restored version 1')");
+        d = await current();
+        assert(d.dashboard.panels.some((p) => p.title === "Left"), "restore did not bring back the old title");
+        // Someone else saves; our next save is refused with a clear message.
+        const other = await api(`/api/sextant/dashboards/${uid}`, json("PUT", { dashboard: { ...d.dashboard, title: "Changed elsewhere" }, version: d.meta.version, message: "other" }));
+        assert(other.status === "success", `other save: ${JSON.stringify(other)}`);
+        await page.fill(".save-msg", "mine");
+        await page.click("button:text-is('+ Row')");
+        await page.click("button:text-is('Save')");
+        await page.waitForSelector(".panel-error:has-text('Version conflict')");
+        assert((await current()).dashboard.title === "Changed elsewhere", "the conflicting save overwrote the other one");
+        // The browser logs the expected 409 response; it is the point of this step, not a failure.
+        const expected = errors.findIndex((e) => e.includes("409") && e.includes(uid));
+        assert(expected >= 0, `no 409 logged: ${errors.join("; ")}`);
+        errors.splice(expected, 1);
+      } finally {
+        await api(`/api/sextant/dashboards/${uid}`, { method: "DELETE" });
+      }
+    },
+  },
 ];

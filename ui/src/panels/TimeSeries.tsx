@@ -15,6 +15,17 @@ function fade(color: string, alpha: number): string {
   return `rgba(${n >> 16},${(n >> 8) & 255},${n & 255},${alpha})`;
 }
 
+/** Y range: explicit min/max win; otherwise the data with 5% headroom, from 0 for flat or stacked data. */
+export function yRange(mn: number | null, mx: number | null, min?: number, max?: number, stacked = false): [number, number] {
+  if (mn === null || mx === null || !isFinite(mn) || !isFinite(mx)) return [min ?? 0, max ?? 1];
+  let lo = mn > 0 && !stacked && mx !== mn ? mn - (mx - mn) * 0.05 : Math.min(0, mn);
+  let hi = mx === mn ? (mx === 0 ? 1 : mx + Math.abs(mx) * 0.1) : mx + (mx - mn) * 0.05;
+  if (min !== undefined) lo = min;
+  if (max !== undefined) hi = max;
+  if (hi <= lo) hi = lo + 1;
+  return [lo, hi];
+}
+
 export function TimeSeries({ panel, data, width, height, annotations, onDrawn }: PanelProps) {
   const el = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | null>(null);
@@ -78,7 +89,7 @@ export function TimeSeries({ panel, data, width, height, annotations, onDrawn }:
         x: { time: true, range: (_u, mn, mx) => (rangeRef.current.end > rangeRef.current.start ? [rangeRef.current.start, rangeRef.current.end] : [mn, mx]) },
         y: panel.log
           ? { distr: 3, log: panel.log === 2 ? 2 : 10 }
-          : { range: (_u, mn, mx) => [panel.min ?? (mn > 0 && !panel.stack ? mn - (mx - mn) * 0.05 : Math.min(0, mn)), panel.max ?? (mx === mn ? mx + 1 : mx + (mx - mn) * 0.05)] },
+          : { range: (_u, mn, mx) => yRange(mn, mx, panel.min, panel.max, !!panel.stack) },
       },
       axes: [
         { stroke: "#8e9199", grid: { stroke: "#2c3038", width: 1 }, ticks: { stroke: "#2c3038" } },
