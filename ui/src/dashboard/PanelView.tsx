@@ -123,7 +123,7 @@ export function PanelView({ panel, index, width, height, ctx, edit, eager, onDra
           {edit && (
             <>
               <button title="Edit" onClick={() => onMenu?.("edit")}>✎</button>
-              <button title="Duplicate" onClick={() => onMenu?.("duplicate")}>⧉</button>
+              <button title="Duplicate" onClick={() => onMenu?.("duplicate")}>⎘</button>
               <button title="Remove" onClick={() => onMenu?.("remove")}>✕</button>
             </>
           )}
