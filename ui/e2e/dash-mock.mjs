@@ -4,7 +4,7 @@
 // UPSTREAM (a real Sextant or Prometheus). Import does a deliberately small Grafana conversion so
 // the import page can be exercised; the real converter is the backend's.
 //
-//   UPSTREAM=http://127.0.0.1:9090 PORT=8099 node e2e/dash-mock.mjs
+//   UPSTREAM=http://127.0.0.1:9090 PORT=8099 [FIXTURES=dir-of-json-dashboards] node e2e/dash-mock.mjs
 import http from "node:http";
 import { readFile, readdir } from "node:fs/promises";
 import path from "node:path";
@@ -19,7 +19,7 @@ const port = Number(process.env.PORT ?? 0);
 const store = new Map();
 
 async function seed() {
-  const dir = path.resolve(here, "..", "src", "dashboard", "fixtures");
+  const dir = process.env.FIXTURES ? path.resolve(process.env.FIXTURES) : path.resolve(here, "..", "src", "dashboard", "fixtures");
   for (const f of (await readdir(dir)).filter((f) => f.endsWith(".json"))) {
     const d = JSON.parse(await readFile(path.join(dir, f), "utf8"));
     store.set(d.uid, { source: "builtin", path: `fixtures/${f}`, versions: [{ version: 1, updated: new Date().toISOString(), message: "provisioned", dashboard: d }] });

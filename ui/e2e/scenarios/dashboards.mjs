@@ -40,6 +40,18 @@ export const scenarios = [
       const canvases = await page.locator('.panel[data-panel-type="timeseries"] .uplot canvas').count();
       assert(canvases === ts, `${ts} time series panels but ${canvases} charts`);
       await screenshot("dashboard");
+      // "Explore" opens the panel's query (variables filled in) in Explore.
+      const tsPanel = page.locator('.grid .panel[data-panel-type="timeseries"]').first();
+      if ((await tsPanel.count()) > 0) {
+        await tsPanel.hover();
+        const link = await tsPanel.locator('a[title="Explore"]').getAttribute("href");
+        const expr = new URLSearchParams(link.split("?")[1]).get("expr");
+        assert(expr && !/\$(__rate_interval|__interval)\b/.test(expr), `Explore link: ${link}`);
+        await tsPanel.locator('a[title="Explore"]').click();
+        await until("Explore shows the query", async () => (await page.locator(".query-row .cm-content").first().textContent()) === expr);
+        await page.goBack();
+      }
+      await panelsDrawn(page, until);
       // View one panel large and come back.
       const first = page.locator(".grid .panel").first();
       await first.hover();

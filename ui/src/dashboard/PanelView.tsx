@@ -5,7 +5,6 @@ import type { Panel } from "./model";
 import { PANELS, type Annotation, type PanelData } from "../panels";
 import { fetchPanelData, type Limiter } from "./loader";
 import { interpolate, computeStep, type VarState } from "./vars";
-import { href } from "../router";
 
 export interface PanelCtx {
   vars: Map<string, VarState>;
@@ -36,14 +35,21 @@ interface Props {
 
 const EMPTY: PanelData = { targets: [], series: [], start: 0, end: 0 };
 
-/** Link to Explore with a panel's first query, variables and built-ins filled in. */
+/** Link to Explore with a panel's queries (variables and built-ins filled in) and time range. */
 export function exploreLink(panel: Panel, ctx: PanelCtx, width: number): string | null {
-  const t = (panel.targets ?? []).find((x) => x.expr);
-  if (!t) return null;
+  const targets = (panel.targets ?? []).filter((x) => x.expr && x.expr.trim() !== "");
+  if (!targets.length) return null;
   const range = Math.max(1, ctx.end - ctx.start);
-  const step = computeStep(range, width, t.interval ?? "");
-  const expr = interpolate(t.expr, ctx.vars, { intervalSec: step, rangeSec: range });
-  return href("explore", [], { expr, from: ctx.from, to: ctx.to });
+  const q = new URLSearchParams();
+  for (const t of targets) {
+    const step = computeStep(range, width, t.interval ?? "");
+    q.append("expr", interpolate(t.expr, ctx.vars, { intervalSec: step, rangeSec: range }));
+  }
+  // Explore understands "now", "now-6h" and Unix seconds; anything else (e.g. "now/d") is resolved here.
+  const simple = (s: string) => /^now(\s*[+-]\s*\w+)?$/.test(s.trim());
+  q.set("from", simple(ctx.from) ? ctx.from : String(ctx.start));
+  q.set("to", simple(ctx.to) ? ctx.to : String(ctx.end));
+  return `#/explore?${q.toString()}`;
 }
 
 export function PanelView({ panel, index, width, height, ctx, edit, eager, onDrawn, onMenu, onDragStart }: Props) {

@@ -15,6 +15,12 @@ function fade(color: string, alpha: number): string {
   return `rgba(${n >> 16},${(n >> 8) & 255},${n & 255},${alpha})`;
 }
 
+/** Width of the y axis for its tick labels (about 7 px per character at 12 px). */
+function axisWidth(labels: string[] | null | undefined): number {
+  const n = Math.max(3, ...(labels ?? []).map((l) => (l ?? "").length));
+  return Math.min(120, 14 + n * 7);
+}
+
 /** Y range: explicit min/max win; otherwise the data with 5% headroom, from 0 for flat or stacked data. */
 export function yRange(mn: number | null, mx: number | null, min?: number, max?: number, stacked = false): [number, number] {
   if (mn === null || mx === null || !isFinite(mn) || !isFinite(mx)) return [min ?? 0, max ?? 1];
@@ -97,7 +103,7 @@ export function TimeSeries({ panel, data, width, height, annotations, onDrawn }:
           stroke: "#8e9199",
           grid: { stroke: "#2c3038", width: 1 },
           ticks: { stroke: "#2c3038" },
-          size: 64,
+          size: (_u, vals) => axisWidth(vals),
           values: (_u, vals) => vals.map((v) => formatValue(v, unit, panel.decimals)),
         },
       ],

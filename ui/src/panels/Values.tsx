@@ -48,7 +48,9 @@ export function Stat({ panel, data, width, height, onDrawn }: PanelProps) {
   const cols = Math.min(n, Math.max(1, Math.floor(width / 140)));
   const rows = Math.ceil(n / cols);
   const cw = width / cols, ch = height / rows;
-  const font = Math.max(12, Math.min(ch * 0.45, (cw / 6) * 1.4, 64));
+  const longest = Math.max(...items.map((it) => formatValue(it.value, it.unit, panel.decimals).length), 1);
+  // A digit is about 0.6 em wide: fit the longest value into the cell with a little margin.
+  const font = Math.max(10, Math.min(ch * 0.45, (cw - 16) / (longest * 0.62), 72));
   return (
     <div class="stat-grid" style={{ gridTemplateColumns: `repeat(${cols}, 1fr)` }}>
       {items.map((it) => (
