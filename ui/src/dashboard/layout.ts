@@ -87,14 +87,32 @@ export function applyLayout(panels: Panel[], cells: Cell[]): Panel[] {
   return out;
 }
 
-/** Moves/resizes one panel to the given grid position and re-settles its section. */
+/**
+ * Moves/resizes one panel to the given grid position (absolute y, as laid out) and re-settles the
+ * layout. Dropping a panel below another row's header moves it into that row. Returns the new
+ * panel list (the moved panel may have a new index).
+ */
 export function movePanel(panels: Panel[], index: number, g: { x: number; y: number; w: number; h: number }): Panel[] {
   const w = Math.min(COLUMNS, Math.max(1, g.w));
-  const next = panels.map((p) => ({ ...p }));
-  const cells = layout(next);
-  const baked = applyLayout(next, cells);
-  baked[index].grid = { x: Math.min(COLUMNS - w, Math.max(0, g.x)), y: Math.max(0, g.y), w, h: Math.max(1, g.h) };
-  return applyLayout(baked, layout(baked, index));
+  const baked = applyLayout(panels.map((p) => ({ ...p })), layout(panels));
+  const cells = layout(baked);
+  const target = { x: Math.min(COLUMNS - w, Math.max(0, g.x)), y: Math.max(0, g.y), w, h: Math.max(1, g.h) };
+  // The section the drop lands in: the last open row header at or above the drop point.
+  let destRow = -1;
+  for (const c of cells) if (c.row && !c.hidden && !baked[c.index].collapsed && c.y <= target.y) destRow = c.index;
+  let list = baked;
+  let at = index;
+  if (baked[index].type !== "row" && destRow !== rowOf(baked, index) && !(destRow === -1 && cells.some((c) => c.row && c.y <= target.y))) {
+    const moved = baked[index];
+    list = baked.filter((_, k) => k !== index);
+    const rowIdx = destRow === -1 ? -1 : destRow > index ? destRow - 1 : destRow;
+    let insert = rowIdx + 1;
+    while (insert < list.length && list[insert].type !== "row") insert++;
+    list.splice(insert, 0, moved);
+    at = insert;
+  }
+  list[at] = { ...list[at], grid: target };
+  return applyLayout(list, layout(list, at));
 }
 
 /** Total height of a layout in grid units. */

@@ -303,3 +303,29 @@ describe("fixture dashboard", () => {
     expect(cells.filter((c) => c.hidden).map((c) => d.panels[c.index].title)).toEqual(["Hidden until expanded"]);
   });
 });
+
+describe("moving panels between rows", () => {
+  const p = (type: Panel["type"], title: string, grid: Panel["grid"]): Panel => ({ type, title, grid });
+  test("dropping below another row's header moves the panel into that row", () => {
+    const panels = [
+      p("row", "r1", { x: 0, y: 0, w: 24, h: 1 }),
+      p("stat", "a", { x: 0, y: 1, w: 12, h: 4 }),
+      p("stat", "b", { x: 12, y: 1, w: 12, h: 4 }),
+      p("row", "r2", { x: 0, y: 5, w: 24, h: 1 }),
+      p("stat", "c", { x: 0, y: 6, w: 12, h: 4 }),
+    ];
+    const out = movePanel(panels, 1, { x: 12, y: 6, w: 12, h: 4 });
+    expect(out.map((x) => x.title)).toEqual(["r1", "b", "r2", "c", "a"]);
+    const byTitle = Object.fromEntries(out.map((x) => [x.title, x.grid]));
+    expect(byTitle.b).toEqual({ x: 12, y: 1, w: 12, h: 4 });
+    expect(byTitle.r2!.y).toBe(5);
+    expect(byTitle.a).toEqual({ x: 12, y: 6, w: 12, h: 4 });
+    expect(byTitle.c).toEqual({ x: 0, y: 6, w: 12, h: 4 });
+  });
+  test("moving within a row keeps the order of the list", () => {
+    const panels = [p("row", "r1", { x: 0, y: 0, w: 24, h: 1 }), p("stat", "a", { x: 0, y: 1, w: 12, h: 4 })];
+    const out = movePanel(panels, 1, { x: 6, y: 1, w: 12, h: 4 });
+    expect(out.map((x) => x.title)).toEqual(["r1", "a"]);
+    expect(out[1].grid).toEqual({ x: 6, y: 1, w: 12, h: 4 });
+  });
+});

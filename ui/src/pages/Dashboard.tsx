@@ -230,6 +230,8 @@ export function DashboardPage({ uid, params, isNew = false }: { uid: string; par
         ? { x: cell.x + gx, y: cell.y + gy, w: cell.w, h: cell.h }
         : { x: cell.x, y: cell.y, w: Math.max(1, cell.w + gx), h: Math.max(2, cell.h + gy) };
       setPanels(movePanel(panels, index, g));
+      // A move into another row changes list positions; the side form would point elsewhere.
+      setEditing(null);
     };
     addEventListener("pointermove", move);
     addEventListener("pointerup", up);
