@@ -17,6 +17,8 @@ export interface PanelCtx {
   tick: number;
   limiter: Limiter;
   annotations: Annotation[];
+  /** Drag-select on a time series panel sets the dashboard range. */
+  onZoom?: (from: number, to: number) => void;
 }
 
 interface Props {
@@ -139,7 +141,7 @@ export function PanelView({ panel, index, width, height, ctx, edit, eager, onDra
         {error && !data?.series.length && <div class="panel-error">{error}</div>}
         {!Comp && <div class="panel-error">Unknown panel type “{panel.type}”</div>}
         {Comp && showData && !(error && !data?.series.length) && (
-          <Comp panel={panel} data={showData} width={bodyW} height={bodyH} annotations={panel.type === "timeseries" ? ctx.annotations : undefined} onDrawn={drawn} />
+          <Comp panel={panel} data={showData} width={bodyW} height={bodyH} annotations={panel.type === "timeseries" ? ctx.annotations : undefined} onDrawn={drawn} onZoom={ctx.onZoom} />
         )}
       </div>
       {edit && onDragStart && <div class="resize-handle" onPointerDown={(e) => onDragStart(e as PointerEvent, "resize")} />}

@@ -55,7 +55,8 @@ function TimePicker({ from, to, onChange }: { from: string; to: string; onChange
   const [f, setF] = useState(from);
   const [t, setT] = useState(to);
   useEffect(() => { setF(from); setT(to); }, [from, to]);
-  const label = to === "now" ? QUICK_RANGES.find(([r]) => r === from)?.[1] ?? `${from} to ${to}` : `${from} to ${to}`;
+  const show = (s: string) => (/^\d+(\.\d+)?$/.test(s.trim()) ? new Date(parseTime(s) * 1000).toLocaleString() : s);
+  const label = (to === "now" && QUICK_RANGES.find(([r]) => r === from)?.[1]) || `${show(from)} to ${show(to)}`;
   const bad = isNaN(parseTime(f)) || isNaN(parseTime(t));
   return (
     <div class="timepicker">
@@ -197,7 +198,11 @@ export function DashboardPage({ uid, params, isNew = false }: { uid: string; par
   };
   const setPanels = (p: Panel[]) => dash && update({ ...dash, panels: p });
 
-  const ctx: PanelCtx = { vars, start: range.start, end: range.end, from: effFrom, to: effTo, tick, limiter, annotations };
+  const onZoom = (a: number, b: number) => {
+    setFrom(String(a * 1000));
+    setTo(String(b * 1000));
+  };
+  const ctx: PanelCtx = { vars, start: range.start, end: range.end, from: effFrom, to: effTo, tick, limiter, annotations, onZoom };
 
   if (loadError) return <section class="page"><h1>Dashboard “{uid}”</h1><div class="panel-error">{loadError}</div><a href="#/dashboards">All dashboards</a></section>;
   if (!dash) return <section class="page"><p class="muted">Loading…</p></section>;
@@ -321,8 +326,8 @@ export function DashboardPage({ uid, params, isNew = false }: { uid: string; par
         {view !== null && <button onClick={() => setView(null)}>← Back to dashboard</button>}
         <TimePicker from={effFrom} to={effTo} onChange={(f, t) => { setFrom(f); setTo(t); setTick((x) => x + 1); }} />
         <button title="Refresh now" onClick={() => setTick((t) => t + 1)}>⟳</button>
-        <select title="Auto-refresh" value={effRefresh} onChange={(e) => setRefresh((e.target as HTMLSelectElement).value)}>
-          {[...new Set([...REFRESH_OPTIONS, effRefresh])].map((r) => <option value={r}>{r === "" ? "Off" : r}</option>)}
+        <select title="Auto-refresh" value={effRefresh === "off" ? "" : effRefresh} onChange={(e) => setRefresh((e.target as HTMLSelectElement).value || "off")}>
+          {[...new Set([...REFRESH_OPTIONS, effRefresh === "off" ? "" : effRefresh])].map((r) => <option value={r}>{r === "" ? "Off" : r}</option>)}
         </select>
         {!edit ? (
           <button onClick={() => setEdit(true)}>Edit</button>

@@ -32,7 +32,9 @@ export function yRange(mn: number | null, mx: number | null, min?: number, max?:
   return [lo, hi];
 }
 
-export function TimeSeries({ panel, data, width, height, annotations, onDrawn }: PanelProps) {
+export function TimeSeries({ panel, data, width, height, annotations, onDrawn, onZoom }: PanelProps) {
+  const zoomRef = useRef(onZoom);
+  zoomRef.current = onZoom;
   const el = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | null>(null);
   const key = useRef("");
@@ -90,7 +92,7 @@ export function TimeSeries({ panel, data, width, height, annotations, onDrawn }:
       width: plotW,
       height: plotH,
       legend: { show: false },
-      cursor: { points: { size: 6 } },
+      cursor: { points: { size: 6 }, drag: { x: true, y: false, setScale: false } },
       scales: {
         x: { time: true, range: (_u, mn, mx) => (rangeRef.current.end > rangeRef.current.start ? [rangeRef.current.start, rangeRef.current.end] : [mn, mx]) },
         y: panel.log
@@ -138,6 +140,15 @@ export function TimeSeries({ panel, data, width, height, annotations, onDrawn }:
               ctx.stroke();
             }
             ctx.restore();
+          },
+        ],
+        setSelect: [
+          (u: uPlot) => {
+            if (u.select.width < 3) return;
+            const a = u.posToVal(u.select.left, "x");
+            const b = u.posToVal(u.select.left + u.select.width, "x");
+            u.setSelect({ left: 0, top: 0, width: 0, height: 0 }, false);
+            zoomRef.current?.(Math.floor(a), Math.ceil(b));
           },
         ],
         setCursor: [

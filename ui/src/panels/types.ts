@@ -24,4 +24,6 @@ export interface PanelProps {
   annotations?: Annotation[];
   /** Called after the panel has drawn its data (once per data update). */
   onDrawn: () => void;
+  /** Called with [from, to] Unix seconds when the user drag-selects a time range. */
+  onZoom?: (from: number, to: number) => void;
 }
