@@ -205,4 +205,39 @@ export const scenarios = [
       }
     },
   },
+  {
+    name: "dashboard: create a new dashboard from the list",
+    run: async ({ page, open, api, assert, until }) => {
+      const title = `E2E new ${Date.now()}`;
+      await open("#/dashboards");
+      await page.click("text=New dashboard");
+      await page.waitForSelector(".dashboard.edit-mode");
+      await page.click("button:text-is('Settings')");
+      await page.fill('.side-form .field:has-text("Title") input', title);
+      await page.press('.side-form .field:has-text("Title") input', "Tab");
+      await page.fill('.side-form .field:has-text("Tags") input', "e2e, new");
+      await page.press('.side-form .field:has-text("Tags") input', "Tab");
+      // Edit the panel's query and unit.
+      const panel = page.locator(".grid .panel").first();
+      await panel.hover();
+      await panel.locator('button[title="Edit"]').click();
+      await page.fill(".side-form textarea.expr", "count(up)");
+      await page.press(".side-form textarea.expr", "Tab");
+      await page.selectOption('.side-form .field:has-text("Type") select', "stat");
+      await page.click("button:text-is('Save')");
+      await until("the saved dashboard opens", () => /#\/d\/[^/?]+/.test(page.url()) && !page.url().includes("/new"));
+      const uid = decodeURIComponent(page.url().split("#/d/")[1].split("?")[0]);
+      try {
+        await page.waitForFunction(() => window.__sextantPanelsDrawn === 1);
+        const got = (await api(`/api/sextant/dashboards/${encodeURIComponent(uid)}`)).data.dashboard;
+        assert(got.title === title, `title ${got.title}`);
+        assert(JSON.stringify(got.tags) === JSON.stringify(["e2e", "new"]), `tags ${JSON.stringify(got.tags)}`);
+        assert(got.panels.length === 1 && got.panels[0].type === "stat" && got.panels[0].targets[0].expr === "count(up)", `panels ${JSON.stringify(got.panels)}`);
+        const v = await page.locator(".stat-value").textContent();
+        assert(Number(v) > 0, `stat shows ${v}`);
+      } finally {
+        await api(`/api/sextant/dashboards/${encodeURIComponent(uid)}`, { method: "DELETE" });
+      }
+    },
+  },
 ];
