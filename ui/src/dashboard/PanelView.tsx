@@ -90,9 +90,10 @@ export function PanelView({ panel, index, width, height, ctx, edit, eager, onDra
     const my = ++gen.current;
     setLoading(true);
     ctx.limiter
-      .run(prio, () => fetchPanelData(panel, ctx.vars, ctx.start, ctx.end, bodyW))
+      // A job superseded while it waited in the queue (newer range, variables, refresh) is skipped.
+      .run(prio, () => (my === gen.current ? fetchPanelData(panel, ctx.vars, ctx.start, ctx.end, bodyW) : Promise.resolve(null)))
       .then((d) => {
-        if (my !== gen.current) return;
+        if (my !== gen.current || d === null) return;
         setData(d);
         setError("");
       })

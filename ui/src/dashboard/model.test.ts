@@ -329,3 +329,16 @@ describe("moving panels between rows", () => {
     expect(out[1].grid).toEqual({ x: 6, y: 1, w: 12, h: 4 });
   });
 });
+
+import { yRange } from "../panels/TimeSeries";
+describe("time series y range", () => {
+  test("flat, positive, explicit and stacked", () => {
+    expect(yRange(1, 1)).toEqual([0, 1.1]);
+    expect(yRange(0, 0)).toEqual([0, 1]);
+    expect(yRange(10, 20)).toEqual([9.5, 20.5]);
+    expect(yRange(10, 20, undefined, undefined, true)).toEqual([0, 20.5]);
+    expect(yRange(-5, 5)).toEqual([-5, 5.5]);
+    expect(yRange(0.2, 0.4, 0, 1)).toEqual([0, 1]);
+    expect(yRange(null, null)).toEqual([0, 1]);
+  });
+});
