@@ -125,6 +125,7 @@ export function DashboardPage({ uid, params, isNew = false }: { uid: string; par
     setLoadError("");
     getDashboard(uid)
       .then((r) => {
+        performance.mark("sextant:dashboard-loaded");
         setDash(r.dashboard);
         setMeta(r.meta);
       })
@@ -158,6 +159,7 @@ export function DashboardPage({ uid, params, isNew = false }: { uid: string; par
       if (stale) return;
       setVars(v);
       setVarErrors(errors);
+      if (!varsReady) performance.mark("sextant:variables-ready");
       setVarsReady(true);
     });
     return () => { stale = true; };
@@ -187,6 +189,7 @@ export function DashboardPage({ uid, params, isNew = false }: { uid: string; par
     drawnSet.current.add(i);
     const want = view !== null ? 1 : dataCells.length;
     if (drawnSet.current.size >= want && window.__sextantPanelsDrawn === undefined) {
+      performance.mark("sextant:panels-drawn");
       window.__sextantPanelsDrawn = drawnSet.current.size;
       document.body.dataset.panelsDrawn = String(drawnSet.current.size);
     }
