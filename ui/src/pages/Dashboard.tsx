@@ -38,15 +38,16 @@ function writeUrl(uid: string, p: Record<string, string | string[] | undefined>)
   history.replaceState(null, "", `#/d/${encodeURIComponent(uid)}${s ? "?" + s : ""}`);
 }
 
-function useWidth(ref: { current: HTMLElement | null }): number {
+/** Tracks an element's width; pass the element from a callback ref. */
+function useWidth(el: HTMLElement | null): number {
   const [w, setW] = useState(0);
   useEffect(() => {
-    if (!ref.current) return;
-    setW(ref.current.clientWidth);
-    const ro = new ResizeObserver(() => ref.current && setW(ref.current.clientWidth));
-    ro.observe(ref.current);
+    if (!el) return;
+    setW(el.clientWidth);
+    const ro = new ResizeObserver(() => setW(el.clientWidth));
+    ro.observe(el);
     return () => ro.disconnect();
-  }, [ref.current]);
+  }, [el]);
   return w;
 }
 
@@ -107,8 +108,8 @@ export function DashboardPage({ uid, params, isNew = false }: { uid: string; par
   const [message, setMessage] = useState("");
   const [status, setStatus] = useState<{ ok: boolean; text: string } | null>(null);
   const [drag, setDrag] = useState<{ index: number; kind: "move" | "resize"; dx: number; dy: number } | null>(null);
-  const gridRef = useRef<HTMLDivElement>(null);
-  const width = useWidth(gridRef);
+  const [gridEl, gridRef] = useState<HTMLDivElement | null>(null);
+  const width = useWidth(gridEl);
   const limiter = useMemo(() => new Limiter(6), [uid]);
   const drawnSet = useRef(new Set<number>());
 
@@ -184,6 +185,14 @@ export function DashboardPage({ uid, params, isNew = false }: { uid: string; par
   const cells = useMemo(() => layout(panels), [panels]);
   const visibleCells = cells.filter((c) => !c.hidden);
   const dataCells = visibleCells.filter((c) => !c.row);
+
+  // A dashboard without data panels has nothing to wait for.
+  useEffect(() => {
+    if (varsReady && dash && dataCells.length === 0 && window.__sextantPanelsDrawn === undefined) {
+      window.__sextantPanelsDrawn = 0;
+      document.body.dataset.panelsDrawn = "0";
+    }
+  }, [varsReady, dash, dataCells.length]);
 
   const onDrawn = (i: number) => {
     drawnSet.current.add(i);
