@@ -156,7 +156,9 @@ export function DashboardPage({ uid, params, isNew = false }: { uid: string; par
   useEffect(() => {
     if (!dash || !range.end) return;
     let stale = false;
-    resolveVariables(dash.variables ?? [], wanted, range.start, range.end).then(({ vars: v, errors }) => {
+    const s0 = parseTime(effFrom), e0 = parseTime(effTo);
+    const [vs, ve] = !isNaN(s0) && !isNaN(e0) && e0 > s0 ? [s0, e0] : [range.start, range.end];
+    resolveVariables(dash.variables ?? [], wanted, vs, ve).then(({ vars: v, errors }) => {
       if (stale) return;
       setVars(v);
       setVarErrors(errors);
@@ -164,7 +166,16 @@ export function DashboardPage({ uid, params, isNew = false }: { uid: string; par
       setVarsReady(true);
     });
     return () => { stale = true; };
-  }, [varDefs, wanted, dash !== null, range.end !== 0, tick]);
+    // Like Grafana's "on time range change": options follow the range, not every auto-refresh.
+  }, [varDefs, wanted, dash !== null, range.end !== 0, effFrom, effTo]);
+
+  // Esc leaves the single-panel view.
+  useEffect(() => {
+    if (view === null) return;
+    const onKey = (e: KeyboardEvent) => e.key === "Escape" && setView(null);
+    addEventListener("keydown", onKey);
+    return () => removeEventListener("keydown", onKey);
+  }, [view]);
 
   // Alert annotations.
   useEffect(() => {
