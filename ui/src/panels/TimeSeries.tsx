@@ -15,6 +15,9 @@ function fade(color: string, alpha: number): string {
   return `rgba(${n >> 16},${(n >> 8) & 255},${n & 255},${alpha})`;
 }
 
+/** Most series one time-series panel draws. */
+export const MAX_SERIES = 300;
+
 /** Width of the y axis for its tick labels (about 7 px per character at 12 px). */
 function axisWidth(labels: string[] | null | undefined): number {
   const n = Math.max(3, ...(labels ?? []).map((l) => (l ?? "").length));
@@ -49,9 +52,11 @@ export function TimeSeries({ panel, data, width, height, annotations, onDrawn, o
   const right = legend.placement === "right";
 
   const model = useMemo(() => {
-    const visible = data.series
+    const all = data.series
       .map((s, i) => ({ s, i, o: overridesFor(s.name, panel.overrides) }))
       .filter((x) => !x.o.hide);
+    // uPlot and the legend stay responsive up to a few hundred series; more are cut with a note.
+    const visible = all.slice(0, MAX_SERIES);
     const [times, ...cols] = align(visible.map((x) => x.s));
     let drawn = panel.stack ? stack(cols) : cols;
     if (panel.log) drawn = drawn.map((c) => c.map((v) => (v !== null && v > 0 ? v : null)));
@@ -62,7 +67,7 @@ export function TimeSeries({ panel, data, width, height, annotations, onDrawn, o
       raw: cols[k],
       calcs: calcs.map((c) => reduce(cols[k], c)),
     }));
-    return { times, drawn, entries };
+    return { times, drawn, entries, total: all.length };
   }, [data, panel]);
 
   const rangeRef = useRef({ start: data.start, end: data.end });
@@ -221,6 +226,9 @@ export function TimeSeries({ panel, data, width, height, annotations, onDrawn, o
 
   return (
     <div class={`ts ${right ? "ts-right" : ""}`}>
+      {model.total > model.entries.length && (
+        <div class="ts-cut muted small">Showing {model.entries.length} of {model.total} series</div>
+      )}
       <div class="ts-plot" style={{ position: "relative" }}>
         <div ref={el} />
         <div ref={tip} class="tooltip" style={{ display: "none" }} />
