@@ -225,6 +225,22 @@ export function DashboardPage({ uid, params, isNew = false }: { uid: string; par
     setFrom(String(a * 1000));
     setTo(String(b * 1000));
   };
+  /** Moves the range by a fraction of its length (absolute times afterwards, like Grafana). */
+  const shiftRange = (frac: number) => {
+    const len = range.end - range.start;
+    if (len <= 0) return;
+    const d = len * frac;
+    const now = Date.now() / 1000;
+    const end = Math.min(range.end + d, now);
+    onZoom(Math.round(end - len), Math.round(end));
+  };
+  const zoomOut = () => {
+    const len = range.end - range.start;
+    if (len <= 0) return;
+    const now = Date.now() / 1000;
+    const end = Math.min(range.end + len / 2, now);
+    onZoom(Math.round(end - len * 2), Math.round(end));
+  };
   const ctx: PanelCtx = { vars, start: range.start, end: range.end, from: effFrom, to: effTo, tick, limiter, annotations, onZoom };
 
   if (loadError) return <section class="page"><h1>Dashboard “{uid}”</h1><div class="panel-error">{loadError}</div><a href="#/dashboards">All dashboards</a></section>;
@@ -347,7 +363,10 @@ export function DashboardPage({ uid, params, isNew = false }: { uid: string; par
       </div>
       <div class="dash-actions">
         {view !== null && <button onClick={() => setView(null)}>← Back to dashboard</button>}
+        <button title="Earlier" onClick={() => shiftRange(-0.5)}>‹</button>
         <TimePicker from={effFrom} to={effTo} onChange={(f, t) => { setFrom(f); setTo(t); setTick((x) => x + 1); }} />
+        <button title="Later" onClick={() => shiftRange(0.5)}>›</button>
+        <button title="Zoom out" onClick={zoomOut}>−</button>
         <button title="Refresh now" onClick={() => setTick((t) => t + 1)}>⟳</button>
         <select title="Auto-refresh" value={effRefresh === "off" ? "" : effRefresh} onChange={(e) => setRefresh((e.target as HTMLSelectElement).value || "off")}>
           {[...new Set([...REFRESH_OPTIONS, effRefresh === "off" ? "" : effRefresh])].map((r) => <option value={r}>{r === "" ? "Off" : r}</option>)}

@@ -1,6 +1,6 @@
 // Heatmap panel drawn on a canvas: classic histograms (series with an `le` label, de-cumulated)
 // or native histograms from query_range's `histograms`; one cell per bucket and time step.
-import { useEffect, useMemo, useRef } from "preact/hooks";
+import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { classicHeatmap, nativeHeatmap, type Heatmap as HM } from "../dashboard/transform";
 import { formatValue } from "../dashboard/units";
 import type { PanelProps } from "./types";
@@ -29,6 +29,22 @@ export function Heatmap({ panel, data, width, height, onDrawn }: PanelProps) {
   const canvas = useRef<HTMLCanvasElement>(null);
   const hm = useMemo(() => buildHeatmap(data.targets), [data]);
   const padL = 70, padB = 18;
+  const [tip, setTip] = useState<{ x: number; y: number; text: string[] } | null>(null);
+  const onMove = (e: MouseEvent) => {
+    const nb = hm.buckets.length, nt = hm.times.length;
+    const r = (e.currentTarget as HTMLElement).getBoundingClientRect();
+    const x = e.clientX - r.left, y = e.clientY - r.top;
+    const t = Math.floor(((x - padL) / (width - padL)) * nt);
+    const b = Math.floor(((height - padB - y) / (height - padB)) * nb);
+    if (t < 0 || t >= nt || b < 0 || b >= nb) return setTip(null);
+    const bk = hm.buckets[b];
+    const fmt = (v: number) => (isFinite(v) ? formatValue(v, panel.unit ?? "short", panel.decimals) : v > 0 ? "+Inf" : "-Inf");
+    setTip({
+      x: Math.min(x + 12, width - 200),
+      y: y + 12,
+      text: [new Date(hm.times[t] * 1000).toLocaleString(), `${fmt(bk.lower)} – ${fmt(bk.upper)}`, `count ${formatValue(hm.counts[b][t], "short")}`],
+    });
+  };
   useEffect(() => {
     const cv = canvas.current;
     if (!cv) {
@@ -72,5 +88,16 @@ export function Heatmap({ panel, data, width, height, onDrawn }: PanelProps) {
     onDrawn();
   }, [hm, width, height]);
   if (!hm.buckets.length) return <div class="nodata">No histogram data (needs `le` buckets or native histograms)</div>;
-  return <canvas ref={canvas} style={{ width: `${width}px`, height: `${height}px` }} />;
+  return (
+    <div style={{ position: "relative" }} onMouseMove={onMove} onMouseLeave={() => setTip(null)}>
+      <canvas ref={canvas} style={{ width: `${width}px`, height: `${height}px`, display: "block" }} />
+      {tip && (
+        <div class="tooltip" style={{ left: `${tip.x}px`, top: `${tip.y}px` }}>
+          <div class="tt-time">{tip.text[0]}</div>
+          <div>{tip.text[1]}</div>
+          <div>{tip.text[2]}</div>
+        </div>
+      )}
+    </div>
+  );
 }
