@@ -8,7 +8,7 @@ import { ApiError, createDashboard, exportUrl, getDashboard, getVersion, listVer
 import { COLUMNS, GAP_PX, ROW_PX, layout, layoutHeight, movePanel, type Cell } from "../dashboard/layout";
 import { Limiter, fetchAlertAnnotations, resolveVariables } from "../dashboard/loader";
 import { parseDuration, parseTime, QUICK_RANGES, REFRESH_OPTIONS } from "../dashboard/timerange";
-import { ALL, type VarState } from "../dashboard/vars";
+import type { VarState } from "../dashboard/vars";
 import { PanelView, type PanelCtx } from "../dashboard/PanelView";
 import { VariableBar } from "../dashboard/VariableBar";
 import { PanelEditor, SettingsEditor } from "../dashboard/Editor";
@@ -492,4 +492,3 @@ function panelsInRow(panels: Panel[], row: number): number {
   return n;
 }
 
-export { ALL };
