@@ -1,7 +1,9 @@
 // Entry point: the navigation bar and the page table. Each page is a component in src/pages.
 import { render } from "preact";
 import { useRoute } from "./router";
-import { Placeholder } from "./pages/Placeholder";
+import { DashboardsPage } from "./pages/Dashboards";
+import { DashboardPage } from "./pages/Dashboard";
+import { ImportPage } from "./pages/Import";
 import { Explore } from "./pages/Explore";
 import { Alerts } from "./pages/Alerts";
 import { Rules } from "./pages/Rules";
@@ -20,7 +22,14 @@ interface PageDef {
 }
 
 const pages: PageDef[] = [
-  { path: "dashboards", nav: "Dashboards", render: () => <Placeholder title="Dashboards" /> },
+  {
+    path: "dashboards",
+    nav: "Dashboards",
+    render: (rest, params) =>
+      rest[0] === "new" ? <DashboardPage key="new" uid="new" params={params} isNew /> : <DashboardsPage params={params} />,
+  },
+  { path: "d", render: (rest, params) => <DashboardPage key={rest[0]} uid={rest[0] ?? ""} params={params} /> },
+  { path: "import", render: () => <ImportPage /> },
   { path: "explore", nav: "Explore", render: (_, params) => <Explore key={params.toString()} params={params} /> },
   { path: "alerts", nav: "Alerts", render: () => <Alerts /> },
   { path: "rules", nav: "Rules", render: () => <Rules /> },
