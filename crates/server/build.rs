@@ -1,4 +1,4 @@
-//! Embeds the built web UI (`ui/dist`, produced by `cd ui && npm ci && npm run build`) into the
+//! Embeds the built web UI (`ui/dist`, produced by `cd ui && npm install && npm run build`) into the
 //! binary: generates `$OUT_DIR/ui_assets.rs`, a table of every file with its content type, its
 //! bytes (`include_bytes!`) and a gzip copy compressed here at build time. When `ui/dist` does
 //! not exist the table is empty and the server shows a page explaining how to build the UI.

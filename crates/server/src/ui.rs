@@ -117,7 +117,7 @@ const NOT_BUILT: &str = r#"<!doctype html>
 code,pre{background:#22252b;padding:2px 6px;border-radius:3px}pre{padding:10px}a{color:#3d8bfd}</style></head>
 <body><h1>Sextant</h1>
 <p>The web UI is not built into this binary. Build it, then rebuild Sextant:</p>
-<pre>cd ui &amp;&amp; npm ci &amp;&amp; npm run build
+<pre>cd ui &amp;&amp; npm install &amp;&amp; npm run build
 cd .. &amp;&amp; cargo run --release -- serve</pre>
 <p>(Needs Node.js 20+ and npm: <code>apt-get install nodejs npm</code>.)</p>
 <p>The APIs are live without it: <a href="/api/v1/labels">/api/v1/labels</a>,
@@ -172,7 +172,7 @@ mod tests {
         if embedded() {
             assert!(text.contains("<div id=\"app\">"), "{text}");
         } else {
-            assert!(text.contains("npm ci &amp;&amp; npm run build"), "{text}");
+            assert!(text.contains("npm install &amp;&amp; npm run build"), "{text}");
         }
         let (st, _, body) = get_path("/api/v1/labels", None).await;
         assert_eq!((st, body.as_slice()), (StatusCode::OK, b"api".as_slice()));
