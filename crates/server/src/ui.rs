@@ -172,7 +172,10 @@ mod tests {
         if embedded() {
             assert!(text.contains("<div id=\"app\">"), "{text}");
         } else {
-            assert!(text.contains("npm install &amp;&amp; npm run build"), "{text}");
+            assert!(
+                text.contains("npm install &amp;&amp; npm run build"),
+                "{text}"
+            );
         }
         let (st, _, body) = get_path("/api/v1/labels", None).await;
         assert_eq!((st, body.as_slice()), (StatusCode::OK, b"api".as_slice()));

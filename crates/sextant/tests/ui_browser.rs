@@ -113,7 +113,10 @@ fn browser_scenarios() {
     let config = dir.path().join("sextant.yml");
     std::fs::write(
         &config,
-        format!("scrape_configs:\n  - job_name: sextant\n    scrape_interval: 1s\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n"),
+        // Two scrape jobs, so a dashboard variable over `label_values(up, job)` has a choice.
+        format!(
+            "scrape_configs:\n  - job_name: sextant\n    scrape_interval: 1s\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n  - job_name: sextant-again\n    scrape_interval: 1s\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n"
+        ),
     )
     .expect("config");
     let data = dir.path().join("data");

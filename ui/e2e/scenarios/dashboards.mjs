@@ -88,8 +88,8 @@ export const scenarios = [
     name: "dashboard: changing a variable re-queries panels and updates the URL",
     run: async ({ page, open, api, assert, until }) => {
       const uid = `e2e-vars-${Date.now()}`;
-      const jobs = (await api("/api/v1/label/job/values")).data;
-      assert(jobs.length >= 2, `need two jobs in the data, have ${JSON.stringify(jobs)}`);
+      const jobs = (await api(`/api/v1/label/job/values?match[]=${encodeURIComponent("up")}`)).data;
+      assert(jobs.length >= 2, `need two scrape jobs with an up series, have ${JSON.stringify(jobs)}`);
       const created = await api("/api/sextant/dashboards", {
         method: "POST",
         headers: { "Content-Type": "application/json" },
