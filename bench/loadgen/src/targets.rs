@@ -51,7 +51,10 @@ impl Exposition {
         let units = series.div_ceil(17).max(1);
         let mut lines = Vec::with_capacity(units * 17 + 16);
         let fam = |name: &str, kind: &str, help: &str, lines: &mut Vec<_>| {
-            lines.push((format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"), None));
+            lines.push((
+                format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"),
+                None,
+            ));
         };
         let unit_labels = |u: usize| {
             let model = MODELS[(u / TOOLS.len()) % MODELS.len()];
@@ -59,7 +62,8 @@ impl Exposition {
             let shard = u / (MODELS.len() * TOOLS.len());
             format!("model=\"{model}\",shard=\"{shard}\",tool=\"{tool}\"")
         };
-        let seed = |u: usize, i: usize| splitmix64(((target as u64) << 32) ^ ((u as u64) << 8) ^ i as u64);
+        let seed =
+            |u: usize, i: usize| splitmix64(((target as u64) << 32) ^ ((u as u64) << 8) ^ i as u64);
         fam(
             "agent_tool_calls_total",
             "counter",
@@ -68,7 +72,10 @@ impl Exposition {
         );
         for u in 0..units {
             for (i, st) in STATUSES.iter().enumerate() {
-                let l = format!("agent_tool_calls_total{{{},status=\"{st}\"}} ", unit_labels(u));
+                let l = format!(
+                    "agent_tool_calls_total{{{},status=\"{st}\"}} ",
+                    unit_labels(u)
+                );
                 lines.push((l, Some((Kind::Counter, seed(u, i)))));
             }
         }
@@ -77,7 +84,12 @@ impl Exposition {
             let l = format!("agent_tokens_total{{{}}} ", unit_labels(u));
             lines.push((l, Some((Kind::Counter, seed(u, 3)))));
         }
-        fam("agent_inflight_calls", "gauge", "Calls in flight.", &mut lines);
+        fam(
+            "agent_inflight_calls",
+            "gauge",
+            "Calls in flight.",
+            &mut lines,
+        );
         for u in 0..units {
             let l = format!("agent_inflight_calls{{{}}} ", unit_labels(u));
             lines.push((l, Some((Kind::Gauge, seed(u, 4)))));
@@ -173,7 +185,9 @@ fn window(interval_ms: u64) -> u64 {
 fn serve_conn(stream: TcpStream, expo: &Exposition, interval_ms: u64) {
     let _ = stream.set_nodelay(true);
     let _ = stream.set_read_timeout(Some(Duration::from_secs(120)));
-    let Ok(mut w) = stream.try_clone() else { return };
+    let Ok(mut w) = stream.try_clone() else {
+        return;
+    };
     let mut r = BufReader::new(stream);
     let mut body = Vec::new();
     let mut line = String::new();

@@ -365,8 +365,14 @@ fn delta_totals_continue_after_a_restart() {
         }
     };
     // Points 1 (0s..30s) and 2 (30s..60s).
-    assert_eq!(post(&server, delta_request(t(0), t(30), 1)), serde_json::json!({}));
-    assert_eq!(post(&server, delta_request(t(30), t(60), 2)), serde_json::json!({}));
+    assert_eq!(
+        post(&server, delta_request(t(0), t(30), 1)),
+        serde_json::json!({})
+    );
+    assert_eq!(
+        post(&server, delta_request(t(30), t(60), 2)),
+        serde_json::json!({})
+    );
     let base = server.url("");
     assert_eq!(one(&c, &base, "reqs_total"), 3.0 + 4.0);
     server.kill9();
@@ -377,7 +383,9 @@ fn delta_totals_continue_after_a_restart() {
     // A retry of point 2: already stored, refused (all three points), totals unchanged.
     let r = post(&server, delta_request(t(30), t(60), 2));
     assert_eq!(
-        r["partialSuccess"]["rejectedDataPoints"].to_string().trim_matches('"'),
+        r["partialSuccess"]["rejectedDataPoints"]
+            .to_string()
+            .trim_matches('"'),
         "3",
         "{r}"
     );
@@ -390,7 +398,10 @@ fn delta_totals_continue_after_a_restart() {
     );
     assert_eq!(one(&c, &base, "reqs_total"), 7.0);
     // Point 3 (60s..90s) continues from the stored totals.
-    assert_eq!(post(&server, delta_request(t(60), t(90), 3)), serde_json::json!({}));
+    assert_eq!(
+        post(&server, delta_request(t(60), t(90), 3)),
+        serde_json::json!({})
+    );
     assert_eq!(one(&c, &base, "reqs_total"), 3.0 + 4.0 + 5.0);
     // Histogram buckets per point: [1,1,0], [0,1,0], [1,1,0] → cumulative le=0.5: 2, le=1: 5.
     assert_eq!(one(&c, &base, "lat_seconds_bucket{le=\"0.5\"}"), 2.0);

@@ -786,11 +786,23 @@ fn groups_survive_restart_and_expire_after_ttl() {
         .iter()
         .filter_map(|g| g["labels"]["job"].as_str().map(str::to_string))
         .collect();
-    assert!(jobs.contains("crashy") && jobs.contains("persist"), "{json}");
+    assert!(
+        jobs.contains("crashy") && jobs.contains("persist"),
+        "{json}"
+    );
     assert!(!jobs.contains("gone"), "{json}");
-    assert_eq!(query(&c, &server, "c{job=\"crashy\"}").first().map(|v| v.1), Some(1.0));
-    assert_eq!(query(&c, &server, "d{job=\"crashy\"}").first().map(|v| v.1), Some(2.0));
-    assert!(query(&c, &server, "g").is_empty(), "deleted group's series must be stale");
+    assert_eq!(
+        query(&c, &server, "c{job=\"crashy\"}").first().map(|v| v.1),
+        Some(1.0)
+    );
+    assert_eq!(
+        query(&c, &server, "d{job=\"crashy\"}").first().map(|v| v.1),
+        Some(2.0)
+    );
+    assert!(
+        query(&c, &server, "g").is_empty(),
+        "deleted group's series must be stale"
+    );
     assert_eq!(
         metric_set(&before, false)
             .iter()

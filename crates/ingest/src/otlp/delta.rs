@@ -298,7 +298,14 @@ mod tests {
         );
         // In memory now: not asked again.
         assert_eq!(
-            num(&st.accumulate(&k, 30_000_000, 40_000_000, Total::Number(1.0), 0, || panic!())),
+            num(&st.accumulate(
+                &k,
+                30_000_000,
+                40_000_000,
+                Total::Number(1.0),
+                0,
+                || panic!()
+            )),
             9.0
         );
         // Start before the stored sample: the producer restarted meanwhile.
@@ -309,7 +316,12 @@ mod tests {
         );
         // Another shape stored (e.g. a gauge of the same name): starts from the point.
         let mut st = DeltaState::new(DeltaLimits::default());
-        let h = Total::Histogram { bounds: vec![1.0], counts: vec![1, 0], count: 1, sum: 0.5 };
+        let h = Total::Histogram {
+            bounds: vec![1.0],
+            counts: vec![1, 0],
+            count: 1,
+            sum: 0.5,
+        };
         assert_eq!(
             st.accumulate(&k, 20_000_000, 30_000_000, h.clone(), 0, stored),
             Ok(h)
@@ -355,9 +367,7 @@ mod tests {
             .unwrap();
         assert_eq!(t, h(vec![1, 3, 1], vec![1.0, 2.0]).with_sum(3.0));
         // New bounds: the total restarts.
-        let t = st
-            .acc(&k, 2, 3, h(vec![4, 0], vec![5.0]), 0)
-            .unwrap();
+        let t = st.acc(&k, 2, 3, h(vec![4, 0], vec![5.0]), 0).unwrap();
         assert_eq!(t, h(vec![4, 0], vec![5.0]));
     }
 
@@ -407,14 +417,10 @@ mod tests {
         }
         assert_eq!(st.streams(), 10);
         // None idle yet: the oldest tenth (s0) goes.
-        st.acc(&key("new"), 0, 1, Total::Number(1.0), 20)
-            .unwrap();
+        st.acc(&key("new"), 0, 1, Total::Number(1.0), 20).unwrap();
         assert_eq!(st.streams(), 10);
         // s0 was evicted, so it restarts from its next point.
-        assert_eq!(
-            num(&st.acc(&key("s0"), 1, 2, Total::Number(5.0), 21)),
-            5.0
-        );
+        assert_eq!(num(&st.acc(&key("s0"), 1, 2, Total::Number(5.0), 21)), 5.0);
         assert_eq!(st.streams(), 10);
         // Much later everything is idle and is dropped at once.
         st.acc(&key("late"), 0, 1, Total::Number(1.0), 1_000_000)

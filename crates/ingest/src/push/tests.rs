@@ -470,7 +470,12 @@ fn acknowledged_changes_survive_a_crash() {
         .unwrap();
     std::mem::forget(svc);
     let (svc, _sink, _now) = service(Some(file.clone()));
-    assert_eq!(render_text(&svc.groups()).matches("job=\"").count(), 6, "{}", render_text(&svc.groups()));
+    assert_eq!(
+        render_text(&svc.groups()).matches("job=\"").count(),
+        6,
+        "{}",
+        render_text(&svc.groups())
+    );
     svc.push(key(&[("job", "a")]), b"x 3\n", None, false, None)
         .unwrap();
     svc.delete(&key(&[("job", "b")])).unwrap();

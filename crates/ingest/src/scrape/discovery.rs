@@ -139,7 +139,7 @@ pub(crate) enum Provider {
         url: String,
         refresh: Duration,
         /// The endpoint's auth, TLS, redirect and proxy settings.
-        http: HttpClientConfig,
+        http: Box<HttpClientConfig>,
         client: reqwest::Client,
     },
 }

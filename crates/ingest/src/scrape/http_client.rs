@@ -164,9 +164,7 @@ impl HttpClientConfig {
             let mut pem =
                 std::fs::read(cert).map_err(|e| format!("tls_config.cert_file: {cert}: {e}"))?;
             pem.push(b'\n');
-            pem.extend(
-                std::fs::read(key).map_err(|e| format!("tls_config.key_file: {key}: {e}"))?,
-            );
+            pem.extend(std::fs::read(key).map_err(|e| format!("tls_config.key_file: {key}: {e}"))?);
             let id = reqwest::Identity::from_pem(&pem)
                 .map_err(|e| format!("tls_config: client certificate {cert} / {key}: {e}"))?;
             b = b.identity(id);

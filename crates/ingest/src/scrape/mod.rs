@@ -186,7 +186,7 @@ impl ScrapeManager {
             providers.push(Provider::Http {
                 url: h.url.0.clone(),
                 refresh: h.refresh_interval.map(|d| d.0).unwrap_or(HTTP_SD_REFRESH),
-                http: h.http_client(),
+                http: Box::new(h.http_client()),
                 client,
             });
         }

@@ -205,10 +205,11 @@ async fn http_sd_auth_gzip_headers_and_body_limit() {
     mgr.stop_all();
 }
 
+/// Picks status, headers and body for a request head.
+type StatusHandler = Box<dyn Fn(&str) -> (u16, String, Vec<u8>) + Send>;
+
 /// Serves one-shot responses with the status the handler picks; records each request head.
-fn serve_status(
-    handler: Box<dyn Fn(&str) -> (u16, String, Vec<u8>) + Send>,
-) -> (u16, Arc<Mutex<Vec<String>>>) {
+fn serve_status(handler: StatusHandler) -> (u16, Arc<Mutex<Vec<String>>>) {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
     let heads = Arc::new(Mutex::new(Vec::new()));
@@ -329,12 +330,11 @@ async fn http_sd_client_settings_auth_and_redirects() {
     );
     // The job with `follow_redirects: false` never followed its redirect (a followed one
     // carries the redirecting URL as Referer).
+    assert!(heads.iter().all(|h| !h.contains("/old?x\r\n")), "{heads:?}");
     assert!(
-        heads.iter().all(|h| !h.contains("/old?x\r\n")),
-        "{heads:?}"
-    );
-    assert!(
-        heads.iter().any(|h| h.contains(&format!("referer: http://127.0.0.1:{sdport}/old\r\n"))),
+        heads
+            .iter()
+            .any(|h| h.contains(&format!("referer: http://127.0.0.1:{sdport}/old\r\n"))),
         "{heads:?}"
     );
     assert!(
