@@ -61,8 +61,9 @@ until [ -s "$WORK/ports.json" ]; do kill -0 "$TPID" 2>/dev/null || { cat "$WORK/
 
 SPORT=$(free_port); PPORT=$(free_port)
 mkdir -p "$WORK/sextant" "$WORK/prometheus"
+# Like Prometheus here, Sextant only scrapes: no host collector, self-monitoring or built-in rules.
 "$SEXTANT" serve --config "$WORK/scrape.yml" --listen "127.0.0.1:$SPORT" --data-dir "$WORK/sextant" \
-  --log-level warn > "$WORK/sextant.log" 2>&1 &
+  --no-host-metrics --self-monitor-interval 0 --no-default-rules --log-level warn > "$WORK/sextant.log" 2>&1 &
 SPID=$!; PIDS+=("$SPID")
 prometheus --config.file="$WORK/scrape.yml" --storage.tsdb.path="$WORK/prometheus" \
   --web.listen-address="127.0.0.1:$PPORT" --log.level=warn > "$WORK/prometheus.log" 2>&1 &
@@ -82,9 +83,16 @@ echo "$TARGETS targets x $PER_TARGET series, 15 s interval, window ${D}s after $
 echo
 echo "| server | series | scrapes in window | up | samples stored in window | samples / scrape | samples/s | CPU s | CPU s per 1M samples/s | RSS MB | peak RSS MB |"
 echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+# One count_over_time per metric name: over a selector of several names Prometheus 2.42 drops
+# the names first and then refuses the duplicate label sets.
+SAMPLES_EXPR=
+for m in agent_tool_calls_total agent_tokens_total agent_inflight_calls agent_context_fill_percent \
+  agent_tool_duration_seconds_bucket agent_tool_duration_seconds_sum agent_tool_duration_seconds_count; do
+  SAMPLES_EXPR="${SAMPLES_EXPR:+$SAMPLES_EXPR + }sum(count_over_time($m{job=\"bench\"}[${D}s]))"
+done
 row() {
   local name=$1 port=$2 pid=$3 c0=$4 c1=$5 samples scrapes series up
-  samples=$(query "$port" "sum(count_over_time({job=\"bench\",__name__=~\"agent_.*\"}[${D}s]))" "$T1")
+  samples=$(query "$port" "$SAMPLES_EXPR" "$T1")
   scrapes=$(query "$port" "sum(count_over_time(up{job=\"bench\"}[${D}s]))" "$T1")
   up=$(query "$port" "sum(up{job=\"bench\"})" "$T1")
   series=$(query "$port" "count({job=\"bench\",__name__=~\"agent_.*\"})" "$T1")
