@@ -21,7 +21,7 @@ fuzz_target!(|data: &[u8]| {
     for enc in [Encoding::Protobuf, Encoding::Json] {
         for ce in [None, Some("gzip")] {
             if let Ok(req) = decode_body(data, enc, ce, 1 << 20) {
-                let _ = tr.translate(req, &limits, 0);
+                let _ = tr.translate(req, &limits, 0, None);
             }
         }
     }

@@ -8,13 +8,15 @@
 //! answers and I/O errors are retried with exponential backoff; other 4xx answers are counted
 //! as rejected (remote_write senders drop those too). See bench/run.sh for the whole harness.
 //!
-//! `loadgen query …` runs the query benchmark over the loaded data and `loadgen membw`
-//! measures memcpy bandwidth (see query.rs).
+//! `loadgen query …` runs the query benchmark over the loaded data, `loadgen membw`
+//! measures memcpy bandwidth (see query.rs), and `loadgen serve-targets` serves scrape
+//! targets for bench/scrape.sh (see targets.rs).
 
 mod http;
 mod proto;
 mod query;
 mod rng;
+mod targets;
 mod workload;
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -42,7 +44,8 @@ const USAGE: &str = "usage: loadgen --url http://HOST:PORT/api/v1/write [--serie
   --dry-run     generate and encode only (measures the generator)
 
        loadgen query --help    query benchmark over the loaded data
-       loadgen membw           single-core memcpy bandwidth";
+       loadgen membw           single-core memcpy bandwidth
+       loadgen serve-targets --help   scrape targets for bench/scrape.sh";
 
 #[derive(Clone, Debug)]
 struct Config {
@@ -317,6 +320,7 @@ fn main() {
     match args.first().map(String::as_str) {
         Some("query") => std::process::exit(query::main(&args[1..])),
         Some("membw") => std::process::exit(query::membw(&args[1..])),
+        Some("serve-targets") => std::process::exit(targets::main(&args[1..])),
         _ => {}
     }
     let c = match parse_args() {

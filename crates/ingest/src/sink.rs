@@ -3,6 +3,8 @@
 //! the seam here lets scrape loops, push groups and OTLP translation live in this crate without
 //! knowing how storage works.
 
+use sextant_model::{HistogramValue, Labels};
+
 use crate::remote_write::WriteBatch;
 
 /// Outcome of storing one batch.
@@ -43,4 +45,13 @@ pub struct SinkError(pub String);
 /// the WAL), so a caller may acknowledge them.
 pub trait Sink: Send + Sync {
     fn store(&self, batch: WriteBatch) -> Result<Stored, SinkError>;
+
+    /// The newest stored sample of the series with exactly `labels`, if storage still has it
+    /// at hand: `(timestamp ms, Ok(float) or Err(native histogram))`. Ingest state derived
+    /// from stored data (OTLP delta → cumulative totals) continues from it after a restart.
+    /// The default knows nothing.
+    fn last_sample(&self, labels: &Labels) -> Option<(i64, Result<f64, HistogramValue>)> {
+        let _ = labels;
+        None
+    }
 }

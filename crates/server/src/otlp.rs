@@ -101,17 +101,18 @@ pub async fn metrics(
             max_label_name_len: st.limits.max_label_name_len,
             max_label_value_len: st.limits.max_label_value_len,
         };
-        let tr = st
-            .otlp
-            .translator
-            .translate(req, &limits, sextant_model::time::now_ms());
+        let sink = DbSink(st.db.clone());
+        let tr =
+            st.otlp
+                .translator
+                .translate(req, &limits, sextant_model::time::now_ms(), Some(&sink));
         st.otlp
             .data_points
             .fetch_add(tr.points as u64, Ordering::Relaxed);
         st.ingest
             .exemplars_received
             .fetch_add(crate::write::exemplar_count(&tr.batch), Ordering::Relaxed);
-        let stored = match DbSink(st.db.clone()).store(tr.batch) {
+        let stored = match sink.store(tr.batch) {
             Ok(s) => s,
             Err(e) => {
                 return status(

@@ -162,7 +162,8 @@ pub async fn delete(State(st): State<Arc<AppState>>, uri: Uri) -> Response {
     };
     let res = tokio::task::spawn_blocking(move || st.push.delete(&key)).await;
     match res {
-        Ok(()) => StatusCode::ACCEPTED.into_response(),
+        Ok(Ok(())) => StatusCode::ACCEPTED.into_response(),
+        Ok(Err(e)) => error_response(e),
         Err(e) => text(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("delete failed: {e}"),

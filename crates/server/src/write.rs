@@ -65,6 +65,13 @@ impl Sink for DbSink {
     fn store(&self, batch: WriteBatch) -> Result<Stored, SinkError> {
         store(&self.0, batch).map_err(|e| SinkError(e.to_string()))
     }
+
+    fn last_sample(
+        &self,
+        labels: &sextant_model::Labels,
+    ) -> Option<(i64, Result<f64, sextant_model::HistogramValue>)> {
+        self.0.head().last_sample(labels)
+    }
 }
 
 /// Appends a decoded batch through one appender and commits it.

@@ -412,7 +412,7 @@ fn check_clients(l: &Loaded) -> Result<(), ConfigError> {
     }
     for (i, c) in l.scrape_configs.iter().enumerate() {
         c.check_files()
-            .and_then(|()| sextant_ingest::scrape::scrape_loop::build_client(c).map(drop))
+            .and_then(|()| sextant_ingest::scrape::scrape_loop::build_clients(c).map(drop))
             .map_err(|e| ConfigError {
                 file: l
                     .path

@@ -542,7 +542,7 @@ fn serve(a: ServeArgs) -> Result<()> {
             .await?;
         anyhow::Ok(())
     })?;
-    push.flush();
+    let _ = push.flush(); // logs its own failure
     drop(host);
     if let Some(m) = state.rules() {
         m.stop();

@@ -301,3 +301,118 @@ fn python_sdk_exports_land_with_prometheus_names_and_values() {
         "{m}"
     );
 }
+
+/// One OTLP/JSON request with a delta sum, a delta histogram and a delta exponential histogram
+/// point covering (start_ns, time_ns].
+fn delta_request(start_ns: u128, time_ns: u128, n: u64) -> String {
+    // Per point n: sum n+2; histogram buckets (≤0.5, ≤1, +Inf) = [n%2, 1, 0]; exponential
+    // positive buckets at offset 0 = [1, n%2].
+    let hist = [n % 2, 1, 0];
+    let hcount: u64 = hist.iter().sum();
+    let exp = [1, n % 2];
+    let ecount: u64 = exp.iter().sum();
+    format!(
+        r#"{{"resourceMetrics":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"deltas"}}}}]}},
+  "scopeMetrics":[{{"metrics":[
+    {{"name":"reqs","sum":{{"aggregationTemporality":1,"isMonotonic":true,"dataPoints":[
+      {{"startTimeUnixNano":"{start_ns}","timeUnixNano":"{time_ns}","asDouble":{sum}}}]}}}},
+    {{"name":"lat","unit":"s","histogram":{{"aggregationTemporality":1,"dataPoints":[
+      {{"startTimeUnixNano":"{start_ns}","timeUnixNano":"{time_ns}","count":"{hcount}","sum":{hsum},
+        "bucketCounts":["{h0}","{h1}","{h2}"],"explicitBounds":[0.5,1]}}]}}}},
+    {{"name":"sz","exponentialHistogram":{{"aggregationTemporality":1,"dataPoints":[
+      {{"startTimeUnixNano":"{start_ns}","timeUnixNano":"{time_ns}","count":"{ecount}","sum":{esum},
+        "scale":0,"zeroCount":"0","positive":{{"offset":0,"bucketCounts":["{e0}","{e1}"]}}}}]}}}}
+  ]}}]}}]}}"#,
+        sum = n + 2,
+        hsum = 0.25 * n as f64,
+        h0 = hist[0],
+        h1 = hist[1],
+        h2 = hist[2],
+        esum = n as f64,
+        e0 = exp[0],
+        e1 = exp[1],
+    )
+}
+
+/// Delta → cumulative continues across a restart (even a `kill -9`): the first delta point of
+/// a stream after the restart adds to the last stored total instead of starting from 0, and a
+/// retried point that was stored before the restart is refused, not counted twice.
+#[test]
+fn delta_totals_continue_after_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("sextant");
+    let mut server = Server::start(&data, &[]);
+    server.wait_ready(Duration::from_secs(60));
+    let c = client();
+    let now_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_nanos();
+    let t = |s: u128| now_ns - 90_000_000_000 + s * 1_000_000_000;
+    let post = |server: &Server, body: String| -> serde_json::Value {
+        let r = c
+            .post(server.url("/v1/metrics"))
+            .header("Content-Type", "application/json")
+            .body(body)
+            .send()
+            .expect("post");
+        assert_eq!(r.status(), 200);
+        let text = r.text().expect("body");
+        if text.is_empty() {
+            serde_json::json!({})
+        } else {
+            serde_json::from_str(&text).expect("response JSON")
+        }
+    };
+    // Points 1 (0s..30s) and 2 (30s..60s).
+    assert_eq!(
+        post(&server, delta_request(t(0), t(30), 1)),
+        serde_json::json!({})
+    );
+    assert_eq!(
+        post(&server, delta_request(t(30), t(60), 2)),
+        serde_json::json!({})
+    );
+    let base = server.url("");
+    assert_eq!(one(&c, &base, "reqs_total"), 3.0 + 4.0);
+    server.kill9();
+
+    let mut server = Server::start(&data, &[]);
+    server.wait_ready(Duration::from_secs(60));
+    let base = server.url("");
+    // A retry of point 2: already stored, refused (all three points), totals unchanged.
+    let r = post(&server, delta_request(t(30), t(60), 2));
+    assert_eq!(
+        r["partialSuccess"]["rejectedDataPoints"]
+            .to_string()
+            .trim_matches('"'),
+        "3",
+        "{r}"
+    );
+    assert!(
+        r["partialSuccess"]["errorMessage"]
+            .as_str()
+            .unwrap_or("")
+            .contains("already counted"),
+        "{r}"
+    );
+    assert_eq!(one(&c, &base, "reqs_total"), 7.0);
+    // Point 3 (60s..90s) continues from the stored totals.
+    assert_eq!(
+        post(&server, delta_request(t(60), t(90), 3)),
+        serde_json::json!({})
+    );
+    assert_eq!(one(&c, &base, "reqs_total"), 3.0 + 4.0 + 5.0);
+    // Histogram buckets per point: [1,1,0], [0,1,0], [1,1,0] → cumulative le=0.5: 2, le=1: 5.
+    assert_eq!(one(&c, &base, "lat_seconds_bucket{le=\"0.5\"}"), 2.0);
+    assert_eq!(one(&c, &base, "lat_seconds_bucket{le=\"1\"}"), 5.0);
+    assert_eq!(one(&c, &base, "lat_seconds_bucket{le=\"+Inf\"}"), 5.0);
+    assert_eq!(one(&c, &base, "lat_seconds_count"), 5.0);
+    assert_eq!(one(&c, &base, "lat_seconds_sum"), 0.25 + 0.5 + 0.75);
+    // Exponential: counts 2 + 1 + 2, sums 1 + 2 + 3.
+    assert_eq!(one(&c, &base, "histogram_count(sz)"), 5.0);
+    assert_eq!(one(&c, &base, "histogram_sum(sz)"), 6.0);
+    // No counter reset anywhere: the increase over the whole run is the sum of the deltas.
+    assert_eq!(one(&c, &base, "resets(reqs_total[10m])"), 0.0);
+    assert_eq!(one(&c, &base, "resets(lat_seconds_count[10m])"), 0.0);
+}

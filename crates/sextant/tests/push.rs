@@ -747,13 +747,16 @@ fn groups_survive_restart_and_expire_after_ttl() {
 
     let mut server = Server::start(&data, &["--push-interval", "1s"]);
     server.wait_ready(Duration::from_secs(60));
-    // A kill -9 keeps what the once-a-second save has written.
+    // An acknowledged PUT, POST or DELETE is durable when the answer arrives: kill -9 right
+    // after the last one loses none of them.
     let (s, _) = send(&c, "PUT", &server.url("/metrics/job/crashy"), "c 1\n");
     assert_eq!(s, 200);
-    let file = data.join("push_groups.json");
-    wait_until("groups saved", Duration::from_secs(30), || {
-        std::fs::read_to_string(&file).is_ok_and(|t| t.contains("crashy"))
-    });
+    let (s, _) = send(&c, "POST", &server.url("/metrics/job/crashy"), "d 2\n");
+    assert_eq!(s, 200);
+    let (s, _) = send(&c, "PUT", &server.url("/metrics/job/gone"), "g 1\n");
+    assert_eq!(s, 200);
+    let (s, _) = send(&c, "DELETE", &server.url("/metrics/job/gone"), "");
+    assert_eq!(s, 202);
     server.kill9();
 
     let mut server = Server::start(&data, &["--push-interval", "1s"]);
@@ -769,6 +772,37 @@ fn groups_survive_restart_and_expire_after_ttl() {
         "restored: {after}"
     );
     assert!(after.contains("c{job=\"crashy\"} 1"), "restored: {after}");
+    assert!(after.contains("d{job=\"crashy\"} 2"), "restored: {after}");
+    assert!(!after.contains("gone"), "deleted group restored: {after}");
+    let json: serde_json::Value = c
+        .get(server.url("/api/v1/metrics"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let jobs: BTreeSet<String> = json["data"]
+        .as_array()
+        .expect("groups")
+        .iter()
+        .filter_map(|g| g["labels"]["job"].as_str().map(str::to_string))
+        .collect();
+    assert!(
+        jobs.contains("crashy") && jobs.contains("persist"),
+        "{json}"
+    );
+    assert!(!jobs.contains("gone"), "{json}");
+    assert_eq!(
+        query(&c, &server, "c{job=\"crashy\"}").first().map(|v| v.1),
+        Some(1.0)
+    );
+    assert_eq!(
+        query(&c, &server, "d{job=\"crashy\"}").first().map(|v| v.1),
+        Some(2.0)
+    );
+    assert!(
+        query(&c, &server, "g").is_empty(),
+        "deleted group's series must be stale"
+    );
     assert_eq!(
         metric_set(&before, false)
             .iter()

@@ -626,6 +626,21 @@ impl Head {
             .cloned()
     }
 
+    /// The newest in-order sample of the series with exactly these labels, while the series
+    /// is in the head: `(t, Ok(float))` or `(t, Err(histogram))`. Lets ingest continue state
+    /// derived from what it stored (OTLP delta running totals) after a restart.
+    pub fn last_sample(&self, labels: &Labels) -> Option<(i64, Result<f64, HistogramValue>)> {
+        let s = self.get(labels)?;
+        let d = s.lock();
+        if d.last_t == i64::MIN {
+            return None;
+        }
+        Some(match &d.last_hist {
+            Some(h) => (d.last_t, Err((**h).clone())),
+            None => (d.last_t, Ok(f64::from_bits(d.last_v))),
+        })
+    }
+
     pub(crate) fn get_by_ref(&self, r: SeriesRef) -> Option<Arc<MemSeries>> {
         self.maps().by_ref.get(&r).cloned()
     }

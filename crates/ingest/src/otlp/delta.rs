@@ -172,7 +172,9 @@ impl DeltaState {
     }
 
     /// Adds one delta point of stream `key` and returns the cumulative total, or why the point
-    /// was refused.
+    /// was refused. For a stream not in memory, `stored` is asked for the stream's last stored
+    /// total and its time (ms); the stream continues from it under the same rules as from a
+    /// point in memory, so a restart of Sextant (or an evicted stream) is not a counter reset.
     pub fn accumulate(
         &mut self,
         key: &Labels,
@@ -180,6 +182,7 @@ impl DeltaState {
         time_ns: u64,
         delta: Total,
         now_ms: i64,
+        stored: impl FnOnce() -> Option<(i64, Total)>,
     ) -> Result<Total, String> {
         if let Some(s) = self.streams.get_mut(key) {
             if time_ns <= s.last_time_ns {
@@ -198,21 +201,41 @@ impl DeltaState {
             }
             return Ok(s.total.clone());
         }
+        let total = match stored() {
+            None => delta,
+            Some((t_ms, mut total)) => {
+                let point_ms = i64::try_from(time_ns / 1_000_000).unwrap_or(i64::MAX);
+                if point_ms <= t_ms {
+                    return Err(format!(
+                        "delta point at {time_ns}ns is not after the last stored sample of the stream ({t_ms}ms); already counted"
+                    ));
+                }
+                let stored_ns = u64::try_from(t_ms).unwrap_or(0).saturating_mul(1_000_000);
+                if start_ns != 0 && start_ns < stored_ns {
+                    delta // the producer restarted
+                } else {
+                    match total.add(delta) {
+                        Ok(()) => total,
+                        Err(d) => d,
+                    }
+                }
+            }
+        };
         if self.streams.len() >= self.limits.max_streams {
             self.make_room(now_ms);
         }
         if self.limits.max_streams == 0 {
-            return Ok(delta);
+            return Ok(total);
         }
         self.streams.insert(
             key.clone(),
             Stream {
                 last_time_ns: time_ns,
                 touched_ms: now_ms,
-                total: delta.clone(),
+                total: total.clone(),
             },
         );
-        Ok(delta)
+        Ok(total)
     }
 
     /// Forgets a stream (the producer said it has no value any more).
@@ -251,6 +274,60 @@ mod tests {
         Labels::from_pairs([("__name__", n)])
     }
 
+    impl DeltaState {
+        /// `accumulate` with nothing stored.
+        fn acc(&mut self, k: &Labels, s: u64, t: u64, d: Total, now: i64) -> Result<Total, String> {
+            self.accumulate(k, s, t, d, now, || None)
+        }
+    }
+
+    #[test]
+    fn continues_from_the_stored_total() {
+        let mut st = DeltaState::new(DeltaLimits::default());
+        let k = key("a");
+        let stored = || Some((20, Total::Number(7.0)));
+        // Point before or at the stored sample: already counted.
+        assert!(st
+            .accumulate(&k, 10_000_000, 20_000_000, Total::Number(4.0), 0, stored)
+            .is_err());
+        assert_eq!(st.streams(), 0);
+        // Contiguous with the stored sample: continues.
+        assert_eq!(
+            num(&st.accumulate(&k, 20_000_000, 30_000_000, Total::Number(1.0), 0, stored)),
+            8.0
+        );
+        // In memory now: not asked again.
+        assert_eq!(
+            num(&st.accumulate(
+                &k,
+                30_000_000,
+                40_000_000,
+                Total::Number(1.0),
+                0,
+                || panic!()
+            )),
+            9.0
+        );
+        // Start before the stored sample: the producer restarted meanwhile.
+        let mut st = DeltaState::new(DeltaLimits::default());
+        assert_eq!(
+            num(&st.accumulate(&k, 5_000_000, 30_000_000, Total::Number(1.0), 0, stored)),
+            1.0
+        );
+        // Another shape stored (e.g. a gauge of the same name): starts from the point.
+        let mut st = DeltaState::new(DeltaLimits::default());
+        let h = Total::Histogram {
+            bounds: vec![1.0],
+            counts: vec![1, 0],
+            count: 1,
+            sum: 0.5,
+        };
+        assert_eq!(
+            st.accumulate(&k, 20_000_000, 30_000_000, h.clone(), 0, stored),
+            Ok(h)
+        );
+    }
+
     fn num(t: &Result<Total, String>) -> f64 {
         match t {
             Ok(Total::Number(v)) => *v,
@@ -262,15 +339,15 @@ mod tests {
     fn running_total() {
         let mut st = DeltaState::new(DeltaLimits::default());
         let k = key("a");
-        assert_eq!(num(&st.accumulate(&k, 0, 10, Total::Number(3.0), 0)), 3.0);
-        assert_eq!(num(&st.accumulate(&k, 10, 20, Total::Number(4.0), 0)), 7.0);
+        assert_eq!(num(&st.acc(&k, 0, 10, Total::Number(3.0), 0)), 3.0);
+        assert_eq!(num(&st.acc(&k, 10, 20, Total::Number(4.0), 0)), 7.0);
         // Gap: keeps counting.
-        assert_eq!(num(&st.accumulate(&k, 30, 40, Total::Number(1.0), 0)), 8.0);
+        assert_eq!(num(&st.acc(&k, 30, 40, Total::Number(1.0), 0)), 8.0);
         // Retry of an already counted point is refused and changes nothing.
-        assert!(st.accumulate(&k, 30, 40, Total::Number(1.0), 0).is_err());
-        assert_eq!(num(&st.accumulate(&k, 40, 50, Total::Number(2.0), 0)), 10.0);
+        assert!(st.acc(&k, 30, 40, Total::Number(1.0), 0).is_err());
+        assert_eq!(num(&st.acc(&k, 40, 50, Total::Number(2.0), 0)), 10.0);
         // Start time before the last point: the producer restarted.
-        assert_eq!(num(&st.accumulate(&k, 5, 60, Total::Number(2.0), 0)), 2.0);
+        assert_eq!(num(&st.acc(&k, 5, 60, Total::Number(2.0), 0)), 2.0);
     }
 
     #[test]
@@ -283,16 +360,14 @@ mod tests {
             counts,
             bounds,
         };
-        st.accumulate(&k, 0, 1, h(vec![1, 2, 0], vec![1.0, 2.0]), 0)
+        st.acc(&k, 0, 1, h(vec![1, 2, 0], vec![1.0, 2.0]), 0)
             .unwrap();
         let t = st
-            .accumulate(&k, 1, 2, h(vec![0, 1, 1], vec![1.0, 2.0]), 0)
+            .acc(&k, 1, 2, h(vec![0, 1, 1], vec![1.0, 2.0]), 0)
             .unwrap();
         assert_eq!(t, h(vec![1, 3, 1], vec![1.0, 2.0]).with_sum(3.0));
         // New bounds: the total restarts.
-        let t = st
-            .accumulate(&k, 2, 3, h(vec![4, 0], vec![5.0]), 0)
-            .unwrap();
+        let t = st.acc(&k, 2, 3, h(vec![4, 0], vec![5.0]), 0).unwrap();
         assert_eq!(t, h(vec![4, 0], vec![5.0]));
     }
 
@@ -320,9 +395,9 @@ mod tests {
                 negative: SparseBuckets::new(),
             })
         };
-        st.accumulate(&k, 0, 1, e(2, &[(1, 1), (2, 1)]), 0).unwrap();
+        st.acc(&k, 0, 1, e(2, &[(1, 1), (2, 1)]), 0).unwrap();
         // Coarser point: the total is merged down to schema 1 first (1,2 → 1).
-        let t = st.accumulate(&k, 1, 2, e(1, &[(1, 2)]), 0).unwrap();
+        let t = st.acc(&k, 1, 2, e(1, &[(1, 2)]), 0).unwrap();
         let Total::Exponential(t) = t else { panic!() };
         assert_eq!(t.schema, 1);
         assert_eq!(t.zero_count, 2);
@@ -337,22 +412,18 @@ mod tests {
             idle_ms: 1000,
         });
         for i in 0..10 {
-            st.accumulate(&key(&format!("s{i}")), 0, 1, Total::Number(1.0), i)
+            st.acc(&key(&format!("s{i}")), 0, 1, Total::Number(1.0), i)
                 .unwrap();
         }
         assert_eq!(st.streams(), 10);
         // None idle yet: the oldest tenth (s0) goes.
-        st.accumulate(&key("new"), 0, 1, Total::Number(1.0), 20)
-            .unwrap();
+        st.acc(&key("new"), 0, 1, Total::Number(1.0), 20).unwrap();
         assert_eq!(st.streams(), 10);
         // s0 was evicted, so it restarts from its next point.
-        assert_eq!(
-            num(&st.accumulate(&key("s0"), 1, 2, Total::Number(5.0), 21)),
-            5.0
-        );
+        assert_eq!(num(&st.acc(&key("s0"), 1, 2, Total::Number(5.0), 21)), 5.0);
         assert_eq!(st.streams(), 10);
         // Much later everything is idle and is dropped at once.
-        st.accumulate(&key("late"), 0, 1, Total::Number(1.0), 1_000_000)
+        st.acc(&key("late"), 0, 1, Total::Number(1.0), 1_000_000)
             .unwrap();
         assert_eq!(st.streams(), 1);
     }

@@ -47,6 +47,28 @@ pub fn downscale(buckets: &SparseBuckets, down: u32) -> SparseBuckets {
     out
 }
 
+/// The inverse of [`to_spans`]: native spans and delta-encoded counts back to sparse buckets
+/// (empty ones left out); `None` if they do not fit together or a count goes negative.
+pub fn from_spans(spans: &[Span], deltas: &[i64]) -> Option<SparseBuckets> {
+    let mut out = SparseBuckets::new();
+    let mut deltas = deltas.iter();
+    let mut idx: i64 = 0;
+    let mut count: i64 = 0;
+    for s in spans {
+        idx = idx.checked_add(i64::from(s.offset))?;
+        for _ in 0..s.length {
+            count = count.checked_add(*deltas.next()?)?;
+            if count > 0 {
+                out.insert(idx, u64::try_from(count).ok()?);
+            } else if count < 0 {
+                return None;
+            }
+            idx += 1;
+        }
+    }
+    deltas.next().is_none().then_some(out)
+}
+
 /// Turns ascending non-empty native buckets into spans and delta-encoded counts.
 pub fn to_spans(buckets: &SparseBuckets) -> Result<(Vec<Span>, Vec<i64>), String> {
     let mut spans: Vec<Span> = Vec::new();

@@ -90,7 +90,7 @@ fn sum(
 }
 
 fn run(tr: &Translator, req: ExportMetricsServiceRequest) -> Translated {
-    tr.translate(req, &DecodeLimits::default(), 0)
+    tr.translate(req, &DecodeLimits::default(), 0, None)
 }
 
 /// (labels as text, t, v) of every float sample.
@@ -794,6 +794,7 @@ fn unspecified_temporality_and_label_limits_refuse_points() {
         ),
         &limits,
         0,
+        None,
     );
     assert_eq!(out.rejected_points, 1);
     assert!(out.first_error.as_deref().unwrap().contains("limit of 3"));
@@ -914,7 +915,7 @@ proptest! {
         for enc in [Encoding::Protobuf, Encoding::Json] {
             for ce in [None, Some("gzip")] {
                 if let Ok(req) = decode_body(&data, enc, ce, 1 << 16) {
-                    let _ = tr.translate(req, &DecodeLimits::default(), 0);
+                    let _ = tr.translate(req, &DecodeLimits::default(), 0, None);
                 }
             }
         }
@@ -932,13 +933,13 @@ proptest! {
         let req = exp_req(vec![p], m::AggregationTemporality::Delta);
         let mut pb = req.encode_to_vec();
         let tr = Translator::default();
-        let _ = tr.translate(req, &DecodeLimits::default(), 0);
+        let _ = tr.translate(req, &DecodeLimits::default(), 0, None);
         for (i, b) in idx {
             let n = pb.len();
             pb[i.index(n)] = b;
         }
         if let Ok(req) = decode(&pb, Encoding::Protobuf) {
-            let _ = tr.translate(req, &DecodeLimits::default(), 0);
+            let _ = tr.translate(req, &DecodeLimits::default(), 0, None);
         }
     }
 
@@ -947,7 +948,7 @@ proptest! {
     fn json_shapes_never_panic(s in r#"\{"resourceMetrics":\[\{"scopeMetrics":\[\{"metrics":\[\{"name":"[a-z.]{0,5}","(gauge|sum|histogram|exponentialHistogram|summary)":\{"dataPoints":\[\{("(asInt|asDouble|count|scale|timeUnixNano|bucketCounts|explicitBounds|flags)":("-?[0-9]{0,22}"|-?[0-9]{0,22}|\[[0-9,]{0,10}\]|null|"NaN"),?){0,4}\}\]\}\}\]\}\]\}\]\}"#) {
         let tr = Translator::default();
         if let Ok(req) = decode(s.as_bytes(), Encoding::Json) {
-            let _ = tr.translate(req, &DecodeLimits::default(), 0);
+            let _ = tr.translate(req, &DecodeLimits::default(), 0, None);
         }
     }
 }

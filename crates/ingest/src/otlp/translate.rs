@@ -40,6 +40,7 @@ use super::proto::collector::metrics::v1::ExportMetricsServiceRequest;
 use super::proto::common::v1::{any_value, AnyValue, KeyValue};
 use super::proto::metrics::v1 as m;
 use crate::remote_write::{DecodeLimits, SeriesSamples, WriteBatch};
+use crate::Sink;
 
 const SERVICE_NAME: &str = "service.name";
 const SERVICE_NAMESPACE: &str = "service.namespace";
@@ -88,16 +89,20 @@ impl Translator {
         self.delta.lock().map(|d| d.streams()).unwrap_or(0)
     }
 
-    /// Translates a decoded request. `now_ms` only ages delta state.
+    /// Translates a decoded request. `now_ms` only ages delta state. `stored` (the sink the
+    /// result goes to) lets a delta stream that is not in memory continue from its last
+    /// stored total instead of starting over (see [`DeltaState::accumulate`]).
     pub fn translate(
         &self,
         req: ExportMetricsServiceRequest,
         limits: &DecodeLimits,
         now_ms: i64,
+        stored: Option<&dyn Sink>,
     ) -> Translated {
         let mut out = Out {
             limits,
             delta: &self.delta,
+            stored,
             now_ms,
             index: HashMap::new(),
             families: HashSet::new(),
@@ -122,6 +127,8 @@ struct Out<'a> {
     limits: &'a DecodeLimits,
     /// Locked per delta point only, so cumulative requests translate in parallel.
     delta: &'a Mutex<DeltaState>,
+    /// Where delta streams not in memory find their last stored total.
+    stored: Option<&'a dyn Sink>,
     now_ms: i64,
     index: HashMap<Labels, usize>,
     families: HashSet<String>,
@@ -604,12 +611,14 @@ impl Out<'_> {
             }
             STALE_NAN
         } else if is_delta {
+            let stored = self.stored;
             let acc = self.delta().accumulate(
                 &labels,
                 p.start_time_unix_nano,
                 p.time_unix_nano,
                 Total::Number(number(&p.value)),
                 self.now_ms,
+                || stored_float(stored?, &labels).map(|(t, v)| (t, Total::Number(v))),
             );
             match acc {
                 Ok(Total::Number(v)) => v,
@@ -702,12 +711,15 @@ impl Out<'_> {
                 count: p.count,
                 sum: p.sum.unwrap_or(0.0),
             };
+            let stored = self.stored;
+            let names = [bucket_name.as_str(), sum_name.as_str(), count_name.as_str()];
             let acc = self.delta().accumulate(
                 &key,
                 p.start_time_unix_nano,
                 p.time_unix_nano,
                 d,
                 self.now_ms,
+                || stored_histogram(stored?, &base, names, &p.explicit_bounds),
             );
             match acc {
                 Ok(Total::Histogram {
@@ -813,12 +825,14 @@ impl Out<'_> {
         }
         if is_delta {
             total.shrink();
+            let stored = self.stored;
             let acc = self.delta().accumulate(
                 &labels,
                 p.start_time_unix_nano,
                 p.time_unix_nano,
                 Total::Exponential(total),
                 self.now_ms,
+                || stored_exponential(stored?, &labels),
             );
             match acc {
                 Ok(Total::Exponential(t)) => total = t,
@@ -869,6 +883,78 @@ impl Out<'_> {
             );
         }
     }
+}
+
+/// The last stored float of a series, unless it is a staleness marker (the stream ended).
+fn stored_float(stored: &dyn Sink, labels: &Labels) -> Option<(i64, f64)> {
+    match stored.last_sample(labels) {
+        Some((t, Ok(v))) if !sextant_model::sample::is_stale_nan(v) => Some((t, v)),
+        _ => None,
+    }
+}
+
+/// A stored count as an integer (counts were written from integers).
+fn stored_count(v: f64) -> Option<u64> {
+    (v.is_finite() && v >= 0.0 && v.fract() == 0.0 && v < u64::MAX as f64).then_some(v as u64)
+}
+
+/// The last stored total of a classic histogram with the given bounds: its `_count`, a
+/// `_bucket` per bound (all written at the same time, as one point writes them) and `_sum` if
+/// stored then. `names` are the bucket, sum and count metric names.
+fn stored_histogram(
+    stored: &dyn Sink,
+    base: &[(String, String)],
+    names: [&str; 3],
+    bounds: &[f64],
+) -> Option<(i64, Total)> {
+    let [bucket_name, sum_name, count_name] = names;
+    let (t, n) = stored_float(stored, &with(base, &[(METRIC_NAME, count_name)]))?;
+    let count = stored_count(n)?;
+    let mut counts = Vec::with_capacity(bounds.len() + 1);
+    let mut below = 0u64;
+    for b in bounds {
+        let le = bound_string(*b);
+        let labels = with(base, &[(METRIC_NAME, bucket_name), ("le", le.as_str())]);
+        let (tb, c) = stored_float(stored, &labels)?;
+        let c = stored_count(c)?;
+        if tb != t {
+            return None;
+        }
+        counts.push(c.checked_sub(below)?);
+        below = c;
+    }
+    counts.push(count.checked_sub(below)?);
+    let sum = match stored_float(stored, &with(base, &[(METRIC_NAME, sum_name)])) {
+        Some((ts, v)) if ts == t => v,
+        _ => 0.0,
+    };
+    let total = Total::Histogram {
+        bounds: bounds.to_vec(),
+        counts,
+        count,
+        sum,
+    };
+    Some((t, total))
+}
+
+/// The last stored native histogram of a series as an exponential running total.
+fn stored_exponential(stored: &dyn Sink, labels: &Labels) -> Option<(i64, Total)> {
+    let (t, Err(HistogramValue::Int(h))) = stored.last_sample(labels)? else {
+        return None;
+    };
+    if !h.custom_values.is_empty() || h.schema < exphist::MIN_SCHEMA || h.schema > 8 {
+        return None;
+    }
+    let total = ExpTotal {
+        schema: h.schema,
+        zero_threshold: h.zero_threshold,
+        zero_count: h.zero_count,
+        count: h.count,
+        sum: h.sum,
+        positive: exphist::from_spans(&h.positive_spans, &h.positive_buckets)?,
+        negative: exphist::from_spans(&h.negative_spans, &h.negative_buckets)?,
+    };
+    Some((t, Total::Exponential(total)))
 }
 
 /// A running total of an exponential histogram as a native histogram.

@@ -184,23 +184,35 @@ impl PushGroups {
         if let Some(g) = inner.store.get(&key) {
             series = append_group(&mut batch, g, t);
         }
-        self.write(batch);
+        let stored = self.write(batch);
         inner.dirty = true;
         drop(inner);
-        res.map(|_| PushOutcome { series, removed })
+        // An acknowledged push must survive a crash: the group's new state reaches the file
+        // before the answer goes out (the samples are in the WAL once `write` returned).
+        let saved = self.flush();
+        res?;
+        stored?;
+        saved?;
+        Ok(PushOutcome { series, removed })
     }
 
     /// DELETE of the group `key` (a missing group is not an error, as in the Pushgateway).
-    pub fn delete(&self, key: &GroupingKey) {
+    /// Like a push, the deletion is in the file when this returns `Ok`.
+    pub fn delete(&self, key: &GroupingKey) -> Result<(), PushError> {
         let mut inner = self.lock();
         let now = (self.clock)();
-        if let Some(series) = inner.store.delete(key) {
-            let t = next_ts(&mut inner, now);
-            let mut batch = WriteBatch::default();
-            stale(&mut batch, &series, t);
-            self.write(batch);
-            inner.dirty = true;
-        }
+        let Some(series) = inner.store.delete(key) else {
+            return Ok(());
+        };
+        let t = next_ts(&mut inner, now);
+        let mut batch = WriteBatch::default();
+        stale(&mut batch, &series, t);
+        let stored = self.write(batch);
+        inner.dirty = true;
+        drop(inner);
+        let saved = self.flush();
+        stored?;
+        saved
     }
 
     /// Expires groups whose TTL passed (staleness markers, counted per job), once per
@@ -208,7 +220,8 @@ impl PushGroups {
     /// to the file. Call it about every second so expiry and saving are prompt.
     pub fn tick(&self) {
         self.expire_and_reappend();
-        self.flush();
+        // A failure is logged by `flush` and retried at the next tick.
+        let _ = self.flush();
     }
 
     fn expire_and_reappend(&self) {
@@ -234,27 +247,33 @@ impl PushGroups {
                 append_group(&mut batch, g, t);
             }
         }
-        self.write(batch);
+        // Failures are logged by `write`; the next re-append writes the values again.
+        let _ = self.write(batch);
     }
 
-    /// Saves the groups to the file if they changed since the last save (done by
-    /// [`tick`](Self::tick); call it at shutdown). Pushes are not blocked while the file is
-    /// written.
-    pub fn flush(&self) {
-        let Some(path) = &self.file else { return };
+    /// Saves the groups to the file if they changed since the last save (every push and
+    /// delete does, before it returns; [`tick`](Self::tick) retries failed saves; call it at
+    /// shutdown). Pushes are not blocked while the file is written, and saves commit in
+    /// groups: a caller that finds its change already saved by a concurrent save (taken after
+    /// the change) returns at once.
+    pub fn flush(&self) -> Result<(), PushError> {
+        let Some(path) = &self.file else {
+            return Ok(());
+        };
         let _order = self.persisting.lock().unwrap_or_else(|e| e.into_inner());
         let bytes = {
             let mut inner = self.lock();
             if !inner.dirty {
-                return;
+                return Ok(());
             }
             inner.dirty = false;
             persist::encode(inner.store.groups())
         };
-        if let Err(e) = persist::write_atomic(path, &bytes) {
+        persist::write_atomic(path, &bytes).map_err(|e| {
             tracing::error!(error = %e, "saving push groups failed; will retry");
             self.lock().dirty = true;
-        }
+            PushError::Storage(format!("saving push groups: {e}"))
+        })
     }
 
     /// A copy of every group.
@@ -282,24 +301,29 @@ impl PushGroups {
         render_text(&self.groups())
     }
 
-    fn write(&self, batch: WriteBatch) {
+    /// Stores a batch; an error means storage (not a sample) failed, so nothing is durable.
+    fn write(&self, batch: WriteBatch) -> Result<(), PushError> {
         if batch.series.is_empty() {
-            return;
+            return Ok(());
         }
         match self.sink.store(batch) {
             Ok(s) => {
                 if let Some(p) = s.first_problem {
                     tracing::warn!(problems = s.problems, first = %p, "storage refused some pushed samples");
                 }
+                Ok(())
             }
-            Err(e) => tracing::warn!(error = %e, "storing pushed samples failed"),
+            Err(e) => {
+                tracing::warn!(error = %e, "storing pushed samples failed");
+                Err(PushError::Storage(format!("storing pushed samples: {e}")))
+            }
         }
     }
 }
 
 impl Drop for PushGroups {
     fn drop(&mut self) {
-        self.flush();
+        let _ = self.flush();
     }
 }
 

@@ -423,7 +423,7 @@ fn service_writes_reappends_and_marks_stale() {
         .contains(&("m{job=\"j\", x=\"2\"}".into(), 1_016_001, "stale".into())));
     sink.clear();
     // Same clock reading: timestamps still increase.
-    svc.delete(&k);
+    svc.delete(&k).unwrap();
     let w = sink.written();
     assert_eq!(w.len(), 3);
     assert!(w.iter().all(|(_, t, v)| *t == 1_016_002 && v == "stale"));
@@ -457,6 +457,35 @@ fn service_ttl_expiry_counts_and_marks_stale() {
     assert_eq!(svc.expired_totals().get("batch"), Some(&1));
 }
 
+/// An acknowledged push or delete is in the file when the call returns: a process killed right
+/// after (no tick, no flush at shutdown; `forget` skips `Drop`) loses nothing.
+#[test]
+fn acknowledged_changes_survive_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("push_groups.json");
+    let (svc, _sink, _now) = service(Some(file.clone()));
+    svc.push(key(&[("job", "a")]), b"x 1\n", None, true, None)
+        .unwrap();
+    svc.push(key(&[("job", "b")]), b"y 2\n", None, true, None)
+        .unwrap();
+    std::mem::forget(svc);
+    let (svc, _sink, _now) = service(Some(file.clone()));
+    assert_eq!(
+        render_text(&svc.groups()).matches("job=\"").count(),
+        6,
+        "{}",
+        render_text(&svc.groups())
+    );
+    svc.push(key(&[("job", "a")]), b"x 3\n", None, false, None)
+        .unwrap();
+    svc.delete(&key(&[("job", "b")])).unwrap();
+    std::mem::forget(svc);
+    let (svc, _sink, _now) = service(Some(file.clone()));
+    let text = render_text(&svc.groups());
+    assert!(text.contains("x{job=\"a\"} 3\n"), "{text}");
+    assert!(!text.contains("job=\"b\""), "{text}");
+}
+
 #[test]
 fn persistence_round_trip() {
     let dir = tempfile::tempdir().unwrap();
@@ -473,10 +502,9 @@ fn persistence_round_trip() {
     let _ = svc.push(key(&[("job", "failed")]), b"x 1 5\n", None, true, None);
     let before = svc.groups();
     assert_eq!(before.len(), 2);
-    // Saved by the next tick (or flush), not by the push itself.
-    assert!(!file.exists());
-    svc.tick();
+    // Saved by the push itself, before it returned.
     assert!(file.exists());
+    svc.tick();
     drop(svc);
     let (svc2, _sink, _now) = service(Some(file.clone()));
     let after = svc2.groups();

@@ -12,6 +12,8 @@ use sextant_model::labels::is_valid_label_name;
 use sextant_model::relabel::RelabelConfig;
 use sextant_model::time::{format_duration, parse_duration, parse_size};
 
+use super::http_client::HttpClientConfig;
+
 /// A Prometheus duration in a config file (`15s`, `1m30s`).
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub struct PromDuration(pub Duration);
@@ -142,6 +144,9 @@ pub struct ScrapeConfig {
     pub bearer_token_file: Option<String>,
     #[serde(default)]
     pub tls_config: TlsConfig,
+    #[serde(default = "yes")]
+    pub follow_redirects: bool,
+    pub proxy_url: Option<HttpUrl>,
     #[serde(default)]
     pub static_configs: Vec<StaticConfig>,
     #[serde(default)]
@@ -231,12 +236,37 @@ pub struct FileSdConfig {
 }
 
 /// `http_sd_configs` entry: Prometheus HTTP service discovery, polled every
-/// `refresh_interval` (default 60s).
+/// `refresh_interval` (default 60s), with its own HTTP client settings (the job's are for
+/// its targets, not for the discovery endpoint).
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpSdConfig {
     pub url: HttpUrl,
     pub refresh_interval: Option<PromDuration>,
+    pub basic_auth: Option<BasicAuth>,
+    pub authorization: Option<Authorization>,
+    pub bearer_token: Option<String>,
+    pub bearer_token_file: Option<String>,
+    #[serde(default)]
+    pub tls_config: TlsConfig,
+    #[serde(default = "yes")]
+    pub follow_redirects: bool,
+    pub proxy_url: Option<HttpUrl>,
+}
+
+impl HttpSdConfig {
+    /// The discovery endpoint's client settings.
+    pub fn http_client(&self) -> HttpClientConfig {
+        HttpClientConfig {
+            basic_auth: self.basic_auth.clone(),
+            authorization: self.authorization.clone(),
+            bearer_token: self.bearer_token.clone(),
+            bearer_token_file: self.bearer_token_file.clone(),
+            tls_config: self.tls_config.clone(),
+            follow_redirects: self.follow_redirects,
+            proxy_url: self.proxy_url.clone(),
+        }
+    }
 }
 
 /// Prometheus' rule for `file_sd_configs.files`: one `*` at most, in the last path element,
@@ -295,49 +325,7 @@ impl ScrapeConfig {
                 self.metrics_path
             ));
         }
-        let bearer = self.bearer_token.is_some() as u8 + self.bearer_token_file.is_some() as u8;
-        if bearer > 1 {
-            return Err(
-                "at most one of bearer_token & bearer_token_file must be configured".into(),
-            );
-        }
-        if self.basic_auth.is_some() as u8 + bearer + self.authorization.is_some() as u8 > 1 {
-            return Err(
-                "at most one of basic_auth, bearer_token & bearer_token_file, authorization must be configured"
-                    .into(),
-            );
-        }
-        if let Some(b) = &self.basic_auth {
-            if b.password.is_some() && b.password_file.is_some() {
-                return Err(
-                    "basic_auth: at most one of password & password_file must be configured".into(),
-                );
-            }
-        }
-        if let Some(a) = &self.authorization {
-            if a.kind
-                .as_deref()
-                .is_some_and(|t| t.eq_ignore_ascii_case("basic"))
-            {
-                return Err(
-                    "authorization: authorization type cannot be set to \"basic\", use \"basic_auth\" instead"
-                        .into(),
-                );
-            }
-            if a.credentials.is_some() && a.credentials_file.is_some() {
-                return Err(
-                    "authorization: at most one of credentials & credentials_file must be configured"
-                        .into(),
-                );
-            }
-        }
-        let tls = &self.tls_config;
-        if tls.cert_file.is_some() != tls.key_file.is_some() {
-            return Err(
-                "tls_config: cert_file and key_file must both be set for a client certificate"
-                    .into(),
-            );
-        }
+        self.http_client().validate()?;
         for (i, sc) in self.static_configs.iter().enumerate() {
             for name in sc.labels.keys() {
                 if !is_valid_label_name(name) {
@@ -377,6 +365,9 @@ impl ScrapeConfig {
                     "http_sd_configs[{i}].refresh_interval: must be greater than 0"
                 ));
             }
+            h.http_client()
+                .validate()
+                .map_err(|e| format!("http_sd_configs[{i}]: {e}"))?;
         }
         for name in self.params.keys() {
             if name.is_empty() {
@@ -390,28 +381,26 @@ impl ScrapeConfig {
     /// `promtool check config` does (they are re-read at every scrape, so this is advice for
     /// `check config`, not a startup requirement).
     pub fn check_files(&self) -> Result<(), String> {
-        let mut files: Vec<(&str, &str)> = Vec::new();
-        if let Some(f) = &self.bearer_token_file {
-            files.push(("bearer_token_file", f));
-        }
-        if let Some(f) = self
-            .basic_auth
-            .as_ref()
-            .and_then(|b| b.password_file.as_deref())
-        {
-            files.push(("basic_auth.password_file", f));
-        }
-        if let Some(f) = self
-            .authorization
-            .as_ref()
-            .and_then(|a| a.credentials_file.as_deref())
-        {
-            files.push(("authorization.credentials_file", f));
-        }
-        for (field, f) in files {
-            std::fs::File::open(f).map_err(|e| format!("{field}: cannot read {f:?}: {e}"))?;
+        self.http_client().check_files()?;
+        for (i, h) in self.http_sd_configs.iter().enumerate() {
+            h.http_client()
+                .check_files()
+                .map_err(|e| format!("http_sd_configs[{i}].{e}"))?;
         }
         Ok(())
+    }
+
+    /// The targets' client settings.
+    pub fn http_client(&self) -> HttpClientConfig {
+        HttpClientConfig {
+            basic_auth: self.basic_auth.clone(),
+            authorization: self.authorization.clone(),
+            bearer_token: self.bearer_token.clone(),
+            bearer_token_file: self.bearer_token_file.clone(),
+            tls_config: self.tls_config.clone(),
+            follow_redirects: self.follow_redirects,
+            proxy_url: self.proxy_url.clone(),
+        }
     }
 
     /// Interval after [`resolve`](Self::resolve) (the global default before).

@@ -12,6 +12,8 @@ use serde::Deserialize;
 use sextant_model::labels::is_valid_label_name;
 use tokio::sync::{mpsc, watch};
 
+use super::http_client::HttpClientConfig;
+
 /// Addresses sharing labels, as in Prometheus' `targetgroup.Group`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TargetGroup {
@@ -136,6 +138,8 @@ pub(crate) enum Provider {
     Http {
         url: String,
         refresh: Duration,
+        /// The endpoint's auth, TLS, redirect and proxy settings.
+        http: Box<HttpClientConfig>,
         client: reqwest::Client,
     },
 }
@@ -220,11 +224,12 @@ pub(crate) async fn run_provider(
         Provider::Http {
             url,
             refresh,
+            http,
             client,
         } => {
             let mut last: Option<Vec<TargetGroup>> = None;
             loop {
-                match fetch_http_sd(&client, &url, refresh).await {
+                match fetch_http_sd(&http, &client, &url, refresh).await {
                     Ok(groups) => {
                         if last.as_ref() != Some(&groups) {
                             if tx.send((index, groups.clone())).is_err() {
@@ -257,17 +262,19 @@ async fn wait_or_stop(d: Duration, stop: &mut watch::Receiver<bool>) -> bool {
 }
 
 async fn fetch_http_sd(
+    http: &HttpClientConfig,
     client: &reqwest::Client,
     url: &str,
     refresh: Duration,
 ) -> Result<Vec<TargetGroup>, String> {
-    let req = client
-        .get(url)
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("url {url:?}: {e}"))?;
+    let req = http
+        .get(client, &parsed, Some(Duration::from_secs(30)))
+        .await?
         .header(
             "X-Prometheus-Refresh-Interval-Seconds",
             refresh.as_secs_f64().to_string(),
-        )
-        .timeout(Duration::from_secs(30));
+        );
     let mut resp = req.send().await.map_err(|e| format!("Get {url:?}: {e}"))?;
     if resp.status() != reqwest::StatusCode::OK {
         return Err(format!("server returned HTTP status {}", resp.status()));

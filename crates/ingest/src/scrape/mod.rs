@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod discovery;
+pub mod http_client;
 pub mod scrape_loop;
 pub mod target;
 
@@ -113,14 +114,14 @@ impl ScrapeManager {
             }
         }
         let mut pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
-        let mut fresh: Vec<(ScrapeConfig, reqwest::Client)> = Vec::new();
+        let mut fresh: Vec<(ScrapeConfig, scrape_loop::PoolClients)> = Vec::new();
         for c in configs {
             if pools.get(&c.job_name).is_some_and(|p| p.cfg == c) {
                 continue;
             }
-            let client = scrape_loop::build_client(&c)
+            let clients = scrape_loop::build_clients(&c)
                 .map_err(|e| format!("scrape config {:?}: {e}", c.job_name))?;
-            fresh.push((c, client));
+            fresh.push((c, clients));
         }
         pools.retain(|job, _| seen.contains(job));
         for (cfg, client) in fresh {
@@ -160,7 +161,7 @@ impl ScrapeManager {
             .collect()
     }
 
-    fn start_pool(&self, cfg: ScrapeConfig, client: reqwest::Client) -> PoolHandle {
+    fn start_pool(&self, cfg: ScrapeConfig, clients: scrape_loop::PoolClients) -> PoolHandle {
         let (stop_tx, stop_rx) = watch::channel(false);
         let (tx, rx) = mpsc::unbounded_channel();
         let mut providers: Vec<Provider> = Vec::new();
@@ -179,21 +180,15 @@ impl ScrapeManager {
                 refresh: f.refresh_interval.map(|d| d.0).unwrap_or(FILE_SD_REFRESH),
             });
         }
-        if !cfg.http_sd_configs.is_empty() {
-            // Discovery has its own client: the job's TLS identity and credentials are for
-            // its targets, not for the discovery endpoint.
-            let sd_client = reqwest::Client::builder()
-                .user_agent(format!("Sextant/{}", env!("CARGO_PKG_VERSION")))
-                .no_proxy()
-                .build()
-                .unwrap_or_default();
-            for h in &cfg.http_sd_configs {
-                providers.push(Provider::Http {
-                    url: h.url.0.clone(),
-                    refresh: h.refresh_interval.map(|d| d.0).unwrap_or(HTTP_SD_REFRESH),
-                    client: sd_client.clone(),
-                });
-            }
+        // Discovery has its own clients: the job's TLS identity and credentials are for its
+        // targets, not for the discovery endpoint.
+        for (h, client) in cfg.http_sd_configs.iter().zip(clients.http_sd) {
+            providers.push(Provider::Http {
+                url: h.url.0.clone(),
+                refresh: h.refresh_interval.map(|d| d.0).unwrap_or(HTTP_SD_REFRESH),
+                http: Box::new(h.http_client()),
+                client,
+            });
         }
         for (i, p) in providers.into_iter().enumerate() {
             self.rt.spawn(discovery::run_provider(
@@ -207,8 +202,9 @@ impl ScrapeManager {
         drop(tx);
         let state = Arc::new(Mutex::new(PoolState::default()));
         let ctx = Arc::new(PoolContext {
+            http: cfg.http_client(),
             cfg: Arc::new(cfg.clone()),
-            client,
+            client: clients.scrape,
             sink: self.sink.clone(),
         });
         self.rt

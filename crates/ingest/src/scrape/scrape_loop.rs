@@ -15,6 +15,7 @@ use sextant_model::{Exemplar, Labels, Metadata, Sample, STALE_NAN};
 use tokio::sync::oneshot;
 
 use super::config::ScrapeConfig;
+use super::http_client::HttpClientConfig;
 use super::target::{mutate_sample_labels, report_labels, Target};
 use crate::remote_write::{SeriesSamples, WriteBatch};
 use crate::text::TextBatch;
@@ -56,6 +57,8 @@ pub struct TargetHealth {
 /// What every loop of a pool shares.
 pub(crate) struct PoolContext {
     pub cfg: Arc<ScrapeConfig>,
+    /// The targets' client settings (from `cfg`).
+    pub http: HttpClientConfig,
     pub client: reqwest::Client,
     pub sink: Arc<dyn Sink>,
 }
@@ -98,123 +101,28 @@ pub fn parse_exposition(
     Ok(batch)
 }
 
-/// Reads an auth secret file like Prometheus (surrounding whitespace trimmed).
-fn read_secret(path: &str) -> Result<String, String> {
-    std::fs::read_to_string(path)
-        .map(|s| s.trim().to_string())
-        .map_err(|e| format!("unable to read {path}: {e}"))
+/// The clients of a scrape pool: one for its targets, one per `http_sd_configs` entry.
+pub struct PoolClients {
+    pub scrape: reqwest::Client,
+    pub http_sd: Vec<reqwest::Client>,
 }
 
-fn auth_header(cfg: &ScrapeConfig) -> Result<Option<String>, String> {
-    if let Some(b) = &cfg.basic_auth {
-        let pw = match (&b.password, &b.password_file) {
-            (Some(p), _) => p.clone(),
-            (None, Some(f)) => read_secret(f)?,
-            (None, None) => String::new(),
-        };
-        return Ok(Some(format!(
-            "Basic {}",
-            base64(format!("{}:{}", b.username, pw).as_bytes())
-        )));
-    }
-    if let Some(a) = &cfg.authorization {
-        let kind = a.kind.clone().unwrap_or_else(|| "Bearer".into());
-        let cred = match (&a.credentials, &a.credentials_file) {
-            (Some(c), _) => c.clone(),
-            (None, Some(f)) => read_secret(f)?,
-            (None, None) => String::new(),
-        };
-        return Ok(Some(format!("{kind} {cred}")));
-    }
-    if let Some(t) = &cfg.bearer_token {
-        return Ok(Some(format!("Bearer {t}")));
-    }
-    if let Some(f) = &cfg.bearer_token_file {
-        return Ok(Some(format!("Bearer {}", read_secret(f)?)));
-    }
-    Ok(None)
-}
-
-fn base64(input: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
-    for c in input.chunks(3) {
-        let b = [c[0], *c.get(1).unwrap_or(&0), *c.get(2).unwrap_or(&0)];
-        let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
-        for i in 0..4 {
-            if i <= c.len() {
-                out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-/// Builds the HTTP client of a scrape pool from its TLS settings.
-pub fn build_client(cfg: &ScrapeConfig) -> Result<reqwest::Client, String> {
-    client_builder(cfg)?
-        .build()
-        .map_err(|e| format!("building the HTTP client: {e}"))
-}
-
-fn client_builder(cfg: &ScrapeConfig) -> Result<reqwest::ClientBuilder, String> {
-    let mut b = reqwest::Client::builder()
-        .user_agent(format!("Sextant/{}", env!("CARGO_PKG_VERSION")))
-        .no_proxy();
-    let tls = &cfg.tls_config;
-    if let Some(ca) = &tls.ca_file {
-        let pem = std::fs::read(ca).map_err(|e| format!("tls_config.ca_file: {ca}: {e}"))?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem)
-            .map_err(|e| format!("tls_config.ca_file: {ca}: {e}"))?;
-        if certs.is_empty() {
-            return Err(format!(
-                "tls_config.ca_file: {ca}: no PEM certificates found"
-            ));
-        }
-        for c in certs {
-            b = b.add_root_certificate(c);
-        }
-    }
-    if let (Some(cert), Some(key)) = (&tls.cert_file, &tls.key_file) {
-        let mut pem =
-            std::fs::read(cert).map_err(|e| format!("tls_config.cert_file: {cert}: {e}"))?;
-        pem.push(b'\n');
-        pem.extend(std::fs::read(key).map_err(|e| format!("tls_config.key_file: {key}: {e}"))?);
-        let id = reqwest::Identity::from_pem(&pem)
-            .map_err(|e| format!("tls_config: client certificate {cert} / {key}: {e}"))?;
-        b = b.identity(id);
-    }
-    if tls.insecure_skip_verify {
-        b = b.danger_accept_invalid_certs(true);
-    }
-    Ok(b)
-}
-
-/// A client and URL for one target. With `tls_config.server_name`, the URL names the server
-/// name (for SNI and certificate checks) and the client resolves it to the target's address.
-async fn client_for(
-    ctx: &PoolContext,
-    target: &Target,
-) -> Result<(reqwest::Client, reqwest::Url), String> {
-    let Some(sn) = &ctx.cfg.tls_config.server_name else {
-        return Ok((ctx.client.clone(), target.url.clone()));
-    };
-    let host = target.url.host_str().unwrap_or_default().to_string();
-    let port = target.url.port_or_known_default().unwrap_or(443);
-    let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
-        .await
-        .map_err(|e| format!("resolving {host}: {e}"))?
-        .collect();
-    let client = client_builder(&ctx.cfg)?
-        .resolve_to_addrs(sn, &addrs)
-        .build()
-        .map_err(|e| format!("building the HTTP client: {e}"))?;
-    let mut url = target.url.clone();
-    url.set_host(Some(sn))
-        .map_err(|e| format!("tls_config.server_name {sn:?}: {e}"))?;
-    Ok((client, url))
+/// Builds a scrape pool's HTTP clients from its settings (reads the TLS files).
+pub fn build_clients(cfg: &ScrapeConfig) -> Result<PoolClients, String> {
+    let http_sd = cfg
+        .http_sd_configs
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            h.http_client()
+                .build()
+                .map_err(|e| format!("http_sd_configs[{i}]: {e}"))
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(PoolClients {
+        scrape: cfg.http_client().build()?,
+        http_sd,
+    })
 }
 
 /// Fetches the body (decompressed) and its Content-Type, within the target's timeout.
@@ -222,18 +130,16 @@ async fn fetch(ctx: &PoolContext, target: &Target) -> Result<(Vec<u8>, String), 
     let limit = ctx.cfg.body_limit();
     let url_text = target.url.to_string();
     let work = async {
-        let (client, url) = client_for(ctx, target).await?;
-        let mut req = client
-            .get(url)
+        let req = ctx
+            .http
+            .get(&ctx.client, &target.url, None)
+            .await?
             .header(reqwest::header::ACCEPT, ACCEPT_HEADER)
             .header(reqwest::header::ACCEPT_ENCODING, "gzip")
             .header(
                 "X-Prometheus-Scrape-Timeout-Seconds",
                 target.timeout.as_secs_f64().to_string(),
             );
-        if let Some(h) = auth_header(&ctx.cfg)? {
-            req = req.header(reqwest::header::AUTHORIZATION, h);
-        }
         let mut resp = req
             .send()
             .await

@@ -204,3 +204,150 @@ async fn http_sd_auth_gzip_headers_and_body_limit() {
         .contains("multiple scrape configs"));
     mgr.stop_all();
 }
+
+/// Picks status, headers and body for a request head.
+type StatusHandler = Box<dyn Fn(&str) -> (u16, String, Vec<u8>) + Send>;
+
+/// Serves one-shot responses with the status the handler picks; records each request head.
+fn serve_status(handler: StatusHandler) -> (u16, Arc<Mutex<Vec<String>>>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let heads = Arc::new(Mutex::new(Vec::new()));
+    let rec = heads.clone();
+    std::thread::spawn(move || {
+        for mut s in l.incoming().flatten() {
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 1024];
+            while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut chunk) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+            }
+            let head = String::from_utf8_lossy(&buf).to_lowercase();
+            rec.lock().unwrap().push(head.clone());
+            let (status, headers, body) = handler(&head);
+            let _ = write!(
+                s,
+                "HTTP/1.1 {status} X\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = s.write_all(&body);
+        }
+    });
+    (port, heads)
+}
+
+/// `http_sd_configs` take the same client settings as a job (Prometheus' HTTPClientConfig):
+/// credentials from a file, basic auth, redirects followed or not; the SD credentials go to
+/// the SD endpoint only, the job's to its targets only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_sd_client_settings_auth_and_redirects() {
+    let (mport, mheads) = serve(Box::new(|_| {
+        ("Content-Type: text/plain\r\n".into(), b"m 7\n".to_vec())
+    }));
+    let sd_json = format!(r#"[{{"targets":["127.0.0.1:{mport}"]}}]"#);
+    let (sdport, sd_heads) = serve_status(Box::new(move |head| {
+        let path = head.split(' ').nth(1).unwrap_or("").to_string();
+        let bearer = head.contains("\r\nauthorization: bearer sd-secret\r\n");
+        // sd:pw (the recorded head is lowercased)
+        let basic = head.contains("\r\nauthorization: basic c2q6chc=\r\n");
+        if path.starts_with("/old") {
+            return (302, "Location: /sd\r\n".into(), Vec::new());
+        }
+        if path == "/basic" && basic || path == "/sd" && bearer {
+            return (
+                200,
+                "Content-Type: application/json\r\n".into(),
+                sd_json.clone().into_bytes(),
+            );
+        }
+        (401, String::new(), b"unauthorized".to_vec())
+    }));
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "sd-secret\n").unwrap();
+    let sink = Arc::new(VecSink::default());
+    let mgr = ScrapeManager::new(sink.clone());
+    let sd = |job: &str, url: &str, extra: &str| {
+        config(&format!(
+            "job_name: {job}\nbearer_token: job-secret\nhttp_sd_configs:\n  - url: http://127.0.0.1:{sdport}{url}\n    refresh_interval: 1s\n{extra}"
+        ))
+    };
+    let auth = format!(
+        "    authorization:\n      credentials_file: {}\n",
+        token.display()
+    );
+    mgr.apply(vec![
+        // Redirected from /old to /sd, with the bearer token from the file.
+        sd("redirected", "/old", &auth),
+        sd(
+            "basic",
+            "/basic",
+            "    basic_auth:\n      username: sd\n      password: pw\n",
+        ),
+        // Same endpoint but redirects not followed: no targets.
+        sd(
+            "noredirect",
+            "/old?x",
+            &format!("{auth}    follow_redirects: false\n"),
+        ),
+        // Wrong password: 401, no targets.
+        sd(
+            "wrongpw",
+            "/basic?x",
+            "    basic_auth:\n      username: sd\n      password: nope\n",
+        ),
+    ])
+    .unwrap();
+    for job in ["redirected", "basic"] {
+        wait("a scrape of the discovered target", || {
+            sink.last("m", "job", job).is_some()
+        })
+        .await;
+        assert_eq!(sink.last("m", "job", job).map(|x| x.1), Some(7.0));
+    }
+    wait("the other jobs' SD requests", || {
+        let h = sd_heads.lock().unwrap();
+        h.iter().any(|h| h.starts_with("get /old?x "))
+            && h.iter().any(|h| h.starts_with("get /basic?x "))
+    })
+    .await;
+    // Give the refused jobs two more refreshes: still nothing discovered.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let snap = mgr.snapshot();
+    for job in ["noredirect", "wrongpw"] {
+        let p = snap.iter().find(|p| p.job == job).unwrap();
+        assert!(p.active.is_empty(), "{job}: {:?}", p.active.len());
+    }
+    let heads = sd_heads.lock().unwrap().clone();
+    // The redirect was followed with the credentials (same host, as Go's client does).
+    assert!(
+        heads
+            .iter()
+            .any(|h| h.starts_with("get /sd ") && h.contains("authorization: bearer sd-secret")),
+        "{heads:?}"
+    );
+    // The job with `follow_redirects: false` never followed its redirect (a followed one
+    // carries the redirecting URL as Referer).
+    assert!(heads.iter().all(|h| !h.contains("/old?x\r\n")), "{heads:?}");
+    assert!(
+        heads
+            .iter()
+            .any(|h| h.contains(&format!("referer: http://127.0.0.1:{sdport}/old\r\n"))),
+        "{heads:?}"
+    );
+    assert!(
+        heads.iter().all(|h| !h.contains("job-secret")),
+        "job credentials sent to SD: {heads:?}"
+    );
+    let target_heads = mheads.lock().unwrap().clone();
+    assert!(!target_heads.is_empty());
+    assert!(
+        target_heads
+            .iter()
+            .all(|h| h.contains("authorization: bearer job-secret") && !h.contains("sd-secret")),
+        "{target_heads:?}"
+    );
+    mgr.stop_all();
+}

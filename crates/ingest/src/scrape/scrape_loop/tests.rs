@@ -132,15 +132,6 @@ fn jitter_is_deterministic_and_within_interval() {
 }
 
 #[test]
-fn base64_matches_rfc4648() {
-    assert_eq!(base64(b""), "");
-    assert_eq!(base64(b"f"), "Zg==");
-    assert_eq!(base64(b"fo"), "Zm8=");
-    assert_eq!(base64(b"foo"), "Zm9v");
-    assert_eq!(base64(b"user:pass"), "dXNlcjpwYXNz");
-}
-
-#[test]
 fn openmetrics_created_series_are_not_samples() {
     let body =
         "# TYPE a counter\na_total 7.0\na_created 1.7e9\n# TYPE g gauge\ng_created 1\n# EOF\n";
