@@ -172,6 +172,7 @@ export const scenarios = [
         await left.locator('button[title="Edit"]').click();
         await page.fill('.side-form .field:has-text("Title") input', "Renamed");
         await page.press('.side-form .field:has-text("Title") input', "Tab");
+        await until("the grid shows the new title", async () => (await page.locator('.panel-title:text-is("Renamed")').count()) === 1);
         await page.fill(".save-msg", "rename and move");
         await page.click("button:text-is('Save')");
         await page.waitForSelector(".notice:has-text('Saved version')");

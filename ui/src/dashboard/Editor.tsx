@@ -31,7 +31,7 @@ function Targets({ targets, onChange }: { targets: Target[]; onChange: (t: Targe
           </div>
           <textarea class="expr" rows={3} value={t.expr} onChange={(e) => set(i, { expr: val(e) })} placeholder="PromQL expression" />
           <div class="row-fields">
-            <Field label="Legend"><input value={t.legend ?? ""} onChange={(e) => set(i, { legend: val(e) || undefined })} placeholder="{{instance}}" /></Field>
+            <Field label="Legend"><input value={t.legend ?? ""} onInput={(e) => set(i, { legend: val(e) || undefined })} placeholder="{{instance}}" /></Field>
             <Field label="Min step"><input value={t.interval ?? ""} onChange={(e) => set(i, { interval: val(e) || undefined })} placeholder="30s" size={6} /></Field>
             <Field label="Format">
               <select value={t.format ?? "time_series"} onChange={(e) => set(i, { format: val(e) as Target["format"] })}>
@@ -83,7 +83,7 @@ export function PanelEditor({ panel, onChange, onClose }: { panel: Panel; onChan
   return (
     <aside class="side-form">
       <div class="side-head"><b>Edit panel</b><button onClick={onClose}>Close</button></div>
-      <Field label="Title"><input value={panel.title} onChange={(e) => up({ title: val(e) })} /></Field>
+      <Field label="Title"><input value={panel.title} onInput={(e) => up({ title: val(e) })} /></Field>
       {!isRow && (
         <>
           <Field label="Type">
@@ -91,9 +91,9 @@ export function PanelEditor({ panel, onChange, onClose }: { panel: Panel; onChan
               {PANEL_TYPES.map((t) => <option value={t}>{t}</option>)}
             </select>
           </Field>
-          <Field label="Description"><input value={panel.description ?? ""} onChange={(e) => up({ description: val(e) || undefined })} /></Field>
+          <Field label="Description"><input value={panel.description ?? ""} onInput={(e) => up({ description: val(e) || undefined })} /></Field>
           {panel.type === "text" ? (
-            <Field label="Markdown"><textarea rows={10} value={panel.text ?? ""} onChange={(e) => up({ text: val(e) })} /></Field>
+            <Field label="Markdown"><textarea rows={10} value={panel.text ?? ""} onInput={(e) => up({ text: val(e) })} /></Field>
           ) : (
             <>
               <h4>Queries</h4>
@@ -158,8 +158,8 @@ function VariableEditor({ v, onChange, onRemove }: { v: Variable; onChange: (v: 
   return (
     <div class="var-edit">
       <div class="row-fields">
-        <Field label="Name"><input value={v.name} size={12} onChange={(e) => up({ name: val(e) })} /></Field>
-        <Field label="Label"><input value={v.label ?? ""} size={12} onChange={(e) => up({ label: val(e) || undefined })} /></Field>
+        <Field label="Name"><input value={v.name} size={12} onInput={(e) => up({ name: val(e) })} /></Field>
+        <Field label="Label"><input value={v.label ?? ""} size={12} onInput={(e) => up({ label: val(e) || undefined })} /></Field>
         <Field label="Type">
           <select value={t} onChange={(e) => up({ type: val(e) as VariableType })}>
             {["query", "custom", "interval", "constant", "textbox"].map((x) => <option value={x}>{x}</option>)}
@@ -196,9 +196,9 @@ export function SettingsEditor({ dash, isNew, onChange, onClose }: { dash: Dashb
   return (
     <aside class="side-form">
       <div class="side-head"><b>Dashboard settings</b><button onClick={onClose}>Close</button></div>
-      <Field label="Title"><input value={dash.title} onChange={(e) => up({ title: val(e) })} /></Field>
-      {isNew && <Field label="UID"><input value={dash.uid ?? ""} onChange={(e) => up({ uid: val(e) || undefined })} placeholder="derived from the title" /></Field>}
-      <Field label="Description"><input value={dash.description ?? ""} onChange={(e) => up({ description: val(e) || undefined })} /></Field>
+      <Field label="Title"><input value={dash.title} onInput={(e) => up({ title: val(e) })} /></Field>
+      {isNew && <Field label="UID"><input value={dash.uid ?? ""} onInput={(e) => up({ uid: val(e) || undefined })} placeholder="derived from the title" /></Field>}
+      <Field label="Description"><input value={dash.description ?? ""} onInput={(e) => up({ description: val(e) || undefined })} /></Field>
       <Field label="Tags (comma separated)"><input value={(dash.tags ?? []).join(", ")} onChange={(e) => up({ tags: val(e).split(/\s*,\s*/).filter(Boolean) })} /></Field>
       <div class="row-fields">
         <Field label="Refresh"><input value={dash.refresh ?? ""} size={6} onChange={(e) => up({ refresh: val(e) || undefined })} placeholder="30s" /></Field>
