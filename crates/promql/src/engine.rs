@@ -1329,6 +1329,100 @@ mod tests {
     }
 
     #[test]
+    fn cancel_flag_stops_the_evaluation_at_its_next_check() {
+        use crate::querier::{QueryError, SeriesSet};
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        // A store that "loses its client" after 10 series were read: it sets the flag the
+        // server's drop guard would set, and counts how many series are read after that.
+        struct Leaving<'a> {
+            q: MemQuerier,
+            cancel: &'a AtomicBool,
+            reads: &'a AtomicUsize,
+        }
+        struct Set<'a>(Box<dyn SeriesSet + 'a>, &'a AtomicBool, &'a AtomicUsize);
+        impl Querier for Leaving<'_> {
+            fn select(
+                &self,
+                m: &[sextant_model::Matcher],
+                a: i64,
+                b: i64,
+            ) -> Result<Vec<SeriesData>, QueryError> {
+                self.q.select(m, a, b)
+            }
+            fn select_lazy(
+                &self,
+                m: &[sextant_model::Matcher],
+                a: i64,
+                b: i64,
+            ) -> Result<Box<dyn SeriesSet + '_>, QueryError> {
+                Ok(Box::new(Set(
+                    self.q.select_lazy(m, a, b)?,
+                    self.cancel,
+                    self.reads,
+                )))
+            }
+        }
+        impl SeriesSet for Set<'_> {
+            fn len(&self) -> usize {
+                self.0.len()
+            }
+            fn labels(&self, i: usize) -> &Labels {
+                self.0.labels(i)
+            }
+            fn max_samples(&self, i: usize) -> usize {
+                self.0.max_samples(i)
+            }
+            fn may_have_histograms(&self, i: usize) -> bool {
+                self.0.may_have_histograms(i)
+            }
+            fn may_have_start_timestamps(&self, i: usize) -> bool {
+                self.0.may_have_start_timestamps(i)
+            }
+            fn read(
+                &self,
+                i: usize,
+                a: i64,
+                b: i64,
+                out: &mut SeriesData,
+            ) -> Result<(), QueryError> {
+                if self.2.fetch_add(1, Ordering::Relaxed) == 10 {
+                    self.1.store(true, Ordering::Relaxed);
+                }
+                self.0.read(i, a, b, out)
+            }
+        }
+        for (query, range) in [("sum(rate(foo[1m]))", false), ("foo", false), ("sum(foo)", true)] {
+            let cancel = Arc::new(AtomicBool::new(false));
+            let reads = AtomicUsize::new(0);
+            let q = Leaving {
+                q: store(5000, 0, 600_000, 15_000),
+                cancel: &cancel,
+                reads: &reads,
+            };
+            let e = engine(|o| o.cancel = Some(cancel.clone()));
+            let err = if range {
+                e.range(&q, query, 0, 600_000, 60_000).unwrap_err()
+            } else {
+                e.instant(&q, query, 500_000).unwrap_err()
+            };
+            assert_eq!(err.kind(), ErrorKind::Canceled, "{query}");
+            assert_eq!(err.kind().as_str(), "canceled");
+            assert_eq!(
+                err.to_string(),
+                "query was canceled in expression evaluation"
+            );
+            // Stopped at the next check (every 1,024 series), not after all 5,000.
+            let n = reads.load(Ordering::Relaxed);
+            assert!(n <= 1024, "{query}: read {n} series after the flag was set");
+        }
+        // Set before the query starts: nothing is selected.
+        let cancel = Arc::new(AtomicBool::new(true));
+        let e = engine(|o| o.cancel = Some(cancel.clone()));
+        let err = e.instant(&store(1, 0, 1000, 1000), "foo", 500).unwrap_err();
+        assert_eq!(err.to_string(), "query was canceled in query preparation");
+    }
+
+    #[test]
     fn timeout_is_reported_with_its_stage() {
         let q = store(1, 0, 1_000_000, 10_000);
         let e = engine(|o| o.timeout = Duration::ZERO);

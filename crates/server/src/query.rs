@@ -196,7 +196,7 @@ impl Drop for CancelOnDrop {
 
 /// Runs a query on the blocking pool within a concurrency slot. `f` gets the query's cancel
 /// flag (set once the request is dropped) to hand to the engine.
-async fn run<F>(st: Arc<AppState>, f: F) -> Response
+pub(crate) async fn run<F>(st: Arc<AppState>, f: F) -> Response
 where
     F: FnOnce(&AppState, Arc<AtomicBool>) -> Result<Response, ApiError> + Send + 'static,
 {
@@ -216,7 +216,7 @@ where
     }
 }
 
-fn engine_with_timeout(
+pub(crate) fn engine_with_timeout(
     st: &AppState,
     p: &Params,
     cancel: Arc<AtomicBool>,
