@@ -1391,7 +1391,11 @@ mod tests {
                 self.0.read(i, a, b, out)
             }
         }
-        for (query, range) in [("sum(rate(foo[1m]))", false), ("foo", false), ("sum(foo)", true)] {
+        for (query, range) in [
+            ("sum(rate(foo[1m]))", false),
+            ("foo", false),
+            ("sum(foo)", true),
+        ] {
             let cancel = Arc::new(AtomicBool::new(false));
             let reads = AtomicUsize::new(0);
             let q = Leaving {

@@ -197,14 +197,11 @@ impl SeriesSet for LazySet {
     fn may_have_start_timestamps(&self, i: usize) -> bool {
         !self.series[i].float_st.is_empty() || !self.series[i].hist_st.is_empty()
     }
-    fn read(
-        &self,
-        i: usize,
-        mint: i64,
-        maxt: i64,
-        out: &mut SeriesData,
-    ) -> Result<(), QueryError> {
-        assert!(mint >= self.mint && maxt <= self.maxt, "read outside the selected range");
+    fn read(&self, i: usize, mint: i64, maxt: i64, out: &mut SeriesData) -> Result<(), QueryError> {
+        assert!(
+            mint >= self.mint && maxt <= self.maxt,
+            "read outside the selected range"
+        );
         let s = &self.series[i];
         out.floats.clear();
         out.floats

@@ -720,6 +720,9 @@ async fn dropped_query_request_cancels_its_evaluation() {
     })
     .await
     .expect("join");
-    assert!(canceled, "the flag was not set when the request was dropped");
+    assert!(
+        canceled,
+        "the flag was not set when the request was dropped"
+    );
     assert_eq!(kind, sextant_promql::ErrorKind::Canceled);
 }
