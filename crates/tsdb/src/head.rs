@@ -806,8 +806,11 @@ impl Head {
     ) -> Vec<crate::querier::LazySeries> {
         let refs = self.postings_for(matchers);
         let mut out = Vec::with_capacity(refs.len());
+        // One look-up of the maps and symbols for all series (like `Head::series`).
+        let maps = self.maps();
+        let syms = self.syms();
         for r in refs {
-            let Some(s) = self.get_by_ref(r) else {
+            let Some(s) = maps.by_ref.get(&r) else {
                 continue;
             };
             let (bound, hist) = {
@@ -828,8 +831,13 @@ impl Head {
             if bound == 0 {
                 continue;
             }
-            let labels = self.series_labels(&s);
-            out.push(crate::querier::LazySeries::head(labels, s, bound, hist));
+            let labels = self.labels_of(&syms, s);
+            out.push(crate::querier::LazySeries::head(
+                labels,
+                Arc::clone(s),
+                bound,
+                hist,
+            ));
         }
         out
     }
