@@ -106,6 +106,10 @@ struct Block {
 
 /// Output elements a block may hold (all steps together); bounds its memory to a few tens of MB.
 const BLOCK_POINTS: usize = 1 << 20;
+/// The same for leaves reading series lazily, which decode each series' window once per block
+/// (from the start of its first chunk): fewer, larger blocks (at most ~200 MB of elements)
+/// decode each chunk fewer times; the series' samples themselves are not held.
+const BLOCK_POINTS_LAZY: usize = 1 << 23;
 /// At most this many steps per block.
 const BLOCK_STEPS: usize = 64;
 
@@ -117,7 +121,7 @@ impl Block {
 
     /// Starts a block at `ts` for a node with `nseries` output series: as many grid steps
     /// (of the query's step, up to its end) as the memory budget allows.
-    fn start(&mut self, ev: &Ev, ts: i64, nseries: usize) {
+    fn start(&mut self, ev: &Ev, ts: i64, nseries: usize, budget: usize) {
         let step = ev.dctx.step_ms;
         let left = if step > 0 && ts <= ev.end {
             ((ev.end - ts) / step) as usize + 1
@@ -126,7 +130,7 @@ impl Block {
         };
         let n = left
             .min(BLOCK_STEPS)
-            .min((BLOCK_POINTS / nseries.max(1)).max(1));
+            .min((budget / nseries.max(1)).max(1));
         self.t0 = ts;
         self.step = step;
         self.n = n;
@@ -406,14 +410,14 @@ impl Node {
             Kind::Select { src, cur, block } => {
                 if !block.has(ts) && ev.lazy.contains_key(&src.key) {
                     if let Some(l) = ev.lazy.get(&src.key) {
-                        block.start(ev, ts, l.set.len());
+                        block.start(ev, ts, l.set.len(), BLOCK_POINTS_LAZY);
                         select_block_lazy(ev, l, src, cur, block)?;
                     }
                 } else if !block.has(ts) {
                     let Some(data) = ev.data.get(&src.key) else {
                         return Ok(());
                     };
-                    block.start(ev, ts, data.len());
+                    block.start(ev, ts, data.len(), BLOCK_POINTS);
                     let lb = ev.opts.lookback_ms;
                     for (i, s) in data.iter().enumerate() {
                         for k in 0..block.n {
@@ -447,7 +451,7 @@ impl Node {
                     // Range functions take `&mut Ev`: take the series out of the evaluator
                     // for the loop and put them back whatever happens.
                     if let Some(l) = ev.lazy.remove(&src.key) {
-                        block.start(ev, ts, l.set.len());
+                        block.start(ev, ts, l.set.len(), BLOCK_POINTS_LAZY);
                         let res = range_block_lazy(ev, &l, src, func, *range, apos, lo, hi, block);
                         ev.lazy.insert(src.key, l);
                         res?;
@@ -458,7 +462,7 @@ impl Node {
                     let Some(data) = ev.data.remove(&src.key) else {
                         return Ok(());
                     };
-                    block.start(ev, ts, data.len());
+                    block.start(ev, ts, data.len(), BLOCK_POINTS);
                     let res = range_block(ev, &data, src, func, *range, apos, lo, hi, block);
                     ev.data.insert(src.key, data);
                     res?;
