@@ -128,9 +128,7 @@ impl Block {
         } else {
             1
         };
-        let n = left
-            .min(BLOCK_STEPS)
-            .min((budget / nseries.max(1)).max(1));
+        let n = left.min(BLOCK_STEPS).min((budget / nseries.max(1)).max(1));
         self.t0 = ts;
         self.step = step;
         self.n = n;
@@ -640,17 +638,17 @@ fn select_block_lazy(
     let lb = ev.opts.lookback_ms;
     let (wlo, whi) = block_window(l, src, block, lb);
     let mut buf = SeriesData::default();
-    for i in 0..l.set.len() {
+    for (i, c) in cur.iter_mut().enumerate().take(l.set.len()) {
         if i % 1024 == 1023 {
             ev.check_deadline()?;
         }
         l.set
             .read(i, wlo, whi, &mut buf)
             .map_err(|e| EvalError::Storage(e.0))?;
-        cur[i] = 0;
+        *c = 0;
         for k in 0..block.n {
             let t = src.time(block.time(k));
-            let fi = seek(&buf.floats, &mut cur[i], t);
+            let fi = seek(&buf.floats, c, t);
             if fi > 0 {
                 let p = buf.floats[fi - 1];
                 if p.t > t.saturating_sub(lb) && !is_stale_nan(p.v) {
