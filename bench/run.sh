@@ -129,9 +129,10 @@ start_target() {
         >> "$WORK/$name.log" 2>&1 &
       ;;
     sextant)
-      # No self-monitoring (like the peers, which scrape nothing here): its own samples at "now"
+      # No self-monitoring and no host collector (like the peers, which scrape nothing here):
+      # their samples at "now"
       # would make the head reject the back-dated workload as out of bounds, and add series.
-      "$SEXTANT" serve --listen "127.0.0.1:$port" --data-dir "$dir" --self-monitor-interval 0 \
+      "$SEXTANT" serve --listen "127.0.0.1:$port" --data-dir "$dir" --self-monitor-interval 0 --no-host-metrics \
         >> "$WORK/$name.log" 2>&1 &
       ;;
   esac

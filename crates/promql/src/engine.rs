@@ -1,16 +1,19 @@
-//! The evaluator. A query is evaluated step by step: every selector's data is loaded once for
-//! the whole query range, then the expression tree is evaluated at each step timestamp as an
+//! The evaluator. A query is evaluated step by step: every selector's series are selected once
+//! for the whole query range (compiled plans then read them series by series, only for the
+//! windows they need; everything else is read in full before evaluation), then the expression tree is evaluated at each step timestamp as an
 //! instant query, the way Prometheus defines range queries. Limits (timeout, samples, points per
 //! series) surface as typed [`EvalError`]s.
 
 use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sextant_model::{is_stale_nan, Labels, Sample, METRIC_NAME};
 
 use crate::ast::*;
 use crate::error::{Error, EvalError};
-use crate::querier::Querier;
+use crate::querier::{Querier, SeriesData};
 use crate::value::{QueryResult, QueryStats, Series, VSample, Value};
 
 /// Engine settings; the defaults are Prometheus'.
@@ -29,6 +32,9 @@ pub struct EngineOptions {
     /// Answer the common shapes (selectors, range functions, aggregations of them) with
     /// compiled whole-range plans; off, everything is evaluated step by step (same results).
     pub plans: bool,
+    /// Set by the caller (e.g. when the HTTP client went away) to stop the evaluation at its
+    /// next check with a `canceled` error.
+    pub cancel: Option<Arc<AtomicBool>>,
 }
 
 impl Default for EngineOptions {
@@ -40,6 +46,7 @@ impl Default for EngineOptions {
             max_points_per_series: 11_000,
             default_subquery_step_ms: 60_000,
             plans: true,
+            cancel: None,
         }
     }
 }
@@ -101,6 +108,7 @@ impl Engine {
         ev.load(expr)?;
         if self.opts.plans {
             crate::range::install(&mut ev, expr, true);
+            ev.materialize_rest()?;
         }
         let v = ev.eval(expr, t)?;
         let value = match v {
@@ -163,6 +171,7 @@ impl Engine {
                 }
             }
             crate::range::install(&mut ev, expr, true);
+            ev.materialize_rest()?;
         }
         let mut index: HashMap<Labels, usize> = HashMap::new();
         let mut out: Vec<Series> = Vec::new();
@@ -304,7 +313,7 @@ fn check_range_params(
 }
 
 /// Removes staleness markers from `floats`, and the start timestamps that belong to them.
-fn strip_stale(floats: &mut Vec<Sample>, st: &mut Vec<i64>) {
+pub(crate) fn strip_stale(floats: &mut Vec<Sample>, st: &mut Vec<i64>) {
     if st.len() == floats.len() {
         let mut k = 0;
         st.retain(|_| {
@@ -399,8 +408,16 @@ pub(crate) struct Ev<'a> {
     pub(crate) end: i64,
     pub(crate) dctx: DurCtx,
     bounds: HashMap<usize, (i64, i64)>,
-    /// Every selector's samples for the whole query, by selector (see [`key`]).
+    /// Selectors' samples read in full for the whole query, by selector (see [`key`]).
     pub(crate) data: HashMap<usize, Vec<Series>>,
+    /// Selectors selected but not read yet (labels only): plan leaves read them series by
+    /// series for the window of each block of steps; the rest are read in full before
+    /// evaluation (see [`Ev::materialize_rest`]).
+    pub(crate) lazy: HashMap<usize, LazySel<'a>>,
+    /// Selectors in walk order, for reading them in the same order.
+    order: Vec<usize>,
+    /// Selectors read by installed plans (left lazy).
+    pub(crate) plan_keys: std::collections::HashSet<usize>,
     /// Compiled plans that answer sub-expressions, by the expression's address.
     pub(crate) plans: HashMap<usize, crate::range::Node>,
     deadline: Instant,
@@ -437,6 +454,15 @@ pub(crate) fn expr_pos(e: &Expr) -> usize {
     }
 }
 
+/// A selector's series, selected but not read (see [`Ev::load`]).
+pub(crate) struct LazySel<'a> {
+    pub(crate) set: Box<dyn crate::querier::SeriesSet + 'a>,
+    pub(crate) matrix: bool,
+    /// The range selected: every read stays inside it.
+    pub(crate) lo: i64,
+    pub(crate) hi: i64,
+}
+
 pub(crate) fn key(vs: &VectorSelector) -> usize {
     vs as *const VectorSelector as usize
 }
@@ -456,6 +482,9 @@ impl<'a> Ev<'a> {
             },
             bounds: HashMap::new(),
             data: HashMap::new(),
+            lazy: HashMap::new(),
+            order: Vec::new(),
+            plan_keys: std::collections::HashSet::new(),
             plans: HashMap::new(),
             deadline: Instant::now() + opts.timeout,
             warnings: Vec::new(),
@@ -613,58 +642,90 @@ impl<'a> Ev<'a> {
             .unwrap_or(self.opts.default_subquery_step_ms)
     }
 
-    /// Loads every selector's data for the whole query.
+    /// Selects every selector's series for the whole query. Nothing is read yet unless
+    /// plans are off or the selected chunks could hold more samples than the limit: then
+    /// everything is read now and the limit checked exactly, as when all data stays loaded.
     fn load(&mut self, e: &Expr) -> Result<(), EvalError> {
         self.collect(e, self.start, self.end);
-        let mut loaded = 0usize;
         let mut sels: Vec<(&VectorSelector, bool)> = Vec::new();
         e.walk(&mut |n| match n {
             Expr::Vector(vs) => sels.push((vs, false)),
             Expr::Matrix(m) => sels.push((&m.vs, true)),
             _ => {}
         });
+        let mut bound = 0usize;
         for (vs, matrix) in sels {
             let Some((lo, hi)) = self.bounds.get(&key(vs)).copied() else {
                 continue;
             };
             self.check_deadline_in("query preparation")?;
-            let raw = self
+            let set = self
                 .q
-                .select(&vs.matchers, lo, hi)
+                .select_lazy(&vs.matchers, lo, hi)
                 .map_err(|e| EvalError::Storage(e.0))?;
-            // Everything loaded stays in memory for the whole query: refuse before converting
-            // (and so copying) more than the sample limit allows.
-            loaded += raw
-                .iter()
-                .map(|s| s.floats.len() + s.histograms.len())
-                .sum::<usize>();
-            if loaded > self.opts.max_samples {
-                return Err(too_many_samples());
+            bound = (0..set.len()).fold(bound, |b, i| b.saturating_add(set.max_samples(i)));
+            self.order.push(key(vs));
+            self.lazy.insert(
+                key(vs),
+                LazySel {
+                    set,
+                    matrix,
+                    lo,
+                    hi,
+                },
+            );
+        }
+        if !self.opts.plans || bound > self.opts.max_samples {
+            self.materialize_rest()?;
+        }
+        Ok(())
+    }
+
+    /// Reads in full every selector no installed plan reads lazily.
+    pub(crate) fn materialize_rest(&mut self) -> Result<(), EvalError> {
+        let mut loaded = 0usize;
+        for k in std::mem::take(&mut self.order) {
+            if self.plan_keys.contains(&k) {
+                self.order.push(k);
+                continue;
             }
-            let series: Vec<Series> = raw
-                .into_iter()
-                .map(|mut s| {
-                    // Range selectors never see staleness markers: drop them once here
-                    // instead of at every step (windows are then plain slices).
-                    if matrix && s.floats.iter().any(|p| is_stale_nan(p.v)) {
-                        strip_stale(&mut s.floats, &mut s.float_st);
-                    }
-                    s
-                })
-                .map(|s| Series {
-                    labels: s.labels,
-                    floats: s.floats,
-                    histograms: s
+            let Some(l) = self.lazy.remove(&k) else {
+                continue;
+            };
+            self.check_deadline_in("query preparation")?;
+            let mut series: Vec<Series> = Vec::new();
+            for i in 0..l.set.len() {
+                let mut sd = SeriesData::default();
+                l.set
+                    .read(i, l.lo, l.hi, &mut sd)
+                    .map_err(|e| EvalError::Storage(e.0))?;
+                if sd.floats.is_empty() && sd.histograms.is_empty() {
+                    continue;
+                }
+                // Everything read here stays in memory for the whole query.
+                loaded += sd.floats.len() + sd.histograms.len();
+                if loaded > self.opts.max_samples {
+                    return Err(too_many_samples());
+                }
+                // Range selectors never see staleness markers: drop them once here
+                // instead of at every step (windows are then plain slices).
+                if l.matrix && sd.floats.iter().any(|p| is_stale_nan(p.v)) {
+                    strip_stale(&mut sd.floats, &mut sd.float_st);
+                }
+                series.push(Series {
+                    labels: l.set.labels(i).clone(),
+                    floats: sd.floats,
+                    histograms: sd
                         .histograms
                         .into_iter()
                         .map(|(t, h)| (t, h.to_float()))
                         .collect(),
                     drop_name: false,
-                    float_st: s.float_st,
-                    hist_st: s.hist_st,
-                })
-                .collect();
-            self.data.insert(key(vs), series);
+                    float_st: sd.float_st,
+                    hist_st: sd.hist_st,
+                });
+            }
+            self.data.insert(k, series);
         }
         Ok(())
     }
@@ -675,6 +736,11 @@ impl<'a> Ev<'a> {
     }
 
     fn check_deadline_in(&self, stage: &str) -> Result<(), EvalError> {
+        if let Some(c) = &self.opts.cancel {
+            if c.load(std::sync::atomic::Ordering::Relaxed) {
+                return Err(EvalError::Canceled(stage.into()));
+            }
+        }
         if Instant::now() >= self.deadline {
             return Err(EvalError::Timeout(stage.into()));
         }
@@ -1260,6 +1326,104 @@ mod tests {
             .range(&q, "sum(foo)", 0, 1_000_000, 500_000)
             .unwrap_err();
         assert_eq!(err.to_string(), TOO_MANY);
+    }
+
+    #[test]
+    fn cancel_flag_stops_the_evaluation_at_its_next_check() {
+        use crate::querier::{QueryError, SeriesSet};
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        // A store that "loses its client" after 10 series were read: it sets the flag the
+        // server's drop guard would set, and counts how many series are read after that.
+        struct Leaving<'a> {
+            q: MemQuerier,
+            cancel: &'a AtomicBool,
+            reads: &'a AtomicUsize,
+        }
+        struct Set<'a>(Box<dyn SeriesSet + 'a>, &'a AtomicBool, &'a AtomicUsize);
+        impl Querier for Leaving<'_> {
+            fn select(
+                &self,
+                m: &[sextant_model::Matcher],
+                a: i64,
+                b: i64,
+            ) -> Result<Vec<SeriesData>, QueryError> {
+                self.q.select(m, a, b)
+            }
+            fn select_lazy(
+                &self,
+                m: &[sextant_model::Matcher],
+                a: i64,
+                b: i64,
+            ) -> Result<Box<dyn SeriesSet + '_>, QueryError> {
+                Ok(Box::new(Set(
+                    self.q.select_lazy(m, a, b)?,
+                    self.cancel,
+                    self.reads,
+                )))
+            }
+        }
+        impl SeriesSet for Set<'_> {
+            fn len(&self) -> usize {
+                self.0.len()
+            }
+            fn labels(&self, i: usize) -> &Labels {
+                self.0.labels(i)
+            }
+            fn max_samples(&self, i: usize) -> usize {
+                self.0.max_samples(i)
+            }
+            fn may_have_histograms(&self, i: usize) -> bool {
+                self.0.may_have_histograms(i)
+            }
+            fn may_have_start_timestamps(&self, i: usize) -> bool {
+                self.0.may_have_start_timestamps(i)
+            }
+            fn read(
+                &self,
+                i: usize,
+                a: i64,
+                b: i64,
+                out: &mut SeriesData,
+            ) -> Result<(), QueryError> {
+                if self.2.fetch_add(1, Ordering::Relaxed) == 10 {
+                    self.1.store(true, Ordering::Relaxed);
+                }
+                self.0.read(i, a, b, out)
+            }
+        }
+        for (query, range) in [
+            ("sum(rate(foo[1m]))", false),
+            ("foo", false),
+            ("sum(foo)", true),
+        ] {
+            let cancel = Arc::new(AtomicBool::new(false));
+            let reads = AtomicUsize::new(0);
+            let q = Leaving {
+                q: store(5000, 0, 600_000, 15_000),
+                cancel: &cancel,
+                reads: &reads,
+            };
+            let e = engine(|o| o.cancel = Some(cancel.clone()));
+            let err = if range {
+                e.range(&q, query, 0, 600_000, 60_000).unwrap_err()
+            } else {
+                e.instant(&q, query, 500_000).unwrap_err()
+            };
+            assert_eq!(err.kind(), ErrorKind::Canceled, "{query}");
+            assert_eq!(err.kind().as_str(), "canceled");
+            assert_eq!(
+                err.to_string(),
+                "query was canceled in expression evaluation"
+            );
+            // Stopped at the next check (every 1,024 series), not after all 5,000.
+            let n = reads.load(Ordering::Relaxed);
+            assert!(n <= 1024, "{query}: read {n} series after the flag was set");
+        }
+        // Set before the query starts: nothing is selected.
+        let cancel = Arc::new(AtomicBool::new(true));
+        let e = engine(|o| o.cancel = Some(cancel.clone()));
+        let err = e.instant(&store(1, 0, 1000, 1000), "foo", 500).unwrap_err();
+        assert_eq!(err.to_string(), "query was canceled in query preparation");
     }
 
     #[test]

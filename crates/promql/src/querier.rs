@@ -31,6 +31,87 @@ pub trait Querier: Send + Sync {
         mint: i64,
         maxt: i64,
     ) -> Result<Vec<SeriesData>, QueryError>;
+
+    /// Like [`Querier::select`], but samples may be read later, series by series and window
+    /// by window (Prometheus' `storage.SeriesSet`). A store that decodes on demand overrides
+    /// this; the default reads everything now through `select`, so a remote engine only
+    /// needs `select`.
+    fn select_lazy(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Box<dyn SeriesSet + '_>, QueryError> {
+        Ok(Box::new(LoadedSet(self.select(matchers, mint, maxt)?)))
+    }
+}
+
+/// Series selected up front (labels and where their data is), sorted by labels, whose samples
+/// are read per series on demand. Series may turn out to have no sample in the range.
+pub trait SeriesSet: Send + Sync {
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    fn labels(&self, i: usize) -> &Labels;
+    /// An upper bound of the samples series `i` holds in the selected range.
+    fn max_samples(&self, i: usize) -> usize;
+    /// False when series `i` surely has no histogram samples in the selected range.
+    fn may_have_histograms(&self, i: usize) -> bool;
+    /// False when series `i` surely carries no start timestamps.
+    fn may_have_start_timestamps(&self, i: usize) -> bool;
+    /// Replaces `out`'s samples and start timestamps (not its labels) with those of series `i`
+    /// in `[mint, maxt]` (inclusive, within the selected range), reusing `out`'s buffers.
+    fn read(&self, i: usize, mint: i64, maxt: i64, out: &mut SeriesData) -> Result<(), QueryError>;
+}
+
+/// A [`SeriesSet`] over series already read in full.
+pub struct LoadedSet(pub Vec<SeriesData>);
+
+impl SeriesSet for LoadedSet {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+    fn labels(&self, i: usize) -> &Labels {
+        &self.0[i].labels
+    }
+    fn max_samples(&self, i: usize) -> usize {
+        self.0[i].floats.len() + self.0[i].histograms.len()
+    }
+    fn may_have_histograms(&self, i: usize) -> bool {
+        !self.0[i].histograms.is_empty()
+    }
+    fn may_have_start_timestamps(&self, i: usize) -> bool {
+        !self.0[i].float_st.is_empty() || !self.0[i].hist_st.is_empty()
+    }
+    fn read(&self, i: usize, mint: i64, maxt: i64, out: &mut SeriesData) -> Result<(), QueryError> {
+        let s = &self.0[i];
+        let (fa, fb) = (
+            s.floats.partition_point(|p| p.t < mint),
+            s.floats.partition_point(|p| p.t <= maxt),
+        );
+        let (ha, hb) = (
+            s.histograms.partition_point(|p| p.0 < mint),
+            s.histograms.partition_point(|p| p.0 <= maxt),
+        );
+        out.floats.clear();
+        out.histograms.clear();
+        out.float_st.clear();
+        out.hist_st.clear();
+        if fa < fb {
+            out.floats.extend_from_slice(&s.floats[fa..fb]);
+            if !s.float_st.is_empty() {
+                out.float_st.extend_from_slice(&s.float_st[fa..fb]);
+            }
+        }
+        if ha < hb {
+            out.histograms.extend_from_slice(&s.histograms[ha..hb]);
+            if !s.hist_st.is_empty() {
+                out.hist_st.extend_from_slice(&s.hist_st[ha..hb]);
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A `Querier` over series held in memory.

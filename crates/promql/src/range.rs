@@ -17,8 +17,9 @@ use sextant_model::{is_stale_nan, Labels, Sample};
 
 use crate::aggr;
 use crate::ast::{AggOp, AtModifier, Expr, MatrixSelector, VectorSelector};
-use crate::engine::{key, too_many_samples, Ev};
+use crate::engine::{key, strip_stale, too_many_samples, Ev, LazySel};
 use crate::error::EvalError;
+use crate::querier::SeriesData;
 use crate::value::{SeriesView, VSample};
 
 /// One output element of a plan at one step: series index, sample time (what `timestamp()`
@@ -105,6 +106,10 @@ struct Block {
 
 /// Output elements a block may hold (all steps together); bounds its memory to a few tens of MB.
 const BLOCK_POINTS: usize = 1 << 20;
+/// The same for leaves reading series lazily, which decode each series' window once per block
+/// (from the start of its first chunk): fewer, larger blocks (at most ~200 MB of elements)
+/// decode each chunk fewer times; the series' samples themselves are not held.
+const BLOCK_POINTS_LAZY: usize = 1 << 23;
 /// At most this many steps per block.
 const BLOCK_STEPS: usize = 64;
 
@@ -116,16 +121,14 @@ impl Block {
 
     /// Starts a block at `ts` for a node with `nseries` output series: as many grid steps
     /// (of the query's step, up to its end) as the memory budget allows.
-    fn start(&mut self, ev: &Ev, ts: i64, nseries: usize) {
+    fn start(&mut self, ev: &Ev, ts: i64, nseries: usize, budget: usize) {
         let step = ev.dctx.step_ms;
         let left = if step > 0 && ts <= ev.end {
             ((ev.end - ts) / step) as usize + 1
         } else {
             1
         };
-        let n = left
-            .min(BLOCK_STEPS)
-            .min((BLOCK_POINTS / nseries.max(1)).max(1));
+        let n = left.min(BLOCK_STEPS).min((budget / nseries.max(1)).max(1));
         self.t0 = ts;
         self.step = step;
         self.n = n;
@@ -194,20 +197,48 @@ fn seek(f: &[Sample], c: &mut usize, x: i64) -> usize {
     *c
 }
 
-/// Compiles `e` into a plan, if the whole sub-expression can be one. Needs the data loaded.
+/// What compiling needs to know about a selector's series, read in full or not.
+struct SelInfo {
+    labels: Vec<Labels>,
+    /// Some series may hold histograms, or start timestamps.
+    hist: bool,
+    st: bool,
+}
+
+fn sel_info(ev: &Ev, k: usize) -> Option<SelInfo> {
+    if let Some(l) = ev.lazy.get(&k) {
+        let set = &l.set;
+        return Some(SelInfo {
+            labels: (0..set.len()).map(|i| set.labels(i).clone()).collect(),
+            hist: (0..set.len()).any(|i| set.may_have_histograms(i)),
+            st: (0..set.len()).any(|i| set.may_have_start_timestamps(i)),
+        });
+    }
+    let data = ev.data.get(&k)?;
+    Some(SelInfo {
+        labels: data.iter().map(|s| s.labels.clone()).collect(),
+        hist: data.iter().any(|s| !s.histograms.is_empty()),
+        st: data
+            .iter()
+            .any(|s| !s.hist_st.is_empty() || !s.float_st.is_empty()),
+    })
+}
+
+/// Compiles `e` into a plan, if the whole sub-expression can be one. Needs the series selected.
 pub(crate) fn compile(ev: &Ev, e: &Expr) -> Option<Node> {
     match e {
         Expr::Paren(x) => compile(ev, x),
         Expr::Vector(vs) if !vs.smoothed && !vs.anchored => {
-            let data = ev.data.get(&key(vs))?;
-            if data.iter().any(|s| !s.histograms.is_empty()) {
+            let info = sel_info(ev, key(vs))?;
+            if info.hist {
                 return None;
             }
+            let n = info.labels.len();
             Some(Node {
-                series: data.iter().map(|s| (s.labels.clone(), false)).collect(),
+                series: info.labels.into_iter().map(|l| (l, false)).collect(),
                 kind: Kind::Select {
                     src: Source::new(ev, vs),
-                    cur: vec![0; data.len()],
+                    cur: vec![0; n],
                     block: Block::default(),
                 },
             })
@@ -225,27 +256,24 @@ pub(crate) fn compile(ev: &Ev, e: &Expr) -> Option<Node> {
             else {
                 return None;
             };
-            let data = ev.data.get(&key(vs))?;
+            let info = sel_info(ev, key(vs))?;
             // Float data without start timestamps: then range functions never annotate, so
             // computing several steps ahead cannot reorder annotations.
-            if data.iter().any(|s| {
-                !s.histograms.is_empty() || !s.hist_st.is_empty() || !s.float_st.is_empty()
-            }) {
+            if info.hist || info.st {
                 return None;
             }
             let keep_name = matches!(func.name, "last_over_time" | "first_over_time");
+            let n = info.labels.len();
             Some(Node {
-                series: data
-                    .iter()
-                    .map(|s| (s.labels.clone(), !keep_name || s.drop_name))
-                    .collect(),
+                // Selected series never have `drop_name` set.
+                series: info.labels.into_iter().map(|l| (l, !keep_name)).collect(),
                 kind: Kind::RangeFn {
                     src: Source::new(ev, vs),
                     func: func.name,
                     range: range.eval_ms(ev.dctx),
                     apos: ev.pos_of(&args[0]),
-                    lo: vec![0; data.len()],
-                    hi: vec![0; data.len()],
+                    lo: vec![0; n],
+                    hi: vec![0; n],
                     block: Block::default(),
                 },
             })
@@ -355,6 +383,14 @@ fn topk_cmp(top: bool, a: f64, b: f64) -> std::cmp::Ordering {
 }
 
 impl Node {
+    /// The selectors (by [`key`]) the plan reads.
+    fn leaf_keys(&self, out: &mut Vec<usize>) {
+        match &self.kind {
+            Kind::Select { src, .. } | Kind::RangeFn { src, .. } => out.push(src.key),
+            Kind::Aggr { child, .. } => child.leaf_keys(out),
+        }
+    }
+
     /// True for an instant-vector selector (whose sample times a parent may read).
     pub(crate) fn is_select(&self) -> bool {
         matches!(self.kind, Kind::Select { .. })
@@ -370,11 +406,16 @@ impl Node {
     ) -> Result<(), EvalError> {
         match &mut self.kind {
             Kind::Select { src, cur, block } => {
-                if !block.has(ts) {
+                if !block.has(ts) && ev.lazy.contains_key(&src.key) {
+                    if let Some(l) = ev.lazy.get(&src.key) {
+                        block.start(ev, ts, l.set.len(), BLOCK_POINTS_LAZY);
+                        select_block_lazy(ev, l, src, cur, block)?;
+                    }
+                } else if !block.has(ts) {
                     let Some(data) = ev.data.get(&src.key) else {
                         return Ok(());
                     };
-                    block.start(ev, ts, data.len());
+                    block.start(ev, ts, data.len(), BLOCK_POINTS);
                     let lb = ev.opts.lookback_ms;
                     for (i, s) in data.iter().enumerate() {
                         for k in 0..block.n {
@@ -404,13 +445,22 @@ impl Node {
                 hi,
                 block,
             } => {
-                if !block.has(ts) {
+                if !block.has(ts) && ev.lazy.contains_key(&src.key) {
+                    // Range functions take `&mut Ev`: take the series out of the evaluator
+                    // for the loop and put them back whatever happens.
+                    if let Some(l) = ev.lazy.remove(&src.key) {
+                        block.start(ev, ts, l.set.len(), BLOCK_POINTS_LAZY);
+                        let res = range_block_lazy(ev, &l, src, func, *range, apos, lo, hi, block);
+                        ev.lazy.insert(src.key, l);
+                        res?;
+                    }
+                } else if !block.has(ts) {
                     // Range functions take `&mut Ev`: take the data out of the evaluator for
                     // the loop and put it back whatever happens.
                     let Some(data) = ev.data.remove(&src.key) else {
                         return Ok(());
                     };
-                    block.start(ev, ts, data.len());
+                    block.start(ev, ts, data.len(), BLOCK_POINTS);
                     let res = range_block(ev, &data, src, func, *range, apos, lo, hi, block);
                     ev.data.insert(src.key, data);
                     res?;
@@ -516,28 +566,134 @@ fn range_block(
         if i % 4096 == 4095 {
             ev.check_deadline()?;
         }
+        range_series(
+            ev, i, &s.labels, &s.floats, src, func, range, apos, &mut lo[i], &mut hi[i], block,
+        )?;
+    }
+    Ok(())
+}
+
+/// The time window `[lo, hi]` a block reads: from the first step's time minus `back` to the
+/// last step's time, inside what was selected.
+fn block_window(l: &LazySel, src: &Source, block: &Block, back: i64) -> (i64, i64) {
+    let a = src.time(block.time(0));
+    let b = src.time(block.time(block.n.saturating_sub(1)));
+    ((a.min(b) - back).max(l.lo), a.max(b).min(l.hi))
+}
+
+/// Like [`range_block`] for series not read yet: each series' window for the block is read
+/// into one reused buffer, evaluated for every step of the block, and dropped.
+#[allow(clippy::too_many_arguments)]
+fn range_block_lazy(
+    ev: &mut Ev,
+    l: &LazySel,
+    src: &Source,
+    func: &str,
+    range: i64,
+    apos: &str,
+    lo: &mut [usize],
+    hi: &mut [usize],
+    block: &mut Block,
+) -> Result<(), EvalError> {
+    let (wlo, whi) = block_window(l, src, block, range);
+    let mut buf = SeriesData::default();
+    for i in 0..l.set.len() {
+        if i % 1024 == 1023 {
+            ev.check_deadline()?;
+        }
+        l.set
+            .read(i, wlo, whi, &mut buf)
+            .map_err(|e| EvalError::Storage(e.0))?;
+        if buf.floats.iter().any(|p| is_stale_nan(p.v)) {
+            strip_stale(&mut buf.floats, &mut buf.float_st);
+        }
+        lo[i] = 0;
+        hi[i] = 0;
+        range_series(
+            ev,
+            i,
+            l.set.labels(i),
+            &buf.floats,
+            src,
+            func,
+            range,
+            apos,
+            &mut lo[i],
+            &mut hi[i],
+            block,
+        )?;
+    }
+    Ok(())
+}
+
+/// Like the loaded-data loop of [`Kind::Select`] for series not read yet: each series'
+/// window for the block (back to the lookback) is read into one reused buffer.
+fn select_block_lazy(
+    ev: &Ev,
+    l: &LazySel,
+    src: &Source,
+    cur: &mut [usize],
+    block: &mut Block,
+) -> Result<(), EvalError> {
+    let lb = ev.opts.lookback_ms;
+    let (wlo, whi) = block_window(l, src, block, lb);
+    let mut buf = SeriesData::default();
+    for (i, c) in cur.iter_mut().enumerate().take(l.set.len()) {
+        if i % 1024 == 1023 {
+            ev.check_deadline()?;
+        }
+        l.set
+            .read(i, wlo, whi, &mut buf)
+            .map_err(|e| EvalError::Storage(e.0))?;
+        *c = 0;
         for k in 0..block.n {
-            let ts = block.time(k);
-            let t = src.time(ts);
-            let start = t - range;
-            let a = seek(&s.floats, &mut lo[i], start);
-            let b = seek(&s.floats, &mut hi[i], t);
-            if a >= b {
-                continue;
+            let t = src.time(block.time(k));
+            let fi = seek(&buf.floats, c, t);
+            if fi > 0 {
+                let p = buf.floats[fi - 1];
+                if p.t > t.saturating_sub(lb) && !is_stale_nan(p.v) {
+                    block.pts[k].push((i as u32, p.t, p.v));
+                }
             }
-            block.read[k] += b - a;
-            let view = SeriesView {
-                labels: &s.labels,
-                floats: &s.floats[a..b],
-                histograms: &[],
-                float_st: &[],
-                hist_st: &[],
-            };
-            if let Some((v, None)) =
-                crate::funcs::range_fn(ev, func, &view, &[], start, t, ts, apos)?
-            {
-                block.pts[k].push((i as u32, ts, v));
-            }
+        }
+    }
+    Ok(())
+}
+
+/// One series' values of a range function at every step of a block.
+#[allow(clippy::too_many_arguments)]
+fn range_series(
+    ev: &mut Ev,
+    i: usize,
+    labels: &Labels,
+    floats: &[Sample],
+    src: &Source,
+    func: &str,
+    range: i64,
+    apos: &str,
+    lo: &mut usize,
+    hi: &mut usize,
+    block: &mut Block,
+) -> Result<(), EvalError> {
+    for k in 0..block.n {
+        let ts = block.time(k);
+        let t = src.time(ts);
+        let start = t - range;
+        let a = seek(floats, lo, start);
+        let b = seek(floats, hi, t);
+        if a >= b {
+            continue;
+        }
+        block.read[k] += b - a;
+        let view = SeriesView {
+            labels,
+            floats: &floats[a..b],
+            histograms: &[],
+            float_st: &[],
+            hist_st: &[],
+        };
+        if let Some((v, None)) = crate::funcs::range_fn(ev, func, &view, &[], start, t, ts, apos)? {
+            block.pts[k].push((i as u32, ts, v));
         }
     }
     Ok(())
@@ -549,6 +705,9 @@ fn range_block(
 pub(crate) fn install(ev: &mut Ev, e: &Expr, top: bool) {
     if let Some(n) = compile(ev, e) {
         if top || !n.is_select() {
+            let mut keys = Vec::new();
+            n.leaf_keys(&mut keys);
+            ev.plan_keys.extend(keys);
             ev.plans.insert(e as *const Expr as usize, n);
             return;
         }

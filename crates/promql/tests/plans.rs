@@ -3,8 +3,10 @@
 //! instant and range queries, over data with counter resets, gaps, staleness markers, NaN,
 //! jittered scrapes, `offset`/`@`, and the sample limit.
 
-use sextant_model::{Labels, STALE_NAN};
-use sextant_promql::{Engine, EngineOptions, MemQuerier};
+use sextant_model::{Labels, Matcher, STALE_NAN};
+use sextant_promql::{
+    Engine, EngineOptions, MemQuerier, Querier, QueryError, SeriesData, SeriesSet,
+};
 
 /// A small deterministic generator (xorshift), so failures reproduce.
 struct Rng(u64);
@@ -138,7 +140,93 @@ fn engine(plans: bool, max_samples: usize) -> Engine {
     })
 }
 
+/// A store that selects like the TSDB: every matching series whose data could overlap the
+/// range (here: every matching series, also those without a sample in it), read lazily, with
+/// an upper bound of samples that is exact (`loose: false`) or the whole series (`true`).
+struct Lazy<'a> {
+    q: &'a MemQuerier,
+    loose: bool,
+}
+
+struct LazySet {
+    series: Vec<SeriesData>,
+    mint: i64,
+    maxt: i64,
+    loose: bool,
+}
+
+impl Querier for Lazy<'_> {
+    fn select(&self, m: &[Matcher], mint: i64, maxt: i64) -> Result<Vec<SeriesData>, QueryError> {
+        self.q.select(m, mint, maxt)
+    }
+    fn select_lazy(
+        &self,
+        m: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Box<dyn SeriesSet + '_>, QueryError> {
+        Ok(Box::new(LazySet {
+            series: self.q.select(m, i64::MIN, i64::MAX)?,
+            mint,
+            maxt,
+            loose: self.loose,
+        }))
+    }
+}
+
+impl SeriesSet for LazySet {
+    fn len(&self) -> usize {
+        self.series.len()
+    }
+    fn labels(&self, i: usize) -> &Labels {
+        &self.series[i].labels
+    }
+    fn max_samples(&self, i: usize) -> usize {
+        let s = &self.series[i];
+        if self.loose {
+            return s.floats.len() + s.histograms.len();
+        }
+        let n = |ts: &mut dyn Iterator<Item = i64>| {
+            ts.filter(|t| *t >= self.mint && *t <= self.maxt).count()
+        };
+        n(&mut s.floats.iter().map(|p| p.t)) + n(&mut s.histograms.iter().map(|p| p.0))
+    }
+    fn may_have_histograms(&self, i: usize) -> bool {
+        !self.series[i].histograms.is_empty()
+    }
+    fn may_have_start_timestamps(&self, i: usize) -> bool {
+        !self.series[i].float_st.is_empty() || !self.series[i].hist_st.is_empty()
+    }
+    fn read(&self, i: usize, mint: i64, maxt: i64, out: &mut SeriesData) -> Result<(), QueryError> {
+        assert!(
+            mint >= self.mint && maxt <= self.maxt,
+            "read outside the selected range"
+        );
+        let s = &self.series[i];
+        out.floats.clear();
+        out.floats
+            .extend(s.floats.iter().filter(|p| p.t >= mint && p.t <= maxt));
+        out.histograms.clear();
+        out.histograms.extend(
+            s.histograms
+                .iter()
+                .filter(|p| p.0 >= mint && p.0 <= maxt)
+                .cloned(),
+        );
+        out.float_st.clear();
+        out.hist_st.clear();
+        Ok(())
+    }
+}
+
 fn check(q: &MemQuerier, max_samples: usize) {
+    check_with(q, q, max_samples);
+    check_with(&Lazy { q, loose: false }, q, max_samples);
+    check_with(&Lazy { q, loose: true }, q, max_samples);
+}
+
+/// Plans reading `lazy` against step-by-step evaluation reading `q`.
+fn check_with(lazy: &dyn Querier, q: &MemQuerier, max_samples: usize) {
     let (on, off) = (engine(true, max_samples), engine(false, max_samples));
     for expr in QUERIES {
         for (start, end, step) in [
@@ -147,12 +235,12 @@ fn check(q: &MemQuerier, max_samples: usize) {
             (1_000_000, 1_000_000, 1000),
             (600_007, 2_000_000, 15_000),
         ] {
-            let a = format!("{:?}", on.range(q, expr, start, end, step));
+            let a = format!("{:?}", on.range(lazy, expr, start, end, step));
             let b = format!("{:?}", off.range(q, expr, start, end, step));
             assert_eq!(a, b, "range {expr} {start}..{end}/{step}");
         }
         for t in [0, 300_000, 1_234_567, 3_600_000, 4_000_000] {
-            let a = format!("{:?}", on.instant(q, expr, t));
+            let a = format!("{:?}", on.instant(lazy, expr, t));
             let b = format!("{:?}", off.instant(q, expr, t));
             assert_eq!(a, b, "instant {expr} @ {t}");
         }

@@ -5,6 +5,7 @@
 //! works unchanged.
 
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -76,6 +77,60 @@ impl sextant_promql::Querier for TsdbSource {
             })
             .map_err(|e| sextant_promql::QueryError(e.to_string()))
     }
+
+    fn select_lazy(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Box<dyn sextant_promql::SeriesSet + '_>, sextant_promql::QueryError> {
+        self.0
+            .select_lazy(matchers, mint, maxt)
+            .map(|v| Box::new(LazyTsdbSet(v)) as Box<dyn sextant_promql::SeriesSet>)
+            .map_err(|e| sextant_promql::QueryError(e.to_string()))
+    }
+}
+
+/// Series selected from the TSDB, decoded chunk by chunk when the engine reads them.
+struct LazyTsdbSet(Vec<sextant_tsdb::querier::LazySeries>);
+
+impl sextant_promql::SeriesSet for LazyTsdbSet {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+    fn labels(&self, i: usize) -> &Labels {
+        &self.0[i].labels
+    }
+    fn max_samples(&self, i: usize) -> usize {
+        self.0[i].max_samples
+    }
+    fn may_have_histograms(&self, i: usize) -> bool {
+        self.0[i].may_have_histograms
+    }
+    fn may_have_start_timestamps(&self, _: usize) -> bool {
+        // Start (created) timestamps are not stored yet.
+        false
+    }
+    fn read(
+        &self,
+        i: usize,
+        mint: i64,
+        maxt: i64,
+        out: &mut sextant_promql::SeriesData,
+    ) -> Result<(), sextant_promql::QueryError> {
+        // Lend `out`'s buffers to the TSDB's read and take them back.
+        let mut sd = sextant_tsdb::querier::SeriesData {
+            labels: Labels::default(),
+            floats: std::mem::take(&mut out.floats),
+            histograms: std::mem::take(&mut out.histograms),
+        };
+        let r = self.0[i].read(mint, maxt, &mut sd);
+        out.floats = sd.floats;
+        out.histograms = sd.histograms;
+        out.float_st.clear();
+        out.hist_st.clear();
+        r.map_err(|e| sextant_promql::QueryError(e.to_string()))
+    }
 }
 
 fn kind_status(k: ErrorKind) -> (StatusCode, &'static str) {
@@ -129,17 +184,30 @@ fn query_param(p: &Params) -> Result<String, ApiError> {
     }
 }
 
-/// Runs a query on the blocking pool within a concurrency slot.
-async fn run<F>(st: Arc<AppState>, f: F) -> Response
+/// Sets the query's cancel flag when dropped: axum drops the handler future when the client
+/// goes away, and the evaluation on the blocking pool then stops at its next check.
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Runs a query on the blocking pool within a concurrency slot. `f` gets the query's cancel
+/// flag (set once the request is dropped) to hand to the engine.
+pub(crate) async fn run<F>(st: Arc<AppState>, f: F) -> Response
 where
-    F: FnOnce(&AppState) -> Result<Response, ApiError> + Send + 'static,
+    F: FnOnce(&AppState, Arc<AtomicBool>) -> Result<Response, ApiError> + Send + 'static,
 {
+    let cancel = Arc::new(AtomicBool::new(false));
+    let _guard = CancelOnDrop(cancel.clone());
     let permit = match st.query_slots.clone().acquire_owned().await {
         Ok(p) => p,
         Err(_) => return ApiError::internal("query slots closed").into_response(),
     };
     let st2 = st.clone();
-    let r = tokio::task::spawn_blocking(move || f(&st2)).await;
+    let r = tokio::task::spawn_blocking(move || f(&st2, cancel)).await;
     drop(permit);
     match r {
         Ok(Ok(r)) => r,
@@ -148,8 +216,13 @@ where
     }
 }
 
-fn engine_with_timeout(st: &AppState, p: &Params) -> Result<Engine, ApiError> {
+pub(crate) fn engine_with_timeout(
+    st: &AppState,
+    p: &Params,
+    cancel: Arc<AtomicBool>,
+) -> Result<Engine, ApiError> {
     let mut engine = st.query_limits.engine();
+    engine.opts.cancel = Some(cancel);
     if let Some(t) = duration_param(p, "timeout")? {
         if t > 0 {
             let req = Duration::from_millis(t as u64);
@@ -160,10 +233,10 @@ fn engine_with_timeout(st: &AppState, p: &Params) -> Result<Engine, ApiError> {
 }
 
 pub async fn query(State(st): State<Arc<AppState>>, p: Params) -> Response {
-    run(st, move |st| {
+    run(st, move |st, cancel| {
         let expr = query_param(&p)?;
         let t = p.time("time", sextant_model::time::now_ms())?;
-        let engine = engine_with_timeout(st, &p)?;
+        let engine = engine_with_timeout(st, &p, cancel)?;
         let src = TsdbSource(st.db.querier());
         let res = engine.instant(&src, &expr, t).map_err(engine_error)?;
         Ok(json_response(&res, p.get("stats").is_some()))
@@ -172,7 +245,7 @@ pub async fn query(State(st): State<Arc<AppState>>, p: Params) -> Response {
 }
 
 pub async fn query_range(State(st): State<Arc<AppState>>, p: Params) -> Response {
-    run(st, move |st| {
+    run(st, move |st, cancel| {
         let expr = query_param(&p)?;
         let missing = |k: &str| ApiError::bad_data(format!("invalid parameter \"{k}\": cannot parse \"\" to a valid timestamp"));
         if p.get("start").is_none_or(str::is_empty) {
@@ -193,7 +266,7 @@ pub async fn query_range(State(st): State<Arc<AppState>>, p: Params) -> Response
                 "invalid parameter \"step\": zero or negative query resolution step widths are not accepted. Try a positive integer",
             ));
         }
-        let engine = engine_with_timeout(st, &p)?;
+        let engine = engine_with_timeout(st, &p, cancel)?;
         let src = TsdbSource(st.db.querier());
         let res = engine.range(&src, &expr, start, end, step).map_err(engine_error)?;
         Ok(json_response(&res, p.get("stats").is_some()))

@@ -678,3 +678,51 @@ async fn influx_line_protocol_writes() {
     assert_eq!(s, StatusCode::NO_CONTENT);
     assert_eq!(h["X-Influxdb-Version"], "1.8.0");
 }
+
+/// axum drops the handler future when the client goes away; the evaluation running on the
+/// blocking pool must then see its cancel flag set (the engine polls it at every check, see
+/// `sextant_promql`'s `cancel_flag_stops_the_evaluation_at_its_next_check`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_query_request_cancels_its_evaluation() {
+    use std::sync::atomic::Ordering;
+    use std::time::{Duration, Instant};
+    let t = setup();
+    let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let handler = crate::query::run(t.state.clone(), move |st, cancel| {
+        let _ = started_tx.send(());
+        // Stands in for a long evaluation that polls the flag; gives up after a minute.
+        let t0 = Instant::now();
+        while !cancel.load(Ordering::Relaxed) && t0.elapsed() < Duration::from_secs(60) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let canceled = cancel.load(Ordering::Relaxed);
+        // The engine the handlers build carries the same flag.
+        let p = crate::params::Params::parse(
+            &axum::http::Method::GET,
+            None,
+            &axum::http::HeaderMap::new(),
+            &axum::body::Bytes::new(),
+        );
+        let engine = crate::query::engine_with_timeout(st, &p, cancel).expect("engine");
+        let src = crate::query::TsdbSource(st.db.querier());
+        let err = engine.instant(&src, "up", 0).expect_err("canceled");
+        let _ = done_tx.send((canceled, err.kind()));
+        Ok(axum::response::IntoResponse::into_response("unreachable"))
+    });
+    let task = tokio::spawn(handler);
+    started_rx.await.expect("evaluation started");
+    task.abort();
+    let (canceled, kind) = tokio::task::spawn_blocking(move || {
+        done_rx
+            .recv_timeout(Duration::from_secs(120))
+            .expect("evaluation ended")
+    })
+    .await
+    .expect("join");
+    assert!(
+        canceled,
+        "the flag was not set when the request was dropped"
+    );
+    assert_eq!(kind, sextant_promql::ErrorKind::Canceled);
+}

@@ -21,7 +21,9 @@ use crate::block::{self, Block, BlockMeta};
 use crate::chunkenc::Chunk;
 use crate::exemplar::{ExemplarAppendError, ExemplarStorage, SeriesExemplars};
 use crate::head::{read_chunk, AppendError, Head, HeadOptions, MemSeries};
-use crate::querier::{merge_series, merge_strings, Querier, QueryError, SeriesData};
+use crate::querier::{
+    merge_lazy, merge_series, merge_strings, LazySeries, Querier, QueryError, SeriesData,
+};
 use crate::wal::{
     self, Record, RefExemplar, RefFloatHistogram, RefHistogram, RefSample, RefSeries, Wal,
     WalOptions,
@@ -984,6 +986,33 @@ fn block_err(b: &Block, e: impl std::fmt::Display) -> QueryError {
     QueryError::Block {
         block: b.meta().ulid.clone(),
         msg: e.to_string(),
+    }
+}
+
+impl DbQuerier {
+    /// Like [`Querier::select`], but nothing is decoded yet: each series is read on demand
+    /// with [`LazySeries::read`] for the window the caller needs.
+    pub fn select_lazy(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<LazySeries>, QueryError> {
+        let mut sources = Vec::new();
+        for b in self.blocks_in(mint, maxt) {
+            let list = b
+                .select_lazy(matchers, mint, maxt)
+                .map_err(|e| block_err(b, e))?;
+            sources.push(
+                list.into_iter()
+                    .map(|(labels, metas)| LazySeries::block(labels, Arc::clone(b), metas))
+                    .collect(),
+            );
+        }
+        if self.head_in(mint, maxt) {
+            sources.push(self.head.select_lazy(matchers, mint, maxt));
+        }
+        Ok(merge_lazy(sources))
     }
 }
 

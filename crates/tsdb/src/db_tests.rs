@@ -518,3 +518,87 @@ fn wal_without_exemplar_records_replays_and_disabled_storage_ignores_them() {
     assert!(exemplars_of(&db, "old").is_empty());
     assert_eq!(all(&db, "old")[0].floats.len(), 1);
 }
+
+/// The lazy read path (select labels and chunk references, decode per series and window)
+/// returns exactly what the eager `select` returns, across blocks and the head, for floats,
+/// staleness markers and histograms, and for windows narrower than the selected range.
+#[test]
+fn lazy_select_reads_what_select_reads() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let range = 60_000;
+    let db = Db::open(dir.path(), opts(range)).expect("open");
+    write(&db, "c", 5, 0, 10 * range, 1_000);
+    let h = Labels::from_pairs([("__name__", "c"), ("job", "h")]);
+    for k in 0..200u64 {
+        let mut app = db.appender();
+        let hv = Histogram {
+            count: k,
+            sum: k as f64,
+            zero_count: k,
+            ..Default::default()
+        };
+        app.append_histogram(&h, 3000 + k as i64 * 2000, HistogramValue::Int(hv))
+            .expect("hist");
+        app.commit().expect("commit");
+    }
+    let mut app = db.appender();
+    app.append(&ls("c", 2), 10 * range + 500, STALE_NAN)
+        .expect("stale");
+    app.commit().expect("commit");
+    db.maintain();
+    write(&db, "c", 3, 10 * range + 1_000, 12 * range, 1_000);
+    assert!(!db.blocks().is_empty(), "head was cut into blocks");
+    let q = db.querier();
+    let m = [Matcher::new(MatchOp::Regex, "__name__", "c").expect("matcher")];
+    for (mint, maxt) in [
+        (i64::MIN, i64::MAX),
+        (0, 12 * range),
+        (30_500, 30_500),
+        (59_000, 61_000),
+        (5 * range + 123, 11 * range - 7),
+        (10 * range, 10 * range + 800),
+        (13 * range, 14 * range),
+    ] {
+        let eager = q.select(&m, mint, maxt).expect("select");
+        let lazy = q.select_lazy(&m, mint, maxt).expect("select_lazy");
+        let mut buf = crate::querier::SeriesData {
+            labels: Labels::default(),
+            floats: Vec::new(),
+            histograms: Vec::new(),
+        };
+        let mut read = Vec::new();
+        for ls in &lazy {
+            ls.read(mint, maxt, &mut buf).expect("read");
+            assert!(ls.max_samples >= buf.floats.len() + buf.histograms.len());
+            assert!(ls.may_have_histograms || buf.histograms.is_empty());
+            if !buf.floats.is_empty() || !buf.histograms.is_empty() {
+                read.push(crate::querier::SeriesData {
+                    labels: ls.labels.clone(),
+                    floats: buf.floats.clone(),
+                    histograms: buf.histograms.clone(),
+                });
+            }
+            // A narrower window reads the same samples as filtering the wider one.
+            let (a, b) = (mint.max(0) + 20_000, maxt.min(11 * range));
+            let want: Vec<Sample> = buf
+                .floats
+                .iter()
+                .filter(|p| p.t >= a && p.t <= b)
+                .copied()
+                .collect();
+            ls.read(a, b, &mut buf).expect("read window");
+            // Debug strings: staleness markers are NaN.
+            assert!(
+                format!("{:?}", buf.floats) == format!("{want:?}"),
+                "{} in [{a}, {b}]",
+                ls.labels
+            );
+        }
+        assert!(
+            format!("{read:?}") == format!("{eager:?}"),
+            "[{mint}, {maxt}]: {} series read lazily, {} eagerly",
+            read.len(),
+            eager.len()
+        );
+    }
+}

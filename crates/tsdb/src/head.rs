@@ -811,6 +811,52 @@ impl Head {
         out
     }
 
+    /// Like [`Head::select`] without decoding: matching series with chunks (or out-of-order
+    /// samples) overlapping [mint, maxt], read later through [`crate::querier::LazySeries`].
+    pub(crate) fn select_lazy(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Vec<crate::querier::LazySeries> {
+        let refs = self.postings_for(matchers);
+        let mut out = Vec::with_capacity(refs.len());
+        // One look-up of the maps and symbols for all series (like `Head::series`).
+        let maps = self.maps();
+        let syms = self.syms();
+        for r in refs {
+            let Some(s) = maps.by_ref.get(&r) else {
+                continue;
+            };
+            let (bound, hist) = {
+                let d = s.lock();
+                let mut bound = 0usize;
+                let mut hist = false;
+                for c in d
+                    .chunks
+                    .iter()
+                    .filter(|c| c.max_t >= mint && c.min_t <= maxt)
+                {
+                    bound += c.chunk.num_samples() as usize;
+                    hist |= !matches!(c.chunk, Chunk::Xor(_));
+                }
+                bound += d.ooo.iter().filter(|x| x.t >= mint && x.t <= maxt).count();
+                (bound, hist)
+            };
+            if bound == 0 {
+                continue;
+            }
+            let labels = self.labels_of(&syms, s);
+            out.push(crate::querier::LazySeries::head(
+                labels,
+                Arc::clone(s),
+                bound,
+                hist,
+            ));
+        }
+        out
+    }
+
     /// Label sets of matching series that have data in [mint, maxt].
     pub fn series(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<Labels> {
         let refs = self.postings_for(matchers);

@@ -4,6 +4,10 @@
 //! read the local database (head and blocks merged), a remote engine, or both merged.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::block::{Block, ChunkMeta};
+use crate::head::MemSeries;
 
 use sextant_model::{HistogramValue, Labels, Matcher, Sample};
 
@@ -13,6 +17,118 @@ pub struct SeriesData {
     pub labels: Labels,
     pub floats: Vec<Sample>,
     pub histograms: Vec<(i64, HistogramValue)>,
+}
+
+/// A selected series whose samples are decoded only when asked for, chunk by chunk, and only
+/// for the chunks overlapping the asked window (Prometheus' `storage.Series` with its
+/// `chunkenc.Iterator`): selecting costs labels and chunk references, not samples.
+pub struct LazySeries {
+    pub labels: Labels,
+    /// Where the data lives, in source order (blocks by time, then the head); on equal
+    /// timestamps the first source wins, like [`merge_series`].
+    parts: Vec<Part>,
+    /// At most this many samples lie in the selected range (chunk sample counts).
+    pub max_samples: usize,
+    /// Whether a chunk in the range holds histograms (if false, none is read).
+    pub may_have_histograms: bool,
+}
+
+enum Part {
+    Head(Arc<MemSeries>),
+    Block(Arc<Block>, Vec<ChunkMeta>),
+}
+
+impl std::fmt::Debug for LazySeries {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LazySeries")
+            .field("labels", &self.labels)
+            .field("parts", &self.parts.len())
+            .field("max_samples", &self.max_samples)
+            .finish()
+    }
+}
+
+impl LazySeries {
+    pub(crate) fn head(labels: Labels, s: Arc<MemSeries>, bound: usize, hist: bool) -> Self {
+        LazySeries {
+            labels,
+            parts: vec![Part::Head(s)],
+            max_samples: bound,
+            may_have_histograms: hist,
+        }
+    }
+
+    pub(crate) fn block(labels: Labels, b: Arc<Block>, metas: Vec<ChunkMeta>) -> Self {
+        let hist = metas
+            .iter()
+            .any(|c| c.encoding != crate::block::floatenc::ENCODING_FLOAT_BLOCK);
+        LazySeries {
+            labels,
+            max_samples: metas.len() * crate::block::floatenc::MAX_SAMPLES_PER_BLOCK_CHUNK,
+            may_have_histograms: hist,
+            parts: vec![Part::Block(b, metas)],
+        }
+    }
+
+    /// Replaces `out`'s samples with this series' samples in `[mint, maxt]` (inclusive),
+    /// decoding only the chunks overlapping it. `out`'s buffers are reused.
+    pub fn read(&self, mint: i64, maxt: i64, out: &mut SeriesData) -> Result<(), QueryError> {
+        out.floats.clear();
+        out.histograms.clear();
+        let mut more = SeriesData {
+            labels: Labels::default(),
+            floats: Vec::new(),
+            histograms: Vec::new(),
+        };
+        for (i, p) in self.parts.iter().enumerate() {
+            let dst = if i == 0 { &mut *out } else { &mut more };
+            match p {
+                Part::Head(s) => s.lock().read(mint, maxt, dst),
+                Part::Block(b, metas) => b
+                    .read_chunks(&self.labels, metas, mint, maxt, dst)
+                    .map_err(|e| QueryError::Block {
+                        block: b.meta().ulid.clone(),
+                        msg: e.to_string(),
+                    })?,
+            }
+            if i > 0 {
+                out.floats = crate::head::merge_samples(
+                    std::mem::take(&mut out.floats),
+                    std::mem::take(&mut more.floats),
+                );
+                out.histograms = merge_hist(
+                    std::mem::take(&mut out.histograms),
+                    std::mem::take(&mut more.histograms),
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Merges per-source lazy selections into one list sorted by labels (see [`merge_series`]).
+pub(crate) fn merge_lazy(sources: Vec<Vec<LazySeries>>) -> Vec<LazySeries> {
+    if sources.len() == 1 {
+        let mut only = sources.into_iter().next().unwrap_or_default();
+        only.sort_unstable_by(|a, b| a.labels.cmp(&b.labels));
+        return only;
+    }
+    let mut map: BTreeMap<Labels, LazySeries> = BTreeMap::new();
+    for src in sources {
+        for ls in src {
+            match map.get_mut(&ls.labels) {
+                None => {
+                    map.insert(ls.labels.clone(), ls);
+                }
+                Some(cur) => {
+                    cur.max_samples += ls.max_samples;
+                    cur.may_have_histograms |= ls.may_have_histograms;
+                    cur.parts.extend(ls.parts);
+                }
+            }
+        }
+    }
+    map.into_values().collect()
 }
 
 /// Why a read failed.

@@ -47,6 +47,7 @@ mod chunks;
 mod compact;
 pub mod floatenc;
 mod index;
+pub(crate) use index::ChunkMeta;
 
 use std::collections::BTreeSet;
 use std::fs::{self, File};
@@ -60,7 +61,7 @@ use crate::chunkenc::Chunk;
 use crate::postings::{intersect, subtract};
 use chunks::{ChunkReader, ChunkWriter};
 use floatenc::{ENCODING_FLOAT_BLOCK, MAX_SAMPLES_PER_BLOCK_CHUNK};
-use index::{ChunkMeta, IndexReader, IndexWriter};
+use index::{IndexReader, IndexWriter};
 
 pub use compact::{compact, plan_compaction};
 
@@ -540,6 +541,63 @@ impl Block {
             }
         }
         Ok(out)
+    }
+
+    /// Like [`Block::select`] without reading any chunk: the labels of matching series and
+    /// their chunks overlapping `[mint, maxt]`, for reading later with [`Block::read_chunks`].
+    pub(crate) fn select_lazy(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<(Labels, Vec<index::ChunkMeta>)>, BlockError> {
+        if mint > maxt || maxt < self.meta.min_time || mint >= self.meta.max_time {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::new();
+        for r in self.postings_for(matchers)? {
+            let (labels, mut metas) = self.index.series(r)?;
+            metas.retain(|c| c.min_t <= maxt && c.max_t >= mint);
+            if !metas.is_empty() {
+                out.push((labels, metas));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Decodes the samples in `[mint, maxt]` of chunks chosen by [`Block::select_lazy`],
+    /// appending them to `out` (chunks are in time order and do not overlap).
+    pub(crate) fn read_chunks(
+        &self,
+        labels: &Labels,
+        metas: &[index::ChunkMeta],
+        mint: i64,
+        maxt: i64,
+        out: &mut crate::querier::SeriesData,
+    ) -> Result<(), BlockError> {
+        for c in metas.iter().filter(|c| c.min_t <= maxt && c.max_t >= mint) {
+            let (encoding, data) = self.chunks.chunk(c.chunk_ref)?;
+            let corrupt = |what: String| BlockError::Corrupt {
+                path: self.dir.join("chunks"),
+                what: format!("series {labels}: chunk {:#x}: {what}", c.chunk_ref),
+            };
+            if encoding != c.encoding {
+                return Err(corrupt(format!(
+                    "has encoding {encoding}, index says {}",
+                    c.encoding
+                )));
+            }
+            if encoding == ENCODING_FLOAT_BLOCK {
+                let samples = floatenc::decode(data).map_err(|e| corrupt(e.to_string()))?;
+                out.floats
+                    .extend(samples.into_iter().filter(|s| s.t >= mint && s.t <= maxt));
+            } else {
+                let chunk = Chunk::from_encoded(encoding, data.to_vec())
+                    .map_err(|e| corrupt(e.to_string()))?;
+                crate::head::read_chunk(&chunk, mint, maxt, out);
+            }
+        }
+        Ok(())
     }
 
     /// Label sets of the series matching all matchers, sorted.
