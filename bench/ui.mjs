@@ -23,7 +23,8 @@ const opt = (name, def) => {
 };
 const base = opt("url", "http://127.0.0.1:9595").replace(/\/$/, "");
 const runs = Number(opt("runs", "5"));
-const dashboard = opt("dashboard", "");
+// Without --dashboard, a 20-panel dashboard over the written data is created (and deleted after).
+let dashboard = opt("dashboard", "");
 const panels = Number(opt("panels", "20"));
 const SERIES = 20;
 
@@ -57,6 +58,37 @@ async function measure(browser, url, ready) {
   return { ms, ...nav };
 }
 
+/** Creates a dashboard of `n` panels over bench_ui_requests_total (a mix like a real service
+ * dashboard: mostly time series, plus stats, gauges, bar gauges, a table and a pie). */
+async function createDashboard(n) {
+  const r = "$__rate_interval";
+  const kinds = [
+    ["timeseries", `sum by (instance) (rate(bench_ui_requests_total[${r}]))`],
+    ["timeseries", `sum(rate(bench_ui_requests_total[${r}]))`],
+    ["stat", `sum(rate(bench_ui_requests_total[${r}]))`],
+    ["timeseries", `topk(5, rate(bench_ui_requests_total[${r}]))`],
+    ["gauge", `max(rate(bench_ui_requests_total[${r}])) / 20`],
+    ["timeseries", `avg by (job) (rate(bench_ui_requests_total[${r}]))`],
+    ["bargauge", `rate(bench_ui_requests_total[5m])`],
+    ["timeseries", `stddev(rate(bench_ui_requests_total[${r}]))`],
+    ["table", `rate(bench_ui_requests_total[5m])`],
+    ["pie", `sum by (instance) (rate(bench_ui_requests_total[5m]))`],
+  ];
+  const panels = Array.from({ length: n }, (_, i) => {
+    const [type, expr] = kinds[i % kinds.length];
+    const instant = ["bargauge", "table", "pie"].includes(type);
+    return { type, title: `Panel ${i + 1}`, grid: { x: (i % 3) * 8, y: Math.floor(i / 3) * 8, w: 8, h: 8 }, targets: [{ expr, ref: "A", legend: "{{instance}}", instant }] };
+  });
+  const uid = `bench-ui-${n}-${Date.now()}`;
+  const res = await fetch(`${base}/api/sextant/dashboards`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ message: "bench", dashboard: { uid, title: `Bench ${n} panels`, time: { from: "now-24h", to: "now" }, panels } }),
+  });
+  if (!res.ok) throw new Error(`create dashboard: ${res.status} ${await res.text()}`);
+  return uid;
+}
+
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 async function main() {
@@ -75,6 +107,11 @@ async function main() {
     const xs = [];
     for (let i = 0; i < runs; i++) xs.push((await measure(browser, url, ready)).ms);
     console.log(JSON.stringify({ page: "explore", query: expr, range: "24h", series: SERIES, runs: xs, median_ms: median(xs) }));
+    let created = false;
+    if (!dashboard && !args.includes("--no-dashboard")) {
+      dashboard = await createDashboard(panels);
+      created = true;
+    }
     if (dashboard) {
       const durl = `${base}/#/d/${encodeURIComponent(dashboard)}?from=now-24h&to=now`;
       const dready = `Number(document.body.dataset.panelsDrawn || window.__sextantPanelsDrawn || 0) >= ${panels}`;
@@ -82,6 +119,7 @@ async function main() {
       const ds = [];
       for (let i = 0; i < runs; i++) ds.push((await measure(browser, durl, dready)).ms);
       console.log(JSON.stringify({ page: "dashboard", uid: dashboard, panels, range: "24h", runs: ds, median_ms: median(ds) }));
+      if (created) await fetch(`${base}/api/sextant/dashboards/${encodeURIComponent(dashboard)}`, { method: "DELETE" });
     }
   } finally {
     await browser.close();

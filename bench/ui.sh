@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Web UI benchmark: the JavaScript/CSS bundle size (raw and gzipped, target < 500 KB gzipped) and
-# the first load of Explore over 24 h of 20 series (and of a dashboard with --dashboard UID:
+# the first load of Explore over 24 h of 20 series and of a 20-panel dashboard over the same data
+# (created for the run and deleted after; --dashboard UID measures another one instead:
 # time until all its panels have drawn, target < 1 s) in headless Chromium, median of --runs.
 #
 #   bench/ui.sh [--runs 5] [--no-build] [--binary target/release/sextant] [--dashboard UID --panels 20]
