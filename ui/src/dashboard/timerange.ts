@@ -1,25 +1,16 @@
 // Time helpers for dashboards: Grafana-style relative times ("now-6h", "now/d") and Prometheus
 // durations ("1h30m"). The shared src/time.ts belongs to the Explore page; dashboards need only
-// this small subset and keep it here so the two pages can evolve independently.
+// this small subset (NaN for invalid input, "now/d" rounding) and parse durations through it.
+import { parseDuration as sharedParseDuration } from "../time";
 
 const UNIT_S: Record<string, number> = { ms: 0.001, s: 1, m: 60, h: 3600, d: 86400, w: 604800, y: 31536000 };
 
-/** Parses a Prometheus duration ("5m", "1h30m", "500ms", "90") into seconds; NaN if invalid. */
+/** Parses a Prometheus duration ("5m", "1h30m", "500ms") or plain seconds ("90") into seconds;
+ * NaN if invalid. The duration grammar is src/time.ts's. */
 export function parseDuration(s: string): number {
   const t = s.trim();
-  if (t === "") return NaN;
   if (/^\d+(\.\d+)?$/.test(t)) return Number(t);
-  const re = /(\d+(?:\.\d+)?)(ms|s|m|h|d|w|y)/y;
-  let total = 0;
-  let pos = 0;
-  while (pos < t.length) {
-    re.lastIndex = pos;
-    const m = re.exec(t);
-    if (!m) return NaN;
-    total += Number(m[1]) * UNIT_S[m[2]];
-    pos = re.lastIndex;
-  }
-  return total;
+  return sharedParseDuration(t) ?? NaN;
 }
 
 /** Formats seconds as the shortest Prometheus duration ("1m", "90s", "1h", "500ms"). */
