@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -27,41 +25,6 @@ latency_seconds_count 6
 latency_seconds_sum 3.2
 # EOF
 "#;
-
-/// Serves `BODY` as OpenMetrics to every request, on a thread, until the test ends.
-fn serve_openmetrics() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(mut conn) = conn else { continue };
-            let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
-            let mut buf = [0u8; 8192];
-            let mut req = Vec::new();
-            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
-                match conn.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => req.extend_from_slice(&buf[..n]),
-                }
-            }
-            let head = format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: application/openmetrics-text; version=1.0.0; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                BODY.len()
-            );
-            let _ = conn.write_all(head.as_bytes());
-            let _ = conn.write_all(BODY.as_bytes());
-        }
-    });
-    port
-}
-
-struct Peer(std::process::Child);
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn scrape_config(dir: &std::path::Path, target: u16) -> std::path::PathBuf {
     let cfg = dir.join("scrape.yml");
@@ -169,7 +132,7 @@ fn ex1(trace: &str, value: f64, timestamp: i64) -> v1::Exemplar {
 #[test]
 fn scraped_and_remote_written_exemplars_are_queryable_and_survive_kill9() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let target = serve_openmetrics();
+    let target = serve_openmetrics(BODY);
     let cfg = scrape_config(dir.path(), target);
     let data = dir.path().join("data");
     let mut server = Server::start(&data, &["--config", cfg.to_str().expect("utf-8 path")]);
@@ -395,7 +358,7 @@ fn prometheus_returns_the_same_exemplars() {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let target = serve_openmetrics();
+    let target = serve_openmetrics(BODY);
     let cfg = scrape_config(dir.path(), target);
     let mut server = Server::start(
         &dir.path().join("sextant"),

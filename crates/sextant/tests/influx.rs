@@ -159,14 +159,6 @@ fn curl_writes_land_as_prometheus_series() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "204");
 }
 
-struct Peer(std::process::Child);
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn victoriametrics_maps_lines_to_the_same_series() {
     if !peer("victoria-metrics") || !peer("curl") {

@@ -6,8 +6,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -50,41 +48,6 @@ mystery -1
 # EOF
 "#;
 
-/// Serves `BODY` as OpenMetrics to every request, on a thread, until the test ends.
-fn serve_openmetrics() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(mut conn) = conn else { continue };
-            let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
-            let mut buf = [0u8; 8192];
-            let mut req = Vec::new();
-            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
-                match conn.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => req.extend_from_slice(&buf[..n]),
-                }
-            }
-            let head = format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: application/openmetrics-text; version=1.0.0; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                BODY.len()
-            );
-            let _ = conn.write_all(head.as_bytes());
-            let _ = conn.write_all(BODY.as_bytes());
-        }
-    });
-    port
-}
-
-struct Peer(std::process::Child);
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn series_key(m: &serde_json::Value) -> String {
     let labels: BTreeMap<String, String> = m
         .as_object()
@@ -105,7 +68,7 @@ fn prometheus_and_sextant_read_openmetrics_alike() {
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let mut server = Server::start(&dir.path().join("sextant"), &[]);
-    let target = serve_openmetrics();
+    let target = serve_openmetrics(BODY);
     let pport = free_port();
     let cfg = dir.path().join("prometheus.yml");
     std::fs::write(

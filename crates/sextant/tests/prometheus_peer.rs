@@ -8,14 +8,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-struct Peer(std::process::Child);
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn prometheus_remote_write_lands_sample_for_sample() {
     if !peer("prometheus") {

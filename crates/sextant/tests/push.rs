@@ -11,14 +11,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-struct Peer(std::process::Child);
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Is Python with `prometheus_client` available? Skips (or fails under
 /// `SEXTANT_REQUIRE_PEERS=1`) like [`peer`].
 fn python_client() -> bool {
