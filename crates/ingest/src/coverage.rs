@@ -571,9 +571,12 @@ fn parse_lcov(text: &str) -> Result<CoverageReport, CoverageError> {
             "DA" => {
                 // DA:<line>,<count>[,<checksum>]
                 let mut it = val.split(',');
-                let (Some(_), Some(c)) = (it.next(), it.next()) else {
+                let (Some(l), Some(c)) = (it.next(), it.next()) else {
                     return Err(err(format!("DA:{val}: expected LINE,COUNT")));
                 };
+                if l.trim().parse::<u64>().is_err() {
+                    return Err(err(format!("DA:{val}: line number {l:?} is not a number")));
+                }
                 // Counts may be negative from broken gcov versions; treat as not hit.
                 let hit = c
                     .trim()

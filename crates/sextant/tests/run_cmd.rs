@@ -357,9 +357,9 @@ fn exit_codes_pass_through_and_runs_arrive_with_exact_values() {
         .unwrap()
         .json()
         .unwrap();
-    assert_eq!(dash["dashboard"]["title"], "Jobs and benchmarks", "{dash}");
+    assert_eq!(dash["data"]["dashboard"]["title"], "Jobs and benchmarks", "{dash}");
     let mut exprs = Vec::new();
-    for p in dash["dashboard"]["panels"].as_array().unwrap() {
+    for p in dash["data"]["dashboard"]["panels"].as_array().unwrap() {
         for t in p["targets"].as_array().cloned().unwrap_or_default() {
             exprs.push(t["expr"].as_str().unwrap().replace("$job", ".*"));
         }
