@@ -357,7 +357,10 @@ fn exit_codes_pass_through_and_runs_arrive_with_exact_values() {
         .unwrap()
         .json()
         .unwrap();
-    assert_eq!(dash["data"]["dashboard"]["title"], "Jobs and benchmarks", "{dash}");
+    assert_eq!(
+        dash["data"]["dashboard"]["title"], "Jobs and benchmarks",
+        "{dash}"
+    );
     let mut exprs = Vec::new();
     for p in dash["data"]["dashboard"]["panels"].as_array().unwrap() {
         for t in p["targets"].as_array().cloned().unwrap_or_default() {
@@ -822,4 +825,72 @@ fn junit_files_are_uploaded_unparsed_with_job_commit_and_labels() {
     );
     assert_eq!(rec[1].2, a.as_bytes(), "uploaded as it is");
     assert_eq!(rec[2].2, b.as_bytes());
+}
+
+#[test]
+fn parallel_runs_count_every_run_and_upload_each_file_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, rec) = recording_server();
+    let url = format!("http://127.0.0.1:{port}");
+    let spool = dir.path().join("spool");
+    let xml = dir.path().join("t.xml");
+    std::fs::write(&xml, "<testsuite name=\"p\" tests=\"0\"/>").unwrap();
+    let children: Vec<_> = (0..4)
+        .map(|_| {
+            Command::new(SEXTANT)
+                .args(["run", "--server", &url, "--spool-dir"])
+                .arg(&spool)
+                .args([
+                    "--job",
+                    "par",
+                    "--junit",
+                    xml.to_str().unwrap(),
+                    "--",
+                    "sh",
+                    "-c",
+                    "exit 0",
+                ])
+                .stdin(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        let o = c.wait_with_output().unwrap();
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    }
+    let rec = rec.lock().unwrap();
+    let pushes: Vec<&(String, String, Vec<u8>)> = rec
+        .iter()
+        .filter(|r| r.0.starts_with("POST /metrics/job/par "))
+        .collect();
+    let uploads = rec
+        .iter()
+        .filter(|r| r.0.starts_with("POST /api/v1/junit"))
+        .count();
+    assert_eq!(
+        pushes.len(),
+        4,
+        "{:?}",
+        rec.iter().map(|r| &r.0).collect::<Vec<_>>()
+    );
+    assert_eq!(uploads, 4, "each run's JUnit file exactly once");
+    let counts: Vec<String> = pushes
+        .iter()
+        .filter_map(|p| {
+            String::from_utf8_lossy(&p.2)
+                .lines()
+                .find(|l| l.starts_with("sextant_job_runs_total{result=\"success\"}"))
+                .map(String::from)
+        })
+        .collect();
+    // Sent in the order the runs were counted, so the counter never goes backwards.
+    assert_eq!(
+        counts,
+        (1..=4)
+            .map(|i| format!("sextant_job_runs_total{{result=\"success\"}} {i}"))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(pending(&spool), 0);
 }

@@ -231,20 +231,6 @@ fn report_run(a: &RunArgs, t: &Target, dir: &Path, start: f64, end: f64, outcome
         .chain(t.labels.iter().map(|(k, v)| format!("{k}={v}")))
         .collect::<Vec<_>>()
         .join(",");
-    let (runs, last_success) = match spool.as_ref().map(|s| s.count_run(&key, success, end)) {
-        Some(Ok((s, f, last))) => ((s, f), last),
-        Some(Err(e)) => {
-            warn(&format!("run counters: {e:#}"));
-            (
-                if success { (1, 0) } else { (0, 1) },
-                success.then_some(end),
-            )
-        }
-        None => (
-            if success { (1, 0) } else { (0, 1) },
-            success.then_some(end),
-        ),
-    };
     let commit = commit();
     let host = hostname();
     let coverage = read_coverage(&a.coverage);
@@ -254,6 +240,32 @@ fn report_run(a: &RunArgs, t: &Target, dir: &Path, start: f64, end: f64, outcome
         .file_name()
         .map(|f| f.to_string_lossy().into_owned())
         .unwrap_or_default();
+    // Counting the run and adding its entry under one lock keeps the spool's order (the
+    // order of sending) the order of the counter values, also for parallel runs.
+    let guard = spool.as_ref().and_then(|s| match s.runs_lock() {
+        Ok(g) => Some(g),
+        Err(e) => {
+            warn(&format!("run counters: {e:#}"));
+            None
+        }
+    });
+    let counted = match (&spool, &guard) {
+        (Some(s), Some(_)) => match s.count_run(&key, success, end) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                warn(&format!("run counters: {e:#}"));
+                None
+            }
+        },
+        _ => None,
+    };
+    let (runs, last_success) = match counted {
+        Some((s, f, last)) => ((s, f), last),
+        None => (
+            if success { (1, 0) } else { (0, 1) },
+            success.then_some(end),
+        ),
+    };
     let body = report::RunReport {
         start,
         end,
@@ -278,18 +290,18 @@ fn report_run(a: &RunArgs, t: &Target, dir: &Path, start: f64, end: f64, outcome
         body: Some(body),
         junit,
     };
+    let added = spool.as_ref().map(|s| s.add(&entry));
+    drop(guard);
     let Some(c) = client() else { return };
-    match spool {
-        Some(s) => match s.add(&entry) {
-            Ok(path) => {
-                s.flush(&c, Some(&path));
-            }
-            Err(e) => {
-                warn(&format!("{e:#}; sending without spooling"));
-                send_direct(&c, entry);
-            }
-        },
-        None => send_direct(&c, entry),
+    match (spool, added) {
+        (Some(s), Some(Ok(path))) => {
+            s.flush(&c, Some(&path));
+        }
+        (_, Some(Err(e))) => {
+            warn(&format!("{e:#}; sending without spooling"));
+            send_direct(&c, entry);
+        }
+        _ => send_direct(&c, entry),
     }
 }
 

@@ -126,6 +126,15 @@ impl Spool {
     /// process just added (sent without the newer-result check). Returns how many entries
     /// are left.
     pub fn flush(&self, client: &reqwest::blocking::Client, mine: Option<&Path>) -> usize {
+        // One flush at a time per spool, so parallel runs do not send an entry (and its
+        // JUnit files) twice; a second run waits and then finds what is left.
+        let _lock = match self.lock("flush.lock") {
+            Ok(l) => l,
+            Err(e) => {
+                warn(&format!("{e:#}"));
+                return self.list().len();
+            }
+        };
         let files = self.list();
         let mut left = files.len();
         for path in files {
@@ -173,24 +182,42 @@ impl Spool {
         left
     }
 
-    /// Counts this run in `runs.json` and returns (successful, failed, last success time).
+    /// An exclusive advisory lock on a file in the spool directory, held until dropped.
+    fn lock(&self, name: &str) -> Result<std::fs::File> {
+        let path = self.dir.join(name);
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        loop {
+            // SAFETY: flock on a valid open descriptor; released when `f` is closed.
+            let r = unsafe {
+                use std::os::fd::AsRawFd;
+                libc::flock(f.as_raw_fd(), libc::LOCK_EX)
+            };
+            if r == 0 {
+                return Ok(f);
+            }
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                return Err(e).with_context(|| format!("locking {}", path.display()));
+            }
+        }
+    }
+
+    /// The lock the caller holds around [`Spool::count_run`] and [`Spool::add`].
+    pub fn runs_lock(&self) -> Result<std::fs::File> {
+        self.lock("runs.lock")
+    }
+
+    /// Counts this run in `runs.json` (the caller holds [`Spool::runs_lock`]) and returns (successful, failed, last success time).
     pub fn count_run(&self, key: &str, success: bool, end: f64) -> Result<(u64, u64, Option<f64>)> {
         #[derive(Serialize, Deserialize, Default)]
         struct Counts {
             success: u64,
             failure: u64,
             last_success: Option<f64>,
-        }
-        let lock_path = self.dir.join("runs.lock");
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&lock_path)
-            .with_context(|| format!("opening {}", lock_path.display()))?;
-        // SAFETY: flock on a valid open descriptor; released when `lock` is closed.
-        unsafe {
-            use std::os::fd::AsRawFd;
-            libc::flock(lock.as_raw_fd(), libc::LOCK_EX);
         }
         let path = self.dir.join("runs.json");
         let mut all: BTreeMap<String, Counts> = std::fs::read(&path)
@@ -206,7 +233,6 @@ impl Spool {
         }
         let out = (c.success, c.failure, c.last_success);
         write_atomic(&path, &serde_json::to_vec_pretty(&all)?)?;
-        drop(lock);
         Ok(out)
     }
 }
@@ -403,6 +429,7 @@ mod tests {
     fn counters_accumulate() {
         let dir = tempfile::tempdir().unwrap();
         let s = Spool::open(dir.path()).unwrap();
+        let _g = s.runs_lock().unwrap();
         assert_eq!(s.count_run("job=a", true, 5.0).unwrap(), (1, 0, Some(5.0)));
         assert_eq!(s.count_run("job=a", false, 6.0).unwrap(), (1, 1, Some(5.0)));
         assert_eq!(s.count_run("job=b", false, 7.0).unwrap(), (0, 1, None));
