@@ -96,7 +96,7 @@ fn provisioning_precedence_and_versions() {
     .unwrap();
     let list = d.list().unwrap();
     let find = |l: &[Entry], uid: &str| l.iter().find(|e| e.dashboard.uid == uid).cloned().unwrap();
-    assert_eq!(list.len(), 5);
+    assert_eq!(list.len(), BUILTIN.len() + 1, "the built-ins plus mine.yml");
     let host = find(&list, "host");
     assert_eq!(
         (host.source, host.dashboard.title.as_str()),
