@@ -394,6 +394,22 @@ fn exit_codes_pass_through_and_runs_arrive_with_exact_values() {
         Some(&5.0),
         "three, killed, missing, noexec, cancelled"
     );
+    // The benchmark table joins in the commit.
+    let by_commit = query(
+        &base,
+        r#"sextant_bench_seconds{job=~".*",stat="mean"} * on (job) group_left (commit) sextant_job_info{job=~".*"}"#,
+    );
+    assert_eq!(by_commit.len(), 3, "{by_commit:?}");
+    assert!(
+        by_commit.keys().all(|k| k.contains("commit=c0ffee")),
+        "{by_commit:?}"
+    );
+    assert_eq!(
+        by_commit
+            .get("benchmark=sleep 0.01,branch=main,commit=c0ffee,job=ok,stat=mean,tool=hyperfine"),
+        Some(&0.013012973520000002),
+        "{by_commit:?}"
+    );
     let cov_panel = query(&base, r#"sextant_coverage_ratio{job=~".*"}"#);
     assert_eq!(cov_panel.len(), 3, "line, branch, function: {cov_panel:?}");
 
