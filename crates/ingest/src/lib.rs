@@ -16,7 +16,9 @@
 /// from `proto/io/prometheus/client/metrics.proto` by `cargo run -p protogen`.
 #[allow(clippy::all, missing_docs)]
 #[rustfmt::skip]
+pub mod bench;
 pub mod client_model;
+pub mod coverage;
 pub mod host;
 pub mod influx;
 pub mod otlp;

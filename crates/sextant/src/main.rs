@@ -44,6 +44,9 @@ enum Command {
     /// Dashboards as code.
     #[command(subcommand)]
     Dashboards(dashboards_cmd::DashboardsCommand),
+    /// Run a command (a CI step, a cron job) and report its run, JUnit, coverage and
+    /// benchmark results; its exit code is passed through.
+    Run(run::RunArgs),
 }
 
 #[derive(Subcommand)]
@@ -256,6 +259,7 @@ mod dashboards_cmd;
 mod push;
 mod query;
 mod rules_cmd;
+mod run;
 
 /// Ingest allocates many small, short-lived strings (labels of decoded requests); mimalloc
 /// handles that pattern far better than glibc's allocator (measured in bench/).
@@ -275,6 +279,7 @@ fn size_bytes(s: &str) -> Result<u64, String> {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let res = match cli.command {
+        Command::Run(args) => return run::main(args),
         Command::Serve(args) => serve(args),
         Command::Query(args) => query::run(args),
         Command::Push(args) => push::run(args),

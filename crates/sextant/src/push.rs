@@ -69,7 +69,7 @@ fn push_url(a: &PushArgs) -> Result<String> {
     Ok(url)
 }
 
-fn segment(name: &str, value: &str) -> String {
+pub(crate) fn segment(name: &str, value: &str) -> String {
     if value.is_empty() {
         format!("/{name}@base64/=")
     } else if value.contains('/') {
