@@ -20,6 +20,7 @@ pub mod client_model;
 pub mod host;
 pub mod influx;
 pub mod otlp;
+pub mod prices;
 pub mod push;
 pub mod remote_write;
 pub mod scrape;
