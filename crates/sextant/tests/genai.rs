@@ -122,15 +122,32 @@ fn firing(c: &reqwest::blocking::Client, base: &str, name: &str) -> bool {
         .unwrap_or(false)
 }
 
-/// Every order in which three numbers can be added (PromQL's `sum` fixes none).
+/// PromQL's `sum`: Kahan-Neumaier compensated, as Prometheus sums.
+fn kahan(v: &[f64]) -> f64 {
+    let (mut s, mut c) = (0.0f64, 0.0f64);
+    for &x in v {
+        let t = s + x;
+        if t.is_infinite() {
+            c = 0.0;
+        } else if s.abs() >= x.abs() {
+            c += (s - t) + x;
+        } else {
+            c += (x - t) + s;
+        }
+        s = t;
+    }
+    s + c
+}
+
+/// `sum` of three numbers in every order the series may come in (PromQL fixes none).
 fn sums3(a: f64, b: f64, c: f64) -> [f64; 6] {
     [
-        a + b + c,
-        a + c + b,
-        b + a + c,
-        b + c + a,
-        c + a + b,
-        c + b + a,
+        kahan(&[a, b, c]),
+        kahan(&[a, c, b]),
+        kahan(&[b, a, c]),
+        kahan(&[b, c, a]),
+        kahan(&[c, a, b]),
+        kahan(&[c, b, a]),
     ]
 }
 
@@ -315,7 +332,7 @@ fn genai_metrics_prices_cost_dashboard_and_budget_alert() {
     let (r_in, r_out) = (rate(planner, "input"), rate(planner, "output"));
     assert!(r_in > 0.0 && r_out > 0.0);
     let got = one_at(&c, &base, cost_q, Some(t));
-    assert_eq!(got, r_in * p_in + r_out * p_out, "planner cost rate");
+    assert_eq!(got, kahan(&[r_in * p_in, r_out * p_out]), "planner cost rate");
     // Coder: the conventions count cache reads inside input, so input is priced net of them.
     let (c_in, c_out, c_cr) = (
         rate(coder, "input"),
@@ -345,7 +362,10 @@ fn genai_metrics_prices_cost_dashboard_and_budget_alert() {
         r#"job:sextant_llm_cost_usd:increase1d{job="planner-agent"}"#,
         Some(t),
     );
-    assert_eq!(got, inc(planner, "input") * p_in + inc(planner, "output") * p_out);
+    assert_eq!(
+        got,
+        kahan(&[inc(planner, "input") * p_in, inc(planner, "output") * p_out])
+    );
     assert!(got > 0.0);
 
     // --- 5. Every query of the built-in dashboard returns data. ---
