@@ -508,7 +508,7 @@ mod tests {
         );
         assert_eq!(
             e("prices:\n  budget_usd_per_day: -3\n"),
-            "s.yml:1: prices.budget_usd_per_day: -3 is not a budget: want a non-negative number of USD"
+            "s.yml:2: prices.budget_usd_per_day: -3 is not a budget: want a non-negative number of USD"
         );
         assert!(e("prices:\n  models:\n    - {provider: a, model: m, input: 1, output: 2, per: 1}\n")
             .starts_with("s.yml:3"));
