@@ -111,7 +111,20 @@ pub fn parse_date(s: &str) -> Option<i64> {
             .then(|| t.parse().ok())?
     };
     let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let dim = [31, 28 + i64::from(y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)), 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    let dim = [
+        31,
+        28 + i64::from(y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)),
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
     if !(1..=12).contains(&m) || d < 1 || d > dim[(m - 1) as usize] {
         return None;
     }
@@ -165,7 +178,9 @@ fn check(p: &ModelPrice, line: u64, origin: &'static str) -> Result<PriceEntry, 
             if !v.is_finite() || v < 0.0 {
                 return Err(e(
                     field,
-                    format!("{v} is not a price: want a non-negative number of USD per million tokens"),
+                    format!(
+                        "{v} is not a price: want a non-negative number of USD per million tokens"
+                    ),
                 ));
             }
         }
@@ -204,7 +219,14 @@ pub struct Resolved<'a> {
 /// Region and vendor prefixes of AWS Bedrock model ids (`us.anthropic.claude-...`).
 const BEDROCK_REGIONS: &[&str] = &["us.", "eu.", "apac.", "global.", "us-gov."];
 const BEDROCK_VENDORS: &[&str] = &[
-    "anthropic.", "meta.", "amazon.", "mistral.", "cohere.", "ai21.", "deepseek.", "openai.",
+    "anthropic.",
+    "meta.",
+    "amazon.",
+    "mistral.",
+    "cohere.",
+    "ai21.",
+    "deepseek.",
+    "openai.",
 ];
 
 fn all_digits(s: &str) -> bool {
@@ -517,9 +539,21 @@ mod tests {
             ("openai", "gpt-4o-mini-2024-07-18", "gpt-4o-mini"),
             ("", "openai/gpt-4o-mini", "gpt-4o-mini"),
             ("anthropic", "claude-3-5-haiku-20241022", "claude-3-5-haiku"),
-            ("aws.bedrock", "us.anthropic.claude-3-5-haiku-20241022-v1:0", "claude-3-5-haiku"),
-            ("gcp.vertex_ai", "claude-3-5-haiku@20241022", "claude-3-5-haiku"),
-            ("gcp.gemini", "models/gemini-1.5-flash-002", "gemini-1.5-flash"),
+            (
+                "aws.bedrock",
+                "us.anthropic.claude-3-5-haiku-20241022-v1:0",
+                "claude-3-5-haiku",
+            ),
+            (
+                "gcp.vertex_ai",
+                "claude-3-5-haiku@20241022",
+                "claude-3-5-haiku",
+            ),
+            (
+                "gcp.gemini",
+                "models/gemini-1.5-flash-002",
+                "gemini-1.5-flash",
+            ),
             ("anthropic", "claude-3-5-sonnet-latest", "claude-3-5-sonnet"),
         ];
         for (p, m, want) in cases {
@@ -533,7 +567,8 @@ mod tests {
         assert!(t.resolve("openai", "my-finetune-xyz", NOW).is_none());
         // gpt-4o-mini must not be priced as gpt-4o, nor o1-mini as o1.
         assert_eq!(
-            t.resolve("openai", "gpt-4o-mini", NOW).map(|r| r.entry.price.model.clone()),
+            t.resolve("openai", "gpt-4o-mini", NOW)
+                .map(|r| r.entry.price.model.clone()),
             Some("gpt-4o-mini".into())
         );
     }
@@ -546,28 +581,43 @@ mod tests {
         .expect("parses");
         let t = table().with_config(&cfg).expect("valid");
         assert_eq!(t.budget_usd_per_day, Some(5.0));
-        let r = t.resolve("openai", "gpt-4o-2024-11-20", NOW).expect("priced");
+        let r = t
+            .resolve("openai", "gpt-4o-2024-11-20", NOW)
+            .expect("priced");
         assert_eq!(r.entry.origin, "config");
         assert_eq!(r.entry.per_token("input"), Some(1e-6));
         assert_eq!(r.entry.per_token("cache_read"), Some(1e-6));
         let early = parse_date("2026-03-01").expect("date");
         assert_eq!(
-            t.resolve("acme", "house-model", early).map(|r| r.entry.price.input),
+            t.resolve("acme", "house-model", early)
+                .map(|r| r.entry.price.input),
             Some(0.5)
         );
         assert_eq!(
-            t.resolve("acme", "house-model", NOW).map(|r| r.entry.price.input),
+            t.resolve("acme", "house-model", NOW)
+                .map(|r| r.entry.price.input),
             Some(0.25)
         );
-        assert!(t.resolve("acme", "house-model", parse_date("2025-01-01").unwrap_or(0)).is_none());
+        assert!(t
+            .resolve("acme", "house-model", parse_date("2025-01-01").unwrap_or(0))
+            .is_none());
     }
 
     #[test]
     fn bad_entries_name_the_field() {
         for (yaml, field) in [
-            ("models:\n  - {provider: a, model: b, input: -1, output: 1}\n", "input"),
-            ("models:\n  - {provider: a, model: b, input: 1, output: 1, from: 2024-13-01}\n", "from"),
-            ("models:\n  - {provider: '', model: b, input: 1, output: 1}\n", "provider"),
+            (
+                "models:\n  - {provider: a, model: b, input: -1, output: 1}\n",
+                "input",
+            ),
+            (
+                "models:\n  - {provider: a, model: b, input: 1, output: 1, from: 2024-13-01}\n",
+                "from",
+            ),
+            (
+                "models:\n  - {provider: '', model: b, input: 1, output: 1}\n",
+                "provider",
+            ),
         ] {
             let cfg: PricesConfig = serde_saphyr::from_str(yaml).expect("parses");
             let err = table().with_config(&cfg).expect_err(yaml);
@@ -588,7 +638,10 @@ mod tests {
             ("acme".to_string(), "mystery-1".to_string()),
         ];
         let (b, rep) = price_batch(&t, &observed, &[], NOW);
-        assert_eq!(rep.unpriced, vec![("acme".to_string(), "mystery-1".to_string())]);
+        assert_eq!(
+            rep.unpriced,
+            vec![("acme".to_string(), "mystery-1".to_string())]
+        );
         let find = |l: &str| {
             b.series
                 .iter()
@@ -597,7 +650,9 @@ mod tests {
         };
         let gpt4o = t.resolve("openai", "gpt-4o", NOW).expect("gpt-4o priced");
         assert_eq!(
-            find(r#"sextant_llm_price_usd_per_token{model="gpt-4o-2024-08-06", provider="openai", token_type="output"}"#),
+            find(
+                r#"sextant_llm_price_usd_per_token{model="gpt-4o-2024-08-06", provider="openai", token_type="output"}"#
+            ),
             gpt4o.entry.per_token("output")
         );
         assert_eq!(

@@ -182,7 +182,10 @@ impl Prices {
 }
 
 /// Starts the rounds that keep the price series current (every `interval`).
-pub fn start_price_series(st: Arc<AppState>, interval: Duration) -> Option<tokio::task::JoinHandle<()>> {
+pub fn start_price_series(
+    st: Arc<AppState>,
+    interval: Duration,
+) -> Option<tokio::task::JoinHandle<()>> {
     let prices = st.prices()?.clone();
     Some(tokio::spawn(async move {
         let mut tick = tokio::time::interval(interval);

@@ -510,8 +510,10 @@ mod tests {
             e("prices:\n  budget_usd_per_day: -3\n"),
             "s.yml:2: prices.budget_usd_per_day: -3 is not a budget: want a non-negative number of USD"
         );
-        assert!(e("prices:\n  models:\n    - {provider: a, model: m, input: 1, output: 2, per: 1}\n")
-            .starts_with("s.yml:3"));
+        assert!(e(
+            "prices:\n  models:\n    - {provider: a, model: m, input: 1, output: 2, per: 1}\n"
+        )
+        .starts_with("s.yml:3"));
     }
 
     #[test]

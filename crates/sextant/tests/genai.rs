@@ -102,7 +102,9 @@ fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) 
 fn write_config(path: &Path, budget: &str, extra: &str) {
     std::fs::write(
         path,
-        format!("global:\n  evaluation_interval: 1s\nprices:\n  budget_usd_per_day: {budget}\n{extra}"),
+        format!(
+            "global:\n  evaluation_interval: 1s\nprices:\n  budget_usd_per_day: {budget}\n{extra}"
+        ),
     )
     .expect("write config");
 }
@@ -261,7 +263,9 @@ fn genai_metrics_prices_cost_dashboard_and_budget_alert() {
             &format!("price of {provider}/{model} {tt}"),
             Duration::from_secs(60),
             || {
-                let q = format!(r#"sextant_llm_price_usd_per_token{{provider="{provider}", model="{model}", token_type="{tt}"}}"#);
+                let q = format!(
+                    r#"sextant_llm_price_usd_per_token{{provider="{provider}", model="{model}", token_type="{tt}"}}"#
+                );
                 query_at(&c, &base, &q, None).first().map(|x| x.1)
             },
         )
@@ -306,7 +310,10 @@ fn genai_metrics_prices_cost_dashboard_and_budget_alert() {
         serde_json::json!([{"provider": "acme", "model": "house-7b"}])
     );
     assert_eq!(api["data"]["budget_usd_per_day"], 0.000001);
-    let observed = api["data"]["observed"].as_array().cloned().unwrap_or_default();
+    let observed = api["data"]["observed"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     let snap = observed
         .iter()
         .find(|o| o["model"] == "gpt-4o-2024-08-06")
@@ -315,29 +322,49 @@ fn genai_metrics_prices_cost_dashboard_and_budget_alert() {
     assert!(api["data"]["models"].as_array().map_or(0, Vec::len) > 20);
 
     // --- 4. Cost recording rules: the same arithmetic on independently queried rates. ---
-    // Wait for an evaluation after all data arrived, then recompute at its timestamp.
+    // The cost group reads the token group's latest results; each of those must equal the
+    // raw rate()/increase() at its own evaluation time, and the cost must equal their sum
+    // of products with the prices. Wait for an evaluation after all data arrived.
     let cost_q = r#"sextant_llm_cost_usd:rate5m{job="planner-agent", source="otel"}"#;
     let t = wait_for("cost rule after the data", Duration::from_secs(60), || {
         let ts = query_at(&c, &base, &format!("timestamp({cost_q})"), None);
         ts.first().map(|x| x.1).filter(|t| *t > data_done + 1.0)
     });
-    let rate = |sel: &str, tt: &str| {
-        one_at(
+    const P: &str = r#"job="planner-agent", model="gpt-4o-2024-08-06""#;
+    const C: &str = r#"job="coder-agent", model="claude-3-5-haiku-20241022""#;
+    // The token group's value for (job and model, token type) seen at `t`, checked against `func`
+    // of the raw series at the token group's evaluation time.
+    let tokens = |record: &str, func: &str, range: &str, sel: &str, rec_sel: &str, tt: &str| {
+        let rec = format!(r#"{record}{{{rec_sel}, token_type="{tt}", source="otel"}}"#);
+        let v = one_at(&c, &base, &rec, Some(t));
+        let at = one_at(&c, &base, &format!("timestamp({rec})"), Some(t));
+        let raw = one_at(
             &c,
             &base,
-            &format!(r#"rate(gen_ai_client_token_usage_sum{{{sel}, gen_ai_token_type="{tt}"}}[5m])"#),
-            Some(t),
-        )
+            &format!(
+                r#"{func}(gen_ai_client_token_usage_sum{{{sel}, gen_ai_token_type="{tt}"}}[{range}])"#
+            ),
+            Some(at),
+        );
+        assert_eq!(v, raw, "{rec} at {at}");
+        assert!(v > 0.0, "{rec}");
+        v
     };
-    let (r_in, r_out) = (rate(planner, "input"), rate(planner, "output"));
-    assert!(r_in > 0.0 && r_out > 0.0);
+    let rate = |sel: &str, rec_sel: &str, tt: &str| {
+        tokens("sextant_llm_tokens:rate5m", "rate", "5m", sel, rec_sel, tt)
+    };
+    let (r_in, r_out) = (rate(planner, P, "input"), rate(planner, P, "output"));
     let got = one_at(&c, &base, cost_q, Some(t));
-    assert_eq!(got, kahan(&[r_in * p_in, r_out * p_out]), "planner cost rate");
+    assert_eq!(
+        got,
+        kahan(&[r_in * p_in, r_out * p_out]),
+        "planner cost rate"
+    );
     // Coder: the conventions count cache reads inside input, so input is priced net of them.
     let (c_in, c_out, c_cr) = (
-        rate(coder, "input"),
-        rate(coder, "output"),
-        rate(coder, "cache_read"),
+        rate(coder, C, "input"),
+        rate(coder, C, "output"),
+        rate(coder, C, "cache_read"),
     );
     let got = one_at(
         &c,
@@ -346,14 +373,19 @@ fn genai_metrics_prices_cost_dashboard_and_budget_alert() {
         Some(t),
     );
     let want = sums3((c_in - c_cr) * h_in, c_out * h_out, c_cr * h_cr);
-    assert!(want.contains(&got), "coder cost rate {got}, want one of {want:?}");
+    assert!(
+        want.contains(&got),
+        "coder cost rate {got}, want one of {want:?}"
+    );
     // Per day: the increase over 1d priced the same way.
-    let inc = |sel: &str, tt: &str| {
-        one_at(
-            &c,
-            &base,
-            &format!(r#"increase(gen_ai_client_token_usage_sum{{{sel}, gen_ai_token_type="{tt}"}}[1d])"#),
-            Some(t),
+    let inc = |tt: &str| {
+        tokens(
+            "sextant_llm_tokens:increase1d",
+            "increase",
+            "1d",
+            planner,
+            P,
+            tt,
         )
     };
     let got = one_at(
@@ -362,11 +394,7 @@ fn genai_metrics_prices_cost_dashboard_and_budget_alert() {
         r#"job:sextant_llm_cost_usd:increase1d{job="planner-agent"}"#,
         Some(t),
     );
-    assert_eq!(
-        got,
-        kahan(&[inc(planner, "input") * p_in, inc(planner, "output") * p_out])
-    );
-    assert!(got > 0.0);
+    assert_eq!(got, kahan(&[inc("input") * p_in, inc("output") * p_out]));
 
     // --- 5. Every query of the built-in dashboard returns data. ---
     let dash: Value = c
@@ -383,9 +411,7 @@ fn genai_metrics_prices_cost_dashboard_and_budget_alert() {
     for p in &panels {
         for target in p["targets"].as_array().cloned().unwrap_or_default() {
             let expr = target["expr"].as_str().unwrap_or_default();
-            let q = expr
-                .replace("$__rate_interval", "5m")
-                .replace("$job", ".*");
+            let q = expr.replace("$__rate_interval", "5m").replace("$job", ".*");
             let res = wait_for(
                 &format!("data for panel {:?}: {q}", p["title"]),
                 Duration::from_secs(30),
@@ -405,9 +431,11 @@ fn genai_metrics_prices_cost_dashboard_and_budget_alert() {
     assert!(checked >= 20, "only {checked} dashboard queries");
 
     // --- 6. Budget alert: fires with the tiny budget, resolves after raising it. ---
-    wait_for("LLMDailyBudgetExceeded firing", Duration::from_secs(60), || {
-        firing(&c, &base, "LLMDailyBudgetExceeded").then_some(())
-    });
+    wait_for(
+        "LLMDailyBudgetExceeded firing",
+        Duration::from_secs(60),
+        || firing(&c, &base, "LLMDailyBudgetExceeded").then_some(()),
+    );
     // A bad price entry is refused with the field named; nothing changes.
     write_config(
         &cfg,
@@ -429,18 +457,24 @@ fn genai_metrics_prices_cost_dashboard_and_budget_alert() {
     );
     let resp = c.post(format!("{base}/-/reload")).send().expect("reload");
     assert_eq!(resp.status().as_u16(), 200, "{:?}", resp.text());
-    wait_for("LLMDailyBudgetExceeded resolved", Duration::from_secs(60), || {
-        (!firing(&c, &base, "LLMDailyBudgetExceeded")).then_some(())
-    });
-    wait_for("house-7b priced after reload", Duration::from_secs(60), || {
-        let v = query_at(
-            &c,
-            &base,
-            r#"sextant_llm_price_usd_per_token{provider="acme", model="house-7b", token_type="input"}"#,
-            None,
-        );
-        (v.first().map(|x| x.1) == Some(2.0 / 1e6)).then_some(())
-    });
+    wait_for(
+        "LLMDailyBudgetExceeded resolved",
+        Duration::from_secs(60),
+        || (!firing(&c, &base, "LLMDailyBudgetExceeded")).then_some(()),
+    );
+    wait_for(
+        "house-7b priced after reload",
+        Duration::from_secs(60),
+        || {
+            let v = query_at(
+                &c,
+                &base,
+                r#"sextant_llm_price_usd_per_token{provider="acme", model="house-7b", token_type="input"}"#,
+                None,
+            );
+            (v.first().map(|x| x.1) == Some(2.0 / 1e6)).then_some(())
+        },
+    );
     assert!(query_at(&c, &base, "sextant_llm_unpriced_model == 1", None).is_empty());
 }
 

@@ -190,7 +190,8 @@ pub fn provider_value(v: &str) -> String {
         "bedrock" | "aws_bedrock" => "aws.bedrock".into(),
         "mistralai" | "mistral" => "mistral_ai".into(),
         "vertex_ai" | "vertexai" => "gcp.vertex_ai".into(),
-        "gemini" | "google" | "google_genai" => "gcp.gen_ai".into(),
+        "gemini" | "google_ai_studio" => "gcp.gemini".into(),
+        "google" | "google_genai" => "gcp.gen_ai".into(),
         "watsonx" => "ibm.watsonx.ai".into(),
         _ => v,
     }
@@ -206,8 +207,11 @@ pub fn token_type_value(v: &str) -> String {
         "cache_read_input" | "cache_read_input_tokens" | "cached" | "cache_read_tokens" => {
             "cache_read".into()
         }
-        "cache_creation" | "cache_creation_input" | "cache_creation_input_tokens"
-        | "cache_write_input" | "cache_write_tokens" => "cache_write".into(),
+        "cache_creation"
+        | "cache_creation_input"
+        | "cache_creation_input_tokens"
+        | "cache_write_input"
+        | "cache_write_tokens" => "cache_write".into(),
         _ => v,
     }
 }

@@ -992,7 +992,12 @@ fn genai_hist(name: &str, unit: &str, attrs: Vec<KeyValue>, sum: f64) -> m::Metr
     )
 }
 
-fn genai_counter(name: &str, attrs: Vec<KeyValue>, v: f64, t: m::AggregationTemporality) -> m::Metric {
+fn genai_counter(
+    name: &str,
+    attrs: Vec<KeyValue>,
+    v: f64,
+    t: m::AggregationTemporality,
+) -> m::Metric {
     metric(
         name,
         "{token}",
@@ -1016,7 +1021,12 @@ fn genai_token_usage_histogram_current_conventions() {
         &tr,
         request(
             vec![kv("service.name", "agent")],
-            vec![genai_hist("gen_ai.client.token.usage", "{token}", attrs, 42.0)],
+            vec![genai_hist(
+                "gen_ai.client.token.usage",
+                "{token}",
+                attrs,
+                42.0,
+            )],
         ),
     );
     assert_eq!(out.rejected_points, 0, "{:?}", out.first_error);
@@ -1038,7 +1048,12 @@ fn genai_token_usage_histogram_older_system_and_prompt() {
         &tr,
         request(
             vec![kv("service.name", "agent")],
-            vec![genai_hist("gen_ai.client.token.usage", "{token}", attrs, 42.0)],
+            vec![genai_hist(
+                "gen_ai.client.token.usage",
+                "{token}",
+                attrs,
+                42.0,
+            )],
         ),
     );
     assert_eq!(out.rejected_points, 0, "{:?}", out.first_error);
@@ -1073,7 +1088,10 @@ fn genai_token_usage_counter_forms() {
         ),
     );
     assert_eq!(value_of(&out, GENAI_TOKENS), 42.0);
-    assert_eq!(out.batch.metadata[0].metric_family, "gen_ai_client_token_usage_sum");
+    assert_eq!(
+        out.batch.metadata[0].metric_family,
+        "gen_ai_client_token_usage_sum"
+    );
 
     let tr = Translator::default();
     let out = run(
@@ -1137,7 +1155,10 @@ fn genai_durations_agents_and_tools() {
                 genai_hist(
                     "gen_ai.invoke_agent.duration",
                     "s",
-                    vec![kv("gen_ai.agent.name", "planner"), kv("gen_ai.provider.name", "anthropic")],
+                    vec![
+                        kv("gen_ai.agent.name", "planner"),
+                        kv("gen_ai.provider.name", "anthropic"),
+                    ],
                     3.0,
                 ),
                 genai_hist(
@@ -1184,7 +1205,10 @@ fn genai_durations_agents_and_tools() {
         0.25
     );
     assert_eq!(
-        value_of(&out, r#"gen_ai_server_time_to_first_token_seconds_sum{job="agent"}"#),
+        value_of(
+            &out,
+            r#"gen_ai_server_time_to_first_token_seconds_sum{job="agent"}"#
+        ),
         0.125
     );
 }
@@ -1218,7 +1242,10 @@ fn non_genai_metrics_are_untouched() {
         ),
     );
     assert_eq!(
-        value_of(&out, r#"app_tokens_total{gen_ai_system="OpenAI", job="agent"}"#),
+        value_of(
+            &out,
+            r#"app_tokens_total{gen_ai_system="OpenAI", job="agent"}"#
+        ),
         1.0
     );
 }
