@@ -214,3 +214,100 @@ pub async fn get(State(st): State<Arc<AppState>>) -> Response {
             .into_response(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sextant_ingest::remote_write::{SeriesSamples, WriteBatch};
+    use sextant_model::{Labels, Sample};
+    use sextant_tsdb::db::DbOptions;
+    use sextant_tsdb::querier::Querier;
+
+    fn usage(provider: &str, model: &str, t: i64) -> SeriesSamples {
+        SeriesSamples {
+            labels: Labels::from_pairs([
+                ("__name__", "gen_ai_client_token_usage_sum"),
+                ("gen_ai_provider_name", provider),
+                ("gen_ai_request_model", model),
+                ("gen_ai_token_type", "input"),
+            ]),
+            samples: vec![Sample::new(t, 100.0)],
+            histograms: vec![],
+            exemplars: vec![],
+        }
+    }
+
+    fn values(db: &sextant_tsdb::db::Db, name: &str, t: i64) -> Vec<(Labels, f64)> {
+        let ms = [Matcher::equal(sextant_model::METRIC_NAME, name)];
+        db.querier()
+            .select(&ms, t, t)
+            .expect("select")
+            .into_iter()
+            .filter_map(|s| s.floats.last().map(|x| (s.labels.clone(), x.v)))
+            .collect()
+    }
+
+    #[test]
+    fn observed_models_get_prices_and_unknown_ones_are_reported() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db =
+            Arc::new(sextant_tsdb::db::Db::open(dir.path(), DbOptions::default()).expect("db"));
+        let now = sextant_model::time::now_ms();
+        DbSink(db.clone())
+            .store(WriteBatch {
+                series: vec![
+                    usage("openai", "gpt-4o-mini-2024-07-18", now - 1000),
+                    usage("acme", "house-7b", now - 1000),
+                ],
+                ..WriteBatch::default()
+            })
+            .expect("store");
+        let prices = Prices::new(PriceTable::builtin().expect("table"));
+        prices.tick(&db, now);
+        let p = values(&db, "sextant_llm_price_usd_per_token", now);
+        let find = |model: &str, tt: &str| {
+            p.iter()
+                .find(|(l, _)| l.get("model") == Some(model) && l.get("token_type") == Some(tt))
+                .map(|x| x.1)
+        };
+        assert_eq!(find("gpt-4o-mini-2024-07-18", "input"), Some(0.15 / 1e6));
+        assert_eq!(find("gpt-4o-mini-2024-07-18", "output"), Some(0.60 / 1e6));
+        assert_eq!(find("house-7b", "input"), None);
+        let u = values(&db, "sextant_llm_unpriced_model", now);
+        assert_eq!(u.len(), 1);
+        assert_eq!(u[0].0.get("model"), Some("house-7b"));
+        let j = prices.to_json(now);
+        assert_eq!(
+            j["data"]["unpriced"],
+            json!([{"provider": "acme", "model": "house-7b"}])
+        );
+
+        // Priced after a reload: its unpriced series ends with a staleness marker.
+        let mut table = PriceTable::builtin().expect("table");
+        table.entries.push(sextant_ingest::prices::PriceEntry {
+            price: sextant_ingest::prices::ModelPrice {
+                provider: "acme".into(),
+                model: "house-7b".into(),
+                aliases: vec![],
+                from: None,
+                input: 1.0,
+                output: 2.0,
+                cache_read: None,
+                cache_write: None,
+            },
+            from_ms: i64::MIN,
+            origin: "config",
+        });
+        prices.set_table(table);
+        prices.tick(&db, now + 10_000);
+        let q = db.querier();
+        let ms = [
+            Matcher::equal(sextant_model::METRIC_NAME, "sextant_llm_unpriced_model"),
+            Matcher::equal("model", "house-7b"),
+        ];
+        let s = q.select(&ms, now, now + 10_000).expect("select");
+        let last = s[0].floats.last().expect("a sample").v;
+        assert!(sextant_model::sample::is_stale_nan(last));
+        assert_eq!(prices.to_json(now + 10_000)["data"]["unpriced"], json!([]));
+    }
+}
