@@ -1249,3 +1249,48 @@ fn non_genai_metrics_are_untouched() {
         1.0
     );
 }
+
+#[test]
+fn genai_openllmetry_durations_and_server_request_duration() {
+    let tr = Translator::default();
+    let out = run(
+        &tr,
+        request(
+            vec![kv("service.name", "agent")],
+            vec![
+                // OpenLLMetry before the conventions: vendor and operation in the name,
+                // llm.request.type and llm.request.model as attributes.
+                genai_hist(
+                    "llm.anthropic.completion.duration",
+                    "s",
+                    vec![
+                        kv("llm.request.model", "claude-3-5-haiku"),
+                        kv("llm.request.type", "completion"),
+                    ],
+                    1.5,
+                ),
+                genai_hist(
+                    "gen_ai.server.request.duration",
+                    "s",
+                    vec![kv("gen_ai.system", "az.ai.inference")],
+                    2.5,
+                ),
+            ],
+        ),
+    );
+    assert_eq!(out.rejected_points, 0, "{:?}", out.first_error);
+    assert_eq!(
+        value_of(
+            &out,
+            r#"gen_ai_client_operation_duration_seconds_sum{gen_ai_operation_name="text_completion", gen_ai_provider_name="anthropic", gen_ai_request_model="claude-3-5-haiku", job="agent"}"#
+        ),
+        1.5
+    );
+    assert_eq!(
+        value_of(
+            &out,
+            r#"gen_ai_server_request_duration_seconds_sum{gen_ai_provider_name="azure.ai.inference", job="agent"}"#
+        ),
+        2.5
+    );
+}
