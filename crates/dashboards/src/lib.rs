@@ -43,6 +43,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         "dashboards/jobs.yml",
         include_str!("../../../dashboards/jobs.yml"),
     ),
+    (
+        "dashboards/llm.yml",
+        include_str!("../../../dashboards/llm.yml"),
+    ),
 ];
 
 /// The `dashboards:` section of sextant.yml.

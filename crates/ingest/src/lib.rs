@@ -22,6 +22,7 @@ pub mod coverage;
 pub mod host;
 pub mod influx;
 pub mod otlp;
+pub mod prices;
 pub mod push;
 pub mod remote_write;
 pub mod scrape;

@@ -8,6 +8,7 @@ mod dashboards_api;
 mod exemplars;
 mod otlp;
 mod params;
+mod prices;
 mod push;
 mod query;
 mod rules_api;
@@ -26,6 +27,7 @@ use axum::routing::{get, post, put};
 use axum::Router;
 use sextant_tsdb::db::Db;
 
+pub use prices::{start_price_series, Prices};
 pub use push::{start_push_maintenance, TTL_HEADER};
 pub use query::{format_float, result_json, QueryLimits};
 pub use rules_api::DbRuleStorage;
@@ -103,6 +105,7 @@ pub struct AppState {
     pub reload: std::sync::OnceLock<ReloadHook>,
     alertmanager: std::sync::OnceLock<Arc<sextant_alert::AlertManager>>,
     dashboards: std::sync::OnceLock<Arc<sextant_dashboards::Dashboards>>,
+    prices: std::sync::OnceLock<Arc<Prices>>,
 }
 
 impl AppState {
@@ -159,6 +162,7 @@ impl AppState {
             alertmanager: std::sync::OnceLock::new(),
             dashboards: std::sync::OnceLock::new(),
             reload: std::sync::OnceLock::new(),
+            prices: std::sync::OnceLock::new(),
         })
     }
 
@@ -190,6 +194,16 @@ impl AppState {
     /// The dashboards, if enabled.
     pub fn dashboards(&self) -> Option<&Arc<sextant_dashboards::Dashboards>> {
         self.dashboards.get()
+    }
+
+    /// Attaches the LLM price table (once, at start).
+    pub fn set_prices(&self, p: Arc<Prices>) {
+        let _ = self.prices.set(p);
+    }
+
+    /// The LLM prices, if enabled.
+    pub fn prices(&self) -> Option<&Arc<Prices>> {
+        self.prices.get()
     }
 }
 
@@ -254,6 +268,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(dashboards_api::notifications),
         )
         .route("/api/sextant/receivers", get(dashboards_api::receivers))
+        .route("/api/sextant/prices", get(prices::get))
         .route("/api/v1/write", post(write::remote_write))
         .route("/api/v1/import/prometheus", post(write::import_prometheus))
         .route("/write", post(write::influx_write_v1))

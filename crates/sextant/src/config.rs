@@ -34,6 +34,9 @@ pub struct Config {
     /// User dashboards directory (`dashboards: {path: DIR}`, relative to this file).
     #[serde(default)]
     pub dashboards: Option<sextant_dashboards::DashboardsConfig>,
+    /// LLM price overrides and the daily budget (see docs/genai.md).
+    #[serde(default)]
+    pub prices: Option<Spanned<sextant_ingest::prices::PricesConfig>>,
 }
 
 /// `global`, with Prometheus' defaults.
@@ -91,9 +94,18 @@ pub struct Loaded {
     pub alertmanager: Option<sextant_alert::Config>,
     /// `dashboards.path` as written (resolve it with [`Loaded::dashboards_dir`]).
     pub dashboards: Option<sextant_dashboards::DashboardsConfig>,
+    /// `prices:` as written (checked; see [`Loaded::price_table`]).
+    pub prices: sextant_ingest::prices::PricesConfig,
 }
 
 impl Loaded {
+    /// The shipped LLM price table with `prices:` applied (checked by [`parse`]).
+    pub fn price_table(&self) -> Result<sextant_ingest::prices::PriceTable, String> {
+        sextant_ingest::prices::PriceTable::builtin()
+            .and_then(|t| t.with_config(&self.prices))
+            .map_err(|e| format!("prices.{e}"))
+    }
+
     /// The user dashboards directory, relative paths taken from the config file's directory.
     pub fn dashboards_dir(&self) -> Option<PathBuf> {
         let p = self.dashboards.as_ref()?.path.as_ref()?;
@@ -224,6 +236,24 @@ pub fn parse(text: &str, file: &str) -> Result<Loaded, ConfigError> {
         scrape_configs.push(c);
         scrape_lines.push(line);
     }
+    let prices = match cfg.prices {
+        Some(p) => {
+            let line = p.referenced.line();
+            let table = sextant_ingest::prices::PriceTable::builtin()
+                .map_err(|e| err(e.line, format!("built-in prices/llm.yml: {e}")))?;
+            table.with_config(&p.value).map_err(|e| {
+                let at = if e.line > 0 { e.line } else { line };
+                let field = if e.field == "budget_usd_per_day" {
+                    e.to_string()
+                } else {
+                    format!("models[].{e}")
+                };
+                err(at, format!("prices.{field}"))
+            })?;
+            p.value
+        }
+        None => Default::default(),
+    };
     Ok(Loaded {
         path: None,
         global,
@@ -234,6 +264,7 @@ pub fn parse(text: &str, file: &str) -> Result<Loaded, ConfigError> {
         slos: cfg.slos,
         alertmanager,
         dashboards: cfg.dashboards,
+        prices,
     })
 }
 
@@ -458,6 +489,31 @@ mod tests {
         // Global timeout above the job's interval is capped at the interval.
         assert_eq!(l.scrape_configs[1].timeout(), Duration::from_secs(5));
         assert_eq!(l.rule_files, vec!["r/*.yml"]);
+    }
+
+    #[test]
+    fn prices_section() {
+        let l = parse(
+            "prices:\n  budget_usd_per_day: 25\n  models:\n    - {provider: acme, model: house-1, input: 1, output: 2}\n",
+            "s.yml",
+        )
+        .unwrap();
+        let t = l.price_table().unwrap();
+        assert_eq!(t.budget_usd_per_day, Some(25.0));
+        assert!(t.resolve("acme", "house-1", 0).is_some());
+        assert!(t.resolve("openai", "gpt-4o", i64::MAX / 2).is_some());
+        assert_eq!(
+            e("prices:\n  models:\n    - {provider: acme, model: m, input: -1, output: 2}\n"),
+            "s.yml:3: prices.models[].input: -1 is not a price: want a non-negative number of USD per million tokens"
+        );
+        assert_eq!(
+            e("prices:\n  budget_usd_per_day: -3\n"),
+            "s.yml:2: prices.budget_usd_per_day: -3 is not a budget: want a non-negative number of USD"
+        );
+        assert!(e(
+            "prices:\n  models:\n    - {provider: a, model: m, input: 1, output: 2, per: 1}\n"
+        )
+        .starts_with("s.yml:3"));
     }
 
     #[test]

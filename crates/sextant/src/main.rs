@@ -486,6 +486,9 @@ fn serve(a: ServeArgs) -> Result<()> {
         a.dashboards.clone().or_else(|| loaded.dashboards_dir()),
     )?;
     state.set_dashboards(dashboards.clone());
+    state.set_prices(sextant_server::Prices::new(
+        loaded.price_table().map_err(anyhow::Error::msg)?,
+    ));
     dashboards.start_watch(Duration::from_secs(5));
     let external = match &a.alerting_config {
         Some(f) => Some(alerting::load_alerting(f)?),
@@ -542,6 +545,7 @@ fn serve(a: ServeArgs) -> Result<()> {
             );
         }
         sextant_server::start_push_maintenance(state.clone());
+        sextant_server::start_price_series(state.clone(), Duration::from_secs(10));
         axum::serve(listener, sextant_server::router(state.clone()))
             .with_graceful_shutdown(shutdown_signal())
             .await?;
@@ -582,15 +586,20 @@ fn start_scraping(
     let _ = state.scrape.set(manager.clone());
     rules_cmd::start(state, rules.clone(), first_rules);
     let handle = tokio::runtime::Handle::current();
+    let st = state.clone();
     let hook: sextant_server::ReloadHook = Arc::new(move || {
         let loaded = config::load(config_path.as_deref()).map_err(|e| e.to_string())?;
         let src = rule_sources.with_config(&loaded);
         let (defs, files) = rules_cmd::load(&src).map_err(|e| format!("{e:#}"))?;
+        let prices = loaded.price_table()?;
         if let Some(f) = &also {
             f()?;
         }
         let n = loaded.scrape_configs.len();
         manager.apply(loaded.scrape_configs)?;
+        if let Some(p) = st.prices() {
+            p.set_table(prices);
+        }
         let groups = defs.len();
         {
             let _g = handle.enter();

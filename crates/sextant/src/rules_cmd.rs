@@ -83,6 +83,10 @@ pub const BUILTIN_RULES: &[(&str, &str)] = &[
         "builtin:rules/jobs.yml",
         include_str!("../../../rules/jobs.yml"),
     ),
+    (
+        "builtin:rules/llm-cost.yml",
+        include_str!("../../../rules/llm-cost.yml"),
+    ),
 ];
 
 fn slo_specs(file: &Path) -> Result<Vec<sextant_rules::slo::SloSpec>> {

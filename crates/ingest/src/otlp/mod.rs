@@ -2,12 +2,14 @@
 //! `ExportMetricsServiceRequest`s to `/v1/metrics`, protobuf or JSON, optionally gzipped. This
 //! module decodes them ([`decode_body`]), translates them into Prometheus series the way
 //! Prometheus' own OTLP receiver does ([`Translator`]; names in [`names`], exponential
-//! histograms in [`exphist`], delta temporality in [`delta`]), and encodes the answers
+//! histograms in [`exphist`], delta temporality in [`delta`], GenAI metrics normalised by
+//! [`genai`]), and encodes the answers
 //! ([`encode_response`], [`encode_status`]) in the request's encoding, as the OTLP/HTTP spec
 //! asks.
 
 mod delta;
 pub mod exphist;
+pub mod genai;
 mod json;
 pub mod names;
 mod translate;

@@ -976,3 +976,321 @@ fn histogram_without_bucket_counts_has_only_the_inf_bucket() {
     assert_eq!(names, vec![r#"h_bucket{le="+Inf"}"#, "h_count", "h_sum"]);
     assert_eq!(value_of(&out, r#"h_bucket{le="+Inf"}"#), 4.0);
 }
+
+// ---- GenAI semantic conventions: every variant lands on the same normalised series ----
+
+fn genai_hist(name: &str, unit: &str, attrs: Vec<KeyValue>, sum: f64) -> m::Metric {
+    let mut p = hist_point(T0, T0 + SEC, vec![1, 0], vec![100.0], sum);
+    p.attributes = attrs;
+    metric(
+        name,
+        unit,
+        m::metric::Data::Histogram(m::Histogram {
+            data_points: vec![p],
+            aggregation_temporality: m::AggregationTemporality::Cumulative as i32,
+        }),
+    )
+}
+
+fn genai_counter(
+    name: &str,
+    attrs: Vec<KeyValue>,
+    v: f64,
+    t: m::AggregationTemporality,
+) -> m::Metric {
+    metric(
+        name,
+        "{token}",
+        sum(vec![num_point(attrs, T0, T0 + SEC, v)], t, true),
+    )
+}
+
+const GENAI_TOKENS: &str = r#"gen_ai_client_token_usage_sum{gen_ai_operation_name="chat", gen_ai_provider_name="openai", gen_ai_request_model="gpt-4o", gen_ai_response_model="gpt-4o-2024-08-06", gen_ai_token_type="input", job="agent"}"#;
+
+#[test]
+fn genai_token_usage_histogram_current_conventions() {
+    let tr = Translator::default();
+    let attrs = vec![
+        kv("gen_ai.operation.name", "chat"),
+        kv("gen_ai.provider.name", "openai"),
+        kv("gen_ai.request.model", "gpt-4o"),
+        kv("gen_ai.response.model", "gpt-4o-2024-08-06"),
+        kv("gen_ai.token.type", "input"),
+    ];
+    let out = run(
+        &tr,
+        request(
+            vec![kv("service.name", "agent")],
+            vec![genai_hist(
+                "gen_ai.client.token.usage",
+                "{token}",
+                attrs,
+                42.0,
+            )],
+        ),
+    );
+    assert_eq!(out.rejected_points, 0, "{:?}", out.first_error);
+    assert_eq!(value_of(&out, GENAI_TOKENS), 42.0);
+}
+
+#[test]
+fn genai_token_usage_histogram_older_system_and_prompt() {
+    let tr = Translator::default();
+    // semconv ≤ 1.36: gen_ai.system and (in early instrumentations) prompt/completion.
+    let attrs = vec![
+        kv("gen_ai.operation.name", "chat"),
+        kv("gen_ai.system", "OpenAI"),
+        kv("gen_ai.request.model", "gpt-4o"),
+        kv("gen_ai.response.model", "gpt-4o-2024-08-06"),
+        kv("gen_ai.token.type", "prompt"),
+    ];
+    let out = run(
+        &tr,
+        request(
+            vec![kv("service.name", "agent")],
+            vec![genai_hist(
+                "gen_ai.client.token.usage",
+                "{token}",
+                attrs,
+                42.0,
+            )],
+        ),
+    );
+    assert_eq!(out.rejected_points, 0, "{:?}", out.first_error);
+    assert_eq!(value_of(&out, GENAI_TOKENS), 42.0);
+}
+
+#[test]
+fn genai_token_usage_counter_forms() {
+    // The same name as a counter, the newer inference.usage counters (delta, as many SDKs
+    // export them) and OpenLLMetry's llm.<vendor>.<op>.tokens all become the `_sum` series.
+    let tr = Translator::default();
+    let base = || {
+        vec![
+            kv("gen_ai.operation.name", "chat"),
+            kv("gen_ai.provider.name", "openai"),
+            kv("gen_ai.request.model", "gpt-4o"),
+            kv("gen_ai.response.model", "gpt-4o-2024-08-06"),
+        ]
+    };
+    let mut a = base();
+    a.push(kv("gen_ai.token.type", "input"));
+    let out = run(
+        &tr,
+        request(
+            vec![kv("service.name", "agent")],
+            vec![genai_counter(
+                "gen_ai.client.token.usage",
+                a,
+                42.0,
+                m::AggregationTemporality::Cumulative,
+            )],
+        ),
+    );
+    assert_eq!(value_of(&out, GENAI_TOKENS), 42.0);
+    assert_eq!(
+        out.batch.metadata[0].metric_family,
+        "gen_ai_client_token_usage_sum"
+    );
+
+    let tr = Translator::default();
+    let out = run(
+        &tr,
+        request(
+            vec![kv("service.name", "agent")],
+            vec![
+                genai_counter(
+                    "gen_ai.client.inference.usage.input_tokens",
+                    base(),
+                    42.0,
+                    m::AggregationTemporality::Delta,
+                ),
+                genai_counter(
+                    "gen_ai.client.inference.usage.cache_read.input_tokens",
+                    base(),
+                    5.0,
+                    m::AggregationTemporality::Delta,
+                ),
+            ],
+        ),
+    );
+    assert_eq!(out.rejected_points, 0, "{:?}", out.first_error);
+    assert_eq!(value_of(&out, GENAI_TOKENS), 42.0);
+    assert_eq!(
+        value_of(&out, &GENAI_TOKENS.replace("\"input\"", "\"cache_read\"")),
+        5.0
+    );
+
+    let tr = Translator::default();
+    let out = run(
+        &tr,
+        request(
+            vec![kv("service.name", "agent")],
+            vec![genai_counter(
+                "llm.openai.chat_completions.tokens",
+                vec![
+                    kv("gen_ai.system", "openai"),
+                    kv("llm.request.model", "gpt-4o"),
+                    kv("llm.response.model", "gpt-4o-2024-08-06"),
+                    kv("llm.usage.token_type", "prompt"),
+                ],
+                42.0,
+                m::AggregationTemporality::Cumulative,
+            )],
+        ),
+    );
+    assert_eq!(out.rejected_points, 0, "{:?}", out.first_error);
+    assert_eq!(value_of(&out, GENAI_TOKENS), 42.0);
+}
+
+#[test]
+fn genai_durations_agents_and_tools() {
+    let tr = Translator::default();
+    let out = run(
+        &tr,
+        request(
+            vec![kv("service.name", "agent")],
+            vec![
+                // Newer per-kind agent metric → the operation duration with invoke_agent.
+                genai_hist(
+                    "gen_ai.invoke_agent.duration",
+                    "s",
+                    vec![
+                        kv("gen_ai.agent.name", "planner"),
+                        kv("gen_ai.provider.name", "anthropic"),
+                    ],
+                    3.0,
+                ),
+                genai_hist(
+                    "gen_ai.client.operation.duration",
+                    "s",
+                    vec![
+                        kv("gen_ai.operation.name", "execute_tool"),
+                        kv("gen_ai.tool.name", "search"),
+                        kv("error.type", "429"),
+                    ],
+                    0.5,
+                ),
+                // OpenLLMetry without a unit; TTFT onto the conventions' time_to_first_chunk.
+                genai_hist(
+                    "llm.openai.chat_completions.streaming_time_to_first_token",
+                    "",
+                    vec![kv("llm.response.model", "gpt-4o-mini")],
+                    0.25,
+                ),
+                genai_hist("gen_ai.server.time_to_first_token", "", vec![], 0.125),
+            ],
+        ),
+    );
+    assert_eq!(out.rejected_points, 0, "{:?}", out.first_error);
+    assert_eq!(
+        value_of(
+            &out,
+            r#"gen_ai_client_operation_duration_seconds_sum{gen_ai_agent_name="planner", gen_ai_operation_name="invoke_agent", gen_ai_provider_name="anthropic", job="agent"}"#
+        ),
+        3.0
+    );
+    assert_eq!(
+        value_of(
+            &out,
+            r#"gen_ai_client_operation_duration_seconds_sum{error_type="429", gen_ai_operation_name="execute_tool", gen_ai_tool_name="search", job="agent"}"#
+        ),
+        0.5
+    );
+    assert_eq!(
+        value_of(
+            &out,
+            r#"gen_ai_client_operation_time_to_first_chunk_seconds_sum{gen_ai_operation_name="chat", gen_ai_provider_name="openai", gen_ai_response_model="gpt-4o-mini", job="agent"}"#
+        ),
+        0.25
+    );
+    assert_eq!(
+        value_of(
+            &out,
+            r#"gen_ai_server_time_to_first_token_seconds_sum{job="agent"}"#
+        ),
+        0.125
+    );
+}
+
+#[test]
+fn genai_provider_and_token_type_spellings() {
+    use super::genai::{provider_value, token_type_value};
+    assert_eq!(provider_value("az.ai.openai"), "azure.ai.openai");
+    assert_eq!(provider_value("Anthropic"), "anthropic");
+    assert_eq!(provider_value("xai"), "x_ai");
+    assert_eq!(provider_value("aws.bedrock"), "aws.bedrock");
+    assert_eq!(token_type_value("completion"), "output");
+    assert_eq!(token_type_value("Prompt"), "input");
+    assert_eq!(token_type_value("cache_creation"), "cache_write");
+    assert_eq!(token_type_value("output"), "output");
+}
+
+#[test]
+fn non_genai_metrics_are_untouched() {
+    let tr = Translator::default();
+    let out = run(
+        &tr,
+        request(
+            vec![kv("service.name", "agent")],
+            vec![genai_counter(
+                "app.tokens",
+                vec![kv("gen_ai.system", "OpenAI")],
+                1.0,
+                m::AggregationTemporality::Cumulative,
+            )],
+        ),
+    );
+    assert_eq!(
+        value_of(
+            &out,
+            r#"app_tokens_total{gen_ai_system="OpenAI", job="agent"}"#
+        ),
+        1.0
+    );
+}
+
+#[test]
+fn genai_openllmetry_durations_and_server_request_duration() {
+    let tr = Translator::default();
+    let out = run(
+        &tr,
+        request(
+            vec![kv("service.name", "agent")],
+            vec![
+                // OpenLLMetry before the conventions: vendor and operation in the name,
+                // llm.request.type and llm.request.model as attributes.
+                genai_hist(
+                    "llm.anthropic.completion.duration",
+                    "s",
+                    vec![
+                        kv("llm.request.model", "claude-3-5-haiku"),
+                        kv("llm.request.type", "completion"),
+                    ],
+                    1.5,
+                ),
+                genai_hist(
+                    "gen_ai.server.request.duration",
+                    "s",
+                    vec![kv("gen_ai.system", "az.ai.inference")],
+                    2.5,
+                ),
+            ],
+        ),
+    );
+    assert_eq!(out.rejected_points, 0, "{:?}", out.first_error);
+    assert_eq!(
+        value_of(
+            &out,
+            r#"gen_ai_client_operation_duration_seconds_sum{gen_ai_operation_name="text_completion", gen_ai_provider_name="anthropic", gen_ai_request_model="claude-3-5-haiku", job="agent"}"#
+        ),
+        1.5
+    );
+    assert_eq!(
+        value_of(
+            &out,
+            r#"gen_ai_server_request_duration_seconds_sum{gen_ai_provider_name="azure.ai.inference", job="agent"}"#
+        ),
+        2.5
+    );
+}

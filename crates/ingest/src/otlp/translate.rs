@@ -504,8 +504,9 @@ impl Out<'_> {
         self.sample(labels, max_t, 1.0);
     }
 
-    fn metric(&mut self, res: &Resource, metric: m::Metric) {
+    fn metric(&mut self, res: &Resource, mut metric: m::Metric) {
         use m::metric::Data;
+        let genai_family = super::genai::normalise(&mut metric);
         let Some(data) = &metric.data else { return };
         let (kind, mtype, temporality) = match data {
             Data::Gauge(_) => (NameKind::Gauge, MetricType::Gauge, None),
@@ -539,7 +540,10 @@ impl Out<'_> {
             Data::Summary(s) => s.data_points.len(),
         };
         self.t.points += npoints;
-        let family = names::metric_name(&metric.name, &metric.unit, kind);
+        let family = match genai_family {
+            Some(f) => f.to_string(),
+            None => names::metric_name(&metric.name, &metric.unit, kind),
+        };
         if family.is_empty() {
             self.reject(
                 npoints,
