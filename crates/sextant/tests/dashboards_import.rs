@@ -302,6 +302,8 @@ fn builtin_dashboards_query_real_data() {
         "targets/",
         // Needs LLM telemetry; tests/genai.rs checks every query of it with real data.
         "llm/",
+        // Needs `sextant run` results; tests/run_cmd.rs checks every query of it with real data.
+        "jobs/",
     ];
     let mut checked = 0;
     for d in sextant_dashboards::builtin().unwrap() {
