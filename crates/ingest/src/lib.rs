@@ -9,6 +9,7 @@
 //! - [`scrape`]: Prometheus-style scraping (config, discovery, relabeling, scrape loops).
 //! - [`otlp`]: OTLP/HTTP metrics (protobuf and JSON) translated to Prometheus series.
 //! - [`push`]: Pushgateway-compatible push groups (PUT/POST/DELETE, TTL, persistence).
+//! - [`forge`]: GitHub and Gitea activity (issues, pull requests, CI runs) polled from their APIs.
 //! - [`host`]: the built-in host collector (node_exporter's metrics) and process groups.
 //! - [`sink`]: the seam to storage that every protocol writes through.
 
@@ -17,6 +18,7 @@
 #[allow(clippy::all, missing_docs)]
 #[rustfmt::skip]
 pub mod client_model;
+pub mod forge;
 pub mod host;
 pub mod influx;
 pub mod otlp;
