@@ -39,6 +39,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         "dashboards/targets.yml",
         include_str!("../../../dashboards/targets.yml"),
     ),
+    (
+        "dashboards/forge.yml",
+        include_str!("../../../dashboards/forge.yml"),
+    ),
 ];
 
 /// The `dashboards:` section of sextant.yml.

@@ -520,6 +520,13 @@ fn serve(a: ServeArgs) -> Result<()> {
             )
         });
         let am_reload = dashboards_cmd::with_reload(dashboards.clone(), am_reload);
+        // Forge pollers run until shutdown (the handles stop them when dropped).
+        let _forges = sextant_ingest::forge::spawn(
+            loaded.forges.clone(),
+            Arc::new(DbSink(db.clone())),
+            Some(a.data_dir.join("forges")),
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
         start_scraping(
             &state,
             config_path.clone(),

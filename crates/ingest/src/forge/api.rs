@@ -237,10 +237,13 @@ pub fn parse_pulls(body: &[u8]) -> Result<Vec<Pull>, String> {
 
 /// A page of CI runs.
 pub fn parse_runs(kind: ForgeKind, body: &[u8]) -> Result<Vec<Run>, String> {
-    let duration = |i: usize, started: &Option<String>, updated: i64| -> Result<Option<f64>, String> {
-        Ok(opt_ts(&format!("workflow_runs[{i}].run_started_at"), started)?
-            .map(|s| ((updated - s).max(0) as f64) / 1000.0))
-    };
+    let duration =
+        |i: usize, started: &Option<String>, updated: i64| -> Result<Option<f64>, String> {
+            Ok(
+                opt_ts(&format!("workflow_runs[{i}].run_started_at"), started)?
+                    .map(|s| ((updated - s).max(0) as f64) / 1000.0),
+            )
+        };
     match kind {
         ForgeKind::Github => {
             let r: RunsJson<GithubRunJson> = serde_json::from_slice(body).map_err(json_err)?;

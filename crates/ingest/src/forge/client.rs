@@ -132,15 +132,19 @@ impl Api {
                 ForgeKind::Github => format!("Bearer {t}"),
                 ForgeKind::Gitea => format!("token {t}"),
             };
-            let mut hv = reqwest::header::HeaderValue::from_str(&v)
-                .map_err(|_| ApiError::Config("token: contains characters not allowed in an HTTP header".into()))?;
+            let mut hv = reqwest::header::HeaderValue::from_str(&v).map_err(|_| {
+                ApiError::Config("token: contains characters not allowed in an HTTP header".into())
+            })?;
             hv.set_sensitive(true);
             req = req.header(AUTHORIZATION, hv);
         }
         if let Some(c) = self.cache.get(&key) {
             req = req.header(IF_NONE_MATCH, c.etag.as_str());
         }
-        let mut resp = req.send().await.map_err(|e| transport(&key, e.without_url().to_string()))?;
+        let mut resp = req
+            .send()
+            .await
+            .map_err(|e| transport(&key, e.without_url().to_string()))?;
         let status = resp.status();
         *self.codes.entry(status.as_u16()).or_default() += 1;
         let headers = resp.headers().clone();
@@ -249,8 +253,13 @@ fn header_f64(h: &HeaderMap, name: &str) -> Option<f64> {
 /// Time until `X-RateLimit-Reset` (Unix seconds), clamped to [1s, 1h].
 fn reset_wait(h: &HeaderMap) -> Option<Duration> {
     let reset = header_f64(h, "x-ratelimit-reset")?;
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_secs_f64();
-    Some(Duration::from_secs_f64((reset - now).clamp(1.0, MAX_BACKOFF.as_secs_f64())))
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .ok()?
+        .as_secs_f64();
+    Some(Duration::from_secs_f64(
+        (reset - now).clamp(1.0, MAX_BACKOFF.as_secs_f64()),
+    ))
 }
 
 /// How long to back off after a 403/429, or `None` when it is not a rate limit: `Retry-After`
@@ -328,7 +337,14 @@ mod tests {
             Some(Duration::from_secs(30))
         );
         let h = HeaderMap::new();
-        assert_eq!(limit_wait(StatusCode::FORBIDDEN, &h, b"{\"message\":\"Bad credentials\"}"), None);
+        assert_eq!(
+            limit_wait(
+                StatusCode::FORBIDDEN,
+                &h,
+                b"{\"message\":\"Bad credentials\"}"
+            ),
+            None
+        );
         assert_eq!(
             limit_wait(
                 StatusCode::FORBIDDEN,
@@ -339,9 +355,16 @@ mod tests {
         );
         let mut h = HeaderMap::new();
         h.insert("x-ratelimit-remaining", "0".parse().unwrap());
-        let reset = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() + 120;
+        let reset = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + 120;
         h.insert("x-ratelimit-reset", reset.to_string().parse().unwrap());
         let w = limit_wait(StatusCode::FORBIDDEN, &h, b"").unwrap();
-        assert!(w > Duration::from_secs(100) && w <= Duration::from_secs(120), "{w:?}");
+        assert!(
+            w > Duration::from_secs(100) && w <= Duration::from_secs(120),
+            "{w:?}"
+        );
     }
 }

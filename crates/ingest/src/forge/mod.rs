@@ -92,7 +92,14 @@ fn default_max_pages() -> u32 {
 
 /// Labels the forge series set themselves; `labels:` may not override them.
 const RESERVED: [&str; 8] = [
-    "__name__", "forge", "repo", "state", "label", "workflow", "conclusion", "code",
+    "__name__",
+    "forge",
+    "repo",
+    "state",
+    "label",
+    "workflow",
+    "conclusion",
+    "code",
 ];
 
 impl fmt::Debug for ForgeConfig {
@@ -123,7 +130,9 @@ impl ForgeConfig {
             (Some(u), _) => u.0.clone(),
             (None, ForgeKind::Github) => "https://api.github.com".to_string(),
             (None, ForgeKind::Gitea) => {
-                return Err("url: required for type gitea (e.g. https://gitea.example.com/api/v1)".into())
+                return Err(
+                    "url: required for type gitea (e.g. https://gitea.example.com/api/v1)".into(),
+                )
             }
         };
         let s = if s.ends_with('/') { s } else { s + "/" };
@@ -210,7 +219,8 @@ pub(crate) fn split_repo(r: &str) -> Option<(&str, &str)> {
             && s.len() <= 100
             && s != "."
             && s != ".."
-            && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
     };
     (ok(o) && ok(n)).then_some((o, n))
 }

@@ -40,7 +40,9 @@ pub fn spawn(
         cfg.validate()
             .map_err(|e| format!("forge {:?}: {e}", cfg.name()))?;
         let api = Api::new(&cfg).map_err(|e| format!("forge {:?}: {e}", cfg.name()))?;
-        let path = state_dir.as_ref().map(|d| d.join(state_file_name(cfg.name())));
+        let path = state_dir
+            .as_ref()
+            .map(|d| d.join(state_file_name(cfg.name())));
         let poller = Poller::new(cfg, api, sink.clone(), path);
         out.push(ForgeHandle {
             task: tokio::spawn(poller.run()),
@@ -52,7 +54,13 @@ pub fn spawn(
 fn state_file_name(name: &str) -> String {
     let safe: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     format!("{safe}.json")
 }
@@ -75,8 +83,10 @@ impl Poller {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         base.push(("forge".into(), cfg.name().to_string()));
+        let mut state = ForgeState::load(path.as_deref());
+        state.retain_repos(&cfg.repos);
         Poller {
-            state: ForgeState::load(path.as_deref()),
+            state,
             cfg,
             api,
             sink,
@@ -154,7 +164,9 @@ impl Poller {
                         ApiError::RateLimited { .. } => {
                             tracing::warn!(forge = %forge, repo = %repo, error = %e, "forge rate limit: backing off")
                         }
-                        _ => tracing::warn!(forge = %forge, repo = %repo, error = %e, "forge poll failed"),
+                        _ => {
+                            tracing::warn!(forge = %forge, repo = %repo, error = %e, "forge poll failed")
+                        }
                     }
                 }
             }
@@ -180,30 +192,46 @@ impl Poller {
 
     async fn poll_repo(&mut self, repo: &str) -> Result<(), ApiError> {
         let Some((owner, name)) = split_repo(repo) else {
-            return Err(ApiError::Config(format!("repos: {repo:?} is not owner/name")));
+            return Err(ApiError::Config(format!(
+                "repos: {repo:?} is not owner/name"
+            )));
         };
         let kind = self.cfg.kind;
         let max_pages = self.cfg.max_pages;
         let sink = self.sink.clone();
 
         // Issues: everything updated since the newest update seen.
-        let since = self.state.repos.get(repo).and_then(|s| s.issues_since.clone());
-        let mut url = self.api.url(&api::issues_path(kind, owner, name, since.as_deref()))?;
+        let since = self
+            .state
+            .repos
+            .get(repo)
+            .and_then(|s| s.issues_since.clone());
+        let mut url = self
+            .api
+            .url(&api::issues_path(kind, owner, name, since.as_deref()))?;
         let mut issues: Vec<Issue> = Vec::new();
+        let mut complete = false;
         for _ in 0..max_pages {
             let page = self.api.get(&url).await?;
             issues.extend(api::parse_issues(&page.body).map_err(|msg| json(&url, msg))?);
             match page.next {
                 Some(n) => url = n,
-                None => break,
+                None => {
+                    complete = true;
+                    break;
+                }
             }
         }
-        self.state.apply_issues(repo, &issues);
+        // GitHub lists oldest update first, so a cut-short read continues from where it
+        // stopped; Gitea's order is by creation, so its cursor moves only after a full read.
+        let advance = complete || kind == ForgeKind::Github;
+        self.state.apply_issues(repo, &issues, advance);
 
         // Pull requests, most recently updated first, down to the newest update seen.
         let stop = self.state.repos.get(repo).and_then(|s| s.pulls_since_ms);
         let mut url = self.api.url(&api::pulls_path(kind, owner, name))?;
         let mut pulls: Vec<Pull> = Vec::new();
+        let mut complete = false;
         for _ in 0..max_pages {
             let page = self.api.get(&url).await?;
             let items = api::parse_pulls(&page.body).map_err(|msg| json(&url, msg))?;
@@ -211,20 +239,28 @@ impl Poller {
             pulls.extend(items);
             match page.next {
                 Some(n) if !older => url = n,
-                _ => break,
+                _ => {
+                    complete = true;
+                    break;
+                }
             }
         }
-        self.state.apply_pulls(sink.as_ref(), &self.base, repo, &pulls);
+        self.state
+            .apply_pulls(sink.as_ref(), &self.base, repo, &pulls, complete);
 
         // CI runs, newest first, down to the oldest run that was unfinished.
         let stop = self.state.repos.get(repo).and_then(|s| s.runs_low_water());
         let mut url = self.api.url(&api::runs_path(kind, owner, name))?;
         let mut runs: Vec<Run> = Vec::new();
+        let mut complete = false;
         for _ in 0..max_pages {
             let page = match self.api.get(&url).await {
                 Ok(p) => p,
                 // Gitea without Actions (or older than 1.22) has no task list: no CI to report.
-                Err(ApiError::Status { status: 404, .. }) if kind == ForgeKind::Gitea => break,
+                Err(ApiError::Status { status: 404, .. }) if kind == ForgeKind::Gitea => {
+                    complete = true;
+                    break;
+                }
                 Err(e) => return Err(e),
             };
             let items = api::parse_runs(kind, &page.body).map_err(|msg| json(&url, msg))?;
@@ -232,10 +268,14 @@ impl Poller {
             runs.extend(items);
             match page.next {
                 Some(n) if !older => url = n,
-                _ => break,
+                _ => {
+                    complete = true;
+                    break;
+                }
             }
         }
-        self.state.apply_runs(sink.as_ref(), &self.base, repo, &runs);
+        self.state
+            .apply_runs(sink.as_ref(), &self.base, repo, &runs, complete);
         Ok(())
     }
 }
@@ -257,4 +297,3 @@ async fn store(sink: Arc<dyn Sink>, batch: WriteBatch) {
         Err(e) => tracing::warn!(error = %e, "storing forge series failed"),
     }
 }
-

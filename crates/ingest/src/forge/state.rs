@@ -152,15 +152,21 @@ impl ForgeState {
         }
     }
 
+    /// Forgets repositories no longer configured.
+    pub fn retain_repos(&mut self, repos: &[String]) {
+        self.repos.retain(|r, _| repos.contains(r));
+        self.counters.retain(|k, _| {
+            k.iter()
+                .find(|(n, _)| n == "repo")
+                .is_none_or(|(_, r)| repos.contains(r))
+        });
+    }
+
     /// Writes the state (to a temporary file, then renamed).
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
         let saved = Saved {
             repos: self.repos.clone(),
-            counters: self
-                .counters
-                .iter()
-                .map(|(k, v)| (k.clone(), *v))
-                .collect(),
+            counters: self.counters.iter().map(|(k, v)| (k.clone(), *v)).collect(),
         };
         let body = serde_json::to_vec(&saved).map_err(std::io::Error::other)?;
         if let Some(dir) = path.parent() {
@@ -173,7 +179,12 @@ impl ForgeState {
 
     /// The repository's state, created on first use. In a fresh state, a repository that
     /// storage already has a poll of starts in baseline mode.
-    pub fn repo(&mut self, sink: &dyn Sink, base: &[(String, String)], repo: &str) -> &mut RepoState {
+    pub fn repo(
+        &mut self,
+        sink: &dyn Sink,
+        base: &[(String, String)],
+        repo: &str,
+    ) -> &mut RepoState {
         if !self.repos.contains_key(repo) {
             let mut st = RepoState::default();
             if self.fresh {
@@ -245,12 +256,19 @@ impl ForgeState {
         let mut e = extra.to_vec();
         e.push(("le", "+Inf"));
         self.add(sink, &bucket, base, &e, d);
-        self.add(sink, &format!("{name}_sum"), base, extra, if count { v } else { 0.0 });
+        self.add(
+            sink,
+            &format!("{name}_sum"),
+            base,
+            extra,
+            if count { v } else { 0.0 },
+        );
         self.add(sink, &format!("{name}_count"), base, extra, d);
     }
 
-    /// Takes a page set of issues into the repository's state.
-    pub fn apply_issues(&mut self, repo: &str, issues: &[Issue]) {
+    /// Takes a page set of issues into the repository's state; `advance` moves the `since`
+    /// cursor to the newest update read (not when a list in no useful order was cut short).
+    pub fn apply_issues(&mut self, repo: &str, issues: &[Issue], advance: bool) {
         let Some(st) = self.repos.get_mut(repo) else {
             return;
         };
@@ -262,7 +280,7 @@ impl ForgeState {
                     labels: i.labels.iter().map(|l| cut(l)).collect(),
                 },
             );
-            if st.issues_since_ms.is_none_or(|s| i.updated_ms > s) {
+            if advance && st.issues_since_ms.is_none_or(|s| i.updated_ms > s) {
                 st.issues_since_ms = Some(i.updated_ms);
                 st.issues_since = Some(i.updated_at.clone());
             }
@@ -273,13 +291,15 @@ impl ForgeState {
     }
 
     /// Takes pull requests in: counts each one opened, merged (with its time to merge) and
-    /// closed without merge once.
+    /// closed without merge once. `complete`: the list was read down to what was seen before
+    /// (only then does the cursor move, so a cut-short read leaves no gap).
     pub fn apply_pulls(
         &mut self,
         sink: &dyn Sink,
         base: &[(String, String)],
         repo: &str,
         pulls: &[Pull],
+        complete: bool,
     ) {
         let Some(st) = self.repos.get_mut(repo) else {
             return;
@@ -305,7 +325,7 @@ impl ForgeState {
                 rec.closed_counted = true;
                 closed += 1.0;
             }
-            if st.pulls_since_ms.is_none_or(|s| p.updated_ms > s) {
+            if complete && st.pulls_since_ms.is_none_or(|s| p.updated_ms > s) {
                 st.pulls_since_ms = Some(p.updated_ms);
             }
         }
@@ -314,8 +334,20 @@ impl ForgeState {
         }
         let c = |v: f64| if count { v } else { 0.0 };
         let r = [("repo", repo)];
-        self.add(sink, "sextant_forge_pull_requests_opened_total", base, &r, c(opened));
-        self.add(sink, "sextant_forge_pull_requests_closed_total", base, &r, c(closed));
+        self.add(
+            sink,
+            "sextant_forge_pull_requests_opened_total",
+            base,
+            &r,
+            c(opened),
+        );
+        self.add(
+            sink,
+            "sextant_forge_pull_requests_closed_total",
+            base,
+            &r,
+            c(closed),
+        );
         self.add(
             sink,
             "sextant_forge_pull_requests_merged_total",
@@ -336,13 +368,15 @@ impl ForgeState {
         }
     }
 
-    /// Takes CI runs in: each finished run (id and attempt) is counted once.
+    /// Takes CI runs in: each finished run (id and attempt) is counted once. `complete` as for
+    /// [`ForgeState::apply_pulls`].
     pub fn apply_runs(
         &mut self,
         sink: &dyn Sink,
         base: &[(String, String)],
         repo: &str,
         runs: &[Run],
+        complete: bool,
     ) {
         let Some(st) = self.repos.get_mut(repo) else {
             return;
@@ -365,7 +399,7 @@ impl ForgeState {
                     }
                 }
             }
-            if st.runs_newest_ms.is_none_or(|s| r.created_ms > s) {
+            if complete && st.runs_newest_ms.is_none_or(|s| r.created_ms > s) {
                 st.runs_newest_ms = Some(r.created_ms);
             }
         }
@@ -430,7 +464,11 @@ impl ForgeState {
             }
             for (idx, state) in ["closed", "open"].iter().enumerate() {
                 push(
-                    labels("sextant_forge_issues", base, &[("repo", r), ("state", state)]),
+                    labels(
+                        "sextant_forge_issues",
+                        base,
+                        &[("repo", r), ("state", state)],
+                    ),
                     by_state[idx] as f64,
                 );
             }

@@ -141,8 +141,7 @@ impl FixtureServer {
                 resp.push_str(&format!("{n}: {v}\r\n"));
             }
             resp.push_str("\r\n");
-            if out.write_all(resp.as_bytes()).is_err() || out.write_all(body.as_bytes()).is_err()
-            {
+            if out.write_all(resp.as_bytes()).is_err() || out.write_all(body.as_bytes()).is_err() {
                 return;
             }
         }
@@ -199,7 +198,10 @@ impl FixtureServer {
                 sh.github_remaining -= 1;
             }
             hdrs.push(("X-RateLimit-Limit".into(), "5000".into()));
-            hdrs.push(("X-RateLimit-Remaining".into(), sh.github_remaining.to_string()));
+            hdrs.push((
+                "X-RateLimit-Remaining".into(),
+                sh.github_remaining.to_string(),
+            ));
             hdrs.push(("X-RateLimit-Reset".into(), "4102444800".into()));
             hdrs.push(("X-RateLimit-Resource".into(), "core".into()));
         }
