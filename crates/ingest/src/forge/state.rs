@@ -235,11 +235,11 @@ impl ForgeState {
         *v += delta;
     }
 
+    /// Observes `v` in the classic histogram `(name, buckets)` (counted only with `count`).
     fn observe(
         &mut self,
         sink: &dyn Sink,
-        name: &str,
-        buckets: &[f64],
+        (name, buckets): (&str, &[f64]),
         base: &[(String, String)],
         extra: &[(&str, &str)],
         v: f64,
@@ -358,8 +358,10 @@ impl ForgeState {
         for secs in merged {
             self.observe(
                 sink,
-                "sextant_forge_pull_request_time_to_merge_seconds",
-                &TTM_BUCKETS,
+                (
+                    "sextant_forge_pull_request_time_to_merge_seconds",
+                    &TTM_BUCKETS,
+                ),
                 base,
                 &r,
                 secs,
@@ -422,8 +424,7 @@ impl ForgeState {
             if let Some(secs) = dur {
                 self.observe(
                     sink,
-                    "sextant_forge_ci_run_duration_seconds",
-                    &RUN_BUCKETS,
+                    ("sextant_forge_ci_run_duration_seconds", &RUN_BUCKETS),
                     base,
                     &[("repo", repo), ("workflow", &wf)],
                     secs,

@@ -96,9 +96,9 @@ async fn github_issues_pulls_runs_exact() {
         ),
         1.0
     );
-    assert_eq!(get(&m, &format!("sextant_forge_issues{{forge=\"github\", label=\"bug\", repo=\"acme/widgets\", state=\"open\"}}")), 1.0);
-    assert_eq!(get(&m, &format!("sextant_forge_issues{{forge=\"github\", label=\"bug\", repo=\"acme/widgets\", state=\"closed\"}}")), 1.0);
-    assert_eq!(get(&m, &format!("sextant_forge_issues{{forge=\"github\", label=\"enhancement\", repo=\"acme/widgets\", state=\"open\"}}")), 1.0);
+    assert_eq!(get(&m, "sextant_forge_issues{forge=\"github\", label=\"bug\", repo=\"acme/widgets\", state=\"open\"}"), 1.0);
+    assert_eq!(get(&m, "sextant_forge_issues{forge=\"github\", label=\"bug\", repo=\"acme/widgets\", state=\"closed\"}"), 1.0);
+    assert_eq!(get(&m, "sextant_forge_issues{forge=\"github\", label=\"enhancement\", repo=\"acme/widgets\", state=\"open\"}"), 1.0);
     assert_eq!(
         get(
             &m,
@@ -149,9 +149,9 @@ async fn github_issues_pulls_runs_exact() {
         ),
         93600.0
     );
-    assert_eq!(get(&m, &format!("sextant_forge_pull_request_time_to_merge_seconds_bucket{{forge=\"github\", le=\"3600\", repo=\"acme/widgets\"}}")), 0.0);
-    assert_eq!(get(&m, &format!("sextant_forge_pull_request_time_to_merge_seconds_bucket{{forge=\"github\", le=\"7200\", repo=\"acme/widgets\"}}")), 1.0);
-    assert_eq!(get(&m, &format!("sextant_forge_pull_request_time_to_merge_seconds_bucket{{forge=\"github\", le=\"86400\", repo=\"acme/widgets\"}}")), 2.0);
+    assert_eq!(get(&m, "sextant_forge_pull_request_time_to_merge_seconds_bucket{forge=\"github\", le=\"3600\", repo=\"acme/widgets\"}"), 0.0);
+    assert_eq!(get(&m, "sextant_forge_pull_request_time_to_merge_seconds_bucket{forge=\"github\", le=\"7200\", repo=\"acme/widgets\"}"), 1.0);
+    assert_eq!(get(&m, "sextant_forge_pull_request_time_to_merge_seconds_bucket{forge=\"github\", le=\"86400\", repo=\"acme/widgets\"}"), 2.0);
     assert_eq!(
         get(
             &m,
@@ -196,7 +196,7 @@ async fn github_issues_pulls_runs_exact() {
         ),
         2.0
     );
-    assert_eq!(get(&m, &format!("sextant_forge_ci_run_duration_seconds_bucket{{forge=\"github\", le=\"120\", repo=\"acme/widgets\", workflow=\"CI\"}}")), 1.0);
+    assert_eq!(get(&m, "sextant_forge_ci_run_duration_seconds_bucket{forge=\"github\", le=\"120\", repo=\"acme/widgets\", workflow=\"CI\"}"), 1.0);
     assert_eq!(
         get(
             &m,
