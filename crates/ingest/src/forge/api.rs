@@ -301,3 +301,37 @@ pub fn parse_runs(kind: ForgeKind, body: &[u8]) -> Result<Vec<Run>, String> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_api_json_names_the_field() {
+        let e = parse_issues(br#"[{"number":1,"state":"open","updated_at":"yesterday"}]"#)
+            .unwrap_err();
+        assert_eq!(e, "[0].updated_at: invalid timestamp \"yesterday\"");
+        let e = parse_pulls(br#"[{"number":1,"state":"open","created_at":"2024-01-01T00:00:00Z"}]"#)
+            .unwrap_err();
+        assert!(e.contains("missing field `updated_at`"), "{e}");
+        let e = parse_runs(ForgeKind::Github, br#"{"workflow_runs":[{"id":"x"}]}"#).unwrap_err();
+        assert!(e.starts_with("line 1 column"), "{e}");
+        let e = parse_issues(br#"{"message":"Not Found"}"#).unwrap_err();
+        assert!(e.contains("expected a sequence"), "{e}");
+    }
+
+    #[test]
+    fn never_merged_and_zero_times() {
+        // Gitea writes unset times as the zero time; GitHub as null.
+        let p = parse_pulls(br#"[{"number":2,"state":"open","created_at":"2024-04-01T07:00:00+02:00","updated_at":"2024-04-01T07:00:00+02:00","merged_at":"0001-01-01T00:00:00Z"},{"number":3,"state":"closed","created_at":"2024-04-01T07:00:00Z","updated_at":"2024-04-01T07:00:00Z","merged_at":null}]"#)
+            .unwrap();
+        assert_eq!(p[0].merged_ms, None);
+        assert_eq!(p[0].created_ms, 1711947600000);
+        assert_eq!(p[1].merged_ms, None);
+        assert!(!p[1].open);
+        assert_eq!(
+            issues_path(ForgeKind::Github, "a", "b", Some("2024-01-01T00:00:00Z")),
+            "repos/a/b/issues?state=all&sort=updated&direction=asc&per_page=100&since=2024-01-01T00%3A00%3A00Z"
+        );
+    }
+}
