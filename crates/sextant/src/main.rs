@@ -253,6 +253,7 @@ struct ServeArgs {
 mod alerting;
 mod config;
 mod dashboards_cmd;
+mod forges;
 mod push;
 mod query;
 mod rules_cmd;
@@ -520,13 +521,14 @@ fn serve(a: ServeArgs) -> Result<()> {
             )
         });
         let am_reload = dashboards_cmd::with_reload(dashboards.clone(), am_reload);
-        // Forge pollers run until shutdown (the handles stop them when dropped).
-        let _forges = sextant_ingest::forge::spawn(
+        // Forge pollers run until shutdown (their handles stop them when dropped).
+        let forges = forges::Forges::start(
             loaded.forges.clone(),
             Arc::new(DbSink(db.clone())),
-            Some(a.data_dir.join("forges")),
+            a.data_dir.join("forges"),
         )
         .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let am_reload = forges::with_reload(forges.clone(), config_path.clone(), am_reload);
         start_scraping(
             &state,
             config_path.clone(),

@@ -421,6 +421,37 @@ fn forge_polling_end_to_end() {
         ),
         1.0
     );
+
+    // A changed `forges:` section applies on /-/reload: the GitHub forge now polls one
+    // repository with an extra label, and its counters continue from the saved state.
+    std::fs::write(
+        &config,
+        format!(
+            "forges:\n  - type: github\n    url: {}\n    token: {GITHUB_TOKEN}\n    repos: [acme/widgets]\n    interval: 2s\n    labels: {{env: e2e}}\n",
+            srv.url("/github"),
+        ),
+    )
+    .unwrap();
+    let r = client().post(s.url("/-/reload")).send().unwrap();
+    assert!(r.status().is_success(), "reload: {}", r.status());
+    wait_for(
+        "the reloaded forge's series",
+        Duration::from_secs(30),
+        || {
+            !query(
+                &base,
+                r#"sextant_forge_pull_requests_merged_total{env="e2e"}"#,
+            )
+            .is_empty()
+        },
+    );
+    assert_eq!(
+        one(
+            &base,
+            &format!("sextant_forge_pull_requests_merged_total{{{w},env=\"e2e\"}}")
+        ),
+        2.0
+    );
     drop(s);
 
     // Never in the logs.

@@ -308,11 +308,12 @@ mod tests {
 
     #[test]
     fn bad_api_json_names_the_field() {
-        let e = parse_issues(br#"[{"number":1,"state":"open","updated_at":"yesterday"}]"#)
-            .unwrap_err();
+        let e =
+            parse_issues(br#"[{"number":1,"state":"open","updated_at":"yesterday"}]"#).unwrap_err();
         assert_eq!(e, "[0].updated_at: invalid timestamp \"yesterday\"");
-        let e = parse_pulls(br#"[{"number":1,"state":"open","created_at":"2024-01-01T00:00:00Z"}]"#)
-            .unwrap_err();
+        let e =
+            parse_pulls(br#"[{"number":1,"state":"open","created_at":"2024-01-01T00:00:00Z"}]"#)
+                .unwrap_err();
         assert!(e.contains("missing field `updated_at`"), "{e}");
         let e = parse_runs(ForgeKind::Github, br#"{"workflow_runs":[{"id":"x"}]}"#).unwrap_err();
         assert!(e.starts_with("line 1 column"), "{e}");

@@ -77,14 +77,16 @@ pub(crate) struct Poller {
 
 impl Poller {
     pub fn new(cfg: ForgeConfig, api: Api, sink: Arc<dyn Sink>, path: Option<PathBuf>) -> Poller {
-        let mut base: Vec<(String, String)> = cfg
+        // Counters are kept by `forge` and their own labels; the configured `labels` are added
+        // when writing, so changing them does not restart the counters.
+        let base = vec![("forge".to_string(), cfg.name().to_string())];
+        let mut state = ForgeState::load(path.as_deref());
+        state.retain_repos(&cfg.repos);
+        state.extra = cfg
             .labels
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        base.push(("forge".into(), cfg.name().to_string()));
-        let mut state = ForgeState::load(path.as_deref());
-        state.retain_repos(&cfg.repos);
         Poller {
             state,
             cfg,

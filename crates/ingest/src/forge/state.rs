@@ -94,6 +94,8 @@ pub struct ForgeState {
     counters: BTreeMap<Vec<(String, String)>, f64>,
     /// No saved state was found: new counters start from storage's newest sample.
     fresh: bool,
+    /// The configured `labels`, added to every series written (not part of counter keys).
+    pub extra: Vec<(String, String)>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -136,6 +138,7 @@ impl ForgeState {
                     repos: s.repos,
                     counters: s.counters.into_iter().collect(),
                     fresh: false,
+                    extra: Vec::new(),
                 },
                 Err(e) => {
                     tracing::warn!(file = %path.display(), error = %e, "forge state unreadable; starting over");
@@ -188,10 +191,13 @@ impl ForgeState {
         if !self.repos.contains_key(repo) {
             let mut st = RepoState::default();
             if self.fresh {
-                let l = labels(
-                    "sextant_forge_last_poll_success_timestamp_seconds",
-                    base,
-                    &[("repo", repo)],
+                let l = with_extra(
+                    labels(
+                        "sextant_forge_last_poll_success_timestamp_seconds",
+                        base,
+                        &[("repo", repo)],
+                    ),
+                    &self.extra,
                 );
                 if sink.last_sample(&l).is_some() {
                     st.baseline_pulls = true;
@@ -222,11 +228,16 @@ impl ForgeState {
     ) {
         let key = key(name, base, extra);
         let fresh = self.fresh;
+        let extra = &self.extra;
         let v = self.counters.entry(key).or_insert_with_key(|k| {
             if !fresh {
                 return 0.0;
             }
-            let l = Labels::from_pairs(k.iter().map(|(a, b)| (a.as_str(), b.as_str())));
+            let l = Labels::from_pairs(
+                k.iter()
+                    .chain(extra.iter())
+                    .map(|(a, b)| (a.as_str(), b.as_str())),
+            );
             match sink.last_sample(&l) {
                 Some((_, Ok(v))) if v.is_finite() && v >= 0.0 => v,
                 _ => 0.0,
@@ -442,9 +453,10 @@ impl ForgeState {
         rate_remaining: Option<f64>,
     ) -> WriteBatch {
         let mut series = Vec::new();
+        let extra = &self.extra;
         let mut push = |l: Labels, v: f64| {
             series.push(SeriesSamples {
-                labels: l,
+                labels: with_extra(l, extra),
                 samples: vec![Sample { t: now_ms, v }],
                 histograms: Vec::new(),
                 exemplars: Vec::new(),
@@ -563,6 +575,19 @@ fn key(name: &str, base: &[(String, String)], extra: &[(&str, &str)]) -> Vec<(St
     k.sort();
     k.dedup_by(|a, b| a.0 == b.0);
     k
+}
+
+/// `l` with the configured labels added (the series' own labels win).
+fn with_extra(l: Labels, extra: &[(String, String)]) -> Labels {
+    if extra.is_empty() {
+        return l;
+    }
+    Labels::from_pairs(
+        extra
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .chain(l.iter().map(|x| (x.name.as_str(), x.value.as_str()))),
+    )
 }
 
 /// Labels of a series: name, the forge's base labels, then `extra`.
