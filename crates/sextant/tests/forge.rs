@@ -395,9 +395,14 @@ fn forge_polling_end_to_end() {
 
     // Counters continue across a restart without counting anything twice.
     drop(s);
+    let restarted = now_s() as f64;
     let s = start(dir.path(), &config, &log.with_extension("2.log"));
     let base = s.url("");
-    std::thread::sleep(Duration::from_secs(5));
+    // Wait for samples written by the new process (the old one's are still in the lookback).
+    wait_for("series after the restart", Duration::from_secs(60), || {
+        query(&base, &format!("timestamp(sextant_forge_pull_requests_merged_total{{{w}}}) > {restarted} and timestamp(sextant_forge_last_poll_success_timestamp_seconds{{{w}}}) > {restarted}")).len() == 1
+            && query(&base, &format!("timestamp(sextant_forge_ci_runs_total{{{g},workflow=\"ci.yml\",conclusion=\"success\"}}) > {restarted}")).len() == 1
+    });
     assert_eq!(
         one(
             &base,
