@@ -617,3 +617,41 @@ fn config_errors_name_the_field() {
     assert!(!format!("{c:?}").contains("hunter2"));
     assert_eq!(c.base_url().unwrap().as_str(), "https://api.github.com/");
 }
+
+#[tokio::test]
+async fn max_pages_bounds_a_poll_and_no_token_sends_no_header() {
+    let srv = fixtures();
+    let cfg = config(&format!(
+        "type: github\nurl: {}\nrepos: [acme/widgets]\nmax_pages: 1\n",
+        srv.url("/github")
+    ));
+    let mut p = poller(cfg, Arc::new(VecSink::default()), None);
+    p.poll().await;
+    let m = series(&p);
+    let w = r#"forge="github", repo="acme/widgets""#;
+    // Only page 1 of the issues: #1 open, #2 closed.
+    assert_eq!(
+        get(&m, &format!("sextant_forge_issues{{{w}, state=\"open\"}}")),
+        1.0
+    );
+    assert_eq!(
+        get(
+            &m,
+            &format!("sextant_forge_issues{{{w}, state=\"closed\"}}")
+        ),
+        1.0
+    );
+    let log = srv.log();
+    assert_eq!(log.len(), 3);
+    assert!(log.iter().all(|r| !r.target.contains("page=2")));
+    assert!(log.iter().all(|r| r.header("authorization").is_none()));
+    // GitHub lists issues oldest update first: the next poll continues after page 1.
+    p.poll().await;
+    assert!(
+        srv.log()[3]
+            .target
+            .ends_with("&since=2024-01-10T09%3A00%3A00Z"),
+        "{}",
+        srv.log()[3].target
+    );
+}
