@@ -47,6 +47,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         "dashboards/llm.yml",
         include_str!("../../../dashboards/llm.yml"),
     ),
+    (
+        "dashboards/forge.yml",
+        include_str!("../../../dashboards/forge.yml"),
+    ),
 ];
 
 /// The `dashboards:` section of sextant.yml.

@@ -9,16 +9,20 @@
 //! - [`scrape`]: Prometheus-style scraping (config, discovery, relabeling, scrape loops).
 //! - [`otlp`]: OTLP/HTTP metrics (protobuf and JSON) translated to Prometheus series.
 //! - [`push`]: Pushgateway-compatible push groups (PUT/POST/DELETE, TTL, persistence).
+//! - [`forge`]: GitHub and Gitea activity (issues, pull requests, CI runs) polled from their APIs.
+//! - [`prices`]: the LLM price table (prices/llm.yml plus `prices:` overrides) and model matching.
+//! - [`coverage`], [`bench`]: coverage reports and benchmark results that `sextant run` reports.
 //! - [`host`]: the built-in host collector (node_exporter's metrics) and process groups.
 //! - [`sink`]: the seam to storage that every protocol writes through.
 
+pub mod bench;
 /// `io.prometheus.client` types: the protobuf exposition format (`MetricFamily`), generated
 /// from `proto/io/prometheus/client/metrics.proto` by `cargo run -p protogen`.
 #[allow(clippy::all, missing_docs)]
 #[rustfmt::skip]
-pub mod bench;
 pub mod client_model;
 pub mod coverage;
+pub mod forge;
 pub mod host;
 pub mod influx;
 pub mod otlp;

@@ -37,6 +37,9 @@ pub struct Config {
     /// LLM price overrides and the daily budget (see docs/genai.md).
     #[serde(default)]
     pub prices: Option<Spanned<sextant_ingest::prices::PricesConfig>>,
+    /// GitHub / Gitea repositories whose activity is polled (see docs/forges.md).
+    #[serde(default)]
+    pub forges: Vec<Spanned<sextant_ingest::forge::ForgeConfig>>,
 }
 
 /// `global`, with Prometheus' defaults.
@@ -96,6 +99,10 @@ pub struct Loaded {
     pub dashboards: Option<sextant_dashboards::DashboardsConfig>,
     /// `prices:` as written (checked; see [`Loaded::price_table`]).
     pub prices: sextant_ingest::prices::PricesConfig,
+    /// `forges:` entries, checked.
+    pub forges: Vec<sextant_ingest::forge::ForgeConfig>,
+    /// Line of each forge entry in the file, for messages.
+    pub forge_lines: Vec<u64>,
 }
 
 impl Loaded {
@@ -254,6 +261,15 @@ pub fn parse(text: &str, file: &str) -> Result<Loaded, ConfigError> {
         }
         None => Default::default(),
     };
+    let forge_lines: Vec<u64> = cfg.forges.iter().map(|f| f.referenced.line()).collect();
+    let forges: Vec<sextant_ingest::forge::ForgeConfig> =
+        cfg.forges.into_iter().map(|f| f.value).collect();
+    sextant_ingest::forge::validate_all(&forges).map_err(|(i, e)| {
+        err(
+            forge_lines.get(i).copied().unwrap_or(0),
+            format!("forges[{i}] (forge {:?}): {e}", forges[i].name()),
+        )
+    })?;
     Ok(Loaded {
         path: None,
         global,
@@ -265,6 +281,8 @@ pub fn parse(text: &str, file: &str) -> Result<Loaded, ConfigError> {
         alertmanager,
         dashboards: cfg.dashboards,
         prices,
+        forges,
+        forge_lines,
     })
 }
 
@@ -441,6 +459,17 @@ fn check_clients(l: &Loaded) -> Result<(), ConfigError> {
             msg: format!("dashboards: {}", e.msg),
         })?;
     }
+    for (i, f) in l.forges.iter().enumerate() {
+        f.check_files().map_err(|e| ConfigError {
+            file: l
+                .path
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            line: l.forge_lines.get(i).copied().unwrap_or(0),
+            msg: format!("forges[{i}] (forge {:?}): {e}", f.name()),
+        })?;
+    }
     for (i, c) in l.scrape_configs.iter().enumerate() {
         c.check_files()
             .and_then(|()| sextant_ingest::scrape::scrape_loop::build_clients(c).map(drop))
@@ -552,6 +581,34 @@ mod tests {
             .is_none());
         assert!(m.starts_with("s.yml:5:"), "{m}");
         assert!(m.contains("windw"), "{m}");
+    }
+
+    #[test]
+    fn forges_section() {
+        let l = parse(
+            "forges:\n  - type: github\n    token_file: /run/gh\n    repos: [acme/widgets]\n    interval: 2m\n  - type: gitea\n    url: https://git.example/api/v1\n    repos: [org/app]\n",
+            "s.yml",
+        )
+        .unwrap();
+        assert_eq!(l.forges.len(), 2);
+        assert_eq!(l.forges[0].name(), "github");
+        assert_eq!(l.forges[0].interval.0, Duration::from_secs(120));
+        assert_eq!(l.forge_lines, vec![2, 6]);
+        let m = e("forges:\n  - type: github\n    repos: [acme/widgets]\n    tokn: x\n");
+        assert!(m.starts_with("s.yml:4: unknown field `tokn`"), "{m}");
+        let m = e("forges:\n  - type: github\n    repos: [acme/widgets]\n  - type: gitea\n    repos: [org/app]\n");
+        assert_eq!(
+            m,
+            "s.yml:4: forges[1] (forge \"gitea\"): url: required for type gitea (e.g. https://gitea.example.com/api/v1)"
+        );
+        let m =
+            e("forges:\n  - type: github\n    repos: [a/b]\n  - type: github\n    repos: [c/d]\n");
+        assert!(
+            m.starts_with("s.yml:4: forges[1] (forge \"github\"): name: two forges named"),
+            "{m}"
+        );
+        let m = e("forges:\n  - type: gitlab\n    repos: [a/b]\n");
+        assert!(m.starts_with("s.yml:2:") && m.contains("gitlab"), "{m}");
     }
 
     #[test]

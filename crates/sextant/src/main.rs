@@ -256,6 +256,7 @@ struct ServeArgs {
 mod alerting;
 mod config;
 mod dashboards_cmd;
+mod forges;
 mod push;
 mod query;
 mod rules_cmd;
@@ -528,6 +529,14 @@ fn serve(a: ServeArgs) -> Result<()> {
             )
         });
         let am_reload = dashboards_cmd::with_reload(dashboards.clone(), am_reload);
+        // Forge pollers run until shutdown (their handles stop them when dropped).
+        let forges = forges::Forges::start(
+            loaded.forges.clone(),
+            Arc::new(DbSink(db.clone())),
+            a.data_dir.join("forges"),
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let am_reload = forges::with_reload(forges.clone(), config_path.clone(), am_reload);
         start_scraping(
             &state,
             config_path.clone(),

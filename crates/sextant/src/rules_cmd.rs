@@ -87,6 +87,10 @@ pub const BUILTIN_RULES: &[(&str, &str)] = &[
         "builtin:rules/llm-cost.yml",
         include_str!("../../../rules/llm-cost.yml"),
     ),
+    (
+        "builtin:rules/forge.yml",
+        include_str!("../../../rules/forge.yml"),
+    ),
 ];
 
 fn slo_specs(file: &Path) -> Result<Vec<sextant_rules::slo::SloSpec>> {
