@@ -304,6 +304,8 @@ fn builtin_dashboards_query_real_data() {
         "llm/",
         // Needs `sextant run` results; tests/run_cmd.rs checks every query of it with real data.
         "jobs/",
+        // Needs a forge; tests/forge.rs checks every query of it against the fixture server.
+        "forge/",
     ];
     let mut checked = 0;
     for d in sextant_dashboards::builtin().unwrap() {
@@ -315,7 +317,8 @@ fn builtin_dashboards_query_real_data() {
                     .replace("$instance", ".*")
                     .replace("$groupname", ".*")
                     .replace("$severity", ".*")
-                    .replace("$job", ".*");
+                    .replace("$job", ".*")
+                    .replace("$repo", ".*");
                 let r = run(&expr);
                 assert_eq!(r["status"], "success", "{}/{}: {expr}: {r}", d.uid, p.title);
                 let key = format!("{}/{}", d.uid, p.title);
