@@ -10,6 +10,7 @@
 //! - [`otlp`]: OTLP/HTTP metrics (protobuf and JSON) translated to Prometheus series.
 //! - [`push`]: Pushgateway-compatible push groups (PUT/POST/DELETE, TTL, persistence).
 //! - [`host`]: the built-in host collector (node_exporter's metrics) and process groups.
+//! - [`probe`]: blackbox_exporter-style HTTP, TCP and DNS probes on an interval.
 //! - [`sink`]: the seam to storage that every protocol writes through.
 
 /// `io.prometheus.client` types: the protobuf exposition format (`MetricFamily`), generated
@@ -20,6 +21,7 @@ pub mod client_model;
 pub mod host;
 pub mod influx;
 pub mod otlp;
+pub mod probe;
 pub mod push;
 pub mod remote_write;
 pub mod scrape;

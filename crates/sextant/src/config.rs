@@ -34,6 +34,9 @@ pub struct Config {
     /// User dashboards directory (`dashboards: {path: DIR}`, relative to this file).
     #[serde(default)]
     pub dashboards: Option<sextant_dashboards::DashboardsConfig>,
+    /// Service probes: blackbox_exporter modules and targets (see docs/probes.md).
+    #[serde(default)]
+    pub probes: Option<sextant_ingest::probe::ProbesConfig>,
 }
 
 /// `global`, with Prometheus' defaults.
@@ -91,6 +94,8 @@ pub struct Loaded {
     pub alertmanager: Option<sextant_alert::Config>,
     /// `dashboards.path` as written (resolve it with [`Loaded::dashboards_dir`]).
     pub dashboards: Option<sextant_dashboards::DashboardsConfig>,
+    /// The probes of `probes:`, one per target, intervals resolved.
+    pub probes: Vec<sextant_ingest::probe::ProbeSpec>,
 }
 
 impl Loaded {
@@ -224,6 +229,13 @@ pub fn parse(text: &str, file: &str) -> Result<Loaded, ConfigError> {
         scrape_configs.push(c);
         scrape_lines.push(line);
     }
+    let probes = match &cfg.probes {
+        Some(p) => {
+            p.validate().map_err(|(line, msg)| err(line, msg))?;
+            sextant_ingest::probe::ProbeSpec::all(p, global.scrape_interval.0)
+        }
+        None => Vec::new(),
+    };
     Ok(Loaded {
         path: None,
         global,
@@ -234,6 +246,7 @@ pub fn parse(text: &str, file: &str) -> Result<Loaded, ConfigError> {
         slos: cfg.slos,
         alertmanager,
         dashboards: cfg.dashboards,
+        probes,
     })
 }
 
@@ -408,6 +421,17 @@ fn check_clients(l: &Loaded) -> Result<(), ConfigError> {
             file: e.file,
             line: e.line,
             msg: format!("dashboards: {}", e.msg),
+        })?;
+    }
+    for p in &l.probes {
+        p.check_files().map_err(|e| ConfigError {
+            file: l
+                .path
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            line: 0,
+            msg: format!("probes.modules.{}: {e}", p.module_name),
         })?;
     }
     for (i, c) in l.scrape_configs.iter().enumerate() {

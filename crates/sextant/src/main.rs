@@ -575,6 +575,11 @@ fn start_scraping(
         .apply(loaded.scrape_configs)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let _ = state.scrape.set(manager.clone());
+    let probes = sextant_ingest::probe::ProbeManager::new(Arc::new(sextant_server::DbSink(
+        state.db.clone(),
+    )));
+    probes.apply(loaded.probes);
+    let _ = state.probes.set(probes.clone());
     rules_cmd::start(state, rules.clone(), first_rules);
     let handle = tokio::runtime::Handle::current();
     let hook: sextant_server::ReloadHook = Arc::new(move || {
@@ -585,7 +590,9 @@ fn start_scraping(
             f()?;
         }
         let n = loaded.scrape_configs.len();
+        let n_probes = loaded.probes.len();
         manager.apply(loaded.scrape_configs)?;
+        probes.apply(loaded.probes);
         let groups = defs.len();
         {
             let _g = handle.enter();
@@ -593,6 +600,7 @@ fn start_scraping(
         }
         tracing::info!(
             scrape_configs = n,
+            probes = n_probes,
             rule_groups = groups,
             "configuration reloaded"
         );
