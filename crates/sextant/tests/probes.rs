@@ -162,7 +162,9 @@ fn https_server(dir: &Path, days: i64) -> (u16, String, i64) {
                         Ok(n) => req.extend_from_slice(&buf[..n]),
                     }
                 }
-                let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n");
+                let _ = s.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n",
+                );
                 let _ = s.flush();
                 tls.send_close_notify();
                 let _ = tls.write_tls(&mut tcp);
@@ -258,7 +260,7 @@ struct Targets {
 fn config(t: &Targets, with_dns: bool) -> String {
     let dns_target = if with_dns {
         format!(
-            "  - job_name: dns\n    module: dns_a\n    targets: ['127.0.0.1:{}']\n",
+            "    - job_name: dns\n      module: dns_a\n      interval: 1s\n      targets: ['127.0.0.1:{}']\n",
             t.dns
         )
     } else {
@@ -334,7 +336,10 @@ fn short_rules(dir: &Path) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let policy = std::fs::read_to_string(root.join("rules/sextant-policy.yml")).unwrap();
     let marker = "      - alert: ProbeFailing\n        expr: probe_success == 0\n        for: 5m\n";
-    assert!(policy.contains(marker), "ProbeFailing changed in sextant-policy.yml");
+    assert!(
+        policy.contains(marker),
+        "ProbeFailing changed in sextant-policy.yml"
+    );
     let policy = policy.replace(
         marker,
         "      - alert: ProbeFailing\n        expr: probe_success == 0\n        for: 2s\n",
@@ -342,7 +347,10 @@ fn short_rules(dir: &Path) {
     std::fs::write(dir.join("sextant-policy.yml"), policy).unwrap();
     let probes = std::fs::read_to_string(root.join("rules/probes.yml")).unwrap();
     let marker = "        expr: 0 < probe_ssl_earliest_cert_expiry - time() < 14 * 86400\n        for: 10m\n";
-    assert!(probes.contains(marker), "ProbeCertExpiringSoon changed in probes.yml");
+    assert!(
+        probes.contains(marker),
+        "ProbeCertExpiringSoon changed in probes.yml"
+    );
     let probes = probes.replace(
         marker,
         "        expr: 0 < probe_ssl_earliest_cert_expiry - time() < 14 * 86400\n        for: 1s\n",
@@ -359,7 +367,9 @@ fn alerts(s: &Server) -> Vec<Value> {
 
 fn firing(s: &Server, name: &str, instance: &str) -> bool {
     alerts(s).iter().any(|a| {
-        a["labels"]["alertname"] == name && a["labels"]["instance"] == instance && a["state"] == "firing"
+        a["labels"]["alertname"] == name
+            && a["labels"]["instance"] == instance
+            && a["state"] == "firing"
     })
 }
 
@@ -405,51 +415,134 @@ fn probes_end_to_end() {
     // HTTP: status and body-regex cases, with the target's labels.
     let ok = |q: &str, want: f64| {
         let q = q.to_string();
-        wait_for(&q.clone(), long, || (value(&s, &q) == Some(want)).then_some(()));
+        wait_for(&q.clone(), long, || {
+            (value(&s, &q) == Some(want)).then_some(())
+        });
     };
-    ok(&format!(r#"probe_success{{job="web",instance="{health}",team="platform"}}"#), 1.0);
-    ok(&format!(r#"probe_http_status_code{{job="web",instance="{health}"}}"#), 200.0);
-    ok(&format!(r#"probe_http_content_length{{job="web",instance="{health}"}}"#), 8.0);
-    ok(&format!(r#"probe_http_version{{instance="{health}"}}"#), 1.1);
-    ok(&format!(r#"probe_ip_protocol{{job="web",instance="{health}"}}"#), 4.0);
-    ok(&format!(r#"probe_success{{job="web",instance="{missing}"}}"#), 0.0);
-    ok(&format!(r#"probe_http_status_code{{job="web",instance="{missing}"}}"#), 500.0);
-    ok(&format!(r#"probe_success{{job="web-body",instance="{health}"}}"#), 1.0);
-    ok(&format!(r#"probe_success{{job="web-body",instance="{degraded}"}}"#), 0.0);
-    ok(&format!(r#"probe_failed_due_to_regex{{job="web-body",instance="{degraded}"}}"#), 1.0);
-    ok(&format!(r#"probe_failed_due_to_regex{{job="web-body",instance="{health}"}}"#), 0.0);
-    let phases = query(&s, &format!(r#"probe_http_duration_seconds{{job="web",instance="{health}"}}"#));
-    let mut names: Vec<&str> = phases.iter().filter_map(|p| p["metric"]["phase"].as_str()).collect();
+    ok(
+        &format!(r#"probe_success{{job="web",instance="{health}",team="platform"}}"#),
+        1.0,
+    );
+    ok(
+        &format!(r#"probe_http_status_code{{job="web",instance="{health}"}}"#),
+        200.0,
+    );
+    ok(
+        &format!(r#"probe_http_content_length{{job="web",instance="{health}"}}"#),
+        8.0,
+    );
+    ok(
+        &format!(r#"probe_http_version{{instance="{health}"}}"#),
+        1.1,
+    );
+    ok(
+        &format!(r#"probe_ip_protocol{{job="web",instance="{health}"}}"#),
+        4.0,
+    );
+    ok(
+        &format!(r#"probe_success{{job="web",instance="{missing}"}}"#),
+        0.0,
+    );
+    ok(
+        &format!(r#"probe_http_status_code{{job="web",instance="{missing}"}}"#),
+        500.0,
+    );
+    ok(
+        &format!(r#"probe_success{{job="web-body",instance="{health}"}}"#),
+        1.0,
+    );
+    ok(
+        &format!(r#"probe_success{{job="web-body",instance="{degraded}"}}"#),
+        0.0,
+    );
+    ok(
+        &format!(r#"probe_failed_due_to_regex{{job="web-body",instance="{degraded}"}}"#),
+        1.0,
+    );
+    ok(
+        &format!(r#"probe_failed_due_to_regex{{job="web-body",instance="{health}"}}"#),
+        0.0,
+    );
+    let phases = query(
+        &s,
+        &format!(r#"probe_http_duration_seconds{{job="web",instance="{health}"}}"#),
+    );
+    let mut names: Vec<&str> = phases
+        .iter()
+        .filter_map(|p| p["metric"]["phase"].as_str())
+        .collect();
     names.sort();
-    assert_eq!(names, ["connect", "processing", "resolve", "tls", "transfer"]);
+    assert_eq!(
+        names,
+        ["connect", "processing", "resolve", "tls", "transfer"]
+    );
 
     // HTTPS: the certificate's notAfter exactly, TLS version, and the expiry alert.
-    ok(&format!(r#"probe_success{{job="tls",instance="{tls}"}}"#), 1.0);
-    ok(&format!(r#"probe_http_ssl{{job="tls",instance="{tls}"}}"#), 1.0);
-    ok(&format!(r#"probe_ssl_earliest_cert_expiry{{job="tls",instance="{tls}"}}"#), expiry as f64);
-    ok(&format!(r#"probe_tls_version_info{{job="tls",instance="{tls}",version="TLS 1.3"}}"#), 1.0);
-    wait_for("ProbeCertExpiringSoon to fire", long, || firing(&s, "ProbeCertExpiringSoon", &tls).then_some(()));
+    ok(
+        &format!(r#"probe_success{{job="tls",instance="{tls}"}}"#),
+        1.0,
+    );
+    ok(
+        &format!(r#"probe_http_ssl{{job="tls",instance="{tls}"}}"#),
+        1.0,
+    );
+    ok(
+        &format!(r#"probe_ssl_earliest_cert_expiry{{job="tls",instance="{tls}"}}"#),
+        expiry as f64,
+    );
+    ok(
+        &format!(r#"probe_tls_version_info{{job="tls",instance="{tls}",version="TLS 1.3"}}"#),
+        1.0,
+    );
+    wait_for("ProbeCertExpiringSoon to fire", long, || {
+        firing(&s, "ProbeCertExpiringSoon", &tls).then_some(())
+    });
 
     // DNS against the local UDP responder.
-    ok(&format!(r#"probe_success{{job="dns",instance="{dns}"}}"#), 1.0);
-    ok(&format!(r#"probe_dns_answer_rrs{{job="dns",instance="{dns}"}}"#), 1.0);
-    ok(&format!(r#"probe_dns_query_succeeded{{job="dns",instance="{dns}"}}"#), 1.0);
+    ok(
+        &format!(r#"probe_success{{job="dns",instance="{dns}"}}"#),
+        1.0,
+    );
+    ok(
+        &format!(r#"probe_dns_answer_rrs{{job="dns",instance="{dns}"}}"#),
+        1.0,
+    );
+    ok(
+        &format!(r#"probe_dns_query_succeeded{{job="dns",instance="{dns}"}}"#),
+        1.0,
+    );
 
     // TCP service up → down → up: probe_success 1 → 0 → 1, ProbeFailing fires and resolves.
-    ok(&format!(r#"probe_success{{job="gateway",instance="{gw}"}}"#), 1.0);
+    ok(
+        &format!(r#"probe_success{{job="gateway",instance="{gw}"}}"#),
+        1.0,
+    );
     tcp.set(false);
-    ok(&format!(r#"probe_success{{job="gateway",instance="{gw}"}}"#), 0.0);
-    wait_for("ProbeFailing to fire", long, || firing(&s, "ProbeFailing", &gw).then_some(()));
+    ok(
+        &format!(r#"probe_success{{job="gateway",instance="{gw}"}}"#),
+        0.0,
+    );
+    wait_for("ProbeFailing to fire", long, || {
+        firing(&s, "ProbeFailing", &gw).then_some(())
+    });
     let a = alerts(&s)
         .into_iter()
-        .find(|a| a["labels"]["alertname"] == "ProbeFailing" && a["labels"]["instance"] == gw.as_str())
+        .find(|a| {
+            a["labels"]["alertname"] == "ProbeFailing" && a["labels"]["instance"] == gw.as_str()
+        })
         .unwrap();
     assert_eq!(a["labels"]["severity"], "P0");
     assert_eq!(a["labels"]["job"], "gateway");
     tcp.set(true);
-    ok(&format!(r#"probe_success{{job="gateway",instance="{gw}"}}"#), 1.0);
+    ok(
+        &format!(r#"probe_success{{job="gateway",instance="{gw}"}}"#),
+        1.0,
+    );
     wait_for("ProbeFailing to resolve", long, || {
-        (!alerts(&s).iter().any(|a| a["labels"]["alertname"] == "ProbeFailing" && a["labels"]["instance"] == gw.as_str())).then_some(())
+        (!alerts(&s).iter().any(|a| {
+            a["labels"]["alertname"] == "ProbeFailing" && a["labels"]["instance"] == gw.as_str()
+        }))
+        .then_some(())
     });
 
     // Fleet health: a pushed job run and the scrape of the agents job, then every query of
@@ -484,14 +577,20 @@ fn probes_end_to_end() {
     }
     assert!(checked >= 15, "{checked}");
     // Probes failing right now: the two broken HTTP targets.
-    assert_eq!(value(&s, r#"count(probe_success == 0) or vector(0)"#), Some(2.0));
+    assert_eq!(
+        value(&s, r#"count(probe_success == 0) or vector(0)"#),
+        Some(2.0)
+    );
 
     // The probes API.
     let api = get_json(&s.url("/api/sextant/probes"));
     assert_eq!(api["status"], "success");
     let list = api["data"].as_array().unwrap();
     assert_eq!(list.len(), 7, "{api}");
-    let m = list.iter().find(|p| p["job"] == "web" && p["instance"] == missing.as_str()).unwrap();
+    let m = list
+        .iter()
+        .find(|p| p["job"] == "web" && p["instance"] == missing.as_str())
+        .unwrap();
     assert_eq!(m["success"], false);
     assert_eq!(m["prober"], "http");
     assert!(m["error"].as_str().unwrap().contains("500"), "{m}");
@@ -507,18 +606,39 @@ fn probes_end_to_end() {
             .is_empty()
             .then_some(())
     });
-    assert_eq!(get_json(&s.url("/api/sextant/probes"))["data"].as_array().unwrap().len(), 6);
+    assert_eq!(
+        get_json(&s.url("/api/sextant/probes"))["data"]
+            .as_array()
+            .unwrap()
+            .len(),
+        6
+    );
 
     // Bad config: reload refuses it naming line and field, the probes keep running.
     let mut bad = config(&t, true);
-    bad = bad.replace("        preferred_ip_protocol: ip4\n", "        preferred_ip_protocol: ip4\n        fail_if_body_matches: [x]\n");
+    bad = bad.replace(
+        "        preferred_ip_protocol: ip4\n",
+        "        preferred_ip_protocol: ip4\n        fail_if_body_matches: [x]\n",
+    );
     std::fs::write(&cfg, &bad).unwrap();
     let r = client().post(s.url("/-/reload")).send().unwrap();
     assert_eq!(r.status().as_u16(), 500);
     let body = r.text().unwrap();
-    let line = bad.lines().position(|l| l.contains("fail_if_body_matches:")).unwrap() + 1;
-    assert!(body.contains(&format!("sextant.yml:{line}: unknown field `fail_if_body_matches`")), "{body}");
-    ok(&format!(r#"probe_success{{job="web",instance="{health}"}}"#), 1.0);
+    let line = bad
+        .lines()
+        .position(|l| l.contains("fail_if_body_matches:"))
+        .unwrap()
+        + 1;
+    assert!(
+        body.contains(&format!(
+            "sextant.yml:{line}: unknown field `fail_if_body_matches`"
+        )),
+        "{body}"
+    );
+    ok(
+        &format!(r#"probe_success{{job="web",instance="{health}"}}"#),
+        1.0,
+    );
 }
 
 #[test]
@@ -585,7 +705,10 @@ fn same_series_as_blackbox_exporter() {
     let bb_port = free_port();
     let _bb = Peer(
         std::process::Command::new("prometheus-blackbox-exporter")
-            .arg(format!("--config.file={}", tmp.path().join("blackbox.yml").display()))
+            .arg(format!(
+                "--config.file={}",
+                tmp.path().join("blackbox.yml").display()
+            ))
             .arg(format!("--web.listen-address=127.0.0.1:{bb_port}"))
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -614,15 +737,22 @@ fn same_series_as_blackbox_exporter() {
     }
     let cfg_path = tmp.path().join("sextant.yml");
     std::fs::write(&cfg_path, cfg).unwrap();
-    let mut s = Server::start(&tmp.path().join("data"), &["--config", cfg_path.to_str().unwrap()]);
+    let mut s = Server::start(
+        &tmp.path().join("data"),
+        &["--config", cfg_path.to_str().unwrap()],
+    );
     s.wait_ready(Duration::from_secs(60));
-    let bb = wait_for("blackbox_exporter to start", Duration::from_secs(30), || {
-        client()
-            .get(format!("http://127.0.0.1:{bb_port}/-/healthy"))
-            .send()
-            .ok()
-            .filter(|r| r.status().is_success())
-    });
+    let bb = wait_for(
+        "blackbox_exporter to start",
+        Duration::from_secs(30),
+        || {
+            client()
+                .get(format!("http://127.0.0.1:{bb_port}/-/healthy"))
+                .send()
+                .ok()
+                .filter(|r| r.status().is_success())
+        },
+    );
     drop(bb);
     // Durations differ run to run; every other value must be identical.
     let timing = |k: &str| k.contains("duration_seconds") || k.contains("lookup_time_seconds");
@@ -635,34 +765,49 @@ fn same_series_as_blackbox_exporter() {
             .unwrap();
         let want = parse_exposition(&text);
         let job = format!("case{i}");
-        let got = wait_for(&format!("probe series of {job}"), Duration::from_secs(60), || {
-            let r = query(&s, &format!(r#"{{__name__=~"probe_.*",job="{job}"}}"#));
-            if r.len() < want.len() {
-                return None;
-            }
-            let mut m = std::collections::BTreeMap::new();
-            for x in r {
-                let mut labels: Vec<(String, String)> = x["metric"]
-                    .as_object()
-                    .unwrap()
-                    .iter()
-                    .filter(|(k, _)| *k != "job" && *k != "instance")
-                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
-                    .collect();
-                labels.sort();
-                let key: String = labels.iter().map(|(k, v)| format!("{k}={v:?},")).collect();
-                let v: f64 = x["value"][1].as_str().unwrap().parse().unwrap();
-                m.insert(key, v);
-            }
-            Some(m)
-        });
-        let names = |m: &std::collections::BTreeMap<String, f64>| -> Vec<String> { m.keys().cloned().collect() };
-        assert_eq!(names(&got), names(&want), "{module} {target}: series differ\nblackbox:\n{text}");
+        let got = wait_for(
+            &format!("probe series of {job}"),
+            Duration::from_secs(60),
+            || {
+                let r = query(&s, &format!(r#"{{__name__=~"probe_.*",job="{job}"}}"#));
+                if r.len() < want.len() {
+                    return None;
+                }
+                let mut m = std::collections::BTreeMap::new();
+                for x in r {
+                    let mut labels: Vec<(String, String)> = x["metric"]
+                        .as_object()
+                        .unwrap()
+                        .iter()
+                        .filter(|(k, _)| *k != "job" && *k != "instance")
+                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                        .collect();
+                    labels.sort();
+                    let key: String = labels.iter().map(|(k, v)| format!("{k}={v:?},")).collect();
+                    let v: f64 = x["value"][1].as_str().unwrap().parse().unwrap();
+                    m.insert(key, v);
+                }
+                Some(m)
+            },
+        );
+        let names = |m: &std::collections::BTreeMap<String, f64>| -> Vec<String> {
+            m.keys().cloned().collect()
+        };
+        eprintln!("{module} {target}: {} series match", want.len());
+        assert_eq!(
+            names(&got),
+            names(&want),
+            "{module} {target}: series differ\nblackbox:\n{text}"
+        );
         for (k, v) in &want {
             if timing(k) {
                 continue;
             }
-            assert_eq!(got.get(k), Some(v), "{module} {target}: {k}\nblackbox:\n{text}");
+            assert_eq!(
+                got.get(k),
+                Some(v),
+                "{module} {target}: {k}\nblackbox:\n{text}"
+            );
         }
     }
 }
