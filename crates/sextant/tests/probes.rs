@@ -432,7 +432,7 @@ fn probes_end_to_end() {
         8.0,
     );
     ok(
-        &format!(r#"probe_http_version{{instance="{health}"}}"#),
+        &format!(r#"probe_http_version{{job="web",instance="{health}"}}"#),
         1.1,
     );
     ok(
