@@ -523,6 +523,37 @@ mod tests {
     }
 
     #[test]
+    fn probes_section() {
+        let l = parse(
+            "global:\n  scrape_interval: 20s\nprobes:\n  modules:\n    tcp_connect:\n      prober: tcp\n      timeout: 3s\n  targets:\n    - job_name: gateway\n      module: tcp_connect\n      targets: ['127.0.0.1:8644', 'gw:9000']\n      labels: {team: platform}\n",
+            "s.yml",
+        )
+        .unwrap();
+        assert_eq!(l.probes.len(), 2);
+        assert_eq!(l.probes[0].job, "gateway");
+        assert_eq!(l.probes[1].target, "gw:9000");
+        // The interval comes from global.scrape_interval, the timeout from the module.
+        assert_eq!(l.probes[0].interval, Duration::from_secs(20));
+        assert_eq!(l.probes[0].timeout, Duration::from_secs(3));
+        assert_eq!(l.probes[0].labels["team"], "platform");
+        let m = e("probes:\n  modules:\n    m:\n      prober: http\n      http:\n        no_follow_redirect: true\n");
+        assert!(
+            m.starts_with("s.yml:6: unknown field `no_follow_redirect`"),
+            "{m}"
+        );
+        let m = e("probes:\n  modules:\n    m: {prober: tcp}\n  targets:\n    - job_name: gw\n      module: m\n      interval: 0s\n      targets: [a:1]\n");
+        assert_eq!(
+            m,
+            "s.yml:5: probes.targets[0].interval: must be greater than 0"
+        );
+        let m = e("probes:\n  modules:\n    m:\n      prober: http\n      http:\n        method: 'GE T'\n");
+        assert_eq!(
+            m,
+            "s.yml:4: probes.modules.m.http.method: invalid method \"GE T\""
+        );
+    }
+
+    #[test]
     fn errors_name_file_line_and_field() {
         let m = e("global:\n  scrape_interval: 15s\nalerting: {}\n");
         assert!(

@@ -28,7 +28,10 @@ pub use config::{IpProtocol, Module, ProbeTargets, ProberKind, ProbesConfig};
 
 /// The samples of one probe, before job/instance labels are added.
 #[derive(Debug, Default, Clone)]
-pub struct Samples(pub Vec<(String, Vec<(String, String)>, f64)>);
+pub struct Samples(pub Vec<SampleRow>);
+
+/// One sample: metric name, extra labels, value.
+pub type SampleRow = (String, Vec<(String, String)>, f64);
 
 impl Samples {
     /// Adds `name{labels} value`.
