@@ -190,6 +190,31 @@ fn finish(out: &mut Samples, resp: Option<&Response>, redirects: u32, st: &Attem
     if let (Some(_), Some(t)) = (resp, &st.tls) {
         t.samples(out);
     }
+    if let Some(t) = resp
+        .and_then(|r| r.header("Last-Modified"))
+        .and_then(http_date)
+    {
+        out.push("probe_http_last_modified_timestamp_seconds", &[], t as f64);
+    }
+}
+
+/// An IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`) as unix seconds.
+fn http_date(s: &str) -> Option<i64> {
+    let mut f = s.split_whitespace();
+    let _weekday = f.next()?;
+    let day: i64 = f.next()?.parse().ok()?;
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let month = f.next()?;
+    let month = MONTHS.iter().position(|m| *m == month)? as i64 + 1;
+    let year: i64 = f.next()?.parse().ok()?;
+    let mut hms = f.next()?.split(':').map(|x| x.parse::<i64>().ok());
+    let (h, mi, se) = (hms.next()??, hms.next()??, hms.next()??);
+    if f.next()? != "GMT" || !(1..=31).contains(&day) || h > 23 || mi > 59 || se > 60 {
+        return None;
+    }
+    Some(tls::days_from_civil(year, month, day) * 86400 + h * 3600 + mi * 60 + se)
 }
 
 #[derive(Default)]
@@ -430,7 +455,9 @@ async fn read_response<R: AsyncBufReadExt + Unpin>(
     if chunked {
         resp.content_length = None;
         loop {
-            let line = read_line(r, &mut budget).await?;
+            // Each chunk-size line gets its own small budget; trailers share the header one.
+            let mut line_budget = 4096;
+            let line = read_line(r, &mut line_budget).await?;
             let size = line.split(';').next().unwrap_or_default().trim();
             let size = u64::from_str_radix(size, 16)
                 .map_err(|_| format!("malformed chunk size {size:?}"))?;
@@ -450,7 +477,10 @@ async fn read_response<R: AsyncBufReadExt + Unpin>(
             if (got as u64) < size {
                 return Err("reading the body: connection closed early".into());
             }
-            read_line(r, &mut budget).await?;
+            let mut crlf_budget = 2;
+            if !read_line(r, &mut crlf_budget).await?.is_empty() {
+                return Err("malformed chunked body: data after a chunk".into());
+            }
         }
     } else if let Some(n) = resp.content_length {
         if n > limit {

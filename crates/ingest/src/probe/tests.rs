@@ -44,7 +44,7 @@ async fn http_server() -> u16 {
                 let path = first.split(' ').nth(1).unwrap_or("/").to_string();
                 let method = first.split(' ').next().unwrap_or("").to_string();
                 let resp: String = match path.as_str() {
-                    "/ok" => "HTTP/1.1 200 OK\r\nContent-Length: 11\r\nX-Env: prod\r\n\r\nhello world".into(),
+                    "/ok" => "HTTP/1.1 200 OK\r\nContent-Length: 11\r\nX-Env: prod\r\nLast-Modified: Sun, 06 Nov 1994 08:49:37 GMT\r\n\r\nhello world".into(),
                     "/chunked" => "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n".into(),
                     "/redirect" => "HTTP/1.1 302 Found\r\nLocation: /ok\r\nContent-Length: 0\r\n\r\n".into(),
                     "/loop" => "HTTP/1.1 302 Found\r\nLocation: /loop\r\nContent-Length: 0\r\n\r\n".into(),
@@ -90,6 +90,10 @@ async fn http_status_body_redirects() {
         );
     }
     assert!(s.get("probe_ssl_earliest_cert_expiry").is_none());
+    assert_eq!(
+        s.get("probe_http_last_modified_timestamp_seconds"),
+        Some(784111777.0)
+    );
 
     // No scheme: http:// is assumed. Chunked body.
     let o = run_probe(&m, &format!("127.0.0.1:{port}/chunked"), T).await;
