@@ -542,7 +542,7 @@ async fn manager_writes_series_and_stale_markers_on_removal() {
     ))
     .unwrap();
     mgr.apply(ProbeSpec::all(&cfg, Duration::from_secs(60)));
-    let found = |want_stale: bool| {
+    let found_team = |team: &str, want_stale: bool| {
         sink.0
             .lock()
             .unwrap()
@@ -552,7 +552,7 @@ async fn manager_writes_series_and_stale_markers_on_removal() {
                 s.labels.get("__name__") == Some("probe_success")
                     && s.labels.get("job") == Some("gw")
                     && s.labels.get("instance") == Some(&format!("127.0.0.1:{port}"))
-                    && s.labels.get("team") == Some("infra")
+                    && s.labels.get("team") == Some(team)
                     && s.samples.iter().any(|x| {
                         if want_stale {
                             sextant_model::is_stale_nan(x.v)
@@ -562,6 +562,7 @@ async fn manager_writes_series_and_stale_markers_on_removal() {
                     })
             })
     };
+    let found = |want_stale: bool| found_team("infra", want_stale);
     for _ in 0..100 {
         if found(false) {
             break;
@@ -572,13 +573,32 @@ async fn manager_writes_series_and_stale_markers_on_removal() {
     let st = mgr.statuses();
     assert_eq!(st.len(), 1);
     assert_eq!(st[0].success, Some(true));
-    mgr.apply(Vec::new());
+    // A changed probe (same job, module and target, other labels) restarts; its first run
+    // marks the series it no longer writes.
+    let changed: ProbesConfig = serde_saphyr::from_str(&format!(
+        "modules:\n  c: {{prober: tcp}}\ntargets:\n  - job_name: gw\n    module: c\n    interval: 100ms\n    targets: ['127.0.0.1:{port}']\n    labels: {{team: ops}}\n"
+    ))
+    .unwrap();
+    mgr.apply(ProbeSpec::all(&changed, Duration::from_secs(60)));
     for _ in 0..100 {
-        if found(true) {
+        if found(true) && found_team("ops", false) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(found(true), "no staleness marker after removal");
+    assert!(found(true), "no staleness marker for the old labels");
+    assert!(
+        found_team("ops", false),
+        "no probe_success with the new labels"
+    );
+    assert!(!found_team("ops", true));
+    mgr.apply(Vec::new());
+    for _ in 0..100 {
+        if found_team("ops", true) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(found_team("ops", true), "no staleness marker after removal");
     assert!(mgr.statuses().is_empty());
 }
