@@ -51,6 +51,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         "dashboards/forge.yml",
         include_str!("../../../dashboards/forge.yml"),
     ),
+    (
+        "dashboards/fleet.yml",
+        include_str!("../../../dashboards/fleet.yml"),
+    ),
 ];
 
 /// The `dashboards:` section of sextant.yml.

@@ -5,7 +5,10 @@ use crate::model::PanelType;
 fn builtins_are_valid_and_every_expr_parses() {
     let all = builtin().unwrap();
     let uids: Vec<&str> = all.iter().map(|d| d.uid.as_str()).collect();
-    assert_eq!(uids, vec!["host", "sextant", "alerts", "targets", "jobs", "llm", "forge"]);
+    assert_eq!(
+        uids,
+        vec!["host", "sextant", "alerts", "targets", "jobs", "llm", "forge", "fleet"]
+    );
     let mut exprs = 0;
     for d in &all {
         assert!(

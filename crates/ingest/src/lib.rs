@@ -13,6 +13,7 @@
 //! - [`prices`]: the LLM price table (prices/llm.yml plus `prices:` overrides) and model matching.
 //! - [`coverage`], [`bench`]: coverage reports and benchmark results that `sextant run` reports.
 //! - [`host`]: the built-in host collector (node_exporter's metrics) and process groups.
+//! - [`probe`]: blackbox_exporter-style HTTP, TCP and DNS probes on an interval.
 //! - [`sink`]: the seam to storage that every protocol writes through.
 
 pub mod bench;
@@ -27,6 +28,7 @@ pub mod host;
 pub mod influx;
 pub mod otlp;
 pub mod prices;
+pub mod probe;
 pub mod push;
 pub mod remote_write;
 pub mod scrape;

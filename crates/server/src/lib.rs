@@ -9,6 +9,7 @@ mod exemplars;
 mod otlp;
 mod params;
 mod prices;
+mod probes_api;
 mod push;
 mod query;
 mod rules_api;
@@ -101,6 +102,8 @@ pub struct AppState {
     rules: std::sync::OnceLock<Arc<sextant_rules::Manager>>,
     /// The scrape manager, once the binary has started it (for `/api/v1/targets`).
     pub scrape: std::sync::OnceLock<Arc<sextant_ingest::scrape::ScrapeManager>>,
+    /// The service probes, once the binary has started them (for `/api/sextant/probes`).
+    pub probes: std::sync::OnceLock<Arc<sextant_ingest::probe::ProbeManager>>,
     /// What `/-/reload` runs, installed by the binary.
     pub reload: std::sync::OnceLock<ReloadHook>,
     alertmanager: std::sync::OnceLock<Arc<sextant_alert::AlertManager>>,
@@ -159,6 +162,7 @@ impl AppState {
             push,
             rules: std::sync::OnceLock::new(),
             scrape: std::sync::OnceLock::new(),
+            probes: std::sync::OnceLock::new(),
             alertmanager: std::sync::OnceLock::new(),
             dashboards: std::sync::OnceLock::new(),
             reload: std::sync::OnceLock::new(),
@@ -269,6 +273,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/api/sextant/receivers", get(dashboards_api::receivers))
         .route("/api/sextant/prices", get(prices::get))
+        .route("/api/sextant/probes", get(probes_api::list))
         .route("/api/v1/write", post(write::remote_write))
         .route("/api/v1/import/prometheus", post(write::import_prometheus))
         .route("/write", post(write::influx_write_v1))

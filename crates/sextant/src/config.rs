@@ -40,6 +40,9 @@ pub struct Config {
     /// GitHub / Gitea repositories whose activity is polled (see docs/forges.md).
     #[serde(default)]
     pub forges: Vec<Spanned<sextant_ingest::forge::ForgeConfig>>,
+    /// Service probes: blackbox_exporter modules and targets (see docs/probes.md).
+    #[serde(default)]
+    pub probes: Option<sextant_ingest::probe::ProbesConfig>,
 }
 
 /// `global`, with Prometheus' defaults.
@@ -103,6 +106,8 @@ pub struct Loaded {
     pub forges: Vec<sextant_ingest::forge::ForgeConfig>,
     /// Line of each forge entry in the file, for messages.
     pub forge_lines: Vec<u64>,
+    /// The probes of `probes:`, one per target, intervals resolved.
+    pub probes: Vec<sextant_ingest::probe::ProbeSpec>,
 }
 
 impl Loaded {
@@ -270,6 +275,13 @@ pub fn parse(text: &str, file: &str) -> Result<Loaded, ConfigError> {
             format!("forges[{i}] (forge {:?}): {e}", forges[i].name()),
         )
     })?;
+    let probes = match &cfg.probes {
+        Some(p) => {
+            p.validate().map_err(|(line, msg)| err(line, msg))?;
+            sextant_ingest::probe::ProbeSpec::all(p, global.scrape_interval.0)
+        }
+        None => Vec::new(),
+    };
     Ok(Loaded {
         path: None,
         global,
@@ -283,6 +295,7 @@ pub fn parse(text: &str, file: &str) -> Result<Loaded, ConfigError> {
         prices,
         forges,
         forge_lines,
+        probes,
     })
 }
 
@@ -459,15 +472,24 @@ fn check_clients(l: &Loaded) -> Result<(), ConfigError> {
             msg: format!("dashboards: {}", e.msg),
         })?;
     }
+    let file = || {
+        l.path
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default()
+    };
     for (i, f) in l.forges.iter().enumerate() {
         f.check_files().map_err(|e| ConfigError {
-            file: l
-                .path
-                .as_ref()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default(),
+            file: file(),
             line: l.forge_lines.get(i).copied().unwrap_or(0),
             msg: format!("forges[{i}] (forge {:?}): {e}", f.name()),
+        })?;
+    }
+    for p in &l.probes {
+        p.check_files().map_err(|e| ConfigError {
+            file: file(),
+            line: 0,
+            msg: format!("probes.modules.{}: {e}", p.module_name),
         })?;
     }
     for (i, c) in l.scrape_configs.iter().enumerate() {
@@ -609,6 +631,37 @@ mod tests {
         );
         let m = e("forges:\n  - type: gitlab\n    repos: [a/b]\n");
         assert!(m.starts_with("s.yml:2:") && m.contains("gitlab"), "{m}");
+    }
+
+    #[test]
+    fn probes_section() {
+        let l = parse(
+            "global:\n  scrape_interval: 20s\nprobes:\n  modules:\n    tcp_connect:\n      prober: tcp\n      timeout: 3s\n  targets:\n    - job_name: gateway\n      module: tcp_connect\n      targets: ['127.0.0.1:8644', 'gw:9000']\n      labels: {team: platform}\n",
+            "s.yml",
+        )
+        .unwrap();
+        assert_eq!(l.probes.len(), 2);
+        assert_eq!(l.probes[0].job, "gateway");
+        assert_eq!(l.probes[1].target, "gw:9000");
+        // The interval comes from global.scrape_interval, the timeout from the module.
+        assert_eq!(l.probes[0].interval, Duration::from_secs(20));
+        assert_eq!(l.probes[0].timeout, Duration::from_secs(3));
+        assert_eq!(l.probes[0].labels["team"], "platform");
+        let m = e("probes:\n  modules:\n    m:\n      prober: http\n      http:\n        no_follow_redirect: true\n");
+        assert!(
+            m.starts_with("s.yml:6: unknown field `no_follow_redirect`"),
+            "{m}"
+        );
+        let m = e("probes:\n  modules:\n    m: {prober: tcp}\n  targets:\n    - job_name: gw\n      module: m\n      interval: 0s\n      targets: [a:1]\n");
+        assert_eq!(
+            m,
+            "s.yml:5: probes.targets[0].interval: must be greater than 0"
+        );
+        let m = e("probes:\n  modules:\n    m:\n      prober: http\n      http:\n        method: 'GE T'\n");
+        assert_eq!(
+            m,
+            "s.yml:4: probes.modules.m.http.method: invalid method \"GE T\""
+        );
     }
 
     #[test]

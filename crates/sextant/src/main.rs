@@ -593,6 +593,11 @@ fn start_scraping(
         .apply(loaded.scrape_configs)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let _ = state.scrape.set(manager.clone());
+    let probes = sextant_ingest::probe::ProbeManager::new(Arc::new(sextant_server::DbSink(
+        state.db.clone(),
+    )));
+    probes.apply(loaded.probes);
+    let _ = state.probes.set(probes.clone());
     rules_cmd::start(state, rules.clone(), first_rules);
     let handle = tokio::runtime::Handle::current();
     let st = state.clone();
@@ -605,10 +610,12 @@ fn start_scraping(
             f()?;
         }
         let n = loaded.scrape_configs.len();
+        let n_probes = loaded.probes.len();
         manager.apply(loaded.scrape_configs)?;
         if let Some(p) = st.prices() {
             p.set_table(prices);
         }
+        probes.apply(loaded.probes);
         let groups = defs.len();
         {
             let _g = handle.enter();
@@ -616,6 +623,7 @@ fn start_scraping(
         }
         tracing::info!(
             scrape_configs = n,
+            probes = n_probes,
             rule_groups = groups,
             "configuration reloaded"
         );

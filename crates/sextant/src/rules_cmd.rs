@@ -91,6 +91,10 @@ pub const BUILTIN_RULES: &[(&str, &str)] = &[
         "builtin:rules/forge.yml",
         include_str!("../../../rules/forge.yml"),
     ),
+    (
+        "builtin:rules/probes.yml",
+        include_str!("../../../rules/probes.yml"),
+    ),
 ];
 
 fn slo_specs(file: &Path) -> Result<Vec<sextant_rules::slo::SloSpec>> {
