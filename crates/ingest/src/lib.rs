@@ -10,6 +10,7 @@
 //! - [`otlp`]: OTLP/HTTP metrics (protobuf and JSON) translated to Prometheus series.
 //! - [`push`]: Pushgateway-compatible push groups (PUT/POST/DELETE, TTL, persistence).
 //! - [`host`]: the built-in host collector (node_exporter's metrics) and process groups.
+//! - [`events`]: agent run events (JSON) turned into counters and histograms.
 //! - [`sink`]: the seam to storage that every protocol writes through.
 
 /// `io.prometheus.client` types: the protobuf exposition format (`MetricFamily`), generated
@@ -17,6 +18,7 @@
 #[allow(clippy::all, missing_docs)]
 #[rustfmt::skip]
 pub mod client_model;
+pub mod events;
 pub mod host;
 pub mod influx;
 pub mod otlp;

@@ -44,6 +44,9 @@ enum Command {
     /// Dashboards as code.
     #[command(subcommand)]
     Dashboards(dashboards_cmd::DashboardsCommand),
+    /// Import data that tools wrote to local files.
+    #[command(subcommand)]
+    Import(import_cmd::ImportCommand),
 }
 
 #[derive(Subcommand)]
@@ -253,6 +256,7 @@ struct ServeArgs {
 mod alerting;
 mod config;
 mod dashboards_cmd;
+mod import_cmd;
 mod push;
 mod query;
 mod rules_cmd;
@@ -282,6 +286,7 @@ fn main() -> std::process::ExitCode {
         Command::Test(TestCommand::Rules { files }) => rules_cmd::test(&files),
         Command::Slo(SloCommand::Generate { files }) => rules_cmd::slo_generate(&files),
         Command::Dashboards(c) => dashboards_cmd::run(c),
+        Command::Import(c) => import_cmd::run(c),
         Command::Check(CheckCommand::Config { files }) => {
             return if config::check(&files) {
                 std::process::ExitCode::SUCCESS
@@ -426,6 +431,16 @@ fn serve(a: ServeArgs) -> Result<()> {
         build,
         push.clone(),
     );
+    let agent_events = Arc::new(sextant_ingest::events::AgentEvents::open(
+        Arc::new(DbSink(db.clone())),
+        sextant_ingest::events::EventsConfig {
+            file: Some(a.data_dir.join("agent_events.json")),
+            reappend_every: Duration::from_millis(a.push_interval as u64),
+            ..Default::default()
+        },
+        sextant_ingest::events::AgentEvents::system_clock(),
+    ));
+    state.set_agent_events(agent_events.clone());
     let external_url = a
         .external_url
         .clone()
@@ -537,12 +552,14 @@ fn serve(a: ServeArgs) -> Result<()> {
             );
         }
         sextant_server::start_push_maintenance(state.clone());
+        sextant_server::start_agent_events_maintenance(state.clone());
         axum::serve(listener, sextant_server::router(state.clone()))
             .with_graceful_shutdown(shutdown_signal())
             .await?;
         anyhow::Ok(())
     })?;
     let _ = push.flush(); // logs its own failure
+    let _ = agent_events.flush(); // logs its own failure
     drop(host);
     if let Some(m) = state.rules() {
         m.stop();
