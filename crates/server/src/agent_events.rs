@@ -53,14 +53,16 @@ pub async fn post(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Byt
         | "application/jsonl"
         | "application/json-lines"
         | "application/jsonlines" => true,
-        other => return error(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "bad_data",
-            format!(
+        other => {
+            return error(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "bad_data",
+                format!(
                 "unsupported Content-Type {other:?}: use application/json or application/x-ndjson"
             ),
-            json!({}),
-        ),
+                json!({}),
+            )
+        }
     };
     let enc = headers
         .get(header::CONTENT_ENCODING)
