@@ -192,7 +192,7 @@ struct ServeArgs {
     #[arg(long, default_value = "15s", value_parser = duration_ms)]
     self_monitor_interval: i64,
     /// How often push groups' current values are re-written to storage (like a scrape of a
-    /// Pushgateway), so the last pushed value stays visible to queries.
+    /// Pushgateway), so the last pushed value stays visible to queries; agent event series too.
     #[arg(long, default_value = "15s", value_parser = duration_ms)]
     push_interval: i64,
     /// Do not collect host metrics (node_exporter's metrics about this machine, job="node").

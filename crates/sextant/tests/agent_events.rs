@@ -252,6 +252,31 @@ fn events_become_series_the_dashboard_shows_and_the_slo_alert_fires_and_resolves
         ),
         Some(4.0)
     );
+    // The event timestamp does not move samples; it is kept as the agent's last event time.
+    post_events(
+        &s,
+        &json!([{"agent": "old", "outcome": "success", "timestamp": "2025-06-01T12:00:00Z"},
+                {"agent": "old", "outcome": "success", "timestamp": 1748779000}]),
+    );
+    assert_eq!(
+        value(
+            &s,
+            r#"sextant_agent_last_event_timestamp_seconds{agent="old"}"#
+        ),
+        Some(1748779200.0)
+    );
+    // Its samples carry the receive time (now), not 2025-06-01.
+    let now = sextant_model::time::now_ms();
+    let samples = export(
+        &client(),
+        &s.url(""),
+        r#"sextant_agent_sessions_total{agent="old"}"#,
+    );
+    let first = samples[0].1[0].0;
+    assert!(
+        (first - now).abs() < 60_000,
+        "first sample at {first}, now {now}"
+    );
     // The same event id again is not counted.
     let again = post_events(&s, &json!([failed]));
     assert_eq!(again["data"]["duplicates"], 1, "{again}");
@@ -275,22 +300,13 @@ fn events_become_series_the_dashboard_shows_and_the_slo_alert_fires_and_resolves
     );
 
     // Series stay queryable between events: re-written while no event arrives.
-    let before = export(
-        &client(),
-        &s.url(""),
-        r#"sextant_agent_self_eval_total{agent="coder",result="pass"}"#,
-    );
-    std::thread::sleep(Duration::from_millis(2500));
-    let after = export(
-        &client(),
-        &s.url(""),
-        r#"sextant_agent_self_eval_total{agent="coder",result="pass"}"#,
-    );
-    assert!(
-        after[0].1.len() > before[0].1.len(),
-        "no re-written samples: {before:?} {after:?}"
-    );
-    assert!(after[0].1.iter().all(|(_, v)| *v == 3.0), "{after:?}");
+    let sel_pass = r#"sextant_agent_self_eval_total{agent="coder",result="pass"}"#;
+    let before = export(&client(), &s.url(""), sel_pass)[0].1.len();
+    let after = wait_for("re-written samples", Duration::from_secs(30), || {
+        let e = export(&client(), &s.url(""), sel_pass);
+        (e[0].1.len() > before).then(|| e[0].1.clone())
+    });
+    assert!(after.iter().all(|(_, v)| *v == 3.0), "{after:?}");
 
     // The self-evaluation SLO: a reviewer whose self-evaluations fail burns the budget.
     let pass = json!({"agent": "reviewer", "role": "reviewer", "phase": "review", "outcome": "success", "self_eval": "pass", "duration_seconds": 30});
