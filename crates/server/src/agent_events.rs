@@ -48,7 +48,9 @@ pub async fn post(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Byt
         .trim()
         .to_ascii_lowercase();
     let ndjson = match ct.as_str() {
-        "" | "application/json" => false,
+        // curl -d sends application/x-www-form-urlencoded unless told otherwise: the body is
+        // JSON all the same.
+        "" | "application/json" | "application/x-www-form-urlencoded" => false,
         "application/x-ndjson"
         | "application/jsonl"
         | "application/json-lines"

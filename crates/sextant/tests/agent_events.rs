@@ -484,6 +484,13 @@ fn bad_events_get_400_naming_the_field_and_python_jsonschema_agrees() {
     // Unsupported content type, and the schema served over HTTP is the published file.
     let (status, _) = post(&s, "text/plain", "{}");
     assert_eq!(status, 415);
+    // curl -d without -H sends application/x-www-form-urlencoded: still JSON.
+    let (status, v) = post(
+        &s,
+        "application/x-www-form-urlencoded",
+        r#"{"agent":"curl","outcome":"success"}"#,
+    );
+    assert_eq!(status, 200, "{v}");
     let served = client()
         .get(s.url("/api/v1/agent/events/schema"))
         .send()
