@@ -60,8 +60,9 @@ fn read_events(path: &Path, now_ms: i64, out: &mut Vec<Located>) -> Result<()> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("{name}: cannot read as UTF-8 text"))?;
     let check = |v: &Value, origin: String| -> Result<Located> {
+        // Checked as the one-event JSON Lines line it is sent as (compact JSON has no newline).
         let line = serde_json::to_string(v)?;
-        if let Err(e) = sextant_ingest::events::parse_events(line.as_bytes(), false, now_ms) {
+        if let Err(e) = sextant_ingest::events::parse_events(line.as_bytes(), true, now_ms) {
             let ptr = if e.pointer.is_empty() {
                 String::new()
             } else {
