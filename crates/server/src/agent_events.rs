@@ -104,6 +104,7 @@ pub async fn post(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Byt
             Ok(e) => e,
             Err(e) => {
                 tracing::debug!(error = %e, "agent events refused");
+                st2.agent_events().note_rejected(1);
                 let mut extra = json!({"pointer": e.pointer});
                 if let Some(l) = e.line {
                     extra["line"] = json!(l);

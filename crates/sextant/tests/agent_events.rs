@@ -484,6 +484,26 @@ fn bad_events_get_400_naming_the_field_and_python_jsonschema_agrees() {
     // Unsupported content type, and the schema served over HTTP is the published file.
     let (status, _) = post(&s, "text/plain", "{}");
     assert_eq!(status, 415);
+    // Self-monitoring counts them.
+    let metrics = client()
+        .get(s.url("/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    let line = format!(
+        "sextant_agent_events_received_total{{result=\"rejected\"}} {}",
+        invalid.len() + server_only.len()
+    );
+    assert!(
+        metrics.lines().any(|l| l == line),
+        "no {line:?} in /metrics"
+    );
+    let line = format!("sextant_agent_events_received_total{{result=\"accepted\"}} {want}");
+    assert!(
+        metrics.lines().any(|l| l == line),
+        "no {line:?} in /metrics"
+    );
     // curl -d without -H sends application/x-www-form-urlencoded: still JSON.
     let (status, v) = post(
         &s,

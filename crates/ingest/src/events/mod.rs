@@ -13,7 +13,7 @@ pub mod parse;
 pub mod service;
 
 pub use parse::{parse_events, Event, EventError, SCHEMA_JSON};
-pub use service::{AgentEvents, EventsConfig, EventsError, IngestOutcome};
+pub use service::{AgentEvents, EventTotals, EventsConfig, EventsError, IngestOutcome};
 
 #[cfg(test)]
 mod tests;

@@ -16,6 +16,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -182,6 +183,16 @@ pub struct AgentEvents {
     clock: Clock,
     cfg: EventsConfig,
     persisting: Mutex<()>,
+    /// Events counted, skipped as duplicates, and refused (for self-monitoring).
+    totals: [AtomicU64; 3],
+}
+
+/// Totals of events by what happened to them, for self-monitoring.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EventTotals {
+    pub accepted: u64,
+    pub duplicates: u64,
+    pub rejected: u64,
 }
 
 impl AgentEvents {
@@ -240,6 +251,7 @@ impl AgentEvents {
             clock,
             cfg,
             persisting: Mutex::new(()),
+            totals: Default::default(),
         }
     }
 
@@ -278,6 +290,7 @@ impl AgentEvents {
             .filter(|l| !st.series.contains_key(*l))
             .count();
         if new_series > 0 && st.series.len() + new_series > self.cfg.max_series {
+            self.note_rejected(events.len() as u64);
             return Err(EventsError::Limit(format!(
                 "the events would create {new_series} new series, over the limit of {} agent event series (now {}); use fewer distinct label values",
                 self.cfg.max_series,
@@ -327,6 +340,8 @@ impl AgentEvents {
             }
         }
         st.dirty = true;
+        self.totals[0].fetch_add(out.accepted as u64, Ordering::Relaxed);
+        self.totals[1].fetch_add(out.duplicates as u64, Ordering::Relaxed);
         Ok(out)
     }
 
@@ -360,6 +375,20 @@ impl AgentEvents {
 
     fn reappend_ms(&self) -> i64 {
         (self.cfg.reappend_every.as_millis() as i64).max(1)
+    }
+
+    /// Counts `n` events refused before they reached [`ingest`](Self::ingest) (invalid body).
+    pub fn note_rejected(&self, n: u64) {
+        self.totals[2].fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Events accepted, skipped as duplicates and refused since start.
+    pub fn totals(&self) -> EventTotals {
+        EventTotals {
+            accepted: self.totals[0].load(Ordering::Relaxed),
+            duplicates: self.totals[1].load(Ordering::Relaxed),
+            rejected: self.totals[2].load(Ordering::Relaxed),
+        }
     }
 
     /// Number of series kept.
