@@ -55,6 +55,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         "dashboards/fleet.yml",
         include_str!("../../../dashboards/fleet.yml"),
     ),
+    (
+        "dashboards/agents.yml",
+        include_str!("../../../dashboards/agents.yml"),
+    ),
 ];
 
 /// The `dashboards:` section of sextant.yml.

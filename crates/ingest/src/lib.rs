@@ -14,6 +14,7 @@
 //! - [`coverage`], [`bench`]: coverage reports and benchmark results that `sextant run` reports.
 //! - [`host`]: the built-in host collector (node_exporter's metrics) and process groups.
 //! - [`probe`]: blackbox_exporter-style HTTP, TCP and DNS probes on an interval.
+//! - [`events`]: agent run events (JSON) turned into counters and histograms.
 //! - [`sink`]: the seam to storage that every protocol writes through.
 
 pub mod bench;
@@ -23,6 +24,7 @@ pub mod bench;
 #[rustfmt::skip]
 pub mod client_model;
 pub mod coverage;
+pub mod events;
 pub mod forge;
 pub mod host;
 pub mod influx;

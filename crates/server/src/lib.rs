@@ -2,6 +2,7 @@
 //! and Sextant's own metrics. Handlers are thin: they parse parameters, call ingest decoders or
 //! the TSDB, and shape answers exactly like Prometheus (same JSON, same error types).
 
+mod agent_events;
 mod am_api;
 mod api;
 mod dashboards_api;
@@ -28,6 +29,7 @@ use axum::routing::{get, post, put};
 use axum::Router;
 use sextant_tsdb::db::Db;
 
+pub use agent_events::start_agent_events_maintenance;
 pub use prices::{start_price_series, Prices};
 pub use push::{start_push_maintenance, TTL_HEADER};
 pub use query::{format_float, result_json, QueryLimits};
@@ -109,6 +111,7 @@ pub struct AppState {
     alertmanager: std::sync::OnceLock<Arc<sextant_alert::AlertManager>>,
     dashboards: std::sync::OnceLock<Arc<sextant_dashboards::Dashboards>>,
     prices: std::sync::OnceLock<Arc<Prices>>,
+    agent_events: std::sync::OnceLock<Arc<sextant_ingest::events::AgentEvents>>,
 }
 
 impl AppState {
@@ -167,6 +170,7 @@ impl AppState {
             dashboards: std::sync::OnceLock::new(),
             reload: std::sync::OnceLock::new(),
             prices: std::sync::OnceLock::new(),
+            agent_events: std::sync::OnceLock::new(),
         })
     }
 
@@ -208,6 +212,22 @@ impl AppState {
     /// The LLM prices, if enabled.
     pub fn prices(&self) -> Option<&Arc<Prices>> {
         self.prices.get()
+    }
+
+    /// Installs the agent events service (once, at start; the binary gives it a state file).
+    pub fn set_agent_events(&self, e: Arc<sextant_ingest::events::AgentEvents>) {
+        let _ = self.agent_events.set(e);
+    }
+
+    /// The agent events service; a memory-only one over the database unless one was installed.
+    pub fn agent_events(&self) -> &Arc<sextant_ingest::events::AgentEvents> {
+        self.agent_events.get_or_init(|| {
+            Arc::new(sextant_ingest::events::AgentEvents::open(
+                Arc::new(DbSink(self.db.clone())),
+                sextant_ingest::events::EventsConfig::default(),
+                sextant_ingest::events::AgentEvents::system_clock(),
+            ))
+        })
     }
 }
 
@@ -280,6 +300,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v2/write", post(write::influx_write_v2))
         .route("/ping", get(write::influx_ping).head(write::influx_ping))
         .route("/v1/metrics", post(otlp::metrics))
+        .route("/api/v1/agent/events", post(agent_events::post))
+        .route("/api/v1/agent/events/schema", get(agent_events::schema))
         .route("/api/v1/query", get(query::query).post(query::query))
         .route(
             "/api/v1/query_range",

@@ -588,6 +588,32 @@ pub fn render_metrics(st: &AppState) -> String {
         );
     }
 
+    family(
+        &mut o,
+        "sextant_agent_event_series",
+        "gauge",
+        "Series kept from agent events (docs/agent-events.md).",
+    );
+    let events = st.agent_events();
+    let _ = writeln!(o, "sextant_agent_event_series {}", events.series_count());
+    family(
+        &mut o,
+        "sextant_agent_events_received_total",
+        "counter",
+        "Agent events received, by result: accepted, duplicate (event id seen before) or rejected (an invalid request counts 1, a request over the series limit counts its events).",
+    );
+    let t = events.totals();
+    for (result, n) in [
+        ("accepted", t.accepted),
+        ("duplicate", t.duplicates),
+        ("rejected", t.rejected),
+    ] {
+        let _ = writeln!(
+            o,
+            "sextant_agent_events_received_total{{result=\"{result}\"}} {n}"
+        );
+    }
+
     process_metrics(&mut o, st.start_unix);
     render_rule_metrics(st, &mut o);
     if let Some(am) = st.alertmanager() {

@@ -47,6 +47,9 @@ enum Command {
     /// Run a command (a CI step, a cron job) and report its run, JUnit, coverage and
     /// benchmark results; its exit code is passed through.
     Run(run::RunArgs),
+    /// Import data that tools wrote to local files.
+    #[command(subcommand)]
+    Import(import_cmd::ImportCommand),
 }
 
 #[derive(Subcommand)]
@@ -192,7 +195,7 @@ struct ServeArgs {
     #[arg(long, default_value = "15s", value_parser = duration_ms)]
     self_monitor_interval: i64,
     /// How often push groups' current values are re-written to storage (like a scrape of a
-    /// Pushgateway), so the last pushed value stays visible to queries.
+    /// Pushgateway), so the last pushed value stays visible to queries; agent event series too.
     #[arg(long, default_value = "15s", value_parser = duration_ms)]
     push_interval: i64,
     /// Do not collect host metrics (node_exporter's metrics about this machine, job="node").
@@ -257,6 +260,7 @@ mod alerting;
 mod config;
 mod dashboards_cmd;
 mod forges;
+mod import_cmd;
 mod push;
 mod query;
 mod rules_cmd;
@@ -288,6 +292,7 @@ fn main() -> std::process::ExitCode {
         Command::Test(TestCommand::Rules { files }) => rules_cmd::test(&files),
         Command::Slo(SloCommand::Generate { files }) => rules_cmd::slo_generate(&files),
         Command::Dashboards(c) => dashboards_cmd::run(c),
+        Command::Import(c) => import_cmd::run(c),
         Command::Check(CheckCommand::Config { files }) => {
             return if config::check(&files) {
                 std::process::ExitCode::SUCCESS
@@ -432,6 +437,16 @@ fn serve(a: ServeArgs) -> Result<()> {
         build,
         push.clone(),
     );
+    let agent_events = Arc::new(sextant_ingest::events::AgentEvents::open(
+        Arc::new(DbSink(db.clone())),
+        sextant_ingest::events::EventsConfig {
+            file: Some(a.data_dir.join("agent_events.json")),
+            reappend_every: Duration::from_millis(a.push_interval as u64),
+            ..Default::default()
+        },
+        sextant_ingest::events::AgentEvents::system_clock(),
+    ));
+    state.set_agent_events(agent_events.clone());
     let external_url = a
         .external_url
         .clone()
@@ -555,12 +570,14 @@ fn serve(a: ServeArgs) -> Result<()> {
         }
         sextant_server::start_push_maintenance(state.clone());
         sextant_server::start_price_series(state.clone(), Duration::from_secs(10));
+        sextant_server::start_agent_events_maintenance(state.clone());
         axum::serve(listener, sextant_server::router(state.clone()))
             .with_graceful_shutdown(shutdown_signal())
             .await?;
         anyhow::Ok(())
     })?;
     let _ = push.flush(); // logs its own failure
+    let _ = agent_events.flush(); // logs its own failure
     drop(host);
     if let Some(m) = state.rules() {
         m.stop();

@@ -95,6 +95,10 @@ pub const BUILTIN_RULES: &[(&str, &str)] = &[
         "builtin:rules/probes.yml",
         include_str!("../../../rules/probes.yml"),
     ),
+    (
+        "builtin:rules/agents.yml",
+        include_str!("../../../rules/agents.yml"),
+    ),
 ];
 
 fn slo_specs(file: &Path) -> Result<Vec<sextant_rules::slo::SloSpec>> {

@@ -308,6 +308,8 @@ fn builtin_dashboards_query_real_data() {
         "forge/",
         // Probes, job runs and alerts: proven with real data by tests/probes.rs.
         "fleet/",
+        // Needs agent events; crates/sextant/tests/agent_events.rs checks every panel with data.
+        "agents/",
     ];
     let mut checked = 0;
     for d in sextant_dashboards::builtin().unwrap() {
@@ -320,7 +322,9 @@ fn builtin_dashboards_query_real_data() {
                     .replace("$groupname", ".*")
                     .replace("$severity", ".*")
                     .replace("$job", ".*")
-                    .replace("$repo", ".*");
+                    .replace("$repo", ".*")
+                    .replace("$agent", ".*")
+                    .replace("$role", ".*");
                 let r = run(&expr);
                 assert_eq!(r["status"], "success", "{}/{}: {expr}: {r}", d.uid, p.title);
                 let key = format!("{}/{}", d.uid, p.title);
