@@ -9,6 +9,7 @@
 //! - [`scrape`]: Prometheus-style scraping (config, discovery, relabeling, scrape loops).
 //! - [`otlp`]: OTLP/HTTP metrics (protobuf and JSON) translated to Prometheus series.
 //! - [`push`]: Pushgateway-compatible push groups (PUT/POST/DELETE, TTL, persistence).
+//! - [`junit`]: JUnit XML test reports, their run history and test-quality series.
 //! - [`host`]: the built-in host collector (node_exporter's metrics) and process groups.
 //! - [`sink`]: the seam to storage that every protocol writes through.
 
@@ -19,6 +20,7 @@
 pub mod client_model;
 pub mod host;
 pub mod influx;
+pub mod junit;
 pub mod otlp;
 pub mod push;
 pub mod remote_write;
