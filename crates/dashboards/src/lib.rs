@@ -39,6 +39,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         "dashboards/targets.yml",
         include_str!("../../../dashboards/targets.yml"),
     ),
+    (
+        "dashboards/tests.yml",
+        include_str!("../../../dashboards/tests.yml"),
+    ),
 ];
 
 /// The `dashboards:` section of sextant.yml.

@@ -588,21 +588,22 @@ impl<'a> Parser<'a, '_> {
     /// The element's attributes, unescaped, with bounded values.
     fn attrs(&self, e: &BytesStart<'_>, pos: u64) -> Result<Vec<(String, String)>, ParseError> {
         let mut out = Vec::new();
+        let elem = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
         for a in e.attributes() {
-            let a = a.map_err(|err| self.err(pos, format!("bad attribute: {err}")))?;
+            let a = a.map_err(|err| self.err(pos, format!("<{elem}>: bad attribute: {err}")))?;
             let key = String::from_utf8_lossy(a.key.local_name().as_ref()).into_owned();
             if a.value.len() > self.limits.max_attr_len {
                 return Err(self.err(
                     pos,
                     format!(
-                        "attribute {key} is {} bytes long, more than the limit of {}",
+                        "<{elem}> attribute {key} is {} bytes long, more than the limit of {}",
                         a.value.len(),
                         self.limits.max_attr_len
                     ),
                 ));
             }
             let v: Cow<'_, str> = a.unescape_value().map_err(|err| {
-                self.err(pos, format!("attribute {key}: {err} (only predefined entities and character references are accepted)"))
+                self.err(pos, format!("<{elem}> attribute {key}: {err} (only predefined entities and character references are accepted)"))
             })?;
             out.push((key, v.into_owned()));
         }

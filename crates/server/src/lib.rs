@@ -6,6 +6,7 @@ mod am_api;
 mod api;
 mod dashboards_api;
 mod exemplars;
+mod junit;
 mod otlp;
 mod params;
 mod push;
@@ -26,6 +27,7 @@ use axum::routing::{get, post, put};
 use axum::Router;
 use sextant_tsdb::db::Db;
 
+pub use junit::start_junit_maintenance;
 pub use push::{start_push_maintenance, TTL_HEADER};
 pub use query::{format_float, result_json, QueryLimits};
 pub use rules_api::DbRuleStorage;
@@ -103,6 +105,7 @@ pub struct AppState {
     pub reload: std::sync::OnceLock<ReloadHook>,
     alertmanager: std::sync::OnceLock<Arc<sextant_alert::AlertManager>>,
     dashboards: std::sync::OnceLock<Arc<sextant_dashboards::Dashboards>>,
+    junit: std::sync::OnceLock<Arc<sextant_ingest::junit::service::JunitRuns>>,
 }
 
 impl AppState {
@@ -158,6 +161,7 @@ impl AppState {
             scrape: std::sync::OnceLock::new(),
             alertmanager: std::sync::OnceLock::new(),
             dashboards: std::sync::OnceLock::new(),
+            junit: std::sync::OnceLock::new(),
             reload: std::sync::OnceLock::new(),
         })
     }
@@ -190,6 +194,16 @@ impl AppState {
     /// The dashboards, if enabled.
     pub fn dashboards(&self) -> Option<&Arc<sextant_dashboards::Dashboards>> {
         self.dashboards.get()
+    }
+
+    /// Attaches the JUnit run history (once, at start).
+    pub fn set_junit(&self, j: Arc<sextant_ingest::junit::service::JunitRuns>) {
+        let _ = self.junit.set(j);
+    }
+
+    /// The JUnit run history, if enabled.
+    pub fn junit(&self) -> Option<&Arc<sextant_ingest::junit::service::JunitRuns>> {
+        self.junit.get()
     }
 }
 
@@ -254,6 +268,10 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(dashboards_api::notifications),
         )
         .route("/api/sextant/receivers", get(dashboards_api::receivers))
+        .route("/api/v1/junit", post(junit::upload))
+        .route("/api/sextant/tests/flaky", get(junit::flaky))
+        .route("/api/sextant/tests/slowest", get(junit::slowest))
+        .route("/api/sextant/tests/failures", get(junit::failures))
         .route("/api/v1/write", post(write::remote_write))
         .route("/api/v1/import/prometheus", post(write::import_prometheus))
         .route("/write", post(write::influx_write_v1))

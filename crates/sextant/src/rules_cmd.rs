@@ -79,6 +79,10 @@ pub const BUILTIN_RULES: &[(&str, &str)] = &[
         "builtin:rules/node.yml",
         include_str!("../../../rules/node.yml"),
     ),
+    (
+        "builtin:rules/tests-quality.yml",
+        include_str!("../../../rules/tests-quality.yml"),
+    ),
 ];
 
 fn slo_specs(file: &Path) -> Result<Vec<sextant_rules::slo::SloSpec>> {

@@ -22,8 +22,9 @@ pub const KEEP_RUNS: usize = 50;
 /// Runs of a stream looked at for flakiness.
 pub const FLAKY_WINDOW: usize = 10;
 /// Flips (pass→fail or fail→pass between consecutive runs) in the window that make a test
-/// flaky: one flip is a regression or a fix, two are a test that cannot make up its mind.
-pub const FLAKY_FLIPS: usize = 2;
+/// flaky: one flip is a regression or a fix, two are a regression and its fix, three or more
+/// are a test that cannot make up its mind.
+pub const FLAKY_FLIPS: usize = 3;
 
 /// A store failure.
 #[derive(Debug, thiserror::Error)]

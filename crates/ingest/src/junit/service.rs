@@ -148,8 +148,10 @@ impl JunitRuns {
         }
         append(&mut batch, &new, t);
         inner.current.insert(key.clone(), new);
+        // Written under the lock, so samples reach storage in timestamp order.
+        let stored = self.write(batch);
         drop(inner);
-        self.write(batch)?;
+        stored?;
         let count = |o: Outcome| rows.iter().filter(|c| c.outcome == o).count();
         let fmt = |suite: &str, class: &str, name: &str| {
             if class.is_empty() {
@@ -194,9 +196,9 @@ impl JunitRuns {
         for set in inner.current.values() {
             append(&mut batch, set, t);
         }
-        drop(inner);
         // Logged by `write`; the next tick writes the values again.
         let _ = self.write(batch);
+        drop(inner);
     }
 
     fn streams_of(&self, job: Option<&str>) -> Result<Vec<StreamKey>, JunitError> {
