@@ -235,11 +235,7 @@ struct Parser<'a, 'l> {
 
 impl<'a> Parser<'a, '_> {
     fn err(&self, pos: u64, msg: impl Into<String>) -> ParseError {
-        at(
-            self.input.as_bytes(),
-            self.base + pos as usize,
-            msg.into(),
-        )
+        at(self.input.as_bytes(), self.base + pos as usize, msg.into())
     }
 
     fn run(mut self) -> Result<Report, ParseError> {
@@ -563,22 +559,17 @@ impl<'a> Parser<'a, '_> {
                         return Ok(());
                     }
                 }
-                Event::GeneralRef(r) => {
-                    if !matches!(r.resolve_char_ref(), Ok(Some(_))) {
-                        let name = r.decode().map_err(|e| self.err(pos, e.to_string()))?;
-                        if predefined(&name).is_none() {
-                            return Err(self.err(pos, format!("undefined entity &{name};")));
-                        }
+                Event::GeneralRef(r) if !matches!(r.resolve_char_ref(), Ok(Some(_))) => {
+                    let name = r.decode().map_err(|e| self.err(pos, e.to_string()))?;
+                    if predefined(&name).is_none() {
+                        return Err(self.err(pos, format!("undefined entity &{name};")));
                     }
                 }
                 Event::DocType(_) => {
                     return Err(self.err(pos, "a <!DOCTYPE> is not accepted in JUnit reports"))
                 }
                 Event::Eof => {
-                    return Err(self.err(
-                        start,
-                        "this element is never closed (truncated report?)",
-                    ))
+                    return Err(self.err(start, "this element is never closed (truncated report?)"))
                 }
                 _ => {}
             }

@@ -1,6 +1,7 @@
 //! JUnit uploads and the test-quality tables over [`sextant_ingest::junit::service::JunitRuns`]:
-//! `POST /api/v1/junit?job=J&commit=SHA&label=k=v…` takes one JUnit XML file (what
-//! `sextant run --junit` sends, and what a CI step can `curl`), and
+//! `POST /api/v1/junit?job=J&commit=SHA&run=ID&label=k=v…` takes one JUnit XML file (what
+//! `sextant run --junit` sends, and what a CI step can `curl`; files with the same `run` are
+//! one run), and
 //! `GET /api/sextant/tests/{flaky,slowest,failures}?job=` answer the dashboard's tables.
 //! Answers use Prometheus' JSON envelope; a bad report is a 400 naming the line and column,
 //! and nothing of it is stored.
@@ -21,7 +22,13 @@ use crate::AppState;
 
 /// Label names the series of an upload set themselves.
 const RESERVED: &[&str] = &[
-    "__name__", "job", "suite", "result", "category", "classname", "test",
+    "__name__",
+    "job",
+    "suite",
+    "result",
+    "category",
+    "classname",
+    "test",
 ];
 /// Extra labels per upload.
 const MAX_LABELS: usize = 16;
@@ -43,18 +50,24 @@ fn query_pairs(q: Option<&str>) -> Vec<(String, String)> {
     .unwrap_or_default()
 }
 
-/// The stream and commit of an upload from its query string.
-fn upload_params(
-    q: Option<&str>,
-    max_value_len: usize,
-) -> Result<(StreamKey, String), ApiError> {
+/// An upload's parameters.
+struct UploadParams {
+    key: StreamKey,
+    run: String,
+    commit: String,
+}
+
+/// The parameters of an upload from its query string.
+fn upload_params(q: Option<&str>, max_value_len: usize) -> Result<UploadParams, ApiError> {
     let mut job = None;
     let mut commit = String::new();
+    let mut run = String::new();
     let mut labels: Vec<(String, String)> = Vec::new();
     for (k, v) in query_pairs(q) {
         match k.as_str() {
             "job" => job = Some(v),
             "commit" => commit = v,
+            "run" => run = v,
             "label" => {
                 let Some((name, value)) = v.split_once('=') else {
                     return Err(ApiError::bad_data(format!(
@@ -86,7 +99,7 @@ fn upload_params(
             }
             other => {
                 return Err(ApiError::bad_data(format!(
-                    "unknown parameter {other:?} (expected job, commit, label)"
+                    "unknown parameter {other:?} (expected job, commit, run, label)"
                 )))
             }
         }
@@ -106,13 +119,20 @@ fn upload_params(
             "parameter commit is longer than 256 bytes",
         ));
     }
+    if run.len() > 256 {
+        return Err(ApiError::bad_data("parameter run is longer than 256 bytes"));
+    }
     if labels.len() > MAX_LABELS {
         return Err(ApiError::bad_data(format!(
             "more than {MAX_LABELS} label parameters"
         )));
     }
     labels.sort();
-    Ok((StreamKey { job, labels }, commit))
+    Ok(UploadParams {
+        key: StreamKey { job, labels },
+        run,
+        commit,
+    })
 }
 
 /// `POST /api/v1/junit`.
@@ -126,14 +146,20 @@ pub async fn upload(
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };
-    let (key, commit) = match upload_params(q.as_deref(), st.limits.max_label_value_len) {
+    let p = match upload_params(q.as_deref(), st.limits.max_label_value_len) {
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
     let ct = headers
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        });
     // curl's --data-binary without -H sends application/x-www-form-urlencoded.
     if let Some(ct) = ct.as_deref() {
         if !matches!(
@@ -162,10 +188,12 @@ pub async fn upload(
     if enc.is_none() && body.starts_with(&[0x1f, 0x8b]) {
         enc = Some("gzip".to_string());
     }
-    if enc
-        .as_deref()
-        .is_some_and(|e| !matches!(e.trim().to_ascii_lowercase().as_str(), "gzip" | "identity" | ""))
-    {
+    if enc.as_deref().is_some_and(|e| {
+        !matches!(
+            e.trim().to_ascii_lowercase().as_str(),
+            "gzip" | "identity" | ""
+        )
+    }) {
         return ApiError {
             status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
             kind: "bad_data",
@@ -178,18 +206,22 @@ pub async fn upload(
     }
     let max_decoded = st.limits.max_decoded;
     let res = tokio::task::spawn_blocking(move || -> Result<Value, ApiError> {
-        let body = sextant_ingest::push::decode_content_encoding(enc.as_deref(), &body, max_decoded)
-            .map_err(|e| ApiError::bad_data(e.to_string()))?;
-        let report = sextant_ingest::junit::parse(&body).map_err(|e| ApiError::bad_data(e.to_string()))?;
+        let body =
+            sextant_ingest::push::decode_content_encoding(enc.as_deref(), &body, max_decoded)
+                .map_err(|e| ApiError::bad_data(e.to_string()))?;
+        let report =
+            sextant_ingest::junit::parse(&body).map_err(|e| ApiError::bad_data(e.to_string()))?;
         if report.cases() == 0 {
             return Err(ApiError::bad_data(
                 "the report has no <testcase> elements: nothing to record",
             ));
         }
-        let summary = runs.upload(key, &commit, &report).map_err(|e| match e {
-            JunitError::BadRequest(m) => ApiError::bad_data(m),
-            JunitError::Storage(m) => ApiError::internal(m),
-        })?;
+        let summary = runs
+            .upload(p.key, &p.run, &p.commit, &report)
+            .map_err(|e| match e {
+                JunitError::BadRequest(m) => ApiError::bad_data(m),
+                JunitError::Storage(m) => ApiError::internal(m),
+            })?;
         serde_json::to_value(summary).map_err(|e| ApiError::internal(e.to_string()))
     })
     .await;
@@ -256,7 +288,8 @@ where
     let res = tokio::task::spawn_blocking(move || -> Result<Value, ApiError> {
         let runs = runs(&st)?;
         let (job, limit) = table_params(q.as_deref())?;
-        let mut rows = f(&runs, job.as_deref(), limit).map_err(|e| ApiError::internal(e.to_string()))?;
+        let mut rows =
+            f(&runs, job.as_deref(), limit).map_err(|e| ApiError::internal(e.to_string()))?;
         rows.truncate(limit);
         Ok(Value::Array(rows))
     })

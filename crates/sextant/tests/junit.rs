@@ -68,12 +68,19 @@ fn pytest(dir: &Path, broken: bool) -> Vec<u8> {
     let xml = dir.join("report.xml");
     let _ = std::fs::remove_file(&xml);
     let mut cmd = Command::new("python3");
-    cmd.args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "test_app.py"])
-        .arg(format!("--junitxml={}", xml.display()))
-        .args(["-o", "junit_suite_name=app", "-o", "junit_family=xunit1"])
-        .current_dir(dir)
-        .env("FLAKY_COUNTER", dir.join("counter"))
-        .env_remove("BREAK");
+    cmd.args([
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "test_app.py",
+    ])
+    .arg(format!("--junitxml={}", xml.display()))
+    .args(["-o", "junit_suite_name=app", "-o", "junit_family=xunit1"])
+    .current_dir(dir)
+    .env("FLAKY_COUNTER", dir.join("counter"))
+    .env_remove("BREAK");
     if broken {
         cmd.env("BREAK", "1");
     }
@@ -221,7 +228,10 @@ fn bad_uploads_are_refused(s: &Server) {
     assert_eq!(r.status().as_u16(), 415);
     // Nothing of any of them was stored.
     assert!(query(s, r#"{__name__=~"sextant_test_.*"}"#).is_empty());
-    assert_eq!(get(s, "/api/sextant/tests/slowest")["data"], Value::Array(vec![]));
+    assert_eq!(
+        get(s, "/api/sextant/tests/slowest")["data"],
+        Value::Array(vec![])
+    );
 }
 
 #[test]
@@ -267,7 +277,10 @@ fn pytest_reports_flaky_tests_alerts_and_dashboard() {
             &Value::from("main")
         )
     );
-    let n = query(&s, &format!("sextant_test_flaky_tests{{job=\"{JOB}\",suite=\"app\"}}"));
+    let n = query(
+        &s,
+        &format!("sextant_test_flaky_tests{{job=\"{JOB}\",suite=\"app\"}}"),
+    );
     assert_eq!(n[0]["value"][1], "1");
     let table = get(&s, &format!("/api/sextant/tests/flaky?job={JOB}"));
     let rows = table["data"].as_array().cloned().unwrap_or_default();
@@ -275,7 +288,10 @@ fn pytest_reports_flaky_tests_alerts_and_dashboard() {
     assert_eq!(rows[0]["test"], "test_flaky");
     assert_eq!(rows[0]["reason"], "same_commit,flips", "{table}");
     assert_eq!(rows[0]["commits"], serde_json::json!(["c0ffee1"]));
-    assert_eq!((rows[0]["passes"].as_u64(), rows[0]["failures"].as_u64()), (Some(2), Some(2)));
+    assert_eq!(
+        (rows[0]["passes"].as_u64(), rows[0]["failures"].as_u64()),
+        (Some(2), Some(2))
+    );
     assert!(rows[0]["last_failure_message"]
         .as_str()
         .unwrap_or_default()
@@ -299,7 +315,11 @@ fn pytest_reports_flaky_tests_alerts_and_dashboard() {
     );
     assert_eq!(code, 200, "{j}");
     assert_eq!(j["data"]["failed"], 8, "{j}");
-    assert_eq!(j["data"]["new_failures"].as_array().map(Vec::len), Some(8), "{j}");
+    assert_eq!(
+        j["data"]["new_failures"].as_array().map(Vec::len),
+        Some(8),
+        "{j}"
+    );
     let new = wait_for("TestNewFailures", Duration::from_secs(30), || {
         let f = firing(&s, "TestNewFailures");
         (!f.is_empty()).then_some(f)
@@ -308,8 +328,15 @@ fn pytest_reports_flaky_tests_alerts_and_dashboard() {
     let failures = get(&s, &format!("/api/sextant/tests/failures?job={JOB}"));
     let rows = failures["data"].as_array().cloned().unwrap_or_default();
     assert_eq!(rows.len(), 8, "{failures}");
-    assert!(rows.iter().all(|r| r["new"] == true && r["failing_runs"] == 1), "{failures}");
-    assert!(rows[0]["message"].as_str().unwrap_or_default().contains("broken by the change"));
+    assert!(
+        rows.iter()
+            .all(|r| r["new"] == true && r["failing_runs"] == 1),
+        "{failures}"
+    );
+    assert!(rows[0]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("broken by the change"));
 
     // Every query of the built-in dashboard returns data now.
     wait_for("recording rules", Duration::from_secs(30), || {
@@ -332,13 +359,20 @@ fn pytest_reports_flaky_tests_alerts_and_dashboard() {
         }
     }
     assert_eq!(checked, 14);
-    let pass = query(&s, "sum(sextant_test_cases{result=\"passed\"}) / sum(sextant_test_cases{result!=\"skipped\"})");
+    let pass = query(
+        &s,
+        "sum(sextant_test_cases{result=\"passed\"}) / sum(sextant_test_cases{result!=\"skipped\"})",
+    );
     assert_eq!(pass[0]["value"][1], (3.0f64 / 11.0).to_string());
 
-    let fired = wait_for("TestPassRateLow firing (for: 1m)", Duration::from_secs(150), || {
-        let f = firing(&s, "TestPassRateLow");
-        (!f.is_empty()).then_some(f)
-    });
+    let fired = wait_for(
+        "TestPassRateLow firing (for: 1m)",
+        Duration::from_secs(150),
+        || {
+            let f = firing(&s, "TestPassRateLow");
+            (!f.is_empty()).then_some(f)
+        },
+    );
     assert_eq!(fired[0]["labels"]["severity"], "P1");
     assert_eq!(fired[0]["labels"]["suite"], "app");
     assert_eq!(fired[0]["labels"]["job"], JOB);
@@ -347,15 +381,46 @@ fn pytest_reports_flaky_tests_alerts_and_dashboard() {
     std::fs::write(work.join("counter"), "6").unwrap();
     let (code, j) = upload(
         &s,
-        &format!("job={JOB}&commit=f1xed00&label=branch=main"),
+        &format!("job={JOB}&commit=f1xed00&run=build-7&label=branch=main"),
         pytest(&work, false),
         false,
     );
     assert_eq!(code, 200, "{j}");
-    wait_for("TestPassRateLow and TestNewFailures resolved", Duration::from_secs(30), || {
-        (firing(&s, "TestPassRateLow").is_empty() && firing(&s, "TestNewFailures").is_empty())
-            .then_some(())
-    });
+    // A second file of the same run (`run=` matches) joins it instead of replacing it.
+    let (code, j) = upload(
+        &s,
+        &format!("job={JOB}&commit=f1xed00&run=build-7&label=branch=main"),
+        br#"<testsuite name="docs"><testcase classname="docs" name="test_links" time="0.5"/></testsuite>"#.to_vec(),
+        false,
+    );
+    assert_eq!(code, 200, "{j}");
+    assert_eq!(
+        (j["data"]["suites"].as_u64(), j["data"]["tests"].as_u64()),
+        (Some(2), Some(13)),
+        "{j}"
+    );
+    assert_eq!(
+        query(
+            &s,
+            &format!("sextant_test_cases{{job=\"{JOB}\",suite=\"app\",result=\"passed\"}}")
+        )[0]["value"][1],
+        "11"
+    );
+    assert_eq!(
+        query(
+            &s,
+            &format!("sextant_test_cases{{job=\"{JOB}\",suite=\"docs\",result=\"passed\"}}")
+        )[0]["value"][1],
+        "1"
+    );
+    wait_for(
+        "TestPassRateLow and TestNewFailures resolved",
+        Duration::from_secs(30),
+        || {
+            (firing(&s, "TestPassRateLow").is_empty() && firing(&s, "TestNewFailures").is_empty())
+                .then_some(())
+        },
+    );
 
     // The same state after a restart.
     let before_flaky = get(&s, &format!("/api/sextant/tests/flaky?job={JOB}"));
@@ -366,15 +431,24 @@ fn pytest_reports_flaky_tests_alerts_and_dashboard() {
     assert!(status.success(), "{status}");
     drop(s);
     let s = start(&data);
-    assert_eq!(get(&s, &format!("/api/sextant/tests/flaky?job={JOB}")), before_flaky);
+    assert_eq!(
+        get(&s, &format!("/api/sextant/tests/flaky?job={JOB}")),
+        before_flaky
+    );
     assert_eq!(get(&s, "/api/sextant/tests/slowest?limit=5"), before_slow);
     let labels = |v: &[Value]| -> Vec<(Value, Value)> {
-        v.iter().map(|r| (r["metric"].clone(), r["value"][1].clone())).collect()
+        v.iter()
+            .map(|r| (r["metric"].clone(), r["value"][1].clone()))
+            .collect()
     };
-    wait_for("the test series after the restart", Duration::from_secs(30), || {
-        let after = query(&s, "sort(sextant_test_cases)");
-        (labels(&after) == labels(&before_cases)).then_some(())
-    });
+    wait_for(
+        "the test series after the restart",
+        Duration::from_secs(30),
+        || {
+            let after = query(&s, "sort(sextant_test_cases)");
+            (labels(&after) == labels(&before_cases)).then_some(())
+        },
+    );
     assert_eq!(
         query(&s, &format!("sextant_test_flaky{{job=\"{JOB}\"}}")).len(),
         1

@@ -161,7 +161,7 @@ CREATE TABLE IF NOT EXISTS streams (
   stream TEXT PRIMARY KEY, job TEXT NOT NULL, labels TEXT NOT NULL, runs_total INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
   id INTEGER PRIMARY KEY AUTOINCREMENT, stream TEXT NOT NULL, git_commit TEXT NOT NULL,
-  ts INTEGER NOT NULL);
+  ts INTEGER NOT NULL, run_key TEXT NOT NULL DEFAULT '');
 CREATE INDEX IF NOT EXISTS runs_by_stream ON runs(stream, id);
 CREATE TABLE IF NOT EXISTS suites (
   run INTEGER NOT NULL, suite TEXT NOT NULL, duration REAL NOT NULL, PRIMARY KEY (run, suite));
@@ -224,11 +224,11 @@ pub fn category(
 pub fn rows(report: &Report) -> (BTreeMap<String, f64>, Vec<CaseRow>) {
     let mut suites: BTreeMap<String, f64> = BTreeMap::new();
     let mut rows: Vec<CaseRow> = Vec::new();
-    let mut index: HashMap<TestId, usize> = HashMap::new();
+    let mut new = Vec::with_capacity(report.cases());
     for s in &report.suites {
         *suites.entry(s.name.clone()).or_default() += s.duration();
         for c in &s.cases {
-            let row = CaseRow {
+            new.push(CaseRow {
                 suite: s.name.clone(),
                 classname: c.classname.clone(),
                 name: c.name.clone(),
@@ -237,37 +237,46 @@ pub fn rows(report: &Report) -> (BTreeMap<String, f64>, Vec<CaseRow>) {
                 duration: c.time,
                 reruns: c.flaky_reruns,
                 message: c.message.clone(),
-            };
-            let id = row.id();
-            match index.get(&id).copied() {
-                Some(i) => {
-                    let prev = &mut rows[i];
-                    let mut reruns = prev.reruns.saturating_add(row.reruns);
-                    if prev.outcome.is_failure() {
-                        reruns = reruns.saturating_add(1);
-                    }
-                    let keep_msg = if row.outcome == Outcome::Passed && prev.outcome.is_failure()
-                    {
-                        prev.message.clone()
-                    } else {
-                        row.message.clone()
-                    };
-                    let duration = prev.duration + row.duration;
-                    *prev = CaseRow {
-                        reruns,
-                        duration,
-                        message: keep_msg,
-                        ..row
-                    };
+            });
+        }
+    }
+    merge_rows(&mut rows, new);
+    (suites, rows)
+}
+
+/// Adds `new` rows to `rows`, one row per test: a test seen again takes its newer outcome,
+/// earlier failed attempts counting as reruns and durations adding up.
+pub fn merge_rows(rows: &mut Vec<CaseRow>, new: Vec<CaseRow>) {
+    let mut index: HashMap<TestId, usize> =
+        rows.iter().enumerate().map(|(i, r)| (r.id(), i)).collect();
+    for row in new {
+        let id = row.id();
+        match index.get(&id).copied() {
+            Some(i) => {
+                let prev = &mut rows[i];
+                let mut reruns = prev.reruns.saturating_add(row.reruns);
+                if prev.outcome.is_failure() {
+                    reruns = reruns.saturating_add(1);
                 }
-                None => {
-                    index.insert(id, rows.len());
-                    rows.push(row);
-                }
+                let keep_msg = if row.outcome == Outcome::Passed && prev.outcome.is_failure() {
+                    prev.message.clone()
+                } else {
+                    row.message.clone()
+                };
+                let duration = prev.duration + row.duration;
+                *prev = CaseRow {
+                    reruns,
+                    duration,
+                    message: keep_msg,
+                    ..row
+                };
+            }
+            None => {
+                index.insert(id, rows.len());
+                rows.push(row);
             }
         }
     }
-    (suites, rows)
 }
 
 /// The run history database.
@@ -300,10 +309,13 @@ impl History {
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Stores a run and deletes the stream's runs beyond [`KEEP_RUNS`]; returns its id.
+    /// Stores a run and deletes the stream's runs beyond [`KEEP_RUNS`]; returns its id. With
+    /// a non-empty `run_key` equal to the newest run's, the report is added to that run
+    /// instead (one run uploaded as several files).
     pub fn insert(
         &self,
         key: &StreamKey,
+        run_key: &str,
         commit: &str,
         ts: i64,
         suites: &BTreeMap<String, f64>,
@@ -313,26 +325,51 @@ impl History {
         let tx = conn.transaction()?;
         let stream = key.id();
         let labels = serde_json::to_string(&key.labels).map_err(|e| HistoryError(e.to_string()))?;
-        tx.execute(
-            "INSERT INTO streams (stream, job, labels, runs_total) VALUES (?1, ?2, ?3, 1)
-             ON CONFLICT(stream) DO UPDATE SET runs_total = runs_total + 1",
-            params![stream, key.job, labels],
-        )?;
-        tx.execute(
-            "INSERT INTO runs (stream, git_commit, ts) VALUES (?1, ?2, ?3)",
-            params![stream, commit, ts],
-        )?;
-        let run = tx.last_insert_rowid();
+        let newest: Option<(i64, String)> = if run_key.is_empty() {
+            None
+        } else {
+            let mut q = tx.prepare(
+                "SELECT id, run_key FROM runs WHERE stream = ?1 ORDER BY id DESC LIMIT 1",
+            )?;
+            let mut rows = q.query_map(params![stream], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.next().transpose()?
+        };
+        let (run, suites, cases) = match newest {
+            Some((id, k)) if k == run_key => {
+                let (mut old_suites, mut old_cases) = load_run(&tx, id)?;
+                for (s, d) in suites {
+                    *old_suites.entry(s.clone()).or_default() += d;
+                }
+                merge_rows(&mut old_cases, cases.to_vec());
+                tx.execute("DELETE FROM cases WHERE run = ?1", params![id])?;
+                tx.execute("DELETE FROM suites WHERE run = ?1", params![id])?;
+                tx.execute("UPDATE runs SET ts = ?1 WHERE id = ?2", params![ts, id])?;
+                (id, old_suites, old_cases)
+            }
+            _ => {
+                tx.execute(
+                    "INSERT INTO streams (stream, job, labels, runs_total) VALUES (?1, ?2, ?3, 1)
+                     ON CONFLICT(stream) DO UPDATE SET runs_total = runs_total + 1",
+                    params![stream, key.job, labels],
+                )?;
+                tx.execute(
+                    "INSERT INTO runs (stream, git_commit, ts, run_key) VALUES (?1, ?2, ?3, ?4)",
+                    params![stream, commit, ts, run_key],
+                )?;
+                (tx.last_insert_rowid(), suites.clone(), cases.to_vec())
+            }
+        };
         {
-            let mut st = tx.prepare("INSERT INTO suites (run, suite, duration) VALUES (?1, ?2, ?3)")?;
-            for (s, d) in suites {
+            let mut st =
+                tx.prepare("INSERT INTO suites (run, suite, duration) VALUES (?1, ?2, ?3)")?;
+            for (s, d) in &suites {
                 st.execute(params![run, s, d])?;
             }
             let mut st = tx.prepare(
                 "INSERT INTO cases (run, suite, classname, name, category, result, duration, reruns, message)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )?;
-            for c in cases {
+            for c in &cases {
                 st.execute(params![
                     run,
                     c.suite,
@@ -389,31 +426,9 @@ impl History {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?))
             })?
             .collect::<Result<_, _>>()?;
-        let mut qs = conn.prepare("SELECT suite, duration FROM suites WHERE run = ?1")?;
-        let mut qc = conn.prepare(
-            "SELECT suite, classname, name, category, result, duration, reruns, message
-             FROM cases WHERE run = ?1 ORDER BY rowid",
-        )?;
         let mut out = Vec::with_capacity(heads.len());
         for (id, commit, ts) in heads {
-            let suites = qs
-                .query_map(params![id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, f64>(1)?)))?
-                .collect::<Result<BTreeMap<_, _>, _>>()?;
-            let cases = qc
-                .query_map(params![id], |r| {
-                    let result: String = r.get(4)?;
-                    Ok(CaseRow {
-                        suite: r.get(0)?,
-                        classname: r.get(1)?,
-                        name: r.get(2)?,
-                        category: r.get(3)?,
-                        outcome: Outcome::parse(&result).unwrap_or(Outcome::Errored),
-                        duration: r.get(5)?,
-                        reruns: r.get(6)?,
-                        message: r.get(7)?,
-                    })
-                })?
-                .collect::<Result<Vec<_>, _>>()?;
+            let (suites, cases) = load_run(&conn, id)?;
             out.push(Run {
                 id,
                 commit,
@@ -444,6 +459,39 @@ impl History {
         a.runs_total = self.runs_total(key)?;
         Ok(a)
     }
+}
+
+/// A stored run's suites and cases.
+fn load_run(
+    conn: &Connection,
+    id: i64,
+) -> Result<(BTreeMap<String, f64>, Vec<CaseRow>), HistoryError> {
+    let mut qs = conn.prepare_cached("SELECT suite, duration FROM suites WHERE run = ?1")?;
+    let suites = qs
+        .query_map(params![id], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, f64>(1)?))
+        })?
+        .collect::<Result<BTreeMap<_, _>, _>>()?;
+    let mut qc = conn.prepare_cached(
+        "SELECT suite, classname, name, category, result, duration, reruns, message
+         FROM cases WHERE run = ?1 ORDER BY rowid",
+    )?;
+    let cases = qc
+        .query_map(params![id], |r| {
+            let result: String = r.get(4)?;
+            Ok(CaseRow {
+                suite: r.get(0)?,
+                classname: r.get(1)?,
+                name: r.get(2)?,
+                category: r.get(3)?,
+                outcome: Outcome::parse(&result).unwrap_or(Outcome::Errored),
+                duration: r.get(5)?,
+                reruns: r.get(6)?,
+                message: r.get(7)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((suites, cases))
 }
 
 /// The analyses over `runs` (newest first).
@@ -504,7 +552,10 @@ pub fn flaky(runs: &[Run]) -> Vec<Flaky> {
     let mut out = Vec::new();
     for (id, seen) in tests {
         let mut reasons = Vec::new();
-        let rerun = seen.seq.iter().any(|(_, failed, reruns, _, _)| !failed && *reruns > 0);
+        let rerun = seen
+            .seq
+            .iter()
+            .any(|(_, failed, reruns, _, _)| !failed && *reruns > 0);
         let mut by_commit: BTreeMap<&str, (bool, bool)> = BTreeMap::new();
         for (commit, failed, reruns, _, _) in &seen.seq {
             if commit.is_empty() {
@@ -523,11 +574,7 @@ pub fn flaky(runs: &[Run]) -> Vec<Flaky> {
             .filter(|(_, (p, f))| *p && *f)
             .map(|(c, _)| c.to_string())
             .collect();
-        let flips = seen
-            .seq
-            .windows(2)
-            .filter(|w| w[0].1 != w[1].1)
-            .count();
+        let flips = seen.seq.windows(2).filter(|w| w[0].1 != w[1].1).count();
         if !commits.is_empty() {
             reasons.push("same_commit");
         }

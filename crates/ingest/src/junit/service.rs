@@ -128,17 +128,22 @@ impl JunitRuns {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Stores a parsed report as the newest run of `key` at `commit` and updates the series.
+    /// Stores a parsed report as the newest run of `key` at `commit` (or, with the `run_key`
+    /// of the newest run, adds it to that run) and updates the series. The summary counts
+    /// the whole run.
     pub fn upload(
         &self,
         key: StreamKey,
+        run_key: &str,
         commit: &str,
         report: &Report,
     ) -> Result<UploadSummary, JunitError> {
         let (suites, rows) = history::rows(report);
         let mut inner = self.lock();
         let now = (self.clock)();
-        let run_id = self.history.insert(&key, commit, now, &suites, &rows)?;
+        let run_id = self
+            .history
+            .insert(&key, run_key, commit, now, &suites, &rows)?;
         let a = self.history.analyse(&key)?;
         let new = series(&key, &a);
         let t = next_ts(&mut inner, now);
@@ -152,6 +157,8 @@ impl JunitRuns {
         let stored = self.write(batch);
         drop(inner);
         stored?;
+        let run = a.latest.as_ref();
+        let rows = run.map(|r| r.cases.as_slice()).unwrap_or_default();
         let count = |o: Outcome| rows.iter().filter(|c| c.outcome == o).count();
         let fmt = |suite: &str, class: &str, name: &str| {
             if class.is_empty() {
@@ -163,7 +170,7 @@ impl JunitRuns {
         Ok(UploadSummary {
             job: key.job.clone(),
             run_id,
-            suites: suites.len(),
+            suites: run.map_or(suites.len(), |r| r.suites.len()),
             tests: rows.len(),
             passed: count(Outcome::Passed),
             failed: count(Outcome::Failed),
@@ -229,7 +236,11 @@ impl JunitRuns {
         let mut out = Vec::new();
         for key in self.streams_of(job)? {
             if let Some(run) = self.history.recent(&key, 1)?.first() {
-                out.extend(history::slowest(run, limit).into_iter().map(|s| (key.clone(), s)));
+                out.extend(
+                    history::slowest(run, limit)
+                        .into_iter()
+                        .map(|s| (key.clone(), s)),
+                );
             }
         }
         out.sort_by(|a, b| b.1.duration_seconds.total_cmp(&a.1.duration_seconds));
@@ -290,17 +301,61 @@ fn stale<'a>(batch: &mut WriteBatch, series: impl Iterator<Item = &'a Labels>, t
 
 /// (name, type, help) of every family this module writes.
 const FAMILIES: &[(&str, MetricType, &str)] = &[
-    ("sextant_test_cases", MetricType::Gauge, "Test cases of the latest JUnit run, by suite and result."),
-    ("sextant_test_category_cases", MetricType::Gauge, "Test cases of the latest JUnit run, by category and result."),
-    ("sextant_test_suite_duration_seconds", MetricType::Gauge, "Duration of each suite in the latest JUnit run."),
-    ("sextant_test_case_duration_seconds", MetricType::Gauge, "Duration of the slowest tests of each suite in the latest JUnit run."),
-    ("sextant_test_case_durations_omitted", MetricType::Gauge, "Tests of a suite whose duration is not exported as a series (only the slowest are)."),
-    ("sextant_test_new_failures", MetricType::Gauge, "Tests failing in the latest run that passed in the previous one, by suite."),
-    ("sextant_test_new_failure", MetricType::Gauge, "1 for each test failing in the latest run that passed in the previous one."),
-    ("sextant_test_flaky_tests", MetricType::Gauge, "Flaky tests in the recent runs, by suite."),
-    ("sextant_test_flaky", MetricType::Gauge, "1 for each flaky test in the recent runs."),
-    ("sextant_test_last_run_timestamp_seconds", MetricType::Gauge, "Time of the latest JUnit upload."),
-    ("sextant_test_runs_total", MetricType::Counter, "JUnit runs uploaded."),
+    (
+        "sextant_test_cases",
+        MetricType::Gauge,
+        "Test cases of the latest JUnit run, by suite and result.",
+    ),
+    (
+        "sextant_test_category_cases",
+        MetricType::Gauge,
+        "Test cases of the latest JUnit run, by category and result.",
+    ),
+    (
+        "sextant_test_suite_duration_seconds",
+        MetricType::Gauge,
+        "Duration of each suite in the latest JUnit run.",
+    ),
+    (
+        "sextant_test_case_duration_seconds",
+        MetricType::Gauge,
+        "Duration of the slowest tests of each suite in the latest JUnit run.",
+    ),
+    (
+        "sextant_test_case_durations_omitted",
+        MetricType::Gauge,
+        "Tests of a suite whose duration is not exported as a series (only the slowest are).",
+    ),
+    (
+        "sextant_test_new_failures",
+        MetricType::Gauge,
+        "Tests failing in the latest run that passed in the previous one, by suite.",
+    ),
+    (
+        "sextant_test_new_failure",
+        MetricType::Gauge,
+        "1 for each test failing in the latest run that passed in the previous one.",
+    ),
+    (
+        "sextant_test_flaky_tests",
+        MetricType::Gauge,
+        "Flaky tests in the recent runs, by suite.",
+    ),
+    (
+        "sextant_test_flaky",
+        MetricType::Gauge,
+        "1 for each flaky test in the recent runs.",
+    ),
+    (
+        "sextant_test_last_run_timestamp_seconds",
+        MetricType::Gauge,
+        "Time of the latest JUnit upload.",
+    ),
+    (
+        "sextant_test_runs_total",
+        MetricType::Counter,
+        "JUnit runs uploaded.",
+    ),
 ];
 
 fn append(batch: &mut WriteBatch, set: &SeriesSet, t: i64) {
@@ -341,12 +396,14 @@ pub fn series(key: &StreamKey, a: &Analysis) -> SeriesSet {
     let mut suites: BTreeSet<&str> = run.suites.keys().map(String::as_str).collect();
     suites.extend(run.cases.iter().map(|c| c.suite.as_str()));
     for &suite in &suites {
-        let cases: Vec<&history::CaseRow> =
-            run.cases.iter().filter(|c| c.suite == suite).collect();
+        let cases: Vec<&history::CaseRow> = run.cases.iter().filter(|c| c.suite == suite).collect();
         for o in Outcome::ALL {
             let n = cases.iter().filter(|c| c.outcome == o).count();
             out.insert(
-                base("sextant_test_cases", &[("suite", suite), ("result", o.as_str())]),
+                base(
+                    "sextant_test_cases",
+                    &[("suite", suite), ("result", o.as_str())],
+                ),
                 n as f64,
             );
         }
@@ -361,7 +418,11 @@ pub fn series(key: &StreamKey, a: &Analysis) -> SeriesSet {
             out.insert(
                 base(
                     "sextant_test_case_duration_seconds",
-                    &[("suite", suite), ("classname", c.classname.as_str()), ("test", c.name.as_str())],
+                    &[
+                        ("suite", suite),
+                        ("classname", c.classname.as_str()),
+                        ("test", c.name.as_str()),
+                    ],
                 ),
                 c.duration,
             );
@@ -371,14 +432,23 @@ pub fn series(key: &StreamKey, a: &Analysis) -> SeriesSet {
             by_time.len().saturating_sub(SLOWEST_PER_SUITE) as f64,
         );
         let new = a.new_failures.iter().filter(|t| t.suite == suite).count();
-        out.insert(base("sextant_test_new_failures", &[("suite", suite)]), new as f64);
+        out.insert(
+            base("sextant_test_new_failures", &[("suite", suite)]),
+            new as f64,
+        );
         let flaky = a.flaky.iter().filter(|f| f.suite == suite).count();
-        out.insert(base("sextant_test_flaky_tests", &[("suite", suite)]), flaky as f64);
+        out.insert(
+            base("sextant_test_flaky_tests", &[("suite", suite)]),
+            flaky as f64,
+        );
     }
     // Categories.
     let mut cats: BTreeMap<&str, [usize; 4]> = BTreeMap::new();
     for c in &run.cases {
-        let i = Outcome::ALL.iter().position(|o| *o == c.outcome).unwrap_or(0);
+        let i = Outcome::ALL
+            .iter()
+            .position(|o| *o == c.outcome)
+            .unwrap_or(0);
         cats.entry(c.category.as_str()).or_default()[i] += 1;
     }
     for (cat, counts) in cats {
@@ -403,7 +473,11 @@ pub fn series(key: &StreamKey, a: &Analysis) -> SeriesSet {
         out.insert(
             base(
                 "sextant_test_new_failure",
-                &[("suite", t.suite.as_str()), ("classname", t.classname.as_str()), ("test", t.name.as_str())],
+                &[
+                    ("suite", t.suite.as_str()),
+                    ("classname", t.classname.as_str()),
+                    ("test", t.name.as_str()),
+                ],
             ),
             1.0,
         );
@@ -412,7 +486,11 @@ pub fn series(key: &StreamKey, a: &Analysis) -> SeriesSet {
         out.insert(
             base(
                 "sextant_test_flaky",
-                &[("suite", f.suite.as_str()), ("classname", f.classname.as_str()), ("test", f.test.as_str())],
+                &[
+                    ("suite", f.suite.as_str()),
+                    ("classname", f.classname.as_str()),
+                    ("test", f.test.as_str()),
+                ],
             ),
             1.0,
         );

@@ -37,8 +37,11 @@ fn pytest_xunit1_and_xunit2() {
         assert_eq!(r.suites.len(), 1, "{f}");
         let s = &r.suites[0];
         assert_eq!(s.name, "pytest");
-        let got: Vec<(&str, Outcome)> =
-            s.cases.iter().map(|c| (c.name.as_str(), c.outcome)).collect();
+        let got: Vec<(&str, Outcome)> = s
+            .cases
+            .iter()
+            .map(|c| (c.name.as_str(), c.outcome))
+            .collect();
         assert_eq!(
             got,
             vec![
@@ -55,7 +58,10 @@ fn pytest_xunit1_and_xunit2() {
         assert!(s.cases[1]
             .message
             .starts_with("AssertionError: strings <differ> & \"quoted\"\nassert"));
-        assert_eq!(s.cases[3].message, "failed on setup with \"RuntimeError: setup exploded\"");
+        assert_eq!(
+            s.cases[3].message,
+            "failed on setup with \"RuntimeError: setup exploded\""
+        );
         assert_eq!(
             s.cases[5].properties,
             vec![("category".to_string(), "integration".to_string())]
@@ -78,7 +84,10 @@ fn nextest_flaky_and_rerun_failures() {
     );
     let fails = &r.suites[0].cases[2];
     assert_eq!(fails.classname, "nx");
-    assert_eq!(fails.message, "thread 'tests::fails' (2691) panicked at src/lib.rs:6:18");
+    assert_eq!(
+        fails.message,
+        "thread 'tests::fails' (2691) panicked at src/lib.rs:6:18"
+    );
     assert!((fails.time - 0.315).abs() < 1e-9);
 }
 
@@ -117,7 +126,9 @@ fn jest_go_gradle_nested() {
     let c = &r.suites[0].cases[1];
     assert_eq!(c.outcome, Outcome::Failed);
     // No message attribute: the element's text is the message.
-    assert!(c.message.starts_with("Error: expect(received).toBe(expected)"));
+    assert!(c
+        .message
+        .starts_with("Error: expect(received).toBe(expected)"));
     assert!(c.message.contains("Object.<anonymous>"));
     assert_eq!(r.suites[0].cases[2].outcome, Outcome::Skipped);
 
@@ -193,7 +204,10 @@ fn hostile_and_malformed_input_is_refused_with_a_position() {
     let e = err("");
     assert!(e.msg.contains("no <testsuites>"), "{e}");
     let e = err("{\"tests\": 1}");
-    assert!(e.msg.contains("no <testsuites>") || e.msg.contains("text outside"), "{e}");
+    assert!(
+        e.msg.contains("no <testsuites>") || e.msg.contains("text outside"),
+        "{e}"
+    );
     let e = parse(b"<testsuite name=\"\xff\"/>").unwrap_err();
     assert!(e.msg.contains("UTF-8"), "{e}");
 
@@ -225,14 +239,23 @@ fn long_messages_are_cut_not_refused() {
 #[test]
 fn categories() {
     let p = |k: &str, v: &str| vec![(k.to_string(), v.to_string())];
-    assert_eq!(history::category(&p("category", "slow"), &[], "x", "s"), "slow");
+    assert_eq!(
+        history::category(&p("category", "slow"), &[], "x", "s"),
+        "slow"
+    );
     assert_eq!(history::category(&[], &p("category", "db"), "x", "s"), "db");
     assert_eq!(
         history::category(&[], &[], "tests.integration.test_db", "pytest"),
         "integration"
     );
-    assert_eq!(history::category(&[], &[], "Cart", "e2e/checkout.spec.ts"), "e2e");
-    assert_eq!(history::category(&[], &[], "test_math", "pytest"), "uncategorized");
+    assert_eq!(
+        history::category(&[], &[], "Cart", "e2e/checkout.spec.ts"),
+        "e2e"
+    );
+    assert_eq!(
+        history::category(&[], &[], "test_math", "pytest"),
+        "uncategorized"
+    );
 }
 
 fn run(id: i64, commit: &str, cases: &[(&str, Outcome)]) -> Run {
@@ -251,7 +274,11 @@ fn run(id: i64, commit: &str, cases: &[(&str, Outcome)]) -> Run {
                 outcome: *o,
                 duration: 0.1,
                 reruns: 0,
-                message: if o.is_failure() { format!("{n} broke") } else { String::new() },
+                message: if o.is_failure() {
+                    format!("{n} broke")
+                } else {
+                    String::new()
+                },
             })
             .collect(),
     }
@@ -263,14 +290,56 @@ fn flaky_new_failures_and_streaks() {
     // Newest first. "same" fails then passes on commit b (one flip); "flip" alternates;
     // "broke" is a regression (one flip), "steady" always passes.
     let runs = vec![
-        run(5, "e", &[("same", Passed), ("flip", Failed), ("broke", Failed), ("steady", Passed)]),
-        run(4, "d", &[("same", Passed), ("flip", Passed), ("broke", Failed), ("steady", Passed)]),
-        run(3, "b", &[("same", Passed), ("flip", Failed), ("broke", Passed), ("steady", Passed)]),
-        run(2, "b", &[("same", Failed), ("flip", Passed), ("broke", Passed), ("steady", Passed)]),
+        run(
+            5,
+            "e",
+            &[
+                ("same", Passed),
+                ("flip", Failed),
+                ("broke", Failed),
+                ("steady", Passed),
+            ],
+        ),
+        run(
+            4,
+            "d",
+            &[
+                ("same", Passed),
+                ("flip", Passed),
+                ("broke", Failed),
+                ("steady", Passed),
+            ],
+        ),
+        run(
+            3,
+            "b",
+            &[
+                ("same", Passed),
+                ("flip", Failed),
+                ("broke", Passed),
+                ("steady", Passed),
+            ],
+        ),
+        run(
+            2,
+            "b",
+            &[
+                ("same", Failed),
+                ("flip", Passed),
+                ("broke", Passed),
+                ("steady", Passed),
+            ],
+        ),
     ];
     let f = history::flaky(&runs);
-    let names: Vec<(&str, &str)> = f.iter().map(|f| (f.test.as_str(), f.reason.as_str())).collect();
-    assert_eq!(names, vec![("flip", "same_commit,flips"), ("same", "same_commit")]);
+    let names: Vec<(&str, &str)> = f
+        .iter()
+        .map(|f| (f.test.as_str(), f.reason.as_str()))
+        .collect();
+    assert_eq!(
+        names,
+        vec![("flip", "same_commit,flips"), ("same", "same_commit")]
+    );
     assert_eq!(f[0].flips, 3);
     assert_eq!(f[1].commits, vec!["b".to_string()]);
     assert_eq!(f[0].last_failure_message, "flip broke");
@@ -279,8 +348,10 @@ fn flaky_new_failures_and_streaks() {
     let new: Vec<&str> = a.new_failures.iter().map(|t| t.name.as_str()).collect();
     assert_eq!(new, vec!["flip"]);
     let fails = history::failures(&runs, &a.new_failures);
-    let got: Vec<(&str, bool, usize)> =
-        fails.iter().map(|f| (f.test.as_str(), f.new, f.failing_runs)).collect();
+    let got: Vec<(&str, bool, usize)> = fails
+        .iter()
+        .map(|f| (f.test.as_str(), f.new, f.failing_runs))
+        .collect();
     assert_eq!(got, vec![("flip", true, 1), ("broke", false, 2)]);
 }
 
@@ -309,18 +380,22 @@ fn service_series_restart_and_staleness() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("junit.db");
     let sink = Arc::new(VecSink::default());
-    let clock = || -> super::service::Clock {
-        Box::new(|| 1_000_000)
-    };
+    let clock = || -> super::service::Clock { Box::new(|| 1_000_000) };
     let key = StreamKey {
         job: "ci".into(),
         labels: vec![("branch".into(), "main".into())],
     };
     let svc = JunitRuns::open(sink.clone(), Some(&db), Duration::from_secs(15), clock()).unwrap();
     let r1 = parse(&fixture("surefire.xml")).unwrap();
-    let sum = svc.upload(key.clone(), "abc", &r1).unwrap();
-    assert_eq!((sum.passed, sum.failed, sum.errored, sum.skipped), (2, 1, 1, 1));
-    assert_eq!(sum.flaky, vec!["com.example.OrderServiceTest: com.example.OrderServiceTest::retriesPayment"]);
+    let sum = svc.upload(key.clone(), "", "abc", &r1).unwrap();
+    assert_eq!(
+        (sum.passed, sum.failed, sum.errored, sum.skipped),
+        (2, 1, 1, 1)
+    );
+    assert_eq!(
+        sum.flaky,
+        vec!["com.example.OrderServiceTest: com.example.OrderServiceTest::retriesPayment"]
+    );
     let first = sink.0.lock().unwrap().last().unwrap().clone();
     let cases = values(&first, "sextant_test_cases");
     assert!(cases.contains(&(
@@ -329,12 +404,15 @@ fn service_series_restart_and_staleness() {
     )), "{cases:?}");
     assert_eq!(values(&first, "sextant_test_flaky").len(), 1);
     assert_eq!(values(&first, "sextant_test_category_cases").len(), 4);
-    assert_eq!(values(&first, "sextant_test_suite_duration_seconds")[0].1, 1234.5);
+    assert_eq!(
+        values(&first, "sextant_test_suite_duration_seconds")[0].1,
+        1234.5
+    );
 
     // A second run without the flaky test's rerun: the per-test flaky series stays (the
     // window remembers), the suite's counts change.
     let r2 = parse(&fixture("jest-junit.xml")).unwrap();
-    svc.upload(key.clone(), "def", &r2).unwrap();
+    svc.upload(key.clone(), "", "def", &r2).unwrap();
     let second = sink.0.lock().unwrap().last().unwrap().clone();
     // The surefire suite left the latest run: its per-suite series are marked stale.
     let stale: Vec<String> = second
@@ -343,7 +421,12 @@ fn service_series_restart_and_staleness() {
         .filter(|s| sextant_model::is_stale_nan(s.samples[0].v))
         .map(|s| s.labels.to_string())
         .collect();
-    assert!(stale.iter().any(|l| l.contains("sextant_test_cases{") && l.contains("OrderServiceTest")), "{stale:?}");
+    assert!(
+        stale
+            .iter()
+            .any(|l| l.contains("sextant_test_cases{") && l.contains("OrderServiceTest")),
+        "{stale:?}"
+    );
     assert_eq!(values(&second, "sextant_test_flaky").len(), 1);
     let before: BTreeMap<String, f64> = second
         .series
@@ -370,4 +453,37 @@ fn service_series_restart_and_staleness() {
     let slow = svc.slowest(None, 2).unwrap();
     assert_eq!(slow.len(), 2);
     assert_eq!(slow[0].1.test, "Cart totals with tax");
+}
+
+#[test]
+fn one_run_in_several_files() {
+    let sink = Arc::new(VecSink::default());
+    let svc = JunitRuns::open(sink, None, Duration::from_secs(15), Box::new(|| 5_000)).unwrap();
+    let key = StreamKey {
+        job: "ci".into(),
+        labels: vec![],
+    };
+    let part = |name: &str, outcome: &str| {
+        parse(format!("<testsuite name=\"{name}\" time=\"2\"><testcase classname=\"c\" name=\"t\">{outcome}</testcase><testcase name=\"u\"/></testsuite>").as_bytes()).unwrap()
+    };
+    let s1 = svc
+        .upload(key.clone(), "run-1", "abc", &part("a", ""))
+        .unwrap();
+    let s2 = svc
+        .upload(key.clone(), "run-1", "abc", &part("b", "<failure/>"))
+        .unwrap();
+    // The second file joined the first file's run.
+    assert_eq!(s1.run_id, s2.run_id);
+    assert_eq!((s2.suites, s2.tests, s2.passed, s2.failed), (2, 4, 3, 1));
+    // Another run key starts a new run, whose result is compared with the merged one.
+    let s3 = svc
+        .upload(key.clone(), "run-2", "def", &part("a", "<failure/>"))
+        .unwrap();
+    assert_ne!(s3.run_id, s1.run_id);
+    assert_eq!((s3.suites, s3.tests), (1, 2));
+    assert_eq!(s3.new_failures, vec!["a: c::t"]);
+    // Without a run key every upload is a run.
+    let s4 = svc.upload(key.clone(), "", "def", &part("a", "")).unwrap();
+    let s5 = svc.upload(key, "", "def", &part("a", "")).unwrap();
+    assert!(s4.run_id != s3.run_id && s5.run_id != s4.run_id);
 }
