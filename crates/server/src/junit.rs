@@ -341,3 +341,58 @@ pub fn start_junit_maintenance(st: Arc<AppState>) -> tokio::task::JoinHandle<()>
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(q: &str) -> String {
+        match upload_params(Some(q), 4096) {
+            Ok(_) => panic!("{q} was accepted"),
+            Err(e) => e.msg,
+        }
+    }
+
+    #[test]
+    fn upload_parameters() {
+        let p = upload_params(
+            Some("job=ci&commit=abc&run=7&label=os%3Dlinux&label=branch=main"),
+            4096,
+        )
+        .unwrap();
+        assert_eq!(p.key.job, "ci");
+        assert_eq!(
+            p.key.labels,
+            vec![
+                ("branch".to_string(), "main".to_string()),
+                ("os".to_string(), "linux".to_string())
+            ]
+        );
+        assert_eq!((p.commit.as_str(), p.run.as_str()), ("abc", "7"));
+
+        assert!(err("commit=abc").contains("parameter job is required"));
+        assert!(err("job=").contains("parameter job is required"));
+        assert!(err("job=a&label=x").contains("label=\"x\": expected name=value"));
+        assert!(err("job=a&label=1x=y").contains("not a valid label name"));
+        assert!(err("job=a&label=__x=y").contains("not a valid label name"));
+        assert!(err("job=a&label=result=y").contains("reserved"));
+        assert!(err("job=a&label=x=").contains("1 to 4096 bytes"));
+        assert!(err("job=a&label=x=1&label=x=2").contains("given twice"));
+        assert!(err("job=a&colour=red").contains("unknown parameter \"colour\""));
+        assert!(err(&format!("job=a&run={}", "r".repeat(300))).contains("parameter run"));
+        let many: String = (0..17).map(|i| format!("&label=l{i}=v")).collect();
+        assert!(err(&format!("job=a{many}")).contains("more than 16"));
+    }
+
+    #[test]
+    fn table_parameters() {
+        assert_eq!(table_params(None).unwrap(), (None, 50));
+        assert_eq!(
+            table_params(Some("job=ci&limit=5")).unwrap(),
+            (Some("ci".to_string()), 5)
+        );
+        assert!(table_params(Some("limit=0")).is_err());
+        assert!(table_params(Some("limit=many")).is_err());
+        assert!(table_params(Some("jobs=ci")).is_err());
+    }
+}
