@@ -487,3 +487,29 @@ fn one_run_in_several_files() {
     let s5 = svc.upload(key, "", "def", &part("a", "")).unwrap();
     assert!(s4.run_id != s3.run_id && s5.run_id != s4.run_id);
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+
+    /// Arbitrary bytes, and real reports with bytes overwritten or cut, never panic the parser.
+    #[test]
+    fn parser_never_panics(
+        junk in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512),
+        file in 0usize..4,
+        edits in proptest::collection::vec((proptest::prelude::any::<usize>(), proptest::prelude::any::<u8>()), 0..8),
+        cut in proptest::prelude::any::<usize>(),
+    ) {
+        let _ = parse(&junk);
+        let name = ["pytest-xunit1.xml", "nextest.xml", "surefire.xml", "nested.xml"][file];
+        let mut doc = fixture(name);
+        for (at, b) in edits {
+            let i = at % doc.len();
+            doc[i] = b;
+        }
+        let _ = parse(&doc);
+        doc.truncate(cut % (doc.len() + 1));
+        if let Ok(r) = parse(&doc) {
+            let _ = history::rows(&r);
+        }
+    }
+}
