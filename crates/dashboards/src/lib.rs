@@ -59,6 +59,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         "dashboards/agents.yml",
         include_str!("../../../dashboards/agents.yml"),
     ),
+    (
+        "dashboards/tests.yml",
+        include_str!("../../../dashboards/tests.yml"),
+    ),
 ];
 
 /// The `dashboards:` section of sextant.yml.

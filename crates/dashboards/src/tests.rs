@@ -7,7 +7,10 @@ fn builtins_are_valid_and_every_expr_parses() {
     let uids: Vec<&str> = all.iter().map(|d| d.uid.as_str()).collect();
     assert_eq!(
         uids,
-        vec!["host", "sextant", "alerts", "targets", "jobs", "llm", "forge", "fleet", "agents"]
+        vec![
+            "host", "sextant", "alerts", "targets", "jobs", "llm", "forge", "fleet", "agents",
+            "tests"
+        ]
     );
     let mut exprs = 0;
     for d in &all {

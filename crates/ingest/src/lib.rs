@@ -12,6 +12,7 @@
 //! - [`forge`]: GitHub and Gitea activity (issues, pull requests, CI runs) polled from their APIs.
 //! - [`prices`]: the LLM price table (prices/llm.yml plus `prices:` overrides) and model matching.
 //! - [`coverage`], [`bench`]: coverage reports and benchmark results that `sextant run` reports.
+//! - [`junit`]: JUnit XML test reports, their run history and test-quality series.
 //! - [`host`]: the built-in host collector (node_exporter's metrics) and process groups.
 //! - [`probe`]: blackbox_exporter-style HTTP, TCP and DNS probes on an interval.
 //! - [`events`]: agent run events (JSON) turned into counters and histograms.
@@ -28,6 +29,7 @@ pub mod events;
 pub mod forge;
 pub mod host;
 pub mod influx;
+pub mod junit;
 pub mod otlp;
 pub mod prices;
 pub mod probe;

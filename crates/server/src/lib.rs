@@ -7,6 +7,7 @@ mod am_api;
 mod api;
 mod dashboards_api;
 mod exemplars;
+mod junit;
 mod otlp;
 mod params;
 mod prices;
@@ -30,6 +31,7 @@ use axum::Router;
 use sextant_tsdb::db::Db;
 
 pub use agent_events::start_agent_events_maintenance;
+pub use junit::start_junit_maintenance;
 pub use prices::{start_price_series, Prices};
 pub use push::{start_push_maintenance, TTL_HEADER};
 pub use query::{format_float, result_json, QueryLimits};
@@ -112,6 +114,7 @@ pub struct AppState {
     dashboards: std::sync::OnceLock<Arc<sextant_dashboards::Dashboards>>,
     prices: std::sync::OnceLock<Arc<Prices>>,
     agent_events: std::sync::OnceLock<Arc<sextant_ingest::events::AgentEvents>>,
+    junit: std::sync::OnceLock<Arc<sextant_ingest::junit::service::JunitRuns>>,
 }
 
 impl AppState {
@@ -168,6 +171,7 @@ impl AppState {
             probes: std::sync::OnceLock::new(),
             alertmanager: std::sync::OnceLock::new(),
             dashboards: std::sync::OnceLock::new(),
+            junit: std::sync::OnceLock::new(),
             reload: std::sync::OnceLock::new(),
             prices: std::sync::OnceLock::new(),
             agent_events: std::sync::OnceLock::new(),
@@ -228,6 +232,16 @@ impl AppState {
                 sextant_ingest::events::AgentEvents::system_clock(),
             ))
         })
+    }
+
+    /// Attaches the JUnit run history (once, at start).
+    pub fn set_junit(&self, j: Arc<sextant_ingest::junit::service::JunitRuns>) {
+        let _ = self.junit.set(j);
+    }
+
+    /// The JUnit run history, if enabled.
+    pub fn junit(&self) -> Option<&Arc<sextant_ingest::junit::service::JunitRuns>> {
+        self.junit.get()
     }
 }
 
@@ -294,6 +308,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/sextant/receivers", get(dashboards_api::receivers))
         .route("/api/sextant/prices", get(prices::get))
         .route("/api/sextant/probes", get(probes_api::list))
+        .route("/api/v1/junit", post(junit::upload))
+        .route("/api/sextant/tests/flaky", get(junit::flaky))
+        .route("/api/sextant/tests/slowest", get(junit::slowest))
+        .route("/api/sextant/tests/failures", get(junit::failures))
         .route("/api/v1/write", post(write::remote_write))
         .route("/api/v1/import/prometheus", post(write::import_prometheus))
         .route("/write", post(write::influx_write_v1))

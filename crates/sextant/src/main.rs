@@ -447,6 +447,16 @@ fn serve(a: ServeArgs) -> Result<()> {
         sextant_ingest::events::AgentEvents::system_clock(),
     ));
     state.set_agent_events(agent_events.clone());
+    // JUnit uploads: run history in junit.db, series re-appended like push groups.
+    state.set_junit(Arc::new(
+        sextant_ingest::junit::service::JunitRuns::open(
+            Arc::new(DbSink(db.clone())),
+            Some(&a.data_dir.join("junit.db")),
+            Duration::from_millis(a.push_interval as u64),
+            sextant_ingest::junit::service::JunitRuns::system_clock(),
+        )
+        .with_context(|| format!("opening {}", a.data_dir.join("junit.db").display()))?,
+    ));
     let external_url = a
         .external_url
         .clone()
@@ -571,6 +581,7 @@ fn serve(a: ServeArgs) -> Result<()> {
         sextant_server::start_push_maintenance(state.clone());
         sextant_server::start_price_series(state.clone(), Duration::from_secs(10));
         sextant_server::start_agent_events_maintenance(state.clone());
+        sextant_server::start_junit_maintenance(state.clone());
         axum::serve(listener, sextant_server::router(state.clone()))
             .with_graceful_shutdown(shutdown_signal())
             .await?;

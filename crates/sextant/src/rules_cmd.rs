@@ -99,6 +99,10 @@ pub const BUILTIN_RULES: &[(&str, &str)] = &[
         "builtin:rules/agents.yml",
         include_str!("../../../rules/agents.yml"),
     ),
+    (
+        "builtin:rules/tests-quality.yml",
+        include_str!("../../../rules/tests-quality.yml"),
+    ),
 ];
 
 fn slo_specs(file: &Path) -> Result<Vec<sextant_rules::slo::SloSpec>> {
