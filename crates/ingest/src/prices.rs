@@ -421,8 +421,8 @@ fn price_labels(provider: &str, model: &str, token_type: &str) -> Labels {
     ])
 }
 
-/// The price, unpriced-model and budget samples at `now_ms`: one price series per token type
-/// for every entry in force (labelled with the entry's own provider and model) and for every
+/// The price, unpriced-model and budget samples at `now_ms`: once any usage is observed, one
+/// price series per token type for every entry in force (labelled with the entry's own provider and model) and for every
 /// observed (provider, model) pair that resolves (labelled with the observed values, so joins
 /// with the usage series match); `sextant_llm_unpriced_model` 1 for observed pairs that do
 /// not resolve, and a staleness marker for `no_longer_unpriced` pairs.
@@ -447,8 +447,12 @@ pub fn price_batch(
             }
         }
     };
-    for e in table.current(now_ms) {
-        push(&mut batch, &e.price.provider, &e.price.model, e);
+    // The whole table only once there is LLM usage: a server without any writes nothing at
+    // "now", so bulk imports of older data into a fresh server still fit the head's window.
+    if !observed.is_empty() {
+        for e in table.current(now_ms) {
+            push(&mut batch, &e.price.provider, &e.price.model, e);
+        }
     }
     for (provider, model) in observed {
         match table.resolve(provider, model, now_ms) {

@@ -106,6 +106,9 @@ fn run(s: &Server, cwd: &Path, prog: &str, args: &[&str], code: &str) {
         .args(args)
         .current_dir(cwd)
         .env("SEXTANT_URL", s.url(""))
+        // `sextant` itself on PATH (for `sextant run`), its spool inside the example's dir.
+        .env("PATH", path_with_sextant())
+        .env("XDG_STATE_HOME", cwd.join(".state"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -126,6 +129,16 @@ fn run(s: &Server, cwd: &Path, prog: &str, args: &[&str], code: &str) {
     );
 }
 
+/// PATH with the directory of the `sextant` binary under test first.
+fn path_with_sextant() -> std::ffi::OsString {
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_sextant"));
+    let mut dirs = vec![bin.parent().unwrap().to_path_buf()];
+    if let Some(p) = std::env::var_os("PATH") {
+        dirs.extend(std::env::split_paths(&p));
+    }
+    std::env::join_paths(dirs).unwrap()
+}
+
 fn start(dir: &Path, extra: &[&str]) -> Server {
     let mut s = Server::start(dir, extra);
     s.wait_ready(Duration::from_secs(60));
@@ -144,6 +157,7 @@ fn every_example_is_tagged() {
             "python-push",
             "python-scrape",
             "scrape-config",
+            "sextant-run",
             "typescript-push"
         ]
     );
@@ -367,5 +381,42 @@ fn curl_agent_events_example() {
             r#"sextant_agent_sessions_total{{{sel},model="claude-sonnet-4",outcome="success"}}"#
         ),
         1.0,
+    );
+}
+
+#[test]
+fn sextant_run_pytest_example() {
+    if !have(
+        "python3 with pytest",
+        Command::new("python3").args(["-c", "import pytest"]),
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path(), &[]);
+    run(&s, dir.path(), "sh", &["-s"], &examples()["sextant-run"]);
+    // The run itself (pushed with its TTL) ...
+    wait_value(&s, r#"sextant_job_success{job="agent-tests"}"#, 1.0);
+    wait_value(&s, r#"sextant_job_exit_code{job="agent-tests"}"#, 0.0);
+    wait_value(
+        &s,
+        r#"sextant_job_ttl_seconds{job="agent-tests"}"#,
+        26.0 * 3600.0,
+    );
+    // ... and pytest's JUnit report, one passed and one skipped test.
+    wait_value(
+        &s,
+        r#"sum(sextant_test_cases{job="agent-tests",result="passed"})"#,
+        1.0,
+    );
+    wait_value(
+        &s,
+        r#"sum(sextant_test_cases{job="agent-tests",result="skipped"})"#,
+        1.0,
+    );
+    wait_value(
+        &s,
+        r#"sum(sextant_test_cases{job="agent-tests",result=~"failed|errored"})"#,
+        0.0,
     );
 }

@@ -454,3 +454,59 @@ fn pytest_reports_flaky_tests_alerts_and_dashboard() {
         1
     );
 }
+
+/// The path a CI job takes: `sextant run --junit` around real pytest runs at one commit. The
+/// command's exit code comes through unchanged, every run's report arrives as one run, and the
+/// test that passes and fails on the same commit is reported as flaky.
+#[test]
+fn sextant_run_around_pytest_reports_the_flaky_test() {
+    if !have_pytest() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tmp.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::write(work.join("test_app.py"), TEST_FILE).unwrap();
+    let s = start(&tmp.path().join("data"));
+    for i in 0..4 {
+        let out = Command::new(env!("CARGO_BIN_EXE_sextant"))
+            .args(["run", "--server", &s.url(""), "--job", "agent-ci"])
+            .arg("--spool-dir")
+            .arg(tmp.path().join("spool"))
+            .args(["--junit", "report.xml", "--", "python3", "-m", "pytest"])
+            .args(["-q", "-p", "no:cacheprovider", "--junitxml=report.xml"])
+            .args(["-o", "junit_suite_name=app", "test_app.py"])
+            .current_dir(&work)
+            .env("FLAKY_COUNTER", work.join("counter"))
+            .env("GITHUB_SHA", "c0ffee2")
+            .env_remove("BREAK")
+            .output()
+            .expect("run sextant run");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        // pytest's own exit code: 1 on the runs where the flaky test lost.
+        assert_eq!(out.status.code(), Some(i % 2), "run {i}: {stderr}");
+        assert!(!stderr.contains("sextant run:"), "run {i}: {stderr}");
+    }
+    let rows = wait_for("the flaky table", Duration::from_secs(30), || {
+        let t = get(&s, "/api/sextant/tests/flaky?job=agent-ci");
+        let rows = t["data"].as_array().cloned().unwrap_or_default();
+        (!rows.is_empty()).then_some(rows)
+    });
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["test"], "test_flaky");
+    assert_eq!(rows[0]["commits"], serde_json::json!(["c0ffee2"]));
+    assert_eq!(
+        (rows[0]["passes"].as_u64(), rows[0]["failures"].as_u64()),
+        (Some(2), Some(2))
+    );
+    let flaky = query(&s, "sextant_test_flaky{job=\"agent-ci\"}");
+    assert_eq!(flaky.len(), 1, "{flaky:?}");
+    // The last run (the flaky test lost) as `sextant run` pushed it.
+    let exit = query(&s, "sextant_job_exit_code{job=\"agent-ci\"}");
+    assert_eq!(exit[0]["value"][1], "1", "{exit:?}");
+    let failed = query(
+        &s,
+        "sum(sextant_test_cases{job=\"agent-ci\",result=\"failed\"})",
+    );
+    assert_eq!(failed[0]["value"][1], "1", "{failed:?}");
+}

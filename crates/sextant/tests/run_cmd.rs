@@ -821,14 +821,19 @@ fn junit_files_are_uploaded_unparsed_with_job_commit_and_labels() {
     assert_eq!(stderr(&o), "");
     let rec = rec.lock().unwrap();
     let lines: Vec<&str> = rec.iter().map(|r| r.0.as_str()).collect();
+    assert_eq!(lines.len(), 3, "{lines:?}");
     assert_eq!(
-        lines,
-        [
-            "POST /metrics/job/ci/branch@base64/ZmVhdC94?ttl=5400000ms HTTP/1.1",
-            "POST /api/v1/junit?job=ci&commit=c0ffee&label=branch%3Dfeat%2Fx HTTP/1.1",
-            "POST /api/v1/junit?job=ci&commit=c0ffee&label=branch%3Dfeat%2Fx HTTP/1.1",
-        ]
+        lines[0],
+        "POST /metrics/job/ci/branch@base64/ZmVhdC94?ttl=5400000ms HTTP/1.1"
     );
+    for l in &lines[1..] {
+        let run = l
+            .strip_prefix("POST /api/v1/junit?job=ci&commit=c0ffee&run=")
+            .and_then(|r| r.strip_suffix("&label=branch%3Dfeat%2Fx HTTP/1.1"))
+            .unwrap_or_else(|| panic!("{l}"));
+        assert!(run.parse::<f64>().is_ok_and(|t| t > 1.7e9), "run id {run}");
+    }
+    assert_eq!(lines[1], lines[2], "both files of the run carry one run id");
     assert!(
         rec[0].1.contains("content-type: text/plain; version=0.0.4"),
         "{}",

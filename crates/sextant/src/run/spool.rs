@@ -328,6 +328,8 @@ fn send(client: &reqwest::blocking::Client, e: &mut Entry, late: bool) -> Sent {
         let mut q: Vec<(String, String)> = vec![
             ("job".into(), e.job.clone()),
             ("commit".into(), e.commit.clone()),
+            // One run id for every file of this run, so the server keeps them as one run.
+            ("run".into(), format!("{:.6}", e.run_end)),
         ];
         for (k, v) in &e.labels {
             q.push(("label".into(), format!("{k}={v}")));
