@@ -68,6 +68,17 @@ impl Labels {
         Labels(v.into())
     }
 
+    /// Wraps labels already in canonical form (sorted by name, unique names, no empty values),
+    /// such as a stored series' labels, without sorting or checking them again (checked in
+    /// debug builds).
+    pub fn from_sorted(v: Vec<Label>) -> Self {
+        debug_assert!(
+            v.windows(2).all(|w| w[0].name < w[1].name) && v.iter().all(|l| !l.value.is_empty()),
+            "Labels::from_sorted: not canonical: {v:?}"
+        );
+        Labels(v.into())
+    }
+
     /// Takes labels as they arrived on the wire and checks them the way Prometheus' remote-write
     /// receiver does: non-empty, sorted, unique, valid names, and a valid metric name.
     pub fn from_wire(labels: Vec<Label>) -> Result<Self, LabelsError> {

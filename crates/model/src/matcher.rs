@@ -1,5 +1,10 @@
 //! Label matchers (`=`, `!=`, `=~`, `!~`) with Prometheus semantics: regexes are fully anchored,
 //! and a missing label matches as if its value were the empty string.
+//!
+//! Selectors are matched against every value of a label in the index, so the common regex
+//! shapes skip the regex engine, like Prometheus' `FastRegexMatcher`: `.*`, `.+`, alternations
+//! of literals (`a|b|c`), and a literal with `.*`/`.+` before or after it (`claude-.*`,
+//! `.*_total`, `.*err.*`).
 
 use std::fmt;
 
@@ -35,6 +40,77 @@ pub struct Matcher {
     pub name: String,
     pub value: String,
     re: Option<regex::Regex>,
+    /// For regex matchers of a simple shape: the same test without the regex engine.
+    fast: Option<Fast>,
+}
+
+/// Regex shapes answered with string operations (the regex is anchored and `.` matches any
+/// character, newlines included).
+#[derive(Clone, Debug, PartialEq)]
+enum Fast {
+    /// `.*`
+    Any,
+    /// `.+`
+    NonEmpty,
+    /// `a|b|c`: one of these literals.
+    Set(Vec<String>),
+    /// `lit.*` (`rest_nonempty`: `lit.+`).
+    Prefix(String, bool),
+    /// `.*lit` / `.+lit`.
+    Suffix(String, bool),
+    /// `.*lit.*`
+    Contains(String),
+}
+
+/// A string with no regex syntax in it, which matches only itself.
+fn is_literal(s: &str) -> bool {
+    !s.chars().any(|c| "\\.+*?()|[]{}^$".contains(c))
+}
+
+impl Fast {
+    fn of(re: &str) -> Option<Fast> {
+        match re {
+            ".*" => return Some(Fast::Any),
+            ".+" => return Some(Fast::NonEmpty),
+            _ => {}
+        }
+        if re.split('|').all(is_literal) {
+            return Some(Fast::Set(re.split('|').map(str::to_string).collect()));
+        }
+        if let Some(mid) = re.strip_prefix(".*").and_then(|r| r.strip_suffix(".*")) {
+            if is_literal(mid) {
+                return Some(Fast::Contains(mid.to_string()));
+            }
+        }
+        for (tail, nonempty) in [(".*", false), (".+", true)] {
+            if let Some(p) = re.strip_suffix(tail) {
+                if is_literal(p) {
+                    return Some(Fast::Prefix(p.to_string(), nonempty));
+                }
+            }
+            if let Some(p) = re.strip_prefix(tail) {
+                if is_literal(p) {
+                    return Some(Fast::Suffix(p.to_string(), nonempty));
+                }
+            }
+        }
+        None
+    }
+
+    fn matches(&self, v: &str) -> bool {
+        match self {
+            Fast::Any => true,
+            Fast::NonEmpty => !v.is_empty(),
+            Fast::Set(set) => set.iter().any(|x| x == v),
+            Fast::Prefix(p, nonempty) => {
+                v.starts_with(p.as_str()) && (!nonempty || v.len() > p.len())
+            }
+            Fast::Suffix(p, nonempty) => {
+                v.ends_with(p.as_str()) && (!nonempty || v.len() > p.len())
+            }
+            Fast::Contains(p) => v.contains(p.as_str()),
+        }
+    }
 }
 
 impl Matcher {
@@ -51,11 +127,13 @@ impl Matcher {
             ),
             _ => None,
         };
+        let fast = re.as_ref().and_then(|_| Fast::of(&value));
         Ok(Matcher {
             op,
             name: name.into(),
             value,
             re,
+            fast,
         })
     }
 
@@ -66,6 +144,7 @@ impl Matcher {
             name: name.into(),
             value: value.into(),
             re: None,
+            fast: None,
         }
     }
 
@@ -74,8 +153,15 @@ impl Matcher {
         match self.op {
             MatchOp::Equal => v == self.value,
             MatchOp::NotEqual => v != self.value,
-            MatchOp::Regex => self.re.as_ref().is_some_and(|r| r.is_match(v)),
-            MatchOp::NotRegex => !self.re.as_ref().is_some_and(|r| r.is_match(v)),
+            MatchOp::Regex => self.regex_match(v),
+            MatchOp::NotRegex => !self.regex_match(v),
+        }
+    }
+
+    fn regex_match(&self, v: &str) -> bool {
+        match &self.fast {
+            Some(f) => f.matches(v),
+            None => self.re.as_ref().is_some_and(|r| r.is_match(v)),
         }
     }
 
@@ -90,11 +176,10 @@ impl Matcher {
         if self.op != MatchOp::Regex {
             return None;
         }
-        let special = |c: char| "\\.+*?()[]{}^$".contains(c);
-        if self.value.chars().any(special) {
-            return None;
+        match &self.fast {
+            Some(Fast::Set(set)) => Some(set.clone()),
+            _ => None,
         }
-        Some(self.value.split('|').map(str::to_string).collect())
     }
 }
 
@@ -137,5 +222,42 @@ mod tests {
         assert!(m.matches(""));
         assert!(!m.matches("abc"));
         assert!(Matcher::new(MatchOp::Regex, "x", "(").is_err());
+    }
+
+    #[test]
+    fn fast_shapes_are_recognised() {
+        let f = |re: &str| Matcher::new(MatchOp::Regex, "x", re).unwrap().fast;
+        assert_eq!(f(".*"), Some(Fast::Any));
+        assert_eq!(f(".+"), Some(Fast::NonEmpty));
+        assert_eq!(f("claude-.*"), Some(Fast::Prefix("claude-".into(), false)));
+        assert_eq!(f("agent_.+"), Some(Fast::Prefix("agent_".into(), true)));
+        assert_eq!(f(".*_total"), Some(Fast::Suffix("_total".into(), false)));
+        assert_eq!(f(".*err.*"), Some(Fast::Contains("err".into())));
+        assert_eq!(f("a|b"), Some(Fast::Set(vec!["a".into(), "b".into()])));
+        assert_eq!(f("a.*|b"), None);
+        assert_eq!(f("a\\.b.*"), None);
+        assert_eq!(f("[ab].*"), None);
+        assert_eq!(Matcher::new(MatchOp::Equal, "x", ".*").unwrap().fast, None);
+    }
+
+    proptest::proptest! {
+        /// Every regex, fast shape or not, matches exactly what the regex engine matches.
+        #[test]
+        fn fast_paths_agree_with_the_regex(
+            parts in proptest::collection::vec(
+                proptest::sample::select(vec!["a", "b", "ab", ".*", ".+", "|", "\n", "é", ".", "a+", ""]),
+                0..5,
+            ),
+            values in proptest::collection::vec("[ab\né.]{0,5}", 1..20),
+        ) {
+            let re = parts.concat();
+            let Ok(m) = Matcher::new(MatchOp::Regex, "x", re.clone()) else { return Ok(()); };
+            let slow = regex::Regex::new(&format!("^(?s:{re})$")).unwrap();
+            for v in values.iter().map(String::as_str).chain(["", "a", "ab", "\n"]) {
+                proptest::prop_assert_eq!(m.matches(v), slow.is_match(v), "{:?} on {:?}", re, v);
+                let n = Matcher::new(MatchOp::NotRegex, "x", re.clone()).unwrap();
+                proptest::prop_assert_eq!(n.matches(v), !slow.is_match(v));
+            }
+        }
     }
 }

@@ -309,32 +309,13 @@ pub(crate) fn compile(ev: &Ev, e: &Expr) -> Option<Node> {
                 return None;
             }
             let child = compile(ev, expr)?;
-            let mut group_of = Vec::with_capacity(child.series.len());
-            let mut series = Vec::new();
             let topk = matches!(op, AggOp::Topk | AggOp::Bottomk);
-            if topk {
-                series = child.series.clone();
-                group_of.extend(
-                    child
-                        .series
-                        .iter()
-                        .map(|(l, _)| aggr::group_key(l, grouping, *without).0)
-                        .scan(HashMap::new(), |idx, k| {
-                            let n = idx.len() as u32;
-                            Some(*idx.entry(k).or_insert(n))
-                        }),
-                );
+            let (group_of, group_labels) = group_ids(&child.series, grouping, *without);
+            let series = if topk {
+                child.series.clone()
             } else {
-                let mut idx: HashMap<String, u32> = HashMap::new();
-                for (l, _) in &child.series {
-                    let (k, gl) = aggr::group_key(l, grouping, *without);
-                    let g = *idx.entry(k).or_insert_with(|| {
-                        series.push((gl, false));
-                        series.len() as u32 - 1
-                    });
-                    group_of.push(g);
-                }
-            }
+                group_labels.into_iter().map(|l| (l, false)).collect()
+            };
             let ngroups = group_of.iter().map(|g| *g as usize + 1).max().unwrap_or(0);
             Some(Node {
                 series,
@@ -362,6 +343,48 @@ pub(crate) fn compile(ev: &Ev, e: &Expr) -> Option<Node> {
         }
         _ => None,
     }
+}
+
+/// The group of each series (numbered in order of first appearance) and each group's labels,
+/// as [`aggr::group_key`] defines them. For `by`, series are keyed by their grouping labels'
+/// values, looked up without building a key string and label set per series.
+fn group_ids(
+    series: &[(Labels, bool)],
+    grouping: &[String],
+    without: bool,
+) -> (Vec<u32>, Vec<Labels>) {
+    let mut group_of = Vec::with_capacity(series.len());
+    let mut labels = Vec::new();
+    if without {
+        let mut idx: HashMap<String, u32> = HashMap::new();
+        for (l, _) in series {
+            let (k, gl) = aggr::group_key(l, grouping, true);
+            let g = *idx.entry(k).or_insert_with(|| {
+                labels.push(gl);
+                labels.len() as u32 - 1
+            });
+            group_of.push(g);
+        }
+        return (group_of, labels);
+    }
+    // Absent and empty are the same value: label sets hold no empty values.
+    let mut idx: HashMap<Vec<&str>, u32> = HashMap::new();
+    let mut key: Vec<&str> = Vec::with_capacity(grouping.len());
+    for (l, _) in series {
+        key.clear();
+        key.extend(grouping.iter().map(|g| l.get(g).unwrap_or("")));
+        let g = match idx.get(&key) {
+            Some(g) => *g,
+            None => {
+                labels.push(aggr::group_key(l, grouping, false).1);
+                let g = labels.len() as u32 - 1;
+                idx.insert(key.clone(), g);
+                g
+            }
+        };
+        group_of.push(g);
+    }
+    (group_of, labels)
 }
 
 /// The ordering `topk`/`bottomk` sort a group's members by (NaN last).
@@ -517,9 +540,24 @@ impl Node {
                         };
                         let m = &mut members[g as usize];
                         let top = *op == AggOp::Topk;
-                        m.sort_by(|a, b| topk_cmp(top, a.2, b.2));
-                        m.truncate(k);
-                        out.extend_from_slice(m);
+                        if k == 0 {
+                        } else if k < m.len() {
+                            // Only the first k of the stable sort are kept: select them with
+                            // ties broken by position (what a stable sort keeps), then order
+                            // just those, instead of sorting the whole group.
+                            let cmp = |a: &(usize, Point), b: &(usize, Point)| {
+                                topk_cmp(top, a.1 .2, b.1 .2).then(a.0.cmp(&b.0))
+                            };
+                            let mut v: Vec<(usize, Point)> =
+                                m.iter().copied().enumerate().collect();
+                            v.select_nth_unstable_by(k - 1, cmp);
+                            v.truncate(k);
+                            v.sort_unstable_by(cmp);
+                            out.extend(v.into_iter().map(|x| x.1));
+                        } else {
+                            m.sort_by(|a, b| topk_cmp(top, a.2, b.2));
+                            out.extend_from_slice(m);
+                        }
                     } else if let Some(v) = aggr::agg_floats(*op, &floats[g as usize], *param) {
                         out.push((g, 0, v));
                     }

@@ -119,6 +119,11 @@ const QUERIES: &[&str] = &[
     "topk(3, rate(req_total[5m]))",
     "bottomk by (job) (2, temp)",
     "topk(2, sum by (job, instance) (rate(lat_bucket[5m])))",
+    // Many equal values: ties must keep the input order (a stable sort's choice).
+    "topk(2, changes(req_total[1m]))",
+    "bottomk(3, present_over_time(temp[5m]))",
+    "topk by (job) (2, count_over_time(req_total[2m]))",
+    "topk(100, temp)",
     "sum(sum by (job, instance) (rate(req_total[5m])))",
     "avg(max by (instance) (temp))",
     "histogram_quantile(0.9, sum by (le, job) (rate(lat_bucket[5m])))",

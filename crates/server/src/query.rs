@@ -434,7 +434,33 @@ fn push_str_list(o: &mut String, l: &[String]) {
 }
 
 fn push_str(o: &mut String, s: &str) {
+    // Most label names and values need no escaping: copy them as they are (what serde_json
+    // writes for them too), and let serde_json escape the rest.
+    if !s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+        o.reserve(s.len() + 2);
+        o.push('"');
+        o.push_str(s);
+        o.push('"');
+        return;
+    }
     o.push_str(&serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into()));
+}
+
+/// Appends the decimal digits of `n` (like `write!(o, "{n}")`, without the formatting
+/// machinery: the API writes millions of timestamps and integral values).
+fn push_u64(o: &mut String, mut n: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    // Only ASCII digits were written.
+    o.push_str(std::str::from_utf8(&buf[i..]).unwrap_or("0"));
 }
 
 pub(crate) fn push_labels(o: &mut String, ls: &Labels) {
@@ -457,10 +483,17 @@ pub fn push_ts(o: &mut String, t: i64) {
     if neg {
         o.push('-');
     }
-    let _ = write!(o, "{}", a / 1000);
+    push_u64(o, a / 1000);
     let frac = a % 1000;
     if frac != 0 {
-        let _ = write!(o, ".{frac:03}");
+        o.push('.');
+        if frac < 100 {
+            o.push('0');
+        }
+        if frac < 10 {
+            o.push('0');
+        }
+        push_u64(o, frac);
     }
 }
 
@@ -468,7 +501,17 @@ pub fn push_ts(o: &mut String, t: i64) {
 /// Prometheus does: `"1"`, `"0.1"`, `"1e-07"`, `"1e+21"`, `"NaN"`, `"+Inf"`, `"-Inf"`.
 pub fn push_value(o: &mut String, v: f64) {
     o.push('"');
-    o.push_str(&format_float(v));
+    let a = v.abs();
+    if (1.0..1e15).contains(&a) && v.fract() == 0.0 {
+        // Integral values (counters, bucket counts) print as their integer: what Go's
+        // shortest 'f' formatting gives too, without a float formatter.
+        if v < 0.0 {
+            o.push('-');
+        }
+        push_u64(o, a as u64);
+    } else {
+        o.push_str(&format_float(v));
+    }
     o.push('"');
 }
 
@@ -552,6 +595,56 @@ mod tests {
     }
 
     #[test]
+    fn value_and_string_fast_paths_match_the_general_formatting() {
+        let mut vals = vec![
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            9.0,
+            10.0,
+            99.5,
+            1e15,
+            -1e15,
+            999999999999999.0,
+            1e16,
+            2.5e-7,
+            4503599627370496.5,
+            12345.0,
+            -12345.0,
+            0.5,
+            f64::NAN,
+            f64::INFINITY,
+        ];
+        let mut x = 0.37_f64;
+        for _ in 0..2000 {
+            x = (x * 7919.0 + 0.123).rem_euclid(1e7);
+            vals.push(x.floor());
+            vals.push(-x.floor());
+            vals.push(x);
+        }
+        for v in vals {
+            let mut s = String::new();
+            push_value(&mut s, v);
+            assert_eq!(s, format!("\"{}\"", format_float(v)), "{v:?}");
+        }
+        for t in [
+            "",
+            "a",
+            "agents-0",
+            "with \"quote\"",
+            "back\\slash",
+            "tab\there",
+            "é✓",
+            "\u{1}",
+        ] {
+            let mut s = String::new();
+            push_str(&mut s, t);
+            assert_eq!(s, serde_json::to_string(t).unwrap(), "{t:?}");
+        }
+    }
+
+    #[test]
     fn timestamps_format_like_prometheus() {
         for (t, want) in [
             (1435781451781, "1435781451.781"),
@@ -559,6 +652,9 @@ mod tests {
             (1000, "1"),
             (-5, "-0.005"),
             (0, "0"),
+            (1795449547050, "1795449547.050"),
+            (1795449547007, "1795449547.007"),
+            (-1500, "-1.500"),
         ] {
             let mut s = String::new();
             push_ts(&mut s, t);

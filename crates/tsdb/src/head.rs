@@ -449,6 +449,72 @@ pub(crate) fn merge_samples(a: Vec<Sample>, b: Vec<Sample>) -> Vec<Sample> {
     out
 }
 
+/// The order (indices `0..n`) in which label sets given as symbol ids (`name, value, ...`,
+/// sorted by name) sort as `Labels` do, comparing each symbol's rank among the symbols in use
+/// instead of its string: the strings are compared once per distinct symbol.
+fn sort_by_labels<'a>(syms: &Symbols, n: usize, lset: impl Fn(usize) -> &'a [u32]) -> Vec<usize> {
+    const UNSET: u32 = u32::MAX;
+    let total: usize = (0..n).map(|i| lset(i).len()).sum();
+    // Symbol id -> rank: a dense table when the symbol table is not much larger than the
+    // work already done here, else a hash map.
+    let dense = syms.strs.len() <= total.saturating_mul(4).max(1024);
+    let mut table: Vec<u32> = if dense {
+        vec![UNSET; syms.strs.len()]
+    } else {
+        Vec::new()
+    };
+    let mut map: HashMap<u32, u32, IntHash> = HashMap::default();
+    let mut used: Vec<u32> = Vec::new();
+    for i in 0..n {
+        for &sym in lset(i) {
+            let slot = if dense {
+                match table.get_mut(sym as usize) {
+                    Some(x) => x,
+                    None => continue,
+                }
+            } else {
+                map.entry(sym).or_insert(UNSET)
+            };
+            if *slot == UNSET {
+                *slot = 0;
+                used.push(sym);
+            }
+        }
+    }
+    used.sort_unstable_by(|a, b| syms.get(*a).cmp(syms.get(*b)));
+    for (r, sym) in used.iter().enumerate() {
+        let r = r as u32;
+        if dense {
+            if let Some(x) = table.get_mut(*sym as usize) {
+                *x = r;
+            }
+        } else {
+            map.insert(*sym, r);
+        }
+    }
+    let rank = |sym: u32| -> u32 {
+        if dense {
+            table.get(sym as usize).copied().unwrap_or(UNSET)
+        } else {
+            map.get(&sym).copied().unwrap_or(UNSET)
+        }
+    };
+    let mut keys: Vec<u32> = Vec::with_capacity(total);
+    let mut spans: Vec<(usize, usize)> = Vec::with_capacity(n);
+    for i in 0..n {
+        let start = keys.len();
+        keys.extend(lset(i).iter().map(|s| rank(*s)));
+        spans.push((start, keys.len()));
+    }
+    let mut order: Vec<usize> = (0..n).collect();
+    // Label sets are unique: an unstable sort gives the one order there is.
+    order.sort_unstable_by(|a, b| {
+        let (a, b) = (spans[*a], spans[*b]);
+        keys[a.0..a.1].cmp(&keys[b.0..b.1])
+    });
+    order
+}
+
 /// Hasher for integer keys that are ids or already hashes: one multiply instead of SipHash
 /// (series lookup is on the path of every appended sample).
 #[derive(Default, Clone, Copy)]
@@ -593,12 +659,13 @@ impl Head {
     }
 
     fn labels_of(&self, syms: &Symbols, s: &MemSeries) -> Labels {
-        let v: Vec<Label> = s
-            .lset
-            .chunks_exact(2)
-            .map(|p| Label::new(syms.get(p[0]), syms.get(p[1])))
-            .collect();
-        Labels::from_pairs(v.into_iter().map(|l| (l.name, l.value)))
+        // `lset` comes from a `Labels`: sorted, unique names, no empty values.
+        Labels::from_sorted(
+            s.lset
+                .chunks_exact(2)
+                .map(|p| Label::new(syms.get(p[0]), syms.get(p[1])))
+                .collect(),
+        )
     }
 
     /// The labels of a series.
@@ -820,10 +887,10 @@ impl Head {
         maxt: i64,
     ) -> Vec<crate::querier::LazySeries> {
         let refs = self.postings_for(matchers);
-        let mut out = Vec::with_capacity(refs.len());
         // One look-up of the maps and symbols for all series (like `Head::series`).
         let maps = self.maps();
         let syms = self.syms();
+        let mut picked: Vec<(&Arc<MemSeries>, usize, bool)> = Vec::with_capacity(refs.len());
         for r in refs {
             let Some(s) = maps.by_ref.get(&r) else {
                 continue;
@@ -846,15 +913,24 @@ impl Head {
             if bound == 0 {
                 continue;
             }
-            let labels = self.labels_of(&syms, s);
-            out.push(crate::querier::LazySeries::head(
-                labels,
-                Arc::clone(s),
-                bound,
-                hist,
-            ));
+            picked.push((s, bound, hist));
         }
-        out
+        // Callers want the series sorted by labels: sort here on symbol ranks, which is much
+        // cheaper than sorting the built label sets by their strings (and leaves the caller's
+        // sort an already sorted list).
+        let order = sort_by_labels(&syms, picked.len(), |i| &picked[i].0.lset);
+        order
+            .into_iter()
+            .map(|i| {
+                let (s, bound, hist) = picked[i];
+                crate::querier::LazySeries::head(
+                    self.labels_of(&syms, s),
+                    Arc::clone(s),
+                    bound,
+                    hist,
+                )
+            })
+            .collect()
     }
 
     /// Label sets of matching series that have data in [mint, maxt].
