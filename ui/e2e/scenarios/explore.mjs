@@ -34,7 +34,9 @@ export const scenarios = [
       assert(/\d+ samples queried/.test(stats), `stats lack samples: ${stats}`);
       assert(page.url().includes("expr=rate"), `URL does not keep the query: ${page.url()}`);
       // Hover the chart: the tooltip lists values.
-      const box = await page.locator(".graph-plot .u-over").boundingBox();
+      // The legend can be there a frame before uPlot has laid out its plot area.
+      let box = null;
+      await until("the chart's plot area", async () => (box = await page.locator(".graph-plot .u-over").boundingBox()) !== null);
       await page.mouse.move(box.x + box.width * 0.9, box.y + box.height / 2);
       await until("tooltip", async () => (await page.locator(".graph-tip .tip-row").count()) > 0);
       await page.mouse.move(box.x + box.width * 0.6, box.y + box.height * 0.3);
