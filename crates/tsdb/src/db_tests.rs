@@ -609,7 +609,9 @@ fn lazy_select_reads_what_select_reads() {
 #[test]
 fn head_selection_is_sorted_like_label_sets() {
     use proptest::prelude::*;
-    let words = ["a", "ab", "b", "", "zz", "job", "a\u{e9}", "B", "~", "abc", "0"];
+    let words = [
+        "a", "ab", "b", "", "zz", "job", "a\u{e9}", "B", "~", "abc", "0",
+    ];
     let strategy = proptest::collection::vec(
         proptest::collection::vec((0..words.len(), 0..words.len()), 0..4),
         1..40,
