@@ -129,10 +129,12 @@ start_target() {
         >> "$WORK/$name.log" 2>&1 &
       ;;
     sextant)
-      # No self-monitoring and no host collector (like the peers, which scrape nothing here):
-      # their samples at "now"
-      # would make the head reject the back-dated workload as out of bounds, and add series.
+      # No self-monitoring, no host collector and no built-in rules (like the peers, which
+      # scrape and evaluate nothing here): their samples at "now" (the built-in SLO rules
+      # record constant objectives) would make the head reject the back-dated workload as out
+      # of bounds, and add series.
       "$SEXTANT" serve --listen "127.0.0.1:$port" --data-dir "$dir" --self-monitor-interval 0 --no-host-metrics \
+        --no-default-rules \
         >> "$WORK/$name.log" 2>&1 &
       ;;
   esac

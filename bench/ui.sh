@@ -49,7 +49,7 @@ PID=
 cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"; }
 trap cleanup EXIT
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"$BIN" serve --listen "127.0.0.1:$PORT" --data-dir "$WORK/data" --no-host-metrics --self-monitor-interval 0 --log-level warn &
+"$BIN" serve --listen "127.0.0.1:$PORT" --data-dir "$WORK/data" --no-host-metrics --self-monitor-interval 0 --no-default-rules --log-level warn &
 PID=$!
 for _ in $(seq 1 300); do curl -fs "http://127.0.0.1:$PORT/-/ready" >/dev/null && break; sleep 0.1; done
 
