@@ -21,23 +21,13 @@ const ROUNDS: u32 = 4;
 /// Are `python3` and the OpenTelemetry SDK + OTLP/HTTP exporter installed? Skips with a
 /// message when not, or fails when `SEXTANT_REQUIRE_PEERS=1`.
 fn python_otel() -> bool {
-    let ok = Command::new("python3")
-        .args([
+    have(
+        "python3 with opentelemetry-sdk and opentelemetry-exporter-otlp-proto-http",
+        Command::new("python3").args([
             "-c",
             "import opentelemetry.sdk.metrics, opentelemetry.exporter.otlp.proto.http.metric_exporter",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    if !ok {
-        if std::env::var("SEXTANT_REQUIRE_PEERS").as_deref() == Ok("1") {
-            panic!("python3 with opentelemetry-sdk and opentelemetry-exporter-otlp-proto-http is required (SEXTANT_REQUIRE_PEERS=1) but not installed");
-        }
-        eprintln!("SKIPPED: python3 with opentelemetry-sdk and opentelemetry-exporter-otlp-proto-http is not installed; the GenAI test did not run");
-    }
-    ok
+        ]),
+    )
 }
 
 struct Child(std::process::Child);

@@ -51,26 +51,6 @@ fn examples() -> BTreeMap<String, String> {
     out
 }
 
-/// A required tool or module is missing: skip with a message, or fail under
-/// `SEXTANT_REQUIRE_PEERS=1` (CI).
-fn have(what: &str, check: &mut Command) -> bool {
-    let ok = check
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    if !ok {
-        if std::env::var("SEXTANT_REQUIRE_PEERS").as_deref() == Ok("1") {
-            panic!("{what} is required (SEXTANT_REQUIRE_PEERS=1) but not installed");
-        }
-        eprintln!(
-            "SKIPPED: {what} is not installed; this docs/instrumenting.md example did not run"
-        );
-    }
-    ok
-}
-
 fn query(s: &Server, q: &str) -> Vec<Value> {
     let v: Value = client()
         .get(s.url("/api/v1/query"))

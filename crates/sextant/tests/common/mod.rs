@@ -216,3 +216,21 @@ pub fn serve_openmetrics(body: &'static str) -> u16 {
     });
     port
 }
+
+/// A required tool or module is missing: skip with a message, or fail under
+/// `SEXTANT_REQUIRE_PEERS=1` (CI).
+pub fn have(what: &str, check: &mut Command) -> bool {
+    let ok = check
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !ok {
+        if std::env::var("SEXTANT_REQUIRE_PEERS").as_deref() == Ok("1") {
+            panic!("{what} is required (SEXTANT_REQUIRE_PEERS=1) but not installed");
+        }
+        eprintln!("SKIPPED: {what} is not installed; this test did not run");
+    }
+    ok
+}
