@@ -43,6 +43,9 @@ pub struct Config {
     /// Service probes: blackbox_exporter modules and targets (see docs/probes.md).
     #[serde(default)]
     pub probes: Option<sextant_ingest::probe::ProbesConfig>,
+    /// Scheduled fleet reports delivered through a receiver (see docs/reports.md).
+    #[serde(default)]
+    pub reports: Vec<Spanned<crate::report::schedule::ReportConfig>>,
 }
 
 /// `global`, with Prometheus' defaults.
@@ -108,6 +111,8 @@ pub struct Loaded {
     pub forge_lines: Vec<u64>,
     /// The probes of `probes:`, one per target, intervals resolved.
     pub probes: Vec<sextant_ingest::probe::ProbeSpec>,
+    /// Scheduled reports, checked against `receivers:`.
+    pub reports: Vec<crate::report::schedule::Scheduled>,
 }
 
 impl Loaded {
@@ -282,6 +287,25 @@ pub fn parse(text: &str, file: &str) -> Result<Loaded, ConfigError> {
         }
         None => Vec::new(),
     };
+    let receiver_names: Vec<&str> = alertmanager
+        .as_ref()
+        .map(|c| c.receivers.iter().map(|r| r.name.as_str()).collect())
+        .unwrap_or_default();
+    let mut reports = Vec::with_capacity(cfg.reports.len());
+    for (i, r) in cfg.reports.iter().enumerate() {
+        let line = r.referenced.line();
+        let s = r
+            .value
+            .validate(&receiver_names)
+            .map_err(|e| err(line, format!("reports[{i}] (report {:?}): {e}", r.value.name)))?;
+        if reports.iter().any(|o: &crate::report::schedule::Scheduled| o.name == s.name) {
+            return Err(err(
+                line,
+                format!("reports[{i}].name: duplicate report name {:?}", s.name),
+            ));
+        }
+        reports.push(s);
+    }
     Ok(Loaded {
         path: None,
         global,
@@ -296,6 +320,7 @@ pub fn parse(text: &str, file: &str) -> Result<Loaded, ConfigError> {
         forges,
         forge_lines,
         probes,
+        reports,
     })
 }
 

@@ -50,6 +50,9 @@ enum Command {
     /// Import data that tools wrote to local files.
     #[command(subcommand)]
     Import(import_cmd::ImportCommand),
+    /// Fleet report of a period (availability, alerts, tests, LLM tokens and cost, latencies,
+    /// SLOs) with trends against the previous period.
+    Report(report::cli::ReportArgs),
 }
 
 #[derive(Subcommand)]
@@ -263,6 +266,7 @@ mod forges;
 mod import_cmd;
 mod push;
 mod query;
+mod report;
 mod rules_cmd;
 mod run;
 
@@ -293,6 +297,7 @@ fn main() -> std::process::ExitCode {
         Command::Slo(SloCommand::Generate { files }) => rules_cmd::slo_generate(&files),
         Command::Dashboards(c) => dashboards_cmd::run(c),
         Command::Import(c) => import_cmd::run(c),
+        Command::Report(a) => report::cli::run(a),
         Command::Check(CheckCommand::Config { files }) => {
             return if config::check(&files) {
                 std::process::ExitCode::SUCCESS
@@ -507,6 +512,20 @@ fn serve(a: ServeArgs) -> Result<()> {
     if let Some((am, _)) = &builtin_am {
         state.set_alertmanager(am.clone());
     }
+    // Scheduled reports query this server's own API and go out through a receiver of sextant.yml.
+    let scheduled_reports = match &loaded.alertmanager {
+        Some(am_cfg) if !loaded.reports.is_empty() => Some((
+            loaded.reports.clone(),
+            am_cfg.receivers.clone(),
+            alerting::report_receivers(
+                am_cfg,
+                loaded.path.as_deref(),
+                builtin_am.as_ref().map(|(_, t)| t.clone()),
+                &external_url_am,
+            )?,
+        )),
+        _ => None,
+    };
     let dashboards = dashboards_cmd::open(
         &a.data_dir,
         a.dashboards.clone().or_else(|| loaded.dashboards_dir()),
@@ -582,6 +601,23 @@ fn serve(a: ServeArgs) -> Result<()> {
         sextant_server::start_price_series(state.clone(), Duration::from_secs(10));
         sextant_server::start_agent_events_maintenance(state.clone());
         sextant_server::start_junit_maintenance(state.clone());
+        if let Some((reports, receivers, build)) = scheduled_reports {
+            let own = listener.local_addr().context("listener address")?;
+            let host = if own.ip().is_unspecified() {
+                std::net::IpAddr::from([127, 0, 0, 1])
+            } else {
+                own.ip()
+            };
+            report::schedule::start(
+                reports,
+                receivers,
+                format!("http://{}", SocketAddr::new(host, own.port())),
+                external_url_am.clone(),
+                build,
+                tokio::runtime::Handle::current(),
+            )
+            .context("starting the report scheduler")?;
+        }
         axum::serve(listener, sextant_server::router(state.clone()))
             .with_graceful_shutdown(shutdown_signal())
             .await?;
