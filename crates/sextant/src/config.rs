@@ -294,11 +294,16 @@ pub fn parse(text: &str, file: &str) -> Result<Loaded, ConfigError> {
     let mut reports = Vec::with_capacity(cfg.reports.len());
     for (i, r) in cfg.reports.iter().enumerate() {
         let line = r.referenced.line();
-        let s = r
-            .value
-            .validate(&receiver_names)
-            .map_err(|e| err(line, format!("reports[{i}] (report {:?}): {e}", r.value.name)))?;
-        if reports.iter().any(|o: &crate::report::schedule::Scheduled| o.name == s.name) {
+        let s = r.value.validate(&receiver_names).map_err(|e| {
+            err(
+                line,
+                format!("reports[{i}] (report {:?}): {e}", r.value.name),
+            )
+        })?;
+        if reports
+            .iter()
+            .any(|o: &crate::report::schedule::Scheduled| o.name == s.name)
+        {
             return Err(err(
                 line,
                 format!("reports[{i}].name: duplicate report name {:?}", s.name),

@@ -104,7 +104,11 @@ impl Source for HttpSource {
 /// The points of an instant-query `data` object (vector or scalar; NaN and ±Inf dropped).
 pub fn parse_result(data: &serde_json::Value) -> Result<Vec<Point>, String> {
     let num = |v: &serde_json::Value| -> Option<f64> {
-        v.get(1)?.as_str()?.parse::<f64>().ok().filter(|f| f.is_finite())
+        v.get(1)?
+            .as_str()?
+            .parse::<f64>()
+            .ok()
+            .filter(|f| f.is_finite())
     };
     match data["resultType"].as_str() {
         Some("vector") => Ok(data["result"]
@@ -260,10 +264,22 @@ fn tokens_expr(r: &str, otel: Option<&str>, agent: Option<&str>) -> String {
 
 /// Billable tokens over `r` (OTel cache tokens taken out of `input`), as in the cost rules.
 fn billable_expr(r: &str) -> String {
-    let not_input = tokens_expr(r, Some(r#"gen_ai_token_type!="input""#), Some(r#"direction!="input""#));
+    let not_input = tokens_expr(
+        r,
+        Some(r#"gen_ai_token_type!="input""#),
+        Some(r#"direction!="input""#),
+    );
     let otel_input = tokens_expr(r, Some(r#"gen_ai_token_type="input""#), None);
-    let otel_cache = tokens_expr(r, Some(r#"gen_ai_token_type=~"cache_read|cache_write""#), None);
-    let input = tokens_expr(r, Some(r#"gen_ai_token_type="input""#), Some(r#"direction="input""#));
+    let otel_cache = tokens_expr(
+        r,
+        Some(r#"gen_ai_token_type=~"cache_read|cache_write""#),
+        None,
+    );
+    let input = tokens_expr(
+        r,
+        Some(r#"gen_ai_token_type="input""#),
+        Some(r#"direction="input""#),
+    );
     format!(
         r#"({not_input} or label_replace(clamp_min({otel_input} - ignoring (token_type) sum without (token_type) ({otel_cache}), 0), "token_type", "input", "", "") or {input})"#
     )

@@ -19,7 +19,9 @@ pub enum Format {
 pub fn render(r: &Report, f: Format) -> String {
     match f {
         Format::Md => markdown(r),
-        Format::Json => serde_json::to_string_pretty(r).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}")),
+        Format::Json => {
+            serde_json::to_string_pretty(r).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+        }
         Format::Csv => csv(r),
         Format::Html => html(r),
         Format::Text => text(r),
@@ -101,7 +103,10 @@ pub fn change(unit: Unit, v: Option<f64>, prev: Option<f64>) -> String {
 }
 
 fn row_status(r: &Row) -> String {
-    r.status.clone().map(|s| format!(" ({s})")).unwrap_or_default()
+    r.status
+        .clone()
+        .map(|s| format!(" ({s})"))
+        .unwrap_or_default()
 }
 
 fn period(r: &Report) -> String {
@@ -136,7 +141,11 @@ fn markdown(r: &Report) -> String {
                 change(s.unit, s.total, s.previous_total)
             );
         }
-        let _ = writeln!(o, "| {} | value | previous | change |", s.key_labels.join(" / "));
+        let _ = writeln!(
+            o,
+            "| {} | value | previous | change |",
+            s.key_labels.join(" / ")
+        );
         let _ = writeln!(o, "| --- | ---: | ---: | ---: |");
         for row in &s.rows {
             let _ = writeln!(
@@ -178,7 +187,13 @@ fn csv(r: &Report) -> String {
             continue;
         }
         if s.total.is_some() || s.previous_total.is_some() {
-            let _ = writeln!(o, "{},total,{},{}", s.id, num(s.total), num(s.previous_total));
+            let _ = writeln!(
+                o,
+                "{},total,{},{}",
+                s.id,
+                num(s.total),
+                num(s.previous_total)
+            );
         }
         for row in &s.rows {
             let _ = writeln!(
@@ -318,7 +333,11 @@ fn chart(s: &Section) -> String {
         .flatten()
         .map(f64::abs)
         .fold(0.0_f64, f64::max);
-    let max = if s.unit == Unit::Ratio { max.max(1.0) } else { max };
+    let max = if s.unit == Unit::Ratio {
+        max.max(1.0)
+    } else {
+        max
+    };
     let (label_w, bar_w, row_h) = (220.0, 360.0, 26.0);
     let height = rows.len() as f64 * row_h + 24.0;
     let mut o = format!(
@@ -329,8 +348,14 @@ fn chart(s: &Section) -> String {
     for (i, r) in rows.iter().enumerate() {
         let y = i as f64 * row_h;
         let scale = |v: Option<f64>| {
-            v.map(|v| if max > 0.0 { v.abs() / max * bar_w } else { 0.0 })
-                .unwrap_or(0.0)
+            v.map(|v| {
+                if max > 0.0 {
+                    v.abs() / max * bar_w
+                } else {
+                    0.0
+                }
+            })
+            .unwrap_or(0.0)
         };
         let key: String = r.key.chars().take(32).collect();
         let _ = write!(
@@ -425,7 +450,11 @@ td:first-child,th:first-child{{text-align:left}} .note{{color:#6b7785;font-style
         }
         let _ = writeln!(o, "</table>");
         if s.omitted > 0 {
-            let _ = writeln!(o, "<p class=\"note\">{} more rows not shown.</p>", s.omitted);
+            let _ = writeln!(
+                o,
+                "<p class=\"note\">{} more rows not shown.</p>",
+                s.omitted
+            );
         }
         let _ = writeln!(o, "</section>");
     }
@@ -467,7 +496,10 @@ mod tests {
                     key_labels: vec!["job"],
                     total: None,
                     previous_total: None,
-                    rows: vec![row("api, \"eu\"", Some(0.5), Some(0.75)), row("db", Some(1.0), None)],
+                    rows: vec![
+                        row("api, \"eu\"", Some(0.5), Some(0.75)),
+                        row("db", Some(1.0), None),
+                    ],
                     omitted: 0,
                     note: None,
                 },
@@ -509,8 +541,14 @@ mod tests {
         let md = render(&r, Format::Md);
         assert!(md.contains("_no data for this period._"), "{md}");
         let html = render(&r, Format::Html);
-        assert!(html.contains("Fleet &lt;report&gt;") && html.contains("<svg"), "{html}");
-        assert!(!html.contains("src=") && !html.contains("href="), "self-contained");
+        assert!(
+            html.contains("Fleet &lt;report&gt;") && html.contains("<svg"),
+            "{html}"
+        );
+        assert!(
+            !html.contains("src=") && !html.contains("href="),
+            "self-contained"
+        );
         let text = render(&r, Format::Text);
         assert!(text.contains("No data: alerts"), "{text}");
         let j: serde_json::Value = serde_json::from_str(&render(&r, Format::Json)).unwrap();

@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use sextant_alert::receivers::ReceiverConfig;
 use sextant_alert::tz::Zone;
-use sextant_alert::{NotifiedAlert, Notification, Receiver};
+use sextant_alert::{Notification, NotifiedAlert, Receiver};
 use sextant_model::time::{format_rfc3339_ms, now_ms, parse_duration};
 
 use super::render::{render, Format};
@@ -176,7 +176,10 @@ pub fn notification(
     let annotations: BTreeMap<String, String> = [
         ("summary".to_string(), summary.to_string()),
         ("description".to_string(), body.to_string()),
-        ("format".to_string(), format!("{:?}", s.format).to_lowercase()),
+        (
+            "format".to_string(),
+            format!("{:?}", s.format).to_lowercase(),
+        ),
         ("title".to_string(), s.title.clone()),
     ]
     .into();
@@ -317,13 +320,17 @@ mod tests {
         assert!(cfg("name: a\nevery: 1h\nreceiver: nope\n")
             .unwrap_err()
             .contains("receiver"));
-        assert!(cfg("name: a\nreceiver: chat\n").unwrap_err().contains("every or at"));
+        assert!(cfg("name: a\nreceiver: chat\n")
+            .unwrap_err()
+            .contains("every or at"));
         assert!(cfg("name: a\nat: \"25:00\"\nreceiver: chat\n")
             .unwrap_err()
             .contains("at:"));
-        assert!(cfg("name: a\nat: \"08:00\"\ntime_zone: Mars/Base\nreceiver: chat\n")
-            .unwrap_err()
-            .contains("time_zone"));
+        assert!(
+            cfg("name: a\nat: \"08:00\"\ntime_zone: Mars/Base\nreceiver: chat\n")
+                .unwrap_err()
+                .contains("time_zone")
+        );
         assert!(cfg("name: a\nevery: 1h\nrange: x\nreceiver: chat\n")
             .unwrap_err()
             .contains("range"));
@@ -342,7 +349,10 @@ mod tests {
         assert_eq!(s.next_after(11_000, 1_000), 21_000);
         let d = cfg("name: a\nat: \"08:00\"\nreceiver: chat\n").unwrap();
         // 2026-01-01T00:00:00Z = 1767225600.
-        assert_eq!(d.next_after(1_767_225_600_000, 0), (1_767_225_600 + 8 * 3600) * 1000);
+        assert_eq!(
+            d.next_after(1_767_225_600_000, 0),
+            (1_767_225_600 + 8 * 3600) * 1000
+        );
         assert_eq!(
             d.next_after((1_767_225_600 + 9 * 3600) * 1000, 0),
             (1_767_225_600 + 32 * 3600) * 1000
