@@ -196,6 +196,8 @@ reports:
             "1s",
             "--evaluation-interval",
             "1s",
+            "--ooo-window",
+            "3h",
         ],
     );
     s.wait_ready(Duration::from_secs(60));
@@ -233,6 +235,23 @@ reports:
         .body("probe_success 1\nprobe_duration_seconds 0.25\n")
         .send()
         .expect("push");
+    assert!(r.status().is_success(), "{:?}", r.text());
+    // Two back-dated probe results, 62 and 61 minutes ago: they fall in the previous period
+    // (the report's end is later than now) and give the trend something to compare.
+    let t0 = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let old = format!(
+        "probe_success{{job=\"blackbox\",instance=\"example\"}} 0 {}\nprobe_success{{job=\"blackbox\",instance=\"example\"}} 1 {}\n",
+        t0 - 3_720_000,
+        t0 - 3_660_000
+    );
+    let r = client()
+        .post(s.url("/api/v1/import/prometheus"))
+        .body(old)
+        .send()
+        .expect("import");
     assert!(r.status().is_success(), "{:?}", r.text());
     std::thread::sleep(Duration::from_millis(2500));
     post_events();
@@ -381,12 +400,18 @@ reports:
         section(&j, "latency_genai")["note"],
         "no data for this period"
     );
-    // All data is new: nothing in the previous period.
+    // The previous period holds only the two back-dated probe results.
     for sec in j["sections"].as_array().unwrap() {
         for r in sec["rows"].as_array().unwrap() {
+            if sec["id"] == "probes" {
+                continue;
+            }
             assert!(r["previous"].is_null(), "{sec}");
         }
     }
+    let probes = &section(&j, "probes")["rows"][0];
+    assert_eq!(probes["key"], "example");
+    assert_eq!(probes["previous"].as_f64(), Some(0.5), "{probes}");
 
     // CSV: exactly the JSON's figures, one row per (section, key).
     let csv = report(&s, end, "csv", &tmp.path().join("r.csv"));
@@ -425,6 +450,7 @@ reports:
     }
     assert_eq!(csv_rows, expected_rows);
     assert!(csv_rows.contains(&"availability,gone,0,"), "{csv}");
+    assert!(csv_rows.contains(&"probes,example,1,0.5"), "{csv}");
     assert!(
         csv_rows.contains(&"alerts,ReportTargetDown / warning,1,"),
         "{csv}"
@@ -434,6 +460,10 @@ reports:
     assert!(md.starts_with("# Sextant fleet report"), "{md}");
     assert!(md.contains("| app | 100.00% | – | new |"), "{md}");
     assert!(md.contains("| gone | 0.00% | – | new |"), "{md}");
+    assert!(
+        md.contains("| example | 100.00% | 50.00% | ▲ +50.00 pp |"),
+        "{md}"
+    );
     assert!(
         md.contains("| ReportTargetDown / warning | 1 | – | new |"),
         "{md}"
@@ -481,6 +511,10 @@ reports:
         "{text}"
     );
     assert!(text.contains("No data: latency_genai"), "{text}");
+    assert!(
+        text.contains("Probes: 1 — worst example 100.00% (▲ +50.00 pp)"),
+        "{text}"
+    );
 
     // The scheduled report arrives at the webhook receiver as a one-alert notification.
     let n = wait_for(

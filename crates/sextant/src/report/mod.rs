@@ -228,7 +228,7 @@ pub struct Options {
 pub fn promql_duration(d: Duration) -> String {
     let s = d.as_secs().max(1);
     for (unit, n) in [("w", 604_800), ("d", 86_400), ("h", 3_600), ("m", 60)] {
-        if s % n == 0 {
+        if s.is_multiple_of(n) {
             return format!("{}{unit}", s / n);
         }
     }
