@@ -343,6 +343,26 @@ mod tests {
     }
 
     #[test]
+    fn html_report_passes_the_email_template_with_safe_html() {
+        use sextant_alert::receivers::template::{data, Templates};
+        let s = cfg("name: a\nevery: 1h\nreceiver: chat\nformat: html\n").unwrap();
+        let n = notification(&s, "summary", "<h1>x</h1>", "http://x", 0);
+        assert_eq!(n.common_annotations["format"], "html");
+        let t = Templates::from_sources(&[]).unwrap();
+        let d = data(&n);
+        assert_eq!(
+            t.execute_html("{{ .CommonAnnotations.description | safeHtml }}", &d)
+                .unwrap(),
+            "<h1>x</h1>"
+        );
+        // Without safeHtml, html/template escapes it (as Alertmanager does).
+        assert!(!t
+            .execute_html("{{ .CommonAnnotations.description }}", &d)
+            .unwrap()
+            .contains("<h1>"));
+    }
+
+    #[test]
     fn next_due_times() {
         let s = cfg("name: a\nevery: 10s\nreceiver: chat\n").unwrap();
         assert_eq!(s.next_after(1_000, 1_000), 11_000);
