@@ -543,3 +543,85 @@ fn fill(s: &mut Section, now: Vec<Point>, prev: Vec<Point>) {
     }
     s.rows = rows;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Answers `up` queries with fixed values per evaluation time; fails `probe_success`.
+    struct Fake;
+    impl Source for Fake {
+        fn query(&self, expr: &str, t: f64) -> Result<Vec<Point>, QueryError> {
+            let job = |j: &str| BTreeMap::from([("job".to_string(), j.to_string())]);
+            if expr.contains("(up[") {
+                return Ok(if t > 5000.0 {
+                    vec![(job("api"), 0.5), (job("db"), 1.0)]
+                } else {
+                    vec![(job("api"), 0.75), (job("old"), 1.0)]
+                });
+            }
+            if expr.contains("probe_success") {
+                return Err(QueryError {
+                    fatal: false,
+                    msg: "bad_data: nope".into(),
+                });
+            }
+            Ok(Vec::new())
+        }
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(promql_duration(Duration::from_secs(7 * 86400)), "1w");
+        assert_eq!(promql_duration(Duration::from_secs(86400)), "1d");
+        assert_eq!(promql_duration(Duration::from_secs(90)), "90s");
+        assert_eq!(promql_duration(Duration::from_secs(5400)), "90m");
+    }
+
+    #[test]
+    fn rows_join_both_periods_worst_first_and_missing_data_is_named() {
+        let o = Options {
+            range: Duration::from_secs(3600),
+            range_text: "1h".into(),
+            end_ms: 7_200_000,
+            title: "t".into(),
+            server: "s".into(),
+        };
+        let r = generate(&Fake, &o).unwrap();
+        assert_eq!(r.previous_end_unix, 3600.0);
+        let a = &r.sections[0];
+        let rows: Vec<(&str, Option<f64>, Option<f64>)> = a
+            .rows
+            .iter()
+            .map(|r| (r.key.as_str(), r.value, r.previous))
+            .collect();
+        assert_eq!(
+            rows,
+            vec![
+                ("api", Some(0.5), Some(0.75)),
+                ("db", Some(1.0), None),
+                ("old", None, Some(1.0))
+            ]
+        );
+        assert_eq!(a.note, None);
+        assert_eq!(
+            r.sections[1].note.as_deref(),
+            Some("query failed: bad_data: nope")
+        );
+        assert_eq!(
+            r.sections[2].note.as_deref(),
+            Some("no data for this period")
+        );
+
+        struct Down;
+        impl Source for Down {
+            fn query(&self, _: &str, _: f64) -> Result<Vec<Point>, QueryError> {
+                Err(QueryError {
+                    fatal: true,
+                    msg: "connection refused".into(),
+                })
+            }
+        }
+        assert_eq!(generate(&Down, &o).unwrap_err().msg, "connection refused");
+    }
+}
