@@ -43,6 +43,9 @@ pub struct Config {
     /// Service probes: blackbox_exporter modules and targets (see docs/probes.md).
     #[serde(default)]
     pub probes: Option<sextant_ingest::probe::ProbesConfig>,
+    /// Upload of completed blocks to S3-compatible object storage (see docs/archive.md).
+    #[serde(default)]
+    pub archive: Option<Spanned<crate::archive::ArchiveConfig>>,
 }
 
 /// `global`, with Prometheus' defaults.
@@ -108,6 +111,8 @@ pub struct Loaded {
     pub forge_lines: Vec<u64>,
     /// The probes of `probes:`, one per target, intervals resolved.
     pub probes: Vec<sextant_ingest::probe::ProbeSpec>,
+    /// `archive:`, checked.
+    pub archive: Option<crate::archive::ArchiveConfig>,
 }
 
 impl Loaded {
@@ -282,7 +287,16 @@ pub fn parse(text: &str, file: &str) -> Result<Loaded, ConfigError> {
         }
         None => Vec::new(),
     };
+    let archive = match cfg.archive {
+        Some(a) => {
+            let line = a.referenced.line();
+            a.value.validate().map_err(|m| err(line, m))?;
+            Some(a.value)
+        }
+        None => None,
+    };
     Ok(Loaded {
+        archive,
         path: None,
         global,
         scrape_configs,
