@@ -133,13 +133,18 @@ pub struct Client {
     host: String,
     path_prefix: String,
     part_size: u64,
+    /// `max-keys` of each ListObjectsV2 page (server default 1000 when unset).
+    list_page: Option<u32>,
 }
 
 impl Client {
     /// Builds a client; fails on an unusable endpoint or bucket name.
     pub fn new(cfg: S3Config) -> Result<Client, Error> {
         if cfg.bucket.is_empty() || cfg.bucket.contains('/') {
-            return Err(Error::Config(format!("invalid bucket name {:?}", cfg.bucket)));
+            return Err(Error::Config(format!(
+                "invalid bucket name {:?}",
+                cfg.bucket
+            )));
         }
         if cfg.region.is_empty() {
             return Err(Error::Config("region is empty".into()));
@@ -184,12 +189,19 @@ impl Client {
             host,
             path_prefix,
             part_size: DEFAULT_PART_SIZE,
+            list_page: None,
         })
     }
 
     /// Sets the multipart threshold and part size (at least [`MIN_PART_SIZE`]).
     pub fn with_part_size(mut self, bytes: u64) -> Client {
         self.part_size = bytes.max(MIN_PART_SIZE);
+        self
+    }
+
+    /// Sets how many keys each listing page asks for (pagination is followed either way).
+    pub fn with_list_page_size(mut self, keys: u32) -> Client {
+        self.list_page = Some(keys.max(1));
         self
     }
 
@@ -400,7 +412,9 @@ impl Client {
         let resp = self
             .send("create multipart upload", Method::POST, key, &q, &[], b"")
             .await?;
-        let text = read_small(resp).await.map_err(|e| self.http_err("create multipart upload", key, e))?;
+        let text = read_small(resp)
+            .await
+            .map_err(|e| self.http_err("create multipart upload", key, e))?;
         xml_tag(&text, "UploadId")
             .map(xml_unescape)
             .ok_or_else(|| Error::Response {
@@ -460,7 +474,9 @@ impl Client {
                 target: self.target(key),
                 status: 200,
                 code: xml_tag(&text, "Code").map(xml_unescape).unwrap_or_default(),
-                message: xml_tag(&text, "Message").map(xml_unescape).unwrap_or_default(),
+                message: xml_tag(&text, "Message")
+                    .map(xml_unescape)
+                    .unwrap_or_default(),
             });
         }
         Ok(())
@@ -494,7 +510,10 @@ impl Client {
             hs.push(("range".to_string(), format!("bytes={s}-{}", e - 1)));
         }
         let resp = self.send("get", Method::GET, key, &[], &hs, b"").await?;
-        let b = resp.bytes().await.map_err(|e| self.http_err("get", key, e))?;
+        let b = resp
+            .bytes()
+            .await
+            .map_err(|e| self.http_err("get", key, e))?;
         Ok(b.to_vec())
     }
 
@@ -510,7 +529,11 @@ impl Client {
             .await
             .map_err(io("creating", &tmp))?;
         let mut n = 0u64;
-        while let Some(c) = resp.chunk().await.map_err(|e| self.http_err("get", key, e))? {
+        while let Some(c) = resp
+            .chunk()
+            .await
+            .map_err(|e| self.http_err("get", key, e))?
+        {
             n += c.len() as u64;
             f.write_all(&c).await.map_err(io("writing", &tmp))?;
         }
@@ -547,7 +570,10 @@ impl Client {
 
     /// Deletes an object; deleting a missing object is not an error (as in S3).
     pub async fn delete(&self, key: &str) -> Result<(), Error> {
-        match self.send("delete", Method::DELETE, key, &[], &[], b"").await {
+        match self
+            .send("delete", Method::DELETE, key, &[], &[], b"")
+            .await
+        {
             Ok(_) => Ok(()),
             Err(e) if e.is_not_found() => Ok(()),
             Err(e) => Err(e),
@@ -563,6 +589,9 @@ impl Client {
                 ("list-type".to_string(), "2".to_string()),
                 ("prefix".to_string(), prefix.to_string()),
             ];
+            if let Some(n) = self.list_page {
+                q.push(("max-keys".to_string(), n.to_string()));
+            }
             if let Some(t) = &token {
                 q.push(("continuation-token".to_string(), t.clone()));
             }
@@ -571,14 +600,18 @@ impl Client {
                 .await
                 .map_err(|e| self.http_err("list", prefix, e))?;
             for c in xml_all(&text, "Contents") {
-                let key = xml_tag(c, "Key").map(xml_unescape).ok_or_else(|| Error::Response {
-                    op: "list",
-                    target: self.target(prefix),
-                    what: "<Contents> without <Key>".into(),
-                })?;
+                let key = xml_tag(c, "Key")
+                    .map(xml_unescape)
+                    .ok_or_else(|| Error::Response {
+                        op: "list",
+                        target: self.target(prefix),
+                        what: "<Contents> without <Key>".into(),
+                    })?;
                 out.push(ObjectInfo {
                     key,
-                    size: xml_tag(c, "Size").and_then(|s| s.trim().parse().ok()).unwrap_or(0),
+                    size: xml_tag(c, "Size")
+                        .and_then(|s| s.trim().parse().ok())
+                        .unwrap_or(0),
                     etag: xml_tag(c, "ETag").map(xml_unescape).unwrap_or_default(),
                     last_modified: xml_tag(c, "LastModified").unwrap_or_default().to_string(),
                 });
@@ -692,8 +725,14 @@ mod tests {
         let doc = "<R><IsTruncated>true</IsTruncated><Contents><Key>a&amp;b</Key><Size>3</Size></Contents><Contents><Key>c&#x20;d</Key></Contents></R>";
         let cs = xml_all(doc, "Contents");
         assert_eq!(cs.len(), 2);
-        assert_eq!(xml_tag(cs[0], "Key").map(xml_unescape).as_deref(), Some("a&b"));
-        assert_eq!(xml_tag(cs[1], "Key").map(xml_unescape).as_deref(), Some("c d"));
+        assert_eq!(
+            xml_tag(cs[0], "Key").map(xml_unescape).as_deref(),
+            Some("a&b")
+        );
+        assert_eq!(
+            xml_tag(cs[1], "Key").map(xml_unescape).as_deref(),
+            Some("c d")
+        );
         assert_eq!(xml_tag(doc, "IsTruncated"), Some("true"));
         assert_eq!(xml_unescape("x&bogus"), "x&bogus");
     }
@@ -728,6 +767,9 @@ mod tests {
         let mut aws = cfg(false);
         aws.endpoint = None;
         aws.region = "eu-west-1".into();
-        assert_eq!(Client::new(aws).unwrap().host, "bkt.s3.eu-west-1.amazonaws.com");
+        assert_eq!(
+            Client::new(aws).unwrap().host,
+            "bkt.s3.eu-west-1.amazonaws.com"
+        );
     }
 }

@@ -222,8 +222,9 @@ mod tests {
             amz_date: "20130524T000000Z",
             region: "us-east-1",
         };
-        assert!(authorization(&i, AK, SK)
-            .ends_with("Signature=34b48302e7b5fa45bde8084f4b7868a86f0a534bc59db6670ed5711ef69dc6f7"));
+        assert!(authorization(&i, AK, SK).ends_with(
+            "Signature=34b48302e7b5fa45bde8084f4b7868a86f0a534bc59db6670ed5711ef69dc6f7"
+        ));
     }
 
     #[test]

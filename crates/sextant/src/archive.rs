@@ -70,7 +70,10 @@ impl ArchiveConfig {
     /// Checks the section; `base` resolves a relative `secret_access_key_file`.
     pub fn validate(&self) -> Result<(), String> {
         if self.bucket.is_empty() || self.bucket.contains('/') {
-            return Err(format!("archive.bucket: invalid bucket name {:?}", self.bucket));
+            return Err(format!(
+                "archive.bucket: invalid bucket name {:?}",
+                self.bucket
+            ));
         }
         if self.secret_access_key.is_some() && self.secret_access_key_file.is_some() {
             return Err(
@@ -81,8 +84,7 @@ impl ArchiveConfig {
             != (self.secret_access_key.is_some() || self.secret_access_key_file.is_some())
         {
             return Err(
-                "archive: access_key_id and secret_access_key(_file) must be given together"
-                    .into(),
+                "archive: access_key_id and secret_access_key(_file) must be given together".into(),
             );
         }
         if self.upload_interval.0.is_zero() {
@@ -482,7 +484,9 @@ impl Archive {
         let bytes = match res {
             Some(Ok(n)) => n,
             Some(Err(e)) => {
-                self.metrics.download_failures.fetch_add(1, Ordering::Relaxed);
+                self.metrics
+                    .download_failures
+                    .fetch_add(1, Ordering::Relaxed);
                 let _ = std::fs::remove_dir_all(&tmp);
                 return Err(err(format!("fetching the archived block: {e:#}")));
             }
@@ -534,10 +538,30 @@ impl Archive {
             let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
         };
         let ld = |a: &AtomicU64| a.load(Ordering::Relaxed) as f64;
-        fam("sextant_archive_uploaded_blocks_total", "counter", "Blocks uploaded to the archive bucket.", ld(&m.uploaded_blocks));
-        fam("sextant_archive_uploaded_bytes_total", "counter", "Bytes of blocks uploaded to the archive bucket.", ld(&m.uploaded_bytes));
-        fam("sextant_archive_upload_failures_total", "counter", "Failed block uploads and bucket listings.", ld(&m.upload_failures));
-        fam("sextant_archive_last_upload_success_timestamp_seconds", "gauge", "When an upload round last completed without error.", ld(&m.last_success_ms) / 1000.0);
+        fam(
+            "sextant_archive_uploaded_blocks_total",
+            "counter",
+            "Blocks uploaded to the archive bucket.",
+            ld(&m.uploaded_blocks),
+        );
+        fam(
+            "sextant_archive_uploaded_bytes_total",
+            "counter",
+            "Bytes of blocks uploaded to the archive bucket.",
+            ld(&m.uploaded_bytes),
+        );
+        fam(
+            "sextant_archive_upload_failures_total",
+            "counter",
+            "Failed block uploads and bucket listings.",
+            ld(&m.upload_failures),
+        );
+        fam(
+            "sextant_archive_last_upload_success_timestamp_seconds",
+            "gauge",
+            "When an upload round last completed without error.",
+            ld(&m.last_success_ms) / 1000.0,
+        );
         let archived = self
             .remote
             .read()
@@ -545,10 +569,30 @@ impl Archive {
             .as_ref()
             .map(|r| r.len())
             .unwrap_or(0);
-        fam("sextant_archive_blocks", "gauge", "Blocks known to be in the archive bucket.", archived as f64);
-        fam("sextant_archive_downloads_total", "counter", "Archived blocks downloaded into the local cache for queries.", ld(&m.downloads));
-        fam("sextant_archive_download_bytes_total", "counter", "Bytes downloaded from the archive bucket.", ld(&m.download_bytes));
-        fam("sextant_archive_download_failures_total", "counter", "Failed downloads of archived blocks.", ld(&m.download_failures));
+        fam(
+            "sextant_archive_blocks",
+            "gauge",
+            "Blocks known to be in the archive bucket.",
+            archived as f64,
+        );
+        fam(
+            "sextant_archive_downloads_total",
+            "counter",
+            "Archived blocks downloaded into the local cache for queries.",
+            ld(&m.downloads),
+        );
+        fam(
+            "sextant_archive_download_bytes_total",
+            "counter",
+            "Bytes downloaded from the archive bucket.",
+            ld(&m.download_bytes),
+        );
+        fam(
+            "sextant_archive_download_failures_total",
+            "counter",
+            "Failed downloads of archived blocks.",
+            ld(&m.download_failures),
+        );
         let cached: u64 = self
             .cache
             .lock()
@@ -556,7 +600,12 @@ impl Archive {
             .values()
             .map(|c| c.size)
             .sum();
-        fam("sextant_archive_cache_bytes", "gauge", "Bytes of archived blocks in the local cache.", cached as f64);
+        fam(
+            "sextant_archive_cache_bytes",
+            "gauge",
+            "Bytes of archived blocks in the local cache.",
+            cached as f64,
+        );
     }
 }
 
@@ -588,10 +637,7 @@ fn needed(
     local: &[Arc<Block>],
 ) -> Vec<String> {
     let local_ulids: BTreeSet<&str> = local.iter().map(|b| b.meta().ulid.as_str()).collect();
-    let local_sources: BTreeSet<&str> = local
-        .iter()
-        .flat_map(|b| sources(b.meta()))
-        .collect();
+    let local_sources: BTreeSet<&str> = local.iter().flat_map(|b| sources(b.meta())).collect();
     let cands: Vec<&BlockMeta> = remote
         .values()
         .filter(|m| m.max_time > mint && m.min_time <= maxt)
@@ -640,6 +686,13 @@ impl ExternalBlocks for Archive {
             out.push(self.open_cached(&u)?);
         }
         Ok(out)
+    }
+
+    fn holds(&self, ulid: &str) -> bool {
+        self.uploaded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(ulid)
     }
 }
 

@@ -260,10 +260,10 @@ struct ServeArgs {
 }
 
 mod alerting;
+mod archive;
 mod config;
 mod dashboards_cmd;
 mod forges;
-mod archive;
 mod import_cmd;
 mod push;
 mod query;

@@ -142,6 +142,11 @@ pub trait ExternalBlocks: Send + Sync {
         maxt: i64,
         local: &[Arc<Block>],
     ) -> Result<Vec<Arc<Block>>, QueryError>;
+    /// Whether the block's data is safely held there, so time-based retention may delete the
+    /// local copy. Blocks not yet held are kept past retention (size retention still applies).
+    fn holds(&self, _ulid: &str) -> bool {
+        true
+    }
 }
 
 /// Outcome of a commit.
@@ -525,8 +530,21 @@ impl Db {
                     .unwrap_or(i64::MIN)
                     .max(self.head.max_time());
                 let cutoff = newest.saturating_sub(self.opts.retention);
-                let (drop, keep): (Vec<_>, Vec<_>) =
-                    blocks.drain(..).partition(|b| b.meta().max_time <= cutoff);
+                let ext = self
+                    .external
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone();
+                let (drop, keep): (Vec<_>, Vec<_>) = blocks.drain(..).partition(|b| {
+                    b.meta().max_time <= cutoff
+                        && ext.as_ref().is_none_or(|x| {
+                            let held = x.holds(&b.meta().ulid);
+                            if !held {
+                                tracing::debug!(ulid = %b.meta().ulid, "block past retention kept until it is archived");
+                            }
+                            held
+                        })
+                });
                 *blocks = keep;
                 doomed.extend(drop);
             }
