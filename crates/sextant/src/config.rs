@@ -679,6 +679,29 @@ mod tests {
     }
 
     #[test]
+    fn archive_section_is_checked() {
+        let m = e("global:\n  scrape_interval: 15s\narchive:\n  bucket: b\n  buckett: c\n");
+        assert!(m.starts_with("s.yml:5: unknown field `buckett`"), "{m}");
+        let m = e("archive:\n  bucket: b\n  access_key_id: x\n");
+        assert!(
+            m.starts_with("s.yml:2: archive: access_key_id and secret_access_key"),
+            "{m}"
+        );
+        let m = e("archive:\n  bucket: b\n  endpoint: minio:9000\n");
+        assert!(m.contains("archive.endpoint"), "{m}");
+        let ok = parse(
+            "archive:\n  bucket: b\n  prefix: x/\n  endpoint: http://127.0.0.1:9000\n  force_path_style: true\n  upload_interval: 30s\n",
+            "s.yml",
+        )
+        .unwrap();
+        let a = ok.archive.unwrap();
+        assert_eq!(
+            (a.bucket.as_str(), a.upload_interval.0.as_secs()),
+            ("b", 30)
+        );
+    }
+
+    #[test]
     fn errors_name_file_line_and_field() {
         let m = e("global:\n  scrape_interval: 15s\nalerting: {}\n");
         assert!(
