@@ -213,6 +213,10 @@ fn metric(s: &Server, name: &str) -> f64 {
         .unwrap()
         .text()
         .unwrap();
+    metric_in(&body, name)
+}
+
+fn metric_in(body: &str, name: &str) -> f64 {
     body.lines()
         .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')))
         .map(|v| v.trim().parse().unwrap())
@@ -244,13 +248,13 @@ fn query_range(s: &Server, q: &str, start: i64, end: i64) -> serde_json::Value {
     r["data"].clone()
 }
 
-fn config(dir: &Path, m: &Moto, secret: &str) -> std::path::PathBuf {
+fn config(dir: &Path, m: &Moto, secret: &str, cache: u64) -> std::path::PathBuf {
     let p = dir.join("sextant.yml");
     std::fs::write(
         &p,
         format!(
-            "archive:\n  bucket: arch\n  prefix: node-1\n  endpoint: {}\n  region: us-east-1\n  access_key_id: {}\n  secret_access_key_file: secret.txt\n  force_path_style: true\n  upload_interval: 1s\n",
-            m.url, m.key
+            "archive:\n  bucket: arch\n  prefix: node-1\n  endpoint: {}\n  region: us-east-1\n  access_key_id: {}\n  secret_access_key_file: secret.txt\n  force_path_style: true\n  upload_interval: 1s\n  cache_max_bytes: {}\n",
+            m.url, m.key, cache
         ),
     )
     .unwrap();
@@ -273,7 +277,8 @@ fn blocks_are_archived_and_queryable_after_retention() {
     let (start, end) = write_blocks(&data);
     let local = block_dirs(&data);
     assert!(local.len() >= 3, "expected several blocks, got {local:?}");
-    let cfg = config(tmp.path(), &m, &m.secret);
+    // A one-byte cache: every downloaded block evicts the others, so eviction is exercised.
+    let cfg = config(tmp.path(), &m, &m.secret, 1);
     let cfg_arg = cfg.to_str().unwrap();
     let base = ["--config", cfg_arg, "--no-default-rules"];
 
@@ -305,6 +310,10 @@ fn blocks_are_archived_and_queryable_after_retention() {
         }
     }
 
+    // A block whose upload stopped before its meta.json must never be read.
+    rt().block_on(c.put("node-1/01HALFUPLOADED0000000000000/index", b"garbage"))
+        .unwrap();
+
     // Run 2: retention drops every local block; the same queries are answered from the bucket,
     // and nothing already archived is uploaded again.
     let mut s = Server::start(
@@ -328,8 +337,28 @@ fn blocks_are_archived_and_queryable_after_retention() {
     for ((q, b), a) in QUERIES.iter().zip(&before).zip(&after) {
         assert_eq!(b, a, "{q} differs after the blocks moved to the archive");
     }
-    assert!(metric(&s, "sextant_archive_downloads_total") >= 1.0);
-    assert!(metric(&s, "sextant_archive_blocks") >= local.len() as f64);
+    let body = client()
+        .get(s.url("/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    // Queries re-downloaded blocks the tiny cache had evicted.
+    assert!(
+        metric_in(&body, "sextant_archive_downloads_total") > local.len() as f64,
+        "{body}"
+    );
+    assert!(
+        metric_in(&body, "sextant_archive_cache_bytes")
+            < metric_in(&body, "sextant_archive_download_bytes_total")
+    );
+    // The archive holds the run-1 blocks plus whatever run 2 cut and uploaded, and not the
+    // half-uploaded one.
+    assert_eq!(
+        metric_in(&body, "sextant_archive_blocks"),
+        local.len() as f64 + metric_in(&body, "sextant_archive_uploaded_blocks_total"),
+        "{body}"
+    );
     let relisted = rt().block_on(c.list("node-1/")).unwrap();
     for o in &listed {
         let again = relisted
@@ -355,7 +384,7 @@ fn bad_credentials_are_reported() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     write_blocks(&data);
-    let cfg = config(tmp.path(), &m, &m.secret.clone());
+    let cfg = config(tmp.path(), &m, &m.secret.clone(), 1 << 30);
     let log = tmp.path().join("stderr.log");
     let port = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_sextant"))
