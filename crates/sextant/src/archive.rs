@@ -299,7 +299,11 @@ impl Archive {
             let Some(ulid) = rest.strip_suffix("/meta.json") else {
                 continue;
             };
-            if ulid.contains('/') {
+            // ULIDs only: the name becomes a directory in the cache.
+            if ulid.is_empty()
+                || ulid.len() > 64
+                || !ulid.bytes().all(|b| b.is_ascii_alphanumeric())
+            {
                 continue;
             }
             if known.contains(ulid) {
@@ -361,11 +365,12 @@ impl Archive {
                     }
                 }
                 Err(e) => {
-                    ok = false;
-                    self.metrics.upload_failures.fetch_add(1, Ordering::Relaxed);
                     if b.dir().join("meta.json").exists() {
+                        ok = false;
+                        self.metrics.upload_failures.fetch_add(1, Ordering::Relaxed);
                         tracing::error!(block = %ulid, error = %e, "archive: uploading a block failed; will retry");
                     } else {
+                        // Compaction merged it into a new block, which is uploaded instead.
                         tracing::debug!(block = %ulid, error = %e, "archive: block deleted locally during upload");
                     }
                 }
