@@ -115,7 +115,12 @@ pub struct AppState {
     prices: std::sync::OnceLock<Arc<Prices>>,
     agent_events: std::sync::OnceLock<Arc<sextant_ingest::events::AgentEvents>>,
     junit: std::sync::OnceLock<Arc<sextant_ingest::junit::service::JunitRuns>>,
+    /// Extra `/metrics` renderers of components the binary starts (the archive, …).
+    pub metric_sources: std::sync::Mutex<Vec<MetricSource>>,
 }
+
+/// Appends metric families in the text exposition format to `/metrics`.
+pub type MetricSource = Arc<dyn Fn(&mut String) + Send + Sync>;
 
 impl AppState {
     pub fn new(db: Arc<Db>, limits: WriteLimits, build: BuildInfo) -> Arc<Self> {
@@ -175,6 +180,7 @@ impl AppState {
             reload: std::sync::OnceLock::new(),
             prices: std::sync::OnceLock::new(),
             agent_events: std::sync::OnceLock::new(),
+            metric_sources: std::sync::Mutex::new(Vec::new()),
         })
     }
 

@@ -619,6 +619,14 @@ pub fn render_metrics(st: &AppState) -> String {
     if let Some(am) = st.alertmanager() {
         o.push_str(&am.metrics_text(sextant_model::time::now_ms()));
     }
+    for src in st
+        .metric_sources
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+    {
+        src(&mut o);
+    }
     o
 }
 

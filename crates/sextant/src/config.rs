@@ -46,6 +46,9 @@ pub struct Config {
     /// Scheduled fleet reports delivered through a receiver (see docs/reports.md).
     #[serde(default)]
     pub reports: Vec<Spanned<crate::report::schedule::ReportConfig>>,
+    /// Upload of completed blocks to S3-compatible object storage (see docs/archive.md).
+    #[serde(default)]
+    pub archive: Option<Spanned<crate::archive::ArchiveConfig>>,
 }
 
 /// `global`, with Prometheus' defaults.
@@ -113,6 +116,8 @@ pub struct Loaded {
     pub probes: Vec<sextant_ingest::probe::ProbeSpec>,
     /// Scheduled reports, checked against `receivers:`.
     pub reports: Vec<crate::report::schedule::Scheduled>,
+    /// `archive:`, checked.
+    pub archive: Option<crate::archive::ArchiveConfig>,
 }
 
 impl Loaded {
@@ -311,7 +316,16 @@ pub fn parse(text: &str, file: &str) -> Result<Loaded, ConfigError> {
         }
         reports.push(s);
     }
+    let archive = match cfg.archive {
+        Some(a) => {
+            let line = a.referenced.line();
+            a.value.validate().map_err(|m| err(line, m))?;
+            Some(a.value)
+        }
+        None => None,
+    };
     Ok(Loaded {
+        archive,
         path: None,
         global,
         scrape_configs,
@@ -691,6 +705,29 @@ mod tests {
         assert_eq!(
             m,
             "s.yml:4: probes.modules.m.http.method: invalid method \"GE T\""
+        );
+    }
+
+    #[test]
+    fn archive_section_is_checked() {
+        let m = e("global:\n  scrape_interval: 15s\narchive:\n  bucket: b\n  buckett: c\n");
+        assert!(m.starts_with("s.yml:5: unknown field `buckett`"), "{m}");
+        let m = e("archive:\n  bucket: b\n  access_key_id: x\n");
+        assert!(
+            m.starts_with("s.yml:2: archive: access_key_id and secret_access_key"),
+            "{m}"
+        );
+        let m = e("archive:\n  bucket: b\n  endpoint: minio:9000\n");
+        assert!(m.contains("archive.endpoint"), "{m}");
+        let ok = parse(
+            "archive:\n  bucket: b\n  prefix: x/\n  endpoint: http://127.0.0.1:9000\n  force_path_style: true\n  upload_interval: 30s\n",
+            "s.yml",
+        )
+        .unwrap();
+        let a = ok.archive.unwrap();
+        assert_eq!(
+            (a.bucket.as_str(), a.upload_interval.0.as_secs()),
+            ("b", 30)
         );
     }
 

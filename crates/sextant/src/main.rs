@@ -156,6 +156,9 @@ struct ServeArgs {
     /// Directory for the WAL and blocks.
     #[arg(long, default_value = "./sextant-data")]
     data_dir: PathBuf,
+    /// How often the database cuts the head into blocks, compacts them and applies retention.
+    #[arg(long, default_value = "1m", value_parser = duration_ms, hide = true)]
+    maintenance_interval: i64,
     /// How long to keep data (Prometheus duration, e.g. 30d, 12h); 0 keeps everything.
     #[arg(long, default_value = "30d", value_parser = duration_ms)]
     retention: i64,
@@ -260,6 +263,7 @@ struct ServeArgs {
 }
 
 mod alerting;
+mod archive;
 mod config;
 mod dashboards_cmd;
 mod forges;
@@ -398,7 +402,21 @@ fn serve(a: ServeArgs) -> Result<()> {
         Db::open(&a.data_dir, opts)
             .with_context(|| format!("opening the database in {}", a.data_dir.display()))?,
     );
-    let maintenance = db.start_maintenance(Duration::from_secs(60));
+    let maintenance = db.start_maintenance(Duration::from_millis(a.maintenance_interval as u64));
+    let archive = match &loaded.archive {
+        Some(cfg) => {
+            let ar = archive::Archive::new(
+                cfg,
+                loaded.path.as_deref().and_then(|p| p.parent()),
+                db.clone(),
+                &a.data_dir,
+            )
+            .context("archive")?;
+            ar.start();
+            Some(ar)
+        }
+        None => None,
+    };
     let host = match host_collector_built {
         Some(c) => Some(
             c.spawn(
@@ -442,6 +460,14 @@ fn serve(a: ServeArgs) -> Result<()> {
         build,
         push.clone(),
     );
+    if let Some(ar) = &archive {
+        let ar = ar.clone();
+        state
+            .metric_sources
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Arc::new(move |o: &mut String| ar.render_metrics(o)));
+    }
     let agent_events = Arc::new(sextant_ingest::events::AgentEvents::open(
         Arc::new(DbSink(db.clone())),
         sextant_ingest::events::EventsConfig {

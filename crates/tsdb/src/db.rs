@@ -128,6 +128,25 @@ pub struct Db {
     closed: AtomicBool,
     /// Serialises maintenance (head cut, compaction, retention, snapshot).
     maintenance: Mutex<()>,
+    /// Blocks outside the data directory (the object-storage archive), read with local ones.
+    external: RwLock<Option<Arc<dyn ExternalBlocks>>>,
+}
+
+/// A source of blocks kept outside the data directory, such as an object-storage archive:
+/// queries read them alongside local blocks, so data stays queryable after retention.
+pub trait ExternalBlocks: Send + Sync {
+    /// Opened blocks overlapping `[mint, maxt]` whose data is not already in `local`.
+    fn blocks(
+        &self,
+        mint: i64,
+        maxt: i64,
+        local: &[Arc<Block>],
+    ) -> Result<Vec<Arc<Block>>, QueryError>;
+    /// Whether the block's data is safely held there, so time-based retention may delete the
+    /// local copy. Blocks not yet held are kept past retention (size retention still applies).
+    fn holds(&self, _ulid: &str) -> bool {
+        true
+    }
 }
 
 /// Outcome of a commit.
@@ -250,6 +269,7 @@ impl Db {
             head,
             wal: Mutex::new(wal),
             blocks: RwLock::new(blocks),
+            external: RwLock::new(None),
             metadata: Mutex::new(metadata),
             exemplars: Mutex::new(exemplars),
             metrics,
@@ -325,11 +345,21 @@ impl Db {
             .clone()
     }
 
+    /// Makes queries also read `ext`'s blocks (see [`ExternalBlocks`]).
+    pub fn set_external_blocks(&self, ext: Arc<dyn ExternalBlocks>) {
+        *self.external.write().unwrap_or_else(|e| e.into_inner()) = Some(ext);
+    }
+
     /// A querier over head and blocks for `[mint, maxt]`.
     pub fn querier(&self) -> DbQuerier {
         DbQuerier {
             head: self.head.clone(),
             blocks: self.blocks(),
+            external: self
+                .external
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
         }
     }
 
@@ -500,8 +530,21 @@ impl Db {
                     .unwrap_or(i64::MIN)
                     .max(self.head.max_time());
                 let cutoff = newest.saturating_sub(self.opts.retention);
-                let (drop, keep): (Vec<_>, Vec<_>) =
-                    blocks.drain(..).partition(|b| b.meta().max_time <= cutoff);
+                let ext = self
+                    .external
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone();
+                let (drop, keep): (Vec<_>, Vec<_>) = blocks.drain(..).partition(|b| {
+                    b.meta().max_time <= cutoff
+                        && ext.as_ref().is_none_or(|x| {
+                            let held = x.holds(&b.meta().ulid);
+                            if !held {
+                                tracing::debug!(ulid = %b.meta().ulid, "block past retention kept until it is archived");
+                            }
+                            held
+                        })
+                });
                 *blocks = keep;
                 doomed.extend(drop);
             }
@@ -968,13 +1011,24 @@ impl HeadAppender<'_> {
 pub struct DbQuerier {
     head: Arc<Head>,
     blocks: Vec<Arc<Block>>,
+    external: Option<Arc<dyn ExternalBlocks>>,
 }
 
 impl DbQuerier {
-    fn blocks_in(&self, mint: i64, maxt: i64) -> impl Iterator<Item = &Arc<Block>> {
-        self.blocks
-            .iter()
-            .filter(move |b| b.meta().max_time > mint && b.meta().min_time <= maxt)
+    /// Local blocks overlapping `[mint, maxt]`, preceded by external (archived) ones that hold
+    /// data no local block has.
+    fn blocks_in(&self, mint: i64, maxt: i64) -> Result<Vec<Arc<Block>>, QueryError> {
+        let mut out = match &self.external {
+            Some(ext) => ext.blocks(mint, maxt, &self.blocks)?,
+            None => Vec::new(),
+        };
+        out.extend(
+            self.blocks
+                .iter()
+                .filter(move |b| b.meta().max_time > mint && b.meta().min_time <= maxt)
+                .cloned(),
+        );
+        Ok(out)
     }
 
     fn head_in(&self, mint: i64, maxt: i64) -> bool {
@@ -999,7 +1053,7 @@ impl DbQuerier {
         maxt: i64,
     ) -> Result<Vec<LazySeries>, QueryError> {
         let mut sources = Vec::new();
-        for b in self.blocks_in(mint, maxt) {
+        for b in &self.blocks_in(mint, maxt)? {
             let list = b
                 .select_lazy(matchers, mint, maxt)
                 .map_err(|e| block_err(b, e))?;
@@ -1024,7 +1078,7 @@ impl Querier for DbQuerier {
         maxt: i64,
     ) -> Result<Vec<SeriesData>, QueryError> {
         let mut sources = Vec::new();
-        for b in self.blocks_in(mint, maxt) {
+        for b in &self.blocks_in(mint, maxt)? {
             let list = b
                 .select(matchers, mint, maxt)
                 .map_err(|e| block_err(b, e))?;
@@ -1059,7 +1113,7 @@ impl Querier for DbQuerier {
         maxt: i64,
     ) -> Result<Vec<Labels>, QueryError> {
         let mut all: Vec<Labels> = Vec::new();
-        for b in self.blocks_in(mint, maxt) {
+        for b in &self.blocks_in(mint, maxt)? {
             all.extend(b.series(matchers).map_err(|e| block_err(b, e))?);
         }
         if self.head_in(mint, maxt) {
@@ -1077,7 +1131,7 @@ impl Querier for DbQuerier {
         maxt: i64,
     ) -> Result<Vec<String>, QueryError> {
         let mut lists = Vec::new();
-        for b in self.blocks_in(mint, maxt) {
+        for b in &self.blocks_in(mint, maxt)? {
             lists.push(b.label_names(matchers).map_err(|e| block_err(b, e))?);
         }
         if self.head_in(mint, maxt) {
@@ -1094,7 +1148,7 @@ impl Querier for DbQuerier {
         maxt: i64,
     ) -> Result<Vec<String>, QueryError> {
         let mut lists = Vec::new();
-        for b in self.blocks_in(mint, maxt) {
+        for b in &self.blocks_in(mint, maxt)? {
             lists.push(
                 b.label_values(name, matchers)
                     .map_err(|e| block_err(b, e))?,

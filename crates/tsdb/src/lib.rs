@@ -11,6 +11,7 @@
 pub mod block;
 pub mod chunkenc;
 pub mod db;
+pub mod downsample;
 pub mod exemplar;
 pub mod head;
 mod postings;
