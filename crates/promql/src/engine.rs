@@ -653,16 +653,74 @@ impl<'a> Ev<'a> {
             Expr::Matrix(m) => sels.push((&m.vs, true)),
             _ => {}
         });
+        // Hints for downsampled reads: the function each selector is a direct argument of.
+        // Selectors under subqueries or with extended-range modifiers get none.
+        let mut hinted: HashMap<usize, crate::querier::SelectHints> = HashMap::new();
+        let mut unhinted: std::collections::HashSet<usize> = std::collections::HashSet::new();
+        e.walk(&mut |n| match n {
+            Expr::Subquery(sq) => sq.expr.walk(&mut |m| match m {
+                Expr::Vector(vs) => {
+                    unhinted.insert(key(vs));
+                }
+                Expr::Matrix(ms) => {
+                    unhinted.insert(key(&ms.vs));
+                }
+                _ => {}
+            }),
+            Expr::Call { func, args, .. } => {
+                for a in args {
+                    match a.unparen() {
+                        Expr::Matrix(m) if !m.anchored && !m.smoothed => {
+                            hinted.insert(
+                                key(&m.vs),
+                                crate::querier::SelectHints {
+                                    func: Some(func.name),
+                                    range: m.range.eval_ms(self.dctx),
+                                    step: self.step,
+                                },
+                            );
+                        }
+                        Expr::Vector(vs) => {
+                            hinted.insert(
+                                key(vs),
+                                crate::querier::SelectHints {
+                                    func: Some(func.name),
+                                    range: 0,
+                                    step: self.step,
+                                },
+                            );
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        });
         let mut bound = 0usize;
         for (vs, matrix) in sels {
             let Some((lo, hi)) = self.bounds.get(&key(vs)).copied() else {
                 continue;
             };
             self.check_deadline_in("query preparation")?;
-            let set = self
-                .q
-                .select_lazy(&vs.matchers, lo, hi)
-                .map_err(|e| EvalError::Storage(e.0))?;
+            let k = key(vs);
+            let hints = if unhinted.contains(&k) || (vs.smoothed && !matrix) {
+                None
+            } else if let Some(h) = hinted.get(&k) {
+                Some(h.clone())
+            } else if !matrix {
+                Some(crate::querier::SelectHints {
+                    func: None,
+                    range: 0,
+                    step: self.step,
+                })
+            } else {
+                None
+            };
+            let set = match hints {
+                Some(h) => self.q.select_hinted(&vs.matchers, lo, hi, &h),
+                None => self.q.select_lazy(&vs.matchers, lo, hi),
+            }
+            .map_err(|e| EvalError::Storage(e.0))?;
             bound = (0..set.len()).fold(bound, |b, i| b.saturating_add(set.max_samples(i)));
             self.order.push(key(vs));
             self.lazy.insert(

@@ -23,6 +23,19 @@ pub struct SeriesData {
 #[error("{0}")]
 pub struct QueryError(pub String);
 
+/// What the engine will do with a selection, like Prometheus' `storage.SelectHints`: a store
+/// may answer from downsampled aggregates where that keeps the result correct.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SelectHints {
+    /// The function the selector is a direct argument of (`rate`, `max_over_time`, ...);
+    /// `None` for a plain instant-vector selector.
+    pub func: Option<&'static str>,
+    /// The range of a range-vector selector in ms, 0 for an instant-vector selector.
+    pub range: i64,
+    /// The query step in ms (0 for instant queries).
+    pub step: i64,
+}
+
 /// Selects series by matchers over an inclusive millisecond range, sorted by labels.
 pub trait Querier: Send + Sync {
     fn select(
@@ -43,6 +56,17 @@ pub trait Querier: Send + Sync {
         maxt: i64,
     ) -> Result<Box<dyn SeriesSet + '_>, QueryError> {
         Ok(Box::new(LoadedSet(self.select(matchers, mint, maxt)?)))
+    }
+
+    /// Like [`Querier::select_lazy`] with [`SelectHints`]; the default ignores the hints.
+    fn select_hinted(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+        _hints: &SelectHints,
+    ) -> Result<Box<dyn SeriesSet + '_>, QueryError> {
+        self.select_lazy(matchers, mint, maxt)
     }
 }
 

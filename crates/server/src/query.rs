@@ -89,6 +89,24 @@ impl sextant_promql::Querier for TsdbSource {
             .map(|v| Box::new(LazyTsdbSet(v)) as Box<dyn sextant_promql::SeriesSet>)
             .map_err(|e| sextant_promql::QueryError(e.to_string()))
     }
+
+    fn select_hinted(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+        hints: &sextant_promql::SelectHints,
+    ) -> Result<Box<dyn sextant_promql::SeriesSet + '_>, sextant_promql::QueryError> {
+        let h = sextant_tsdb::querier::SelectHints {
+            func: hints.func.map(str::to_string),
+            range: hints.range,
+            step: hints.step,
+        };
+        self.0
+            .select_lazy_hinted(matchers, mint, maxt, &h)
+            .map(|v| Box::new(LazyTsdbSet(v)) as Box<dyn sextant_promql::SeriesSet>)
+            .map_err(|e| sextant_promql::QueryError(e.to_string()))
+    }
 }
 
 /// Series selected from the TSDB, decoded chunk by chunk when the engine reads them.

@@ -9,13 +9,13 @@
 //! segment file (`write(2)`), so a process crash loses nothing acknowledged; the WAL is fsynced
 //! every second by the maintenance thread, on segment rotation and on close (see [`crate::wal`]).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use sextant_model::{Exemplar, HistogramValue, Labels, Matcher, Metadata};
+use sextant_model::{Exemplar, HistogramValue, Labels, Matcher, Metadata, Sample};
 
 use crate::block::{self, Block, BlockMeta};
 use crate::chunkenc::Chunk;
@@ -130,7 +130,17 @@ pub struct Db {
     maintenance: Mutex<()>,
     /// Blocks outside the data directory (the object-storage archive), read with local ones.
     external: RwLock<Option<Arc<dyn ExternalBlocks>>>,
+    /// Downsampled blocks `(resolution ms, block)`, kept apart from raw `blocks`.
+    downsampled: RwLock<Vec<(i64, Arc<Block>)>>,
 }
+
+/// A raw block gets 5m aggregates once it is this old (behind the newest sample), or earlier
+/// when time retention is shorter (it is downsampled before retention deletes it).
+pub const DOWNSAMPLE_5M_AGE: i64 = 40 * 3600 * 1000;
+/// A raw block gets 1h aggregates once it is this old (or before retention deletes it).
+pub const DOWNSAMPLE_1H_AGE: i64 = 10 * 24 * 3600 * 1000;
+/// Downsampled blocks are kept this many times the raw time retention.
+pub const DOWNSAMPLE_RETENTION_FACTOR: i64 = 10;
 
 /// A source of blocks kept outside the data directory, such as an object-storage archive:
 /// queries read them alongside local blocks, so data stays queryable after retention.
@@ -172,6 +182,12 @@ impl Db {
             .map_err(io_err(format!("creating {}", dir.display())))?;
         let metrics = DbMetrics::default();
         let blocks = load_blocks(&dir.join("blocks"), &metrics)?;
+        let mut downsampled = Vec::new();
+        for res in [crate::downsample::RES_5M, crate::downsample::RES_1H] {
+            let d = dir.join("downsampled").join(crate::downsample::res_dir(res));
+            std::fs::create_dir_all(&d).map_err(io_err(format!("creating {}", d.display())))?;
+            downsampled.extend(load_blocks(&d, &metrics)?.into_iter().map(|b| (res, b)));
+        }
         let head = Arc::new(Head::new(opts.head.clone()));
         if let Some(maxt) = blocks.iter().map(|b| b.meta().max_time).max() {
             head.set_min_valid_time(maxt);
@@ -270,6 +286,7 @@ impl Db {
             wal: Mutex::new(wal),
             blocks: RwLock::new(blocks),
             external: RwLock::new(None),
+            downsampled: RwLock::new(downsampled),
             metadata: Mutex::new(metadata),
             exemplars: Mutex::new(exemplars),
             metrics,
@@ -360,6 +377,7 @@ impl Db {
                 .read()
                 .unwrap_or_else(|e| e.into_inner())
                 .clone(),
+            downsampled: self.downsampled_blocks(),
         }
     }
 
@@ -405,7 +423,88 @@ impl Db {
                 .fetch_add(1, Ordering::Relaxed);
             tracing::error!(error = %e, "block compaction failed");
         }
+        self.downsample_due();
         self.apply_retention();
+    }
+
+    /// Downsampled blocks `(resolution ms, block)`.
+    pub fn downsampled_blocks(&self) -> Vec<(i64, Arc<Block>)> {
+        self.downsampled
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Writes 5m / 1h aggregates of raw blocks old enough (see [`DOWNSAMPLE_5M_AGE`]) that
+    /// have none yet, and drops aggregates past their own retention. Errors are logged.
+    pub fn downsample_due(&self) {
+        use crate::downsample::{res_dir, write_downsampled, RES_1H, RES_5M};
+        let blocks = self.blocks();
+        let newest = blocks
+            .iter()
+            .map(|b| b.meta().max_time)
+            .max()
+            .unwrap_or(i64::MIN)
+            .max(self.head.max_time());
+        if newest == i64::MIN {
+            return;
+        }
+        for (res, age) in [(RES_5M, DOWNSAMPLE_5M_AGE), (RES_1H, DOWNSAMPLE_1H_AGE)] {
+            let age = if self.opts.retention > 0 {
+                age.min(self.opts.retention)
+            } else {
+                age
+            };
+            let cutoff = newest.saturating_sub(age);
+            let done: std::collections::HashSet<String> = self
+                .downsampled_blocks()
+                .iter()
+                .filter(|(r, _)| *r == res)
+                .flat_map(|(_, b)| b.meta().compaction.sources.clone())
+                .collect();
+            for b in &blocks {
+                let m = b.meta();
+                // Only whole raw data: a block compacted from sources already downsampled
+                // one by one is skipped, its parts are covered.
+                if m.max_time > cutoff
+                    || done.contains(&m.ulid)
+                    || m.compaction.sources.iter().all(|s| done.contains(s))
+                {
+                    continue;
+                }
+                let parent = self.dir.join("downsampled").join(res_dir(res));
+                let t0 = Instant::now();
+                match write_downsampled(&parent, b, res)
+                    .and_then(|meta| Block::open(&parent.join(&meta.ulid)))
+                {
+                    Ok(nb) => {
+                        tracing::info!(raw = %m.ulid, ulid = %nb.meta().ulid, resolution = res_dir(res), ms = t0.elapsed().as_millis() as u64, "block downsampled");
+                        let mut w = self.downsampled.write().unwrap_or_else(|e| e.into_inner());
+                        w.push((res, Arc::new(nb)));
+                        w.sort_by_key(|(r, b)| (*r, b.meta().min_time));
+                    }
+                    Err(e) => {
+                        self.metrics
+                            .compactions_failed
+                            .fetch_add(1, Ordering::Relaxed);
+                        tracing::error!(ulid = %m.ulid, error = %e, "downsampling a block failed");
+                    }
+                }
+            }
+        }
+        if self.opts.retention > 0 {
+            let cutoff = newest
+                .saturating_sub(self.opts.retention.saturating_mul(DOWNSAMPLE_RETENTION_FACTOR));
+            let mut w = self.downsampled.write().unwrap_or_else(|e| e.into_inner());
+            let (old, keep): (Vec<_>, Vec<_>) =
+                w.drain(..).partition(|(_, b)| b.meta().max_time <= cutoff);
+            *w = keep;
+            drop(w);
+            for (_, b) in old {
+                tracing::info!(ulid = %b.meta().ulid, "downsampled block deleted by retention");
+                remove_block_dir(b.dir());
+            }
+        }
     }
 
     fn cut_head_once(&self) -> Result<bool, DbError> {
@@ -1012,6 +1111,7 @@ pub struct DbQuerier {
     head: Arc<Head>,
     blocks: Vec<Arc<Block>>,
     external: Option<Arc<dyn ExternalBlocks>>,
+    downsampled: Vec<(i64, Arc<Block>)>,
 }
 
 impl DbQuerier {
@@ -1067,6 +1167,72 @@ impl DbQuerier {
             sources.push(self.head.select_lazy(matchers, mint, maxt));
         }
         Ok(merge_lazy(sources))
+    }
+}
+
+impl DbQuerier {
+    /// Like [`DbQuerier::select_lazy`], but for the part of `[mint, maxt]` before the oldest
+    /// raw data (local, archived or head) reads downsampled aggregates where `hints` allow
+    /// (see [`crate::downsample::aggr_for`]): 5m first, then 1h for what 5m does not cover.
+    /// Raw and aggregated data never overlap in time, so raw results are never mixed with
+    /// aggregates where raw data exists.
+    pub fn select_lazy_hinted(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+        hints: &crate::querier::SelectHints,
+    ) -> Result<Vec<LazySeries>, QueryError> {
+        use crate::downsample::{aggr_for, read_aggregate, RES_1H, RES_5M};
+        let raw = self.select_lazy(matchers, mint, maxt)?;
+        if self.downsampled.is_empty() {
+            return Ok(raw);
+        }
+        let mut raw_min = if self.head.min_time() == i64::MAX {
+            maxt.saturating_add(1)
+        } else {
+            self.head.min_time().min(maxt.saturating_add(1))
+        };
+        for b in self.blocks_in(mint, maxt)? {
+            raw_min = raw_min.min(b.meta().min_time);
+        }
+        let mut upto = raw_min; // exclusive end of what aggregates may fill
+        let mut extra: Vec<LazySeries> = Vec::new();
+        for res in [RES_5M, RES_1H] {
+            if upto <= mint {
+                break;
+            }
+            let Some(kind) = aggr_for(hints, res) else {
+                continue;
+            };
+            let blocks: Vec<&Arc<Block>> = self
+                .downsampled
+                .iter()
+                .filter(|(r, b)| *r == res && b.meta().max_time > mint && b.meta().min_time < upto)
+                .map(|(_, b)| b)
+                .collect();
+            let Some(lo) = blocks.iter().map(|b| b.meta().min_time).min() else {
+                continue;
+            };
+            let mut per: BTreeMap<Labels, Vec<Sample>> = BTreeMap::new();
+            for b in blocks {
+                for (l, v) in read_aggregate(b, matchers, kind, mint, upto - 1)
+                    .map_err(|e| block_err(b, e))?
+                {
+                    per.entry(l).or_default().extend(v);
+                }
+            }
+            for (l, mut v) in per {
+                v.sort_by_key(|s| s.t);
+                v.dedup_by_key(|s| s.t);
+                extra.push(LazySeries::mem(l, v));
+            }
+            upto = lo;
+        }
+        if extra.is_empty() {
+            return Ok(raw);
+        }
+        Ok(merge_lazy(vec![extra, raw]))
     }
 }
 

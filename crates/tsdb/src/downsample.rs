@@ -2,8 +2,12 @@
 //! window — `count`, `sum`, `min`, `max` and a reset-adjusted `counter` — so that long-range
 //! queries can read 5m or 1h resolution instead of every raw sample.
 //!
-//! Only the aggregation itself lives here so far; storing aggregated blocks and choosing them
-//! for range queries with large steps is not built yet (see docs/archive.md).
+//! Aggregated blocks are ordinary blocks kept apart from raw ones (`<data>/downsampled/5m/`,
+//! `<data>/downsampled/1h/`) so they can never be mixed into raw query results: each raw float
+//! series becomes five series carrying an extra label [`AGGR_LABEL`] (`count`, `sum`, `min`,
+//! `max`, `counter`), and `meta.json`'s `compaction.sources` names the raw block it came from.
+//! Queries read them only through [`crate::db::DbQuerier::select_lazy_hinted`], only for the
+//! time before the oldest raw data, and only for functions whose result they preserve.
 //!
 //! Semantics: windows are `[k·res, (k+1)·res)`; each aggregate sample carries the timestamp of
 //! the last raw sample of its window. The `counter` series starts with the first raw sample
@@ -12,7 +16,145 @@
 //! raw series' increase between their timestamps, which is what `rate` and `increase` need.
 //! NaN samples (including staleness markers) are skipped, like Thanos does.
 
-use sextant_model::Sample;
+use std::path::Path;
+
+use sextant_model::matcher::{MatchOp, Matcher};
+use sextant_model::{Labels, Sample};
+
+use crate::block::{write_block, Block, BlockError, BlockMeta, BlockSeries};
+
+/// The label naming which aggregate a series of a downsampled block holds.
+pub const AGGR_LABEL: &str = "__aggr__";
+
+/// Which aggregate series a query reads, chosen from the enclosing function (Thanos' rules).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AggrKind {
+    Count,
+    Sum,
+    Min,
+    Max,
+    Counter,
+    /// `sum / count` per window (plain selectors, `avg_over_time`).
+    Avg,
+}
+
+impl AggrKind {
+    pub fn label(self) -> &'static str {
+        match self {
+            AggrKind::Count => "count",
+            AggrKind::Sum => "sum",
+            AggrKind::Min => "min",
+            AggrKind::Max => "max",
+            AggrKind::Counter => "counter",
+            AggrKind::Avg => "avg",
+        }
+    }
+}
+
+/// Which aggregate answers a selection at resolution `res`, or `None` when aggregates would
+/// change the result (then only raw data is read). Thanos' rules, restricted to the cases
+/// whose error is bounded (see docs/archive.md, "Downsampling"):
+/// `rate`/`increase` → `counter` (range ≥ 2 windows), `max_over_time` → `max`,
+/// `min_over_time` → `min`, `sum_over_time` → `sum`, `avg_over_time` → `sum / count`
+/// (range ≥ 1 window), a plain instant selector → `sum / count` when step ≥ 1 window.
+pub fn aggr_for(hints: &crate::querier::SelectHints, res: i64) -> Option<AggrKind> {
+    match (hints.func.as_deref(), hints.range > 0) {
+        (Some("rate" | "increase"), true) if hints.range >= 2 * res => Some(AggrKind::Counter),
+        (Some("max_over_time"), true) if hints.range >= res => Some(AggrKind::Max),
+        (Some("min_over_time"), true) if hints.range >= res => Some(AggrKind::Min),
+        (Some("sum_over_time"), true) if hints.range >= res => Some(AggrKind::Sum),
+        (Some("avg_over_time"), true) if hints.range >= res => Some(AggrKind::Avg),
+        (None, false) if hints.step >= res => Some(AggrKind::Avg),
+        _ => None,
+    }
+}
+
+/// Reads aggregate `kind` of the series matching `matchers` from downsampled block `b` in
+/// `[mint, maxt]`, keyed by the raw series' labels.
+pub fn read_aggregate(
+    b: &Block,
+    matchers: &[Matcher],
+    kind: AggrKind,
+    mint: i64,
+    maxt: i64,
+) -> Result<Vec<(Labels, Vec<Sample>)>, BlockError> {
+    let strip = |l: &Labels| {
+        Labels::from_pairs(
+            l.iter()
+                .filter(|x| x.name != AGGR_LABEL)
+                .map(|x| (x.name.clone(), x.value.clone())),
+        )
+    };
+    let sel = |k: &str| -> Result<Vec<(Labels, Vec<Sample>)>, BlockError> {
+        let mut m = matchers.to_vec();
+        m.push(Matcher::equal(AGGR_LABEL, k));
+        Ok(b.select(&m, mint, maxt)?
+            .into_iter()
+            .map(|s| (strip(&s.labels), s.floats))
+            .collect())
+    };
+    if kind != AggrKind::Avg {
+        return sel(kind.label());
+    }
+    let counts: std::collections::HashMap<Labels, Vec<Sample>> = sel("count")?.into_iter().collect();
+    let mut out = Vec::new();
+    for (l, sums) in sel("sum")? {
+        let Some(c) = counts.get(&l) else { continue };
+        // Both series have one sample per window, at the same timestamps.
+        let avg: Vec<Sample> = sums
+            .iter()
+            .zip(c)
+            .filter(|(s, c)| s.t == c.t && c.v > 0.0)
+            .map(|(s, c)| Sample { t: s.t, v: s.v / c.v })
+            .collect();
+        out.push((l, avg));
+    }
+    Ok(out)
+}
+
+/// The directory name of a resolution (`5m`, `1h`).
+pub fn res_dir(res: i64) -> &'static str {
+    if res == RES_1H {
+        "1h"
+    } else {
+        "5m"
+    }
+}
+
+/// Writes the `res` aggregates of every float series of `raw` as a new block under `parent`.
+/// Histogram series are not downsampled (Thanos does not either for native histograms).
+pub fn write_downsampled(parent: &Path, raw: &Block, res: i64) -> Result<BlockMeta, BlockError> {
+    let all = Matcher::new(MatchOp::Regex, "__name__", ".*")
+        .map_err(|e| BlockError::Invalid(e.to_string()))?;
+    let (mint, maxt) = (raw.meta().min_time, raw.meta().max_time);
+    let mut out = Vec::new();
+    for s in raw.select(&[all], mint, maxt)? {
+        if s.floats.is_empty() {
+            continue;
+        }
+        let a = downsample(&s.floats, res);
+        for (kind, samples) in [
+            ("count", a.count),
+            ("sum", a.sum),
+            ("min", a.min),
+            ("max", a.max),
+            ("counter", a.counter),
+        ] {
+            let labels = Labels::from_pairs(
+                s.labels
+                    .iter()
+                    .map(|l| (l.name.clone(), l.value.clone()))
+                    .chain(std::iter::once((AGGR_LABEL.to_string(), kind.to_string()))),
+            );
+            out.push(BlockSeries {
+                labels,
+                floats: samples,
+                hist_chunks: Vec::new(),
+            });
+        }
+    }
+    write_block(parent, out, mint, maxt, 1, vec![raw.meta().ulid.clone()])
+}
 
 /// Thanos' resolutions: 5 minutes and 1 hour.
 pub const RES_5M: i64 = 5 * 60 * 1000;

@@ -36,6 +36,8 @@ pub struct LazySeries {
 enum Part {
     Head(Arc<MemSeries>),
     Block(Arc<Block>, Vec<ChunkMeta>),
+    /// Samples already computed (from downsampled aggregates), sorted by time.
+    Mem(Arc<Vec<Sample>>),
 }
 
 impl std::fmt::Debug for LazySeries {
@@ -70,6 +72,16 @@ impl LazySeries {
         }
     }
 
+    /// A series of samples computed in memory (sorted by time).
+    pub(crate) fn mem(labels: Labels, samples: Vec<Sample>) -> Self {
+        LazySeries {
+            labels,
+            max_samples: samples.len(),
+            may_have_histograms: false,
+            parts: vec![Part::Mem(Arc::new(samples))],
+        }
+    }
+
     /// Replaces `out`'s samples with this series' samples in `[mint, maxt]` (inclusive),
     /// decoding only the chunks overlapping it. `out`'s buffers are reused.
     pub fn read(&self, mint: i64, maxt: i64, out: &mut SeriesData) -> Result<(), QueryError> {
@@ -84,6 +96,17 @@ impl LazySeries {
             let dst = if i == 0 { &mut *out } else { &mut more };
             match p {
                 Part::Head(s) => s.lock().read(mint, maxt, dst),
+                Part::Mem(v) => {
+                    let (a, b) = (
+                        v.partition_point(|p| p.t < mint),
+                        v.partition_point(|p| p.t <= maxt),
+                    );
+                    dst.floats.clear();
+                    dst.histograms.clear();
+                    if a < b {
+                        dst.floats.extend_from_slice(&v[a..b]);
+                    }
+                }
                 Part::Block(b, metas) => b
                     .read_chunks(&self.labels, metas, mint, maxt, dst)
                     .map_err(|e| QueryError::Block {
@@ -129,6 +152,18 @@ pub(crate) fn merge_lazy(sources: Vec<Vec<LazySeries>>) -> Vec<LazySeries> {
         }
     }
     map.into_values().collect()
+}
+
+/// What the query engine will do with a selection (Prometheus' `storage.SelectHints`), so
+/// that [`crate::db::DbQuerier::select_lazy_hinted`] may read downsampled aggregates.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SelectHints {
+    /// The function the selector is a direct argument of; `None` for a plain instant selector.
+    pub func: Option<String>,
+    /// Range of a range-vector selector in ms (0 for instant-vector selectors).
+    pub range: i64,
+    /// Query step in ms (0 for instant queries).
+    pub step: i64,
 }
 
 /// Why a read failed.
