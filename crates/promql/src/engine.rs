@@ -676,7 +676,7 @@ impl<'a> Ev<'a> {
                                 crate::querier::SelectHints {
                                     func: Some(func.name),
                                     range: m.range.eval_ms(self.dctx),
-                                    step: self.step,
+                                    step: self.dctx.step_ms,
                                 },
                             );
                         }
@@ -686,7 +686,7 @@ impl<'a> Ev<'a> {
                                 crate::querier::SelectHints {
                                     func: Some(func.name),
                                     range: 0,
-                                    step: self.step,
+                                    step: self.dctx.step_ms,
                                 },
                             );
                         }
@@ -711,7 +711,7 @@ impl<'a> Ev<'a> {
                 Some(crate::querier::SelectHints {
                     func: None,
                     range: 0,
-                    step: self.step,
+                    step: self.dctx.step_ms,
                 })
             } else {
                 None
