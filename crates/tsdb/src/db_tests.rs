@@ -653,3 +653,149 @@ fn head_selection_is_sorted_like_label_sets() {
         })
         .expect("property");
 }
+
+/// Raw blocks past retention are downsampled first; afterwards hinted selects answer from the
+/// aggregates for the time before the oldest raw sample, exactly per 5m window, while plain
+/// selects never see aggregates. Aggregates survive a restart.
+#[test]
+fn downsampled_blocks_answer_after_retention() {
+    use crate::downsample::RES_5M;
+    use crate::querier::SelectHints;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let o = DbOptions {
+        retention: 20 * H,
+        ..opts(2 * H)
+    };
+    let name = "ds_total";
+    let l = Labels::from_pairs([("__name__", name), ("job", "t")]);
+    // A counter with a reset every 7h, one sample a minute for 60h.
+    let raw: Vec<Sample> = (0..60 * 60)
+        .map(|i| {
+            let t = i as i64 * 60_000;
+            Sample {
+                t,
+                v: ((i % 420) * (1 + i % 3)) as f64,
+            }
+        })
+        .collect();
+    let m = [Matcher::equal("__name__", name)];
+    let hinted = |db: &Db, func: Option<&str>, range: i64, step: i64| {
+        db.querier()
+            .select_lazy_hinted(
+                &m,
+                0,
+                60 * H,
+                &SelectHints {
+                    func: func.map(str::to_string),
+                    range,
+                    step,
+                },
+            )
+            .expect("select")
+            .into_iter()
+            .map(|s| {
+                let mut sd = crate::querier::SeriesData {
+                    labels: s.labels.clone(),
+                    floats: Vec::new(),
+                    histograms: Vec::new(),
+                };
+                s.read(0, 60 * H, &mut sd).expect("read");
+                sd
+            })
+            .collect::<Vec<_>>()
+    };
+    {
+        let db = Db::open(dir.path(), o.clone()).expect("open");
+        for s in &raw {
+            let mut app = db.appender();
+            app.append(&l, s.t, s.v).expect("append");
+            app.commit().expect("commit");
+        }
+        db.maintain();
+        assert!(!db.downsampled_blocks().is_empty(), "nothing downsampled");
+    }
+    let db = Db::open(dir.path(), o).expect("reopen");
+    let raw_min = db
+        .blocks()
+        .iter()
+        .map(|b| b.meta().min_time)
+        .min()
+        .expect("raw blocks left");
+    assert!(raw_min >= 30 * H, "retention kept {raw_min}");
+    // Plain selects: raw only.
+    let plain = all(&db, name);
+    assert_eq!(plain.len(), 1);
+    assert!(plain[0].floats.iter().all(|s| s.t >= raw_min));
+    assert_eq!(plain[0].labels, l);
+    // Per 5m window before raw_min: max, min, sum, avg equal the raw window's.
+    let windows: Vec<&[Sample]> = raw
+        .chunk_by(|a, b| a.t.div_euclid(RES_5M) == b.t.div_euclid(RES_5M))
+        .filter(|w| w[0].t < raw_min)
+        .collect();
+    type Agg = fn(&[Sample]) -> f64;
+    let cases: [(Option<&str>, i64, Agg); 5] = [
+        (Some("max_over_time"), H, |w| w.iter().map(|s| s.v).fold(f64::MIN, f64::max)),
+        (Some("min_over_time"), H, |w| w.iter().map(|s| s.v).fold(f64::MAX, f64::min)),
+        (Some("sum_over_time"), H, |w| w.iter().map(|s| s.v).sum()),
+        (Some("avg_over_time"), H, |w| {
+            w.iter().map(|s| s.v).sum::<f64>() / w.len() as f64
+        }),
+        (None, 0, |w| w.iter().map(|s| s.v).sum::<f64>() / w.len() as f64),
+    ];
+    for (func, range, f) in cases {
+        let got = hinted(&db, func, range, H);
+        assert_eq!(got.len(), 1, "{func:?}");
+        assert_eq!(got[0].labels, l);
+        let old: Vec<Sample> = got[0].floats.iter().copied().filter(|s| s.t < raw_min).collect();
+        let want: Vec<Sample> = windows
+            .iter()
+            .map(|w| Sample {
+                t: w[w.len() - 1].t,
+                v: f(w),
+            })
+            .collect();
+        assert_eq!(old, want, "{func:?}");
+        // Raw data is returned unchanged after it.
+        let new: Vec<Sample> = got[0].floats.iter().copied().filter(|s| s.t >= raw_min).collect();
+        assert_eq!(new, plain[0].floats, "{func:?}");
+    }
+    // rate/increase read the reset-adjusted counter: within one downsampled block, the
+    // difference of two of its samples is the raw increase between their timestamps.
+    let got = hinted(&db, Some("rate"), H, H);
+    let counter: Vec<Sample> = got[0].floats.iter().copied().filter(|s| s.t < raw_min).collect();
+    assert!(counter.len() > 100);
+    let raw_increase = |a: i64, b: i64| {
+        let mut inc = 0.0;
+        let mut prev: Option<f64> = None;
+        for x in raw.iter().filter(|x| x.t <= b) {
+            if x.t > a {
+                if let Some(p) = prev {
+                    inc += if x.v < p { x.v } else { x.v - p };
+                }
+            }
+            prev = Some(x.v);
+        }
+        inc
+    };
+    for pair in counter.windows(2) {
+        // Blocks are 2h; stay inside one.
+        if pair[0].t.div_euclid(2 * H) == pair[1].t.div_euclid(2 * H) {
+            assert_eq!(pair[1].v - pair[0].v, raw_increase(pair[0].t, pair[1].t));
+        }
+    }
+    // Functions aggregates cannot answer, ranges shorter than the window, and small steps for
+    // plain selectors read raw data only.
+    for (func, range, step) in [
+        (Some("count_over_time"), H, H),
+        (Some("last_over_time"), H, H),
+        (Some("max_over_time"), 60_000, H),
+        (Some("rate"), RES_5M, H),
+        (None, 0, 60_000),
+    ] {
+        let got = hinted(&db, func, range, step);
+        assert!(
+            got[0].floats.iter().all(|s| s.t >= raw_min),
+            "{func:?} {range} {step}"
+        );
+    }
+}
