@@ -42,9 +42,7 @@ mod range;
 
 pub use api::api_buckets;
 pub use engine::{Engine, EngineOptions};
-pub use querier::{
-    LoadedSet, MemQuerier, Querier, QueryError, SelectHints, SeriesData, SeriesSet,
-};
+pub use querier::{LoadedSet, MemQuerier, Querier, QueryError, SelectHints, SeriesData, SeriesSet};
 pub use value::{QueryResult, QueryStats, Series, VSample, Value};
 pub mod promqltest;
 

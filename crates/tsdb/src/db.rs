@@ -184,7 +184,9 @@ impl Db {
         let blocks = load_blocks(&dir.join("blocks"), &metrics)?;
         let mut downsampled = Vec::new();
         for res in [crate::downsample::RES_5M, crate::downsample::RES_1H] {
-            let d = dir.join("downsampled").join(crate::downsample::res_dir(res));
+            let d = dir
+                .join("downsampled")
+                .join(crate::downsample::res_dir(res));
             std::fs::create_dir_all(&d).map_err(io_err(format!("creating {}", d.display())))?;
             downsampled.extend(load_blocks(&d, &metrics)?.into_iter().map(|b| (res, b)));
         }
@@ -493,8 +495,11 @@ impl Db {
             }
         }
         if self.opts.retention > 0 {
-            let cutoff = newest
-                .saturating_sub(self.opts.retention.saturating_mul(DOWNSAMPLE_RETENTION_FACTOR));
+            let cutoff = newest.saturating_sub(
+                self.opts
+                    .retention
+                    .saturating_mul(DOWNSAMPLE_RETENTION_FACTOR),
+            );
             let mut w = self.downsampled.write().unwrap_or_else(|e| e.into_inner());
             let (old, keep): (Vec<_>, Vec<_>) =
                 w.drain(..).partition(|(_, b)| b.meta().max_time <= cutoff);

@@ -734,19 +734,30 @@ fn downsampled_blocks_answer_after_retention() {
         .collect();
     type Agg = fn(&[Sample]) -> f64;
     let cases: [(Option<&str>, i64, Agg); 5] = [
-        (Some("max_over_time"), H, |w| w.iter().map(|s| s.v).fold(f64::MIN, f64::max)),
-        (Some("min_over_time"), H, |w| w.iter().map(|s| s.v).fold(f64::MAX, f64::min)),
+        (Some("max_over_time"), H, |w| {
+            w.iter().map(|s| s.v).fold(f64::MIN, f64::max)
+        }),
+        (Some("min_over_time"), H, |w| {
+            w.iter().map(|s| s.v).fold(f64::MAX, f64::min)
+        }),
         (Some("sum_over_time"), H, |w| w.iter().map(|s| s.v).sum()),
         (Some("avg_over_time"), H, |w| {
             w.iter().map(|s| s.v).sum::<f64>() / w.len() as f64
         }),
-        (None, 0, |w| w.iter().map(|s| s.v).sum::<f64>() / w.len() as f64),
+        (None, 0, |w| {
+            w.iter().map(|s| s.v).sum::<f64>() / w.len() as f64
+        }),
     ];
     for (func, range, f) in cases {
         let got = hinted(&db, func, range, H);
         assert_eq!(got.len(), 1, "{func:?}");
         assert_eq!(got[0].labels, l);
-        let old: Vec<Sample> = got[0].floats.iter().copied().filter(|s| s.t < raw_min).collect();
+        let old: Vec<Sample> = got[0]
+            .floats
+            .iter()
+            .copied()
+            .filter(|s| s.t < raw_min)
+            .collect();
         let want: Vec<Sample> = windows
             .iter()
             .map(|w| Sample {
@@ -756,13 +767,23 @@ fn downsampled_blocks_answer_after_retention() {
             .collect();
         assert_eq!(old, want, "{func:?}");
         // Raw data is returned unchanged after it.
-        let new: Vec<Sample> = got[0].floats.iter().copied().filter(|s| s.t >= raw_min).collect();
+        let new: Vec<Sample> = got[0]
+            .floats
+            .iter()
+            .copied()
+            .filter(|s| s.t >= raw_min)
+            .collect();
         assert_eq!(new, plain[0].floats, "{func:?}");
     }
     // rate/increase read the reset-adjusted counter: within one downsampled block, the
     // difference of two of its samples is the raw increase between their timestamps.
     let got = hinted(&db, Some("rate"), H, H);
-    let counter: Vec<Sample> = got[0].floats.iter().copied().filter(|s| s.t < raw_min).collect();
+    let counter: Vec<Sample> = got[0]
+        .floats
+        .iter()
+        .copied()
+        .filter(|s| s.t < raw_min)
+        .collect();
     assert!(counter.len() > 100);
     let raw_increase = |a: i64, b: i64| {
         let mut inc = 0.0;

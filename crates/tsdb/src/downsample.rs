@@ -96,7 +96,8 @@ pub fn read_aggregate(
     if kind != AggrKind::Avg {
         return sel(kind.label());
     }
-    let counts: std::collections::HashMap<Labels, Vec<Sample>> = sel("count")?.into_iter().collect();
+    let counts: std::collections::HashMap<Labels, Vec<Sample>> =
+        sel("count")?.into_iter().collect();
     let mut out = Vec::new();
     for (l, sums) in sel("sum")? {
         let Some(c) = counts.get(&l) else { continue };
@@ -105,7 +106,10 @@ pub fn read_aggregate(
             .iter()
             .zip(c)
             .filter(|(s, c)| s.t == c.t && c.v > 0.0)
-            .map(|(s, c)| Sample { t: s.t, v: s.v / c.v })
+            .map(|(s, c)| Sample {
+                t: s.t,
+                v: s.v / c.v,
+            })
             .collect();
         out.push((l, avg));
     }
