@@ -405,3 +405,6 @@ async fn track(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Res
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod downsample_tests;
