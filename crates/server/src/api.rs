@@ -94,16 +94,27 @@ pub async fn series(State(st): State<Arc<AppState>>, p: Params) -> Response {
         let limit = p.limit()?;
         let querier = st.db.querier();
         let mut all = Vec::new();
+        let mut warnings = Vec::new();
+        let fanout = st.remote().map(|e| {
+            sextant_remote::Fanout::new(Box::new(crate::query::TsdbSource(st.db.querier())), e)
+        });
         for ms in &sets {
-            all.extend(
+            let local = || {
                 querier
                     .series(ms, start, end)
-                    .map_err(|e| ApiError::internal(e.to_string()))?,
-            );
+                    .map_err(|e| sextant_promql::QueryError(e.to_string()))
+            };
+            let got = match &fanout {
+                None => local(),
+                Some(f) => f.series(local, ms, start, end),
+            };
+            all.extend(got.map_err(|e| ApiError::internal(e.to_string()))?);
+        }
+        if let Some(f) = &fanout {
+            warnings.extend(f.take_warnings());
         }
         all.sort();
         all.dedup();
-        let mut warnings = Vec::new();
         truncate(&mut all, limit, &mut warnings);
         Ok(success(
             Value::Array(all.iter().map(labels_json).collect()),

@@ -43,6 +43,14 @@ pub struct Config {
     /// Service probes: blackbox_exporter modules and targets (see docs/probes.md).
     #[serde(default)]
     pub probes: Option<sextant_ingest::probe::ProbesConfig>,
+    /// Prometheus remote-read endpoints queries also read (see docs/scale-out.md).
+    #[serde(default)]
+    pub remote_read: Vec<Spanned<sextant_remote::RemoteReadConfig>>,
+    /// Prometheus-API engines queries also read (see docs/scale-out.md).
+    #[serde(default)]
+    pub remote_engines: Vec<Spanned<sextant_remote::RemoteEngineConfig>>,
+    /// False: the query API, dashboards and rules read only `remote_read` / `remote_engines`.
+    pub query_local_storage: Option<bool>,
 }
 
 /// `global`, with Prometheus' defaults.
@@ -108,6 +116,12 @@ pub struct Loaded {
     pub forge_lines: Vec<u64>,
     /// The probes of `probes:`, one per target, intervals resolved.
     pub probes: Vec<sextant_ingest::probe::ProbeSpec>,
+    /// `remote_read:` entries, checked.
+    pub remote_read: Vec<sextant_remote::RemoteReadConfig>,
+    /// `remote_engines:` entries, checked.
+    pub remote_engines: Vec<sextant_remote::RemoteEngineConfig>,
+    /// `query_local_storage: false`: queries read the remote engines only.
+    pub remote_only: bool,
 }
 
 impl Loaded {
@@ -282,8 +296,42 @@ pub fn parse(text: &str, file: &str) -> Result<Loaded, ConfigError> {
         }
         None => Vec::new(),
     };
+    let mut names: BTreeMap<String, u64> = BTreeMap::new();
+    let mut remote_read = Vec::with_capacity(cfg.remote_read.len());
+    for (i, r) in cfg.remote_read.into_iter().enumerate() {
+        let line = r.referenced.line();
+        r.value
+            .check()
+            .map_err(|e| err(line, format!("remote_read[{i}].{e}")))?;
+        let name = r.value.display_name();
+        if let Some(first) = names.insert(name.clone(), line) {
+            return Err(err(line, format!("remote_read[{i}]: duplicate remote read configs are not allowed, found duplicate for name {name:?} (first on line {first})")));
+        }
+        remote_read.push(r.value);
+    }
+    let mut remote_engines = Vec::with_capacity(cfg.remote_engines.len());
+    for (i, r) in cfg.remote_engines.into_iter().enumerate() {
+        let line = r.referenced.line();
+        r.value
+            .check()
+            .map_err(|e| err(line, format!("remote_engines[{i}].{e}")))?;
+        if let Some(first) = names.insert(r.value.name.clone(), line) {
+            return Err(err(line, format!("remote_engines[{i}].name: {:?} is already used on line {first}", r.value.name)));
+        }
+        remote_engines.push(r.value);
+    }
+    let remote_only = cfg.query_local_storage == Some(false);
+    if remote_only && remote_read.is_empty() && remote_engines.is_empty() {
+        return Err(err(
+            0,
+            "query_local_storage: false needs at least one remote_read or remote_engines entry".into(),
+        ));
+    }
     Ok(Loaded {
         path: None,
+        remote_read,
+        remote_engines,
+        remote_only,
         global,
         scrape_configs,
         scrape_lines,
