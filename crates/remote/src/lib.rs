@@ -91,7 +91,7 @@ impl<'a> Fanout<'a> {
             Err(p) => p.into_inner(),
         };
         if !w.contains(&msg) {
-            tracing::warn!("{msg}");
+            log_limited(&msg);
             w.push(msg);
         }
     }
@@ -198,6 +198,35 @@ impl Querier for Fanout<'_> {
             _ => Ok(Box::new(LoadedSet(self.select(matchers, mint, maxt)?))),
         }
     }
+}
+
+/// Logs a remote engine's warning at most once a minute per distinct message: rules evaluate
+/// every few seconds, and a down engine would otherwise flood the log.
+fn log_limited(msg: &str) {
+    use std::collections::HashMap;
+    use std::time::{Duration, Instant};
+    static LAST: Mutex<Option<HashMap<String, Instant>>> = Mutex::new(None);
+    let mut g = match LAST.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    };
+    let map = g.get_or_insert_with(HashMap::new);
+    let now = Instant::now();
+    if map
+        .get(msg)
+        .is_some_and(|t| now.duration_since(*t) < Duration::from_secs(60))
+    {
+        return;
+    }
+    // Bounded: forget old messages rather than grow without limit.
+    if map.len() >= 1024 {
+        map.retain(|_, t| now.duration_since(*t) < Duration::from_secs(60));
+        if map.len() >= 1024 {
+            map.clear();
+        }
+    }
+    map.insert(msg.to_string(), now);
+    tracing::warn!("{msg}");
 }
 
 /// Merges two series lists (each sorted by labels or not): series with equal labels become one,

@@ -316,7 +316,7 @@ impl RemoteEngine for PromApiEngine {
     }
 
     fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Result<Selected, String> {
-        if !has_required(matchers, &self.required) || matchers.is_empty() {
+        if !has_required(matchers, &self.required) || matchers.iter().all(Matcher::matches_empty) {
             return Ok(Selected::default());
         }
         let sel = selector(matchers);
@@ -327,7 +327,7 @@ impl RemoteEngine for PromApiEngine {
     }
 
     fn series(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Result<Vec<Labels>, String> {
-        if !has_required(matchers, &self.required) || matchers.is_empty() {
+        if !has_required(matchers, &self.required) || matchers.iter().all(Matcher::matches_empty) {
             return Ok(Vec::new());
         }
         let (data, _) = self.call(

@@ -766,4 +766,29 @@ mod tests {
         let m = e("scrape_configs: [\n");
         assert!(m.starts_with("s.yml:"), "{m}");
     }
+
+    #[test]
+    fn remote_read_and_remote_engines() {
+        let l = parse(
+            "remote_read:\n  - url: http://p:9090/api/v1/read\n    read_recent: true\n    required_matchers: {team: a}\n    remote_timeout: 30s\nremote_engines:\n  - name: vm\n    url: http://vm:8428\n    api: export\nquery_local_storage: false\n",
+            "s.yml",
+        )
+        .unwrap();
+        assert_eq!(l.remote_read.len(), 1);
+        assert!(l.remote_read[0].read_recent);
+        assert_eq!(l.remote_read[0].remote_timeout.map(|d| d.0), Some(Duration::from_secs(30)));
+        assert_eq!(l.remote_engines[0].api, sextant_remote::promapi::Api::Export);
+        assert!(l.remote_only);
+        assert!(!parse("", "s.yml").unwrap().remote_only);
+        let m = e("remote_read:\n  - url: http://p/api/v1/read\n    bogus: 1\n");
+        assert!(m.starts_with("s.yml:3:") && m.contains("bogus"), "{m}");
+        let m = e("remote_read:\n  - url: http://p/a\n  - url: http://p/a\n");
+        assert!(m.starts_with("s.yml:3: remote_read[1]: duplicate remote read configs"), "{m}");
+        let m = e("remote_engines:\n  - name: vm\n    url: ftp://x\n");
+        assert!(m.starts_with("s.yml:2: remote_engines[0].url: scheme \"ftp\""), "{m}");
+        let m = e("remote_engines:\n  - name: vm\n    url: http://x\n    api: graphql\n");
+        assert!(m.contains("graphql"), "{m}");
+        let m = e("query_local_storage: false\n");
+        assert!(m.contains("needs at least one remote_read or remote_engines entry"), "{m}");
+    }
 }

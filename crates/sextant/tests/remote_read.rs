@@ -298,10 +298,18 @@ remote_engines:
         assert_eq!(names.iter().filter(|x| *x == n).count(), 1, "{n} in {v}");
     }
 
+    // Label values of matching series come from every source.
+    let v = get(&c, &format!("{a}/label/src/values"), &[
+        ("match[]", r#"{__name__=~"rr_(local|prom|vm)"}"#.into()),
+        ("start", secs(t0)),
+        ("end", secs(tend)),
+    ]);
+    assert_eq!(v["data"], serde_json::json!(["local", "prom", "vm"]), "{v}");
+
     // A recording rule evaluated by Sextant A over VictoriaMetrics-only data.
     wait_for("rule rr_vm_total", Duration::from_secs(60), || {
         let v = get(&c, &format!("{a}/query"), &[("query", "rr_vm_total".into())]);
-        result(&v)[0]["value"][1] == ((N - 1) as f64 * 0.25).to_string()
+        result(&v)[0]["value"][1].as_str() == Some(((N - 1) as f64 * 0.25).to_string().as_str())
     });
 
     // Sextant C reads the remote engines only: no local series, remote ones visible.
