@@ -80,7 +80,9 @@ impl BlockingHttp {
             if RESERVED_HEADERS.contains(&k.to_ascii_lowercase().as_str())
                 || k.to_ascii_lowercase().starts_with("x-prometheus-remote-")
             {
-                return Err(format!("headers: {k:?} is a reserved header and cannot be set"));
+                return Err(format!(
+                    "headers: {k:?} is a reserved header and cannot be set"
+                ));
             }
             let name = reqwest::header::HeaderName::from_bytes(k.as_bytes())
                 .map_err(|e| format!("headers: invalid header name {k:?}: {e}"))?;
@@ -125,9 +127,7 @@ impl BlockingHttp {
                 let mut body = Vec::new();
                 while let Some(chunk) = resp.chunk().await.map_err(err_text)? {
                     if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
-                        return Err(format!(
-                            "response larger than {MAX_RESPONSE_BYTES} bytes"
-                        ));
+                        return Err(format!("response larger than {MAX_RESPONSE_BYTES} bytes"));
                     }
                     body.extend_from_slice(&chunk);
                 }

@@ -69,7 +69,9 @@ impl RemoteEngineConfig {
         }
         for k in self.required_matchers.keys() {
             if !sextant_model::labels::is_valid_label_name(k) {
-                return Err(format!("required_matchers: {k:?} is not a valid label name"));
+                return Err(format!(
+                    "required_matchers: {k:?} is not a valid label name"
+                ));
             }
         }
         Ok(())
@@ -187,7 +189,10 @@ impl PromApiEngine {
                 reply.error.as_deref().unwrap_or("request failed")
             ));
         }
-        Ok((reply.data.unwrap_or(serde_json::Value::Null), reply.warnings))
+        Ok((
+            reply.data.unwrap_or(serde_json::Value::Null),
+            reply.warnings,
+        ))
     }
 
     fn select_query(&self, sel: &str, mint: i64, maxt: i64) -> Result<Selected, String> {
@@ -196,10 +201,7 @@ impl PromApiEngine {
         let range = maxt.saturating_sub(mint).saturating_add(1).max(1);
         let (data, mut warnings) = self.call(
             "/api/v1/query",
-            &[
-                ("query", format!("{sel}[{range}ms]")),
-                ("time", secs(maxt)),
-            ],
+            &[("query", format!("{sel}[{range}ms]")), ("time", secs(maxt))],
         )?;
         let m: MatrixData =
             serde_json::from_value(data).map_err(|e| format!("unexpected query result: {e}"))?;
@@ -263,8 +265,8 @@ impl PromApiEngine {
             if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            let l: ExportLine = serde_json::from_slice(line)
-                .map_err(|e| format!("export: line {}: {e}", i + 1))?;
+            let l: ExportLine =
+                serde_json::from_slice(line).map_err(|e| format!("export: line {}: {e}", i + 1))?;
             if l.values.len() != l.timestamps.len() {
                 return Err(format!(
                     "export: line {}: {} values but {} timestamps",
@@ -364,11 +366,12 @@ mod tests {
 
     #[test]
     fn config_is_checked() {
-        let c: RemoteEngineConfig = serde_json::from_str(
-            r#"{"name":"vm","url":"ftp://x","api":"export"}"#,
-        )
-        .unwrap();
+        let c: RemoteEngineConfig =
+            serde_json::from_str(r#"{"name":"vm","url":"ftp://x","api":"export"}"#).unwrap();
         assert!(c.check().unwrap_err().contains("scheme"));
-        assert!(serde_json::from_str::<RemoteEngineConfig>(r#"{"name":"vm","url":"http://x","bogus":1}"#).is_err());
+        assert!(serde_json::from_str::<RemoteEngineConfig>(
+            r#"{"name":"vm","url":"http://x","bogus":1}"#
+        )
+        .is_err());
     }
 }

@@ -80,7 +80,9 @@ impl RemoteReadConfig {
         }
         for k in self.required_matchers.keys() {
             if !sextant_model::labels::is_valid_label_name(k) {
-                return Err(format!("required_matchers: {k:?} is not a valid label name"));
+                return Err(format!(
+                    "required_matchers: {k:?} is not a valid label name"
+                ));
             }
         }
         Ok(())

@@ -213,11 +213,15 @@ pub fn read_frames(mut body: &[u8]) -> Result<Vec<v1::ChunkedReadResponse>, Wire
         let mut shift = 0;
         loop {
             let Some((&b, rest)) = body.split_first() else {
-                return Err(WireError("streamed response: truncated frame length".into()));
+                return Err(WireError(
+                    "streamed response: truncated frame length".into(),
+                ));
             };
             body = rest;
             if shift > 63 {
-                return Err(WireError("streamed response: frame length overflows".into()));
+                return Err(WireError(
+                    "streamed response: frame length overflows".into(),
+                ));
             }
             len |= u64::from(b & 0x7f) << shift;
             shift += 7;
@@ -237,7 +241,9 @@ pub fn read_frames(mut body: &[u8]) -> Result<Vec<v1::ChunkedReadResponse>, Wire
         let crc = u32::from_be_bytes([body[0], body[1], body[2], body[3]]);
         let msg = &body[4..4 + len];
         if crc32c::crc32c(msg) != crc {
-            return Err(WireError("streamed response: frame checksum mismatch".into()));
+            return Err(WireError(
+                "streamed response: frame checksum mismatch".into(),
+            ));
         }
         out.push(
             v1::ChunkedReadResponse::decode(msg)
@@ -277,17 +283,17 @@ pub fn series_chunks(s: &SeriesData) -> Vec<v1::Chunk> {
             });
         }
     };
-    let flush_float =
-        |c: &mut Option<(FloatHistogramChunk, i64, i64)>, out: &mut Vec<v1::Chunk>| {
-            if let Some((c, a, b)) = c.take() {
-                out.push(v1::Chunk {
-                    min_time_ms: a,
-                    max_time_ms: b,
-                    r#type: Encoding::FloatHistogram as i32,
-                    data: c.bytes().to_vec(),
-                });
-            }
-        };
+    let flush_float = |c: &mut Option<(FloatHistogramChunk, i64, i64)>,
+                       out: &mut Vec<v1::Chunk>| {
+        if let Some((c, a, b)) = c.take() {
+            out.push(v1::Chunk {
+                min_time_ms: a,
+                max_time_ms: b,
+                r#type: Encoding::FloatHistogram as i32,
+                data: c.bytes().to_vec(),
+            });
+        }
+    };
     for (t, h) in &s.histograms {
         match h {
             HistogramValue::Int(h) => {
@@ -415,7 +421,9 @@ mod tests {
     fn frames_roundtrip_and_reject_corruption() {
         let s = SeriesData {
             labels: Labels::from_pairs([("__name__", "m"), ("a", "b")]),
-            floats: (0..300).map(|i| Sample::new(i * 1000, i as f64 * 0.5)).collect(),
+            floats: (0..300)
+                .map(|i| Sample::new(i * 1000, i as f64 * 0.5))
+                .collect(),
             ..Default::default()
         };
         let msg = v1::ChunkedReadResponse {
@@ -431,14 +439,16 @@ mod tests {
         write_frame(&mut body, &msg.encode_to_vec());
         let frames = read_frames(&body).unwrap();
         assert_eq!(frames.len(), 2);
-        let got =
-            series_from_chunks(frames[0].chunked_series[0].clone(), 10_000, 20_000).unwrap();
+        let got = series_from_chunks(frames[0].chunked_series[0].clone(), 10_000, 20_000).unwrap();
         assert_eq!(got.labels, s.labels);
         assert_eq!(got.floats, s.floats[10..=20].to_vec());
         let n = body.len();
         body[n - 1] ^= 1;
         assert!(read_frames(&body).unwrap_err().0.contains("checksum"));
-        assert!(read_frames(&body[..n - 3]).unwrap_err().0.contains("truncated"));
+        assert!(read_frames(&body[..n - 3])
+            .unwrap_err()
+            .0
+            .contains("truncated"));
     }
 
     #[test]

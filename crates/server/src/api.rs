@@ -177,7 +177,10 @@ where
     // Remote engines contribute the labels of their series matching `match[]` (without
     // `match[]` they are not asked: that would list every series they hold).
     if let (Some(engines), false) = (st.remote(), sets.is_empty()) {
-        let fan = sextant_remote::Fanout::new(Box::new(crate::query::TsdbSource(st.db.querier())), engines);
+        let fan = sextant_remote::Fanout::new(
+            Box::new(crate::query::TsdbSource(st.db.querier())),
+            engines,
+        );
         let mut remote = Vec::new();
         for ms in &sets {
             let series = fan

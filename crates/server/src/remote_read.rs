@@ -105,7 +105,10 @@ pub async fn read(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Byt
     crate::query::run(st, move |st, _cancel| {
         let src = TsdbSource(st.db.querier());
         let mut samples = 0usize;
-        let mut select = |mint: i64, maxt: i64, ms: &[Matcher]| -> Result<Vec<SeriesData>, crate::api::ApiError> {
+        let mut select = |mint: i64,
+                          maxt: i64,
+                          ms: &[Matcher]|
+         -> Result<Vec<SeriesData>, crate::api::ApiError> {
             let ms = filter_external(ms.to_vec(), &external);
             let mut out = src
                 .select(&ms, mint, maxt)
@@ -156,11 +159,7 @@ pub async fn read(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Byt
                     }
                 }
             }
-            Ok((
-                [(header::CONTENT_TYPE, wire::STREAMED)],
-                body,
-            )
-                .into_response())
+            Ok(([(header::CONTENT_TYPE, wire::STREAMED)], body).into_response())
         } else {
             let mut resp = v1::ReadResponse::default();
             for (mint, maxt, ms) in &queries {

@@ -745,7 +745,14 @@ async fn remote_read_answers_and_rejects_bad_requests() {
         Labels::from_pairs([("__name__", "m"), ("a", "b")]),
         vec![Sample::new(now - 2000, 1.0), Sample::new(now - 1000, 2.0)],
     )];
-    let (s, _, b) = call(&t, rw(compress_snappy(&encode_v1(&series)), "application/x-protobuf")).await;
+    let (s, _, b) = call(
+        &t,
+        rw(
+            compress_snappy(&encode_v1(&series)),
+            "application/x-protobuf",
+        ),
+    )
+    .await;
     assert_eq!(s, StatusCode::NO_CONTENT, "{b}");
     let query = |types: Vec<i32>, mtype: i32| v1::ReadRequest {
         queries: vec![v1::Query {
@@ -768,19 +775,26 @@ async fn remote_read_answers_and_rejects_bad_requests() {
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(resp.headers()["content-encoding"], "snappy");
     let body = resp.into_body().collect().await.expect("body").to_bytes();
-    let got = sextant_remote::read::decode_response("application/x-protobuf", &body, now - 10_000, now)
-        .expect("decodes");
+    let got =
+        sextant_remote::read::decode_response("application/x-protobuf", &body, now - 10_000, now)
+            .expect("decodes");
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].floats, series[0].1);
     // Streamed when asked first.
     let resp = router(t.state.clone())
-        .oneshot(read_req(compress_snappy(&query(vec![1, 0], 0).encode_to_vec())))
+        .oneshot(read_req(compress_snappy(
+            &query(vec![1, 0], 0).encode_to_vec(),
+        )))
         .await
         .expect("response");
-    let ct = resp.headers()["content-type"].to_str().expect("ct").to_string();
+    let ct = resp.headers()["content-type"]
+        .to_str()
+        .expect("ct")
+        .to_string();
     assert_eq!(ct, sextant_remote::wire::STREAMED);
     let body = resp.into_body().collect().await.expect("body").to_bytes();
-    let streamed = sextant_remote::read::decode_response(&ct, &body, now - 10_000, now).expect("decodes");
+    let streamed =
+        sextant_remote::read::decode_response(&ct, &body, now - 10_000, now).expect("decodes");
     assert_eq!(streamed, got);
     // Hostile input: not snappy, not protobuf, unknown response type, bad matcher type, bad regex.
     let (s, _, b) = call(&t, read_req(b"nope".to_vec())).await;
@@ -788,10 +802,18 @@ async fn remote_read_answers_and_rejects_bad_requests() {
     let (s, _, b) = call(&t, read_req(compress_snappy(b"\xff\xff\xff"))).await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
     assert!(b.contains("ReadRequest"), "{b}");
-    let (s, _, b) = call(&t, read_req(compress_snappy(&query(vec![7], 0).encode_to_vec()))).await;
+    let (s, _, b) = call(
+        &t,
+        read_req(compress_snappy(&query(vec![7], 0).encode_to_vec())),
+    )
+    .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
     assert!(b.contains("response types"), "{b}");
-    let (s, _, b) = call(&t, read_req(compress_snappy(&query(vec![], 9).encode_to_vec()))).await;
+    let (s, _, b) = call(
+        &t,
+        read_req(compress_snappy(&query(vec![], 9).encode_to_vec())),
+    )
+    .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
     assert!(b.contains("query 0: invalid matcher type 9"), "{b}");
     let mut bad = query(vec![], 2);

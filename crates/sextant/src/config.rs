@@ -316,7 +316,13 @@ pub fn parse(text: &str, file: &str) -> Result<Loaded, ConfigError> {
             .check()
             .map_err(|e| err(line, format!("remote_engines[{i}].{e}")))?;
         if let Some(first) = names.insert(r.value.name.clone(), line) {
-            return Err(err(line, format!("remote_engines[{i}].name: {:?} is already used on line {first}", r.value.name)));
+            return Err(err(
+                line,
+                format!(
+                    "remote_engines[{i}].name: {:?} is already used on line {first}",
+                    r.value.name
+                ),
+            ));
         }
         remote_engines.push(r.value);
     }
@@ -324,7 +330,8 @@ pub fn parse(text: &str, file: &str) -> Result<Loaded, ConfigError> {
     if remote_only && remote_read.is_empty() && remote_engines.is_empty() {
         return Err(err(
             0,
-            "query_local_storage: false needs at least one remote_read or remote_engines entry".into(),
+            "query_local_storage: false needs at least one remote_read or remote_engines entry"
+                .into(),
         ));
     }
     Ok(Loaded {
@@ -776,19 +783,34 @@ mod tests {
         .unwrap();
         assert_eq!(l.remote_read.len(), 1);
         assert!(l.remote_read[0].read_recent);
-        assert_eq!(l.remote_read[0].remote_timeout.map(|d| d.0), Some(Duration::from_secs(30)));
-        assert_eq!(l.remote_engines[0].api, sextant_remote::promapi::Api::Export);
+        assert_eq!(
+            l.remote_read[0].remote_timeout.map(|d| d.0),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            l.remote_engines[0].api,
+            sextant_remote::promapi::Api::Export
+        );
         assert!(l.remote_only);
         assert!(!parse("", "s.yml").unwrap().remote_only);
         let m = e("remote_read:\n  - url: http://p/api/v1/read\n    bogus: 1\n");
         assert!(m.starts_with("s.yml:3:") && m.contains("bogus"), "{m}");
         let m = e("remote_read:\n  - url: http://p/a\n  - url: http://p/a\n");
-        assert!(m.starts_with("s.yml:3: remote_read[1]: duplicate remote read configs"), "{m}");
+        assert!(
+            m.starts_with("s.yml:3: remote_read[1]: duplicate remote read configs"),
+            "{m}"
+        );
         let m = e("remote_engines:\n  - name: vm\n    url: ftp://x\n");
-        assert!(m.starts_with("s.yml:2: remote_engines[0].url: scheme \"ftp\""), "{m}");
+        assert!(
+            m.starts_with("s.yml:2: remote_engines[0].url: scheme \"ftp\""),
+            "{m}"
+        );
         let m = e("remote_engines:\n  - name: vm\n    url: http://x\n    api: graphql\n");
         assert!(m.contains("graphql"), "{m}");
         let m = e("query_local_storage: false\n");
-        assert!(m.contains("needs at least one remote_read or remote_engines entry"), "{m}");
+        assert!(
+            m.contains("needs at least one remote_read or remote_engines entry"),
+            "{m}"
+        );
     }
 }

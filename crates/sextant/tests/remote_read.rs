@@ -19,23 +19,35 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use prost::Message;
+use serde_json::Value;
 use sextant_ingest::remote_write::proto::v1;
 use sextant_model::{Labels, Matcher, Sample};
-use serde_json::Value;
 
 const STEP: i64 = 5_000;
 const N: i64 = 100;
 
-fn series(name: &str, src: &str, t0: i64, from: i64, to: i64, f: impl Fn(i64) -> f64) -> (Labels, Vec<Sample>) {
+fn series(
+    name: &str,
+    src: &str,
+    t0: i64,
+    from: i64,
+    to: i64,
+    f: impl Fn(i64) -> f64,
+) -> (Labels, Vec<Sample>) {
     (
         Labels::from_pairs([("__name__", name), ("src", src)]),
-        (from..to).map(|i| Sample::new(t0 + i * STEP, f(i))).collect(),
+        (from..to)
+            .map(|i| Sample::new(t0 + i * STEP, f(i)))
+            .collect(),
     )
 }
 
 fn write(c: &reqwest::blocking::Client, url: &str, data: &[(Labels, Vec<Sample>)]) {
     let status = remote_write_v1(c, url, data).expect("remote write");
-    assert!((200..300).contains(&status), "remote write to {url}: {status}");
+    assert!(
+        (200..300).contains(&status),
+        "remote write to {url}: {status}"
+    );
 }
 
 fn get(c: &reqwest::blocking::Client, url: &str, q: &[(&str, String)]) -> Value {
@@ -71,7 +83,10 @@ fn start_prometheus(dir: &Path, port: u16, extra_config: &str) -> Peer {
     Peer(
         Command::new("prometheus")
             .arg(format!("--config.file={}", cfg.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .arg("--web.enable-remote-write-receiver")
             .stdout(Stdio::null())
@@ -120,7 +135,9 @@ fn remote_read(
         .header("Content-Type", "application/x-protobuf")
         .header("Content-Encoding", "snappy")
         .header("X-Prometheus-Remote-Read-Version", "0.1.0")
-        .body(sextant_ingest::remote_write::compress_snappy(&req.encode_to_vec()))
+        .body(sextant_ingest::remote_write::compress_snappy(
+            &req.encode_to_vec(),
+        ))
         .send()
         .expect("remote read");
     assert!(r.status().is_success(), "remote read {url}: {}", r.status());
@@ -131,7 +148,10 @@ fn remote_read(
         .unwrap_or("")
         .to_string();
     if streamed {
-        assert!(ct.starts_with("application/x-streamed-protobuf"), "{url}: {ct}");
+        assert!(
+            ct.starts_with("application/x-streamed-protobuf"),
+            "{url}: {ct}"
+        );
     }
     let body = r.bytes().expect("body");
     sextant_remote::read::decode_response(&ct, &body, mint, maxt).expect("decodes")
@@ -167,7 +187,10 @@ fn remote_engines_prometheus_and_victoriametrics() {
     let _vm = Peer(
         Command::new("victoria-metrics")
             .arg(format!("-httpListenAddr=127.0.0.1:{vport}"))
-            .arg(format!("-storageDataPath={}", dir.path().join("vm").display()))
+            .arg(format!(
+                "-storageDataPath={}",
+                dir.path().join("vm").display()
+            ))
             .arg("-retentionPeriod=10y")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -182,16 +205,28 @@ fn remote_engines_prometheus_and_victoriametrics() {
     // storage (first half) and Prometheus (second half, overlapping by 10 samples), identical
     // in Prometheus and Sextant B, and only in Sextant B.
     let counter = |i: i64| (i * 3 + i * i % 7) as f64;
-    write(&c, &format!("{prom}/api/v1/write"), &[
-        series("rr_prom", "prom", t0, 0, N, counter),
-        series("rr_shared", "split", t0, N / 2 - 10, N, |i| i as f64),
-        series("rr_same", "both", t0, 0, N, |i| (i as f64).sin()),
-    ]);
-    write(&c, &format!("{vm}/api/v1/write"), &[series("rr_vm", "vm", t0, 0, N, |i| i as f64 * 0.25)]);
-    write(&c, &sx_b.url("/api/v1/write"), &[
-        series("rr_same", "both", t0, 0, N, |i| (i as f64).sin()),
-        series("rr_sx", "sextant", t0, 0, N, counter),
-    ]);
+    write(
+        &c,
+        &format!("{prom}/api/v1/write"),
+        &[
+            series("rr_prom", "prom", t0, 0, N, counter),
+            series("rr_shared", "split", t0, N / 2 - 10, N, |i| i as f64),
+            series("rr_same", "both", t0, 0, N, |i| (i as f64).sin()),
+        ],
+    );
+    write(
+        &c,
+        &format!("{vm}/api/v1/write"),
+        &[series("rr_vm", "vm", t0, 0, N, |i| i as f64 * 0.25)],
+    );
+    write(
+        &c,
+        &sx_b.url("/api/v1/write"),
+        &[
+            series("rr_same", "both", t0, 0, N, |i| (i as f64).sin()),
+            series("rr_sx", "sextant", t0, 0, N, counter),
+        ],
+    );
 
     // Sextant A: local rr_local and the first half of rr_shared; remote engines for the rest.
     let down = free_port();
@@ -224,17 +259,27 @@ remote_engines:
     .expect("rules");
     let mut sx_a = Server::start(
         &dir.path().join("sextant-a"),
-        &["--no-default-rules", "--config", cfg.to_str().expect("utf-8 path")],
+        &[
+            "--no-default-rules",
+            "--config",
+            cfg.to_str().expect("utf-8 path"),
+        ],
     );
     sx_a.wait_ready(Duration::from_secs(60));
-    write(&c, &sx_a.url("/api/v1/write"), &[
-        series("rr_local", "local", t0, 0, N, |i| i as f64),
-        series("rr_shared", "split", t0, 0, N / 2, |i| i as f64),
-    ]);
+    write(
+        &c,
+        &sx_a.url("/api/v1/write"),
+        &[
+            series("rr_local", "local", t0, 0, N, |i| i as f64),
+            series("rr_shared", "split", t0, 0, N / 2, |i| i as f64),
+        ],
+    );
 
     // VictoriaMetrics makes fresh data searchable after a moment.
     wait_for("rr_vm in victoria-metrics", Duration::from_secs(60), || {
-        export(&c, &vm, "rr_vm").first().is_some_and(|s| s.1.len() == N as usize)
+        export(&c, &vm, "rr_vm")
+            .first()
+            .is_some_and(|s| s.1.len() == N as usize)
     });
 
     let a = sx_a.url("/api/v1");
@@ -243,12 +288,26 @@ remote_engines:
         // Evaluation times fall between samples: Prometheus 2 (left-closed ranges) and Sextant
         // (left-open, as Prometheus 3) then select the same samples.
         let at = secs(tend - 17_500);
-        let theirs = get(&c, &format!("{prom}/api/v1/query"), &[("query", q.into()), ("time", at.clone())]);
-        let ours = get(&c, &format!("{a}/query"), &[("query", q.into()), ("time", at)]);
-        assert!(!result(&theirs).as_array().unwrap().is_empty(), "{q}: {theirs}");
+        let theirs = get(
+            &c,
+            &format!("{prom}/api/v1/query"),
+            &[("query", q.into()), ("time", at.clone())],
+        );
+        let ours = get(
+            &c,
+            &format!("{a}/query"),
+            &[("query", q.into()), ("time", at)],
+        );
+        assert!(
+            !result(&theirs).as_array().unwrap().is_empty(),
+            "{q}: {theirs}"
+        );
         assert_eq!(result(&ours), result(&theirs), "instant {q}");
         let w = ours["warnings"].to_string();
-        assert!(w.contains("remote engine \\\"down\\\""), "no warning for the engine that is down: {ours}");
+        assert!(
+            w.contains("remote engine \\\"down\\\""),
+            "no warning for the engine that is down: {ours}"
+        );
         let range = [
             ("query", q.to_string()),
             ("start", secs(t0 + 62_500)),
@@ -261,54 +320,92 @@ remote_engines:
     }
 
     // VictoriaMetrics-only data, read raw through its export API.
-    let v = get(&c, &format!("{a}/query_range"), &[
-        ("query", "rr_vm".into()),
-        ("start", secs(t0)),
-        ("end", secs(tend)),
-        ("step", "5".into()),
-    ]);
-    let vals = result(&v)[0]["values"].as_array().cloned().expect("rr_vm values");
+    let v = get(
+        &c,
+        &format!("{a}/query_range"),
+        &[
+            ("query", "rr_vm".into()),
+            ("start", secs(t0)),
+            ("end", secs(tend)),
+            ("step", "5".into()),
+        ],
+    );
+    let vals = result(&v)[0]["values"]
+        .as_array()
+        .cloned()
+        .expect("rr_vm values");
     assert_eq!(vals.len(), N as usize, "{v}");
     for (i, p) in vals.iter().enumerate() {
-        assert_eq!(p[1].as_str().expect("value").parse::<f64>().expect("float"), i as f64 * 0.25);
+        assert_eq!(
+            p[1].as_str().expect("value").parse::<f64>().expect("float"),
+            i as f64 * 0.25
+        );
     }
 
     // Local + remote halves of one series merge into one, each timestamp once.
-    let v = get(&c, &format!("{a}/query"), &[
-        ("query", "count_over_time(rr_shared[1h])".into()),
-        ("time", secs(tend)),
-    ]);
+    let v = get(
+        &c,
+        &format!("{a}/query"),
+        &[
+            ("query", "count_over_time(rr_shared[1h])".into()),
+            ("time", secs(tend)),
+        ],
+    );
     assert_eq!(result(&v).as_array().map(Vec::len), Some(1), "{v}");
     assert_eq!(result(&v)[0]["value"][1], N.to_string(), "{v}");
-    let v = get(&c, &format!("{a}/query"), &[
-        ("query", "sum(rr_local) + sum(rr_prom) + sum(rr_vm)".into()),
-        ("time", secs(tend)),
-    ]);
+    let v = get(
+        &c,
+        &format!("{a}/query"),
+        &[
+            ("query", "sum(rr_local) + sum(rr_prom) + sum(rr_vm)".into()),
+            ("time", secs(tend)),
+        ],
+    );
     let want = (N - 1) as f64 + counter(N - 1) + (N - 1) as f64 * 0.25;
     assert_eq!(result(&v)[0]["value"][1], want.to_string(), "{v}");
 
     // Series API lists local and remote series.
-    let v = get(&c, &format!("{a}/series"), &[
-        ("match[]", r#"{__name__=~"rr_(local|prom|vm|shared)"}"#.into()),
-        ("start", secs(t0)),
-        ("end", secs(tend)),
-    ]);
-    let names: Vec<String> = v["data"].as_array().expect("series").iter().map(|s| s["__name__"].as_str().unwrap_or("").to_string()).collect();
+    let v = get(
+        &c,
+        &format!("{a}/series"),
+        &[
+            (
+                "match[]",
+                r#"{__name__=~"rr_(local|prom|vm|shared)"}"#.into(),
+            ),
+            ("start", secs(t0)),
+            ("end", secs(tend)),
+        ],
+    );
+    let names: Vec<String> = v["data"]
+        .as_array()
+        .expect("series")
+        .iter()
+        .map(|s| s["__name__"].as_str().unwrap_or("").to_string())
+        .collect();
     for n in ["rr_local", "rr_prom", "rr_vm", "rr_shared"] {
         assert_eq!(names.iter().filter(|x| *x == n).count(), 1, "{n} in {v}");
     }
 
     // Label values of matching series come from every source.
-    let v = get(&c, &format!("{a}/label/src/values"), &[
-        ("match[]", r#"{__name__=~"rr_(local|prom|vm)"}"#.into()),
-        ("start", secs(t0)),
-        ("end", secs(tend)),
-    ]);
+    let v = get(
+        &c,
+        &format!("{a}/label/src/values"),
+        &[
+            ("match[]", r#"{__name__=~"rr_(local|prom|vm)"}"#.into()),
+            ("start", secs(t0)),
+            ("end", secs(tend)),
+        ],
+    );
     assert_eq!(v["data"], serde_json::json!(["local", "prom", "vm"]), "{v}");
 
     // A recording rule evaluated by Sextant A over VictoriaMetrics-only data.
     wait_for("rule rr_vm_total", Duration::from_secs(60), || {
-        let v = get(&c, &format!("{a}/query"), &[("query", "rr_vm_total".into())]);
+        let v = get(
+            &c,
+            &format!("{a}/query"),
+            &[("query", "rr_vm_total".into())],
+        );
         result(&v)[0]["value"][1].as_str() == Some(((N - 1) as f64 * 0.25).to_string().as_str())
     });
 
@@ -323,10 +420,18 @@ remote_engines:
     .expect("config c");
     let mut sx_c = Server::start(
         &dir.path().join("sextant-c"),
-        &["--no-default-rules", "--config", cfg_c.to_str().expect("utf-8 path")],
+        &[
+            "--no-default-rules",
+            "--config",
+            cfg_c.to_str().expect("utf-8 path"),
+        ],
     );
     sx_c.wait_ready(Duration::from_secs(60));
-    write(&c, &sx_c.url("/api/v1/write"), &[series("rr_prom", "c-local", t0, 0, N, |i| i as f64)]);
+    write(
+        &c,
+        &sx_c.url("/api/v1/write"),
+        &[series("rr_prom", "c-local", t0, 0, N, |i| i as f64)],
+    );
     let range = [
         ("query", "rr_prom".to_string()),
         ("start", secs(t0)),
@@ -335,7 +440,11 @@ remote_engines:
     ];
     let ours = get(&c, &sx_c.url("/api/v1/query_range"), &range);
     let theirs = get(&c, &format!("{prom}/api/v1/query_range"), &range);
-    assert_eq!(result(&ours), result(&theirs), "remote-only range query through the query API");
+    assert_eq!(
+        result(&ours),
+        result(&theirs),
+        "remote-only range query through the query API"
+    );
 
     // Prometheus reads Sextant B through remote_read: data only Sextant holds.
     for q in ["rr_sx", "rate(rr_sx[1m])"] {
@@ -348,7 +457,11 @@ remote_engines:
         let theirs = get(&c, &format!("{prom}/api/v1/query_range"), &range);
         let ours = get(&c, &sx_b.url("/api/v1/query_range"), &range);
         assert!(!result(&ours).as_array().unwrap().is_empty(), "{ours}");
-        assert_eq!(result(&theirs), result(&ours), "prometheus remote_read of {q}");
+        assert_eq!(
+            result(&theirs),
+            result(&ours),
+            "prometheus remote_read of {q}"
+        );
     }
 
     // Both response types of Sextant's /api/v1/read decode to what Prometheus' own endpoint
