@@ -14,6 +14,7 @@ mod prices;
 mod probes_api;
 mod push;
 mod query;
+mod remote_read;
 mod rules_api;
 mod selfmon;
 mod targets;
@@ -117,6 +118,10 @@ pub struct AppState {
     junit: std::sync::OnceLock<Arc<sextant_ingest::junit::service::JunitRuns>>,
     /// Extra `/metrics` renderers of components the binary starts (the archive, …).
     pub metric_sources: std::sync::Mutex<Vec<MetricSource>>,
+    /// Remote engines queries read besides (or instead of) local storage.
+    remote: std::sync::OnceLock<Arc<sextant_remote::Engines>>,
+    /// `global.external_labels`, for `/api/v1/read`.
+    external_labels: std::sync::OnceLock<sextant_model::Labels>,
 }
 
 /// Appends metric families in the text exposition format to `/metrics`.
@@ -181,7 +186,29 @@ impl AppState {
             prices: std::sync::OnceLock::new(),
             agent_events: std::sync::OnceLock::new(),
             metric_sources: std::sync::Mutex::new(Vec::new()),
+            remote: std::sync::OnceLock::new(),
+            external_labels: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Attaches the remote engines queries read (once, at start).
+    pub fn set_remote(&self, e: Arc<sextant_remote::Engines>) {
+        let _ = self.remote.set(e);
+    }
+
+    /// The remote engines, if any are configured.
+    pub fn remote(&self) -> Option<&Arc<sextant_remote::Engines>> {
+        self.remote.get().filter(|e| !e.is_local_only())
+    }
+
+    /// Sets `global.external_labels` (once, at start).
+    pub fn set_external_labels(&self, l: sextant_model::Labels) {
+        let _ = self.external_labels.set(l);
+    }
+
+    /// `global.external_labels` (empty unless set).
+    pub fn external_labels(&self) -> sextant_model::Labels {
+        self.external_labels.get().cloned().unwrap_or_default()
     }
 
     /// Attaches the rule manager (once, at start).
@@ -327,6 +354,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/agent/events", post(agent_events::post))
         .route("/api/v1/agent/events/schema", get(agent_events::schema))
         .route("/api/v1/query", get(query::query).post(query::query))
+        .route("/api/v1/read", post(remote_read::read))
         .route(
             "/api/v1/query_range",
             get(query::query_range).post(query::query_range),

@@ -271,6 +271,7 @@ mod import_cmd;
 mod push;
 mod query;
 mod report;
+mod remote;
 mod rules_cmd;
 mod run;
 
@@ -500,6 +501,15 @@ fn serve(a: ServeArgs) -> Result<()> {
             .map(|(k, v)| (k.clone(), v.clone())),
     );
     let external_url_am = external_url.clone();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    // Remote engines before the rule manager, which reads through them too.
+    state.set_external_labels(external_labels.clone());
+    if let Some(e) = remote::engines(&loaded, db.clone(), &external_labels, rt.handle().clone())? {
+        state.set_remote(e);
+    }
     let rules = rules_cmd::manager(
         &state,
         db.clone(),
@@ -565,10 +575,6 @@ fn serve(a: ServeArgs) -> Result<()> {
         Some(f) => Some(alerting::load_alerting(f)?),
         None => None,
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
     rt.block_on(async {
         let listener = tokio::net::TcpListener::bind(a.listen)
             .await
