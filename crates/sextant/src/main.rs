@@ -50,6 +50,9 @@ enum Command {
     /// Import data that tools wrote to local files.
     #[command(subcommand)]
     Import(import_cmd::ImportCommand),
+    /// Export series as CSV, JSON, OpenMetrics or Influx line protocol, to a file or stdout,
+    /// an InfluxDB-compatible write endpoint, or Datadog.
+    Export(export::ExportArgs),
 }
 
 #[derive(Subcommand)]
@@ -259,6 +262,7 @@ struct ServeArgs {
 mod alerting;
 mod config;
 mod dashboards_cmd;
+mod export;
 mod forges;
 mod import_cmd;
 mod push;
@@ -293,6 +297,7 @@ fn main() -> std::process::ExitCode {
         Command::Slo(SloCommand::Generate { files }) => rules_cmd::slo_generate(&files),
         Command::Dashboards(c) => dashboards_cmd::run(c),
         Command::Import(c) => import_cmd::run(c),
+        Command::Export(a) => export::run(a),
         Command::Check(CheckCommand::Config { files }) => {
             return if config::check(&files) {
                 std::process::ExitCode::SUCCESS
