@@ -530,7 +530,16 @@ fn cli_writes_files_and_sends_to_influx_and_datadog() {
     assert_eq!(req.request_line(), "POST /api/v2/series HTTP/1.1");
     assert_eq!(req.header("dd-api-key"), Some("secret-key"));
     assert_eq!(req.header("content-type"), Some("application/json"));
-    let v: serde_json::Value = serde_json::from_slice(&req.body).expect("JSON body");
+    assert_eq!(req.header("content-encoding"), Some("gzip"));
+    let mut json_body = String::new();
+    flate2::read::GzDecoder::new(&req.body[..])
+        .read_to_string(&mut json_body)
+        .expect("gzip body");
+    assert!(
+        req.body.len() <= 512_000,
+        "over Datadog's 500 kB payload limit"
+    );
+    let v: serde_json::Value = serde_json::from_str(&json_body).expect("JSON body");
     let series = v["series"].as_array().expect("series array");
     assert_eq!(series.len(), 3);
     let req_total = series
