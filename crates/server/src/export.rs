@@ -175,7 +175,7 @@ fn produce(
         match plan.step {
             None => {
                 floats.extend(data.floats.iter().filter(|s| !is_stale_nan(s.v)).copied());
-                hists.extend(data.histograms.drain(..));
+                hists.append(&mut data.histograms);
             }
             Some(step) => sample_steps(&data, &plan, step, &mut floats, &mut hists),
         }
