@@ -3,7 +3,7 @@
 # same run, same machine.
 #
 # Both systems get the same deterministic data through their VictoriaMetrics-compatible
-# `/api/v1/import` (JSON lines): SERIES series x SAMPLES samples at 5 s spacing (inside one head block) ending an hour
+# `/api/v1/import` (JSON lines): SERIES series x SAMPLES samples at 3 s spacing (span under the head's 1h append window) ending an hour
 # ago, values a mix of counters and gauges. Then each export is read with curl into /dev/null,
 # RUNS times, the best run counted; samples/s = samples exported / wall time of the request.
 # The JSON-lines export is the like-for-like comparison (VictoriaMetrics' default format);
@@ -64,8 +64,8 @@ import json, os, sys, time
 out, series, samples = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 os.makedirs(out)
 end = (int(time.time()) - 3600) * 1000
-start = end - (samples - 1) * 5000
-ts = [start + i * 5000 for i in range(samples)]
+start = end - (samples - 1) * 3000
+ts = [start + i * 3000 for i in range(samples)]
 per_file = max(1, 8_000_000 // (samples * 22))
 f = None
 for s in range(series):

@@ -44,11 +44,11 @@ pub enum Format {
 impl Format {
     pub fn parse(s: &str) -> Option<Self> {
         Some(match s {
-            "" | "jsonl" | "jsonline" | "ndjson" => Format::Jsonl,
+            "" | "jsonl" => Format::Jsonl,
             "json" => Format::Json,
             "csv" => Format::Csv,
-            "openmetrics" | "prometheus" => Format::OpenMetrics,
-            "influx" | "line" => Format::Influx,
+            "openmetrics" => Format::OpenMetrics,
+            "influx" => Format::Influx,
             _ => return None,
         })
     }
@@ -308,7 +308,6 @@ impl Encoder {
     }
 
     fn csv(&mut self, labels: &Labels, floats: &[Sample]) {
-        use std::io::Write;
         if floats.is_empty() {
             return;
         }
@@ -321,8 +320,47 @@ impl Encoder {
         }
         for s in floats {
             self.buf.extend_from_slice(&prefix);
-            let _ = writeln!(self.buf, ",{},{}", s.t, format_float(s.v));
+            self.buf.push(b',');
+            push_i64(&mut self.buf, s.t);
+            self.buf.push(b',');
+            push_float(&mut self.buf, s.v);
+            self.buf.push(b'\n');
         }
+    }
+}
+
+fn push_u64(buf: &mut Vec<u8>, mut n: u64) {
+    let mut tmp = [0u8; 20];
+    let mut i = tmp.len();
+    loop {
+        i -= 1;
+        tmp[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    buf.extend_from_slice(&tmp[i..]);
+}
+
+fn push_i64(buf: &mut Vec<u8>, n: i64) {
+    if n < 0 {
+        buf.push(b'-');
+    }
+    push_u64(buf, n.unsigned_abs());
+}
+
+/// Appends `format_float(v)`; integral values (counters, the common case) skip the float
+/// formatter and its allocation.
+fn push_float(buf: &mut Vec<u8>, v: f64) {
+    let a = v.abs();
+    if (1.0..1e15).contains(&a) && v.fract() == 0.0 {
+        if v < 0.0 {
+            buf.push(b'-');
+        }
+        push_u64(buf, a as u64);
+    } else {
+        buf.extend_from_slice(format_float(v).as_bytes());
     }
 }
 
@@ -347,7 +385,7 @@ fn json_metric(buf: &mut Vec<u8>, labels: &Labels) {
 /// A float as a JSON value: a number when finite, else the Prometheus strings.
 fn json_f64(buf: &mut Vec<u8>, v: f64) {
     if v.is_finite() {
-        buf.extend_from_slice(format_float(v).as_bytes());
+        push_float(buf, v);
     } else {
         buf.push(b'"');
         buf.extend_from_slice(format_float(v).as_bytes());
@@ -356,13 +394,12 @@ fn json_f64(buf: &mut Vec<u8>, v: f64) {
 }
 
 fn json_timestamps<I: Iterator<Item = i64>>(buf: &mut Vec<u8>, ts: I) {
-    use std::io::Write;
     buf.extend_from_slice(b",\"timestamps\":[");
     for (i, t) in ts.enumerate() {
         if i > 0 {
             buf.push(b',');
         }
-        let _ = write!(buf, "{t}");
+        push_i64(buf, t);
     }
     buf.extend_from_slice(b"]}");
 }
@@ -469,7 +506,6 @@ fn csv_cell(buf: &mut Vec<u8>, s: &str) {
 /// `name{l="v"} value seconds.millis` lines; names are sorted, so each metric family is
 /// contiguous as OpenMetrics requires. Series without a name cannot be expressed and are skipped.
 fn openmetrics(buf: &mut Vec<u8>, labels: &Labels, floats: &[Sample]) {
-    use std::io::Write;
     let Some(name) = labels.get(METRIC_NAME) else {
         return;
     };
@@ -498,15 +534,22 @@ fn openmetrics(buf: &mut Vec<u8>, labels: &Labels, floats: &[Sample]) {
     }
     for s in floats {
         buf.extend_from_slice(&prefix);
-        let sign = if s.t < 0 { "-" } else { "" };
+        buf.push(b' ');
+        push_float(buf, s.v);
+        buf.push(b' ');
+        if s.t < 0 {
+            buf.push(b'-');
+        }
         let a = s.t.unsigned_abs();
-        let _ = writeln!(
-            buf,
-            " {} {sign}{}.{:03}",
-            format_float(s.v),
-            a / 1000,
-            a % 1000
-        );
+        push_u64(buf, a / 1000);
+        let ms = a % 1000;
+        buf.extend_from_slice(&[
+            b'.',
+            b'0' + (ms / 100) as u8,
+            b'0' + (ms / 10 % 10) as u8,
+            b'0' + (ms % 10) as u8,
+            b'\n',
+        ]);
     }
 }
 
@@ -531,7 +574,6 @@ fn influx_escape(buf: &mut Vec<u8>, s: &str, extra: &[u8]) {
 /// Line protocol: `measurement,tag=v field=value ns`. NaN and ±Inf have no line-protocol
 /// spelling and are left out, as are series without a name.
 fn influx(buf: &mut Vec<u8>, labels: &Labels, floats: &[Sample]) {
-    use std::io::Write;
     let Some(name) = labels.get(METRIC_NAME) else {
         return;
     };
@@ -555,7 +597,10 @@ fn influx(buf: &mut Vec<u8>, labels: &Labels, floats: &[Sample]) {
             continue;
         }
         buf.extend_from_slice(&prefix);
-        let _ = writeln!(buf, "{} {ns}", format_float(s.v));
+        push_float(buf, s.v);
+        buf.push(b' ');
+        push_i64(buf, ns);
+        buf.push(b'\n');
     }
 }
 
@@ -602,6 +647,37 @@ mod tests {
             String::from_utf8_lossy(&e.buf),
             "__name__,job,__timestamp__,__value__\nhttp_requests_total,\"a b,c\",1500,2.5\n"
         );
+    }
+
+    #[test]
+    fn fast_float_and_int_writers_match_the_formatter() {
+        for v in [
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            3.0,
+            0.5,
+            -12.25,
+            1e-7,
+            1.5e21,
+            1e15,
+            999_999_999_999_999.0,
+            -1e15,
+            123456789.0,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+            0.1 + 0.2,
+        ] {
+            let mut b = Vec::new();
+            push_float(&mut b, v);
+            assert_eq!(String::from_utf8_lossy(&b), format_float(v), "{v:?}");
+        }
+        for n in [0i64, 7, -7, 10, i64::MAX, i64::MIN, 1_700_000_000_123] {
+            let mut b = Vec::new();
+            push_i64(&mut b, n);
+            assert_eq!(String::from_utf8_lossy(&b), n.to_string());
+        }
     }
 
     #[test]
