@@ -259,6 +259,24 @@ fn step_samples_with_lookback_and_bad_input_gets_400() {
     );
     assert_eq!(st, 400);
     assert!(body.starts_with("line 2: field \"timestamps\""), "{body}");
+    // gzip bodies, as vmctl and other VictoriaMetrics clients send them.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(
+        format!("{{\"metric\":{{\"__name__\":\"rt_gz\"}},\"values\":[4],\"timestamps\":[{t}]}}\n")
+            .as_bytes(),
+    )
+    .expect("gzip");
+    let r = client()
+        .post(s.url("/api/v1/import"))
+        .header("Content-Encoding", "gzip")
+        .body(gz.finish().expect("gzip"))
+        .send()
+        .expect("gzip import");
+    assert_eq!(r.status().as_u16(), 204);
+    assert_eq!(
+        export_ok(&s, "rt_gz", "csv"),
+        format!("__name__,__timestamp__,__value__\nrt_gz,{t},4\n")
+    );
     let (st, body) = post(
         &s,
         "/api/v1/import/csv",
