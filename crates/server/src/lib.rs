@@ -7,6 +7,7 @@ mod am_api;
 mod api;
 mod dashboards_api;
 mod exemplars;
+mod export;
 mod junit;
 mod otlp;
 mod params;
@@ -347,6 +348,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/sextant/tests/failures", get(junit::failures))
         .route("/api/v1/write", post(write::remote_write))
         .route("/api/v1/import/prometheus", post(write::import_prometheus))
+        .route("/api/v1/import", post(write::import_json))
+        .route("/api/v1/import/csv", post(write::import_csv))
         .route("/write", post(write::influx_write_v1))
         .route("/api/v2/write", post(write::influx_write_v2))
         .route("/ping", get(write::influx_ping).head(write::influx_ping))
@@ -380,7 +383,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/status/tsdb", get(api::status_tsdb))
         .route("/api/v1/status/buildinfo", get(api::buildinfo))
         .route("/api/v1/status/runtimeinfo", get(api::runtimeinfo))
-        .route("/api/v1/export", get(api::export).post(api::export))
+        .route("/api/v1/export", get(export::export).post(export::export))
         .route(
             "/api/v1/admin/tsdb/snapshot",
             post(api::snapshot).put(api::snapshot),

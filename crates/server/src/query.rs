@@ -176,7 +176,7 @@ fn engine_error(e: sextant_promql::Error) -> ApiError {
 }
 
 /// A `step` or `timeout` parameter: a Prometheus duration or a float number of seconds.
-fn duration_param(p: &Params, k: &str) -> Result<Option<i64>, ApiError> {
+pub(crate) fn duration_param(p: &Params, k: &str) -> Result<Option<i64>, ApiError> {
     let Some(s) = p.get(k).filter(|s| !s.is_empty()) else {
         return Ok(None);
     };

@@ -53,6 +53,9 @@ enum Command {
     /// Fleet report of a period (availability, alerts, tests, LLM tokens and cost, latencies,
     /// SLOs) with trends against the previous period.
     Report(report::cli::ReportArgs),
+    /// Export series as CSV, JSON, OpenMetrics or Influx line protocol, to a file or stdout,
+    /// an InfluxDB-compatible write endpoint, or Datadog.
+    Export(export::ExportArgs),
 }
 
 #[derive(Subcommand)]
@@ -266,6 +269,7 @@ mod alerting;
 mod archive;
 mod config;
 mod dashboards_cmd;
+mod export;
 mod forges;
 mod import_cmd;
 mod push;
@@ -303,6 +307,7 @@ fn main() -> std::process::ExitCode {
         Command::Dashboards(c) => dashboards_cmd::run(c),
         Command::Import(c) => import_cmd::run(c),
         Command::Report(a) => report::cli::run(a),
+        Command::Export(a) => export::run(a),
         Command::Check(CheckCommand::Config { files }) => {
             return if config::check(&files) {
                 std::process::ExitCode::SUCCESS
