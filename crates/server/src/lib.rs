@@ -15,6 +15,7 @@ mod prices;
 mod probes_api;
 mod push;
 mod query;
+pub mod redact;
 mod rules_api;
 mod selfmon;
 mod targets;
