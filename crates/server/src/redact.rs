@@ -105,7 +105,14 @@ mod tests {
         for s in ["XYZ", "hunter2", "line1", "line2", "http://h/x"] {
             assert!(!r.contains(s), "{s} in {r}");
         }
-        for s in ["channel: '#a'", "username: u", "credentials_file: /run/s", "${SMTP_PW}", "to: a@b", "      hi"] {
+        for s in [
+            "channel: '#a'",
+            "username: u",
+            "credentials_file: /run/s",
+            "${SMTP_PW}",
+            "to: a@b",
+            "      hi",
+        ] {
             assert!(r.contains(s), "{s} missing in {r}");
         }
         assert!(r.contains("  - api_url: <secret>\n"), "{r}");

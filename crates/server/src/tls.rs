@@ -141,7 +141,9 @@ impl TlsServerConfig {
         let mut cfg = builder
             .with_single_cert(chain, key)
             .map_err(|e| TlsError::Invalid(format!("cert_file/key_file: {e}")))?;
-        cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        // HTTP/1.1 only: the server is built without axum's http2 feature, so offering h2
+        // would make Go clients (Prometheus) negotiate it and then read garbage.
+        cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(Arc::new(cfg))
     }
 }
