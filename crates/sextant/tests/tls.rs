@@ -49,6 +49,8 @@ struct Pki {
     /// Client certificate followed by its key (what reqwest's Identity::from_pem takes).
     client: Vec<u8>,
     ca_pem: Vec<u8>,
+    client_cert: PathBuf,
+    client_key: PathBuf,
 }
 
 fn pki(dir: &Path) -> Pki {
@@ -80,6 +82,8 @@ fn pki(dir: &Path) -> Pki {
         key: w("server.key", key.serialize_pem()),
         client: format!("{}{}", ccert.pem(), ckey.serialize_pem()).into_bytes(),
         ca_pem: ca_cert.pem().into_bytes(),
+        client_cert: w("client.pem", ccert.pem()),
+        client_key: w("client.key", ckey.serialize_pem()),
     }
 }
 
@@ -382,6 +386,99 @@ scrape_configs:
         assert!(
             Instant::now() < deadline,
             "Prometheus did not scrape Sextant over HTTPS: {v:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Rule alerts reach a real Alertmanager that serves HTTPS and requires client certificates,
+/// through `--alerting-config`'s `tls_config` (CA, client certificate, server_name).
+#[test]
+fn rule_alerts_reach_an_alertmanager_over_mtls() {
+    if !common::peer("prometheus-alertmanager") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let p = pki(dir.path());
+    let amport = free_port();
+    let amcfg = dir.path().join("am.yml");
+    std::fs::write(
+        &amcfg,
+        "route:\n  receiver: 'null'\nreceivers:\n  - name: 'null'\n",
+    )
+    .unwrap();
+    let web = dir.path().join("web.yml");
+    std::fs::write(
+        &web,
+        format!(
+            "tls_server_config:\n  cert_file: {}\n  key_file: {}\n  client_ca_file: {}\n  client_auth_type: RequireAndVerifyClientCert\n",
+            p.cert.display(),
+            p.key.display(),
+            p.ca.display()
+        ),
+    )
+    .unwrap();
+    let _am = common::Peer(
+        Command::new("prometheus-alertmanager")
+            .arg(format!("--config.file={}", amcfg.display()))
+            .arg(format!(
+                "--storage.path={}",
+                dir.path().join("am").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{amport}"))
+            .arg(format!("--web.config.file={}", web.display()))
+            .arg("--cluster.listen-address=")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start alertmanager"),
+    );
+    let alerting = dir.path().join("alerting.yml");
+    std::fs::write(
+        &alerting,
+        format!(
+            "alerting:\n  alertmanagers:\n    - scheme: https\n      tls_config:\n        ca_file: {}\n        cert_file: {}\n        key_file: {}\n        server_name: localhost\n      static_configs:\n        - targets: ['127.0.0.1:{amport}']\n",
+            p.ca.display(),
+            p.client_cert.display(),
+            p.client_key.display()
+        ),
+    )
+    .unwrap();
+    let rules = dir.path().join("rules.yml");
+    std::fs::write(
+        &rules,
+        "groups:\n  - name: g\n    interval: 1s\n    rules:\n      - alert: OverMtls\n        expr: vector(1)\n",
+    )
+    .unwrap();
+    let mut server = common::Server::start(
+        &dir.path().join("data"),
+        &[
+            "--rules",
+            rules.to_str().unwrap(),
+            "--alerting-config",
+            alerting.to_str().unwrap(),
+            "--no-default-rules",
+        ],
+    );
+    server.wait_ready(Duration::from_secs(60));
+    let am = client(&p, true);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let got = am
+            .get(format!("https://localhost:{amport}/api/v2/alerts"))
+            .send()
+            .ok()
+            .and_then(|r| r.json::<serde_json::Value>().ok())
+            .is_some_and(|v| {
+                v.as_array()
+                    .is_some_and(|a| a.iter().any(|x| x["labels"]["alertname"] == "OverMtls"))
+            });
+        if got {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the alert did not reach the Alertmanager over mTLS"
         );
         std::thread::sleep(Duration::from_millis(200));
     }
