@@ -579,12 +579,28 @@ fn secrets_stay_secret() {
     let hook_pw = "webhookpassword0006";
     let env_pw = "smtppasswordfromenv0007";
     let file_tok = "bearerfromfile0008";
+    let scrape_pw = "scrapepassword0009";
+    let scrape_tok = "scrapebearer0010";
     std::fs::write(dir.path().join("tok"), file_tok).unwrap();
     // A port nobody listens on: deliveries fail, so errors are recorded and shown.
     let dead = free_port();
     let hash = auth_cli("hash-password", &format!("{ALICE_PW}\n"));
     let cfg = format!(
         r##"{auth}
+scrape_configs:
+  - job_name: secret-basic
+    scrape_interval: 1s
+    basic_auth:
+      username: scraper
+      password: {scrape_pw}
+    static_configs:
+      - targets: ["127.0.0.1:{dead}"]
+  - job_name: secret-bearer
+    scrape_interval: 1s
+    authorization:
+      credentials: {scrape_tok}
+    static_configs:
+      - targets: ["127.0.0.1:{dead}"]
 route:
   receiver: all
   group_wait: 0s
@@ -675,6 +691,8 @@ receivers:
         "/api/v1/status/runtimeinfo",
         "/api/v1/status/buildinfo",
         "/api/v2/alerts",
+        "/api/v1/targets",
+        "/api/v1/status/tsdb",
         "/metrics",
         "/",
     ] {
@@ -682,6 +700,10 @@ receivers:
         assert!(r.status().is_success(), "{p}: {}", r.status());
         answers.push_str(&r.text().unwrap());
     }
+    assert!(
+        answers.contains("secret-basic") && answers.contains("secret-bearer"),
+        "the scrape targets should be listed"
+    );
     assert!(
         answers.contains("<secret>"),
         "the status config should show redacted values"
