@@ -589,13 +589,22 @@ fn is_safe(m: &Method) -> bool {
     matches!(*m, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
-/// The origin this server is reached at, as a browser would write it in `Origin`.
-fn same_origin(headers: &HeaderMap, origin: &str, tls: bool) -> bool {
+/// Whether `origin` names the host this request was sent to. The scheme is not compared: behind
+/// a TLS-terminating proxy the browser's `https://` origin reaches a plain-HTTP server.
+fn same_origin(headers: &HeaderMap, origin: &str, _tls: bool) -> bool {
     let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
         return false;
     };
-    let scheme = if tls { "https" } else { "http" };
-    origin.eq_ignore_ascii_case(&format!("{scheme}://{host}"))
+    let Some((scheme, rest)) = origin.split_once("://") else {
+        return false;
+    };
+    let default_port = match scheme {
+        "https" => ":443",
+        "http" => ":80",
+        _ => return false,
+    };
+    let strip = |h: &str| h.strip_suffix(default_port).unwrap_or(h).to_ascii_lowercase();
+    strip(rest) == strip(host)
 }
 
 /// The request's Origin, or the origin part of its Referer.
@@ -898,6 +907,20 @@ mod tests {
         );
         assert_eq!(decode_basic("!!!"), None);
         assert_eq!(base64_decode("YQ==").unwrap(), b"a");
+    }
+
+    #[test]
+    fn origin_matching() {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, HeaderValue::from_static("sextant.example:9595"));
+        assert!(same_origin(&h, "http://sextant.example:9595", false));
+        assert!(same_origin(&h, "https://Sextant.example:9595", false));
+        assert!(!same_origin(&h, "http://evil.example:9595", false));
+        assert!(!same_origin(&h, "http://sextant.example:9596", false));
+        assert!(!same_origin(&h, "null", false));
+        h.insert(header::HOST, HeaderValue::from_static("sextant.example"));
+        assert!(same_origin(&h, "https://sextant.example:443", false));
+        assert!(same_origin(&h, "https://sextant.example", false));
     }
 
     #[test]
