@@ -331,6 +331,7 @@ fn server_auth(a: &ServeArgs, loaded: &config::Loaded) -> Result<sextant_server:
 }
 
 mod alerting;
+mod client;
 mod config;
 mod dashboards_cmd;
 mod forges;

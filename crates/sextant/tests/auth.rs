@@ -389,6 +389,49 @@ fn scopes_tokens_users_sessions_csrf_cors() {
         .unwrap();
     assert_eq!(r.status(), 403);
 
+    // The CLI clients send SEXTANT_TOKEN.
+    let server = s.url("");
+    let push = |tok: Option<&str>| {
+        let mut cmd = Command::new(bin());
+        cmd.args(["push", "--job", "cli", "--server", &server])
+            .env_remove("SEXTANT_TOKEN")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if let Some(t) = tok {
+            cmd.env("SEXTANT_TOKEN", t);
+        }
+        let mut child = cmd.spawn().expect("spawn push");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(b"auth_cli_pushed 5\n")
+            .expect("stdin");
+        child.wait_with_output().expect("push").status.success()
+    };
+    assert!(!push(None), "push without a token must fail");
+    assert!(push(Some(WRITE)), "push with SEXTANT_TOKEN");
+    let query = |tok: Option<&str>| {
+        let mut cmd = Command::new(bin());
+        cmd.args(["query", "--server", &server, "auth_cli_pushed"])
+            .env_remove("SEXTANT_TOKEN");
+        if let Some(t) = tok {
+            cmd.env("SEXTANT_TOKEN", t);
+        }
+        let out = cmd.output().expect("query");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+        )
+    };
+    assert!(!query(None).0, "query without a token must fail");
+    let (ok, out) = query(Some(READ));
+    assert!(
+        ok && out.contains("auth_cli_pushed") && out.contains('5'),
+        "{out}"
+    );
+
     // Nothing secret in the log.
     let log = std::fs::read_to_string(&s.log).unwrap_or_default();
     for secret in [
