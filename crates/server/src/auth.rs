@@ -401,6 +401,19 @@ impl Auth {
         Ok(a)
     }
 
+    /// Adds a token that is not in the configuration (Sextant's own calls to its API, such as
+    /// the report scheduler's queries).
+    pub fn with_internal_token(mut self, name: &str, token: &str, scopes: Vec<Scope>) -> Auth {
+        self.tokens.insert(
+            sha256(token.as_bytes()),
+            Principal {
+                name: name.to_string(),
+                scopes,
+            },
+        );
+        self
+    }
+
     /// Whether credentials are required at all.
     pub fn enabled(&self) -> bool {
         self.enabled
@@ -603,7 +616,11 @@ fn same_origin(headers: &HeaderMap, origin: &str, _tls: bool) -> bool {
         "http" => ":80",
         _ => return false,
     };
-    let strip = |h: &str| h.strip_suffix(default_port).unwrap_or(h).to_ascii_lowercase();
+    let strip = |h: &str| {
+        h.strip_suffix(default_port)
+            .unwrap_or(h)
+            .to_ascii_lowercase()
+    };
     strip(rest) == strip(host)
 }
 
@@ -912,7 +929,10 @@ mod tests {
     #[test]
     fn origin_matching() {
         let mut h = HeaderMap::new();
-        h.insert(header::HOST, HeaderValue::from_static("sextant.example:9595"));
+        h.insert(
+            header::HOST,
+            HeaderValue::from_static("sextant.example:9595"),
+        );
         assert!(same_origin(&h, "http://sextant.example:9595", false));
         assert!(same_origin(&h, "https://Sextant.example:9595", false));
         assert!(!same_origin(&h, "http://evil.example:9595", false));

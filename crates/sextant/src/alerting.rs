@@ -101,6 +101,31 @@ fn integration_builder(templates: SharedTemplates, external_url: String) -> Inte
     })
 }
 
+/// How scheduled reports build the integrations of a receiver: the same templates and
+/// `global:` defaults as the alert manager's. `templates` are the built-in alert manager's
+/// (swapped on reload); without it they are loaded from `cfg` once.
+pub fn report_receivers(
+    cfg: &Config,
+    path: Option<&Path>,
+    templates: Option<SharedTemplates>,
+    external_url: &str,
+) -> Result<crate::report::schedule::BuildReceiver> {
+    let templates = match templates {
+        Some(t) => t,
+        None => Arc::new(Mutex::new(load_templates(cfg, path)?)),
+    };
+    let global = cfg.global.clone();
+    let external_url = external_url.trim_end_matches('/').to_string();
+    Ok(Arc::new(move |r| {
+        let ctx = BuildContext {
+            global: global_defaults(&global)?,
+            external_url: external_url.clone(),
+            templates: templates.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+        };
+        sextant_alert::receivers::build(r, &ctx).map_err(|e| e.to_string())
+    }))
+}
+
 /// Re-reads `--alertmanager-config` on `/-/reload` and SIGHUP; groups are rebuilt from the
 /// stored alerts and the notification log prevents repeats.
 pub fn reload_hook(

@@ -43,6 +43,9 @@ pub struct Config {
     /// Service probes: blackbox_exporter modules and targets (see docs/probes.md).
     #[serde(default)]
     pub probes: Option<sextant_ingest::probe::ProbesConfig>,
+    /// Scheduled fleet reports delivered through a receiver (see docs/reports.md).
+    #[serde(default)]
+    pub reports: Vec<Spanned<crate::report::schedule::ReportConfig>>,
     /// Tokens and users with scopes (see docs/security.md).
     #[serde(default)]
     pub auth: Option<Spanned<sextant_server::AuthConfig>>,
@@ -117,6 +120,8 @@ pub struct Loaded {
     pub forge_lines: Vec<u64>,
     /// The probes of `probes:`, one per target, intervals resolved.
     pub probes: Vec<sextant_ingest::probe::ProbeSpec>,
+    /// Scheduled reports, checked against `receivers:`.
+    pub reports: Vec<crate::report::schedule::Scheduled>,
     /// `auth:`, checked; `None` when the file has none.
     pub auth: Option<sextant_server::AuthConfig>,
     pub cors: sextant_server::CorsConfig,
@@ -308,6 +313,30 @@ pub fn parse(text: &str, file: &str) -> Result<Loaded, ConfigError> {
     let tls_server = cfg
         .tls_server_config
         .map(|t| (t.value, t.referenced.line()));
+    let receiver_names: Vec<&str> = alertmanager
+        .as_ref()
+        .map(|c| c.receivers.iter().map(|r| r.name.as_str()).collect())
+        .unwrap_or_default();
+    let mut reports = Vec::with_capacity(cfg.reports.len());
+    for (i, r) in cfg.reports.iter().enumerate() {
+        let line = r.referenced.line();
+        let s = r.value.validate(&receiver_names).map_err(|e| {
+            err(
+                line,
+                format!("reports[{i}] (report {:?}): {e}", r.value.name),
+            )
+        })?;
+        if reports
+            .iter()
+            .any(|o: &crate::report::schedule::Scheduled| o.name == s.name)
+        {
+            return Err(err(
+                line,
+                format!("reports[{i}].name: duplicate report name {:?}", s.name),
+            ));
+        }
+        reports.push(s);
+    }
     Ok(Loaded {
         path: None,
         auth,
@@ -325,6 +354,7 @@ pub fn parse(text: &str, file: &str) -> Result<Loaded, ConfigError> {
         forges,
         forge_lines,
         probes,
+        reports,
     })
 }
 

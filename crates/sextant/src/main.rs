@@ -50,6 +50,9 @@ enum Command {
     /// Import data that tools wrote to local files.
     #[command(subcommand)]
     Import(import_cmd::ImportCommand),
+    /// Fleet report of a period (availability, alerts, tests, LLM tokens and cost, latencies,
+    /// SLOs) with trends against the previous period.
+    Report(report::cli::ReportArgs),
     /// Make credentials for `auth:` in sextant.yml (see docs/security.md).
     #[command(subcommand)]
     Auth(AuthCommand),
@@ -309,8 +312,24 @@ fn auth_cmd(c: AuthCommand) -> Result<()> {
 /// `--insecure-no-auth` says so.
 fn server_auth(a: &ServeArgs, loaded: &config::Loaded) -> Result<sextant_server::Auth> {
     let auth = match &loaded.auth {
-        Some(c) => sextant_server::Auth::new(c, loaded.cors.clone())
-            .map_err(|e| anyhow::anyhow!("auth.{e}"))?,
+        Some(c) => {
+            let auth = sextant_server::Auth::new(c, loaded.cors.clone())
+                .map_err(|e| anyhow::anyhow!("auth.{e}"))?;
+            if loaded.reports.is_empty() {
+                auth
+            } else {
+                // The report scheduler queries this server over HTTP (report::HttpSource,
+                // whose client sends SEXTANT_TOKEN): give it a read token of its own. Set
+                // here, before any other thread of this process reads the environment.
+                let t = sextant_server::auth::new_token().map_err(anyhow::Error::msg)?;
+                std::env::set_var("SEXTANT_TOKEN", &t);
+                auth.with_internal_token(
+                    "sextant-reports",
+                    &t,
+                    vec![sextant_server::auth::Scope::Read],
+                )
+            }
+        }
         None => {
             if !a.listen.ip().is_loopback() {
                 if !a.insecure_no_auth {
@@ -338,6 +357,7 @@ mod forges;
 mod import_cmd;
 mod push;
 mod query;
+mod report;
 mod rules_cmd;
 mod run;
 
@@ -369,6 +389,7 @@ fn main() -> std::process::ExitCode {
         Command::Dashboards(c) => dashboards_cmd::run(c),
         Command::Import(c) => import_cmd::run(c),
         Command::Auth(c) => auth_cmd(c),
+        Command::Report(a) => report::cli::run(a),
         Command::Check(CheckCommand::Config { files }) => {
             return if config::check(&files) {
                 std::process::ExitCode::SUCCESS
@@ -601,6 +622,20 @@ fn serve(a: ServeArgs) -> Result<()> {
     if let Some((am, _)) = &builtin_am {
         state.set_alertmanager(am.clone());
     }
+    // Scheduled reports query this server's own API and go out through a receiver of sextant.yml.
+    let scheduled_reports = match &loaded.alertmanager {
+        Some(am_cfg) if !loaded.reports.is_empty() => Some((
+            loaded.reports.clone(),
+            am_cfg.receivers.clone(),
+            alerting::report_receivers(
+                am_cfg,
+                loaded.path.as_deref(),
+                builtin_am.as_ref().map(|(_, t)| t.clone()),
+                &external_url_am,
+            )?,
+        )),
+        _ => None,
+    };
     let dashboards = dashboards_cmd::open(
         &a.data_dir,
         a.dashboards.clone().or_else(|| loaded.dashboards_dir()),
@@ -682,6 +717,23 @@ fn serve(a: ServeArgs) -> Result<()> {
         sextant_server::start_price_series(state.clone(), Duration::from_secs(10));
         sextant_server::start_agent_events_maintenance(state.clone());
         sextant_server::start_junit_maintenance(state.clone());
+        if let Some((reports, receivers, build)) = scheduled_reports {
+            let own = listener.local_addr().context("listener address")?;
+            let host = if own.ip().is_unspecified() {
+                std::net::IpAddr::from([127, 0, 0, 1])
+            } else {
+                own.ip()
+            };
+            report::schedule::start(
+                reports,
+                receivers,
+                format!("http://{}", SocketAddr::new(host, own.port())),
+                external_url_am.clone(),
+                build,
+                tokio::runtime::Handle::current(),
+            )
+            .context("starting the report scheduler")?;
+        }
         let app = sextant_server::router(state.clone())
             .into_make_service_with_connect_info::<sextant_server::tls::ConnInfo>();
         match tls_server {
