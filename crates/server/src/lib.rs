@@ -5,6 +5,7 @@
 mod agent_events;
 mod am_api;
 mod api;
+pub mod auth;
 mod dashboards_api;
 mod exemplars;
 mod export;
@@ -16,9 +17,11 @@ mod probes_api;
 mod push;
 mod query;
 mod remote_read;
+pub mod redact;
 mod rules_api;
 mod selfmon;
 mod targets;
+pub mod tls;
 mod ui;
 mod write;
 
@@ -33,6 +36,7 @@ use axum::Router;
 use sextant_tsdb::db::Db;
 
 pub use agent_events::start_agent_events_maintenance;
+pub use auth::{Auth, AuthConfig, CorsConfig};
 pub use junit::start_junit_maintenance;
 pub use prices::{start_price_series, Prices};
 pub use push::{start_push_maintenance, TTL_HEADER};
@@ -123,6 +127,7 @@ pub struct AppState {
     remote: std::sync::OnceLock<Arc<sextant_remote::Engines>>,
     /// `global.external_labels`, for `/api/v1/read`.
     external_labels: std::sync::OnceLock<sextant_model::Labels>,
+    auth: std::sync::OnceLock<Arc<Auth>>,
 }
 
 /// Appends metric families in the text exposition format to `/metrics`.
@@ -189,6 +194,7 @@ impl AppState {
             metric_sources: std::sync::Mutex::new(Vec::new()),
             remote: std::sync::OnceLock::new(),
             external_labels: std::sync::OnceLock::new(),
+            auth: std::sync::OnceLock::new(),
         })
     }
 
@@ -266,6 +272,18 @@ impl AppState {
                 sextant_ingest::events::AgentEvents::system_clock(),
             ))
         })
+    }
+
+    /// Installs the credentials and CORS allow-list (once, before serving); without it
+    /// everything is open.
+    pub fn set_auth(&self, a: Arc<Auth>) {
+        let _ = self.auth.set(a);
+    }
+
+    /// The credentials checked by [`auth::enforce`].
+    pub fn auth(&self) -> &Auth {
+        self.auth
+            .get_or_init(|| Arc::new(Auth::disabled(CorsConfig::default())))
     }
 
     /// Attaches the JUnit run history (once, at start).
@@ -401,6 +419,13 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/push/metrics", get(push::exposition))
         .route("/api/v1/{*rest}", get(api::not_found).post(api::not_found))
         .route("/metrics", get(metrics_handler))
+        .route("/login", get(auth::login_page).post(auth::login))
+        .route("/logout", get(auth::logout).post(auth::logout))
+        // Every route above passes the scope table (auth.rs); keep this the last route_layer.
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::enforce,
+        ))
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn_with_state(state.clone(), track))
         .with_state(state)

@@ -57,6 +57,15 @@ pub struct Config {
     pub remote_engines: Vec<Spanned<sextant_remote::RemoteEngineConfig>>,
     /// False: the query API, dashboards and rules read only `remote_read` / `remote_engines`.
     pub query_local_storage: Option<bool>,
+    /// Tokens and users with scopes (see docs/security.md).
+    #[serde(default)]
+    pub auth: Option<Spanned<sextant_server::AuthConfig>>,
+    /// Origins whose browser pages may call the API (CORS); none by default.
+    #[serde(default)]
+    pub cors: Option<sextant_server::CorsConfig>,
+    /// HTTPS for the server (Prometheus web-config's section).
+    #[serde(default)]
+    pub tls_server_config: Option<Spanned<sextant_server::tls::TlsServerConfig>>,
 }
 
 /// `global`, with Prometheus' defaults.
@@ -132,6 +141,11 @@ pub struct Loaded {
     pub remote_engines: Vec<sextant_remote::RemoteEngineConfig>,
     /// `query_local_storage: false`: queries read the remote engines only.
     pub remote_only: bool,
+    /// `auth:`, checked; `None` when the file has none.
+    pub auth: Option<sextant_server::AuthConfig>,
+    pub cors: sextant_server::CorsConfig,
+    /// `tls_server_config:` with the line it starts on (its files are read at start).
+    pub tls_server: Option<(sextant_server::tls::TlsServerConfig, u64)>,
 }
 
 impl Loaded {
@@ -306,6 +320,18 @@ pub fn parse(text: &str, file: &str) -> Result<Loaded, ConfigError> {
         }
         None => Vec::new(),
     };
+    let auth = match cfg.auth {
+        Some(a) => {
+            let line = a.referenced.line();
+            sextant_server::Auth::new(&a.value, Default::default())
+                .map_err(|e| err(line, format!("auth.{e}")))?;
+            Some(a.value)
+        }
+        None => None,
+    };
+    let tls_server = cfg
+        .tls_server_config
+        .map(|t| (t.value, t.referenced.line()));
     let receiver_names: Vec<&str> = alertmanager
         .as_ref()
         .map(|c| c.receivers.iter().map(|r| r.name.as_str()).collect())
@@ -382,6 +408,9 @@ pub fn parse(text: &str, file: &str) -> Result<Loaded, ConfigError> {
         remote_read,
         remote_engines,
         remote_only,
+        auth,
+        cors: cfg.cors.unwrap_or_default(),
+        tls_server,
         global,
         scrape_configs,
         scrape_lines,
@@ -582,6 +611,13 @@ fn check_clients(l: &Loaded) -> Result<(), ConfigError> {
             file: file(),
             line: l.forge_lines.get(i).copied().unwrap_or(0),
             msg: format!("forges[{i}] (forge {:?}): {e}", f.name()),
+        })?;
+    }
+    if let Some((t, line)) = &l.tls_server {
+        t.server_config().map_err(|e| ConfigError {
+            file: file(),
+            line: *line,
+            msg: format!("tls_server_config.{e}"),
         })?;
     }
     for p in &l.probes {
