@@ -221,3 +221,35 @@ fn disk_full_during_head_cut_and_compaction_loses_nothing_and_recovers() {
     assert_eq!(samples(&db), total, "nothing lost across the full disk and a restart");
     assert_eq!(db.metrics().wal_corruptions.load(Ordering::Relaxed), 0);
 }
+
+#[test]
+fn a_sample_from_the_future_moves_the_head_clock_like_prometheus() {
+    // The TSDB never reads the wall clock on the append path: a wall clock that jumps backwards
+    // changes nothing here, only the timestamps clients send. A sample far in the future is
+    // accepted (Prometheus' TSDB has no upper bound either) and moves the head's newest time, so
+    // later samples with the right time are then out of bounds - the reason docs/robustness.md
+    // recommends bounding sender clocks.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Db::open(dir.path(), opts()).expect("open");
+    write(&db, 10 * RANGE, 10 * RANGE + 5_000);
+    let year = 365 * 24 * 3600 * 1000;
+    let mut app = db.appender();
+    app.append(&lbl(9), 10 * RANGE + year, 1.0).expect("queue");
+    let st = app.commit().expect("commit");
+    assert_eq!(st.rejected, 0, "future sample accepted");
+    assert_eq!(db.head().max_time(), 10 * RANGE + year);
+    let mut app = db.appender();
+    app.append(&lbl(0), 10 * RANGE + 6_000, 1.0).expect("queue");
+    let st = app.commit().expect("commit");
+    assert_eq!(st.rejected, 1, "a current sample is now out of bounds");
+    assert!(
+        st.first_error.as_deref().unwrap_or("").contains("out of bounds"),
+        "{:?}",
+        st.first_error
+    );
+    let refused = &db.metrics().rejected[crate::db::REJECT_REASONS
+        .iter()
+        .position(|r| *r == "out_of_bounds")
+        .expect("reason")];
+    assert_eq!(refused.load(Ordering::Relaxed), 1);
+}
