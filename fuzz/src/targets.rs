@@ -20,8 +20,11 @@ fn limits() -> DecodeLimits {
     }
 }
 
+/// A target's body.
+pub type Target = fn(&[u8]);
+
 /// Every target by name, for the corpus runner.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("remote_write_decode", remote_write_decode),
     ("text_parse", text_parse),
     ("openmetrics_parse", openmetrics_parse),
@@ -157,7 +160,6 @@ pub fn junit_parse(data: &[u8]) {
         max_depth: 4,
         max_properties: 2,
         max_message_len: 8,
-        ..Limits::default()
     };
     let _ = parse_with(data, &tight);
 }

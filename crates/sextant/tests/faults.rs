@@ -92,8 +92,8 @@ fn disk_full_during_wal_write_answers_503_and_loses_nothing_acknowledged() {
     assert!(!acked.is_empty());
     // Still full: still 503, never a 500 or a crash; queries keep working.
     for k in 0..5 {
-        let st = remote_write_v1(&c, &url, &series("full", 100, t0 + 5000 + k, &pad))
-            .expect("post");
+        let st =
+            remote_write_v1(&c, &url, &series("full", 100, t0 + 5000 + k, &pad)).expect("post");
         assert_eq!(st, 503);
     }
     let r = c
@@ -122,16 +122,31 @@ fn disk_full_during_wal_write_answers_503_and_loses_nothing_acknowledged() {
     let mut s = Server::start(&data, &["--no-default-rules"]);
     s.wait_ready(Duration::from_secs(60));
     let got = export(&c, &s.url(""), "{__name__=\"full\",i=\"7\"}");
-    let ts: Vec<i64> = got.iter().flat_map(|(_, s)| s.iter().map(|(t, _)| *t)).collect();
+    let ts: Vec<i64> = got
+        .iter()
+        .flat_map(|(_, s)| s.iter().map(|(t, _)| *t))
+        .collect();
     for t in &acked {
-        assert!(ts.contains(t), "acknowledged sample at {t} lost after restart");
+        assert!(
+            ts.contains(t),
+            "acknowledged sample at {t} lost after restart"
+        );
     }
     // The failed writes left no torn frame behind: replay found nothing corrupt.
-    let m = c.get(s.url("/metrics")).send().expect("metrics").text().expect("body");
+    let m = c
+        .get(s.url("/metrics"))
+        .send()
+        .expect("metrics")
+        .text()
+        .expect("body");
     assert!(
-        m.lines().any(|l| l == "sextant_tsdb_wal_corruptions_total 0"),
+        m.lines()
+            .any(|l| l == "sextant_tsdb_wal_corruptions_total 0"),
         "WAL replay after ENOSPC: {}",
-        m.lines().filter(|l| l.contains("wal_corruptions")).collect::<Vec<_>>().join("\n")
+        m.lines()
+            .filter(|l| l.contains("wal_corruptions"))
+            .collect::<Vec<_>>()
+            .join("\n")
     );
     assert!(s.terminate().success());
 }
@@ -148,7 +163,12 @@ fn corrupted_block_is_quarantined_at_startup_and_the_rest_serves() {
     let mk = |name: &str, from: i64| {
         let s = BlockSeries {
             labels: Labels::from_pairs([("__name__", name.to_string()), ("job", "b".into())]),
-            floats: (0..10).map(|k| Sample { t: from + k * 60_000, v: k as f64 }).collect(),
+            floats: (0..10)
+                .map(|k| Sample {
+                    t: from + k * 60_000,
+                    v: k as f64,
+                })
+                .collect(),
             hist_chunks: vec![],
         };
         write_block(&blocks, vec![s], from, from + 7_200_000, 1, vec![]).expect("write block")
@@ -171,15 +191,28 @@ fn corrupted_block_is_quarantined_at_startup_and_the_rest_serves() {
     assert!(blocks.join(format!("{}.corrupted", bad.ulid)).is_dir());
     assert!(blocks.join(&good.ulid).is_dir());
     // The quarantine is visible in the TSDB's own metrics.
-    let m = c.get(s.url("/metrics")).send().expect("metrics").text().expect("body");
+    let m = c
+        .get(s.url("/metrics"))
+        .send()
+        .expect("metrics")
+        .text()
+        .expect("body");
     assert!(
-        m.lines().any(|l| l.starts_with("sextant_tsdb_blocks_quarantined_total") && l.ends_with(" 1")),
+        m.lines()
+            .any(|l| l.starts_with("sextant_tsdb_blocks_quarantined_total") && l.ends_with(" 1")),
         "quarantine counter: {}",
-        m.lines().filter(|l| l.contains("quarantin")).collect::<Vec<_>>().join("\n")
+        m.lines()
+            .filter(|l| l.contains("quarantin"))
+            .collect::<Vec<_>>()
+            .join("\n")
     );
     // Ingest keeps working.
-    let st = remote_write_v1(&c, &s.url("/api/v1/write"), &series("after", 3, now_ms(), "p"))
-        .expect("post");
+    let st = remote_write_v1(
+        &c,
+        &s.url("/api/v1/write"),
+        &series("after", 3, now_ms(), "p"),
+    )
+    .expect("post");
     assert_eq!(st, 204);
     assert!(s.terminate().success());
 }
@@ -238,13 +271,19 @@ fn hung_alert_receiver_does_not_block_ingest() {
             "labels": {"alertname": format!("Hung{k}"), "severity": "page"},
             "annotations": {"summary": "x"}
         }]);
-        let r = c.post(s.url("/api/v2/alerts")).json(&alerts).send().expect("post alerts");
+        let r = c
+            .post(s.url("/api/v2/alerts"))
+            .json(&alerts)
+            .send()
+            .expect("post alerts");
         assert!(r.status().is_success(), "{}", r.status());
     }
     rx.recv_timeout(Duration::from_secs(30))
         .expect("the receiver was contacted");
     let (during, worst) = burst("during");
-    eprintln!("200 writes: {baseline:?} before, {during:?} while the receiver hangs (worst {worst:?})");
+    eprintln!(
+        "200 writes: {baseline:?} before, {during:?} while the receiver hangs (worst {worst:?})"
+    );
     assert!(
         worst < Duration::from_secs(2),
         "a write took {worst:?} while the receiver hung"
@@ -259,5 +298,9 @@ fn hung_alert_receiver_does_not_block_ingest() {
     // Shutdown is not held up by the hung receiver either.
     let t = Instant::now();
     assert!(s.terminate().success());
-    assert!(t.elapsed() < Duration::from_secs(25), "shutdown took {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_secs(25),
+        "shutdown took {:?}",
+        t.elapsed()
+    );
 }

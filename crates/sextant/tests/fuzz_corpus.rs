@@ -31,7 +31,11 @@ fn every_target_has_seeds_and_no_seed_panics() {
         for f in files {
             let data = std::fs::read(&f).expect("seed readable");
             let res = std::panic::catch_unwind(|| run(&data));
-            assert!(res.is_ok(), "fuzz target {name} panicked on {}", f.display());
+            assert!(
+                res.is_ok(),
+                "fuzz target {name} panicked on {}",
+                f.display()
+            );
         }
     }
 }
@@ -41,9 +45,16 @@ fn every_fuzz_binary_is_listed() {
     // A target added to fuzz/Cargo.toml but not to TARGETS would have no stable regression run.
     let toml = std::fs::read_to_string(seeds_dir().join("../Cargo.toml")).expect("fuzz/Cargo.toml");
     let bins = toml.matches("[[bin]]").count();
-    assert_eq!(bins, targets::TARGETS.len(), "fuzz/Cargo.toml bins vs TARGETS");
+    assert_eq!(
+        bins,
+        targets::TARGETS.len(),
+        "fuzz/Cargo.toml bins vs TARGETS"
+    );
     for (name, _) in targets::TARGETS {
-        assert!(toml.contains(&format!("name = \"{name}\"")), "{name} missing in fuzz/Cargo.toml");
+        assert!(
+            toml.contains(&format!("name = \"{name}\"")),
+            "{name} missing in fuzz/Cargo.toml"
+        );
     }
 }
 
@@ -62,7 +73,11 @@ fn file_seeds_are_valid_so_the_fuzzer_starts_from_real_files() {
 
     let wdir = dir.path().join("wal");
     std::fs::create_dir_all(&wdir).expect("mkdir");
-    std::fs::copy(seeds_dir().join("wal_replay/seg00000000"), wdir.join("00000000")).expect("copy");
+    std::fs::copy(
+        seeds_dir().join("wal_replay/seg00000000"),
+        wdir.join("00000000"),
+    )
+    .expect("copy");
     let mut n = 0;
     let (_wal, stats) = sextant_tsdb::wal::Wal::open(&wdir, Default::default(), |_| n += 1)
         .expect("WAL seed replays");

@@ -36,7 +36,10 @@ fn cargo() -> Command {
 
 #[test]
 fn every_fuzz_target_runs_clean_for_a_bounded_time() {
-    if !common::have("cargo-fuzz (cargo install cargo-fuzz)", cargo().args(["fuzz", "--version"])) {
+    if !common::have(
+        "cargo-fuzz (cargo install cargo-fuzz)",
+        cargo().args(["fuzz", "--version"]),
+    ) {
         return;
     }
     let secs: u64 = std::env::var("SEXTANT_FUZZ_SECONDS")
@@ -71,12 +74,20 @@ fn every_fuzz_target_runs_clean_for_a_bounded_time() {
             .output()
             .expect("cargo fuzz run");
         let log = String::from_utf8_lossy(&out.stderr);
-        let stats = log.lines().rev().find(|l| l.contains("Done ")).unwrap_or("");
+        let stats = log
+            .lines()
+            .rev()
+            .find(|l| l.contains("Done "))
+            .unwrap_or("");
         eprintln!("{t}: {stats}");
         if !out.status.success() {
             let tail: Vec<&str> = log.lines().rev().take(40).collect();
             let crash: Vec<String> = std::fs::read_dir(&artifacts)
-                .map(|d| d.flatten().map(|e| e.path().display().to_string()).collect())
+                .map(|d| {
+                    d.flatten()
+                        .map(|e| e.path().display().to_string())
+                        .collect()
+                })
                 .unwrap_or_default();
             for c in &crash {
                 // Keep the input: copy it out of the scratch dir before it is removed.

@@ -87,10 +87,17 @@ fn check_quarantine(corrupt: impl Fn(&std::path::Path)) {
     // Startup does not fail; the block is moved aside and counted; the rest serves.
     let db = Db::open(dir.path(), opts()).expect("open with a corrupted block");
     assert_eq!(db.metrics().blocks_quarantined.load(Ordering::Relaxed), 1);
-    let name = victim.file_name().expect("name").to_string_lossy().to_string();
+    let name = victim
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .to_string();
     assert!(!victim.exists(), "corrupted block left in place");
     assert!(
-        dir.path().join("blocks").join(format!("{name}.corrupted")).is_dir(),
+        dir.path()
+            .join("blocks")
+            .join(format!("{name}.corrupted"))
+            .is_dir(),
         "corrupted block moved aside"
     );
     assert_eq!(db.blocks().len(), blocks.len() - 1);
@@ -144,7 +151,8 @@ fn samples_from_the_past_are_refused_per_sample_and_the_rest_of_the_batch_lands(
     let db = Db::open(dir.path(), opts()).expect("open");
     write(&db, 10 * RANGE, 10 * RANGE + 5_000);
     let mut app = db.appender();
-    app.append(&lbl(0), 10 * RANGE + 10_000, 1.0).expect("queue");
+    app.append(&lbl(0), 10 * RANGE + 10_000, 1.0)
+        .expect("queue");
     app.append(&lbl(1), RANGE, 1.0).expect("queue"); // far in the past
     let st = app.commit().expect("commit");
     assert_eq!(st.rejected, 1);
@@ -169,7 +177,10 @@ fn mount_tmpfs(dir: &std::path::Path, size: &str) -> bool {
 struct Unmount(std::path::PathBuf);
 impl Drop for Unmount {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
     }
 }
 
@@ -199,13 +210,23 @@ fn disk_full_during_head_cut_and_compaction_loses_nothing_and_recovers() {
     // and counts the errors; nothing panics, nothing is lost, queries and the head keep working.
     fill(&filler);
     db.maintain();
-    assert!(db.blocks().is_empty(), "the head cut cannot have succeeded on a full disk");
+    assert!(
+        db.blocks().is_empty(),
+        "the head cut cannot have succeeded on a full disk"
+    );
     assert!(db.metrics().compactions_failed.load(Ordering::Relaxed) > 0);
-    assert_eq!(samples(&db), total, "samples readable while the disk is full");
+    assert_eq!(
+        samples(&db),
+        total,
+        "samples readable while the disk is full"
+    );
     let st = db.appender().commit();
     assert!(st.is_ok());
     // Unfinished block directories are left as `.tmp` at most, never as a half block.
-    for e in std::fs::read_dir(data.join("blocks")).expect("blocks").flatten() {
+    for e in std::fs::read_dir(data.join("blocks"))
+        .expect("blocks")
+        .flatten()
+    {
         let name = e.file_name().to_string_lossy().to_string();
         if !name.ends_with(".tmp") {
             crate::block::Block::open(&e.path()).expect("every visible block is whole");
@@ -218,7 +239,11 @@ fn disk_full_during_head_cut_and_compaction_loses_nothing_and_recovers() {
     assert_eq!(samples(&db), total);
     db.close().expect("close");
     let db = Db::open(&data, opts()).expect("reopen");
-    assert_eq!(samples(&db), total, "nothing lost across the full disk and a restart");
+    assert_eq!(
+        samples(&db),
+        total,
+        "nothing lost across the full disk and a restart"
+    );
     assert_eq!(db.metrics().wal_corruptions.load(Ordering::Relaxed), 0);
 }
 
@@ -243,7 +268,10 @@ fn a_sample_from_the_future_moves_the_head_clock_like_prometheus() {
     let st = app.commit().expect("commit");
     assert_eq!(st.rejected, 1, "a current sample is now out of bounds");
     assert!(
-        st.first_error.as_deref().unwrap_or("").contains("out of bounds"),
+        st.first_error
+            .as_deref()
+            .unwrap_or("")
+            .contains("out of bounds"),
         "{:?}",
         st.first_error
     );
