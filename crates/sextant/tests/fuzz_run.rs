@@ -27,8 +27,22 @@ const TARGETS: &[&str] = &[
     "dashboard_import",
 ];
 
+/// `cargo` from the PATH with the environment `cargo test` gave this test removed, so the
+/// fuzz build sees the same environment as one started from a shell and reuses its artifacts
+/// in `fuzz/target` instead of rebuilding everything.
 fn cargo() -> Command {
-    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    let mut c = Command::new("cargo");
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy().to_string();
+        let inherited = (k.starts_with("CARGO") && k != "CARGO_HOME")
+            || k.starts_with("RUSTUP_TOOLCHAIN")
+            || k == "RUST_RECURSION_COUNT"
+            || k == "LD_LIBRARY_PATH"
+            || k == "OUT_DIR";
+        if inherited {
+            c.env_remove(&k);
+        }
+    }
     c.env("RUSTC_BOOTSTRAP", "1");
     c.current_dir(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.."));
     c
