@@ -355,17 +355,15 @@ fn server_auth(a: &ServeArgs, loaded: &config::Loaded) -> Result<sextant_server:
     })
 }
 
+use sextant::{archive, client, config, report};
+
 mod alerting;
-mod archive;
-mod client;
-mod config;
 mod dashboards_cmd;
 mod export;
 mod forges;
 mod import_cmd;
 mod push;
 mod query;
-mod report;
 mod remote;
 mod rules_cmd;
 mod run;
