@@ -40,6 +40,15 @@ pub struct ExportArgs {
     /// `--format datadog` the Datadog API base URL (default `https://api.$DD_SITE`).
     #[arg(long)]
     url: Option<String>,
+    /// Upload to S3-compatible object storage: `s3://bucket/prefix/` (a key ending in `/` gets
+    /// `export-<unix ms>.<format>` appended). Credentials from `AWS_ACCESS_KEY_ID` /
+    /// `AWS_SECRET_ACCESS_KEY` (/ `AWS_SESSION_TOKEN`), region from `AWS_REGION` (default
+    /// us-east-1), endpoint from `AWS_ENDPOINT_URL` (then path-style addressing; default AWS).
+    #[arg(long, conflicts_with_all = ["url", "output"])]
+    destination: Option<String>,
+    /// Part size in bytes of the multipart upload to --destination (at least 5 MiB).
+    #[arg(long, default_value_t = sextant_objstore::DEFAULT_PART_SIZE)]
+    s3_part_size: u64,
     /// Server to export from.
     #[arg(long, default_value = "http://127.0.0.1:9595")]
     server: String,
@@ -93,6 +102,15 @@ pub fn run(a: ExportArgs) -> Result<()> {
         .build()
         .context("building the HTTP client")?;
     let mut dest: Box<dyn Destination> = match (a.format, &a.url, &a.output) {
+        (ExportFormat::Datadog, _, _) if a.destination.is_some() => {
+            bail!("--destination takes a file format, not --format datadog")
+        }
+        (_, _, _) if a.destination.is_some() => Box::new(S3::new(
+            a.destination.as_deref().unwrap_or_default(),
+            a.format.server_format(),
+            now,
+            a.s3_part_size,
+        )?),
         (ExportFormat::Datadog, url, _) => Box::new(Datadog::new(http.clone(), url.clone())?),
         (ExportFormat::Influx, Some(url), _) => Box::new(Influx::new(http.clone(), url.clone())),
         (_, Some(_), _) => bail!("--url needs --format influx or --format datadog"),
@@ -162,6 +180,91 @@ impl Destination for Stream {
     }
     fn finish(mut self: Box<Self>) -> Result<()> {
         self.0.flush().context("writing the export")
+    }
+}
+
+/// An object in S3-compatible storage, written part by part as the export streams in (memory
+/// stays at one multipart part, 16 MiB).
+struct S3 {
+    rt: tokio::runtime::Runtime,
+    upload: Option<sextant_objstore::Upload>,
+    target: String,
+}
+
+impl S3 {
+    fn new(destination: &str, ext: &str, now: i64, part_size: u64) -> Result<S3> {
+        let (bucket, key) = parse_s3_url(destination)?;
+        let key = if key.is_empty() || key.ends_with('/') {
+            format!("{key}export-{now}.{ext}")
+        } else {
+            key
+        };
+        let credentials = sextant_objstore::Credentials::from_env().context(
+            "--destination s3://… needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment",
+        )?;
+        let region = std::env::var("AWS_REGION")
+            .or_else(|_| std::env::var("AWS_DEFAULT_REGION"))
+            .ok()
+            .filter(|r| !r.is_empty())
+            .unwrap_or_else(|| "us-east-1".into());
+        let endpoint = std::env::var("AWS_ENDPOINT_URL")
+            .ok()
+            .filter(|e| !e.is_empty());
+        let client = sextant_objstore::Client::new(sextant_objstore::S3Config {
+            bucket: bucket.clone(),
+            force_path_style: endpoint.is_some(),
+            endpoint,
+            region,
+            credentials,
+        })
+        .with_context(|| format!("configuring S3 for {destination}"))?
+        .with_part_size(part_size);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("starting the S3 client")?;
+        Ok(S3 {
+            rt,
+            upload: Some(client.upload(&key)),
+            target: format!("s3://{bucket}/{key}"),
+        })
+    }
+}
+
+/// `s3://bucket/prefix` → (bucket, prefix).
+fn parse_s3_url(u: &str) -> Result<(String, String)> {
+    let rest = u
+        .strip_prefix("s3://")
+        .with_context(|| format!("--destination {u:?}: expected s3://bucket/prefix/"))?;
+    let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
+    if bucket.is_empty() {
+        bail!("--destination {u:?}: the bucket name is empty");
+    }
+    Ok((bucket.to_string(), key.to_string()))
+}
+
+impl Destination for S3 {
+    fn write(&mut self, chunk: &[u8]) -> Result<()> {
+        let Some(up) = self.upload.as_mut() else {
+            bail!("{}: upload already failed", self.target);
+        };
+        let res = self.rt.block_on(up.write(chunk));
+        if res.is_err() {
+            self.upload = None; // aborted by write
+        }
+        res.with_context(|| format!("uploading to {}", self.target))
+    }
+    fn finish(mut self: Box<Self>) -> Result<()> {
+        let up = self
+            .upload
+            .take()
+            .with_context(|| format!("{}: upload already failed", self.target))?;
+        let size = self
+            .rt
+            .block_on(up.finish())
+            .with_context(|| format!("uploading to {}", self.target))?;
+        eprintln!("exported {size} bytes to {}", self.target);
+        Ok(())
     }
 }
 
