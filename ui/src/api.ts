@@ -32,6 +32,16 @@ export type QueryData =
   | { resultType: "scalar"; result: SamplePair }
   | { resultType: "string"; result: SamplePair };
 
+/**
+ * With `auth:` configured, a 401 means the login session ended (or never began): go to the
+ * server's login page, which comes back to the current view afterwards.
+ */
+function loginIfUnauthorized(res: Response): void {
+  if (res.status === 401) {
+    window.location.assign("/login?next=" + encodeURIComponent("/" + window.location.hash));
+  }
+}
+
 /** Sends a request and returns the whole Prometheus-style envelope (data, warnings, stats). */
 export async function call<T>(path: string, params?: Record<string, string>, init?: RequestInit): Promise<ApiResponse<T>> {
   let url = path;
@@ -45,6 +55,7 @@ export async function call<T>(path: string, params?: Record<string, string>, ini
     }
   }
   const res = await fetch(url, req);
+  loginIfUnauthorized(res);
   const text = await res.text();
   let json: ApiResponse<T>;
   try {
@@ -91,6 +102,7 @@ export async function rawJson<T>(path: string, init?: RequestInit & { json?: unk
     req.headers = { "Content-Type": "application/json", ...(init.headers ?? {}) };
   }
   const res = await fetch(path, req);
+  loginIfUnauthorized(res);
   const text = await res.text();
   let body: unknown = null;
   try {

@@ -19,6 +19,7 @@
 //! - [`sink`]: the seam to storage that every protocol writes through.
 
 pub mod bench;
+pub mod bulk;
 /// `io.prometheus.client` types: the protobuf exposition format (`MetricFamily`), generated
 /// from `proto/io/prometheus/client/metrics.proto` by `cargo run -p protogen`.
 #[allow(clippy::all, missing_docs)]

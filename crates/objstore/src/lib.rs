@@ -386,6 +386,18 @@ impl Client {
         res.map(|_| size)
     }
 
+    /// Starts an object written piece by piece (see [`Upload`]).
+    pub fn upload(&self, key: &str) -> Upload {
+        Upload {
+            client: self.clone(),
+            key: key.to_string(),
+            buf: Vec::new(),
+            id: None,
+            etags: Vec::new(),
+            size: 0,
+        }
+    }
+
     async fn multipart(
         &self,
         key: &str,
@@ -771,5 +783,83 @@ mod tests {
             Client::new(aws).unwrap().host,
             "bkt.s3.eu-west-1.amazonaws.com"
         );
+    }
+}
+
+/// An object written piece by piece, for output whose size is not known up front (a streamed
+/// export): parts of the client's part size are sent as they fill, so memory stays at one part
+/// however large the object grows; an object smaller than one part is a single PUT. Nothing is
+/// visible under the key before [`Upload::finish`]; a failed upload is aborted.
+pub struct Upload {
+    client: Client,
+    key: String,
+    buf: Vec<u8>,
+    /// The multipart upload, once the first full part was sent.
+    id: Option<String>,
+    etags: Vec<String>,
+    size: u64,
+}
+
+impl Upload {
+    /// Appends bytes, sending every part that is full.
+    pub async fn write(&mut self, data: &[u8]) -> Result<(), Error> {
+        self.buf.extend_from_slice(data);
+        self.size += data.len() as u64;
+        let part = self.client.part_size as usize;
+        while self.buf.len() >= part {
+            let rest = self.buf.split_off(part);
+            let body = std::mem::replace(&mut self.buf, rest);
+            if let Err(e) = self.send_part(&body).await {
+                self.abort().await;
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    async fn send_part(&mut self, body: &[u8]) -> Result<(), Error> {
+        let id = match &self.id {
+            Some(id) => id.clone(),
+            None => {
+                let id = self.client.create_multipart(&self.key).await?;
+                self.id = Some(id.clone());
+                id
+            }
+        };
+        let n = self.etags.len() as u32 + 1;
+        let etag = self.client.upload_part(&self.key, &id, n, body).await?;
+        self.etags.push(etag);
+        Ok(())
+    }
+
+    /// Sends what is left and makes the object visible; returns its size in bytes.
+    pub async fn finish(mut self) -> Result<u64, Error> {
+        if self.id.is_none() {
+            self.client.put(&self.key, &self.buf).await?;
+            return Ok(self.size);
+        }
+        let last = std::mem::take(&mut self.buf);
+        let res = async {
+            if !last.is_empty() {
+                self.send_part(&last).await?;
+            }
+            let id = self.id.clone().unwrap_or_default();
+            self.client
+                .complete_multipart(&self.key, &id, &self.etags)
+                .await
+        }
+        .await;
+        if let Err(e) = res {
+            self.abort().await;
+            return Err(e);
+        }
+        Ok(self.size)
+    }
+
+    /// Drops the parts sent so far (S3 keeps them, billed, until aborted).
+    pub async fn abort(&mut self) {
+        if let Some(id) = self.id.take() {
+            self.client.abort_multipart(&self.key, &id).await;
+        }
     }
 }

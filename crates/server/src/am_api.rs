@@ -442,7 +442,7 @@ pub async fn status(State(st): State<Arc<AppState>>) -> Response {
         StatusCode::OK,
         json!({
             "cluster": {"status": "disabled", "peers": []},
-            "config": {"original": am.config().original},
+            "config": {"original": crate::redact::redact_yaml(&am.config().original)},
             "uptime": time_json(am.started_ms()),
             "versionInfo": {
                 "version": st.build.version,

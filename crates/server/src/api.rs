@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
 use sextant_model::labels::is_valid_label_name;
-use sextant_model::Matcher;
+use sextant_model::{Labels, Matcher};
 use sextant_tsdb::querier::{merge_strings, Querier};
 
 use crate::params::Params;
@@ -94,16 +94,27 @@ pub async fn series(State(st): State<Arc<AppState>>, p: Params) -> Response {
         let limit = p.limit()?;
         let querier = st.db.querier();
         let mut all = Vec::new();
+        let mut warnings = Vec::new();
+        let fanout = st.remote().map(|e| {
+            sextant_remote::Fanout::new(Box::new(crate::query::TsdbSource(st.db.querier())), e)
+        });
         for ms in &sets {
-            all.extend(
+            let local = || {
                 querier
                     .series(ms, start, end)
-                    .map_err(|e| ApiError::internal(e.to_string()))?,
-            );
+                    .map_err(|e| sextant_promql::QueryError(e.to_string()))
+            };
+            let got = match &fanout {
+                None => local(),
+                Some(f) => f.series(local, ms, start, end),
+            };
+            all.extend(got.map_err(|e| ApiError::internal(e.to_string()))?);
+        }
+        if let Some(f) = &fanout {
+            warnings.extend(f.take_warnings());
         }
         all.sort();
         all.dedup();
-        let mut warnings = Vec::new();
         truncate(&mut all, limit, &mut warnings);
         Ok(success(
             Value::Array(all.iter().map(labels_json).collect()),
@@ -128,12 +139,25 @@ where
 }
 
 pub async fn labels(State(st): State<Arc<AppState>>, p: Params) -> Response {
-    blocking(move || string_list(&st, &p, |q, ms, start, end| q.label_names(ms, start, end))).await
+    blocking(move || {
+        string_list(
+            &st,
+            &p,
+            |q, ms, start, end| q.label_names(ms, start, end),
+            |l| l.iter().map(|l| l.name.clone()).collect(),
+        )
+    })
+    .await
 }
 
 /// The answer of `/api/v1/labels` and `/api/v1/label/<name>/values`: the union of `list` over
 /// every `match[]` (or over all series), limited by `limit` with Prometheus' warning.
-fn string_list<F>(st: &AppState, p: &Params, list: F) -> Result<Response, ApiError>
+fn string_list<F>(
+    st: &AppState,
+    p: &Params,
+    list: F,
+    from_labels: impl Fn(&Labels) -> Vec<String>,
+) -> Result<Response, ApiError>
 where
     F: Fn(
         &sextant_tsdb::db::DbQuerier,
@@ -150,6 +174,28 @@ where
         list(&querier, ms, start, end).map_err(|e| ApiError::internal(e.to_string()))
     })?;
     let mut warnings = Vec::new();
+    // Remote engines contribute the labels of their series matching `match[]` (without
+    // `match[]` they are not asked: that would list every series they hold).
+    if let (Some(engines), false) = (st.remote(), sets.is_empty()) {
+        let fan = sextant_remote::Fanout::new(
+            Box::new(crate::query::TsdbSource(st.db.querier())),
+            engines,
+        );
+        let mut remote = Vec::new();
+        for ms in &sets {
+            let series = fan
+                .series(|| Ok(Vec::new()), ms, start, end)
+                .map_err(|e| ApiError::internal(e.to_string()))?;
+            remote.extend(series.iter().flat_map(&from_labels));
+        }
+        if !engines.local {
+            values.clear();
+        }
+        values.extend(remote);
+        values.sort();
+        values.dedup();
+        warnings.extend(fan.take_warnings());
+    }
     truncate(&mut values, limit, &mut warnings);
     Ok(success(values.into(), warnings))
 }
@@ -163,9 +209,12 @@ pub async fn label_values(
         if !is_valid_label_name(&name) {
             return Err(ApiError::bad_data(format!("invalid label name: {name:?}")));
         }
-        string_list(&st, &p, |q, ms, start, end| {
-            q.label_values(&name, ms, start, end)
-        })
+        string_list(
+            &st,
+            &p,
+            |q, ms, start, end| q.label_values(&name, ms, start, end),
+            |l| l.get(&name).map(str::to_string).into_iter().collect(),
+        )
     })
     .await
 }
@@ -274,64 +323,4 @@ pub async fn not_found(uri: axum::http::Uri) -> Response {
         msg: format!("unknown API endpoint {}", uri.path()),
     }
     .into_response()
-}
-
-/// Formats a float for JSON export: a number when finite (shortest form that reads back to the
-/// same bits), otherwise the Prometheus strings `NaN`, `+Inf`, `-Inf`.
-fn export_value(v: f64) -> Value {
-    if v.is_finite() {
-        serde_json::Number::from_f64(v)
-            .map(Value::Number)
-            .unwrap_or(Value::Null)
-    } else if v.is_nan() {
-        Value::String("NaN".into())
-    } else if v > 0.0 {
-        Value::String("+Inf".into())
-    } else {
-        Value::String("-Inf".into())
-    }
-}
-
-/// `GET/POST /api/v1/export`: raw samples of matching series as JSON lines in
-/// VictoriaMetrics' shape (`{"metric":{…},"values":[…],"timestamps":[…]}`), one series a line.
-/// Staleness markers are left out, as they are not data.
-pub async fn export(State(st): State<Arc<AppState>>, p: Params) -> Response {
-    blocking(move || {
-        let sets = p.required_matchers()?;
-        let (start, end) = p.range()?;
-        let querier = st.db.querier();
-        let mut all = Vec::new();
-        for ms in &sets {
-            all.push(
-                querier
-                    .select(ms, start, end)
-                    .map_err(|e| ApiError::internal(e.to_string()))?,
-            );
-        }
-        let merged = sextant_tsdb::querier::merge_series(all);
-        let mut out = String::new();
-        for sd in merged {
-            let floats: Vec<_> = sd
-                .floats
-                .iter()
-                .filter(|s| !sextant_model::is_stale_nan(s.v))
-                .collect();
-            if floats.is_empty() {
-                continue;
-            }
-            let line = json!({
-                "metric": labels_json(&sd.labels),
-                "values": floats.iter().map(|s| export_value(s.v)).collect::<Vec<_>>(),
-                "timestamps": floats.iter().map(|s| s.t).collect::<Vec<_>>(),
-            });
-            out.push_str(&line.to_string());
-            out.push('\n');
-        }
-        Ok((
-            [(axum::http::header::CONTENT_TYPE, "application/stream+json")],
-            out,
-        )
-            .into_response())
-    })
-    .await
 }

@@ -413,7 +413,7 @@ pub async fn receivers(State(st): State<Arc<AppState>>) -> Response {
                     "last_attempt": t(s.last_attempt),
                     "last_success": t(s.last_success),
                     "last_error_time": t(s.last_error_time),
-                    "last_error": s.last_error,
+                    "last_error": s.last_error.as_deref().map(crate::redact::redact_urls),
                     "healthy": healthy,
                 })
             })

@@ -5,8 +5,10 @@
 mod agent_events;
 mod am_api;
 mod api;
+pub mod auth;
 mod dashboards_api;
 mod exemplars;
+mod export;
 mod junit;
 mod otlp;
 mod params;
@@ -14,9 +16,12 @@ mod prices;
 mod probes_api;
 mod push;
 mod query;
+pub mod redact;
+mod remote_read;
 mod rules_api;
 mod selfmon;
 mod targets;
+pub mod tls;
 mod ui;
 mod write;
 
@@ -31,6 +36,7 @@ use axum::Router;
 use sextant_tsdb::db::Db;
 
 pub use agent_events::start_agent_events_maintenance;
+pub use auth::{Auth, AuthConfig, CorsConfig};
 pub use junit::start_junit_maintenance;
 pub use prices::{start_price_series, Prices};
 pub use push::{start_push_maintenance, TTL_HEADER};
@@ -117,6 +123,11 @@ pub struct AppState {
     junit: std::sync::OnceLock<Arc<sextant_ingest::junit::service::JunitRuns>>,
     /// Extra `/metrics` renderers of components the binary starts (the archive, …).
     pub metric_sources: std::sync::Mutex<Vec<MetricSource>>,
+    /// Remote engines queries read besides (or instead of) local storage.
+    remote: std::sync::OnceLock<Arc<sextant_remote::Engines>>,
+    /// `global.external_labels`, for `/api/v1/read`.
+    external_labels: std::sync::OnceLock<sextant_model::Labels>,
+    auth: std::sync::OnceLock<Arc<Auth>>,
 }
 
 /// Appends metric families in the text exposition format to `/metrics`.
@@ -181,7 +192,30 @@ impl AppState {
             prices: std::sync::OnceLock::new(),
             agent_events: std::sync::OnceLock::new(),
             metric_sources: std::sync::Mutex::new(Vec::new()),
+            remote: std::sync::OnceLock::new(),
+            external_labels: std::sync::OnceLock::new(),
+            auth: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Attaches the remote engines queries read (once, at start).
+    pub fn set_remote(&self, e: Arc<sextant_remote::Engines>) {
+        let _ = self.remote.set(e);
+    }
+
+    /// The remote engines, if any are configured.
+    pub fn remote(&self) -> Option<&Arc<sextant_remote::Engines>> {
+        self.remote.get().filter(|e| !e.is_local_only())
+    }
+
+    /// Sets `global.external_labels` (once, at start).
+    pub fn set_external_labels(&self, l: sextant_model::Labels) {
+        let _ = self.external_labels.set(l);
+    }
+
+    /// `global.external_labels` (empty unless set).
+    pub fn external_labels(&self) -> sextant_model::Labels {
+        self.external_labels.get().cloned().unwrap_or_default()
     }
 
     /// Attaches the rule manager (once, at start).
@@ -238,6 +272,18 @@ impl AppState {
                 sextant_ingest::events::AgentEvents::system_clock(),
             ))
         })
+    }
+
+    /// Installs the credentials and CORS allow-list (once, before serving); without it
+    /// everything is open.
+    pub fn set_auth(&self, a: Arc<Auth>) {
+        let _ = self.auth.set(a);
+    }
+
+    /// The credentials checked by [`auth::enforce`].
+    pub fn auth(&self) -> &Auth {
+        self.auth
+            .get_or_init(|| Arc::new(Auth::disabled(CorsConfig::default())))
     }
 
     /// Attaches the JUnit run history (once, at start).
@@ -320,6 +366,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/sextant/tests/failures", get(junit::failures))
         .route("/api/v1/write", post(write::remote_write))
         .route("/api/v1/import/prometheus", post(write::import_prometheus))
+        .route("/api/v1/import", post(write::import_json))
+        .route("/api/v1/import/csv", post(write::import_csv))
         .route("/write", post(write::influx_write_v1))
         .route("/api/v2/write", post(write::influx_write_v2))
         .route("/ping", get(write::influx_ping).head(write::influx_ping))
@@ -327,6 +375,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/agent/events", post(agent_events::post))
         .route("/api/v1/agent/events/schema", get(agent_events::schema))
         .route("/api/v1/query", get(query::query).post(query::query))
+        .route("/api/v1/read", post(remote_read::read))
         .route(
             "/api/v1/query_range",
             get(query::query_range).post(query::query_range),
@@ -352,7 +401,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/status/tsdb", get(api::status_tsdb))
         .route("/api/v1/status/buildinfo", get(api::buildinfo))
         .route("/api/v1/status/runtimeinfo", get(api::runtimeinfo))
-        .route("/api/v1/export", get(api::export).post(api::export))
+        .route("/api/v1/export", get(export::export).post(export::export))
         .route(
             "/api/v1/admin/tsdb/snapshot",
             post(api::snapshot).put(api::snapshot),
@@ -370,6 +419,13 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/push/metrics", get(push::exposition))
         .route("/api/v1/{*rest}", get(api::not_found).post(api::not_found))
         .route("/metrics", get(metrics_handler))
+        .route("/login", get(auth::login_page).post(auth::login))
+        .route("/logout", get(auth::logout).post(auth::logout))
+        // Every route above passes the scope table (auth.rs); keep this the last route_layer.
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::enforce,
+        ))
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn_with_state(state.clone(), track))
         .with_state(state)

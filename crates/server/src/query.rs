@@ -151,6 +151,29 @@ impl sextant_promql::SeriesSet for LazyTsdbSet {
     }
 }
 
+/// Runs `f` against local storage, merged with the remote engines when any are configured;
+/// their warnings (a failing engine included) are added to the result, as Prometheus reports
+/// a partial answer.
+pub(crate) fn with_source(
+    st: &AppState,
+    f: impl FnOnce(&dyn sextant_promql::Querier) -> Result<QueryResult, sextant_promql::Error>,
+) -> Result<QueryResult, ApiError> {
+    let local = TsdbSource(st.db.querier());
+    match st.remote() {
+        None => f(&local).map_err(engine_error),
+        Some(engines) => {
+            let fan = sextant_remote::Fanout::new(Box::new(local), engines);
+            let mut res = f(&fan).map_err(engine_error)?;
+            for w in fan.take_warnings() {
+                if !res.warnings.contains(&w) {
+                    res.warnings.push(w);
+                }
+            }
+            Ok(res)
+        }
+    }
+}
+
 fn kind_status(k: ErrorKind) -> (StatusCode, &'static str) {
     match k {
         ErrorKind::BadData => (StatusCode::BAD_REQUEST, "bad_data"),
@@ -171,7 +194,7 @@ fn engine_error(e: sextant_promql::Error) -> ApiError {
 }
 
 /// A `step` or `timeout` parameter: a Prometheus duration or a float number of seconds.
-fn duration_param(p: &Params, k: &str) -> Result<Option<i64>, ApiError> {
+pub(crate) fn duration_param(p: &Params, k: &str) -> Result<Option<i64>, ApiError> {
     let Some(s) = p.get(k).filter(|s| !s.is_empty()) else {
         return Ok(None);
     };
@@ -255,8 +278,7 @@ pub async fn query(State(st): State<Arc<AppState>>, p: Params) -> Response {
         let expr = query_param(&p)?;
         let t = p.time("time", sextant_model::time::now_ms())?;
         let engine = engine_with_timeout(st, &p, cancel)?;
-        let src = TsdbSource(st.db.querier());
-        let res = engine.instant(&src, &expr, t).map_err(engine_error)?;
+        let res = with_source(st, |src| engine.instant(src, &expr, t))?;
         Ok(json_response(&res, p.get("stats").is_some()))
     })
     .await
@@ -285,8 +307,7 @@ pub async fn query_range(State(st): State<Arc<AppState>>, p: Params) -> Response
             ));
         }
         let engine = engine_with_timeout(st, &p, cancel)?;
-        let src = TsdbSource(st.db.querier());
-        let res = engine.range(&src, &expr, start, end, step).map_err(engine_error)?;
+        let res = with_source(st, |src| engine.range(src, &expr, start, end, step))?;
         Ok(json_response(&res, p.get("stats").is_some()))
     })
     .await

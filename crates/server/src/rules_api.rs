@@ -24,6 +24,8 @@ use crate::AppState;
 pub struct DbRuleStorage {
     db: Arc<Db>,
     sink: DbSink,
+    /// Remote engines rules read besides (or instead of) local storage.
+    remote: Option<Arc<sextant_remote::Engines>>,
 }
 
 impl DbRuleStorage {
@@ -31,13 +33,26 @@ impl DbRuleStorage {
         DbRuleStorage {
             sink: DbSink(db.clone()),
             db,
+            remote: None,
         }
+    }
+
+    /// Rules also (or only, see `Engines::local`) read these remote engines; their warnings are
+    /// logged.
+    pub fn with_remote(mut self, e: Option<Arc<sextant_remote::Engines>>) -> Self {
+        self.remote = e.filter(|e| !e.is_local_only());
+        self
     }
 }
 
 impl RuleStorage for DbRuleStorage {
     fn querier(&self) -> Box<dyn Querier + '_> {
-        Box::new(TsdbSource(self.db.querier()))
+        let local = Box::new(TsdbSource(self.db.querier()));
+        match &self.remote {
+            None => local,
+            // Fanout logs each remote engine's warning when it occurs.
+            Some(e) => Box::new(sextant_remote::Fanout::new(local, e)),
+        }
     }
 
     fn append(&self, samples: &[OutSample]) -> Result<(), String> {

@@ -726,3 +726,98 @@ async fn dropped_query_request_cancels_its_evaluation() {
     );
     assert_eq!(kind, sextant_promql::ErrorKind::Canceled);
 }
+
+fn read_req(body: Vec<u8>) -> Request<Body> {
+    Request::post("/api/v1/read")
+        .header("Content-Type", "application/x-protobuf")
+        .header("Content-Encoding", "snappy")
+        .body(Body::from(body))
+        .expect("request")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn remote_read_answers_and_rejects_bad_requests() {
+    use prost::Message;
+    use sextant_ingest::remote_write::proto::v1;
+    let t = setup();
+    let now = sextant_model::time::now_ms();
+    let series = vec![(
+        Labels::from_pairs([("__name__", "m"), ("a", "b")]),
+        vec![Sample::new(now - 2000, 1.0), Sample::new(now - 1000, 2.0)],
+    )];
+    let (s, _, b) = call(
+        &t,
+        rw(
+            compress_snappy(&encode_v1(&series)),
+            "application/x-protobuf",
+        ),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{b}");
+    let query = |types: Vec<i32>, mtype: i32| v1::ReadRequest {
+        queries: vec![v1::Query {
+            start_timestamp_ms: now - 10_000,
+            end_timestamp_ms: now,
+            matchers: vec![v1::LabelMatcher {
+                r#type: mtype,
+                name: "__name__".into(),
+                value: "m".into(),
+            }],
+            hints: None,
+        }],
+        accepted_response_types: types,
+    };
+    // SAMPLES by default.
+    let resp = router(t.state.clone())
+        .oneshot(read_req(compress_snappy(&query(vec![], 0).encode_to_vec())))
+        .await
+        .expect("response");
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["content-encoding"], "snappy");
+    let body = resp.into_body().collect().await.expect("body").to_bytes();
+    let got =
+        sextant_remote::read::decode_response("application/x-protobuf", &body, now - 10_000, now)
+            .expect("decodes");
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].floats, series[0].1);
+    // Streamed when asked first.
+    let resp = router(t.state.clone())
+        .oneshot(read_req(compress_snappy(
+            &query(vec![1, 0], 0).encode_to_vec(),
+        )))
+        .await
+        .expect("response");
+    let ct = resp.headers()["content-type"]
+        .to_str()
+        .expect("ct")
+        .to_string();
+    assert_eq!(ct, sextant_remote::wire::STREAMED);
+    let body = resp.into_body().collect().await.expect("body").to_bytes();
+    let streamed =
+        sextant_remote::read::decode_response(&ct, &body, now - 10_000, now).expect("decodes");
+    assert_eq!(streamed, got);
+    // Hostile input: not snappy, not protobuf, unknown response type, bad matcher type, bad regex.
+    let (s, _, b) = call(&t, read_req(b"nope".to_vec())).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    let (s, _, b) = call(&t, read_req(compress_snappy(b"\xff\xff\xff"))).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    assert!(b.contains("ReadRequest"), "{b}");
+    let (s, _, b) = call(
+        &t,
+        read_req(compress_snappy(&query(vec![7], 0).encode_to_vec())),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    assert!(b.contains("response types"), "{b}");
+    let (s, _, b) = call(
+        &t,
+        read_req(compress_snappy(&query(vec![], 9).encode_to_vec())),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    assert!(b.contains("query 0: invalid matcher type 9"), "{b}");
+    let mut bad = query(vec![], 2);
+    bad.queries[0].matchers[0].value = "(".into();
+    let (s, _, b) = call(&t, read_req(compress_snappy(&bad.encode_to_vec()))).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+}

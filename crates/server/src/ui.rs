@@ -90,6 +90,13 @@ async fn asset(Path(path): Path<String>, headers: HeaderMap) -> Response {
     }
 }
 
+/// Whether `template` is one of the routes [`routes`] adds for a top-level file of ui/dist.
+pub fn is_top_level_file(template: &str) -> bool {
+    template
+        .strip_prefix('/')
+        .is_some_and(|p| !p.contains('/') && p != "index.html" && find(p).is_some())
+}
+
 /// Adds the UI routes: `/`, `/index.html`, `/assets/*` and the other top-level files of ui/dist
 /// (favicon …). The API routes are registered explicitly, so they always win over these.
 pub fn routes<S: Clone + Send + Sync + 'static>(mut router: Router<S>) -> Router<S> {

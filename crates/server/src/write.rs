@@ -322,6 +322,85 @@ pub async fn import_prometheus(
     .await
 }
 
+/// `POST /api/v1/import`: VictoriaMetrics' JSON lines (what `/api/v1/export` writes by
+/// default), or a JSON array of the same objects (`format=json`); plain or gzip.
+pub async fn import_json(
+    axum::extract::State(st): axum::extract::State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    import_bulk(st, &headers, body, sextant_ingest::bulk::parse_json).await
+}
+
+/// `POST /api/v1/import/csv`: the CSV `/api/v1/export?format=csv` writes (header row naming
+/// label columns, `__timestamp__` in Unix ms and `__value__`); plain or gzip.
+pub async fn import_csv(
+    axum::extract::State(st): axum::extract::State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    import_bulk(st, &headers, body, sextant_ingest::bulk::parse_csv).await
+}
+
+async fn import_bulk(
+    st: Arc<AppState>,
+    headers: &HeaderMap,
+    body: Bytes,
+    parse: fn(&[u8]) -> Result<WriteBatch, sextant_ingest::bulk::BulkError>,
+) -> Response {
+    if let Some(r) = too_large(&st, &body) {
+        return r;
+    }
+    let gzip = match headers
+        .get(axum::http::header::CONTENT_ENCODING)
+        .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase())
+    {
+        None => false,
+        Some(e) if e == "gzip" => true,
+        Some(e) if e == "identity" || e.is_empty() => false,
+        Some(e) => {
+            return text(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!("unsupported Content-Encoding {e:?}: send plain or gzip bodies"),
+            )
+        }
+    };
+    let st2 = st.clone();
+    with_slot(&st, move || {
+        let st = st2;
+        st.ingest.import_requests.fetch_add(1, Ordering::Relaxed);
+        let raw: std::borrow::Cow<'_, [u8]> = if gzip {
+            match gunzip(&body, st.limits.max_decoded) {
+                Ok(r) => r.into(),
+                Err(e) => return text(StatusCode::BAD_REQUEST, e),
+            }
+        } else {
+            body.as_ref().into()
+        };
+        let batch = match parse(&raw) {
+            Ok(b) => b,
+            Err(e) => return text(StatusCode::BAD_REQUEST, e.to_string()),
+        };
+        match store(&st.db, batch) {
+            Err(e) => text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("storage cannot accept writes right now: {e}"),
+            ),
+            Ok(s) => match s.first_problem {
+                None => StatusCode::NO_CONTENT.into_response(),
+                Some(first) => text(
+                    StatusCode::BAD_REQUEST,
+                    format!(
+                        "{} samples or exemplars rejected, {} samples accepted; first problem: {first}",
+                        s.problems, s.samples
+                    ),
+                ),
+            },
+        }
+    })
+    .await
+}
+
 /// The InfluxDB version reported in `X-Influxdb-Version`, as VictoriaMetrics does; some clients
 /// (the `influx` CLI, Telegraf's health checks) look for the header.
 const INFLUX_VERSION: &str = "1.8.0";

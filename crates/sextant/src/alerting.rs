@@ -202,6 +202,9 @@ pub struct AlertmanagerConfig {
     #[serde(default)]
     #[allow(dead_code)]
     pub enable_http2: Option<bool>,
+    /// Prometheus' `tls_config`: CA, client certificate, server name, skip verification.
+    #[serde(default)]
+    pub tls_config: sextant_alert::receivers::TlsConfig,
 }
 
 fn default_scheme() -> String {
@@ -309,12 +312,39 @@ pub fn load_alerting(path: &Path) -> Result<Vec<Target>> {
         let prefix = am.path_prefix.trim_end_matches('/');
         for sc in &am.static_configs {
             for t in &sc.targets {
-                out.push(Target {
+                let mut target = Target {
                     url: format!("{}://{}{}/api/v2/alerts", am.scheme, t, prefix),
                     timeout,
                     auth: auth.clone(),
                     follow_redirects: am.follow_redirects.unwrap_or(true),
-                });
+                    tls: am.tls_config.clone(),
+                    resolve: None,
+                };
+                if let Some(sn) = &am.tls_config.server_name {
+                    // Connect to the target's address but name `server_name` in SNI and
+                    // the certificate check (the URL carries the name, resolve() the address).
+                    let addr = std::net::ToSocketAddrs::to_socket_addrs(t.as_str())
+                        .ok()
+                        .and_then(|mut a| a.next())
+                        .with_context(|| {
+                            format!(
+                                "{}: alertmanagers: cannot resolve target {t:?}",
+                                path.display()
+                            )
+                        })?;
+                    target.url = format!(
+                        "{}://{}:{}{}/api/v2/alerts",
+                        am.scheme,
+                        sn,
+                        addr.port(),
+                        prefix
+                    );
+                    target.resolve = Some((sn.clone(), addr));
+                }
+                target
+                    .client()
+                    .map_err(|e| anyhow::anyhow!("{}: alertmanagers: {e}", path.display()))?;
+                out.push(target);
             }
         }
     }
@@ -342,6 +372,70 @@ pub struct Target {
     pub timeout: Duration,
     pub auth: Option<Auth>,
     pub follow_redirects: bool,
+    pub tls: sextant_alert::receivers::TlsConfig,
+    /// With `tls_config.server_name`: that name resolves to the target's address.
+    pub resolve: Option<(String, std::net::SocketAddr)>,
+}
+
+impl Target {
+    /// The HTTP client for this target (reads the TLS files).
+    fn client(&self) -> Result<reqwest::blocking::Client, String> {
+        let mut b = reqwest::blocking::Client::builder()
+            .timeout(self.timeout)
+            .redirect(if self.follow_redirects {
+                reqwest::redirect::Policy::default()
+            } else {
+                reqwest::redirect::Policy::none()
+            });
+        let tls = &self.tls;
+        let read = |p: &std::path::PathBuf, what: &str| {
+            std::fs::read(p).map_err(|e| format!("tls_config.{what}: {}: {e}", p.display()))
+        };
+        if let Some(ca) = &tls.ca_file {
+            let certs = reqwest::Certificate::from_pem_bundle(&read(ca, "ca_file")?)
+                .map_err(|e| format!("tls_config.ca_file: {}: {e}", ca.display()))?;
+            if certs.is_empty() {
+                return Err(format!(
+                    "tls_config.ca_file: {}: no PEM certificates found",
+                    ca.display()
+                ));
+            }
+            for c in certs {
+                b = b.add_root_certificate(c);
+            }
+        }
+        match (&tls.cert_file, &tls.key_file) {
+            (Some(c), Some(k)) => {
+                let mut pem = read(c, "cert_file")?;
+                pem.push(b'\n');
+                pem.extend(read(k, "key_file")?);
+                b = b.identity(
+                    reqwest::Identity::from_pem(&pem)
+                        .map_err(|e| format!("tls_config: client certificate: {e}"))?,
+                );
+            }
+            (None, None) => {}
+            _ => return Err("tls_config: cert_file and key_file must be set together".into()),
+        }
+        if tls.insecure_skip_verify {
+            b = b.danger_accept_invalid_certs(true);
+        }
+        match tls.min_version.as_deref() {
+            None => {}
+            Some("TLS12") => b = b.min_tls_version(reqwest::tls::Version::TLS_1_2),
+            Some("TLS13") => b = b.min_tls_version(reqwest::tls::Version::TLS_1_3),
+            Some(v) => {
+                return Err(format!(
+                    "tls_config.min_version: unsupported {v:?} (TLS12 or TLS13)"
+                ))
+            }
+        }
+        if let Some((name, addr)) = &self.resolve {
+            b = b.resolve(name, *addr);
+        }
+        b.build()
+            .map_err(|e| format!("building the HTTP client: {e}"))
+    }
 }
 
 const QUEUE_CAPACITY: usize = 10_000;
@@ -373,21 +467,11 @@ impl ExternalNotifier {
     fn run(&self, targets: Vec<Target>) {
         let clients: Vec<(Target, reqwest::blocking::Client)> = targets
             .into_iter()
-            .filter_map(|t| {
-                match reqwest::blocking::Client::builder()
-                    .timeout(t.timeout)
-                    .redirect(if t.follow_redirects {
-                        reqwest::redirect::Policy::default()
-                    } else {
-                        reqwest::redirect::Policy::none()
-                    })
-                    .build()
-                {
-                    Ok(c) => Some((t, c)),
-                    Err(e) => {
-                        tracing::error!(url = %t.url, error = %e, "cannot build an HTTP client");
-                        None
-                    }
+            .filter_map(|t| match t.client() {
+                Ok(c) => Some((t, c)),
+                Err(e) => {
+                    tracing::error!(url = %t.url, error = %e, "cannot build an HTTP client");
+                    None
                 }
             })
             .collect();

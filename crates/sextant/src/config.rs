@@ -49,6 +49,23 @@ pub struct Config {
     /// Upload of completed blocks to S3-compatible object storage (see docs/archive.md).
     #[serde(default)]
     pub archive: Option<Spanned<crate::archive::ArchiveConfig>>,
+    /// Prometheus remote-read endpoints queries also read (see docs/scale-out.md).
+    #[serde(default)]
+    pub remote_read: Vec<Spanned<sextant_remote::RemoteReadConfig>>,
+    /// Prometheus-API engines queries also read (see docs/scale-out.md).
+    #[serde(default)]
+    pub remote_engines: Vec<Spanned<sextant_remote::RemoteEngineConfig>>,
+    /// False: the query API, dashboards and rules read only `remote_read` / `remote_engines`.
+    pub query_local_storage: Option<bool>,
+    /// Tokens and users with scopes (see docs/security.md).
+    #[serde(default)]
+    pub auth: Option<Spanned<sextant_server::AuthConfig>>,
+    /// Origins whose browser pages may call the API (CORS); none by default.
+    #[serde(default)]
+    pub cors: Option<sextant_server::CorsConfig>,
+    /// HTTPS for the server (Prometheus web-config's section).
+    #[serde(default)]
+    pub tls_server_config: Option<Spanned<sextant_server::tls::TlsServerConfig>>,
 }
 
 /// `global`, with Prometheus' defaults.
@@ -118,6 +135,17 @@ pub struct Loaded {
     pub reports: Vec<crate::report::schedule::Scheduled>,
     /// `archive:`, checked.
     pub archive: Option<crate::archive::ArchiveConfig>,
+    /// `remote_read:` entries, checked.
+    pub remote_read: Vec<sextant_remote::RemoteReadConfig>,
+    /// `remote_engines:` entries, checked.
+    pub remote_engines: Vec<sextant_remote::RemoteEngineConfig>,
+    /// `query_local_storage: false`: queries read the remote engines only.
+    pub remote_only: bool,
+    /// `auth:`, checked; `None` when the file has none.
+    pub auth: Option<sextant_server::AuthConfig>,
+    pub cors: sextant_server::CorsConfig,
+    /// `tls_server_config:` with the line it starts on (its files are read at start).
+    pub tls_server: Option<(sextant_server::tls::TlsServerConfig, u64)>,
 }
 
 impl Loaded {
@@ -292,6 +320,18 @@ pub fn parse(text: &str, file: &str) -> Result<Loaded, ConfigError> {
         }
         None => Vec::new(),
     };
+    let auth = match cfg.auth {
+        Some(a) => {
+            let line = a.referenced.line();
+            sextant_server::Auth::new(&a.value, Default::default())
+                .map_err(|e| err(line, format!("auth.{e}")))?;
+            Some(a.value)
+        }
+        None => None,
+    };
+    let tls_server = cfg
+        .tls_server_config
+        .map(|t| (t.value, t.referenced.line()));
     let receiver_names: Vec<&str> = alertmanager
         .as_ref()
         .map(|c| c.receivers.iter().map(|r| r.name.as_str()).collect())
@@ -324,9 +364,53 @@ pub fn parse(text: &str, file: &str) -> Result<Loaded, ConfigError> {
         }
         None => None,
     };
+    let mut names: BTreeMap<String, u64> = BTreeMap::new();
+    let mut remote_read = Vec::with_capacity(cfg.remote_read.len());
+    for (i, r) in cfg.remote_read.into_iter().enumerate() {
+        let line = r.referenced.line();
+        r.value
+            .check()
+            .map_err(|e| err(line, format!("remote_read[{i}].{e}")))?;
+        let name = r.value.display_name();
+        if let Some(first) = names.insert(name.clone(), line) {
+            return Err(err(line, format!("remote_read[{i}]: duplicate remote read configs are not allowed, found duplicate for name {name:?} (first on line {first})")));
+        }
+        remote_read.push(r.value);
+    }
+    let mut remote_engines = Vec::with_capacity(cfg.remote_engines.len());
+    for (i, r) in cfg.remote_engines.into_iter().enumerate() {
+        let line = r.referenced.line();
+        r.value
+            .check()
+            .map_err(|e| err(line, format!("remote_engines[{i}].{e}")))?;
+        if let Some(first) = names.insert(r.value.name.clone(), line) {
+            return Err(err(
+                line,
+                format!(
+                    "remote_engines[{i}].name: {:?} is already used on line {first}",
+                    r.value.name
+                ),
+            ));
+        }
+        remote_engines.push(r.value);
+    }
+    let remote_only = cfg.query_local_storage == Some(false);
+    if remote_only && remote_read.is_empty() && remote_engines.is_empty() {
+        return Err(err(
+            0,
+            "query_local_storage: false needs at least one remote_read or remote_engines entry"
+                .into(),
+        ));
+    }
     Ok(Loaded {
         archive,
         path: None,
+        remote_read,
+        remote_engines,
+        remote_only,
+        auth,
+        cors: cfg.cors.unwrap_or_default(),
+        tls_server,
         global,
         scrape_configs,
         scrape_lines,
@@ -527,6 +611,13 @@ fn check_clients(l: &Loaded) -> Result<(), ConfigError> {
             file: file(),
             line: l.forge_lines.get(i).copied().unwrap_or(0),
             msg: format!("forges[{i}] (forge {:?}): {e}", f.name()),
+        })?;
+    }
+    if let Some((t, line)) = &l.tls_server {
+        t.server_config().map_err(|e| ConfigError {
+            file: file(),
+            line: *line,
+            msg: format!("tls_server_config.{e}"),
         })?;
     }
     for p in &l.probes {
@@ -784,5 +875,45 @@ mod tests {
         assert_eq!(l.global.timeout(), Duration::from_secs(2));
         let m = e("scrape_configs: [\n");
         assert!(m.starts_with("s.yml:"), "{m}");
+    }
+
+    #[test]
+    fn remote_read_and_remote_engines() {
+        let l = parse(
+            "remote_read:\n  - url: http://p:9090/api/v1/read\n    read_recent: true\n    required_matchers: {team: a}\n    remote_timeout: 30s\nremote_engines:\n  - name: vm\n    url: http://vm:8428\n    api: export\nquery_local_storage: false\n",
+            "s.yml",
+        )
+        .unwrap();
+        assert_eq!(l.remote_read.len(), 1);
+        assert!(l.remote_read[0].read_recent);
+        assert_eq!(
+            l.remote_read[0].remote_timeout.map(|d| d.0),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            l.remote_engines[0].api,
+            sextant_remote::promapi::Api::Export
+        );
+        assert!(l.remote_only);
+        assert!(!parse("", "s.yml").unwrap().remote_only);
+        let m = e("remote_read:\n  - url: http://p/api/v1/read\n    bogus: 1\n");
+        assert!(m.starts_with("s.yml:3:") && m.contains("bogus"), "{m}");
+        let m = e("remote_read:\n  - url: http://p/a\n  - url: http://p/a\n");
+        assert!(
+            m.starts_with("s.yml:3: remote_read[1]: duplicate remote read configs"),
+            "{m}"
+        );
+        let m = e("remote_engines:\n  - name: vm\n    url: ftp://x\n");
+        assert!(
+            m.starts_with("s.yml:2: remote_engines[0].url: scheme \"ftp\""),
+            "{m}"
+        );
+        let m = e("remote_engines:\n  - name: vm\n    url: http://x\n    api: graphql\n");
+        assert!(m.contains("graphql"), "{m}");
+        let m = e("query_local_storage: false\n");
+        assert!(
+            m.contains("needs at least one remote_read or remote_engines entry"),
+            "{m}"
+        );
     }
 }

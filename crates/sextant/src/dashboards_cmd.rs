@@ -105,7 +105,7 @@ fn import(files: &[PathBuf], out: Option<&Path>, server: Option<&str>) -> Result
     }
     let client = match server {
         Some(_) => Some(
-            reqwest::blocking::Client::builder()
+            crate::client::builder()
                 .timeout(std::time::Duration::from_secs(60))
                 .build()
                 .context("building the HTTP client")?,

@@ -125,7 +125,7 @@ fn agent_events(files: &[PathBuf], server: &str, batch: usize) -> Result<()> {
         );
     }
     let url = server.trim_end_matches('/').to_string() + "/api/v1/agent/events";
-    let client = reqwest::blocking::Client::builder()
+    let client = crate::client::builder()
         .timeout(std::time::Duration::from_secs(60))
         .build()
         .context("building the HTTP client")?;

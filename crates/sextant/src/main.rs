@@ -53,6 +53,24 @@ enum Command {
     /// Fleet report of a period (availability, alerts, tests, LLM tokens and cost, latencies,
     /// SLOs) with trends against the previous period.
     Report(report::cli::ReportArgs),
+    /// Export series as CSV, JSON, OpenMetrics or Influx line protocol, to a file or stdout,
+    /// an InfluxDB-compatible write endpoint, or Datadog.
+    Export(export::ExportArgs),
+    /// Make credentials for `auth:` in sextant.yml (see docs/security.md).
+    #[command(subcommand)]
+    Auth(AuthCommand),
+}
+
+#[derive(Subcommand)]
+enum AuthCommand {
+    /// Print a new random token (give it to the client) and its hash (put it in
+    /// `auth.tokens[].hash`).
+    NewToken,
+    /// Print the hash of a token read from stdin (first line).
+    HashToken,
+    /// Print the bcrypt hash of a password read from stdin (first line), for
+    /// `auth.users[].password_hash`.
+    HashPassword,
 }
 
 #[derive(Subcommand)]
@@ -260,17 +278,93 @@ struct ServeArgs {
     /// Log level filter (error, warn, info, debug, trace or a tracing directive).
     #[arg(long, default_value = "info")]
     log_level: String,
+    /// Allow listening on a non-loopback address without `auth:`: anyone who reaches the port
+    /// can then read, write and delete.
+    #[arg(long)]
+    insecure_no_auth: bool,
 }
 
+/// `sextant auth …`.
+fn auth_cmd(c: AuthCommand) -> Result<()> {
+    let stdin_line = || -> Result<String> {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .context("reading stdin")?;
+        let line = line.trim_end_matches(['\r', '\n']).to_string();
+        anyhow::ensure!(!line.is_empty(), "nothing on stdin");
+        Ok(line)
+    };
+    match c {
+        AuthCommand::NewToken => {
+            let t = sextant_server::auth::new_token().map_err(anyhow::Error::msg)?;
+            println!("token: {t}");
+            println!("hash:  {}", sextant_server::auth::hash_token(&t));
+        }
+        AuthCommand::HashToken => {
+            println!("{}", sextant_server::auth::hash_token(&stdin_line()?));
+        }
+        AuthCommand::HashPassword => {
+            println!(
+                "{}",
+                sextant_server::auth::hash_password(&stdin_line()?).map_err(anyhow::Error::msg)?
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The credentials checker of `serve`: refuses a non-loopback address without `auth:` unless
+/// `--insecure-no-auth` says so.
+fn server_auth(a: &ServeArgs, loaded: &config::Loaded) -> Result<sextant_server::Auth> {
+    let auth = match &loaded.auth {
+        Some(c) => {
+            let auth = sextant_server::Auth::new(c, loaded.cors.clone())
+                .map_err(|e| anyhow::anyhow!("auth.{e}"))?;
+            if loaded.reports.is_empty() {
+                auth
+            } else {
+                // The report scheduler queries this server over HTTP (report::HttpSource,
+                // whose client sends SEXTANT_TOKEN): give it a read token of its own. Set
+                // here, before any other thread of this process reads the environment.
+                let t = sextant_server::auth::new_token().map_err(anyhow::Error::msg)?;
+                std::env::set_var("SEXTANT_TOKEN", &t);
+                auth.with_internal_token(
+                    "sextant-reports",
+                    &t,
+                    vec![sextant_server::auth::Scope::Read],
+                )
+            }
+        }
+        None => {
+            if !a.listen.ip().is_loopback() {
+                if !a.insecure_no_auth {
+                    anyhow::bail!(
+                        "refusing to listen on {} without authentication: configure `auth:` in sextant.yml (see docs/security.md), or pass --insecure-no-auth to serve it open to anyone who can reach it",
+                        a.listen
+                    );
+                }
+                tracing::warn!(listen = %a.listen, "--insecure-no-auth: serving a non-loopback address without authentication");
+            }
+            sextant_server::Auth::disabled(loaded.cors.clone())
+        }
+    };
+    Ok(match &loaded.tls_server {
+        Some((t, _)) => auth.with_tls(t.client_cert_required_for.clone()),
+        None => auth,
+    })
+}
+
+use sextant::{archive, client, config, report};
+
 mod alerting;
-mod archive;
-mod config;
 mod dashboards_cmd;
+mod export;
 mod forges;
 mod import_cmd;
 mod push;
 mod query;
-mod report;
+mod remote;
 mod rules_cmd;
 mod run;
 
@@ -301,7 +395,9 @@ fn main() -> std::process::ExitCode {
         Command::Slo(SloCommand::Generate { files }) => rules_cmd::slo_generate(&files),
         Command::Dashboards(c) => dashboards_cmd::run(c),
         Command::Import(c) => import_cmd::run(c),
+        Command::Auth(c) => auth_cmd(c),
         Command::Report(a) => report::cli::run(a),
+        Command::Export(a) => export::run(a),
         Command::Check(CheckCommand::Config { files }) => {
             return if config::check(&files) {
                 std::process::ExitCode::SUCCESS
@@ -375,6 +471,19 @@ fn serve(a: ServeArgs) -> Result<()> {
         .init();
     let config_path = a.config.clone().or_else(config::default_path);
     let loaded = config::load(config_path.as_deref())?;
+    let auth = server_auth(&a, &loaded)?;
+    let tls_server = match &loaded.tls_server {
+        Some((t, line)) => Some(t.server_config().map_err(|e| {
+            anyhow::anyhow!(
+                "{}:{line}: tls_server_config.{e}",
+                config_path
+                    .as_deref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default()
+            )
+        })?),
+        None => None,
+    };
     match &config_path {
         Some(p) => tracing::info!(
             file = %p.display(),
@@ -468,6 +577,7 @@ fn serve(a: ServeArgs) -> Result<()> {
             .unwrap_or_else(|e| e.into_inner())
             .push(Arc::new(move |o: &mut String| ar.render_metrics(o)));
     }
+    state.set_auth(Arc::new(auth));
     let agent_events = Arc::new(sextant_ingest::events::AgentEvents::open(
         Arc::new(DbSink(db.clone())),
         sextant_ingest::events::EventsConfig {
@@ -488,10 +598,14 @@ fn serve(a: ServeArgs) -> Result<()> {
         )
         .with_context(|| format!("opening {}", a.data_dir.join("junit.db").display()))?,
     ));
-    let external_url = a
-        .external_url
-        .clone()
-        .unwrap_or_else(|| format!("http://{}", a.listen));
+    let external_url = a.external_url.clone().unwrap_or_else(|| {
+        let scheme = if tls_server.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", a.listen)
+    });
     let external_labels = sextant_model::Labels::from_pairs(
         loaded
             .global
@@ -500,6 +614,15 @@ fn serve(a: ServeArgs) -> Result<()> {
             .map(|(k, v)| (k.clone(), v.clone())),
     );
     let external_url_am = external_url.clone();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    // Remote engines before the rule manager, which reads through them too.
+    state.set_external_labels(external_labels.clone());
+    if let Some(e) = remote::engines(&loaded, db.clone(), &external_labels, rt.handle().clone())? {
+        state.set_remote(e);
+    }
     let rules = rules_cmd::manager(
         &state,
         db.clone(),
@@ -565,15 +688,17 @@ fn serve(a: ServeArgs) -> Result<()> {
         Some(f) => Some(alerting::load_alerting(f)?),
         None => None,
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
     rt.block_on(async {
         let listener = tokio::net::TcpListener::bind(a.listen)
             .await
             .with_context(|| format!("listening on {}", a.listen))?;
-        tracing::info!(listen = %a.listen, data_dir = %a.data_dir.display(), "Sextant is serving");
+        tracing::info!(
+            listen = %a.listen,
+            data_dir = %a.data_dir.display(),
+            tls = tls_server.is_some(),
+            auth = state.auth().enabled(),
+            "Sextant is serving"
+        );
         // Like Prometheus, rule alerts go to every Alertmanager: the built-in one (unless
         // switched off) and each external one.
         let mut notifiers: Vec<Arc<dyn sextant_rules::Notifier>> = Vec::new();
@@ -644,9 +769,22 @@ fn serve(a: ServeArgs) -> Result<()> {
             )
             .context("starting the report scheduler")?;
         }
-        axum::serve(listener, sextant_server::router(state.clone()))
-            .with_graceful_shutdown(shutdown_signal())
-            .await?;
+        let app = sextant_server::router(state.clone())
+            .into_make_service_with_connect_info::<sextant_server::tls::ConnInfo>();
+        match tls_server {
+            Some(cfg) => {
+                let listener =
+                    sextant_server::tls::TlsListener::new(listener, cfg).context("starting TLS")?;
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown_signal())
+                    .await?;
+            }
+            None => {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown_signal())
+                    .await?;
+            }
+        }
         anyhow::Ok(())
     })?;
     let _ = push.flush(); // logs its own failure

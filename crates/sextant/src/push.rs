@@ -12,7 +12,7 @@ use crate::{PushArgs, PushMethod};
 
 pub fn run(a: PushArgs) -> Result<()> {
     let url = push_url(&a)?;
-    let client = reqwest::blocking::Client::builder()
+    let client = crate::client::builder()
         .timeout(std::time::Duration::from_secs(60))
         .build()
         .context("building the HTTP client")?;

@@ -8,7 +8,7 @@ use crate::{Output, QueryArgs};
 
 pub fn run(a: QueryArgs) -> Result<()> {
     let base = a.server.trim_end_matches('/');
-    let client = reqwest::blocking::Client::builder()
+    let client = crate::client::builder()
         .timeout(std::time::Duration::from_secs(300))
         .build()
         .context("building the HTTP client")?;

@@ -189,7 +189,7 @@ pub fn manager(
 ) -> Arc<Manager> {
     let ctx = EvalCtx {
         engine: Arc::new(state.query_limits.engine()),
-        storage: Arc::new(DbRuleStorage::new(db)),
+        storage: Arc::new(DbRuleStorage::new(db).with_remote(state.remote().cloned())),
         external_labels,
         external_url,
     };

@@ -20,3 +20,5 @@ pub mod wal;
 
 #[cfg(test)]
 mod db_tests;
+#[cfg(test)]
+mod fault_tests;

@@ -120,8 +120,14 @@ impl Client {
             (None, None) => {}
             _ => return Err("tls_config: cert_file and key_file must be set together".into()),
         }
-        if tls.server_name.is_some() {
-            return Err("tls_config.server_name is not supported by Sextant's HTTP client".into());
+        if let Some(sn) = tls
+            .server_name
+            .as_deref()
+            .filter(|_| !tls.insecure_skip_verify)
+        {
+            // reqwest checks the certificate against the URL's host; with server_name the
+            // whole TLS setup (roots, client certificate, name) moves into a rustls config.
+            b = b.use_preconfigured_tls(named_tls_config(tls, sn)?);
         }
         match tls.min_version.as_deref() {
             None => {}
@@ -206,6 +212,111 @@ impl Client {
     }
 }
 
+/// A rustls client configuration for `tls_config` with `server_name`: the system's web roots
+/// plus `ca_file`, the client certificate, and certificates verified against `server_name`
+/// instead of the URL's host (the SNI sent is still the URL's host).
+fn named_tls_config(
+    tls: &TlsConfig,
+    server_name: &str,
+) -> Result<tokio_rustls::rustls::ClientConfig, String> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    use std::sync::Arc;
+    use tokio_rustls::rustls;
+    let name = ServerName::try_from(server_name.to_string())
+        .map_err(|e| format!("tls_config.server_name {server_name:?}: {e}"))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    if let Some(ca) = &tls.ca_file {
+        for c in CertificateDer::pem_slice_iter(&read_file(ca, "ca_file")?) {
+            let c = c.map_err(|e| format!("tls_config.ca_file {}: {e}", ca.display()))?;
+            roots
+                .add(c)
+                .map_err(|e| format!("tls_config.ca_file {}: {e}", ca.display()))?;
+        }
+    }
+    let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .map_err(|e| format!("tls_config: {e}"))?;
+    let versions: &[&rustls::SupportedProtocolVersion] = match tls.min_version.as_deref() {
+        Some("TLS13") => &[&rustls::version::TLS13],
+        _ => rustls::DEFAULT_VERSIONS,
+    };
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(versions)
+        .map_err(|e| format!("tls_config: {e}"))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(NamedVerifier { inner, name }));
+    match (&tls.cert_file, &tls.key_file) {
+        (Some(c), Some(k)) => {
+            let chain = CertificateDer::pem_slice_iter(&read_file(c, "cert_file")?)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("tls_config.cert_file {}: {e}", c.display()))?;
+            let key = PrivateKeyDer::from_pem_slice(&read_file(k, "key_file")?)
+                .map_err(|e| format!("tls_config.key_file {}: {e}", k.display()))?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| format!("tls_config: client certificate: {e}"))
+        }
+        _ => Ok(builder.with_no_client_auth()),
+    }
+}
+
+/// Verifies the server's certificate for a fixed name (`tls_config.server_name`).
+#[derive(Debug)]
+struct NamedVerifier {
+    inner: std::sync::Arc<tokio_rustls::rustls::client::WebPkiServerVerifier>,
+    name: rustls_pki_types::ServerName<'static>,
+}
+
+impl tokio_rustls::rustls::client::danger::ServerCertVerifier for NamedVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &rustls_pki_types::CertificateDer<'_>,
+        intermediates: &[rustls_pki_types::CertificateDer<'_>],
+        _server_name: &rustls_pki_types::ServerName<'_>,
+        ocsp: &[u8],
+        now: rustls_pki_types::UnixTime,
+    ) -> Result<tokio_rustls::rustls::client::danger::ServerCertVerified, tokio_rustls::rustls::Error>
+    {
+        self.inner
+            .verify_server_cert(end_entity, intermediates, &self.name, ocsp, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &tokio_rustls::rustls::DigitallySignedStruct,
+    ) -> Result<
+        tokio_rustls::rustls::client::danger::HandshakeSignatureValid,
+        tokio_rustls::rustls::Error,
+    > {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &tokio_rustls::rustls::DigitallySignedStruct,
+    ) -> Result<
+        tokio_rustls::rustls::client::danger::HandshakeSignatureValid,
+        tokio_rustls::rustls::Error,
+    > {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<tokio_rustls::rustls::SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
 /// Network-level failure: always retryable; the URL is stripped from the message.
 pub(crate) fn net_error(what: &str, e: reqwest::Error) -> NotifyError {
     let e = e.without_url();
@@ -280,6 +391,86 @@ pub(crate) async fn send(rb: reqwest::RequestBuilder, what: &str) -> Result<Vec<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An HTTPS server whose certificate names only `alerts.internal`, reached at 127.0.0.1:
+    /// the request succeeds only when `server_name` says which name to check.
+    #[tokio::test]
+    async fn server_name_is_the_name_checked() {
+        use std::sync::Arc;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        use tokio_rustls::rustls;
+        let dir = tempfile::tempdir().unwrap();
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca_cert = ca.self_signed(&ca_key).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["alerts.internal".to_string()])
+            .unwrap()
+            .signed_by(&key, &ca_cert, &ca_key)
+            .unwrap();
+        let ca_path = dir.path().join("ca.pem");
+        std::fs::write(&ca_path, ca_cert.pem()).unwrap();
+        let cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![rustls_pki_types::CertificateDer::from(cert.der().to_vec())],
+            rustls_pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = l.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(mut s) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let mut buf = vec![0u8; 4096];
+                    let _ = s.read(&mut buf).await;
+                    let _ = s
+                        .write_all(
+                            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+                        )
+                        .await;
+                    let _ = s.shutdown().await;
+                });
+            }
+        });
+        let url = format!("https://127.0.0.1:{port}/hook");
+        let with = |server_name: Option<&str>| {
+            let c: HttpConfig = serde_json::from_value(serde_json::json!({
+                "tls_config": {"ca_file": ca_path, "server_name": server_name}
+            }))
+            .unwrap();
+            Client::new(Some(&c), Some(Duration::from_secs(10))).unwrap()
+        };
+        let ok = with(Some("alerts.internal"))
+            .request(reqwest::Method::POST, &url)
+            .unwrap()
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(ok.status(), 200);
+        assert!(with(None)
+            .request(reqwest::Method::POST, &url)
+            .unwrap()
+            .send()
+            .await
+            .is_err());
+        assert!(with(Some("other.internal"))
+            .request(reqwest::Method::POST, &url)
+            .unwrap()
+            .send()
+            .await
+            .is_err());
+    }
 
     #[test]
     fn http_config_fields() {

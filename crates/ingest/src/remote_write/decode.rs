@@ -622,3 +622,9 @@ macro_rules! histogram_conversion {
 
 histogram_conversion!(histogram_v1, v1);
 histogram_conversion!(histogram_v2, v2);
+
+/// Converts and checks one remote-write 1.0 histogram (also the sample format of a remote-read
+/// `SAMPLES` response): `(timestamp, value)` or why it is invalid.
+pub fn histogram_from_v1(h: v1::Histogram) -> Result<(i64, HistogramValue), String> {
+    histogram_v1(h)
+}

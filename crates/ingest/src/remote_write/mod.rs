@@ -21,7 +21,7 @@ pub mod proto {
     pub mod v2;
 }
 
-pub use decode::{decode_v1, decode_v2};
+pub use decode::{decode_v1, decode_v2, histogram_from_v1};
 pub use encode::{encode_v1, encode_v2};
 
 use sextant_model::{Exemplar, HistogramValue, Labels, Metadata, Sample};

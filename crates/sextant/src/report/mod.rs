@@ -49,7 +49,7 @@ pub struct HttpSource {
 
 impl HttpSource {
     pub fn new(base: &str) -> Result<HttpSource, QueryError> {
-        let client = reqwest::blocking::Client::builder()
+        let client = crate::client::builder()
             .timeout(Duration::from_secs(120))
             .build()
             .map_err(|e| QueryError {

@@ -160,7 +160,7 @@ fn now() -> f64 {
 }
 
 fn client() -> Option<reqwest::blocking::Client> {
-    match reqwest::blocking::Client::builder()
+    match crate::client::builder()
         .connect_timeout(Duration::from_secs(5))
         .timeout(Duration::from_secs(60))
         .build()

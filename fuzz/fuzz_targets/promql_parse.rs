@@ -1,0 +1,4 @@
+//! libFuzzer entry for `promql_parse`; the body and what it covers are in `src/targets.rs`.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| sextant_fuzz::targets::promql_parse(data));

@@ -1,0 +1,4 @@
+//! libFuzzer entry for `rule_file`; the body and what it covers are in `src/targets.rs`.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| sextant_fuzz::targets::rule_file(data));
