@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use sextant_model::{Labels, Matcher};
-use sextant_promql::{LoadedSet, Querier, QueryError, SeriesData, SeriesSet};
+use sextant_promql::{LoadedSet, Querier, QueryError, SelectHints, SeriesData, SeriesSet};
 
 pub use promapi::{PromApiEngine, RemoteEngineConfig};
 pub use read::{RemoteRead, RemoteReadConfig};
@@ -196,6 +196,21 @@ impl Querier for Fanout<'_> {
         match &self.local {
             Some(l) if self.engines.is_empty() => l.select_lazy(matchers, mint, maxt),
             _ => Ok(Box::new(LoadedSet(self.select(matchers, mint, maxt)?))),
+        }
+    }
+
+    /// With no remote engine, local storage gets the hints (and may answer from downsampled
+    /// aggregates where raw data is gone); merged with remote engines, everything is raw.
+    fn select_hinted(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+        hints: &SelectHints,
+    ) -> Result<Box<dyn SeriesSet + '_>, QueryError> {
+        match &self.local {
+            Some(l) if self.engines.is_empty() => l.select_hinted(matchers, mint, maxt, hints),
+            _ => self.select_lazy(matchers, mint, maxt),
         }
     }
 }
