@@ -115,7 +115,12 @@ pub struct AppState {
     prices: std::sync::OnceLock<Arc<Prices>>,
     agent_events: std::sync::OnceLock<Arc<sextant_ingest::events::AgentEvents>>,
     junit: std::sync::OnceLock<Arc<sextant_ingest::junit::service::JunitRuns>>,
+    /// Extra metric families appended to `/metrics` (remote-write queues), set by the binary.
+    pub extra_metrics: std::sync::OnceLock<ExtraMetrics>,
 }
+
+/// Appends metric families in the text exposition format.
+pub type ExtraMetrics = Arc<dyn Fn(&mut String) + Send + Sync>;
 
 impl AppState {
     pub fn new(db: Arc<Db>, limits: WriteLimits, build: BuildInfo) -> Arc<Self> {
@@ -175,6 +180,7 @@ impl AppState {
             reload: std::sync::OnceLock::new(),
             prices: std::sync::OnceLock::new(),
             agent_events: std::sync::OnceLock::new(),
+            extra_metrics: std::sync::OnceLock::new(),
         })
     }
 

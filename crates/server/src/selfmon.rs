@@ -619,6 +619,9 @@ pub fn render_metrics(st: &AppState) -> String {
     if let Some(am) = st.alertmanager() {
         o.push_str(&am.metrics_text(sextant_model::time::now_ms()));
     }
+    if let Some(f) = st.extra_metrics.get() {
+        f(&mut o);
+    }
     o
 }
 

@@ -254,12 +254,22 @@ struct ServeArgs {
     /// Log level filter (error, warn, info, debug, trace or a tracing directive).
     #[arg(long, default_value = "info")]
     log_level: String,
+    /// Agent mode (like `prometheus --agent`): scrape, ingest and forward to `remote_write`
+    /// only; no blocks, no rules, and query endpoints answer with an error.
+    #[arg(long)]
+    agent: bool,
+    /// Most WAL bytes kept for remote-write queues that are behind (receiver down); past it,
+    /// the WAL is checkpointed anyway and the oldest unsent samples are lost to the remote.
+    /// 0 = no limit.
+    #[arg(long, default_value = "8GB", value_parser = size_bytes)]
+    remote_write_max_wal_hold: u64,
 }
 
 mod alerting;
 mod config;
 mod dashboards_cmd;
 mod forges;
+mod forward;
 mod import_cmd;
 mod push;
 mod query;
@@ -386,14 +396,21 @@ fn serve(a: ServeArgs) -> Result<()> {
         retention: a.retention,
         retention_size: a.retention_size.unwrap_or(0),
         max_exemplars: a.max_exemplars,
+        agent: a.agent,
+        wal_hold_max_bytes: a.remote_write_max_wal_hold,
+        // Agent mode truncates the WAL as soon as it is sent, so cut it in smaller pieces.
+        wal_segment_size: if a.agent { 8 << 20 } else { 128 << 20 },
         ..DbOptions::default()
     };
+    if a.agent && loaded.remote_write.is_empty() {
+        tracing::warn!("agent mode without remote_write: samples are received but sent nowhere");
+    }
     let host_collector_built = host_collector(&a, loaded.processes.as_ref())?;
     let db = Arc::new(
         Db::open(&a.data_dir, opts)
             .with_context(|| format!("opening the database in {}", a.data_dir.display()))?,
     );
-    let maintenance = db.start_maintenance(Duration::from_secs(60));
+    let maintenance = db.start_maintenance(Duration::from_secs(if a.agent { 5 } else { 60 }));
     let host = match host_collector_built {
         Some(c) => Some(
             c.spawn(
@@ -469,6 +486,8 @@ fn serve(a: ServeArgs) -> Result<()> {
             .map(|(k, v)| (k.clone(), v.clone())),
     );
     let external_url_am = external_url.clone();
+    let rw_configs = loaded.remote_write.clone();
+    let rw_external_labels = external_labels.clone();
     let rules = rules_cmd::manager(
         &state,
         db.clone(),
@@ -484,9 +503,10 @@ fn serve(a: ServeArgs) -> Result<()> {
             for_grace_period: a.rules_alert_for_grace_period,
         },
     );
+    // Agent mode has no local queries, so no rules (as in Prometheus' agent mode).
     let rule_paths = rules_cmd::RuleSources {
-        builtin: !a.no_default_rules,
-        paths: a.rules.clone(),
+        builtin: !a.no_default_rules && !a.agent,
+        paths: if a.agent { Vec::new() } else { a.rules.clone() },
         slos: a.slos.clone(),
         inline_slos: Vec::new(),
     };
@@ -582,7 +602,22 @@ fn serve(a: ServeArgs) -> Result<()> {
         sextant_server::start_price_series(state.clone(), Duration::from_secs(10));
         sextant_server::start_agent_events_maintenance(state.clone());
         sextant_server::start_junit_maintenance(state.clone());
-        axum::serve(listener, sextant_server::router(state.clone()))
+        let fwd = forward::Forwarders::start(
+            db.clone(),
+            &a.data_dir,
+            &rw_configs,
+            rw_external_labels,
+        )
+        .map_err(|e| anyhow::anyhow!("remote_write: {e}"))?;
+        let fwd2 = fwd.clone();
+        let _ = state
+            .extra_metrics
+            .set(Arc::new(move |o: &mut String| fwd2.render(o)));
+        let mut app = sextant_server::router(state.clone());
+        if a.agent {
+            app = app.layer(axum::middleware::from_fn(forward::agent_guard));
+        }
+        axum::serve(listener, app)
             .with_graceful_shutdown(shutdown_signal())
             .await?;
         anyhow::Ok(())
