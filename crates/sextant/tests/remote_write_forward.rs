@@ -406,3 +406,132 @@ fn agent_mode_forwards_and_refuses_queries() {
         .unwrap_or(0);
     assert_eq!(blocks, 0);
 }
+
+/// A receiver that answers the first `fail` requests with `status`, then 204, and records
+/// each request's head (lower-cased) and body.
+fn scripted_receiver(
+    status: u16,
+    fail: usize,
+) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen2 = seen.clone();
+    std::thread::spawn(move || {
+        for (n, conn) in listener.incoming().enumerate() {
+            let Ok(mut conn) = conn else { continue };
+            let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 8192];
+            let head_end = loop {
+                if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                    break p + 4;
+                }
+                match conn.read(&mut chunk) {
+                    Ok(0) | Err(_) => break buf.len(),
+                    Ok(k) => buf.extend_from_slice(&chunk[..k]),
+                }
+            };
+            let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            while buf.len() < head_end + len {
+                match conn.read(&mut chunk) {
+                    Ok(0) | Err(_) => break,
+                    Ok(k) => buf.extend_from_slice(&chunk[..k]),
+                }
+            }
+            let body = buf[head_end..].to_vec();
+            seen2.lock().expect("lock").push((head, body));
+            let code = if n < fail { status } else { 204 };
+            let _ = conn.write_all(
+                format!("HTTP/1.1 {code} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                    .as_bytes(),
+            );
+        }
+    });
+    (port, seen)
+}
+
+fn wait_metric(s: &Server, name: &str, want: f64) -> f64 {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let v = metric_value(s, name);
+        if v >= want || Instant::now() > deadline {
+            return v;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn retries_5xx_with_backoff_sends_headers_and_auth() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (port, seen) = scripted_receiver(503, 3);
+    let cfg = config(
+        tmp.path(),
+        &rw_config(
+            &format!("http://127.0.0.1:{port}/receive"),
+            "    headers: {X-Scope-OrgID: team-a}\n    basic_auth: {username: u, password: p}\n",
+        ),
+    );
+    let mut s = Server::start(&tmp.path().join("sx"), &["--config", &cfg, "--no-default-rules"]);
+    s.wait_ready(Duration::from_secs(60));
+    write(&s, &stream("fwd_retry", now_ms() - 60_000, 0, 10));
+    assert_eq!(
+        wait_metric(&s, "prometheus_remote_storage_samples_total{", 50.0),
+        50.0
+    );
+    // Three refused attempts of the same 50 samples, then success.
+    assert_eq!(
+        metric_value(&s, "prometheus_remote_storage_samples_retried_total{"),
+        150.0
+    );
+    assert_eq!(metric_value(&s, "prometheus_remote_storage_samples_failed_total{"), 0.0);
+    let seen = seen.lock().expect("lock");
+    assert_eq!(seen.len(), 4);
+    // Every attempt carried the same body, with Prometheus' remote-write 1.0 headers.
+    for (head, body) in seen.iter() {
+        assert!(head.starts_with("post /receive "), "{head}");
+        assert!(head.contains("content-encoding: snappy"), "{head}");
+        assert!(head.contains("content-type: application/x-protobuf"), "{head}");
+        assert!(head.contains("x-prometheus-remote-write-version: 0.1.0"), "{head}");
+        assert!(head.contains("x-scope-orgid: team-a"), "{head}");
+        assert!(head.contains("authorization: basic dtpw"), "{head}");
+        assert_eq!(body, &seen[0].1);
+    }
+    use sextant_ingest::remote_write as rw;
+    let raw = rw::decompress_snappy(&seen[0].1, 1 << 20).expect("snappy body");
+    let batch = rw::decode_v1(&raw, &rw::DecodeLimits::default()).expect("a prometheus.WriteRequest");
+    assert_eq!(batch.sample_count(), 50);
+}
+
+#[test]
+fn a_4xx_answer_drops_the_batch_and_counts_it_failed() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (port, seen) = scripted_receiver(400, 1);
+    let cfg = config(
+        tmp.path(),
+        &rw_config(&format!("http://127.0.0.1:{port}/receive"), ""),
+    );
+    let mut s = Server::start(&tmp.path().join("sx"), &["--config", &cfg, "--no-default-rules"]);
+    s.wait_ready(Duration::from_secs(60));
+    let base = now_ms() - 60_000;
+    write(&s, &stream("fwd_bad", base, 0, 10));
+    assert_eq!(
+        wait_metric(&s, "prometheus_remote_storage_samples_failed_total{", 50.0),
+        50.0
+    );
+    // Later data still flows; the refused batch is not retried.
+    write(&s, &stream("fwd_bad", base, 10, 20));
+    assert_eq!(
+        wait_metric(&s, "prometheus_remote_storage_samples_total{", 50.0),
+        50.0
+    );
+    assert_eq!(metric_value(&s, "prometheus_remote_storage_samples_retried_total{"), 0.0);
+    assert_eq!(seen.lock().expect("lock").len(), 2);
+}
