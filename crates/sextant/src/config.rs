@@ -287,7 +287,11 @@ pub fn parse(text: &str, file: &str) -> Result<Loaded, ConfigError> {
         }
         None => Vec::new(),
     };
-    let rw_lines: Vec<u64> = cfg.remote_write.iter().map(|r| r.referenced.line()).collect();
+    let rw_lines: Vec<u64> = cfg
+        .remote_write
+        .iter()
+        .map(|r| r.referenced.line())
+        .collect();
     let remote_write: Vec<crate::forward::RemoteWriteConfig> =
         cfg.remote_write.into_iter().map(|r| r.value).collect();
     crate::forward::validate_all(&remote_write).map_err(|(i, e)| {
@@ -743,7 +747,10 @@ mod tests {
         .unwrap();
         let rw = &l.remote_write[0];
         assert_eq!(rw.queue_config.max_shards, 4);
-        assert_eq!(rw.queue_config.batch_send_deadline.0, Duration::from_secs(1));
+        assert_eq!(
+            rw.queue_config.batch_send_deadline.0,
+            Duration::from_secs(1)
+        );
         assert!(!rw.queue_config.retry_on_http_429);
         assert!(!rw.metadata_config.send);
         assert_eq!(rw.write_relabel_configs.len(), 1);
@@ -751,16 +758,29 @@ mod tests {
         // Prometheus' defaults.
         let l = parse("remote_write:\n  - url: http://vm/api/v1/write\n", "s.yml").unwrap();
         let q = &l.remote_write[0].queue_config;
-        assert_eq!((q.capacity, q.max_shards, q.min_shards, q.max_samples_per_send), (10_000, 50, 1, 2_000));
+        assert_eq!(
+            (
+                q.capacity,
+                q.max_shards,
+                q.min_shards,
+                q.max_samples_per_send
+            ),
+            (10_000, 50, 1, 2_000)
+        );
         assert_eq!(l.remote_write[0].remote_timeout.0, Duration::from_secs(30));
-        assert_eq!(l.remote_write[0].protocol(), Ok(crate::forward::Protocol::V1));
+        assert_eq!(
+            l.remote_write[0].protocol(),
+            Ok(crate::forward::Protocol::V1)
+        );
 
         let m = e("remote_write:\n  - url: http://vm/api/v1/write\n    queue_config:\n      max_shard: 3\n");
         assert!(m.starts_with("s.yml:4: unknown field `max_shard`"), "{m}");
         let m = e("remote_write:\n  - url: http://vm/api/v1/write\n    protobuf_message: v3\n");
         assert!(m.starts_with("s.yml:2: remote_write[0]"), "{m}");
         assert!(m.contains("unknown remote write protobuf message"), "{m}");
-        let m = e("remote_write:\n  - url: http://a/w\n    name: x\n  - url: http://b/w\n    name: x\n");
+        let m = e(
+            "remote_write:\n  - url: http://a/w\n    name: x\n  - url: http://b/w\n    name: x\n",
+        );
         assert!(m.starts_with("s.yml:4: remote_write[1]"), "{m}");
         let m = e("remote_write:\n  - url: http://a/w\n    headers: {Authorization: x}\n");
         assert!(m.contains("is a reserved header"), "{m}");

@@ -202,7 +202,9 @@ impl RemoteWriteConfig {
             );
         }
         if q.max_samples_per_send == 0 || q.capacity == 0 {
-            return Err("queue_config: capacity and max_samples_per_send must be at least 1".into());
+            return Err(
+                "queue_config: capacity and max_samples_per_send must be at least 1".into(),
+            );
         }
         if q.min_backoff.0 > q.max_backoff.0 {
             return Err("queue_config: min_backoff must not exceed max_backoff".into());
@@ -226,7 +228,9 @@ impl RemoteWriteConfig {
             ]
             .contains(&lk.as_str())
             {
-                return Err(format!("headers: {k} is a reserved header. It must not be changed"));
+                return Err(format!(
+                    "headers: {k} is a reserved header. It must not be changed"
+                ));
             }
         }
         Ok(())
@@ -436,7 +440,11 @@ impl Forwarders {
             } else {
                 (highest_s - sent).max(0.0)
             };
-            let _ = writeln!(o, "sextant_remote_storage_lag_seconds{{{}}} {lag}", labels(q));
+            let _ = writeln!(
+                o,
+                "sextant_remote_storage_lag_seconds{{{}}} {lag}",
+                labels(q)
+            );
         }
         let name = "prometheus_remote_storage_sent_batch_duration_seconds";
         fam(
@@ -461,11 +469,7 @@ impl Forwarders {
 }
 
 fn labels(q: &QueueHandle) -> String {
-    format!(
-        "remote_name=\"{}\",url=\"{}\"",
-        esc(&q.name),
-        esc(&q.url)
-    )
+    format!("remote_name=\"{}\",url=\"{}\"", esc(&q.name), esc(&q.url))
 }
 
 fn esc(s: &str) -> String {
@@ -476,7 +480,13 @@ fn esc(s: &str) -> String {
 
 fn sanitize(name: &str) -> String {
     name.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -649,7 +659,11 @@ impl Queue {
         all.update_hold();
         tracing::info!(queue = %self.cfg.queue_name(), url = %self.url, segment = pos.segment, offset = pos.offset, resumed = saved.is_some(), "remote write queue started");
         let q = self.cfg.queue_config.clone();
-        let round_cap = q.max_samples_per_send.saturating_mul(q.max_shards).min(q.capacity.saturating_mul(q.max_shards)).max(1);
+        let round_cap = q
+            .max_samples_per_send
+            .saturating_mul(q.max_shards)
+            .min(q.capacity.saturating_mul(q.max_shards))
+            .max(1);
         let mut pending: Vec<Pending> = Vec::new();
         let mut first_pending: Option<Instant> = None;
         // `pos` is acknowledged (persisted); `read_pos` is how far records were read.
@@ -668,12 +682,17 @@ impl Queue {
                 if segs.first().is_some_and(|&f| f > read_pos.segment) {
                     let f = segs[0];
                     tracing::warn!(segment = read_pos.segment, oldest = f, "remote write: WAL segment gone before it was read; samples in it are lost to the remote");
-                    read_pos = Position { segment: f, offset: 0 };
+                    read_pos = Position {
+                        segment: f,
+                        offset: 0,
+                    };
                 }
                 let newer = segs.iter().any(|&s| s > read_pos.segment);
                 let path = tail::segment_path(&self.wal_dir, read_pos.segment);
                 let mut recs: Vec<(Record, u64)> = Vec::new();
-                let budget = (round_cap.saturating_sub(pending.len()) as u64).saturating_mul(12).max(4096);
+                let budget = (round_cap.saturating_sub(pending.len()) as u64)
+                    .saturating_mul(12)
+                    .max(4096);
                 let res = tail::read_frames(&path, read_pos.offset, budget, &mut |r, end| {
                     recs.push((r, end))
                 });
@@ -681,7 +700,10 @@ impl Queue {
                     Ok(x) => x,
                     Err(e) => {
                         if newer {
-                            read_pos = Position { segment: read_pos.segment + 1, offset: 0 };
+                            read_pos = Position {
+                                segment: read_pos.segment + 1,
+                                offset: 0,
+                            };
                             progressed = true;
                             continue;
                         }
@@ -695,7 +717,11 @@ impl Queue {
                         Record::Samples(ss) => {
                             for s in ss {
                                 match self.series.get(&s.r) {
-                                    Some(Some(_)) => pending.push(Pending { r: s.r, t: s.t, v: s.v }),
+                                    Some(Some(_)) => pending.push(Pending {
+                                        r: s.r,
+                                        t: s.t,
+                                        v: s.v,
+                                    }),
                                     _ => {
                                         self.m.samples_dropped.fetch_add(1, Ordering::Relaxed);
                                     }
@@ -719,16 +745,26 @@ impl Queue {
                         }
                     }
                     ReadEnd::Corrupt => {
-                        tracing::error!(segment = read_pos.segment, offset = off, "remote write: corrupt WAL frame; skipping the rest of the segment");
+                        tracing::error!(
+                            segment = read_pos.segment,
+                            offset = off,
+                            "remote write: corrupt WAL frame; skipping the rest of the segment"
+                        );
                         if newer {
-                            read_pos = Position { segment: read_pos.segment + 1, offset: 0 };
+                            read_pos = Position {
+                                segment: read_pos.segment + 1,
+                                offset: 0,
+                            };
                         } else {
                             break;
                         }
                     }
                     ReadEnd::Tail => {
                         if newer {
-                            read_pos = Position { segment: read_pos.segment + 1, offset: 0 };
+                            read_pos = Position {
+                                segment: read_pos.segment + 1,
+                                offset: 0,
+                            };
                             progressed = true;
                         } else {
                             break;
@@ -739,8 +775,12 @@ impl Queue {
                     break;
                 }
             }
-            self.m.wal_segment.store(read_pos.segment, Ordering::Relaxed);
-            self.m.samples_pending.store(pending.len() as u64, Ordering::Relaxed);
+            self.m
+                .wal_segment
+                .store(read_pos.segment, Ordering::Relaxed);
+            self.m
+                .samples_pending
+                .store(pending.len() as u64, Ordering::Relaxed);
             let due = first_pending.is_some_and(|f| f.elapsed() >= q.batch_send_deadline.0)
                 || pending.len() >= q.max_samples_per_send;
             if pending.is_empty() {
@@ -857,21 +897,31 @@ impl SendCtx {
             self.observe(t0.elapsed().as_secs_f64());
             match r {
                 Ok(()) => {
-                    self.m.samples_total.fetch_add(samples as u64, Ordering::Relaxed);
-                    self.m.bytes_total.fetch_add(body.len() as u64, Ordering::Relaxed);
+                    self.m
+                        .samples_total
+                        .fetch_add(samples as u64, Ordering::Relaxed);
+                    self.m
+                        .bytes_total
+                        .fetch_add(body.len() as u64, Ordering::Relaxed);
                     if max_t >= 0 {
-                        self.m.highest_sent_ms.fetch_max(max_t as u64, Ordering::Relaxed);
+                        self.m
+                            .highest_sent_ms
+                            .fetch_max(max_t as u64, Ordering::Relaxed);
                     }
                     return;
                 }
                 Err(SendError::Fatal(e)) => {
                     tracing::error!(url = %self.url, samples, error = %e, "remote write: non-recoverable error, dropping the batch");
-                    self.m.samples_failed.fetch_add(samples as u64, Ordering::Relaxed);
+                    self.m
+                        .samples_failed
+                        .fetch_add(samples as u64, Ordering::Relaxed);
                     return;
                 }
                 Err(SendError::Recoverable(e)) => {
                     tracing::warn!(url = %self.url, samples, error = %e, backoff_ms = backoff.as_millis() as u64, "remote write: recoverable error, retrying");
-                    self.m.samples_retried.fetch_add(samples as u64, Ordering::Relaxed);
+                    self.m
+                        .samples_retried
+                        .fetch_add(samples as u64, Ordering::Relaxed);
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(self.q.max_backoff.0);
                 }
@@ -932,9 +982,7 @@ impl SendCtx {
             "server returned HTTP status {status}: {}",
             text.chars().take(256).collect::<String>()
         );
-        if status.is_server_error()
-            || (status.as_u16() == 429 && self.q.retry_on_http_429)
-        {
+        if status.is_server_error() || (status.as_u16() == 429 && self.q.retry_on_http_429) {
             Err(SendError::Recoverable(msg))
         } else {
             Err(SendError::Fatal(msg))

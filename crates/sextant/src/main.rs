@@ -602,13 +602,9 @@ fn serve(a: ServeArgs) -> Result<()> {
         sextant_server::start_price_series(state.clone(), Duration::from_secs(10));
         sextant_server::start_agent_events_maintenance(state.clone());
         sextant_server::start_junit_maintenance(state.clone());
-        let fwd = forward::Forwarders::start(
-            db.clone(),
-            &a.data_dir,
-            &rw_configs,
-            rw_external_labels,
-        )
-        .map_err(|e| anyhow::anyhow!("remote_write: {e}"))?;
+        let fwd =
+            forward::Forwarders::start(db.clone(), &a.data_dir, &rw_configs, rw_external_labels)
+                .map_err(|e| anyhow::anyhow!("remote_write: {e}"))?;
         let fwd2 = fwd.clone();
         let _ = state
             .extra_metrics

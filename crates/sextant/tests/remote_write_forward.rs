@@ -49,16 +49,18 @@ fn write(s: &Server, series: &[(Labels, Vec<Sample>)]) {
 }
 
 fn start_vm(dir: &Path, port: u16) -> Peer {
-    let child = Command::new("victoria-metrics")
-        .arg(format!("-storageDataPath={}", dir.display()))
-        .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
-        .arg("-retentionPeriod=100y")
-        .arg("-search.disableCache")
-        .arg("-loggerLevel=ERROR")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn victoria-metrics");
+    let peer = Peer(
+        Command::new("victoria-metrics")
+            .arg(format!("-storageDataPath={}", dir.display()))
+            .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
+            .arg("-retentionPeriod=100y")
+            .arg("-search.disableCache")
+            .arg("-loggerLevel=ERROR")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn victoria-metrics"),
+    );
     let deadline = Instant::now() + Duration::from_secs(60);
     let c = client();
     while Instant::now() < deadline {
@@ -66,7 +68,7 @@ fn start_vm(dir: &Path, port: u16) -> Peer {
             .send()
             .is_ok_and(|r| r.status().is_success())
         {
-            return Peer(child);
+            return peer;
         }
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -141,11 +143,19 @@ fn wait_for_total(
 }
 
 /// Every series `0..SERIES` has exactly the samples `0..n` (value = index), once each.
-fn assert_exactly_once(got: &BTreeMap<String, Vec<(i64, f64)>>, base: i64, n: usize, skip: &[usize]) {
+fn assert_exactly_once(
+    got: &BTreeMap<String, Vec<(i64, f64)>>,
+    base: i64,
+    n: usize,
+    skip: &[usize],
+) {
     for i in 0..SERIES {
         let key = i.to_string();
         if skip.contains(&i) {
-            assert!(!got.contains_key(&key), "series i={i} should have been dropped");
+            assert!(
+                !got.contains_key(&key),
+                "series i={i} should have been dropped"
+            );
             continue;
         }
         let mut s = got.get(&key).cloned().unwrap_or_default();
@@ -202,7 +212,10 @@ fn receiver_outage_of_a_minute_loses_nothing() {
         tmp.path(),
         &rw_config(&format!("http://127.0.0.1:{vm_port}/api/v1/write"), ""),
     );
-    let mut s = Server::start(&tmp.path().join("sx"), &["--config", &cfg, "--no-default-rules"]);
+    let mut s = Server::start(
+        &tmp.path().join("sx"),
+        &["--config", &cfg, "--no-default-rules"],
+    );
     s.wait_ready(Duration::from_secs(60));
     let base = now_ms() - 600_000;
     write(&s, &stream("fwd_outage", base, 0, 100));
@@ -284,7 +297,10 @@ fn prometheus_receiver_gets_every_sample_and_relabel_drops() {
     std::fs::write(&pcfg, "global:\n  scrape_interval: 1h\n").expect("write");
     let prom = Command::new("prometheus")
         .arg(format!("--config.file={}", pcfg.display()))
-        .arg(format!("--storage.tsdb.path={}", tmp.path().join("prom").display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            tmp.path().join("prom").display()
+        ))
         .arg(format!("--web.listen-address=127.0.0.1:{p_port}"))
         .arg("--web.enable-remote-write-receiver")
         .arg("--log.level=error")
@@ -310,7 +326,10 @@ fn prometheus_receiver_gets_every_sample_and_relabel_drops() {
             "    write_relabel_configs:\n      - source_labels: [i]\n        regex: \"3\"\n        action: drop\n",
         ),
     );
-    let mut s = Server::start(&tmp.path().join("sx"), &["--config", &cfg, "--no-default-rules"]);
+    let mut s = Server::start(
+        &tmp.path().join("sx"),
+        &["--config", &cfg, "--no-default-rules"],
+    );
     s.wait_ready(Duration::from_secs(60));
     let base = now_ms() - 300_000;
     write(&s, &stream("fwd_prom", base, 0, 120));
@@ -328,7 +347,11 @@ fn prometheus_receiver_gets_every_sample_and_relabel_drops() {
             let i = series["metric"]["i"].as_str().unwrap_or("?").to_string();
             for pair in series["values"].as_array().cloned().unwrap_or_default() {
                 let t = (pair[0].as_f64().unwrap_or(0.0) * 1000.0).round() as i64;
-                let v: f64 = pair[1].as_str().unwrap_or("NaN").parse().unwrap_or(f64::NAN);
+                let v: f64 = pair[1]
+                    .as_str()
+                    .unwrap_or("NaN")
+                    .parse()
+                    .unwrap_or(f64::NAN);
                 out.entry(i.clone()).or_default().push((t, v));
             }
         }
@@ -355,7 +378,10 @@ fn protocol_2_0_to_a_sextant_receiver() {
             "    protobuf_message: io.prometheus.write.v2.Request\n",
         ),
     );
-    let mut s = Server::start(&tmp.path().join("sx"), &["--config", &cfg, "--no-default-rules"]);
+    let mut s = Server::start(
+        &tmp.path().join("sx"),
+        &["--config", &cfg, "--no-default-rules"],
+    );
     s.wait_ready(Duration::from_secs(60));
     let base = now_ms() - 300_000;
     write(&s, &stream("fwd_v2", base, 0, 200));
@@ -409,10 +435,9 @@ fn agent_mode_forwards_and_refuses_queries() {
 
 /// A receiver that answers the first `fail` requests with `status`, then 204, and records
 /// each request's head (lower-cased) and body.
-fn scripted_receiver(
-    status: u16,
-    fail: usize,
-) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>>) {
+type Requests = std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>>;
+
+fn scripted_receiver(status: u16, fail: usize) -> (u16, Requests) {
     use std::io::{Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
@@ -479,7 +504,10 @@ fn retries_5xx_with_backoff_sends_headers_and_auth() {
             "    headers: {X-Scope-OrgID: team-a}\n    basic_auth: {username: u, password: p}\n",
         ),
     );
-    let mut s = Server::start(&tmp.path().join("sx"), &["--config", &cfg, "--no-default-rules"]);
+    let mut s = Server::start(
+        &tmp.path().join("sx"),
+        &["--config", &cfg, "--no-default-rules"],
+    );
     s.wait_ready(Duration::from_secs(60));
     write(&s, &stream("fwd_retry", now_ms() - 60_000, 0, 10));
     assert_eq!(
@@ -491,22 +519,32 @@ fn retries_5xx_with_backoff_sends_headers_and_auth() {
         metric_value(&s, "prometheus_remote_storage_samples_retried_total{"),
         150.0
     );
-    assert_eq!(metric_value(&s, "prometheus_remote_storage_samples_failed_total{"), 0.0);
+    assert_eq!(
+        metric_value(&s, "prometheus_remote_storage_samples_failed_total{"),
+        0.0
+    );
     let seen = seen.lock().expect("lock");
     assert_eq!(seen.len(), 4);
     // Every attempt carried the same body, with Prometheus' remote-write 1.0 headers.
     for (head, body) in seen.iter() {
         assert!(head.starts_with("post /receive "), "{head}");
         assert!(head.contains("content-encoding: snappy"), "{head}");
-        assert!(head.contains("content-type: application/x-protobuf"), "{head}");
-        assert!(head.contains("x-prometheus-remote-write-version: 0.1.0"), "{head}");
+        assert!(
+            head.contains("content-type: application/x-protobuf"),
+            "{head}"
+        );
+        assert!(
+            head.contains("x-prometheus-remote-write-version: 0.1.0"),
+            "{head}"
+        );
         assert!(head.contains("x-scope-orgid: team-a"), "{head}");
         assert!(head.contains("authorization: basic dtpw"), "{head}");
         assert_eq!(body, &seen[0].1);
     }
     use sextant_ingest::remote_write as rw;
     let raw = rw::decompress_snappy(&seen[0].1, 1 << 20).expect("snappy body");
-    let batch = rw::decode_v1(&raw, &rw::DecodeLimits::default()).expect("a prometheus.WriteRequest");
+    let batch =
+        rw::decode_v1(&raw, &rw::DecodeLimits::default()).expect("a prometheus.WriteRequest");
     assert_eq!(batch.sample_count(), 50);
 }
 
@@ -518,7 +556,10 @@ fn a_4xx_answer_drops_the_batch_and_counts_it_failed() {
         tmp.path(),
         &rw_config(&format!("http://127.0.0.1:{port}/receive"), ""),
     );
-    let mut s = Server::start(&tmp.path().join("sx"), &["--config", &cfg, "--no-default-rules"]);
+    let mut s = Server::start(
+        &tmp.path().join("sx"),
+        &["--config", &cfg, "--no-default-rules"],
+    );
     s.wait_ready(Duration::from_secs(60));
     let base = now_ms() - 60_000;
     write(&s, &stream("fwd_bad", base, 0, 10));
@@ -532,6 +573,9 @@ fn a_4xx_answer_drops_the_batch_and_counts_it_failed() {
         wait_metric(&s, "prometheus_remote_storage_samples_total{", 50.0),
         50.0
     );
-    assert_eq!(metric_value(&s, "prometheus_remote_storage_samples_retried_total{"), 0.0);
+    assert_eq!(
+        metric_value(&s, "prometheus_remote_storage_samples_retried_total{"),
+        0.0
+    );
     assert_eq!(seen.lock().expect("lock").len(), 2);
 }

@@ -657,7 +657,9 @@ fn head_selection_is_sorted_like_label_sets() {
 }
 
 fn wal_segments(dir: &std::path::Path) -> Vec<u64> {
-    crate::wal::tail::listing(&dir.join("wal")).expect("listing").0
+    crate::wal::tail::listing(&dir.join("wal"))
+        .expect("listing")
+        .0
 }
 
 #[test]
@@ -683,7 +685,10 @@ fn remote_write_hold_keeps_wal_segments_until_read() {
     // Every queue done: all closed segments go, the one being written stays.
     db.hold_wal_from(u64::MAX);
     db.maintain();
-    assert_eq!(wal_segments(dir.path()), vec![*segs.last().expect("segment")]);
+    assert_eq!(
+        wal_segments(dir.path()),
+        vec![*segs.last().expect("segment")]
+    );
     // Agent mode writes no blocks.
     assert!(db.blocks().is_empty());
 }
@@ -703,5 +708,8 @@ fn remote_write_hold_is_bounded_by_wal_hold_max_bytes() {
     let segs = wal_segments(dir.path());
     assert!(segs.len() > 3, "{segs:?}");
     db.maintain();
-    assert_eq!(wal_segments(dir.path()), vec![*segs.last().expect("segment")]);
+    assert_eq!(
+        wal_segments(dir.path()),
+        vec![*segs.last().expect("segment")]
+    );
 }

@@ -9,13 +9,14 @@ use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use super::{
-    checkpoint_files, decode, io_err, list_dir, record, segment_name, Record, WalError,
-    HEADER_LEN,
+    checkpoint_files, decode, io_err, list_dir, record, segment_name, Record, WalError, HEADER_LEN,
 };
 
-/// The segment indexes of a WAL directory, ascending, and the newest checkpoint's index and
-/// files (a checkpoint `N` stands in for segments `<= N`).
-pub fn listing(dir: &Path) -> Result<(Vec<u64>, Option<(u64, Vec<PathBuf>)>), WalError> {
+/// The newest checkpoint: its index `N` (it stands in for segments `<= N`) and its files.
+pub type CheckpointFiles = (u64, Vec<PathBuf>);
+
+/// The segment indexes of a WAL directory, ascending, and the newest checkpoint.
+pub fn listing(dir: &Path) -> Result<(Vec<u64>, Option<CheckpointFiles>), WalError> {
     let l = list_dir(dir)?;
     let segs = l.segments.keys().copied().collect();
     let cp = match l.checkpoints.last() {
@@ -138,7 +139,11 @@ mod tests {
         }]);
         wal.log(&[enc(&series)]).unwrap();
         let s = |t| {
-            Record::Samples(vec![RefSample { r: 1, t, v: t as f64 }])
+            Record::Samples(vec![RefSample {
+                r: 1,
+                t,
+                v: t as f64,
+            }])
         };
         wal.log(&[enc(&s(1)), enc(&s(2))]).unwrap();
         let (segs, cp) = listing(dir.path()).unwrap();
@@ -159,7 +164,8 @@ mod tests {
         let f = std::fs::OpenOptions::new().append(true).open(&p).unwrap();
         use std::io::Write;
         (&f).write_all(&enc(&s(4))[..3]).unwrap();
-        let (off3, end3) = read_frames(&p, off2, u64::MAX, &mut |_, _| panic!("no record")).unwrap();
+        let (off3, end3) =
+            read_frames(&p, off2, u64::MAX, &mut |_, _| panic!("no record")).unwrap();
         assert_eq!((off3, end3), (off2, ReadEnd::Tail));
     }
 }
