@@ -34,7 +34,7 @@ if [ "$BUILD" = 1 ]; then (cd "$ROOT" && cargo build --release -p sextant >&2); 
 SEXTANT="$ROOT/target/release/sextant"
 WORK=$(mktemp -d /tmp/forward-bench.XXXXXX)
 PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; sleep 1; rm -rf "$WORK"; }
 trap cleanup EXIT
 
 # Targets: one process, $TARGETS ports, $SERIES gauges each (values change every scrape).
@@ -111,7 +111,8 @@ YML
   lagmax=$(printf '%s\n' "${lags[@]}" | sort -g | tail -1)
   log "$name: steady ${rate} samples/s, lag avg ${lagavg}s max ${lagmax}s, cpu ${cpu}s"
   # Outage and drain.
-  kill "$VM_PID"; wait "$VM_PID" 2>/dev/null || true
+  kill "$VM_PID" 2>/dev/null || true
+  for _ in $(seq 600); do kill -0 "$VM_PID" 2>/dev/null || break; sleep 0.1; done
   log "$name: receiver down for $OUTAGE s"; sleep "$OUTAGE"
   local d0 dt0; d0=$(metric "$m" prometheus_remote_storage_samples_total)
   start_vm; dt0=$(date +%s.%N)
@@ -126,12 +127,15 @@ YML
     fi
   done
   log "$name: drain ${drain} samples/s"
-  kill "$pid"; wait "$pid" 2>/dev/null || true
-  echo "$name $rate $lagavg $lagmax $cpu $drain"
+  kill "$pid" 2>/dev/null || true
+  for _ in $(seq 600); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  echo "$name $rate $lagavg $lagmax $cpu $drain" > "$WORK/result-$name"
 }
 
-RES_S=$(run_one sextant)
-RES_P=$(run_one prometheus)
+run_one sextant
+run_one prometheus
+RES_S=$(cat "$WORK/result-sextant")
+RES_P=$(cat "$WORK/result-prometheus")
 read -r _ sr sla slm sc sd <<<"$RES_S"
 read -r _ pr pla plm pc pd <<<"$RES_P"
 ratio() { python3 -c "a,b='$1','$2'
