@@ -66,6 +66,9 @@ pub struct Config {
     /// HTTPS for the server (Prometheus web-config's section).
     #[serde(default)]
     pub tls_server_config: Option<Spanned<sextant_server::tls::TlsServerConfig>>,
+    /// Queues forwarding every stored sample to remote storage (see docs/remote-write.md).
+    #[serde(default)]
+    pub remote_write: Vec<Spanned<crate::forward::RemoteWriteConfig>>,
 }
 
 /// `global`, with Prometheus' defaults.
@@ -146,6 +149,8 @@ pub struct Loaded {
     pub cors: sextant_server::CorsConfig,
     /// `tls_server_config:` with the line it starts on (its files are read at start).
     pub tls_server: Option<(sextant_server::tls::TlsServerConfig, u64)>,
+    /// `remote_write:` queues, checked.
+    pub remote_write: Vec<crate::forward::RemoteWriteConfig>,
 }
 
 impl Loaded {
@@ -402,6 +407,19 @@ pub fn parse(text: &str, file: &str) -> Result<Loaded, ConfigError> {
                 .into(),
         ));
     }
+    let rw_lines: Vec<u64> = cfg
+        .remote_write
+        .iter()
+        .map(|r| r.referenced.line())
+        .collect();
+    let remote_write: Vec<crate::forward::RemoteWriteConfig> =
+        cfg.remote_write.into_iter().map(|r| r.value).collect();
+    crate::forward::validate_all(&remote_write).map_err(|(i, e)| {
+        err(
+            rw_lines.get(i).copied().unwrap_or(0),
+            format!("remote_write[{i}] (url {:?}): {e}", remote_write[i].url.0),
+        )
+    })?;
     Ok(Loaded {
         archive,
         path: None,
@@ -424,6 +442,7 @@ pub fn parse(text: &str, file: &str) -> Result<Loaded, ConfigError> {
         forge_lines,
         probes,
         reports,
+        remote_write,
     })
 }
 
@@ -915,5 +934,55 @@ mod tests {
             m.contains("needs at least one remote_read or remote_engines entry"),
             "{m}"
         );
+    }
+
+    #[test]
+    fn remote_write_section() {
+        let l = parse(
+            "remote_write:\n  - url: http://vm:8428/api/v1/write\n    remote_timeout: 10s\n    headers: {X-Scope-OrgID: t1}\n    write_relabel_configs:\n      - source_labels: [__name__]\n        regex: go_.*\n        action: drop\n    queue_config: {capacity: 2500, max_shards: 4, min_shards: 2, max_samples_per_send: 500, batch_send_deadline: 1s, min_backoff: 10ms, max_backoff: 2s, retry_on_http_429: false}\n    metadata_config: {send: false, send_interval: 2m}\n    basic_auth: {username: u, password: p}\n    tls_config: {insecure_skip_verify: true, server_name: vm}\n    protobuf_message: io.prometheus.write.v2.Request\n",
+            "s.yml",
+        )
+        .unwrap();
+        let rw = &l.remote_write[0];
+        assert_eq!(rw.queue_config.max_shards, 4);
+        assert_eq!(
+            rw.queue_config.batch_send_deadline.0,
+            Duration::from_secs(1)
+        );
+        assert!(!rw.queue_config.retry_on_http_429);
+        assert!(!rw.metadata_config.send);
+        assert_eq!(rw.write_relabel_configs.len(), 1);
+        assert_eq!(rw.protocol(), Ok(crate::forward::Protocol::V2));
+        // Prometheus' defaults.
+        let l = parse("remote_write:\n  - url: http://vm/api/v1/write\n", "s.yml").unwrap();
+        let q = &l.remote_write[0].queue_config;
+        assert_eq!(
+            (
+                q.capacity,
+                q.max_shards,
+                q.min_shards,
+                q.max_samples_per_send
+            ),
+            (10_000, 50, 1, 2_000)
+        );
+        assert_eq!(l.remote_write[0].remote_timeout.0, Duration::from_secs(30));
+        assert_eq!(
+            l.remote_write[0].protocol(),
+            Ok(crate::forward::Protocol::V1)
+        );
+
+        let m = e("remote_write:\n  - url: http://vm/api/v1/write\n    queue_config:\n      max_shard: 3\n");
+        assert!(m.starts_with("s.yml:4: unknown field `max_shard`"), "{m}");
+        let m = e("remote_write:\n  - url: http://vm/api/v1/write\n    protobuf_message: v3\n");
+        assert!(m.starts_with("s.yml:2: remote_write[0]"), "{m}");
+        assert!(m.contains("unknown remote write protobuf message"), "{m}");
+        let m = e(
+            "remote_write:\n  - url: http://a/w\n    name: x\n  - url: http://b/w\n    name: x\n",
+        );
+        assert!(m.starts_with("s.yml:4: remote_write[1]"), "{m}");
+        let m = e("remote_write:\n  - url: http://a/w\n    headers: {Authorization: x}\n");
+        assert!(m.contains("is a reserved header"), "{m}");
+        let m = e("remote_write:\n  - url: http://a/w\n    basic_auth: {username: u}\n    bearer_token: t\n");
+        assert!(m.contains("at most one of basic_auth"), "{m}");
     }
 }

@@ -282,6 +282,15 @@ struct ServeArgs {
     /// can then read, write and delete.
     #[arg(long)]
     insecure_no_auth: bool,
+    /// Agent mode (like `prometheus --agent`): scrape, ingest and forward to `remote_write`
+    /// only; no blocks, no rules, and query endpoints answer with an error.
+    #[arg(long)]
+    agent: bool,
+    /// Most WAL bytes kept for remote-write queues that are behind (receiver down); past it,
+    /// the WAL is checkpointed anyway and the oldest unsent samples are lost to the remote.
+    /// 0 = no limit.
+    #[arg(long, default_value = "8GB", value_parser = size_bytes)]
+    remote_write_max_wal_hold: u64,
 }
 
 /// `sextant auth …`.
@@ -355,12 +364,13 @@ fn server_auth(a: &ServeArgs, loaded: &config::Loaded) -> Result<sextant_server:
     })
 }
 
-use sextant::{archive, client, config, report};
+use sextant::{archive, client, config, forward, report};
 
 mod alerting;
 mod dashboards_cmd;
 mod export;
 mod forges;
+
 mod import_cmd;
 mod push;
 mod query;
@@ -504,14 +514,27 @@ fn serve(a: ServeArgs) -> Result<()> {
         retention: a.retention,
         retention_size: a.retention_size.unwrap_or(0),
         max_exemplars: a.max_exemplars,
+        agent: a.agent,
+        wal_hold_max_bytes: a.remote_write_max_wal_hold,
+        // Agent mode truncates the WAL as soon as it is sent, so cut it in smaller pieces.
+        wal_segment_size: if a.agent { 8 << 20 } else { 128 << 20 },
         ..DbOptions::default()
     };
+    if a.agent && loaded.remote_write.is_empty() {
+        tracing::warn!("agent mode without remote_write: samples are received but sent nowhere");
+    }
     let host_collector_built = host_collector(&a, loaded.processes.as_ref())?;
     let db = Arc::new(
         Db::open(&a.data_dir, opts)
             .with_context(|| format!("opening the database in {}", a.data_dir.display()))?,
     );
-    let maintenance = db.start_maintenance(Duration::from_millis(a.maintenance_interval as u64));
+    // Agent mode checkpoints the WAL every 5 s once the remote-write queues have read it.
+    let maintenance_ms = if a.agent {
+        a.maintenance_interval.min(5_000)
+    } else {
+        a.maintenance_interval
+    };
+    let maintenance = db.start_maintenance(Duration::from_millis(maintenance_ms as u64));
     let archive = match &loaded.archive {
         Some(cfg) => {
             let ar = archive::Archive::new(
@@ -623,6 +646,8 @@ fn serve(a: ServeArgs) -> Result<()> {
     if let Some(e) = remote::engines(&loaded, db.clone(), &external_labels, rt.handle().clone())? {
         state.set_remote(e);
     }
+    let rw_configs = loaded.remote_write.clone();
+    let rw_external_labels = external_labels.clone();
     let rules = rules_cmd::manager(
         &state,
         db.clone(),
@@ -638,9 +663,10 @@ fn serve(a: ServeArgs) -> Result<()> {
             for_grace_period: a.rules_alert_for_grace_period,
         },
     );
+    // Agent mode has no local queries, so no rules (as in Prometheus' agent mode).
     let rule_paths = rules_cmd::RuleSources {
-        builtin: !a.no_default_rules,
-        paths: a.rules.clone(),
+        builtin: !a.no_default_rules && !a.agent,
+        paths: if a.agent { Vec::new() } else { a.rules.clone() },
         slos: a.slos.clone(),
         inline_slos: Vec::new(),
     };
@@ -769,8 +795,21 @@ fn serve(a: ServeArgs) -> Result<()> {
             )
             .context("starting the report scheduler")?;
         }
-        let app = sextant_server::router(state.clone())
-            .into_make_service_with_connect_info::<sextant_server::tls::ConnInfo>();
+        // Remote-write queues read the WAL until shutdown (dropping `_fwd` stops them).
+        let _fwd =
+            forward::Forwarders::start(db.clone(), &a.data_dir, &rw_configs, rw_external_labels)
+                .map_err(|e| anyhow::anyhow!("remote_write: {e}"))?;
+        let fwd2 = _fwd.clone();
+        state
+            .metric_sources
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Arc::new(move |o: &mut String| fwd2.render(o)));
+        let mut app = sextant_server::router(state.clone());
+        if a.agent {
+            app = app.layer(axum::middleware::from_fn(forward::agent_guard));
+        }
+        let app = app.into_make_service_with_connect_info::<sextant_server::tls::ConnInfo>();
         match tls_server {
             Some(cfg) => {
                 let listener =

@@ -61,6 +61,12 @@ pub struct DbOptions {
     pub wal_fsync: bool,
     /// Size of the exemplar ring buffer shared by all series (0 disables exemplar storage).
     pub max_exemplars: usize,
+    /// Agent mode: no blocks, no compaction; the head keeps only its newest half chunk range
+    /// and the WAL is checkpointed as soon as remote-write queues have read past a segment.
+    pub agent: bool,
+    /// The most WAL bytes kept for a remote-write queue that has not read them yet; beyond
+    /// this, checkpoints go ahead and the queue loses the data (0 = no limit).
+    pub wal_hold_max_bytes: u64,
 }
 
 impl Default for DbOptions {
@@ -72,6 +78,8 @@ impl Default for DbOptions {
             wal_segment_size: 128 << 20,
             wal_fsync: false,
             max_exemplars: 100_000,
+            agent: false,
+            wal_hold_max_bytes: 0,
         }
     }
 }
@@ -132,6 +140,8 @@ pub struct Db {
     external: RwLock<Option<Arc<dyn ExternalBlocks>>>,
     /// Downsampled blocks `(resolution ms, block)`, kept apart from raw `blocks`.
     downsampled: RwLock<Vec<(i64, Arc<Block>)>>,
+    /// Lowest WAL segment a remote-write queue has not finished reading (`u64::MAX`: none).
+    wal_hold: AtomicU64,
 }
 
 /// A raw block gets 5m aggregates once it is this old (behind the newest sample), or earlier
@@ -294,6 +304,7 @@ impl Db {
             metrics,
             closed: AtomicBool::new(false),
             maintenance: Mutex::new(()),
+            wal_hold: AtomicU64::new(u64::MAX),
         })
     }
 
@@ -406,6 +417,12 @@ impl Db {
     /// compact blocks, apply retention. Errors are logged and counted, never fatal.
     pub fn maintain(&self) {
         let _g = self.maintenance.lock().unwrap_or_else(|e| e.into_inner());
+        if self.opts.agent {
+            if let Err(e) = self.agent_truncate() {
+                tracing::error!(error = %e, "agent-mode WAL truncation failed");
+            }
+            return;
+        }
         loop {
             match self.cut_head_once() {
                 Ok(true) => continue,
@@ -565,8 +582,78 @@ impl Db {
                 .collect()
         };
         drop(refs);
-        wal.checkpoint(upto, checkpoint_records(snap, md, ex))?;
-        Ok(())
+        let Some(upto) = self.checkpoint_bound(upto, wal.size_bytes()) else {
+            return Ok(());
+        };
+        match wal.checkpoint(upto, checkpoint_records(snap, md, ex)) {
+            // Held back behind an existing checkpoint: try again at the next cut.
+            Err(wal::WalError::InvalidCheckpoint { .. }) => Ok(()),
+            r => r.map_err(DbError::from),
+        }
+    }
+
+    /// Tells the database the lowest WAL segment remote-write queues still need (`u64::MAX`:
+    /// none); checkpoints then keep that segment and every later one (see
+    /// [`DbOptions::wal_hold_max_bytes`] for the bound).
+    pub fn hold_wal_from(&self, segment: u64) {
+        self.wal_hold.store(segment, Ordering::Release);
+    }
+
+    /// The segment a checkpoint may cover instead of `upto`, given the remote-write hold, or
+    /// `None` when the hold keeps every segment.
+    fn checkpoint_bound(&self, upto: u64, wal_bytes: u64) -> Option<u64> {
+        let hold = self.wal_hold.load(Ordering::Acquire);
+        if hold > upto {
+            return Some(upto);
+        }
+        let max = self.opts.wal_hold_max_bytes;
+        if max > 0 && wal_bytes > max {
+            tracing::warn!(
+                hold_segment = hold,
+                wal_bytes,
+                limit = max,
+                "remote write is behind by more WAL than the hold limit; checkpointing anyway, unsent samples are lost to the remote"
+            );
+            return Some(upto);
+        }
+        hold.checked_sub(1)
+    }
+
+    /// Agent-mode maintenance: trim the head to its newest half chunk range and checkpoint
+    /// every closed segment the remote-write queues have read.
+    fn agent_truncate(&self) -> Result<(), DbError> {
+        let mut wal = self.wal.lock().unwrap_or_else(|e| e.into_inner());
+        let max = self.head.max_time();
+        if max != i64::MIN {
+            let keep = max.saturating_sub(self.opts.head.chunk_range / 2);
+            if self.head.min_time() < keep {
+                let (_, removed) = self.head.truncate(keep);
+                self.metrics
+                    .series_removed
+                    .fetch_add(removed as u64, Ordering::Relaxed);
+                self.metrics
+                    .head_truncations
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let Some(oldest) = wal.oldest_closed_segment() else {
+            return Ok(());
+        };
+        let Some(upto) = wal.current_segment().checked_sub(1) else {
+            return Ok(());
+        };
+        let Some(upto) = self.checkpoint_bound(upto, wal.size_bytes()) else {
+            return Ok(());
+        };
+        if upto < oldest {
+            return Ok(());
+        }
+        let snap = self.head.snapshot_for_checkpoint();
+        let md: Vec<Metadata> = self.metadata().into_values().collect();
+        match wal.checkpoint(upto, checkpoint_records(snap, md, Vec::new())) {
+            Err(wal::WalError::InvalidCheckpoint { .. }) => Ok(()),
+            r => r.map_err(DbError::from),
+        }
     }
 
     fn compact_blocks(&self) -> Result<(), DbError> {

@@ -23,6 +23,8 @@ fn opts(range: i64) -> DbOptions {
         wal_segment_size: 1 << 20,
         wal_fsync: false,
         max_exemplars: 100,
+        agent: false,
+        wal_hold_max_bytes: 0,
     }
 }
 
@@ -819,4 +821,62 @@ fn downsampled_blocks_answer_after_retention() {
             "{func:?} {range} {step}"
         );
     }
+}
+
+fn wal_segments(dir: &std::path::Path) -> Vec<u64> {
+    crate::wal::tail::listing(&dir.join("wal"))
+        .expect("listing")
+        .0
+}
+
+#[test]
+fn remote_write_hold_keeps_wal_segments_until_read() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let o = DbOptions {
+        agent: true,
+        wal_segment_size: 4096,
+        ..opts(2 * H)
+    };
+    let db = Db::open(dir.path(), o).expect("open");
+    db.hold_wal_from(0);
+    write(&db, "held", 20, 0, 200_000, 1000);
+    let segs = wal_segments(dir.path());
+    assert!(segs.len() > 3, "{segs:?}");
+    db.maintain();
+    // A queue still needs segment 0: nothing is checkpointed away.
+    assert_eq!(wal_segments(dir.path()), segs);
+    // The queue read up to the third segment: the ones before it go.
+    db.hold_wal_from(segs[2]);
+    db.maintain();
+    assert_eq!(wal_segments(dir.path())[0], segs[2]);
+    // Every queue done: all closed segments go, the one being written stays.
+    db.hold_wal_from(u64::MAX);
+    db.maintain();
+    assert_eq!(
+        wal_segments(dir.path()),
+        vec![*segs.last().expect("segment")]
+    );
+    // Agent mode writes no blocks.
+    assert!(db.blocks().is_empty());
+}
+
+#[test]
+fn remote_write_hold_is_bounded_by_wal_hold_max_bytes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let o = DbOptions {
+        agent: true,
+        wal_segment_size: 4096,
+        wal_hold_max_bytes: 8192,
+        ..opts(2 * H)
+    };
+    let db = Db::open(dir.path(), o).expect("open");
+    db.hold_wal_from(0);
+    write(&db, "held", 20, 0, 200_000, 1000);
+    let segs = wal_segments(dir.path());
+    assert!(segs.len() > 3, "{segs:?}");
+    db.maintain();
+    assert_eq!(
+        wal_segments(dir.path()),
+        vec![*segs.last().expect("segment")]
+    );
 }

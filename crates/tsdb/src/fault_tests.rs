@@ -24,6 +24,7 @@ fn opts() -> DbOptions {
         wal_segment_size: 1 << 20,
         wal_fsync: false,
         max_exemplars: 0,
+        ..DbOptions::default()
     }
 }
 

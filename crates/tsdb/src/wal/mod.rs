@@ -46,6 +46,7 @@
 //! offset and bytes dropped, and is counted in [`ReplayStats`].
 
 pub mod record;
+pub mod tail;
 
 #[cfg(test)]
 mod tests;
@@ -659,6 +660,16 @@ impl Wal {
             }
         }
         Ok(())
+    }
+
+    /// Index of the segment being written.
+    pub fn current_segment(&self) -> u64 {
+        self.seg_index
+    }
+
+    /// Index of the oldest closed segment still on disk.
+    pub fn oldest_closed_segment(&self) -> Option<u64> {
+        self.closed.keys().next().copied()
     }
 
     /// Total bytes of segments and checkpoint on disk.
