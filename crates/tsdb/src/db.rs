@@ -19,6 +19,7 @@ use sextant_model::{Exemplar, HistogramValue, Labels, Matcher, Metadata};
 
 use crate::block::{self, Block, BlockMeta};
 use crate::chunkenc::Chunk;
+use crate::tombstones::is_deleted;
 use crate::exemplar::{ExemplarAppendError, ExemplarStorage, SeriesExemplars};
 use crate::head::{read_chunk, AppendError, Head, HeadOptions, MemSeries};
 use crate::querier::{
@@ -104,6 +105,8 @@ pub struct DbMetrics {
     /// Exemplars stored (duplicates not counted), like `prometheus_tsdb_exemplar_exemplars_appended_total`.
     pub exemplars_appended: AtomicU64,
     pub exemplars_out_of_order: AtomicU64,
+    /// Series given tombstones by `delete_series` (counted once per delete call).
+    pub tombstoned_series: AtomicU64,
 }
 
 impl DbMetrics {
@@ -128,6 +131,8 @@ pub struct Db {
     closed: AtomicBool,
     /// Serialises maintenance (head cut, compaction, retention, snapshot).
     maintenance: Mutex<()>,
+    /// Deleted ranges (admin delete_series), applied by every querier.
+    tombstones: crate::tombstones::Tombstones,
 }
 
 /// Outcome of a commit.
@@ -153,6 +158,7 @@ impl Db {
             .map_err(io_err(format!("creating {}", dir.display())))?;
         let metrics = DbMetrics::default();
         let blocks = load_blocks(&dir.join("blocks"), &metrics)?;
+        let tombstones = crate::tombstones::Tombstones::open(dir)?;
         let head = Arc::new(Head::new(opts.head.clone()));
         if let Some(maxt) = blocks.iter().map(|b| b.meta().max_time).max() {
             head.set_min_valid_time(maxt);
@@ -255,6 +261,7 @@ impl Db {
             metrics,
             closed: AtomicBool::new(false),
             maintenance: Mutex::new(()),
+            tombstones,
         })
     }
 
@@ -330,6 +337,7 @@ impl Db {
         DbQuerier {
             head: self.head.clone(),
             blocks: self.blocks(),
+            tombstones: self.tombstones.snapshot(),
         }
     }
 
@@ -553,6 +561,75 @@ impl Db {
             }
         }
         Ok(name)
+    }
+
+    /// Deletes the samples in `[mint, maxt]` (inclusive) of every series matching `matchers`
+    /// (Prometheus' admin `delete_series`): tombstones are recorded and persisted; queries
+    /// hide the samples at once. Returns the number of series affected.
+    pub fn delete_series(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Result<usize, DbError> {
+        if mint > maxt {
+            return Ok(0);
+        }
+        let raw = DbQuerier {
+            head: self.head.clone(),
+            blocks: self.blocks(),
+            tombstones: Arc::default(),
+        };
+        let series = raw.series(matchers, mint, maxt).map_err(|e| DbError::Io {
+            context: "selecting series to delete".into(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        self.tombstones.add(&series, mint, maxt)?;
+        self.metrics
+            .tombstoned_series
+            .fetch_add(series.len() as u64, Ordering::Relaxed);
+        tracing::info!(series = series.len(), mint, maxt, "series deleted (tombstones recorded)");
+        Ok(series.len())
+    }
+
+    /// Rewrites every block holding deleted samples without them (Prometheus' admin
+    /// `clean_tombstones`), then keeps only the tombstones still needed: those that reach into
+    /// the head's time range (head data is not rewritten) and those over histogram chunks only
+    /// partly deleted. Returns the number of blocks rewritten.
+    pub fn clean_tombstones(&self) -> Result<usize, DbError> {
+        let _g = self.maintenance.lock().unwrap_or_else(|e| e.into_inner());
+        let ts = self.tombstones.snapshot();
+        if ts.is_empty() {
+            return Ok(0);
+        }
+        let parent = self.dir.join("blocks");
+        let mut rewritten = 0;
+        let mut partial: std::collections::HashSet<Labels> = std::collections::HashSet::new();
+        for b in self.blocks() {
+            let r = block::rewrite_without(&parent, &b, &ts)?;
+            partial.extend(r.partial);
+            let Some(meta) = r.meta else { continue };
+            let nb = Arc::new(Block::open(&parent.join(&meta.ulid))?);
+            {
+                let mut w = self.blocks.write().unwrap_or_else(|e| e.into_inner());
+                w.retain(|x| x.meta().ulid != b.meta().ulid);
+                w.push(nb);
+                w.sort_by_key(|x| x.meta().min_time);
+            }
+            remove_block_dir(b.dir());
+            rewritten += 1;
+            tracing::info!(old = %b.meta().ulid, new = %meta.ulid, "block rewritten without deleted samples");
+        }
+        // Head samples are not rewritten, and samples may still arrive down to the head's
+        // lowest accepted time: keep intervals reaching there.
+        let head_floor = self
+            .head
+            .min_time()
+            .min(self.head.min_valid_time())
+            .saturating_sub(self.opts.head.ooo_window);
+        self.tombstones.update(|m| {
+            for (l, iv) in m.iter_mut() {
+                if !partial.contains(l) {
+                    iv.retain(|&(_, b)| b >= head_floor);
+                }
+            }
+        })?;
+        Ok(rewritten)
     }
 
     /// Flushes and fsyncs the WAL; the database is then safe to drop.
@@ -968,6 +1045,7 @@ impl HeadAppender<'_> {
 pub struct DbQuerier {
     head: Arc<Head>,
     blocks: Vec<Arc<Block>>,
+    tombstones: Arc<crate::tombstones::TombstoneMap>,
 }
 
 impl DbQuerier {
@@ -1012,7 +1090,15 @@ impl DbQuerier {
         if self.head_in(mint, maxt) {
             sources.push(self.head.select_lazy(matchers, mint, maxt));
         }
-        Ok(merge_lazy(sources))
+        let mut out = merge_lazy(sources);
+        if !self.tombstones.is_empty() {
+            for ls in &mut out {
+                if let Some(iv) = self.tombstones.get(&ls.labels) {
+                    ls.deleted = iv.clone();
+                }
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -1049,7 +1135,18 @@ impl Querier for DbQuerier {
         if self.head_in(mint, maxt) {
             sources.push(self.head.select(matchers, mint, maxt));
         }
-        Ok(merge_series(sources))
+        let mut out = merge_series(sources);
+        if !self.tombstones.is_empty() {
+            out.retain_mut(|sd| {
+                let Some(iv) = self.tombstones.get(&sd.labels) else {
+                    return true;
+                };
+                sd.floats.retain(|s| !is_deleted(iv, s.t));
+                sd.histograms.retain(|(t, _)| !is_deleted(iv, *t));
+                !sd.floats.is_empty() || !sd.histograms.is_empty()
+            });
+        }
+        Ok(out)
     }
 
     fn series(
@@ -1067,6 +1164,23 @@ impl Querier for DbQuerier {
         }
         all.sort();
         all.dedup();
+        if !self.tombstones.is_empty() {
+            // Like Prometheus, a series whose samples in range are all deleted is not listed.
+            let mut keep = Vec::with_capacity(all.len());
+            for l in all {
+                if self.tombstones.contains_key(&l) {
+                    let exact: Vec<Matcher> = l
+                        .iter()
+                        .map(|x| Matcher::equal(x.name.clone(), x.value.clone()))
+                        .collect();
+                    if self.select(&exact, mint, maxt)?.is_empty() {
+                        continue;
+                    }
+                }
+                keep.push(l);
+            }
+            all = keep;
+        }
         Ok(all)
     }
 

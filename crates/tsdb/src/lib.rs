@@ -15,6 +15,7 @@ pub mod exemplar;
 pub mod head;
 mod postings;
 pub mod querier;
+pub mod tombstones;
 pub mod wal;
 
 #[cfg(test)]
