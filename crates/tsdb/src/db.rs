@@ -19,12 +19,12 @@ use sextant_model::{Exemplar, HistogramValue, Labels, Matcher, Metadata};
 
 use crate::block::{self, Block, BlockMeta};
 use crate::chunkenc::Chunk;
-use crate::tombstones::is_deleted;
 use crate::exemplar::{ExemplarAppendError, ExemplarStorage, SeriesExemplars};
 use crate::head::{read_chunk, AppendError, Head, HeadOptions, MemSeries};
 use crate::querier::{
     merge_lazy, merge_series, merge_strings, LazySeries, Querier, QueryError, SeriesData,
 };
+use crate::tombstones::is_deleted;
 use crate::wal::{
     self, Record, RefExemplar, RefFloatHistogram, RefHistogram, RefSample, RefSeries, Wal,
     WalOptions,
@@ -566,7 +566,12 @@ impl Db {
     /// Deletes the samples in `[mint, maxt]` (inclusive) of every series matching `matchers`
     /// (Prometheus' admin `delete_series`): tombstones are recorded and persisted; queries
     /// hide the samples at once. Returns the number of series affected.
-    pub fn delete_series(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Result<usize, DbError> {
+    pub fn delete_series(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<usize, DbError> {
         if mint > maxt {
             return Ok(0);
         }
@@ -583,7 +588,12 @@ impl Db {
         self.metrics
             .tombstoned_series
             .fetch_add(series.len() as u64, Ordering::Relaxed);
-        tracing::info!(series = series.len(), mint, maxt, "series deleted (tombstones recorded)");
+        tracing::info!(
+            series = series.len(),
+            mint,
+            maxt,
+            "series deleted (tombstones recorded)"
+        );
         Ok(series.len())
     }
 

@@ -706,7 +706,10 @@ fn delete_series_hides_samples_in_head_and_blocks_survives_restart_and_clean() {
     let db = Db::open(dir.path(), opts(2 * H)).expect("reopen");
     let after = sel_one(&db, 1);
     assert!(!after.is_empty());
-    assert!(after.iter().all(|&t| !(H..=6 * H).contains(&t)), "tombstones persisted");
+    assert!(
+        after.iter().all(|&t| !(H..=6 * H).contains(&t)),
+        "tombstones persisted"
+    );
     // Deleting a whole series removes it from /series.
     db.delete_series(&[Matcher::equal("i", "2")], i64::MIN, i64::MAX)
         .expect("delete all");
