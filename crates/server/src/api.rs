@@ -316,6 +316,34 @@ pub async fn snapshot(State(st): State<Arc<AppState>>, p: Params) -> Response {
     .await
 }
 
+/// `/api/v1/admin/tsdb/delete_series`: tombstones the samples of every series matching a
+/// `match[]` in `[start, end]` (default: all time); 204 like Prometheus.
+pub async fn delete_series(State(st): State<Arc<AppState>>, p: Params) -> Response {
+    blocking(move || {
+        let sets = p.required_matchers()?;
+        let start = p.time("start", i64::MIN)?;
+        let end = p.time("end", i64::MAX)?;
+        for ms in &sets {
+            st.db
+                .delete_series(ms, start, end)
+                .map_err(|e| ApiError::internal(format!("delete series: {e}")))?;
+        }
+        Ok(StatusCode::NO_CONTENT.into_response())
+    })
+    .await
+}
+
+/// `/api/v1/admin/tsdb/clean_tombstones`: rewrites blocks without deleted samples; 204.
+pub async fn clean_tombstones(State(st): State<Arc<AppState>>) -> Response {
+    blocking(move || {
+        st.db
+            .clean_tombstones()
+            .map_err(|e| ApiError::internal(format!("clean tombstones: {e}")))?;
+        Ok(StatusCode::NO_CONTENT.into_response())
+    })
+    .await
+}
+
 pub async fn not_found(uri: axum::http::Uri) -> Response {
     ApiError {
         status: StatusCode::NOT_FOUND,

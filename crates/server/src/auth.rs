@@ -119,6 +119,12 @@ pub const ROUTE_SCOPES: &[(&str, &[&str], Access)] = &[
     // Prometheus' remote_read: a query of raw samples.
     ("/api/v1/read", &["POST"], READ),
     ("/api/v1/admin/tsdb/snapshot", &["POST", "PUT"], ADMIN),
+    ("/api/v1/admin/tsdb/delete_series", &["POST", "PUT"], ADMIN),
+    (
+        "/api/v1/admin/tsdb/clean_tombstones",
+        &["POST", "PUT"],
+        ADMIN,
+    ),
     // Pushgateway clients push and delete their own groups: ingest.
     ("/metrics/job/{*rest}", &["PUT", "POST", "DELETE"], WRITE),
     (

@@ -407,6 +407,14 @@ pub fn router(state: Arc<AppState>) -> Router {
             post(api::snapshot).put(api::snapshot),
         )
         .route(
+            "/api/v1/admin/tsdb/delete_series",
+            post(api::delete_series).put(api::delete_series),
+        )
+        .route(
+            "/api/v1/admin/tsdb/clean_tombstones",
+            post(api::clean_tombstones).put(api::clean_tombstones),
+        )
+        .route(
             "/metrics/job/{*rest}",
             put(push::put).post(push::post).delete(push::delete),
         )

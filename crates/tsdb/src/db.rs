@@ -24,6 +24,7 @@ use crate::head::{read_chunk, AppendError, Head, HeadOptions, MemSeries};
 use crate::querier::{
     merge_lazy, merge_series, merge_strings, LazySeries, Querier, QueryError, SeriesData,
 };
+use crate::tombstones::is_deleted;
 use crate::wal::{
     self, Record, RefExemplar, RefFloatHistogram, RefHistogram, RefSample, RefSeries, Wal,
     WalOptions,
@@ -112,6 +113,8 @@ pub struct DbMetrics {
     /// Exemplars stored (duplicates not counted), like `prometheus_tsdb_exemplar_exemplars_appended_total`.
     pub exemplars_appended: AtomicU64,
     pub exemplars_out_of_order: AtomicU64,
+    /// Series given tombstones by `delete_series` (counted once per delete call).
+    pub tombstoned_series: AtomicU64,
 }
 
 impl DbMetrics {
@@ -142,6 +145,8 @@ pub struct Db {
     downsampled: RwLock<Vec<(i64, Arc<Block>)>>,
     /// Lowest WAL segment a remote-write queue has not finished reading (`u64::MAX`: none).
     wal_hold: AtomicU64,
+    /// Deleted ranges (admin delete_series), applied by every querier.
+    tombstones: crate::tombstones::Tombstones,
 }
 
 /// A raw block gets 5m aggregates once it is this old (behind the newest sample), or earlier
@@ -200,6 +205,7 @@ impl Db {
             std::fs::create_dir_all(&d).map_err(io_err(format!("creating {}", d.display())))?;
             downsampled.extend(load_blocks(&d, &metrics)?.into_iter().map(|b| (res, b)));
         }
+        let tombstones = crate::tombstones::Tombstones::open(dir)?;
         let head = Arc::new(Head::new(opts.head.clone()));
         if let Some(maxt) = blocks.iter().map(|b| b.meta().max_time).max() {
             head.set_min_valid_time(maxt);
@@ -305,6 +311,7 @@ impl Db {
             closed: AtomicBool::new(false),
             maintenance: Mutex::new(()),
             wal_hold: AtomicU64::new(u64::MAX),
+            tombstones,
         })
     }
 
@@ -391,6 +398,7 @@ impl Db {
                 .unwrap_or_else(|e| e.into_inner())
                 .clone(),
             downsampled: self.downsampled_blocks(),
+            tombstones: self.tombstones.snapshot(),
         }
     }
 
@@ -787,6 +795,87 @@ impl Db {
             }
         }
         Ok(name)
+    }
+
+    /// Deletes the samples in `[mint, maxt]` (inclusive) of every series matching `matchers`
+    /// (Prometheus' admin `delete_series`): tombstones are recorded and persisted; queries
+    /// hide the samples at once. Returns the number of series affected.
+    pub fn delete_series(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<usize, DbError> {
+        if mint > maxt {
+            return Ok(0);
+        }
+        let raw = DbQuerier {
+            head: self.head.clone(),
+            blocks: self.blocks(),
+            external: None,
+            downsampled: Vec::new(),
+            tombstones: Arc::default(),
+        };
+        let series = raw.series(matchers, mint, maxt).map_err(|e| DbError::Io {
+            context: "selecting series to delete".into(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        self.tombstones.add(&series, mint, maxt)?;
+        self.metrics
+            .tombstoned_series
+            .fetch_add(series.len() as u64, Ordering::Relaxed);
+        tracing::info!(
+            series = series.len(),
+            mint,
+            maxt,
+            "series deleted (tombstones recorded)"
+        );
+        Ok(series.len())
+    }
+
+    /// Rewrites every block holding deleted samples without them (Prometheus' admin
+    /// `clean_tombstones`), then keeps only the tombstones still needed: those that reach into
+    /// the head's time range (head data is not rewritten) and those over histogram chunks only
+    /// partly deleted. Returns the number of blocks rewritten.
+    pub fn clean_tombstones(&self) -> Result<usize, DbError> {
+        let _g = self.maintenance.lock().unwrap_or_else(|e| e.into_inner());
+        let ts = self.tombstones.snapshot();
+        if ts.is_empty() {
+            return Ok(0);
+        }
+        let parent = self.dir.join("blocks");
+        let mut rewritten = 0;
+        let mut partial: std::collections::HashSet<Labels> = std::collections::HashSet::new();
+        for b in self.blocks() {
+            let r = block::rewrite_without(&parent, &b, &ts)?;
+            partial.extend(r.partial);
+            let Some(meta) = r.meta else { continue };
+            let nb = Arc::new(Block::open(&parent.join(&meta.ulid))?);
+            {
+                let mut w = self.blocks.write().unwrap_or_else(|e| e.into_inner());
+                w.retain(|x| x.meta().ulid != b.meta().ulid);
+                w.push(nb);
+                w.sort_by_key(|x| x.meta().min_time);
+            }
+            remove_block_dir(b.dir());
+            rewritten += 1;
+            tracing::info!(old = %b.meta().ulid, new = %meta.ulid, "block rewritten without deleted samples");
+        }
+        // Head samples are not rewritten, and samples may still arrive down to the head's
+        // lowest accepted time: keep intervals reaching there.
+        let head_floor = self
+            .head
+            .min_time()
+            .min(self.head.min_valid_time())
+            .saturating_sub(self.opts.head.ooo_window);
+        self.tombstones.update(|m| {
+            for (l, iv) in m.iter_mut() {
+                if !partial.contains(l) {
+                    iv.retain(|&(_, b)| b >= head_floor);
+                }
+            }
+        })?;
+        Ok(rewritten)
     }
 
     /// Flushes and fsyncs the WAL; the database is then safe to drop.
@@ -1204,6 +1293,7 @@ pub struct DbQuerier {
     blocks: Vec<Arc<Block>>,
     external: Option<Arc<dyn ExternalBlocks>>,
     downsampled: Vec<(i64, Arc<Block>)>,
+    tombstones: Arc<crate::tombstones::TombstoneMap>,
 }
 
 impl DbQuerier {
@@ -1258,7 +1348,15 @@ impl DbQuerier {
         if self.head_in(mint, maxt) {
             sources.push(self.head.select_lazy(matchers, mint, maxt));
         }
-        Ok(merge_lazy(sources))
+        let mut out = merge_lazy(sources);
+        if !self.tombstones.is_empty() {
+            for ls in &mut out {
+                if let Some(iv) = self.tombstones.get(&ls.labels) {
+                    ls.deleted = iv.clone();
+                }
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -1324,7 +1422,16 @@ impl DbQuerier {
         if extra.is_empty() {
             return Ok(raw);
         }
-        Ok(merge_lazy(vec![extra, raw]))
+        let mut out = merge_lazy(vec![extra, raw]);
+        // Deleted ranges (delete_series) hide aggregates of the deleted samples too.
+        if !self.tombstones.is_empty() {
+            for ls in &mut out {
+                if let Some(iv) = self.tombstones.get(&ls.labels) {
+                    ls.deleted = iv.clone();
+                }
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -1361,7 +1468,18 @@ impl Querier for DbQuerier {
         if self.head_in(mint, maxt) {
             sources.push(self.head.select(matchers, mint, maxt));
         }
-        Ok(merge_series(sources))
+        let mut out = merge_series(sources);
+        if !self.tombstones.is_empty() {
+            out.retain_mut(|sd| {
+                let Some(iv) = self.tombstones.get(&sd.labels) else {
+                    return true;
+                };
+                sd.floats.retain(|s| !is_deleted(iv, s.t));
+                sd.histograms.retain(|(t, _)| !is_deleted(iv, *t));
+                !sd.floats.is_empty() || !sd.histograms.is_empty()
+            });
+        }
+        Ok(out)
     }
 
     fn series(
@@ -1379,6 +1497,23 @@ impl Querier for DbQuerier {
         }
         all.sort();
         all.dedup();
+        if !self.tombstones.is_empty() {
+            // Like Prometheus, a series whose samples in range are all deleted is not listed.
+            let mut keep = Vec::with_capacity(all.len());
+            for l in all {
+                if self.tombstones.contains_key(&l) {
+                    let exact: Vec<Matcher> = l
+                        .iter()
+                        .map(|x| Matcher::equal(x.name.clone(), x.value.clone()))
+                        .collect();
+                    if self.select(&exact, mint, maxt)?.is_empty() {
+                        continue;
+                    }
+                }
+                keep.push(l);
+            }
+            all = keep;
+        }
         Ok(all)
     }
 

@@ -16,6 +16,7 @@ pub mod exemplar;
 pub mod head;
 mod postings;
 pub mod querier;
+pub mod tombstones;
 pub mod wal;
 
 #[cfg(test)]

@@ -31,6 +31,8 @@ pub struct LazySeries {
     pub max_samples: usize,
     /// Whether a chunk in the range holds histograms (if false, none is read).
     pub may_have_histograms: bool,
+    /// Deleted intervals (tombstones) whose samples `read` leaves out.
+    pub deleted: Vec<(i64, i64)>,
 }
 
 enum Part {
@@ -57,6 +59,7 @@ impl LazySeries {
             parts: vec![Part::Head(s)],
             max_samples: bound,
             may_have_histograms: hist,
+            deleted: Vec::new(),
         }
     }
 
@@ -69,6 +72,7 @@ impl LazySeries {
             max_samples: metas.len() * crate::block::floatenc::MAX_SAMPLES_PER_BLOCK_CHUNK,
             may_have_histograms: hist,
             parts: vec![Part::Block(b, metas)],
+            deleted: Vec::new(),
         }
     }
 
@@ -79,6 +83,7 @@ impl LazySeries {
             max_samples: samples.len(),
             may_have_histograms: false,
             parts: vec![Part::Mem(Arc::new(samples))],
+            deleted: Vec::new(),
         }
     }
 
@@ -124,6 +129,13 @@ impl LazySeries {
                     std::mem::take(&mut more.histograms),
                 );
             }
+        }
+        if !self.deleted.is_empty() {
+            let iv = &self.deleted;
+            out.floats
+                .retain(|s| !crate::tombstones::is_deleted(iv, s.t));
+            out.histograms
+                .retain(|(t, _)| !crate::tombstones::is_deleted(iv, *t));
         }
         Ok(())
     }

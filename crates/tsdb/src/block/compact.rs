@@ -205,3 +205,91 @@ pub fn plan_compaction(metas: &[BlockMeta], ranges: &[i64]) -> Option<Vec<String
     }
     None
 }
+
+/// Outcome of [`rewrite_without`].
+pub struct Rewritten {
+    /// The new block, or `None` when no sample was deleted (no block written).
+    pub meta: Option<BlockMeta>,
+    /// Series with a histogram chunk only partly inside a deleted interval: the chunk is kept
+    /// whole, so their tombstones must stay.
+    pub partial: Vec<Labels>,
+}
+
+/// Writes a copy of `block` into `parent` without the samples inside `deleted`'s intervals
+/// (same time range, level and sources). Float samples are removed one by one; a histogram
+/// chunk is dropped when an interval covers it wholly and kept otherwise.
+pub fn rewrite_without(
+    parent: &Path,
+    block: &Block,
+    deleted: &crate::tombstones::TombstoneMap,
+) -> Result<Rewritten, BlockError> {
+    use crate::tombstones::is_deleted;
+    let m = block.meta();
+    // First pass: does any tombstone remove a sample or chunk stored here?
+    let mut changed = false;
+    for (labels, iv) in deleted {
+        if iv.iter().all(|&(a, b)| b < m.min_time || a >= m.max_time) {
+            continue;
+        }
+        let exact: Vec<sextant_model::Matcher> = labels
+            .iter()
+            .map(|l| sextant_model::Matcher::equal(l.name.clone(), l.value.clone()))
+            .collect();
+        for &(a, b) in iv {
+            if !block.select(&exact, a, b)?.is_empty() {
+                changed = true;
+                break;
+            }
+        }
+        if changed {
+            break;
+        }
+    }
+    let mut partial = Vec::new();
+    if !changed {
+        return Ok(Rewritten {
+            meta: None,
+            partial,
+        });
+    }
+    // Second pass: stream the series, one in memory at a time, without the deleted samples.
+    let refs = block.all_series_refs()?;
+    let series = refs.into_iter().filter_map(|r| {
+        let mut s = match block.series_data(r) {
+            Ok(Some(s)) => s,
+            Ok(None) => return None,
+            Err(e) => return Some(Err(e)),
+        };
+        if let Some(iv) = deleted.get(&s.labels) {
+            s.floats.retain(|x| !is_deleted(iv, x.t));
+            s.hist_chunks
+                .retain(|c| !iv.iter().any(|&(a, b)| a <= c.min_t && c.max_t <= b));
+            if s.hist_chunks
+                .iter()
+                .any(|c| iv.iter().any(|&(a, b)| a <= c.max_t && c.min_t <= b))
+            {
+                partial.push(s.labels.clone());
+            }
+        }
+        (!s.floats.is_empty() || !s.hist_chunks.is_empty()).then_some(Ok(s))
+    });
+    let sources = if m.compaction.sources.is_empty() {
+        vec![m.ulid.clone()]
+    } else {
+        m.compaction.sources.clone()
+    };
+    let symbols: BTreeSet<String> = block.symbols().iter().cloned().collect();
+    let meta = write_sorted(
+        parent,
+        symbols,
+        series,
+        m.min_time,
+        m.max_time,
+        m.compaction.level,
+        sources,
+    )?;
+    Ok(Rewritten {
+        meta: Some(meta),
+        partial,
+    })
+}

@@ -63,7 +63,7 @@ use chunks::{ChunkReader, ChunkWriter};
 use floatenc::{ENCODING_FLOAT_BLOCK, MAX_SAMPLES_PER_BLOCK_CHUNK};
 use index::{IndexReader, IndexWriter};
 
-pub use compact::{compact, plan_compaction};
+pub use compact::{compact, plan_compaction, rewrite_without, Rewritten};
 
 /// Version written to `meta.json`.
 pub const BLOCK_VERSION: u32 = 1;
