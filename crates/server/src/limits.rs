@@ -1,0 +1,263 @@
+//! One place that knows every limit a client can drive: their names, the single counter
+//! `sextant_limit_hits_total{limit="<name>"}` that every refusal increments, and the limits
+//! that can change at runtime (reload). Refusals elsewhere in the code name their limit with a
+//! `(limit <name>)` tag in the message, so decoders in other crates need no dependency on this
+//! module: [`limit_in`] finds the tag and the server counts it.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+/// Every limit, by its counter label; order is [`Limit`]'s.
+pub const LIMIT_NAMES: [&str; 17] = [
+    "body_size",
+    "decompressed_size",
+    "series_per_request",
+    "samples_per_request",
+    "labels_per_series",
+    "label_name_length",
+    "label_value_length",
+    "series",
+    "series_per_metric",
+    "series_per_tenant",
+    "query_timeout",
+    "query_samples",
+    "query_concurrency",
+    "write_concurrency",
+    "rule_count",
+    "push_groups",
+    "silences",
+];
+
+/// A limit, for [`LimitHits::hit`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Limit {
+    BodySize,
+    DecompressedSize,
+    SeriesPerRequest,
+    SamplesPerRequest,
+    LabelsPerSeries,
+    LabelNameLength,
+    LabelValueLength,
+    Series,
+    SeriesPerMetric,
+    SeriesPerTenant,
+    QueryTimeout,
+    QuerySamples,
+    QueryConcurrency,
+    WriteConcurrency,
+    RuleCount,
+    PushGroups,
+    Silences,
+}
+
+const ALL: [Limit; 17] = [
+    Limit::BodySize,
+    Limit::DecompressedSize,
+    Limit::SeriesPerRequest,
+    Limit::SamplesPerRequest,
+    Limit::LabelsPerSeries,
+    Limit::LabelNameLength,
+    Limit::LabelValueLength,
+    Limit::Series,
+    Limit::SeriesPerMetric,
+    Limit::SeriesPerTenant,
+    Limit::QueryTimeout,
+    Limit::QuerySamples,
+    Limit::QueryConcurrency,
+    Limit::WriteConcurrency,
+    Limit::RuleCount,
+    Limit::PushGroups,
+    Limit::Silences,
+];
+
+impl Limit {
+    /// The counter label.
+    pub fn name(self) -> &'static str {
+        LIMIT_NAMES[self as usize]
+    }
+
+    /// The limit of a counter label.
+    pub fn from_name(s: &str) -> Option<Limit> {
+        LIMIT_NAMES.iter().position(|n| *n == s).map(|i| ALL[i])
+    }
+}
+
+/// The limit named by a `(limit <name>)` tag in an error message, if any.
+pub fn limit_in(msg: &str) -> Option<Limit> {
+    let i = msg.rfind("(limit ")?;
+    let rest = &msg[i + "(limit ".len()..];
+    let end = rest.find([')', ':', ' '])?;
+    Limit::from_name(&rest[..end])
+}
+
+/// Header naming the limit that refused a request (set on every refusal answer).
+pub const LIMIT_HEADER: &str = "X-Sextant-Limit";
+
+/// Counts refusals per limit.
+#[derive(Default)]
+pub struct LimitHits {
+    hits: [AtomicU64; 17],
+    /// Refusals counted elsewhere and added at render time (the TSDB's series caps, the
+    /// alert manager's silences), keyed by limit.
+    pub(crate) external: std::sync::Mutex<Vec<(Limit, ExternalCount)>>,
+}
+
+/// A counter kept by another component.
+pub type ExternalCount = std::sync::Arc<dyn Fn() -> u64 + Send + Sync>;
+
+impl LimitHits {
+    /// Counts one refusal by `l`.
+    pub fn hit(&self, l: Limit) {
+        self.add(l, 1);
+    }
+
+    /// Counts `n` refusals by `l`.
+    pub fn add(&self, l: Limit, n: u64) {
+        self.hits[l as usize].fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Counts a refusal whose message carries a `(limit <name>)` tag; true if it had one.
+    pub fn hit_tagged(&self, msg: &str) -> bool {
+        match limit_in(msg) {
+            Some(l) => {
+                self.hit(l);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Adds a counter kept by another component to `l`'s series.
+    pub fn add_external(&self, l: Limit, f: ExternalCount) {
+        self.external
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((l, f));
+    }
+
+    /// The current count of `l`.
+    pub fn get(&self, l: Limit) -> u64 {
+        let ext: u64 = self
+            .external
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|(x, _)| *x == l)
+            .map(|(_, f)| f())
+            .sum();
+        self.hits[l as usize].load(Ordering::Relaxed) + ext
+    }
+
+    /// Appends `sextant_limit_hits_total` with every limit (zeros included).
+    pub fn render(&self, out: &mut String) {
+        use std::fmt::Write;
+        out.push_str("# HELP sextant_limit_hits_total Requests, series or objects refused because they exceeded a configured limit (see docs/limits.md).\n");
+        out.push_str("# TYPE sextant_limit_hits_total counter\n");
+        for l in ALL {
+            let _ = writeln!(
+                out,
+                "sextant_limit_hits_total{{limit=\"{}\"}} {}",
+                l.name(),
+                self.get(l)
+            );
+        }
+    }
+}
+
+/// Limits that `/-/reload` can change while running (0 = unlimited).
+#[derive(Default)]
+pub struct RuntimeLimits {
+    pub max_series_per_request: AtomicUsize,
+    pub max_samples_per_request: AtomicUsize,
+}
+
+impl RuntimeLimits {
+    pub fn new(series: usize, samples: usize) -> Self {
+        let r = RuntimeLimits::default();
+        r.set(series, samples);
+        r
+    }
+
+    pub fn set(&self, series: usize, samples: usize) {
+        self.max_series_per_request.store(series, Ordering::Relaxed);
+        self.max_samples_per_request
+            .store(samples, Ordering::Relaxed);
+    }
+
+    /// Refuses a request with more series or samples than allowed: the limit and a message.
+    pub fn check(&self, series: usize, samples: usize) -> Result<(), (Limit, String)> {
+        let max = self.max_series_per_request.load(Ordering::Relaxed);
+        if max > 0 && series > max {
+            return Err((
+                Limit::SeriesPerRequest,
+                format!(
+                    "request has {series} series, over the limit of {max} series per request (limit series_per_request); split it into smaller requests"
+                ),
+            ));
+        }
+        let max = self.max_samples_per_request.load(Ordering::Relaxed);
+        if max > 0 && samples > max {
+            return Err((
+                Limit::SamplesPerRequest,
+                format!(
+                    "request has {samples} samples, over the limit of {max} samples per request (limit samples_per_request); split it into smaller requests"
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A plain-text refusal by `l` with the limit header; counts it.
+pub fn refuse(hits: &LimitHits, l: Limit, status: StatusCode, msg: impl Into<String>) -> Response {
+    hits.hit(l);
+    let mut r = (status, msg.into() + "\n").into_response();
+    r.headers_mut()
+        .insert(LIMIT_HEADER, HeaderValue::from_static(l.name()));
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_tags() {
+        for l in ALL {
+            assert_eq!(Limit::from_name(l.name()), Some(l));
+        }
+        assert_eq!(
+            limit_in("value of tag \"x\" is longer than 3 bytes (limit label_value_length)"),
+            Some(Limit::LabelValueLength)
+        );
+        assert_eq!(limit_in("no tag"), None);
+        assert_eq!(limit_in("(limit nonsense)"), None);
+    }
+
+    #[test]
+    fn renders_every_limit_at_zero() {
+        let h = LimitHits::default();
+        h.hit(Limit::Silences);
+        h.add_external(Limit::Series, std::sync::Arc::new(|| 5));
+        let mut s = String::new();
+        h.render(&mut s);
+        for n in LIMIT_NAMES {
+            assert!(s.contains(&format!("limit=\"{n}\"")), "{n} missing");
+        }
+        assert!(s.contains("sextant_limit_hits_total{limit=\"silences\"} 1\n"));
+        assert!(s.contains("sextant_limit_hits_total{limit=\"series\"} 5\n"));
+        assert!(s.contains("sextant_limit_hits_total{limit=\"body_size\"} 0\n"));
+    }
+
+    #[test]
+    fn per_request_checks() {
+        let r = RuntimeLimits::new(2, 3);
+        assert!(r.check(2, 3).is_ok());
+        assert_eq!(r.check(3, 1).unwrap_err().0, Limit::SeriesPerRequest);
+        assert_eq!(r.check(1, 4).unwrap_err().0, Limit::SamplesPerRequest);
+        r.set(0, 0);
+        assert!(r.check(1000, 1000).is_ok());
+    }
+}
