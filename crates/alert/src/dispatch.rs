@@ -746,9 +746,7 @@ impl AlertManager {
     pub fn set_silence(&self, s: Silence, now: i64) -> Result<String, ManagerError> {
         let mut inner = lock(&self.inner);
         let before: Vec<Silence> = inner.silences.list().cloned().collect();
-        let max = self
-            .max_silences
-            .load(std::sync::atomic::Ordering::Relaxed);
+        let max = self.max_silences.load(std::sync::atomic::Ordering::Relaxed);
         let changed = inner.silences.set_limited(s, now, max)?;
         for c in &changed {
             if let Err(e) = self.store.put_silence(c) {

@@ -24,7 +24,7 @@ fn error(status: StatusCode, kind: &str, msg: String, extra: serde_json::Value) 
             b.insert(k.clone(), v.clone());
         }
     }
-    (status, axum::Json(body)).into_response()
+    crate::limits::tag_response((status, axum::Json(body)).into_response(), &msg)
 }
 
 /// `GET /api/v1/agent/events/schema`: the JSON Schema of request bodies.
@@ -73,8 +73,7 @@ pub async fn post(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Byt
     let Ok(Ok(_permit)) =
         tokio::time::timeout(st.limits.queue_wait, st.write_slots.acquire()).await
     else {
-        st.limit_hits
-            .hit(crate::limits::Limit::WriteConcurrency);
+        st.limit_hits.hit(crate::limits::Limit::WriteConcurrency);
         return error(
             StatusCode::TOO_MANY_REQUESTS,
             "unavailable",

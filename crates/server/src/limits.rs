@@ -210,6 +210,16 @@ impl RuntimeLimits {
     }
 }
 
+/// Sets [`LIMIT_HEADER`] on `resp` when `msg` names a limit (so the body-limit fallback in
+/// the router knows the refusal was already counted).
+pub fn tag_response(mut resp: Response, msg: &str) -> Response {
+    if let Some(l) = limit_in(msg) {
+        resp.headers_mut()
+            .insert(LIMIT_HEADER, HeaderValue::from_static(l.name()));
+    }
+    resp
+}
+
 /// A plain-text refusal by `l` with the limit header; counts it.
 pub fn refuse(hits: &LimitHits, l: Limit, status: StatusCode, msg: impl Into<String>) -> Response {
     hits.hit(l);

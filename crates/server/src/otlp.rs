@@ -39,7 +39,10 @@ fn answer(status: StatusCode, enc: Encoding, body: Vec<u8>) -> Response {
 }
 
 fn status(status: StatusCode, enc: Encoding, code: i32, msg: &str) -> Response {
-    answer(status, enc, otlp::encode_status(enc, code, msg))
+    crate::limits::tag_response(
+        answer(status, enc, otlp::encode_status(enc, code, msg)),
+        msg,
+    )
 }
 
 /// `POST /v1/metrics`.
@@ -121,7 +124,12 @@ pub async fn metrics(
         if let Err((l, msg)) = crate::write::check_request(&st, &tr.batch) {
             st.limit_hits.hit(l);
             st.ingest.rejected_requests.fetch_add(1, Ordering::Relaxed);
-            return status(StatusCode::BAD_REQUEST, enc, otlp::CODE_INVALID_ARGUMENT, &msg);
+            return status(
+                StatusCode::BAD_REQUEST,
+                enc,
+                otlp::CODE_INVALID_ARGUMENT,
+                &msg,
+            );
         }
         st.ingest
             .exemplars_received

@@ -16,8 +16,8 @@ use sextant_model::{FloatHistogram, Labels, Matcher};
 use sextant_promql::{Engine, ErrorKind, QueryResult, Value};
 
 use crate::api::ApiError;
-use crate::params::Params;
 use crate::limits::Limit;
+use crate::params::Params;
 use crate::AppState;
 
 /// Query limits and defaults of the engine (Prometheus' `--query.*` flags).

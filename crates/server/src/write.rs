@@ -479,7 +479,7 @@ fn influx_error(api: InfluxApi, status: StatusCode, msg: String) -> Response {
             "message": msg,
         }),
     };
-    let mut resp = (status, axum::Json(body)).into_response();
+    let mut resp = crate::limits::tag_response((status, axum::Json(body)).into_response(), &msg);
     resp.headers_mut().insert(
         "X-Influxdb-Version",
         HeaderValue::from_static(INFLUX_VERSION),

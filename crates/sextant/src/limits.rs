@@ -72,7 +72,10 @@ impl LimitsConfig {
             }
         }
         if self.max_series_per_tenant.unwrap_or(0) > 0 && self.tenant_label.is_none() {
-            return Err("max_series_per_tenant needs tenant_label (the label naming tenants, e.g. team)".into());
+            return Err(
+                "max_series_per_tenant needs tenant_label (the label naming tenants, e.g. team)"
+                    .into(),
+            );
         }
         for (k, v) in [
             ("query_max_concurrency", self.query_max_concurrency),
@@ -228,7 +231,10 @@ impl Effective {
                 v.push(name)
             }
         };
-        d(old.max_request_size != self.max_request_size, "max_request_size");
+        d(
+            old.max_request_size != self.max_request_size,
+            "max_request_size",
+        );
         d(
             old.max_decompressed_size != self.max_decompressed_size,
             "max_decompressed_size",

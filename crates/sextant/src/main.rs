@@ -592,13 +592,7 @@ fn serve(a: ServeArgs) -> Result<()> {
         )
         .with_limits(limits.push_limits()),
     );
-    let state = AppState::with_push(
-        db.clone(),
-        limits,
-        eff.query_limits(),
-        build,
-        push.clone(),
-    );
+    let state = AppState::with_push(db.clone(), limits, eff.query_limits(), build, push.clone());
     if let Some(ar) = &archive {
         let ar = ar.clone();
         state
@@ -891,8 +885,7 @@ fn start_scraping(
         let (defs, files) = rules_cmd::load(&src).map_err(|e| format!("{e:#}"))?;
         let lim = sextant::limits::resolve(&cli_limits, &loaded.limits);
         if let Err(e) = sextant::limits::check_rule_count(&defs, lim.max_rules) {
-            st.limit_hits
-                .hit(sextant_server::limits::Limit::RuleCount);
+            st.limit_hits.hit(sextant_server::limits::Limit::RuleCount);
             return Err(e);
         }
         let prices = loaded.price_table()?;

@@ -805,8 +805,7 @@ impl Head {
             }
             let per_metric = self.caps.per_metric.load(Ordering::Relaxed);
             if let Some(ns) = name_sym {
-                if per_metric > 0 && maps.per_metric.get(&ns).copied().unwrap_or(0) >= per_metric
-                {
+                if per_metric > 0 && maps.per_metric.get(&ns).copied().unwrap_or(0) >= per_metric {
                     self.caps.hits[1].fetch_add(1, Ordering::Relaxed);
                     return Err(AppendError::SeriesLimit(format!(
                         "metric {:?} has the maximum of {per_metric} active series (limit series_per_metric)",

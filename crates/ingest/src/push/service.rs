@@ -138,7 +138,11 @@ impl PushGroups {
     fn check_limits(&self, parsed: &super::ParsedBody) -> Result<(), PushError> {
         let l = self.limits();
         let over = |n: usize, max: usize| max > 0 && n > max;
-        let samples = parsed.families.values().map(|f| f.samples.len()).sum::<usize>();
+        let samples = parsed
+            .families
+            .values()
+            .map(|f| f.samples.len())
+            .sum::<usize>();
         if over(samples, l.max_series_per_request) {
             return Err(PushError::Body(format!(
                 "push has {samples} series, over the limit of {} series per request (limit series_per_request)",

@@ -986,7 +986,13 @@ fn push_request_size_limits() {
         ..Default::default()
     });
     let e = svc
-        .push(key(&[("job", "a")]), b"m{x=\"1\"} 1\nm{x=\"2\"} 1\nm{x=\"3\"} 1\n", None, true, None)
+        .push(
+            key(&[("job", "a")]),
+            b"m{x=\"1\"} 1\nm{x=\"2\"} 1\nm{x=\"3\"} 1\n",
+            None,
+            true,
+            None,
+        )
         .unwrap_err();
     assert!(e.to_string().contains("(limit series_per_request)"), "{e}");
 }
