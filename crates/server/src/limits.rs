@@ -271,3 +271,127 @@ mod tests {
         assert!(r.check(1000, 1000).is_ok());
     }
 }
+
+/// The limits that need a held slot or an expired deadline, driven through the router.
+#[cfg(test)]
+mod router_tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    use super::Limit;
+    use crate::{router, AppState, BuildInfo, QueryLimits, WriteLimits};
+
+    fn state(w: WriteLimits, q: QueryLimits) -> (tempfile::TempDir, Arc<AppState>) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db =
+            Arc::new(sextant_tsdb::db::Db::open(dir.path(), Default::default()).expect("open db"));
+        let st = AppState::with_query_limits(
+            db,
+            w,
+            q,
+            BuildInfo {
+                version: "0".into(),
+                revision: "t".into(),
+            },
+        );
+        (dir, st)
+    }
+
+    async fn call(st: &Arc<AppState>, req: Request<Body>) -> (StatusCode, String) {
+        let resp = router(st.clone()).oneshot(req).await.expect("response");
+        let s = resp.status();
+        let b = resp.into_body().collect().await.expect("body").to_bytes();
+        (s, String::from_utf8_lossy(&b).to_string())
+    }
+
+    #[tokio::test]
+    async fn write_concurrency_answers_429_and_counts() {
+        let (_d, st) = state(
+            WriteLimits {
+                max_concurrent: 1,
+                queue_wait: Duration::from_millis(50),
+                ..Default::default()
+            },
+            QueryLimits::default(),
+        );
+        let held = st.write_slots.acquire().await.expect("slot");
+        let req = Request::post("/api/v1/import/prometheus")
+            .body(Body::from("m 1\n"))
+            .expect("req");
+        let (s, b) = call(&st, req).await;
+        assert_eq!(s, StatusCode::TOO_MANY_REQUESTS, "{b}");
+        assert!(b.contains("limit write_concurrency: 1"), "{b}");
+        let req = Request::put("/metrics/job/x")
+            .body(Body::from("m 1\n"))
+            .expect("req");
+        let (s, _) = call(&st, req).await;
+        assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(st.limit_hits.get(Limit::WriteConcurrency), 2);
+        drop(held);
+        let req = Request::post("/api/v1/import/prometheus")
+            .body(Body::from("m 1\n"))
+            .expect("req");
+        assert_eq!(call(&st, req).await.0, StatusCode::NO_CONTENT);
+    }
+
+    #[tokio::test]
+    async fn query_concurrency_answers_429_and_counts() {
+        let (_d, st) = state(
+            WriteLimits::default(),
+            QueryLimits {
+                max_concurrent: 1,
+                timeout: Duration::from_millis(50),
+                ..Default::default()
+            },
+        );
+        let held = st.query_slots.clone().acquire_owned().await.expect("slot");
+        let req = Request::get("/api/v1/query?query=1")
+            .body(Body::empty())
+            .expect("req");
+        let (s, b) = call(&st, req).await;
+        assert_eq!(s, StatusCode::TOO_MANY_REQUESTS, "{b}");
+        let v: serde_json::Value = serde_json::from_str(&b).expect("json");
+        assert_eq!(v["status"], "error");
+        assert_eq!(v["errorType"], "unavailable");
+        assert!(
+            v["error"]
+                .as_str()
+                .unwrap_or("")
+                .contains("limit query_concurrency: 1"),
+            "{b}"
+        );
+        assert_eq!(st.limit_hits.get(Limit::QueryConcurrency), 1);
+        drop(held);
+    }
+
+    #[tokio::test]
+    async fn query_timeout_in_prometheus_shape_and_counted() {
+        let (_d, st) = state(
+            WriteLimits::default(),
+            QueryLimits {
+                timeout: Duration::ZERO,
+                ..Default::default()
+            },
+        );
+        let req = Request::get("/api/v1/query_range?query=vector(1)&start=0&end=600&step=1")
+            .body(Body::empty())
+            .expect("req");
+        let (s, b) = call(&st, req).await;
+        assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{b}");
+        let v: serde_json::Value = serde_json::from_str(&b).expect("json");
+        assert_eq!(v["errorType"], "timeout");
+        assert!(
+            v["error"]
+                .as_str()
+                .unwrap_or("")
+                .contains("(limit query_timeout: 0s)"),
+            "{b}"
+        );
+        assert_eq!(st.limit_hits.get(Limit::QueryTimeout), 1);
+    }
+}
