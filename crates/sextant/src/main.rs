@@ -25,6 +25,7 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once at start; boxing buys nothing
 enum Command {
     /// Start the server with embedded defaults.
     Serve(ServeArgs),
@@ -854,6 +855,7 @@ fn serve(a: ServeArgs) -> Result<()> {
 /// Starts the scrape manager and the rule manager with the loaded configuration and installs
 /// the reload hook that `/-/reload` and SIGHUP use: it re-reads the configuration file and the
 /// rule files; when anything is invalid, nothing changes.
+#[allow(clippy::too_many_arguments)] // each argument is one piece of start-up state, used once
 fn start_scraping(
     state: &Arc<AppState>,
     config_path: Option<PathBuf>,
