@@ -340,13 +340,67 @@ fn series_and_samples_per_request_on_write_paths() {
     assert_eq!(r.status().as_u16(), 400);
     assert!(r.text().unwrap().contains("limit series_per_request"));
     series_hits += 1;
+    // Remote write 2.0.
+    let body = sextant_ingest::remote_write::compress_snappy(
+        &sextant_ingest::remote_write::encode_v2(&six),
+    );
+    let r =
+        e.c.post(e.s.url("/api/v1/write"))
+            .header(
+                "Content-Type",
+                "application/x-protobuf;proto=io.prometheus.write.v2.Request",
+            )
+            .header("Content-Encoding", "snappy")
+            .header("X-Prometheus-Remote-Write-Version", "2.0.0")
+            .body(body)
+            .send()
+            .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    assert!(r.text().unwrap().contains("limit series_per_request"));
+    series_hits += 1;
+    // OTLP (JSON): six data points of one gauge with different attributes.
+    let points: Vec<serde_json::Value> = (0..6)
+        .map(|i| {
+            serde_json::json!({
+                "attributes": [{"key": "i", "value": {"stringValue": i.to_string()}}],
+                "timeUnixNano": format!("{}", t * 1_000_000),
+                "asDouble": 1.0,
+            })
+        })
+        .collect();
+    let otlp = serde_json::json!({"resourceMetrics": [{"resource": {"attributes": []},
+        "scopeMetrics": [{"metrics": [{"name": "og", "gauge": {"dataPoints": points}}]}]}]});
+    let r =
+        e.c.post(e.s.url("/v1/metrics"))
+            .header("Content-Type", "application/json")
+            .body(otlp.to_string())
+            .send()
+            .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    assert!(r.text().unwrap().contains("limit series_per_request"));
+    series_hits += 1;
+    // JUnit: every test case is a series of its own.
+    let cases: String = (0..6)
+        .map(|i| format!("<testcase classname=\"c\" name=\"t{i}\" time=\"0.1\"/>"))
+        .collect();
+    let r =
+        e.c.post(e.s.url("/api/v1/junit?job=rq"))
+            .header("Content-Type", "application/xml")
+            .body(format!(
+                "<testsuite name=\"s\" tests=\"6\">{cases}</testsuite>"
+            ))
+            .send()
+            .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    assert!(r.text().unwrap().contains("limit series_per_request"));
+    series_hits += 1;
     assert_eq!(hits(&e, "series_per_request"), series_hits);
     assert_eq!(hits(&e, "samples_per_request"), 1);
 
     // Nothing of the refused requests was stored; a request within the limits is.
     let (status, msg) = rw(&e, &six[..5]);
     assert_eq!(status, 204, "{msg}");
-    let got = common::export(&e.c, &e.s.url(""), "{__name__=~\"rq|rq_s|imp|infl_v\"}");
+    let got = common::export(&e.c, &e.s.url(""), "{__name__=~\"rq|rq_s|imp|infl_v|og\"}");
     assert_eq!(got.len(), 5, "{got:?}");
 }
 
