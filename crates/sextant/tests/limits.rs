@@ -41,16 +41,19 @@ struct Env {
 }
 
 fn start() -> Env {
+    start_with(&[])
+}
+
+fn start_with(flags: &[&str]) -> Env {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().to_path_buf();
     std::fs::write(path.join("sextant.yml"), CONFIG).unwrap();
     std::fs::write(path.join("rules.yml"), TWO_RULES).unwrap();
     let cfg = path.join("sextant.yml");
     let data = path.join("data");
-    let mut s = Server::start(
-        &data,
-        &["--config", cfg.to_str().unwrap(), "--no-default-rules"],
-    );
+    let mut args = vec!["--config", cfg.to_str().unwrap(), "--no-default-rules"];
+    args.extend_from_slice(flags);
+    let mut s = Server::start(&data, &args);
     s.wait_ready(Duration::from_secs(60));
     Env {
         _dir: dir,
@@ -441,6 +444,18 @@ fn label_limits_name_the_limit() {
 }
 
 #[test]
+fn command_line_flags_win_over_the_file() {
+    // The file says 6 labels per series; the flag says 10.
+    let e = start_with(&["--max-labels-per-series", "10"]);
+    let many: Vec<(String, String)> = (0..8).map(|i| (format!("l{i}"), "v".into())).collect();
+    let mut pairs: Vec<(&str, &str)> = many.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    pairs.push(("__name__", "flagged"));
+    let (status, msg) = rw(&e, &[one(ls(&pairs), now(), 1.0)]);
+    assert_eq!(status, 204, "{msg}");
+    assert_eq!(hits(&e, "labels_per_series"), 0);
+}
+
+#[test]
 fn series_caps_per_tenant_per_metric_and_global() {
     let e = start();
     let t = now();
@@ -633,11 +648,19 @@ fn rule_count_on_reload_keeps_old_rules() {
     assert_eq!(rules(&e.c), 2, "the old rules keep running");
     assert_eq!(hits(&e, "rule_count"), 1);
     // Raising the limit in the file and reloading loads them (the limit is reloadable).
-    let cfg = CONFIG.replace("max_rules: 3", "max_rules: 4");
+    let cfg = CONFIG
+        .replace("max_rules: 3", "max_rules: 4")
+        .replace("max_series_per_request: 5", "max_series_per_request: 10");
     std::fs::write(e.dir.join("sextant.yml"), cfg).unwrap();
     let r = e.c.post(e.s.url("/-/reload")).send().unwrap();
     assert!(r.status().is_success(), "{}", r.text().unwrap());
     assert_eq!(rules(&e.c), 4);
+    // The per-request series limit changed with the same reload.
+    let six: Vec<_> = (0..6)
+        .map(|i| one(ls(&[("__name__", "rl"), ("i", &i.to_string())]), now(), 1.0))
+        .collect();
+    let (status, msg) = rw(&e, &six);
+    assert_eq!(status, 204, "{msg}");
 }
 
 #[test]
