@@ -175,10 +175,32 @@ impl PromApiEngine {
                 .header("Accept", "application/json")
                 .body(body)
         })?;
+        self.reply(&url, path, r)
+    }
+
+    /// Like [`PromApiEngine::call`] with a GET and the parameters in the query string.
+    fn call_get(
+        &self,
+        path: &str,
+        params: &[(&str, String)],
+    ) -> Result<(serde_json::Value, Vec<String>), String> {
+        let url = format!("{}{path}?{}", self.base, form_urlencoded(params));
+        let r = self.http.send(reqwest::Method::GET, &url, |rb| {
+            rb.header("Accept", "application/json")
+        })?;
+        self.reply(&url, path, r)
+    }
+
+    fn reply(
+        &self,
+        url: &str,
+        path: &str,
+        r: crate::http::Reply,
+    ) -> Result<(serde_json::Value, Vec<String>), String> {
         let reply: ApiReply = serde_json::from_slice(&r.body).map_err(|e| {
             format!(
                 "{} {}: HTTP {}, not a Prometheus API reply ({e}): {}",
-                redact(&url),
+                redact(url),
                 path,
                 r.status,
                 excerpt(&r.body)
@@ -328,7 +350,8 @@ impl PromApiEngine {
         if !matchers.is_empty() {
             form.push(("match[]", selector(matchers)));
         }
-        let (data, _) = self.call(&path, &form)?;
+        // GET: Prometheus serves `/api/v1/label/<name>/values` for GET only.
+        let (data, _) = self.call_get(&path, &form)?;
         let mut list: Vec<String> =
             serde_json::from_value(data).map_err(|e| format!("unexpected {path} result: {e}"))?;
         list.sort();
