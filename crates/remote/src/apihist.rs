@@ -42,7 +42,7 @@ fn num(v: &Value, what: &str) -> Result<f64, String> {
 /// The bucket index of magnitude bounds `(lo, hi]` at `schema`, if they lie on its grid.
 /// `clamped` allows `lo` to be a zero threshold inside the bucket (the lowest bucket).
 fn index_at(schema: i32, lo: f64, hi: f64, clamped: bool) -> Option<i32> {
-    if !(hi > 0.0) || !hi.is_finite() {
+    if hi.is_nan() || hi <= 0.0 || !hi.is_finite() {
         return None;
     }
     let x = hi.log2() * 2f64.powi(schema);
@@ -163,7 +163,8 @@ pub fn from_api(v: &Value) -> Result<FloatHistogram, String> {
     let lowest_pos = pos.iter().map(|b| b.1).fold(f64::INFINITY, f64::min);
     let lowest_neg = neg.iter().map(|b| b.1).fold(f64::INFINITY, f64::min);
     let zt = zero.map(|z| z.0);
-    let fit = |schema: i32| -> Option<(Vec<(i32, f64)>, Vec<(i32, f64)>)> {
+    type Indexed = Vec<(i32, f64)>;
+    let fit = |schema: i32| -> Option<(Indexed, Indexed)> {
         let mut p = Vec::with_capacity(pos.len());
         for &(lo, hi, c) in &pos {
             let clamp_ok = hi == lowest_pos || Some(lo) == zt;

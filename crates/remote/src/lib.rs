@@ -445,7 +445,7 @@ impl SeriesSet for MergedSet<'_> {
         } else {
             None
         };
-        let outside = |t: i64| span.map_or(true, |(a, b)| t < a || t > b);
+        let outside = |t: i64| span.is_none_or(|(a, b)| t < a || t > b);
         let mut mf = std::mem::take(&mut out.floats);
         mf.extend(floats.filter(|p| outside(p.t)).copied());
         mf.sort_by_key(|p| p.t); // stable: local first on equal timestamps

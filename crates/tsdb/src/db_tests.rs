@@ -800,12 +800,36 @@ fn downsampled_blocks_answer_after_retention() {
         }
         inc
     };
+    // Across 2h block boundaries too: the counter aggregates of consecutive blocks are
+    // stitched on raw values.
     for pair in counter.windows(2) {
-        // Blocks are 2h; stay inside one.
-        if pair[0].t.div_euclid(2 * H) == pair[1].t.div_euclid(2 * H) {
-            assert_eq!(pair[1].v - pair[0].v, raw_increase(pair[0].t, pair[1].t));
-        }
+        let (got, want) = (pair[1].v - pair[0].v, raw_increase(pair[0].t, pair[1].t));
+        assert!(
+            (got - want).abs() <= 1e-9 * want.abs().max(1.0),
+            "{pair:?}: {got} vs {want}"
+        );
     }
+    // And into the raw data after them: the newest aggregate is the raw value it stands for,
+    // so rate() sees no spurious reset where raw data takes over.
+    let first_raw = got[0]
+        .floats
+        .iter()
+        .find(|s| s.t >= raw_min)
+        .copied()
+        .expect("raw after aggregates");
+    let last_aggr = counter[counter.len() - 1];
+    let at = |t: i64| raw.iter().find(|s| s.t == t).map(|s| s.v);
+    assert_eq!(Some(last_aggr.v), at(last_aggr.t), "{last_aggr:?}");
+    let prom_increase = if first_raw.v < last_aggr.v {
+        first_raw.v
+    } else {
+        first_raw.v - last_aggr.v
+    };
+    assert_eq!(
+        prom_increase,
+        raw_increase(last_aggr.t, first_raw.t),
+        "{last_aggr:?} → {first_raw:?}"
+    );
     // Functions aggregates cannot answer, ranges shorter than the window, and small steps for
     // plain selectors read raw data only.
     for (func, range, step) in [
