@@ -161,24 +161,30 @@ pub fn from_api(v: &Value) -> Result<FloatHistogram, String> {
     }
     // The API starts the positive bucket holding the zero threshold at the threshold.
     let lowest_pos = pos.iter().map(|b| b.1).fold(f64::INFINITY, f64::min);
-    let lowest_neg = neg.iter().map(|b| b.1).fold(f64::INFINITY, f64::min);
     let zt = zero.map(|z| z.0);
     type Indexed = Vec<(i32, f64)>;
-    let fit = |schema: i32| -> Option<(Indexed, Indexed)> {
+    // Exact fits first; only if none fits may the lowest positive bucket start inside its
+    // grid bucket (at the zero threshold), else a coarser schema would always "fit".
+    let fit = |schema: i32, clamp: bool| -> Option<(Indexed, Indexed)> {
         let mut p = Vec::with_capacity(pos.len());
         for &(lo, hi, c) in &pos {
-            let clamp_ok = hi == lowest_pos || Some(lo) == zt;
+            let clamp_ok = clamp && (hi == lowest_pos || Some(lo) == zt);
             p.push((index_at(schema, lo, hi, clamp_ok)?, c));
         }
         let mut n = Vec::with_capacity(neg.len());
         for &(lo, hi, c) in &neg {
-            n.push((index_at(schema, lo, hi, hi == lowest_neg)?, c));
+            n.push((index_at(schema, lo, hi, false)?, c));
         }
         Some((p, n))
     };
+    // With clamping the finest schema whose grid bucket holds the threshold is taken (a lone
+    // clamped bucket fits several; the finest never coarsens other samples when merged).
+    let found = (-4..=8)
+        .find_map(|s| fit(s, false).map(|f| (s, f)))
+        .or_else(|| (-4..=8).rev().find_map(|s| fit(s, true).map(|f| (s, f))));
     if pos.is_empty() && neg.is_empty() {
         h.schema = FALLBACK_SCHEMA;
-    } else if let Some((schema, (p, n))) = (-4..=8).find_map(|s| fit(s).map(|f| (s, f))) {
+    } else if let Some((schema, (p, n))) = found {
         h.schema = schema;
         // A lowest bucket starting inside its grid bucket starts at the zero threshold.
         if zero.is_none() {
@@ -319,6 +325,64 @@ mod tests {
             sextant_promql::api_buckets(&h)
         );
         assert_eq!((back.count, back.sum), (6.0, 3.0));
+    }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any histogram the query API can write comes back with the same buckets, count and
+        /// sum (and, rendered again, the same JSON).
+        #[test]
+        fn api_buckets_round_trip(
+            schema in -4i32..=8,
+            zt in prop::sample::select(vec![0.0, 1e-300]),
+            zc in prop::sample::select(vec![0.0, 3.0]),
+            pos in prop::collection::vec((-8i32..8, 1u32..4, 1.0f64..100.0), 0..4),
+            neg in prop::collection::vec((-8i32..8, 1u32..4, 1.0f64..100.0), 0..3),
+        ) {
+            let spans = |v: &[(i32, u32, f64)]| -> (Vec<Span>, Vec<f64>) {
+                let mut s = Vec::new();
+                let mut c = Vec::new();
+                for (i, &(off, len, n)) in v.iter().enumerate() {
+                    // Offsets after the first are gaps (≥ 0).
+                    let off = if i == 0 { off } else { off.abs() };
+                    s.push(Span { offset: off, length: len });
+                    c.extend((0..len).map(|k| n + k as f64));
+                }
+                (s, c)
+            };
+            let (ps, pc) = spans(&pos);
+            let (ns, nc) = spans(&neg);
+            let h = FloatHistogram {
+                schema,
+                zero_threshold: zt,
+                zero_count: zc,
+                count: zc + pc.iter().sum::<f64>() + nc.iter().sum::<f64>(),
+                sum: 1.5,
+                positive_spans: ps,
+                positive_buckets: pc,
+                negative_spans: ns,
+                negative_buckets: nc,
+                ..Default::default()
+            };
+            let want = sextant_promql::api_buckets(&h);
+            let back = round_trip(&h);
+            prop_assert_eq!(sextant_promql::api_buckets(&back), want);
+            prop_assert_eq!((back.count, back.sum), (h.count, h.sum));
+        }
+
+        /// Arbitrary bucket lists never panic: they are read or refused with an error.
+        #[test]
+        fn arbitrary_buckets_never_panic(
+            b in prop::collection::vec((0u64..5, any::<f64>(), any::<f64>(), any::<f64>()), 0..8),
+        ) {
+            let buckets: Vec<Value> = b
+                .iter()
+                .map(|(r, lo, hi, c)| serde_json::json!([r, lo.to_string(), hi.to_string(), c.to_string()]))
+                .collect();
+            let v = serde_json::json!({"count": "1", "sum": "0", "buckets": buckets});
+            let _ = from_api(&v);
+        }
     }
 
     #[test]
