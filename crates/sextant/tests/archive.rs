@@ -582,7 +582,6 @@ fn downsampled_blocks_are_archived_and_queried_after_local_retention() {
     // Older than a day, so no background reader (the LLM price table looks 25h back) touches
     // the archive: every download below is a query's.
     let (start, end) = write_blocks_ago(&data, 64);
-    let raw = block_dirs(&data);
     let cfg = config(tmp.path(), &m, &m.secret, 1 << 30);
     let cfg_arg = cfg.to_str().unwrap();
     let base = ["--config", cfg_arg, "--no-default-rules"];
@@ -625,21 +624,30 @@ fn downsampled_blocks_are_archived_and_queried_after_local_retention() {
     // Every raw block old enough is downsampled in the first maintenance round (before
     // retention), so once aggregates exist their set is complete; wait for their upload and
     // for retention to delete the raw blocks they came from.
+    let c = s3(&m, "arch", &m.secret);
     wait(
         "aggregates written and archived, raw blocks deleted",
         120,
         || {
-            let (ds5, n1) = (dirs_in(&d5), dirs_in(&d1).len());
+            let (ds5, ds1) = (dirs_in(&d5), dirs_in(&d1));
             let left = block_dirs(&data);
-            !ds5.is_empty()
-                && ds5.len() == n1
-                && ds5.iter().all(|u| !left.contains(&source(&d5, u)))
-                && metric(&s, "sextant_archive_uploaded_blocks_total")
-                    >= (raw.len() + ds5.len() + n1) as f64
+            if ds5.is_empty() || ds5.len() != ds1.len() {
+                return false;
+            }
+            if ds5.iter().any(|u| left.contains(&source(&d5, u))) {
+                return false;
+            }
+            let Ok(listed) = rt().block_on(c.list("node-1/downsampled/")) else {
+                return false;
+            };
+            let has = |res: &str, u: &String| {
+                let k = format!("node-1/downsampled/{res}/{u}/meta.json");
+                listed.iter().any(|o| o.key == k)
+            };
+            ds5.iter().all(|u| has("5m", u)) && ds1.iter().all(|u| has("1h", u))
         },
     );
     let ds5_a = dirs_in(&d5);
-    let c = s3(&m, "arch", &m.secret);
     let listed = rt().block_on(c.list("node-1/downsampled/")).unwrap();
     for (res, list) in [("5m", &ds5_a), ("1h", &dirs_in(&d1))] {
         for u in list {
@@ -700,8 +708,8 @@ fn downsampled_blocks_are_archived_and_queried_after_local_retention() {
     assert!(!cached.is_empty());
     for u in &cached {
         assert!(
-            !raw.contains(u),
-            "raw block {u} downloaded for a large-step query"
+            ds5_a.contains(u) || ds1_a.contains(u),
+            "{u}, not an aggregate block, downloaded for a large-step query"
         );
     }
     assert!(
