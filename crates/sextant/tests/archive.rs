@@ -671,8 +671,9 @@ fn downsampled_blocks_are_archived_and_queried_after_local_retention() {
     s.terminate();
 
     // Run B: the older half of the aggregate blocks is gone locally (as their own retention
-    // or a lost disk would leave it; retention waiting for the upload is unit-tested with the
-    // raw blocks' rule); the same queries read them from the bucket.
+    // or a lost disk would leave it; that their retention waits for the archive is tested in
+    // crates/tsdb `downsampled_retention_waits_for_the_archive`); the same queries read them
+    // from the bucket.
     let ds1_a = dirs_in(&d1);
     let min_time = |u: &str| -> i64 {
         let m: serde_json::Value =
