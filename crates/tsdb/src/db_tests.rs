@@ -847,6 +847,52 @@ fn downsampled_blocks_answer_after_retention() {
     }
 }
 
+/// An archive stand-in: holds blocks once `held` is set, has no blocks of its own.
+struct Holds(std::sync::atomic::AtomicBool);
+
+impl crate::db::ExternalBlocks for Holds {
+    fn blocks(
+        &self,
+        _: i64,
+        _: i64,
+        _: &[Arc<crate::block::Block>],
+    ) -> Result<Vec<Arc<crate::block::Block>>, crate::querier::QueryError> {
+        Ok(Vec::new())
+    }
+    fn holds(&self, _: &str) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// Aggregate blocks past their retention (10 × the time retention) are deleted only once the
+/// archive holds them, like raw blocks.
+#[test]
+fn downsampled_retention_waits_for_the_archive() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let o = DbOptions {
+        retention: 2 * H,
+        ..opts(2 * H)
+    };
+    let db = Db::open(dir.path(), o).expect("open");
+    let ext = Arc::new(Holds(std::sync::atomic::AtomicBool::new(false)));
+    db.set_external_blocks(ext.clone());
+    write(&db, "dsr", 1, 0, 40 * H, 60_000);
+    db.maintain();
+    let before = db.downsampled_blocks().len();
+    assert!(before > 0, "nothing downsampled");
+    // Data spans 40h: aggregates ending more than 20h before the newest sample are past their
+    // retention, but the archive does not hold them yet.
+    db.maintain();
+    assert_eq!(db.downsampled_blocks().len(), before);
+    ext.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    db.maintain();
+    let after = db.downsampled_blocks();
+    assert!(after.len() < before, "{} of {before} left", after.len());
+    assert!(after
+        .iter()
+        .all(|(_, b)| b.meta().max_time > 40 * H - 60_000 - 20 * H));
+}
+
 fn wal_segments(dir: &std::path::Path) -> Vec<u64> {
     crate::wal::tail::listing(&dir.join("wal"))
         .expect("listing")
@@ -989,50 +1035,4 @@ fn delete_series_hides_samples_in_head_and_blocks_survives_restart_and_clean() {
     drop(db);
     let db = Db::open(dir.path(), opts(2 * H)).expect("reopen after clean");
     assert_eq!(sel_one(&db, 1), after);
-}
-
-/// An archive stand-in: holds blocks once `held` is set, has no blocks of its own.
-struct Holds(std::sync::atomic::AtomicBool);
-
-impl crate::db::ExternalBlocks for Holds {
-    fn blocks(
-        &self,
-        _: i64,
-        _: i64,
-        _: &[Arc<crate::block::Block>],
-    ) -> Result<Vec<Arc<crate::block::Block>>, crate::querier::QueryError> {
-        Ok(Vec::new())
-    }
-    fn holds(&self, _: &str) -> bool {
-        self.0.load(std::sync::atomic::Ordering::Relaxed)
-    }
-}
-
-/// Aggregate blocks past their retention (10 × the time retention) are deleted only once the
-/// archive holds them, like raw blocks.
-#[test]
-fn downsampled_retention_waits_for_the_archive() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let o = DbOptions {
-        retention: 2 * H,
-        ..opts(2 * H)
-    };
-    let db = Db::open(dir.path(), o).expect("open");
-    let ext = Arc::new(Holds(std::sync::atomic::AtomicBool::new(false)));
-    db.set_external_blocks(ext.clone());
-    write(&db, "dsr", 1, 0, 40 * H, 60_000);
-    db.maintain();
-    let before = db.downsampled_blocks().len();
-    assert!(before > 0, "nothing downsampled");
-    // Data spans 40h: aggregates ending more than 20h before the newest sample are past their
-    // retention, but the archive does not hold them yet.
-    db.maintain();
-    assert_eq!(db.downsampled_blocks().len(), before);
-    ext.0.store(true, std::sync::atomic::Ordering::Relaxed);
-    db.maintain();
-    let after = db.downsampled_blocks();
-    assert!(after.len() < before, "{} of {before} left", after.len());
-    assert!(after
-        .iter()
-        .all(|(_, b)| b.meta().max_time > 40 * H - 60_000 - 20 * H));
 }
