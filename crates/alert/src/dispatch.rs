@@ -165,6 +165,8 @@ pub struct AlertManager {
     opts: Options,
     builder: IntegrationBuilder,
     started_ms: i64,
+    /// Active + pending silences allowed (0 = unlimited); changeable by reload.
+    max_silences: std::sync::atomic::AtomicUsize,
 }
 
 /// An alert with its status, for the v2 API.
@@ -340,7 +342,14 @@ impl AlertManager {
             opts,
             builder,
             started_ms: now,
+            max_silences: std::sync::atomic::AtomicUsize::new(0),
         }))
+    }
+
+    /// Sets the most active + pending silences (0 = unlimited); existing ones are kept.
+    pub fn set_max_silences(&self, max: usize) {
+        self.max_silences
+            .store(max, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// When the manager started (ms), for `/api/v2/status`.
@@ -737,7 +746,8 @@ impl AlertManager {
     pub fn set_silence(&self, s: Silence, now: i64) -> Result<String, ManagerError> {
         let mut inner = lock(&self.inner);
         let before: Vec<Silence> = inner.silences.list().cloned().collect();
-        let changed = inner.silences.set(s, now)?;
+        let max = self.max_silences.load(std::sync::atomic::Ordering::Relaxed);
+        let changed = inner.silences.set_limited(s, now, max)?;
         for c in &changed {
             if let Err(e) = self.store.put_silence(c) {
                 // Undo: nothing is acted on unless it is stored.

@@ -94,6 +94,10 @@ pub enum SilenceError {
     Invalid(String),
     #[error("silence {0} already expired")]
     AlreadyExpired(String),
+    /// Creating one more would exceed `max_silences` (Alertmanager's `--silences.max-silences`,
+    /// counting active and pending silences).
+    #[error("exceeded maximum number of silences: {count} (limit: {limit})")]
+    TooMany { count: usize, limit: usize },
 }
 
 /// All silences, with compiled matchers.
@@ -173,7 +177,26 @@ impl Silences {
 
     /// Creates or updates a silence (Alertmanager's `Set`); returns the silences that changed
     /// (to persist) — the new or updated one last.
-    pub fn set(&mut self, mut s: Silence, now: i64) -> Result<Vec<Silence>, SilenceError> {
+    pub fn set(&mut self, s: Silence, now: i64) -> Result<Vec<Silence>, SilenceError> {
+        self.set_limited(s, now, 0)
+    }
+
+    /// Active and pending silences.
+    pub fn count_unexpired(&self, now: i64) -> usize {
+        self.map
+            .values()
+            .filter(|(s, _)| s.state(now) != SilenceState::Expired)
+            .count()
+    }
+
+    /// [`set`](Self::set) refusing to create a silence beyond `max` active and pending ones
+    /// (0 = unlimited); updates in place and replacements of an unexpired silence still pass.
+    pub fn set_limited(
+        &mut self,
+        mut s: Silence,
+        now: i64,
+        max: usize,
+    ) -> Result<Vec<Silence>, SilenceError> {
         if s.ends_at < now {
             return Err(SilenceError::Invalid(
                 "end time can't be in the past".into(),
@@ -194,9 +217,13 @@ impl Silences {
                 self.map.insert(s.id.clone(), (s.clone(), ms));
                 return Ok(vec![s]);
             }
-            if prev.state(now) != SilenceState::Expired {
+            let replaces = prev.state(now) != SilenceState::Expired;
+            self.check_room(now, max, replaces)?;
+            if replaces {
                 changed.push(self.expire(&s.id.clone(), now)?);
             }
+        } else {
+            self.check_room(now, max, false)?;
         }
         s.id = new_uuid();
         if s.starts_at < now {
@@ -206,6 +233,17 @@ impl Silences {
         self.map.insert(s.id.clone(), (s.clone(), ms));
         changed.push(s);
         Ok(changed)
+    }
+
+    fn check_room(&self, now: i64, max: usize, replaces: bool) -> Result<(), SilenceError> {
+        if max == 0 {
+            return Ok(());
+        }
+        let count = self.count_unexpired(now) - usize::from(replaces);
+        if count + 1 > max {
+            return Err(SilenceError::TooMany { count, limit: max });
+        }
+        Ok(())
     }
 
     /// Expires a silence now.
@@ -282,6 +320,39 @@ mod tests {
         p.iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn max_silences_counts_active_and_pending() {
+        let mut s = Silences::default();
+        let a = s
+            .set_limited(sil("job", "a", false, 1000, 5000), 1000, 2)
+            .unwrap()[0]
+            .id
+            .clone();
+        s.set_limited(sil("job", "b", false, 3000, 6000), 1000, 2)
+            .unwrap();
+        let e = s
+            .set_limited(sil("job", "c", false, 1000, 5000), 1000, 2)
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "exceeded maximum number of silences: 2 (limit: 2)"
+        );
+        // Replacing an unexpired one (different matchers) still works.
+        let mut r = sil("job", "a2", false, 1000, 5000);
+        r.id = a.clone();
+        s.set_limited(r, 1500, 2).unwrap();
+        // Once one expires there is room again.
+        let b = s
+            .list()
+            .find(|x| x.matchers[0].value == "b")
+            .unwrap()
+            .id
+            .clone();
+        s.expire(&b, 1600).unwrap();
+        s.set_limited(sil("job", "c", false, 1000, 5000), 1700, 2)
+            .unwrap();
     }
 
     #[test]

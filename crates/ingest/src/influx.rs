@@ -86,6 +86,9 @@ pub struct InfluxBatch {
     pub lines: usize,
     /// String fields skipped (they have no numeric value).
     pub skipped_string_fields: usize,
+    /// Lines refused by a per-series limit, by the limit named in the message's
+    /// `(limit <name>)` tag (a handful of keys at most).
+    pub limit_errors: std::collections::BTreeMap<String, u64>,
 }
 
 /// Parses a line-protocol body. Never fails as a whole: bad lines are counted in the result.
@@ -108,6 +111,12 @@ pub fn parse_influx(body: &[u8], opts: &InfluxOptions) -> InfluxBatch {
             .and_then(|line| parse_line(line, opts, &mut out));
         if let Err(msg) = res {
             out.invalid_lines += 1;
+            if let Some(tag) = msg
+                .rfind("(limit ")
+                .and_then(|i| msg[i + 7..].split(')').next())
+            {
+                *out.limit_errors.entry(tag.to_string()).or_default() += 1;
+            }
             if out.first_error.is_none() {
                 out.first_error = Some(LineError { line: line_no, msg });
             }
@@ -264,7 +273,7 @@ fn parse_line(line: &str, opts: &InfluxOptions, out: &mut InfluxBatch) -> Result
         let name = sanitize(&format!("{measurement}_{key}"), true);
         if opts.limits.max_label_value_len > 0 && name.len() > opts.limits.max_label_value_len {
             return Err(format!(
-                "metric name {name:?} is longer than {} bytes",
+                "metric name {name:?} is longer than {} bytes (limit label_value_length)",
                 opts.limits.max_label_value_len
             ));
         }
@@ -282,7 +291,7 @@ fn parse_line(line: &str, opts: &InfluxOptions, out: &mut InfluxBatch) -> Result
 fn check_limits(labels: &[(String, String)], l: &DecodeLimits) -> Result<(), String> {
     if l.max_labels_per_series > 0 && labels.len() + 1 > l.max_labels_per_series {
         return Err(format!(
-            "{} labels (tags, db and the metric name) exceed the limit of {}",
+            "{} labels (tags, db and the metric name) exceed the limit of {} (limit labels_per_series)",
             labels.len() + 1,
             l.max_labels_per_series
         ));
@@ -290,13 +299,13 @@ fn check_limits(labels: &[(String, String)], l: &DecodeLimits) -> Result<(), Str
     for (n, v) in labels {
         if l.max_label_name_len > 0 && n.len() > l.max_label_name_len {
             return Err(format!(
-                "tag key {n:?} is longer than {} bytes",
+                "tag key {n:?} is longer than {} bytes (limit label_name_length)",
                 l.max_label_name_len
             ));
         }
         if l.max_label_value_len > 0 && v.len() > l.max_label_value_len {
             return Err(format!(
-                "value of tag {n:?} is longer than {} bytes",
+                "value of tag {n:?} is longer than {} bytes (limit label_value_length)",
                 l.max_label_value_len
             ));
         }

@@ -24,7 +24,7 @@ fn error(status: StatusCode, kind: &str, msg: String, extra: serde_json::Value) 
             b.insert(k.clone(), v.clone());
         }
     }
-    (status, axum::Json(body)).into_response()
+    crate::limits::tag_response((status, axum::Json(body)).into_response(), &msg)
 }
 
 /// `GET /api/v1/agent/events/schema`: the JSON Schema of request bodies.
@@ -73,11 +73,12 @@ pub async fn post(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Byt
     let Ok(Ok(_permit)) =
         tokio::time::timeout(st.limits.queue_wait, st.write_slots.acquire()).await
     else {
+        st.limit_hits.hit(crate::limits::Limit::WriteConcurrency);
         return error(
             StatusCode::TOO_MANY_REQUESTS,
             "unavailable",
             format!(
-                "too many concurrent write requests (limit {}); retry later",
+                "too many concurrent write requests (limit write_concurrency: {}); retry later",
                 st.limits.max_concurrent
             ),
             json!({}),
@@ -92,12 +93,15 @@ pub async fn post(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Byt
         ) {
             Ok(b) => b,
             Err(e) => {
-                return error(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    "bad_data",
-                    e.to_string(),
-                    json!({}),
-                )
+                let msg = e.to_string();
+                let status = if st2.limit_hits.hit_tagged(&msg) {
+                    StatusCode::PAYLOAD_TOO_LARGE
+                } else if matches!(e, sextant_ingest::push::PushError::Encoding(_)) {
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE
+                } else {
+                    StatusCode::BAD_REQUEST
+                };
+                return error(status, "bad_data", msg, json!({}));
             }
         };
         let events = match parse_events(&body, ndjson, sextant_model::time::now_ms()) {
@@ -117,6 +121,11 @@ pub async fn post(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Byt
                 );
             }
         };
+        // Each event becomes a handful of samples: the per-request samples limit counts events.
+        if let Err((l, msg)) = st2.runtime_limits.check(0, events.len()) {
+            st2.limit_hits.hit(l);
+            return error(StatusCode::BAD_REQUEST, "bad_data", msg, json!({}));
+        }
         match st2.agent_events().ingest(&events) {
             Ok(out) => axum::Json(json!({"status": "success", "data": out})).into_response(),
             Err(e @ EventsError::Limit(_)) => error(

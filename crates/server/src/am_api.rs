@@ -393,6 +393,10 @@ pub async fn post_silences(State(st): State<Arc<AppState>>, body: Bytes) -> Resp
     let am = am.clone();
     match tokio::task::spawn_blocking(move || am.set_silence(sil, now)).await {
         Ok(Ok(id)) => reply(StatusCode::OK, json!({"silenceID": id})),
+        Ok(Err(e @ ManagerError::Silence(SilenceError::TooMany { .. }))) => {
+            st.limit_hits.hit(crate::limits::Limit::Silences);
+            silence_error(e)
+        }
         Ok(Err(e)) => silence_error(e),
         Err(e) => reply(
             StatusCode::INTERNAL_SERVER_ERROR,

@@ -42,11 +42,12 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
+        let r = (
             self.status,
             axum::Json(json!({"status": "error", "errorType": self.kind, "error": self.msg})),
         )
-            .into_response()
+            .into_response();
+        crate::limits::tag_response(r, &self.msg)
     }
 }
 

@@ -205,16 +205,33 @@ pub async fn upload(
         .into_response();
     }
     let max_decoded = st.limits.max_decoded;
+    let st2 = st.clone();
     let res = tokio::task::spawn_blocking(move || -> Result<Value, ApiError> {
         let body =
             sextant_ingest::push::decode_content_encoding(enc.as_deref(), &body, max_decoded)
-                .map_err(|e| ApiError::bad_data(e.to_string()))?;
+                .map_err(|e| {
+                    let msg = e.to_string();
+                    if st2.limit_hits.hit_tagged(&msg) {
+                        ApiError {
+                            status: StatusCode::PAYLOAD_TOO_LARGE,
+                            kind: "bad_data",
+                            msg,
+                        }
+                    } else {
+                        ApiError::bad_data(msg)
+                    }
+                })?;
         let report =
             sextant_ingest::junit::parse(&body).map_err(|e| ApiError::bad_data(e.to_string()))?;
         if report.cases() == 0 {
             return Err(ApiError::bad_data(
                 "the report has no <testcase> elements: nothing to record",
             ));
+        }
+        // Every test case becomes series of its own: the per-request series limit applies.
+        if let Err((l, msg)) = st2.runtime_limits.check(report.cases(), 0) {
+            st2.limit_hits.hit(l);
+            return Err(ApiError::bad_data(msg));
         }
         let summary = runs
             .upload(p.key, &p.run, &p.commit, &report)

@@ -10,6 +10,7 @@ mod dashboards_api;
 mod exemplars;
 mod export;
 mod junit;
+pub mod limits;
 mod otlp;
 mod params;
 mod prices;
@@ -60,6 +61,12 @@ pub struct WriteLimits {
     /// Write requests processed at once; more wait up to `queue_wait`, then get 429.
     pub max_concurrent: usize,
     pub queue_wait: Duration,
+    /// Series in one write request (0 = unlimited); changeable by reload.
+    pub max_series_per_request: usize,
+    /// Samples (floats + histograms) in one write request (0 = unlimited); changeable by reload.
+    pub max_samples_per_request: usize,
+    /// Pushgateway groups kept at once (0 = unlimited); changeable by reload.
+    pub max_push_groups: usize,
 }
 
 impl Default for WriteLimits {
@@ -72,6 +79,9 @@ impl Default for WriteLimits {
             max_label_value_len: 4096,
             max_concurrent: 16,
             queue_wait: Duration::from_secs(10),
+            max_series_per_request: 1_000_000,
+            max_samples_per_request: 10_000_000,
+            max_push_groups: 10_000,
         }
     }
 }
@@ -83,6 +93,9 @@ impl WriteLimits {
             max_labels_per_series: self.max_labels_per_series,
             max_label_name_len: self.max_label_name_len,
             max_label_value_len: self.max_label_value_len,
+            max_groups: self.max_push_groups,
+            max_series_per_request: self.max_series_per_request,
+            max_samples_per_request: self.max_samples_per_request,
         }
     }
 }
@@ -128,6 +141,10 @@ pub struct AppState {
     /// `global.external_labels`, for `/api/v1/read`.
     external_labels: std::sync::OnceLock<sextant_model::Labels>,
     auth: std::sync::OnceLock<Arc<Auth>>,
+    /// `sextant_limit_hits_total`: refusals per limit.
+    pub limit_hits: Arc<limits::LimitHits>,
+    /// The write limits reload can change.
+    pub runtime_limits: limits::RuntimeLimits,
 }
 
 /// Appends metric families in the text exposition format to `/metrics`.
@@ -169,7 +186,25 @@ impl AppState {
         let query_slots = Arc::new(tokio::sync::Semaphore::new(
             query_limits.max_concurrent.max(1),
         ));
+        let limit_hits = Arc::new(limits::LimitHits::default());
+        for (i, l) in [
+            limits::Limit::Series,
+            limits::Limit::SeriesPerMetric,
+            limits::Limit::SeriesPerTenant,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let db = db.clone();
+            limit_hits.add_external(l, Arc::new(move || db.head().series_limit_hits()[i]));
+        }
+        let runtime_limits = limits::RuntimeLimits::new(
+            limits.max_series_per_request,
+            limits.max_samples_per_request,
+        );
         Arc::new(AppState {
+            limit_hits,
+            runtime_limits,
             db,
             limits,
             build,
@@ -461,7 +496,22 @@ async fn track(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Res
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "other".to_string());
     let t0 = Instant::now();
-    let resp = next.run(req).await;
+    let mut resp = next.run(req).await;
+    // axum's body limit refuses bodies over `max_body` before any handler sees them: count
+    // that refusal and say which limit it was.
+    if resp.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE
+        && !resp.headers().contains_key(limits::LIMIT_HEADER)
+    {
+        resp = limits::refuse(
+            &st.limit_hits,
+            limits::Limit::BodySize,
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "request body exceeds the limit of {} bytes (limit body_size)",
+                st.limits.max_body
+            ),
+        );
+    }
     st.http
         .observe(&handler, resp.status().as_u16(), t0.elapsed().as_secs_f64());
     resp

@@ -39,7 +39,10 @@ fn answer(status: StatusCode, enc: Encoding, body: Vec<u8>) -> Response {
 }
 
 fn status(status: StatusCode, enc: Encoding, code: i32, msg: &str) -> Response {
-    answer(status, enc, otlp::encode_status(enc, code, msg))
+    crate::limits::tag_response(
+        answer(status, enc, otlp::encode_status(enc, code, msg)),
+        msg,
+    )
 }
 
 /// `POST /v1/metrics`.
@@ -64,11 +67,14 @@ pub async fn metrics(
             StatusCode::PAYLOAD_TOO_LARGE,
             enc,
             otlp::CODE_INVALID_ARGUMENT,
-            &format!(
-                "request body of {} bytes exceeds the limit of {} bytes",
-                body.len(),
-                st.limits.max_body
-            ),
+            &{
+                st.limit_hits.hit(crate::limits::Limit::BodySize);
+                format!(
+                    "request body of {} bytes exceeds the limit of {} bytes (limit body_size)",
+                    body.len(),
+                    st.limits.max_body
+                )
+            },
         );
     }
     let content_encoding = headers
@@ -90,7 +96,10 @@ pub async fn metrics(
                 st.ingest.rejected_requests.fetch_add(1, Ordering::Relaxed);
                 let code = match e {
                     OtlpError::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    OtlpError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+                    OtlpError::TooLarge { .. } => {
+                        st.limit_hits.hit(crate::limits::Limit::DecompressedSize);
+                        StatusCode::PAYLOAD_TOO_LARGE
+                    }
                     _ => StatusCode::BAD_REQUEST,
                 };
                 return status(code, enc, otlp::CODE_INVALID_ARGUMENT, &e.to_string());
@@ -109,6 +118,19 @@ pub async fn metrics(
         st.otlp
             .data_points
             .fetch_add(tr.points as u64, Ordering::Relaxed);
+        if let Some(e) = &tr.first_error {
+            st.limit_hits.hit_tagged(&e.to_string());
+        }
+        if let Err((l, msg)) = crate::write::check_request(&st, &tr.batch) {
+            st.limit_hits.hit(l);
+            st.ingest.rejected_requests.fetch_add(1, Ordering::Relaxed);
+            return status(
+                StatusCode::BAD_REQUEST,
+                enc,
+                otlp::CODE_INVALID_ARGUMENT,
+                &msg,
+            );
+        }
         st.ingest
             .exemplars_received
             .fetch_add(crate::write::exemplar_count(&tr.batch), Ordering::Relaxed);

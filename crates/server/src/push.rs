@@ -39,6 +39,23 @@ fn error_response(e: PushError) -> Response {
     text(status, e.to_string())
 }
 
+/// Like [`error_response`], counting a refusal by a limit (its message names it); the
+/// decompressed-size limit answers 413.
+fn limited_error_response(st: &AppState, e: PushError) -> Response {
+    let msg = e.to_string();
+    match crate::limits::limit_in(&msg) {
+        Some(l) => {
+            let status = if l == crate::limits::Limit::DecompressedSize {
+                StatusCode::PAYLOAD_TOO_LARGE
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            crate::limits::refuse(&st.limit_hits, l, status, msg)
+        }
+        None => error_response(e),
+    }
+}
+
 /// The TTL of a push from `?ttl=` or `X-Sextant-TTL` (both given must agree).
 fn ttl(query: Option<&str>, headers: &HeaderMap) -> Result<Option<Duration>, PushError> {
     let from_query = query.and_then(|q| {
@@ -108,13 +125,7 @@ async fn push(
         st.ingest
             .throttled_requests
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        return text(
-            StatusCode::TOO_MANY_REQUESTS,
-            format!(
-                "too many concurrent write requests (limit {}); retry later",
-                st.limits.max_concurrent
-            ),
-        );
+        return crate::write::write_busy(&st);
     };
     let st2 = st.clone();
     let res = tokio::task::spawn_blocking(move || {
@@ -124,7 +135,7 @@ async fn push(
     .await;
     match res {
         Ok(Ok(_)) => StatusCode::OK.into_response(),
-        Ok(Err(e)) => error_response(e),
+        Ok(Err(e)) => limited_error_response(&st, e),
         Err(e) => text(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("push failed: {e}"),

@@ -16,6 +16,7 @@ use sextant_model::{FloatHistogram, Labels, Matcher};
 use sextant_promql::{Engine, ErrorKind, QueryResult, Value};
 
 use crate::api::ApiError;
+use crate::limits::Limit;
 use crate::params::Params;
 use crate::AppState;
 
@@ -243,16 +244,51 @@ where
 {
     let cancel = Arc::new(AtomicBool::new(false));
     let _guard = CancelOnDrop(cancel.clone());
-    let permit = match st.query_slots.clone().acquire_owned().await {
-        Ok(p) => p,
-        Err(_) => return ApiError::internal("query slots closed").into_response(),
+    // A query waits for a slot at most as long as it may run; then it is refused (429) so
+    // the client can retry instead of piling up.
+    let permit = match tokio::time::timeout(
+        st.query_limits.timeout,
+        st.query_slots.clone().acquire_owned(),
+    )
+    .await
+    {
+        Ok(Ok(p)) => p,
+        Ok(Err(_)) => return ApiError::internal("query slots closed").into_response(),
+        Err(_) => {
+            st.limit_hits.hit(Limit::QueryConcurrency);
+            return ApiError {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                kind: "unavailable",
+                msg: format!(
+                    "too many concurrent queries (limit query_concurrency: {}); retry later",
+                    st.query_limits.max_concurrent
+                ),
+            }
+            .into_response();
+        }
     };
     let st2 = st.clone();
     let r = tokio::task::spawn_blocking(move || f(&st2, cancel)).await;
     drop(permit);
     match r {
         Ok(Ok(r)) => r,
-        Ok(Err(e)) => e.into_response(),
+        Ok(Err(mut e)) => {
+            if e.kind == "timeout" {
+                st.limit_hits.hit(Limit::QueryTimeout);
+                e.msg = format!(
+                    "{} (limit query_timeout: {}s)",
+                    e.msg,
+                    st.query_limits.timeout.as_secs_f64()
+                );
+            } else if e.msg.contains("would load too many samples") {
+                st.limit_hits.hit(Limit::QuerySamples);
+                e.msg = format!(
+                    "{} (limit query_samples: {})",
+                    e.msg, st.query_limits.max_samples
+                );
+            }
+            e.into_response()
+        }
         Err(e) => ApiError::internal(format!("query failed: {e}")).into_response(),
     }
 }

@@ -65,9 +65,12 @@ pub async fn read(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Byt
             );
         }
     }
-    let raw = match sextant_ingest::remote_write::decompress_snappy(&body, MAX_DECODED_REQUEST) {
+    let raw = match sextant_ingest::remote_write::decompress_snappy(
+        &body,
+        st.limits.max_decoded.min(MAX_DECODED_REQUEST),
+    ) {
         Ok(r) => r,
-        Err(e) => return text(StatusCode::BAD_REQUEST, format!("remote read request: {e}")),
+        Err(e) => return crate::write::decode_failure(&st, format!("remote read request: {e}")),
     };
     let req = match v1::ReadRequest::decode(raw.as_slice()) {
         Ok(r) => r,

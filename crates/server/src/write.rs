@@ -19,6 +19,7 @@ use sextant_ingest::remote_write::{self, DecodeLimits, RemoteWriteVersion, Write
 use sextant_ingest::{Sink, SinkError, Stored};
 use sextant_tsdb::db::{CommitStats, Db};
 
+use crate::limits::{refuse, Limit};
 use crate::AppState;
 
 /// Counters of the write path that the TSDB does not see.
@@ -121,13 +122,7 @@ where
         Ok(Ok(p)) => p,
         _ => {
             st.ingest.throttled_requests.fetch_add(1, Ordering::Relaxed);
-            return text(
-                StatusCode::TOO_MANY_REQUESTS,
-                format!(
-                    "too many concurrent write requests (limit {}); retry later",
-                    st.limits.max_concurrent
-                ),
-            );
+            return write_busy(st);
         }
     };
     let r = tokio::task::spawn_blocking(f).await;
@@ -140,17 +135,69 @@ where
     })
 }
 
+/// 429 when every write slot stayed busy for `queue_wait`.
+pub(crate) fn write_busy(st: &AppState) -> Response {
+    refuse(
+        &st.limit_hits,
+        Limit::WriteConcurrency,
+        StatusCode::TOO_MANY_REQUESTS,
+        format!(
+            "too many concurrent write requests (limit write_concurrency: {}); retry later",
+            st.limits.max_concurrent
+        ),
+    )
+}
+
+fn too_large_msg(st: &AppState, len: usize) -> String {
+    format!(
+        "request body of {len} bytes exceeds the limit of {} bytes (limit body_size)",
+        st.limits.max_body
+    )
+}
+
 fn too_large(st: &AppState, body: &Bytes) -> Option<Response> {
     (body.len() > st.limits.max_body).then(|| {
-        text(
+        refuse(
+            &st.limit_hits,
+            Limit::BodySize,
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
-                "request body of {} bytes exceeds the limit of {} bytes",
-                body.len(),
-                st.limits.max_body
-            ),
+            too_large_msg(st, body.len()),
         )
     })
+}
+
+/// Counts the series a decoder refused for a per-series limit (tagged in their reason).
+pub(crate) fn count_rejected(st: &AppState, batch: &WriteBatch) {
+    for r in &batch.rejected {
+        st.limit_hits.hit_tagged(&r.reason);
+    }
+}
+
+/// Refuses a whole batch over the per-request series or samples limit (400: the sender must
+/// split it, retrying the same request cannot succeed).
+pub(crate) fn check_request(st: &AppState, batch: &WriteBatch) -> Result<(), (Limit, String)> {
+    st.runtime_limits
+        .check(batch.series.len(), batch.sample_count())
+}
+
+/// [`check_request`] as a plain-text 400 response (counted).
+fn request_too_big(st: &AppState, batch: &WriteBatch) -> Option<Response> {
+    check_request(st, batch)
+        .err()
+        .map(|(l, msg)| refuse(&st.limit_hits, l, StatusCode::BAD_REQUEST, msg))
+}
+
+/// A decompression failure: 413 when over the decompressed-size limit (counted), else 400.
+pub(crate) fn decode_failure(st: &AppState, msg: String) -> Response {
+    match crate::limits::limit_in(&msg) {
+        Some(Limit::DecompressedSize) => refuse(
+            &st.limit_hits,
+            Limit::DecompressedSize,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            msg,
+        ),
+        _ => text(StatusCode::BAD_REQUEST, msg),
+    }
 }
 
 /// `POST /api/v1/write`.
@@ -196,7 +243,7 @@ pub async fn remote_write(
             Ok(r) => r,
             Err(e) => {
                 st.ingest.rejected_requests.fetch_add(1, Ordering::Relaxed);
-                return text(StatusCode::BAD_REQUEST, e.to_string());
+                return decode_failure(&st, e.to_string());
             }
         };
         let limits = DecodeLimits {
@@ -215,6 +262,11 @@ pub async fn remote_write(
                 return text(StatusCode::BAD_REQUEST, e.to_string());
             }
         };
+        if let Some(r) = request_too_big(&st, &batch) {
+            st.ingest.rejected_requests.fetch_add(1, Ordering::Relaxed);
+            return r;
+        }
+        count_rejected(&st, &batch);
         st.ingest
             .rejected_series
             .fetch_add(batch.rejected.len() as u64, Ordering::Relaxed);
@@ -302,6 +354,9 @@ pub async fn import_prometheus(
             Err(e) => return text(StatusCode::BAD_REQUEST, e.to_string()),
         };
         let batch = parsed.into_write_batch();
+        if let Some(r) = request_too_big(&st, &batch) {
+            return r;
+        }
         match store(&st.db, batch) {
             Err(e) => text(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -372,7 +427,7 @@ async fn import_bulk(
         let raw: std::borrow::Cow<'_, [u8]> = if gzip {
             match gunzip(&body, st.limits.max_decoded) {
                 Ok(r) => r.into(),
-                Err(e) => return text(StatusCode::BAD_REQUEST, e),
+                Err(e) => return decode_failure(&st, e),
             }
         } else {
             body.as_ref().into()
@@ -381,6 +436,9 @@ async fn import_bulk(
             Ok(b) => b,
             Err(e) => return text(StatusCode::BAD_REQUEST, e.to_string()),
         };
+        if let Some(r) = request_too_big(&st, &batch) {
+            return r;
+        }
         match store(&st.db, batch) {
             Err(e) => text(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -421,7 +479,7 @@ fn influx_error(api: InfluxApi, status: StatusCode, msg: String) -> Response {
             "message": msg,
         }),
     };
-    let mut resp = (status, axum::Json(body)).into_response();
+    let mut resp = crate::limits::tag_response((status, axum::Json(body)).into_response(), &msg);
     resp.headers_mut().insert(
         "X-Influxdb-Version",
         HeaderValue::from_static(INFLUX_VERSION),
@@ -466,14 +524,11 @@ async fn influx_write(
 ) -> Response {
     if body.len() > st.limits.max_body {
         st.ingest.rejected_requests.fetch_add(1, Ordering::Relaxed);
+        st.limit_hits.hit(Limit::BodySize);
         return influx_error(
             api,
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
-                "request body of {} bytes exceeds the limit of {} bytes",
-                body.len(),
-                st.limits.max_body
-            ),
+            too_large_msg(&st, body.len()),
         );
     }
     let mut precision = sextant_ingest::influx::Precision::Nanoseconds;
@@ -523,7 +578,12 @@ async fn influx_write(
                 Ok(r) => r.into(),
                 Err(e) => {
                     st.ingest.rejected_requests.fetch_add(1, Ordering::Relaxed);
-                    return influx_error(api, StatusCode::BAD_REQUEST, e);
+                    let status = if st.limit_hits.hit_tagged(&e) {
+                        StatusCode::PAYLOAD_TOO_LARGE
+                    } else {
+                        StatusCode::BAD_REQUEST
+                    };
+                    return influx_error(api, status, e);
                 }
             }
         } else {
@@ -543,7 +603,18 @@ async fn influx_write(
         let lines = parsed.lines;
         let invalid = parsed.invalid_lines;
         let first_error = parsed.first_error;
-        let stored = match store(&st.db, parsed.batch.into_write_batch()) {
+        for (name, n) in &parsed.limit_errors {
+            if let Some(l) = crate::limits::Limit::from_name(name) {
+                st.limit_hits.add(l, *n);
+            }
+        }
+        let batch = parsed.batch.into_write_batch();
+        if let Err((l, msg)) = check_request(&st, &batch) {
+            st.limit_hits.hit(l);
+            st.ingest.rejected_requests.fetch_add(1, Ordering::Relaxed);
+            return influx_error(api, StatusCode::BAD_REQUEST, msg);
+        }
+        let stored = match store(&st.db, batch) {
             Ok(s) => s,
             Err(e) => {
                 return influx_error(
@@ -599,7 +670,7 @@ fn gunzip(body: &[u8], limit: usize) -> Result<Vec<u8>, String> {
         .map_err(|e| format!("body is not valid gzip: {e}"))?;
     if out.len() > limit {
         return Err(format!(
-            "decompressed body exceeds the limit of {limit} bytes"
+            "decompressed body exceeds the limit of {limit} bytes (limit decompressed_size)"
         ));
     }
     Ok(out)

@@ -69,6 +69,9 @@ pub struct Config {
     /// Queues forwarding every stored sample to remote storage (see docs/remote-write.md).
     #[serde(default)]
     pub remote_write: Vec<Spanned<crate::forward::RemoteWriteConfig>>,
+    /// Every limit a client can drive (see docs/limits.md).
+    #[serde(default)]
+    pub limits: Option<Spanned<crate::limits::LimitsConfig>>,
 }
 
 /// `global`, with Prometheus' defaults.
@@ -151,6 +154,8 @@ pub struct Loaded {
     pub tls_server: Option<(sextant_server::tls::TlsServerConfig, u64)>,
     /// `remote_write:` queues, checked.
     pub remote_write: Vec<crate::forward::RemoteWriteConfig>,
+    /// `limits:`, checked (all unset when the file has none).
+    pub limits: crate::limits::LimitsConfig,
 }
 
 impl Loaded {
@@ -420,7 +425,18 @@ pub fn parse(text: &str, file: &str) -> Result<Loaded, ConfigError> {
             format!("remote_write[{i}] (url {:?}): {e}", remote_write[i].url.0),
         )
     })?;
+    let limits = match cfg.limits {
+        Some(l) => {
+            let line = l.referenced.line();
+            l.value
+                .validate()
+                .map_err(|m| err(line, format!("limits.{m}")))?;
+            l.value
+        }
+        None => Default::default(),
+    };
     Ok(Loaded {
+        limits,
         archive,
         path: None,
         remote_read,

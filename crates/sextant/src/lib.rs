@@ -7,4 +7,5 @@ pub mod archive;
 pub mod client;
 pub mod config;
 pub mod forward;
+pub mod limits;
 pub mod report;

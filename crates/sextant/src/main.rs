@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use sextant_model::time::{parse_duration, parse_size};
-use sextant_server::{AppState, BuildInfo, DbSink, QueryLimits, WriteLimits};
+use sextant_server::{AppState, BuildInfo, DbSink, WriteLimits};
 use sextant_tsdb::db::{Db, DbOptions};
 use sextant_tsdb::head::HeadOptions;
 
@@ -25,6 +25,7 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once at start; boxing buys nothing
 enum Command {
     /// Start the server with embedded defaults.
     Serve(ServeArgs),
@@ -194,27 +195,37 @@ struct ServeArgs {
         default_value_t = 100_000
     )]
     max_exemplars: usize,
-    /// Cap on active series (0 = unlimited).
-    #[arg(long, default_value_t = 0)]
-    max_series: usize,
-    /// Cap on active series per metric name (0 = unlimited).
-    #[arg(long, default_value_t = 0)]
-    max_series_per_metric: usize,
-    /// Largest accepted write request body, compressed (e.g. 32MB).
-    #[arg(long, default_value = "32MB", value_parser = size_bytes)]
-    max_request_size: u64,
-    /// Largest accepted write request body after decompression.
-    #[arg(long, default_value = "128MB", value_parser = size_bytes)]
-    max_decoded_size: u64,
-    /// Maximum labels per series in write requests.
-    #[arg(long, default_value_t = 64)]
-    max_labels_per_series: usize,
-    /// Maximum length of a label name in write requests.
-    #[arg(long, default_value_t = 256)]
-    max_label_name_length: usize,
-    /// Maximum length of a label value in write requests.
-    #[arg(long, default_value_t = 4096)]
-    max_label_value_length: usize,
+    /// Cap on active series (0 = unlimited; default 0). Flags given win over `limits:` in
+    /// the configuration file (see docs/limits.md).
+    #[arg(long)]
+    max_series: Option<usize>,
+    /// Cap on active series per metric name (0 = unlimited; default 0).
+    #[arg(long)]
+    max_series_per_metric: Option<usize>,
+    /// Largest accepted request body, compressed (e.g. 32MB; default 32MB).
+    #[arg(long, value_parser = size_bytes)]
+    max_request_size: Option<u64>,
+    /// Largest accepted request body after decompression (default 128MB).
+    #[arg(long, value_parser = size_bytes)]
+    max_decoded_size: Option<u64>,
+    /// Maximum labels per series in write requests (default 64).
+    #[arg(long)]
+    max_labels_per_series: Option<usize>,
+    /// Maximum length of a label name in write requests (default 256).
+    #[arg(long)]
+    max_label_name_length: Option<usize>,
+    /// Maximum length of a label value in write requests (default 4096).
+    #[arg(long)]
+    max_label_value_length: Option<usize>,
+    /// Longest a query may run (default 2m), like Prometheus' `--query.timeout`.
+    #[arg(long, alias = "query.timeout", value_parser = duration_ms)]
+    query_timeout: Option<i64>,
+    /// Most samples a query may load (default 50000000), like `--query.max-samples`.
+    #[arg(long, alias = "query.max-samples")]
+    query_max_samples: Option<usize>,
+    /// Queries run at once (default 20), like `--query.max-concurrency`.
+    #[arg(long, alias = "query.max-concurrency")]
+    query_max_concurrency: Option<usize>,
     /// Interval of self-monitoring (Sextant's own metrics stored with job="sextant"); 0 disables it.
     #[arg(long, default_value = "15s", value_parser = duration_ms)]
     self_monitor_interval: i64,
@@ -504,11 +515,15 @@ fn serve(a: ServeArgs) -> Result<()> {
         ),
         None => tracing::info!("no configuration file: using embedded defaults"),
     }
+    let cli_limits = cli_limits(&a);
+    let eff = sextant::limits::resolve(&cli_limits, &loaded.limits);
     let opts = DbOptions {
         head: HeadOptions {
             ooo_window: a.ooo_window,
-            max_series: a.max_series,
-            max_series_per_metric: a.max_series_per_metric,
+            max_series: eff.max_series,
+            max_series_per_metric: eff.max_series_per_metric,
+            tenant_label: eff.tenant_label.clone(),
+            max_series_per_tenant: eff.max_series_per_tenant,
             ..HeadOptions::default()
         },
         retention: a.retention,
@@ -559,14 +574,7 @@ fn serve(a: ServeArgs) -> Result<()> {
         ),
         None => None,
     };
-    let limits = WriteLimits {
-        max_body: a.max_request_size as usize,
-        max_decoded: a.max_decoded_size as usize,
-        max_labels_per_series: a.max_labels_per_series,
-        max_label_name_len: a.max_label_name_length,
-        max_label_value_len: a.max_label_value_length,
-        ..WriteLimits::default()
-    };
+    let limits: WriteLimits = eff.write_limits();
     let build = BuildInfo {
         version: env!("CARGO_PKG_VERSION").to_string(),
         revision: option_env!("SEXTANT_REVISION")
@@ -585,13 +593,7 @@ fn serve(a: ServeArgs) -> Result<()> {
         )
         .with_limits(limits.push_limits()),
     );
-    let state = AppState::with_push(
-        db.clone(),
-        limits,
-        QueryLimits::default(),
-        build,
-        push.clone(),
-    );
+    let state = AppState::with_push(db.clone(), limits, eff.query_limits(), build, push.clone());
     if let Some(ar) = &archive {
         let ar = ar.clone();
         state
@@ -671,6 +673,12 @@ fn serve(a: ServeArgs) -> Result<()> {
         inline_slos: Vec::new(),
     };
     let first_rules = rules_cmd::load(&rule_paths.with_config(&loaded))?;
+    if let Err(e) = sextant::limits::check_rule_count(&first_rules.0, eff.max_rules) {
+        state
+            .limit_hits
+            .hit(sextant_server::limits::Limit::RuleCount);
+        anyhow::bail!("{e}");
+    }
     let builtin_am = if a.no_builtin_alertmanager {
         None
     } else {
@@ -685,6 +693,7 @@ fn serve(a: ServeArgs) -> Result<()> {
         )?)
     };
     if let Some((am, _)) = &builtin_am {
+        am.set_max_silences(eff.max_silences);
         state.set_alertmanager(am.clone());
     }
     // Scheduled reports query this server's own API and go out through a receiver of sextant.yml.
@@ -766,6 +775,7 @@ fn serve(a: ServeArgs) -> Result<()> {
             rule_paths,
             first_rules,
             am_reload,
+            (cli_limits, eff),
         )?;
         if a.self_monitor_interval > 0 {
             sextant_server::start_self_monitoring(
@@ -845,6 +855,7 @@ fn serve(a: ServeArgs) -> Result<()> {
 /// Starts the scrape manager and the rule manager with the loaded configuration and installs
 /// the reload hook that `/-/reload` and SIGHUP use: it re-reads the configuration file and the
 /// rule files; when anything is invalid, nothing changes.
+#[allow(clippy::too_many_arguments)] // each argument is one piece of start-up state, used once
 fn start_scraping(
     state: &Arc<AppState>,
     config_path: Option<PathBuf>,
@@ -853,6 +864,7 @@ fn start_scraping(
     rule_sources: rules_cmd::RuleSources,
     first_rules: (Vec<sextant_rules::GroupDef>, Vec<String>),
     also: Option<rules_cmd::ExtraReload>,
+    (cli_limits, first_limits): (sextant::limits::CliLimits, sextant::limits::Effective),
 ) -> Result<()> {
     let sink: Arc<dyn sextant_ingest::Sink> = Arc::new(sextant_server::DbSink(state.db.clone()));
     let manager = sextant_ingest::scrape::ScrapeManager::new(sink);
@@ -868,10 +880,16 @@ fn start_scraping(
     rules_cmd::start(state, rules.clone(), first_rules);
     let handle = tokio::runtime::Handle::current();
     let st = state.clone();
+    let started_limits = first_limits;
     let hook: sextant_server::ReloadHook = Arc::new(move || {
         let loaded = config::load(config_path.as_deref()).map_err(|e| e.to_string())?;
         let src = rule_sources.with_config(&loaded);
         let (defs, files) = rules_cmd::load(&src).map_err(|e| format!("{e:#}"))?;
+        let lim = sextant::limits::resolve(&cli_limits, &loaded.limits);
+        if let Err(e) = sextant::limits::check_rule_count(&defs, lim.max_rules) {
+            st.limit_hits.hit(sextant_server::limits::Limit::RuleCount);
+            return Err(e);
+        }
         let prices = loaded.price_table()?;
         if let Some(f) = &also {
             f()?;
@@ -883,6 +901,7 @@ fn start_scraping(
             p.set_table(prices);
         }
         probes.apply(loaded.probes);
+        apply_limits(&st, &lim, &started_limits);
         let groups = defs.len();
         {
             let _g = handle.enter();
@@ -913,6 +932,55 @@ fn start_scraping(
         }
     });
     Ok(())
+}
+
+/// The limit flags given on the command line (they win over `limits:` in the file).
+fn cli_limits(a: &ServeArgs) -> sextant::limits::CliLimits {
+    sextant::limits::CliLimits {
+        max_request_size: a.max_request_size,
+        max_decompressed_size: a.max_decoded_size,
+        max_labels_per_series: a.max_labels_per_series,
+        max_label_name_length: a.max_label_name_length,
+        max_label_value_length: a.max_label_value_length,
+        max_series: a.max_series,
+        max_series_per_metric: a.max_series_per_metric,
+        query_timeout: a
+            .query_timeout
+            .map(|ms| Duration::from_millis(ms.max(0) as u64)),
+        query_max_samples: a.query_max_samples,
+        query_max_concurrency: a.query_max_concurrency,
+    }
+}
+
+/// Applies the limits that can change while running (reload); logs the ones that need a
+/// restart.
+fn apply_limits(
+    st: &AppState,
+    lim: &sextant::limits::Effective,
+    started: &sextant::limits::Effective,
+) {
+    st.db.head().set_series_limits(
+        lim.max_series,
+        lim.max_series_per_metric,
+        lim.max_series_per_tenant,
+    );
+    st.runtime_limits
+        .set(lim.max_series_per_request, lim.max_samples_per_request);
+    let mut push = st.limits.push_limits();
+    push.max_groups = lim.max_push_groups;
+    push.max_series_per_request = lim.max_series_per_request;
+    push.max_samples_per_request = lim.max_samples_per_request;
+    st.push.set_limits(push);
+    if let Some(am) = st.alertmanager() {
+        am.set_max_silences(lim.max_silences);
+    }
+    let pending = lim.restart_only_changes(started);
+    if !pending.is_empty() {
+        tracing::warn!(
+            limits = %pending.join(", "),
+            "these limits changed in the configuration but take effect only after a restart"
+        );
+    }
 }
 
 async fn shutdown_signal() {

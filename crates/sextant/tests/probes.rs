@@ -412,6 +412,9 @@ fn probes_end_to_end() {
     let gw = format!("127.0.0.1:{}", t.tcp);
     let dns = format!("127.0.0.1:{}", t.dns);
 
+    let probe = |metric: &str, job: &str, instance: &str| {
+        format!(r#"{metric}{{job="{job}",instance="{instance}"}}"#)
+    };
     // HTTP: status and body-regex cases, with the target's labels.
     let ok = |q: &str, want: f64| {
         let q = q.to_string();
@@ -419,50 +422,27 @@ fn probes_end_to_end() {
             (value(&s, &q) == Some(want)).then_some(())
         });
     };
-    ok(
-        &format!(r#"probe_success{{job="web",instance="{health}",team="platform"}}"#),
-        1.0,
-    );
-    ok(
-        &format!(r#"probe_http_status_code{{job="web",instance="{health}"}}"#),
-        200.0,
-    );
-    ok(
-        &format!(r#"probe_http_content_length{{job="web",instance="{health}"}}"#),
-        8.0,
-    );
-    ok(
-        &format!(r#"probe_http_version{{job="web",instance="{health}"}}"#),
-        1.1,
-    );
-    ok(
-        &format!(r#"probe_ip_protocol{{job="web",instance="{health}"}}"#),
-        4.0,
-    );
-    ok(
-        &format!(r#"probe_success{{job="web",instance="{missing}"}}"#),
-        0.0,
-    );
-    ok(
-        &format!(r#"probe_http_status_code{{job="web",instance="{missing}"}}"#),
-        500.0,
-    );
-    ok(
-        &format!(r#"probe_success{{job="web-body",instance="{health}"}}"#),
-        1.0,
-    );
-    ok(
-        &format!(r#"probe_success{{job="web-body",instance="{degraded}"}}"#),
-        0.0,
-    );
-    ok(
-        &format!(r#"probe_failed_due_to_regex{{job="web-body",instance="{degraded}"}}"#),
-        1.0,
-    );
-    ok(
-        &format!(r#"probe_failed_due_to_regex{{job="web-body",instance="{health}"}}"#),
-        0.0,
-    );
+    for (q, want) in [
+        (
+            format!(r#"probe_success{{job="web",instance="{health}",team="platform"}}"#),
+            1.0,
+        ),
+        (probe("probe_http_status_code", "web", &health), 200.0),
+        (probe("probe_http_content_length", "web", &health), 8.0),
+        (probe("probe_http_version", "web", &health), 1.1),
+        (probe("probe_ip_protocol", "web", &health), 4.0),
+        (probe("probe_success", "web", &missing), 0.0),
+        (probe("probe_http_status_code", "web", &missing), 500.0),
+        (probe("probe_success", "web-body", &health), 1.0),
+        (probe("probe_success", "web-body", &degraded), 0.0),
+        (
+            probe("probe_failed_due_to_regex", "web-body", &degraded),
+            1.0,
+        ),
+        (probe("probe_failed_due_to_regex", "web-body", &health), 0.0),
+    ] {
+        ok(&q, want);
+    }
     let phases = query(
         &s,
         &format!(r#"probe_http_duration_seconds{{job="web",instance="{health}"}}"#),
@@ -478,50 +458,37 @@ fn probes_end_to_end() {
     );
 
     // HTTPS: the certificate's notAfter exactly, TLS version, and the expiry alert.
-    ok(
-        &format!(r#"probe_success{{job="tls",instance="{tls}"}}"#),
-        1.0,
-    );
-    ok(
-        &format!(r#"probe_http_ssl{{job="tls",instance="{tls}"}}"#),
-        1.0,
-    );
-    ok(
-        &format!(r#"probe_ssl_earliest_cert_expiry{{job="tls",instance="{tls}"}}"#),
-        expiry as f64,
-    );
-    ok(
-        &format!(r#"probe_tls_version_info{{job="tls",instance="{tls}",version="TLS 1.3"}}"#),
-        1.0,
-    );
+    for (q, want) in [
+        (probe("probe_success", "tls", &tls), 1.0),
+        (probe("probe_http_ssl", "tls", &tls), 1.0),
+        (
+            probe("probe_ssl_earliest_cert_expiry", "tls", &tls),
+            expiry as f64,
+        ),
+        (
+            format!(r#"probe_tls_version_info{{job="tls",instance="{tls}",version="TLS 1.3"}}"#),
+            1.0,
+        ),
+    ] {
+        ok(&q, want);
+    }
     wait_for("ProbeCertExpiringSoon to fire", long, || {
         firing(&s, "ProbeCertExpiringSoon", &tls).then_some(())
     });
 
     // DNS against the local UDP responder.
-    ok(
-        &format!(r#"probe_success{{job="dns",instance="{dns}"}}"#),
-        1.0,
-    );
-    ok(
-        &format!(r#"probe_dns_answer_rrs{{job="dns",instance="{dns}"}}"#),
-        1.0,
-    );
-    ok(
-        &format!(r#"probe_dns_query_succeeded{{job="dns",instance="{dns}"}}"#),
-        1.0,
-    );
+    for (q, want) in [
+        (probe("probe_success", "dns", &dns), 1.0),
+        (probe("probe_dns_answer_rrs", "dns", &dns), 1.0),
+        (probe("probe_dns_query_succeeded", "dns", &dns), 1.0),
+    ] {
+        ok(&q, want);
+    }
 
     // TCP service up → down → up: probe_success 1 → 0 → 1, ProbeFailing fires and resolves.
-    ok(
-        &format!(r#"probe_success{{job="gateway",instance="{gw}"}}"#),
-        1.0,
-    );
+    ok(&probe("probe_success", "gateway", &gw), 1.0);
     tcp.set(false);
-    ok(
-        &format!(r#"probe_success{{job="gateway",instance="{gw}"}}"#),
-        0.0,
-    );
+    ok(&probe("probe_success", "gateway", &gw), 0.0);
     wait_for("ProbeFailing to fire", long, || {
         firing(&s, "ProbeFailing", &gw).then_some(())
     });
@@ -534,10 +501,7 @@ fn probes_end_to_end() {
     assert_eq!(a["labels"]["severity"], "P0");
     assert_eq!(a["labels"]["job"], "gateway");
     tcp.set(true);
-    ok(
-        &format!(r#"probe_success{{job="gateway",instance="{gw}"}}"#),
-        1.0,
-    );
+    ok(&probe("probe_success", "gateway", &gw), 1.0);
     wait_for("ProbeFailing to resolve", long, || {
         (!alerts(&s).iter().any(|a| {
             a["labels"]["alertname"] == "ProbeFailing" && a["labels"]["instance"] == gw.as_str()
@@ -635,10 +599,7 @@ fn probes_end_to_end() {
         )),
         "{body}"
     );
-    ok(
-        &format!(r#"probe_success{{job="web",instance="{health}"}}"#),
-        1.0,
-    );
+    ok(&probe("probe_success", "web", &health), 1.0);
 }
 
 #[test]

@@ -1036,3 +1036,62 @@ fn delete_series_hides_samples_in_head_and_blocks_survives_restart_and_clean() {
     let db = Db::open(dir.path(), opts(2 * H)).expect("reopen after clean");
     assert_eq!(sel_one(&db, 1), after);
 }
+
+#[test]
+fn series_caps_per_tenant_are_counted_changeable_and_freed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = opts(2 * H);
+    o.head.tenant_label = Some("team".into());
+    o.head.max_series_per_tenant = 2;
+    o.head.max_series_per_metric = 5;
+    let db = Db::open(dir.path(), o).unwrap();
+    let t = |team: &str, i: usize| {
+        Labels::from_pairs([
+            ("__name__", "m".to_string()),
+            ("team", team.to_string()),
+            ("i", i.to_string()),
+        ])
+    };
+    let mut app = db.appender();
+    app.append(&t("a", 0), 1000, 1.0).unwrap();
+    app.append(&t("a", 1), 1000, 1.0).unwrap();
+    let e = app.append(&t("a", 2), 1000, 1.0).unwrap_err();
+    assert!(e.to_string().contains("team=\"a\""), "{e}");
+    assert!(e.to_string().contains("limit series_per_tenant"), "{e}");
+    // Existing series of the tenant keep taking samples; other tenants are unaffected.
+    app.append(&t("a", 0), 2000, 2.0).unwrap();
+    app.append(&t("b", 0), 1000, 1.0).unwrap();
+    // Series without the tenant label are not counted against any tenant.
+    app.append(&ls("m", 9), 1000, 1.0).unwrap();
+    app.commit().unwrap();
+    assert_eq!(db.head().series_limit_hits(), [0, 0, 1]);
+    // Per metric: "m" has 4 series, the cap is 5.
+    let mut app = db.appender();
+    app.append(&t("b", 1), 1000, 1.0).unwrap();
+    let e = app.append(&t("c", 0), 1000, 1.0).unwrap_err();
+    assert!(e.to_string().contains("limit series_per_metric"), "{e}");
+    app.commit().unwrap();
+    assert_eq!(db.head().series_limit_hits(), [0, 1, 1]);
+    // Raised at runtime (reload).
+    db.head().set_series_limits(0, 0, 3);
+    let mut app = db.appender();
+    app.append(&t("a", 2), 3000, 1.0).unwrap();
+    let e = app.append(&t("a", 3), 3000, 1.0).unwrap_err();
+    assert!(e.to_string().contains("maximum of 3"), "{e}");
+    app.commit().unwrap();
+    // Series dropped from the head free their tenant's slots.
+    db.head().truncate(10_000);
+    let mut app = db.appender();
+    for i in 10..13 {
+        app.append(&t("a", i), 20_000, 1.0).unwrap();
+    }
+    app.commit().unwrap();
+    // The global cap.
+    db.head()
+        .set_series_limits(db.head().stats(1).num_series, 0, 0);
+    let mut app = db.appender();
+    let e = app.append(&ls("other", 0), 20_000, 1.0).unwrap_err();
+    assert!(e.to_string().contains("(limit series)"), "{e}");
+    app.commit().unwrap();
+    assert_eq!(db.head().series_limit_hits()[0], 1);
+}

@@ -65,6 +65,11 @@ pub struct HeadOptions {
     pub max_series: usize,
     /// Cap on active series per metric name (0 = unlimited).
     pub max_series_per_metric: usize,
+    /// Label whose values are tenants for `max_series_per_tenant` (e.g. `team`).
+    pub tenant_label: Option<String>,
+    /// Cap on active series per value of `tenant_label` (0 = unlimited); series without the
+    /// label are not counted.
+    pub max_series_per_tenant: usize,
 }
 
 impl Default for HeadOptions {
@@ -74,6 +79,8 @@ impl Default for HeadOptions {
             ooo_window: 0,
             max_series: 0,
             max_series_per_metric: 0,
+            tenant_label: None,
+            max_series_per_tenant: 0,
         }
     }
 }
@@ -547,11 +554,27 @@ struct SeriesMaps {
     postings: HashMap<u32, HashMap<u32, Vec<SeriesRef>, IntHash>, IntHash>,
     /// Active series per metric-name symbol, for the per-metric cap.
     per_metric: HashMap<u32, usize>,
+    /// Active series per value symbol of the tenant label, for the per-tenant cap.
+    per_tenant: HashMap<u32, usize>,
+}
+
+/// Which series cap refused a new series (index into [`Head::series_limit_hits`]).
+pub const SERIES_LIMITS: [&str; 3] = ["series", "series_per_metric", "series_per_tenant"];
+
+/// The series caps, changeable at runtime (reload).
+#[derive(Default)]
+struct SeriesCaps {
+    max_series: std::sync::atomic::AtomicUsize,
+    per_metric: std::sync::atomic::AtomicUsize,
+    per_tenant: std::sync::atomic::AtomicUsize,
+    /// New series refused by each cap, in [`SERIES_LIMITS`] order.
+    hits: [AtomicU64; 3],
 }
 
 /// The in-memory head.
 pub struct Head {
     opts: HeadOptions,
+    caps: SeriesCaps,
     symbols: RwLock<Symbols>,
     maps: RwLock<SeriesMaps>,
     next_ref: AtomicU64,
@@ -577,8 +600,15 @@ pub struct HeadStats {
 
 impl Head {
     pub fn new(opts: HeadOptions) -> Self {
+        let caps = SeriesCaps::default();
+        caps.max_series.store(opts.max_series, Ordering::Relaxed);
+        caps.per_metric
+            .store(opts.max_series_per_metric, Ordering::Relaxed);
+        caps.per_tenant
+            .store(opts.max_series_per_tenant, Ordering::Relaxed);
         Head {
             opts,
+            caps,
             symbols: RwLock::new(Symbols::default()),
             maps: RwLock::new(SeriesMaps::default()),
             next_ref: AtomicU64::new(1),
@@ -590,6 +620,19 @@ impl Head {
 
     pub fn options(&self) -> &HeadOptions {
         &self.opts
+    }
+
+    /// Changes the series caps (0 = unlimited) at runtime; existing series are never dropped,
+    /// only new ones beyond a cap are refused. The tenant label is fixed at start.
+    pub fn set_series_limits(&self, max_series: usize, per_metric: usize, per_tenant: usize) {
+        self.caps.max_series.store(max_series, Ordering::Relaxed);
+        self.caps.per_metric.store(per_metric, Ordering::Relaxed);
+        self.caps.per_tenant.store(per_tenant, Ordering::Relaxed);
+    }
+
+    /// New series refused so far by each cap, in [`SERIES_LIMITS`] order.
+    pub fn series_limit_hits(&self) -> [u64; 3] {
+        [0, 1, 2].map(|i| self.caps.hits[i].load(Ordering::Relaxed))
     }
 
     fn syms(&self) -> std::sync::RwLockReadGuard<'_, Symbols> {
@@ -745,22 +788,38 @@ impl Head {
         }
         let mut syms = self.symbols.write().unwrap_or_else(|e| e.into_inner());
         let name_sym = labels.metric_name().map(|n| syms.intern(n));
+        let tenant = self
+            .opts
+            .tenant_label
+            .as_deref()
+            .and_then(|n| labels.get(n))
+            .filter(|v| !v.is_empty())
+            .map(|v| (v, syms.intern(v)));
         if enforce_limits {
-            if self.opts.max_series > 0 && maps.by_ref.len() >= self.opts.max_series {
+            let max_series = self.caps.max_series.load(Ordering::Relaxed);
+            if max_series > 0 && maps.by_ref.len() >= max_series {
+                self.caps.hits[0].fetch_add(1, Ordering::Relaxed);
                 return Err(AppendError::SeriesLimit(format!(
-                    "the head holds the maximum of {} active series",
-                    self.opts.max_series
+                    "the head holds the maximum of {max_series} active series (limit series)"
                 )));
             }
+            let per_metric = self.caps.per_metric.load(Ordering::Relaxed);
             if let Some(ns) = name_sym {
-                if self.opts.max_series_per_metric > 0
-                    && maps.per_metric.get(&ns).copied().unwrap_or(0)
-                        >= self.opts.max_series_per_metric
-                {
+                if per_metric > 0 && maps.per_metric.get(&ns).copied().unwrap_or(0) >= per_metric {
+                    self.caps.hits[1].fetch_add(1, Ordering::Relaxed);
                     return Err(AppendError::SeriesLimit(format!(
-                        "metric {:?} has the maximum of {} active series",
+                        "metric {:?} has the maximum of {per_metric} active series (limit series_per_metric)",
                         labels.metric_name().unwrap_or(""),
-                        self.opts.max_series_per_metric
+                    )));
+                }
+            }
+            let per_tenant = self.caps.per_tenant.load(Ordering::Relaxed);
+            if let Some((v, vs)) = tenant {
+                if per_tenant > 0 && maps.per_tenant.get(&vs).copied().unwrap_or(0) >= per_tenant {
+                    self.caps.hits[2].fetch_add(1, Ordering::Relaxed);
+                    return Err(AppendError::SeriesLimit(format!(
+                        "{}={v:?} has the maximum of {per_tenant} active series (limit series_per_tenant)",
+                        self.opts.tenant_label.as_deref().unwrap_or(""),
                     )));
                 }
             }
@@ -789,6 +848,9 @@ impl Head {
         }
         if let Some(ns) = name_sym {
             *maps.per_metric.entry(ns).or_default() += 1;
+        }
+        if let Some((_, vs)) = tenant {
+            *maps.per_tenant.entry(vs).or_default() += 1;
         }
         maps.by_hash.entry(h).or_default().push(s.clone());
         maps.by_ref.insert(r, s.clone());
@@ -1097,6 +1159,17 @@ impl Head {
                 }
                 if let Some(ns) = ls.metric_name().and_then(|n| syms.lookup(n)) {
                     if let Some(c) = maps.per_metric.get_mut(&ns) {
+                        *c = c.saturating_sub(1);
+                    }
+                }
+                if let Some(vs) = self
+                    .opts
+                    .tenant_label
+                    .as_deref()
+                    .and_then(|n| ls.get(n))
+                    .and_then(|v| syms.lookup(v))
+                {
+                    if let Some(c) = maps.per_tenant.get_mut(&vs) {
                         *c = c.saturating_sub(1);
                     }
                 }

@@ -91,7 +91,7 @@ pub enum OtlpError {
     UnsupportedEncoding(String),
     #[error("body is not valid gzip: {0}")]
     Gzip(#[source] std::io::Error),
-    #[error("decompressed body exceeds the limit of {limit} bytes")]
+    #[error("decompressed body exceeds the limit of {limit} bytes (limit decompressed_size)")]
     TooLarge { limit: usize },
     #[error("malformed OTLP protobuf: {0}")]
     Protobuf(#[source] prost::DecodeError),

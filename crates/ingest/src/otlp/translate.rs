@@ -413,13 +413,13 @@ impl Out<'_> {
         let n = v.iter().filter(|p| !p.1.is_empty()).count() + 1 + extra_labels;
         if l.max_labels_per_series > 0 && n > l.max_labels_per_series {
             return Err(format!(
-                "{n} labels exceed the limit of {} per series",
+                "{n} labels exceed the limit of {} per series (limit labels_per_series)",
                 l.max_labels_per_series
             ));
         }
         if l.max_label_value_len > 0 && family.len() + 8 > l.max_label_value_len {
             return Err(format!(
-                "metric name of {} bytes exceeds the label value limit of {} bytes",
+                "metric name of {} bytes exceeds the label value limit of {} bytes (limit label_value_length)",
                 family.len(),
                 l.max_label_value_len
             ));
@@ -427,14 +427,14 @@ impl Out<'_> {
         for (name, value) in &v {
             if l.max_label_name_len > 0 && name.len() > l.max_label_name_len {
                 return Err(format!(
-                    "label name {:?}... exceeds the limit of {} bytes",
+                    "label name {:?}... exceeds the limit of {} bytes (limit label_name_length)",
                     name.chars().take(32).collect::<String>(),
                     l.max_label_name_len
                 ));
             }
             if l.max_label_value_len > 0 && value.len() > l.max_label_value_len {
                 return Err(format!(
-                    "value of label {name:?} ({} bytes) exceeds the limit of {} bytes",
+                    "value of label {name:?} ({} bytes) exceeds the limit of {} bytes (limit label_value_length)",
                     value.len(),
                     l.max_label_value_len
                 ));

@@ -93,7 +93,7 @@ pub fn decode_content_encoding<'a>(
         })?;
     if out.len() > max_decoded {
         return Err(PushError::Body(format!(
-            "decoded body exceeds the limit of {max_decoded} bytes"
+            "decoded body exceeds the limit of {max_decoded} bytes (limit decompressed_size)"
         )));
     }
     Ok(std::borrow::Cow::Owned(out))

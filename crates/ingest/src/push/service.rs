@@ -50,6 +50,13 @@ pub struct PushLimits {
     pub max_labels_per_series: usize,
     pub max_label_name_len: usize,
     pub max_label_value_len: usize,
+    /// Groups kept at once; a push creating one more is refused, existing groups can still
+    /// be replaced (0 = unlimited).
+    pub max_groups: usize,
+    /// Series in one push (0 = unlimited).
+    pub max_series_per_request: usize,
+    /// Samples in one push (0 = unlimited).
+    pub max_samples_per_request: usize,
 }
 
 /// Pushgateway-compatible push groups stored through a [`Sink`].
@@ -59,7 +66,7 @@ pub struct PushGroups {
     file: Option<PathBuf>,
     clock: Clock,
     reappend_ms: i64,
-    limits: PushLimits,
+    limits: Mutex<PushLimits>,
     /// Serializes saves so they reach the file in the order they were taken.
     persisting: Mutex<()>,
 }
@@ -107,24 +114,51 @@ impl PushGroups {
             file,
             clock,
             reappend_ms: (reappend_every.as_millis() as i64).max(1),
-            limits: PushLimits::default(),
+            limits: Mutex::new(PushLimits::default()),
         }
     }
 
     /// Applies per-series limits to pushes; a push with a series over a limit is refused
     /// whole (400) and changes nothing.
-    pub fn with_limits(mut self, limits: PushLimits) -> Self {
-        self.limits = limits;
+    pub fn with_limits(self, limits: PushLimits) -> Self {
+        self.set_limits(limits);
         self
     }
 
+    /// Changes the limits at runtime (reload); groups already kept stay.
+    pub fn set_limits(&self, limits: PushLimits) {
+        *self.limits.lock().unwrap_or_else(|e| e.into_inner()) = limits;
+    }
+
+    fn limits(&self) -> PushLimits {
+        *self.limits.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Refusals name their limit with a `(limit <name>)` tag, which the server counts.
     fn check_limits(&self, parsed: &super::ParsedBody) -> Result<(), PushError> {
-        let l = self.limits;
+        let l = self.limits();
         let over = |n: usize, max: usize| max > 0 && n > max;
+        let samples = parsed
+            .families
+            .values()
+            .map(|f| f.samples.len())
+            .sum::<usize>();
+        if over(samples, l.max_series_per_request) {
+            return Err(PushError::Body(format!(
+                "push has {samples} series, over the limit of {} series per request (limit series_per_request)",
+                l.max_series_per_request
+            )));
+        }
+        if over(samples, l.max_samples_per_request) {
+            return Err(PushError::Body(format!(
+                "push has {samples} samples, over the limit of {} samples per request (limit samples_per_request)",
+                l.max_samples_per_request
+            )));
+        }
         for (labels, _) in parsed.families.values().flat_map(|f| f.samples.iter()) {
             if over(labels.len(), l.max_labels_per_series) {
                 return Err(PushError::Body(format!(
-                    "series {labels} has {} labels, more than the limit of {}",
+                    "series {labels} has {} labels, more than the limit of {} (limit labels_per_series)",
                     labels.len(),
                     l.max_labels_per_series
                 )));
@@ -132,13 +166,13 @@ impl PushGroups {
             for lb in labels.iter() {
                 if over(lb.name.len(), l.max_label_name_len) {
                     return Err(PushError::Body(format!(
-                        "series {labels}: label name {:?} is longer than the limit of {} bytes",
+                        "series {labels}: label name {:?} is longer than the limit of {} bytes (limit label_name_length)",
                         lb.name, l.max_label_name_len
                     )));
                 }
                 if over(lb.value.len(), l.max_label_value_len) {
                     return Err(PushError::Body(format!(
-                        "series {labels}: value of label {:?} is longer than the limit of {} bytes",
+                        "series {labels}: value of label {:?} is longer than the limit of {} bytes (limit label_value_length)",
                         lb.name, l.max_label_value_len
                     )));
                 }
@@ -169,6 +203,14 @@ impl PushGroups {
         self.check_limits(&parsed)?;
         let ttl_ms = ttl.map(|d| d.as_millis().min(i64::MAX as u128) as i64);
         let mut inner = self.lock();
+        let max_groups = self.limits().max_groups;
+        if max_groups > 0 && inner.store.get(&key).is_none() && inner.store.len() >= max_groups {
+            return Err(PushError::Body(format!(
+                "cannot create push group {}: {} groups exist, the limit is {max_groups} (limit push_groups); delete unused groups or push to an existing one",
+                super::store::format_key(&key),
+                inner.store.len()
+            )));
+        }
         let now = (self.clock)();
         let t = next_ts(&mut inner, now);
         let res = inner.store.push(key.clone(), parsed, replace, ttl_ms, now);

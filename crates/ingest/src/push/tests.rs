@@ -765,6 +765,7 @@ fn limits_refuse_the_whole_push() {
         max_labels_per_series: 3,
         max_label_name_len: 10,
         max_label_value_len: 5,
+        ..Default::default()
     });
     let k = key(&[("job", "j")]);
     svc.push(k.clone(), b"m{a=\"1\"} 1\n", None, true, None)
@@ -951,4 +952,47 @@ fn openmetrics_bodies_by_content_type() {
     }
     // The same body as text/plain is held to the text format 0.0.4 (no info type).
     assert!(parse_body(om.as_bytes(), Some("text/plain; version=0.0.4")).is_err());
+}
+
+#[test]
+fn push_group_limit_refuses_new_groups_only() {
+    let (svc, _sink, _now) = service(None);
+    let svc = svc.with_limits(PushLimits {
+        max_groups: 2,
+        ..Default::default()
+    });
+    svc.push(key(&[("job", "a")]), b"m 1\n", None, true, None)
+        .unwrap();
+    svc.push(key(&[("job", "b")]), b"m 1\n", None, true, None)
+        .unwrap();
+    let e = svc
+        .push(key(&[("job", "c")]), b"m 1\n", None, true, None)
+        .unwrap_err();
+    assert!(e.to_string().contains("(limit push_groups)"), "{e}");
+    assert!(e.to_string().contains("the limit is 2"), "{e}");
+    // Existing groups can still be replaced.
+    svc.push(key(&[("job", "a")]), b"m 2\n", None, true, None)
+        .unwrap();
+    svc.delete(&key(&[("job", "b")])).unwrap();
+    svc.push(key(&[("job", "c")]), b"m 1\n", None, true, None)
+        .unwrap();
+}
+
+#[test]
+fn push_request_size_limits() {
+    let (svc, _sink, _now) = service(None);
+    let svc = svc.with_limits(PushLimits {
+        max_series_per_request: 2,
+        ..Default::default()
+    });
+    let e = svc
+        .push(
+            key(&[("job", "a")]),
+            b"m{x=\"1\"} 1\nm{x=\"2\"} 1\nm{x=\"3\"} 1\n",
+            None,
+            true,
+            None,
+        )
+        .unwrap_err();
+    assert!(e.to_string().contains("(limit series_per_request)"), "{e}");
 }

@@ -371,7 +371,7 @@ fn check_limits<'a>(
 ) -> Result<(), String> {
     if limits.max_labels_per_series > 0 && n > limits.max_labels_per_series {
         return Err(format!(
-            "series has {n} labels, over the limit of {}",
+            "series has {n} labels, over the limit of {} (limit labels_per_series)",
             limits.max_labels_per_series
         ));
     }
@@ -381,7 +381,7 @@ fn check_limits<'a>(
     for (name, value) in pairs {
         if limits.max_label_name_len > 0 && name.len() > limits.max_label_name_len {
             return Err(format!(
-                "label name {:?} is {} bytes long, over the limit of {}",
+                "label name {:?} is {} bytes long, over the limit of {} (limit label_name_length)",
                 shorten(name),
                 name.len(),
                 limits.max_label_name_len
@@ -389,7 +389,7 @@ fn check_limits<'a>(
         }
         if limits.max_label_value_len > 0 && value.len() > limits.max_label_value_len {
             return Err(format!(
-                "value of label {:?} is {} bytes long, over the limit of {}",
+                "value of label {:?} is {} bytes long, over the limit of {} (limit label_value_length)",
                 shorten(name),
                 value.len(),
                 limits.max_label_value_len

@@ -134,7 +134,7 @@ pub struct DecodeLimits {
 pub enum DecodeError {
     #[error("body is not valid snappy block-compressed data: {0}")]
     Snappy(#[source] snap::Error),
-    #[error("decompressed body would be {size} bytes, over the limit of {limit} bytes")]
+    #[error("decompressed body would be {size} bytes, over the limit of {limit} bytes (limit decompressed_size)")]
     TooLarge { size: usize, limit: usize },
     #[error("malformed protobuf: {0}")]
     Protobuf(String),

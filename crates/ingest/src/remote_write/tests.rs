@@ -589,7 +589,8 @@ fn snappy_errors() {
 
 fn e_display_mentions_sizes() -> bool {
     let e = DecodeError::TooLarge { size: 10, limit: 5 };
-    e.to_string() == "decompressed body would be 10 bytes, over the limit of 5 bytes"
+    e.to_string()
+        == "decompressed body would be 10 bytes, over the limit of 5 bytes (limit decompressed_size)"
 }
 
 proptest! {
