@@ -413,6 +413,15 @@ impl Db {
         }
     }
 
+    /// Like [`Db::querier`] but over local head and blocks only, never the archive: for
+    /// background bookkeeping that must not download archived blocks.
+    pub fn local_querier(&self) -> DbQuerier {
+        DbQuerier {
+            external: None,
+            ..self.querier()
+        }
+    }
+
     /// Size of the WAL in bytes.
     pub fn wal_size(&self) -> u64 {
         self.wal
