@@ -247,9 +247,17 @@ pub fn bucket_bounds(schema: i32, idx: i32, custom: &[f64]) -> (f64, f64) {
         let hi = custom.get(i).copied().unwrap_or(f64::INFINITY);
         return (lo, hi);
     }
+    // 2^(i / 2^schema) as an exact power of two times a fraction from [1, 2), so bounds
+    // that are powers of two come out exact (as Prometheus' table-based bounds do) instead
+    // of accumulating `powi`'s rounding (0.4999999999999999 for 0.5).
     let up = |i: i32| -> f64 {
-        let base = 2f64.powf(2f64.powi(-schema));
-        base.powi(i)
+        if schema <= 0 {
+            let e = (i as i64) << (-schema).min(62);
+            return 2f64.powi(e.clamp(-1100, 1100) as i32);
+        }
+        let n = 1i64 << schema.min(30);
+        let (e, f) = ((i as i64).div_euclid(n), (i as i64).rem_euclid(n));
+        2f64.powf(f as f64 / n as f64) * 2f64.powi(e.clamp(-1100, 1100) as i32)
     };
     (up(idx - 1), up(idx))
 }
@@ -494,4 +502,24 @@ pub fn trim(h: &FloatHistogram, cut: f64, keep_upper: bool) -> FloatHistogram {
     out.count = count;
     out.sum = sum;
     out
+}
+
+#[cfg(test)]
+mod bound_tests {
+    use super::bucket_bounds;
+
+    #[test]
+    fn powers_of_two_are_exact_bounds() {
+        assert_eq!(
+            bucket_bounds(1, 0, &[]),
+            (std::f64::consts::FRAC_1_SQRT_2, 1.0)
+        );
+        assert_eq!(bucket_bounds(1, -1, &[]).1, std::f64::consts::FRAC_1_SQRT_2);
+        assert_eq!(bucket_bounds(1, -2, &[]).1, 0.5);
+        assert_eq!(bucket_bounds(1, 2, &[]).1, 2.0);
+        assert_eq!(bucket_bounds(3, -8, &[]).1, 0.5);
+        assert_eq!(bucket_bounds(8, 256 * 3, &[]).1, 8.0);
+        assert_eq!(bucket_bounds(-2, 1, &[]), (1.0, 16.0));
+        assert_eq!(bucket_bounds(0, -3, &[]), (0.0625, 0.125));
+    }
 }

@@ -4,14 +4,16 @@
 //! instant query of the range selector `{matchers}[range]` at the range's end, which every
 //! Prometheus-compatible engine answers with the raw samples; with `api: export` it uses
 //! VictoriaMetrics' `/api/v1/export` (raw samples as JSON lines, no query limits on series
-//! fetched). Series lists use `/api/v1/series`.
+//! fetched). Native histograms in a query reply are recovered from their bucket bounds
+//! ([`crate::apihist`]). Series lists use `/api/v1/series`; label names and values use
+//! `/api/v1/labels` and `/api/v1/label/<name>/values` (with or without `match[]`).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::Deserialize;
 use sextant_ingest::scrape::config::PromDuration;
-use sextant_model::{Labels, Matcher, Sample};
+use sextant_model::{HistogramValue, Labels, Matcher, Sample};
 use sextant_promql::SeriesData;
 
 use crate::http::{excerpt, BlockingHttp, HttpFields};
@@ -118,7 +120,7 @@ struct MatrixSeries {
     #[serde(default)]
     values: Vec<(f64, String)>,
     #[serde(default)]
-    histograms: Vec<serde_json::Value>,
+    histograms: Vec<(f64, serde_json::Value)>,
 }
 
 #[derive(Deserialize)]
@@ -173,10 +175,32 @@ impl PromApiEngine {
                 .header("Accept", "application/json")
                 .body(body)
         })?;
+        self.reply(&url, path, r)
+    }
+
+    /// Like [`PromApiEngine::call`] with a GET and the parameters in the query string.
+    fn call_get(
+        &self,
+        path: &str,
+        params: &[(&str, String)],
+    ) -> Result<(serde_json::Value, Vec<String>), String> {
+        let url = format!("{}{path}?{}", self.base, form_urlencoded(params));
+        let r = self.http.send(reqwest::Method::GET, &url, |rb| {
+            rb.header("Accept", "application/json")
+        })?;
+        self.reply(&url, path, r)
+    }
+
+    fn reply(
+        &self,
+        url: &str,
+        path: &str,
+        r: crate::http::Reply,
+    ) -> Result<(serde_json::Value, Vec<String>), String> {
         let reply: ApiReply = serde_json::from_slice(&r.body).map_err(|e| {
             format!(
                 "{} {}: HTTP {}, not a Prometheus API reply ({e}): {}",
-                redact(&url),
+                redact(url),
                 path,
                 r.status,
                 excerpt(&r.body)
@@ -199,7 +223,7 @@ impl PromApiEngine {
         // Prometheus 2 includes both ends of a range, 3 and VictoriaMetrics exclude the start:
         // ask for one millisecond more and cut to [mint, maxt] here.
         let range = maxt.saturating_sub(mint).saturating_add(1).max(1);
-        let (data, mut warnings) = self.call(
+        let (data, warnings) = self.call(
             "/api/v1/query",
             &[("query", format!("{sel}[{range}ms]")), ("time", secs(maxt))],
         )?;
@@ -212,7 +236,6 @@ impl PromApiEngine {
             ));
         }
         let mut series = Vec::with_capacity(m.result.len());
-        let mut skipped_hist = 0usize;
         for s in m.result {
             let mut floats = Vec::with_capacity(s.values.len());
             for (t, v) in &s.values {
@@ -221,22 +244,25 @@ impl PromApiEngine {
                     floats.push(Sample::new(t, parse_value(v)?));
                 }
             }
-            skipped_hist += s.histograms.len();
+            let mut histograms = Vec::with_capacity(s.histograms.len());
+            for (t, h) in &s.histograms {
+                let t = (t * 1000.0).round() as i64;
+                if t >= mint && t <= maxt {
+                    let h = crate::apihist::from_api(h)?;
+                    histograms.push((t, HistogramValue::Float(h)));
+                }
+            }
             floats.sort_by_key(|p| p.t);
-            if floats.is_empty() {
+            histograms.sort_by_key(|p| p.0);
+            if floats.is_empty() && histograms.is_empty() {
                 continue;
             }
             series.push(SeriesData {
                 labels: Labels::from_pairs(s.metric),
                 floats,
+                histograms,
                 ..Default::default()
             });
-        }
-        if skipped_hist > 0 {
-            warnings.push(format!(
-                "remote engine {:?}: {skipped_hist} native histogram samples skipped (the query API gives their buckets only as ranges; use remote_read for native histograms)",
-                self.name
-            ));
         }
         series.sort_by(|a, b| a.labels.cmp(&b.labels));
         Ok(Selected { series, warnings })
@@ -305,6 +331,35 @@ impl PromApiEngine {
     }
 }
 
+impl PromApiEngine {
+    /// A string list (`/api/v1/labels`, `/api/v1/label/<name>/values`) for `matchers` (all
+    /// series when empty) in `[mint, maxt]`.
+    fn list(
+        &self,
+        path: String,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<String>, String> {
+        if !has_required(matchers, &self.required)
+            || (!matchers.is_empty() && matchers.iter().all(Matcher::matches_empty))
+        {
+            return Ok(Vec::new());
+        }
+        let mut form = vec![("start", secs(mint)), ("end", secs(maxt))];
+        if !matchers.is_empty() {
+            form.push(("match[]", selector(matchers)));
+        }
+        // GET: Prometheus serves `/api/v1/label/<name>/values` for GET only.
+        let (data, _) = self.call_get(&path, &form)?;
+        let mut list: Vec<String> =
+            serde_json::from_value(data).map_err(|e| format!("unexpected {path} result: {e}"))?;
+        list.sort();
+        list.dedup();
+        Ok(list)
+    }
+}
+
 fn form_urlencoded(pairs: &[(&str, String)]) -> String {
     let mut u = reqwest::Url::parse("http://x/").expect("static URL parses");
     u.query_pairs_mut()
@@ -326,6 +381,34 @@ impl RemoteEngine for PromApiEngine {
             Api::Query => self.select_query(&sel, mint, maxt),
             Api::Export => self.select_export(&sel, mint, maxt),
         }
+    }
+
+    fn label_names(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<String>, String> {
+        self.list("/api/v1/labels".into(), matchers, mint, maxt)
+    }
+
+    fn label_values(
+        &self,
+        name: &str,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<String>, String> {
+        let mut path = String::from("/api/v1/label/");
+        for b in name.bytes() {
+            if b.is_ascii_alphanumeric() || b == b'_' {
+                path.push(b as char);
+            } else {
+                path.push_str(&format!("%{b:02X}"));
+            }
+        }
+        path.push_str("/values");
+        self.list(path, matchers, mint, maxt)
     }
 
     fn series(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Result<Vec<Labels>, String> {

@@ -167,9 +167,50 @@ impl RemoteRead {
     }
 }
 
+impl RemoteRead {
+    /// Whether Prometheus would not ask this endpoint at all for `[mint, ..]` (its
+    /// `PreferLocalStorageFilter` gives a no-op querier): `read_recent: false` and the range
+    /// starts after the oldest local data.
+    fn local_covers(&self, mint: i64) -> bool {
+        !self.read_recent && mint > (self.local_start)()
+    }
+}
+
 impl RemoteEngine for RemoteRead {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Remote read has no label-names call: with `match[]` the matching series are read;
+    /// without, Prometheus' remote-read querier answers "not implemented" (a warning on the
+    /// partial result) unless local storage covers the range — so does this.
+    fn label_names(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<String>, String> {
+        if self.local_covers(mint) {
+            return Ok(Vec::new());
+        }
+        crate::strings_of_series(self, matchers, mint, maxt, |l| {
+            l.iter().map(|l| l.name.clone()).collect()
+        })
+    }
+
+    fn label_values(
+        &self,
+        name: &str,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<String>, String> {
+        if self.local_covers(mint) {
+            return Ok(Vec::new());
+        }
+        crate::strings_of_series(self, matchers, mint, maxt, |l| {
+            l.get(name).map(str::to_string).into_iter().collect()
+        })
     }
 
     fn select(&self, matchers: &[Matcher], mint: i64, mut maxt: i64) -> Result<Selected, String> {
@@ -178,11 +219,10 @@ impl RemoteEngine for RemoteRead {
         }
         if !self.read_recent {
             // Only data older than local storage (Prometheus' PreferLocalStorageFilter).
-            let start = (self.local_start)();
-            if mint > start {
+            if self.local_covers(mint) {
                 return Ok(Selected::default());
             }
-            maxt = maxt.min(start);
+            maxt = maxt.min((self.local_start)());
         }
         // External labels the selection does not constrain become matchers.
         let mut ms: Vec<Matcher> = matchers.to_vec();

@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
 use sextant_model::labels::is_valid_label_name;
-use sextant_model::{Labels, Matcher};
+use sextant_model::Matcher;
 use sextant_tsdb::querier::{merge_strings, Querier};
 
 use crate::params::Params;
@@ -145,20 +145,16 @@ pub async fn labels(State(st): State<Arc<AppState>>, p: Params) -> Response {
             &st,
             &p,
             |q, ms, start, end| q.label_names(ms, start, end),
-            |l| l.iter().map(|l| l.name.clone()).collect(),
+            |e, ms, start, end| e.label_names(ms, start, end),
         )
     })
     .await
 }
 
 /// The answer of `/api/v1/labels` and `/api/v1/label/<name>/values`: the union of `list` over
-/// every `match[]` (or over all series), limited by `limit` with Prometheus' warning.
-fn string_list<F>(
-    st: &AppState,
-    p: &Params,
-    list: F,
-    from_labels: impl Fn(&Labels) -> Vec<String>,
-) -> Result<Response, ApiError>
+/// every `match[]` (or over all series), local storage and remote engines (`remote`), limited
+/// by `limit` with Prometheus' warning.
+fn string_list<F, R>(st: &AppState, p: &Params, list: F, remote: R) -> Result<Response, ApiError>
 where
     F: Fn(
         &sextant_tsdb::db::DbQuerier,
@@ -166,37 +162,35 @@ where
         i64,
         i64,
     ) -> Result<Vec<String>, sextant_tsdb::querier::QueryError>,
+    R: Fn(&dyn sextant_remote::RemoteEngine, &[Matcher], i64, i64) -> Result<Vec<String>, String>
+        + Sync,
 {
     let sets = p.matchers()?;
     let (start, end) = p.range()?;
     let limit = p.limit()?;
     let querier = st.db.querier();
-    let mut values = per_matcher_sets(&sets, |ms| {
-        list(&querier, ms, start, end).map_err(|e| ApiError::internal(e.to_string()))
-    })?;
     let mut warnings = Vec::new();
-    // Remote engines contribute the labels of their series matching `match[]` (without
-    // `match[]` they are not asked: that would list every series they hold).
-    if let (Some(engines), false) = (st.remote(), sets.is_empty()) {
-        let fan = sextant_remote::Fanout::new(
-            Box::new(crate::query::TsdbSource(st.db.querier())),
-            engines,
-        );
-        let mut remote = Vec::new();
-        for ms in &sets {
-            let series = fan
-                .series(|| Ok(Vec::new()), ms, start, end)
-                .map_err(|e| ApiError::internal(e.to_string()))?;
-            remote.extend(series.iter().flat_map(&from_labels));
+    let fan = st.remote().map(|engines| {
+        sextant_remote::Fanout::new(Box::new(crate::query::TsdbSource(st.db.querier())), engines)
+    });
+    let mut values = per_matcher_sets(&sets, |ms| {
+        let mut v = match &fan {
+            Some(f) if !f.reads_local() => Vec::new(),
+            _ => list(&querier, ms, start, end).map_err(|e| ApiError::internal(e.to_string()))?,
+        };
+        // Remote engines answer with their own label APIs (remote-read endpoints, which have
+        // none, through the matching series; without `match[]` they warn as in Prometheus).
+        if let Some(f) = &fan {
+            v.extend(f.remote_strings(|e| remote(e, ms, start, end)));
+            v.sort();
+            v.dedup();
         }
-        if !engines.local {
-            values.clear();
-        }
-        values.extend(remote);
-        values.sort();
-        values.dedup();
-        warnings.extend(fan.take_warnings());
+        Ok(v)
+    })?;
+    if let Some(f) = &fan {
+        warnings.extend(f.take_warnings());
     }
+    values.dedup();
     truncate(&mut values, limit, &mut warnings);
     Ok(success(values.into(), warnings))
 }
@@ -214,7 +208,7 @@ pub async fn label_values(
             &st,
             &p,
             |q, ms, start, end| q.label_values(&name, ms, start, end),
-            |l| l.get(&name).map(str::to_string).into_iter().collect(),
+            |e, ms, start, end| e.label_values(&name, ms, start, end),
         )
     })
     .await

@@ -6,7 +6,9 @@
 //! then a blocking task decodes and encodes one series at a time into a small buffer that is
 //! handed to the response body through a bounded channel. Memory is therefore bounded by one
 //! series' samples plus a few buffers, however large the export. Every format is re-importable
-//! through the matching import endpoint (see docs/export.md).
+//! through the matching import endpoint (see docs/export.md). With remote engines configured
+//! (docs/scale-out.md) the export reads through them too: their series are fetched whole (that
+//! is how remote engines answer) and merged with the local ones series by series.
 
 use std::sync::Arc;
 
@@ -119,39 +121,144 @@ async fn prepare(st: &Arc<AppState>, p: &Params) -> Result<Response, ApiError> {
         Some(_) => start.saturating_sub(lookback),
         None => start,
     };
-    let db = Arc::clone(&st.db);
-    let series = tokio::task::spawn_blocking(move || -> Result<Vec<LazySeries>, ApiError> {
-        let q = db.querier();
-        let mut all = Vec::new();
-        for ms in &sets {
-            all.extend(
-                q.select_lazy(ms, read_min, end)
-                    .map_err(|e| ApiError::internal(e.to_string()))?,
-            );
-        }
-        all.sort_by(|a, b| a.labels.cmp(&b.labels));
-        all.dedup_by(|a, b| a.labels == b.labels);
-        Ok(all)
-    })
-    .await
-    .map_err(|e| ApiError::internal(format!("export failed: {e}")))??;
+    let st2 = Arc::clone(st);
+    let (series, warnings) =
+        tokio::task::spawn_blocking(move || -> Result<(Vec<Source>, Vec<String>), ApiError> {
+            let q = st2.db.querier();
+            let fan = st2.remote().map(|engines| {
+                sextant_remote::Fanout::new(
+                    Box::new(crate::query::TsdbSource(st2.db.querier())),
+                    engines,
+                )
+            });
+            let read_local = fan.as_ref().is_none_or(|f| f.reads_local());
+            let mut local = Vec::new();
+            let mut remote = Vec::new();
+            for ms in &sets {
+                if read_local {
+                    local.extend(
+                        q.select_lazy(ms, read_min, end)
+                            .map_err(|e| ApiError::internal(e.to_string()))?,
+                    );
+                }
+                if let Some(f) = &fan {
+                    remote = sextant_remote::merge(remote, f.select_remote(ms, read_min, end));
+                }
+            }
+            local.sort_by(|a, b| a.labels.cmp(&b.labels));
+            local.dedup_by(|a, b| a.labels == b.labels);
+            let warnings = fan.map(|f| f.take_warnings()).unwrap_or_default();
+            Ok((Source::join(local, remote), warnings))
+        })
+        .await
+        .map_err(|e| ApiError::internal(format!("export failed: {e}")))??;
 
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(CHANNEL_DEPTH);
     tokio::task::spawn_blocking(move || produce(plan, series, read_min, tx));
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|item| (item, rx))
     });
-    Ok((
+    let mut resp = (
         [(CONTENT_TYPE, format.content_type())],
         Body::from_stream(stream),
     )
-        .into_response())
+        .into_response();
+    // A remote engine that failed leaves a partial export: say so in a header (the body is a
+    // data format with no room for warnings), as the query API says so in `warnings`.
+    for w in warnings {
+        tracing::warn!(warning = %w, "export is partial");
+        let w: String = w
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        if let Ok(v) = axum::http::HeaderValue::from_str(&w) {
+            resp.headers_mut().append(WARNING_HEADER, v);
+        }
+    }
+    Ok(resp)
+}
+
+/// Response header carrying each remote engine's warning of a partial export.
+pub const WARNING_HEADER: &str = "x-sextant-warning";
+
+/// One exported series: local storage's (read lazily), a remote engine's (already fetched),
+/// or both merged (local first on equal timestamps, as the query fanout merges).
+struct Source {
+    labels: Labels,
+    local: Option<LazySeries>,
+    remote: Option<sextant_promql::SeriesData>,
+}
+
+impl Source {
+    /// Both lists sorted by labels, joined by labels.
+    fn join(local: Vec<LazySeries>, remote: Vec<sextant_promql::SeriesData>) -> Vec<Source> {
+        let mut out = Vec::with_capacity(local.len().max(remote.len()));
+        let mut l = local.into_iter().peekable();
+        let mut r = remote.into_iter().peekable();
+        loop {
+            let ord = match (l.peek(), r.peek()) {
+                (None, None) => break,
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (Some(a), Some(b)) => a.labels.cmp(&b.labels),
+            };
+            let (local, remote) = match ord {
+                std::cmp::Ordering::Less => (l.next(), None),
+                std::cmp::Ordering::Greater => (None, r.next()),
+                std::cmp::Ordering::Equal => (l.next(), r.next()),
+            };
+            let labels = match (&local, &remote) {
+                (Some(s), _) => s.labels.clone(),
+                (None, Some(s)) => s.labels.clone(),
+                (None, None) => break,
+            };
+            out.push(Source {
+                labels,
+                local,
+                remote,
+            });
+        }
+        out
+    }
+
+    /// Reads the samples in `[mint, maxt]` into `out`.
+    fn read(&self, mint: i64, maxt: i64, out: &mut SeriesData) -> Result<(), String> {
+        out.floats.clear();
+        out.histograms.clear();
+        if let Some(l) = &self.local {
+            l.read(mint, maxt, out).map_err(|e| e.to_string())?;
+        }
+        let Some(r) = &self.remote else {
+            return Ok(());
+        };
+        let had_local = !out.floats.is_empty() || !out.histograms.is_empty();
+        out.floats.extend(
+            r.floats
+                .iter()
+                .filter(|p| p.t >= mint && p.t <= maxt)
+                .copied(),
+        );
+        out.histograms.extend(
+            r.histograms
+                .iter()
+                .filter(|p| p.0 >= mint && p.0 <= maxt)
+                .cloned(),
+        );
+        if had_local {
+            // Stable sorts: local samples stay first on equal timestamps.
+            out.floats.sort_by_key(|p| p.t);
+            out.floats.dedup_by_key(|p| p.t);
+            out.histograms.sort_by_key(|p| p.0);
+            out.histograms.dedup_by_key(|p| p.0);
+        }
+        Ok(())
+    }
 }
 
 /// Encodes series by series and sends full chunks; stops early when the client went away.
 fn produce(
     plan: Plan,
-    series: Vec<LazySeries>,
+    series: Vec<Source>,
     read_min: i64,
     tx: tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
 ) {
@@ -167,7 +274,7 @@ fn produce(
     for s in &series {
         if let Err(e) = s.read(read_min, plan.end, &mut data) {
             tracing::warn!(error = %e, "export aborted");
-            let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+            let _ = tx.blocking_send(Err(std::io::Error::other(e)));
             return;
         }
         floats.clear();

@@ -66,8 +66,9 @@ impl Prices {
     }
 
     /// Provider/model pairs with token usage between `now_ms - 25h` and `now_ms`.
+    /// Local storage only: a background tick must not download archived blocks.
     fn observe(db: &sextant_tsdb::db::Db, now_ms: i64) -> Vec<(String, String)> {
-        let q = db.querier();
+        let q = db.local_querier();
         let mut pairs = BTreeSet::new();
         for (metric, provider_label, model_labels) in USAGE_SOURCES {
             let ms = [Matcher::equal(sextant_model::METRIC_NAME, *metric)];

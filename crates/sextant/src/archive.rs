@@ -177,6 +177,8 @@ pub struct Archive {
     uploaded: Mutex<BTreeSet<String>>,
     /// Every archived block's meta, by ulid; `None` until the bucket was listed once.
     remote: RwLock<Option<BTreeMap<String, BlockMeta>>>,
+    /// Archived downsampled blocks' metas by resolution (ms), then ulid.
+    remote_ds: RwLock<BTreeMap<i64, BTreeMap<String, BlockMeta>>>,
     cache: Mutex<HashMap<String, Cached>>,
     /// Serialises downloads (one block fetched at a time, never twice).
     download: Mutex<()>,
@@ -254,6 +256,7 @@ impl Archive {
             rt: Some(rt),
             uploaded: Mutex::new(uploaded),
             remote: RwLock::new(None),
+            remote_ds: RwLock::new(BTreeMap::new()),
             cache: Mutex::new(HashMap::new()),
             download: Mutex::new(()),
             metrics: Metrics::default(),
@@ -281,6 +284,19 @@ impl Archive {
         format!("{}{ulid}/{rel}", self.prefix)
     }
 
+    /// Where a block lives in the bucket: `<prefix><ulid>/` for raw blocks,
+    /// `<prefix>downsampled/<5m|1h>/<ulid>/` for downsampled ones.
+    fn block_prefix(&self, res: Option<i64>, ulid: &str) -> String {
+        match res {
+            None => self.key(ulid, ""),
+            Some(r) => format!(
+                "{}downsampled/{}/{ulid}/",
+                self.prefix,
+                sextant_tsdb::downsample::res_dir(r)
+            ),
+        }
+    }
+
     /// Lists the bucket's archived blocks (reading each new `meta.json`).
     async fn refresh_remote(&self) -> Result<(), sextant_objstore::Error> {
         let objs = self.client.list(&self.prefix).await?;
@@ -291,14 +307,38 @@ impl Archive {
             .as_ref()
             .map(|m| m.keys().cloned().collect())
             .unwrap_or_default();
+        let known_ds: BTreeSet<String> = self
+            .remote_ds
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .flat_map(|m| m.keys().cloned())
+            .collect();
         let mut found = BTreeMap::new();
+        let mut found_ds: Vec<(i64, BlockMeta)> = Vec::new();
         for o in objs {
             let Some(rest) = o.key.strip_prefix(&self.prefix) else {
                 continue;
             };
-            let Some(ulid) = rest.strip_suffix("/meta.json") else {
+            let Some(mut ulid) = rest.strip_suffix("/meta.json") else {
                 continue;
             };
+            let mut res = None;
+            if let Some(ds) = ulid.strip_prefix("downsampled/") {
+                let parsed = [
+                    sextant_tsdb::downsample::RES_5M,
+                    sextant_tsdb::downsample::RES_1H,
+                ]
+                .into_iter()
+                .find_map(|r| {
+                    ds.strip_prefix(sextant_tsdb::downsample::res_dir(r))
+                        .and_then(|x| x.strip_prefix('/'))
+                        .map(|u| (r, u))
+                });
+                let Some((r, u)) = parsed else { continue };
+                res = Some(r);
+                ulid = u;
+            }
             // ULIDs only: the name becomes a directory in the cache.
             if ulid.is_empty()
                 || ulid.len() > 64
@@ -306,17 +346,26 @@ impl Archive {
             {
                 continue;
             }
-            if known.contains(ulid) {
+            if known.contains(ulid) || known_ds.contains(ulid) {
                 continue;
             }
             let body = self.client.get(&o.key, None).await?;
             match serde_json::from_slice::<BlockMeta>(&body) {
-                Ok(m) if m.ulid == ulid => {
-                    found.insert(ulid.to_string(), m);
-                }
+                Ok(m) if m.ulid == ulid => match res {
+                    None => {
+                        found.insert(ulid.to_string(), m);
+                    }
+                    Some(r) => found_ds.push((r, m)),
+                },
                 Ok(_) | Err(_) => {
                     tracing::warn!(key = %o.key, "archived block meta.json is not valid; ignoring the block")
                 }
+            }
+        }
+        {
+            let mut ds = self.remote_ds.write().unwrap_or_else(|e| e.into_inner());
+            for (r, m) in found_ds {
+                ds.entry(r).or_default().insert(m.ulid.clone(), m);
             }
         }
         let mut g = self.remote.write().unwrap_or_else(|e| e.into_inner());
@@ -339,7 +388,13 @@ impl Archive {
             }
         }
         let mut ok = true;
-        for b in self.db.blocks() {
+        let raw = self.db.blocks().into_iter().map(|b| (None, b));
+        let ds = self
+            .db
+            .downsampled_blocks()
+            .into_iter()
+            .map(|(r, b)| (Some(r), b));
+        for (res, b) in raw.chain(ds) {
             let ulid = b.meta().ulid.clone();
             if self
                 .uploaded
@@ -349,17 +404,29 @@ impl Archive {
             {
                 continue;
             }
-            match self.upload_block(&b).await {
+            match self.upload_block(res, &b).await {
                 Ok(()) => {
                     self.uploaded
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
                         .insert(ulid.clone());
-                    self.remote
-                        .write()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .get_or_insert_with(BTreeMap::new)
-                        .insert(ulid, b.meta().clone());
+                    match res {
+                        None => {
+                            self.remote
+                                .write()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .get_or_insert_with(BTreeMap::new)
+                                .insert(ulid, b.meta().clone());
+                        }
+                        Some(r) => {
+                            self.remote_ds
+                                .write()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .entry(r)
+                                .or_default()
+                                .insert(ulid, b.meta().clone());
+                        }
+                    }
                     if let Err(e) = self.save_state() {
                         tracing::warn!(error = %e, "archive: saving the upload state failed");
                     }
@@ -383,9 +450,10 @@ impl Archive {
         }
     }
 
-    async fn upload_block(&self, b: &Block) -> Result<(), anyhow::Error> {
+    async fn upload_block(&self, res: Option<i64>, b: &Block) -> Result<(), anyhow::Error> {
         let ulid = &b.meta().ulid;
-        let meta_key = self.key(ulid, "meta.json");
+        let base = self.block_prefix(res, ulid);
+        let meta_key = format!("{base}meta.json");
         if self.client.head(&meta_key).await?.is_some() {
             tracing::info!(block = %ulid, "archive: block already in the bucket");
             return Ok(());
@@ -398,7 +466,7 @@ impl Archive {
         for rel in files.iter().filter(|r| *r != "meta.json") {
             bytes += self
                 .client
-                .put_file(&self.key(ulid, rel), &b.dir().join(rel))
+                .put_file(&format!("{base}{rel}"), &b.dir().join(rel))
                 .await?;
         }
         bytes += self
@@ -409,7 +477,7 @@ impl Archive {
         self.metrics
             .uploaded_bytes
             .fetch_add(bytes, Ordering::Relaxed);
-        tracing::info!(block = %ulid, bytes, ms = t0.elapsed().as_millis() as u64, "archive: block uploaded");
+        tracing::info!(block = %ulid, resolution = res.map(sextant_tsdb::downsample::res_dir).unwrap_or("raw"), bytes, ms = t0.elapsed().as_millis() as u64, "archive: block uploaded");
         Ok(())
     }
 
@@ -438,8 +506,8 @@ impl Archive {
         std::thread::scope(|s| s.spawn(|| rt.block_on(fut)).join().ok())
     }
 
-    /// The cached block, or downloads it.
-    fn open_cached(&self, ulid: &str) -> Result<Arc<Block>, QueryError> {
+    /// The cached block, or downloads it (`res`: its resolution when downsampled).
+    fn open_cached(&self, res: Option<i64>, ulid: &str) -> Result<Arc<Block>, QueryError> {
         let err = |msg: String| QueryError::Block {
             block: ulid.to_string(),
             msg,
@@ -465,7 +533,7 @@ impl Archive {
         let tmp = self.cache_dir.join(format!("{ulid}.tmp"));
         let dst = self.cache_dir.join(ulid);
         let _ = std::fs::remove_dir_all(&tmp);
-        let prefix = self.key(ulid, "");
+        let prefix = self.block_prefix(res, ulid);
         let res = self.block_on(async {
             let objs = self.client.list(&prefix).await?;
             let mut n = 0;
@@ -573,11 +641,18 @@ impl Archive {
             .unwrap_or_else(|e| e.into_inner())
             .as_ref()
             .map(|r| r.len())
-            .unwrap_or(0);
+            .unwrap_or(0)
+            + self
+                .remote_ds
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .values()
+                .map(BTreeMap::len)
+                .sum::<usize>();
         fam(
             "sextant_archive_blocks",
             "gauge",
-            "Blocks known to be in the archive bucket.",
+            "Blocks known to be in the archive bucket (raw and downsampled).",
             archived as f64,
         );
         fam(
@@ -688,7 +763,31 @@ impl ExternalBlocks for Archive {
         };
         let mut out = Vec::with_capacity(want.len());
         for u in want {
-            out.push(self.open_cached(&u)?);
+            out.push(self.open_cached(None, &u)?);
+        }
+        Ok(out)
+    }
+
+    /// Archived aggregates of resolution `res` whose raw source no local downsampled block of
+    /// that resolution covers: those local retention dropped (or never had, after a move to a
+    /// new disk). Downloaded into the same cache as raw blocks.
+    fn downsampled(
+        &self,
+        res: i64,
+        mint: i64,
+        maxt: i64,
+        local: &[Arc<Block>],
+    ) -> Result<Vec<Arc<Block>>, QueryError> {
+        let want = {
+            let g = self.remote_ds.read().unwrap_or_else(|e| e.into_inner());
+            match g.get(&res) {
+                Some(r) => needed(r, mint, maxt, local),
+                None => return Ok(Vec::new()),
+            }
+        };
+        let mut out = Vec::with_capacity(want.len());
+        for u in want {
+            out.push(self.open_cached(Some(res), &u)?);
         }
         Ok(out)
     }

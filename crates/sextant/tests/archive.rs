@@ -168,8 +168,13 @@ const H: i64 = 3_600_000;
 /// Writes 14 hours of two counters (one with a reset) and two gauges, 30 s apart, ending 6 h
 /// ago, and cuts them into blocks. Returns the data's time range.
 fn write_blocks(dir: &Path) -> (i64, i64) {
+    write_blocks_ago(dir, 20)
+}
+
+/// [`write_blocks`] with the data starting about `hours` hours ago.
+fn write_blocks_ago(dir: &Path, hours: i64) -> (i64, i64) {
     let now = sextant_model::time::now_ms();
-    let start = (now - 20 * H) / (2 * H) * (2 * H);
+    let start = (now - hours * H) / (2 * H) * (2 * H);
     let end = start + 14 * H;
     let db = Db::open(dir, DbOptions::default()).expect("open db");
     let mut t = start;
@@ -534,4 +539,183 @@ fn export_streams_to_s3_in_parts() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("SignatureDoesNotMatch"), "stderr: {err}");
+}
+
+fn dirs_in(p: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(p)
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| e.path().join("meta.json").exists())
+                .map(|e| e.file_name().to_string_lossy().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+fn query_step(s: &Server, q: &str, start: i64, end: i64, step: i64) -> serde_json::Value {
+    let r: serde_json::Value = client()
+        .get(s.url("/api/v1/query_range"))
+        .query(&[
+            ("query", q.to_string()),
+            ("start", (start / 1000).to_string()),
+            ("end", (end / 1000).to_string()),
+            ("step", (step / 1000).to_string()),
+        ])
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(r["status"], "success", "{q}: {r}");
+    r["data"].clone()
+}
+
+/// Downsampled 5m/1h blocks are uploaded too (under `<prefix>downsampled/<res>/`), and once
+/// local retention deleted them, long-range queries with large steps read them from the bucket
+/// — giving the same answers as the local aggregates did — without downloading raw blocks.
+#[test]
+fn downsampled_blocks_are_archived_and_queried_after_local_retention() {
+    let Some(m) = moto("arch", false) else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    // Older than a day, so no background reader (the LLM price table looks 25h back) touches
+    // the archive: every download below is a query's.
+    let (start, end) = write_blocks_ago(&data, 64);
+    let cfg = config(tmp.path(), &m, &m.secret, 1 << 30);
+    let cfg_arg = cfg.to_str().unwrap();
+    let base = ["--config", cfg_arg, "--no-default-rules"];
+    let (d5, d1) = (data.join("downsampled/5m"), data.join("downsampled/1h"));
+    // Step 1h: aggregates answer for the time before the oldest local raw block (Thanos'
+    // rule: resolution ≤ step / 5).
+    const STEP: i64 = H;
+    let queries = [
+        "max_over_time(arch_temp[1h])",
+        "avg_over_time(arch_temp[1h])",
+        "increase(arch_requests_total[2h])",
+        "arch_temp",
+    ];
+
+    // Run A, retention 2h: raw blocks older than 2h are downsampled, uploaded and deleted;
+    // the aggregates stay local (their retention is 10 × 2h) and are uploaded too.
+    let run = |ret: &str| {
+        let mut s = Server::start(
+            &data,
+            &[
+                &base[..],
+                &["--retention", ret, "--maintenance-interval", "1s"],
+            ]
+            .concat(),
+        );
+        s.wait_ready(Duration::from_secs(60));
+        s
+    };
+    let mut s = run("2h");
+    let source = |dir: &Path, u: &str| -> String {
+        let m: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(dir.join(u).join("meta.json")).unwrap_or_default(),
+        )
+        .unwrap_or_default();
+        m["compaction"]["sources"][0]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    };
+    // Every raw block old enough is downsampled in the first maintenance round (before
+    // retention), so once aggregates exist their set is complete; wait for their upload and
+    // for retention to delete the raw blocks they came from.
+    let c = s3(&m, "arch", &m.secret);
+    wait(
+        "aggregates written and archived, raw blocks deleted",
+        120,
+        || {
+            let (ds5, ds1) = (dirs_in(&d5), dirs_in(&d1));
+            let left = block_dirs(&data);
+            if ds5.is_empty() || ds5.len() != ds1.len() {
+                return false;
+            }
+            if ds5.iter().any(|u| left.contains(&source(&d5, u))) {
+                return false;
+            }
+            let Ok(listed) = rt().block_on(c.list("node-1/downsampled/")) else {
+                return false;
+            };
+            let has = |res: &str, u: &String| {
+                let k = format!("node-1/downsampled/{res}/{u}/meta.json");
+                listed.iter().any(|o| o.key == k)
+            };
+            ds5.iter().all(|u| has("5m", u)) && ds1.iter().all(|u| has("1h", u))
+        },
+    );
+    let ds5_a = dirs_in(&d5);
+    let listed = rt().block_on(c.list("node-1/downsampled/")).unwrap();
+    for (res, list) in [("5m", &ds5_a), ("1h", &dirs_in(&d1))] {
+        for u in list {
+            let k = format!("node-1/downsampled/{res}/{u}/meta.json");
+            assert!(listed.iter().any(|o| o.key == k), "{k} not in the bucket");
+        }
+    }
+    let a: Vec<serde_json::Value> = queries
+        .iter()
+        .map(|q| query_step(&s, q, start, end, STEP))
+        .collect();
+    for (q, r) in queries.iter().zip(&a) {
+        let first = r["result"][0]["values"][0][0].as_f64().unwrap_or(f64::MAX);
+        assert!(
+            first < (start + 3 * H) as f64 / 1000.0,
+            "{q}: nothing for the old range: {r}"
+        );
+    }
+    // Answered from local aggregates: nothing was downloaded from the bucket.
+    assert_eq!(metric(&s, "sextant_archive_downloads_total"), 0.0);
+    s.terminate();
+
+    // Run B: the older half of the aggregate blocks is gone locally (as their own retention
+    // or a lost disk would leave it; that their retention waits for the archive is tested in
+    // crates/tsdb `downsampled_retention_waits_for_the_archive`); the same queries read them
+    // from the bucket.
+    let ds1_a = dirs_in(&d1);
+    let min_time = |u: &str| -> i64 {
+        let m: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(d5.join(u).join("meta.json")).unwrap()).unwrap();
+        m["minTime"].as_i64().unwrap_or(0)
+    };
+    let mut by_age: Vec<&String> = ds5_a.iter().collect();
+    by_age.sort_by_key(|u| min_time(u));
+    let gone: Vec<String> = by_age[..ds5_a.len().div_ceil(2)]
+        .iter()
+        .map(|u| u.to_string())
+        .collect();
+    let gone_sources: Vec<String> = gone.iter().map(|u| source(&d5, u)).collect();
+    for u in &gone {
+        std::fs::remove_dir_all(d5.join(u)).unwrap();
+    }
+    for u in &ds1_a {
+        if gone_sources.contains(&source(&d1, u)) {
+            std::fs::remove_dir_all(d1.join(u)).unwrap();
+        }
+    }
+    let mut s = run("2h");
+    let b: Vec<serde_json::Value> = queries
+        .iter()
+        .map(|q| query_step(&s, q, start, end, STEP))
+        .collect();
+    for ((q, x), y) in queries.iter().zip(&a).zip(&b) {
+        assert_eq!(x, y, "{q} differs once the aggregates moved to the archive");
+    }
+    assert!(metric(&s, "sextant_archive_downloads_total") >= 1.0);
+    // Only aggregates were downloaded: no raw block is in the cache.
+    let cached = dirs_in(&data.join("archive/cache"));
+    assert!(!cached.is_empty());
+    for u in &cached {
+        assert!(
+            ds5_a.contains(u) || ds1_a.contains(u),
+            "{u}, not an aggregate block, downloaded for a large-step query"
+        );
+    }
+    assert!(
+        gone.iter().any(|u| cached.contains(u)),
+        "{gone:?} vs {cached:?}"
+    );
+    s.terminate();
 }

@@ -1,7 +1,8 @@
 //! End-to-end test of downsampling: 58 hours of samples are written beforehand into the WAL
 //! with the TSDB library, then the real binary, with a 20h retention, downsamples the old blocks to 5m
 //! aggregates before retention deletes them, and long-range queries with a 1h step still
-//! answer over the deleted time from the aggregates.
+//! answer over the deleted time from the aggregates — also with a remote engine configured
+//! (local storage keeps its aggregates behind the query fanout).
 
 mod common;
 
@@ -138,5 +139,58 @@ fn long_range_queries_answer_from_aggregates_after_retention() {
             "rate at {t}: {v}"
         );
     }
+    let max_local = query_range(&s, "max_over_time(ds_temp[1h])", qs, qe);
+    let rate_local = query_range(&s, "rate(ds_requests_total[1h])", qs, qe);
+    s.terminate();
+
+    // With a remote engine configured (here one that is down), local storage still answers
+    // from its aggregates behind the fanout: the same values, plus the engine's warning.
+    let down = common::free_port();
+    let cfg = tmp.path().join("sextant.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "remote_engines:\n  - name: down\n    url: http://127.0.0.1:{down}\n    remote_timeout: 5s\n"
+        ),
+    )
+    .expect("config");
+    let mut s = Server::start(
+        &data,
+        &[
+            "--retention",
+            "20h",
+            "--maintenance-interval",
+            "1s",
+            "--config",
+            cfg.to_str().expect("utf-8 path"),
+        ],
+    );
+    s.wait_ready(Duration::from_secs(60));
+    assert_eq!(
+        query_range(&s, "max_over_time(ds_temp[1h])", qs, qe),
+        max_local
+    );
+    assert_eq!(
+        query_range(&s, "rate(ds_requests_total[1h])", qs, qe),
+        rate_local
+    );
+    let r: serde_json::Value = client()
+        .get(s.url("/api/v1/query_range"))
+        .query(&[
+            ("query", "max_over_time(ds_temp[1h])".to_string()),
+            ("start", (qs / 1000).to_string()),
+            ("end", (qe / 1000).to_string()),
+            ("step", "3600".to_string()),
+        ])
+        .send()
+        .expect("query")
+        .json()
+        .expect("json");
+    assert!(
+        r["warnings"]
+            .to_string()
+            .contains("remote engine \\\"down\\\""),
+        "{r}"
+    );
     s.terminate();
 }

@@ -50,6 +50,66 @@ fn write(c: &reqwest::blocking::Client, url: &str, data: &[(Labels, Vec<Sample>)
     );
 }
 
+/// Writes `N` integer native histograms of a growing (counter) series `name` to `url`: schema
+/// 1, a zero bucket, negative and positive buckets with a gap between spans.
+fn write_histograms(c: &reqwest::blocking::Client, url: &str, name: &str, t0: i64) {
+    use v1::histogram::{Count, ZeroCount};
+    let span = |offset, length| v1::BucketSpan { offset, length };
+    let histograms = (0..N)
+        .map(|i| {
+            let k = i as u64 + 1;
+            // Absolute counts k, 2k, 3k (positive), k (negative); deltas between them.
+            let pos = [k as i64, k as i64, k as i64];
+            v1::Histogram {
+                count: Some(Count::CountInt(2 * k + 6 * k + k)),
+                sum: 3.5 * k as f64,
+                schema: 1,
+                zero_threshold: 0.001,
+                zero_count: Some(ZeroCount::ZeroCountInt(2 * k)),
+                negative_spans: vec![span(1, 1)],
+                negative_deltas: vec![k as i64],
+                positive_spans: vec![span(-2, 2), span(3, 1)],
+                positive_deltas: vec![pos[0], pos[1], pos[2]],
+                timestamp: t0 + i * STEP,
+                ..Default::default()
+            }
+        })
+        .collect();
+    let req = v1::WriteRequest {
+        timeseries: vec![v1::TimeSeries {
+            labels: vec![
+                v1::Label {
+                    name: "__name__".into(),
+                    value: name.into(),
+                },
+                v1::Label {
+                    name: "src".into(),
+                    value: "hist".into(),
+                },
+            ],
+            histograms,
+            ..Default::default()
+        }],
+        metadata: vec![],
+    };
+    let r = c
+        .post(url)
+        .header("Content-Type", "application/x-protobuf")
+        .header("Content-Encoding", "snappy")
+        .header("X-Prometheus-Remote-Write-Version", "0.1.0")
+        .body(sextant_ingest::remote_write::compress_snappy(
+            &req.encode_to_vec(),
+        ))
+        .send()
+        .expect("remote write histograms");
+    let status = r.status();
+    assert!(
+        status.is_success(),
+        "histograms to {url}: {status} {}",
+        r.text().unwrap_or_default()
+    );
+}
+
 fn get(c: &reqwest::blocking::Client, url: &str, q: &[(&str, String)]) -> Value {
     let r = c.get(url).query(q).send().expect("request");
     let status = r.status();
@@ -89,6 +149,7 @@ fn start_prometheus(dir: &Path, port: u16, extra_config: &str) -> Peer {
             ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .arg("--web.enable-remote-write-receiver")
+            .arg("--enable-feature=native-histograms")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -100,6 +161,30 @@ fn wait_http(c: &reqwest::blocking::Client, url: &str) {
     wait_for(url, Duration::from_secs(60), || {
         c.get(url).send().is_ok_and(|r| r.status().is_success())
     });
+}
+
+/// Asserts two API results are equal, numbers written as strings equal to 1e-12 relative:
+/// Prometheus takes native histogram bucket bounds of schemas > 0 from a table, we compute
+/// them, and the two may differ in the last bit.
+fn assert_json_close(a: &Value, b: &Value, what: &str) {
+    fn close(a: &Value, b: &Value) -> bool {
+        match (a, b) {
+            (Value::Array(x), Value::Array(y)) => {
+                x.len() == y.len() && x.iter().zip(y).all(|(x, y)| close(x, y))
+            }
+            (Value::Object(x), Value::Object(y)) => {
+                x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| close(v, w)))
+            }
+            (Value::String(x), Value::String(y)) if x != y => {
+                match (x.parse::<f64>(), y.parse::<f64>()) {
+                    (Ok(p), Ok(q)) => (p - q).abs() <= 1e-12 * p.abs().max(q.abs()),
+                    _ => false,
+                }
+            }
+            _ => a == b,
+        }
+    }
+    assert!(close(a, b), "{what}:\nours   {a}\ntheirs {b}");
 }
 
 /// The `data.result` of a query, for comparing two engines' answers.
@@ -214,6 +299,8 @@ fn remote_engines_prometheus_and_victoriametrics() {
             series("rr_same", "both", t0, 0, N, |i| (i as f64).sin()),
         ],
     );
+    write_histograms(&c, &format!("{prom}/api/v1/write"), "rr_hist", t0);
+    write_histograms(&c, &sx_b.url("/api/v1/write"), "rr_hist_b", t0);
     write(
         &c,
         &format!("{vm}/api/v1/write"),
@@ -399,6 +486,83 @@ remote_engines:
     );
     assert_eq!(v["data"], serde_json::json!(["local", "prom", "vm"]), "{v}");
 
+    // Without match[]: local names, VictoriaMetrics' through its label API; the remote-read
+    // endpoint cannot list (a warning, as Prometheus gives), the down engine warns.
+    let v = get(
+        &c,
+        &format!("{a}/label/__name__/values"),
+        &[("start", secs(t0)), ("end", secs(tend))],
+    );
+    let names: Vec<&str> = v["data"]
+        .as_array()
+        .expect("names")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    for n in ["rr_local", "rr_shared", "rr_vm"] {
+        assert!(names.contains(&n), "{n} missing: {v}");
+    }
+    assert!(!names.contains(&"rr_prom"), "{v}");
+    let w = v["warnings"].to_string();
+    assert!(
+        w.contains("not implemented by the remote-read protocol"),
+        "{v}"
+    );
+    assert!(w.contains("remote engine \\\"down\\\""), "{v}");
+    let v = get(
+        &c,
+        &format!("{a}/labels"),
+        &[("start", secs(t0)), ("end", secs(tend))],
+    );
+    for l in ["__name__", "src"] {
+        assert!(
+            v["data"]
+                .as_array()
+                .is_some_and(|a| a.contains(&Value::from(l))),
+            "{l}: {v}"
+        );
+    }
+
+    // Export reads through the remote engines: the split series whole, each timestamp once,
+    // VictoriaMetrics' series too, and the down engine named in a header.
+    let r = c
+        .get(format!("{a}/export"))
+        .query(&[
+            ("match[]", r#"{__name__=~"rr_(shared|vm)"}"#.to_string()),
+            ("start", secs(t0)),
+            ("end", secs(tend)),
+        ])
+        .send()
+        .expect("export");
+    assert!(r.status().is_success(), "export: {}", r.status());
+    let warn: Vec<String> = r
+        .headers()
+        .get_all("x-sextant-warning")
+        .iter()
+        .filter_map(|v| v.to_str().ok().map(str::to_string))
+        .collect();
+    assert!(warn.iter().any(|w| w.contains("\"down\"")), "{warn:?}");
+    let body = r.text().expect("export body");
+    let lines: Vec<Value> = body
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    assert_eq!(lines.len(), 2, "{body}");
+    for l in &lines {
+        assert_eq!(
+            l["timestamps"].as_array().map(Vec::len),
+            Some(N as usize),
+            "{l}"
+        );
+        let ts: Vec<i64> = l["timestamps"]
+            .as_array()
+            .expect("timestamps")
+            .iter()
+            .filter_map(Value::as_i64)
+            .collect();
+        assert!(ts.windows(2).all(|w| w[0] < w[1]), "{l}");
+    }
+
     // A recording rule evaluated by Sextant A over VictoriaMetrics-only data.
     wait_for("rule rr_vm_total", Duration::from_secs(60), || {
         let v = get(
@@ -445,6 +609,86 @@ remote_engines:
         result(&theirs),
         "remote-only range query through the query API"
     );
+
+    // Native histograms through the query API: raw samples and functions over them equal
+    // Prometheus' own answers.
+    for q in [
+        "rr_hist",
+        "histogram_count(rate(rr_hist[1m]))",
+        "histogram_sum(rr_hist)",
+        "sum(rate(rr_hist[1m]))",
+        "histogram_count(increase(rr_hist[2m]))",
+    ] {
+        let range = [
+            ("query", q.to_string()),
+            ("start", secs(t0 + 62_500)),
+            ("end", secs(tend)),
+            ("step", "15".to_string()),
+        ];
+        let theirs = get(&c, &format!("{prom}/api/v1/query_range"), &range);
+        let ours = get(&c, &sx_c.url("/api/v1/query_range"), &range);
+        assert!(
+            !result(&theirs).as_array().unwrap().is_empty(),
+            "{q}: {theirs}"
+        );
+        assert_json_close(&result(&ours), &result(&theirs), q);
+        assert!(ours["warnings"].is_null(), "{q}: {ours}");
+    }
+    // Quantiles: Prometheus 2.42 interpolates linearly inside exponential buckets, Sextant
+    // exponentially as Prometheus 3 does; so compare with Sextant B holding the same
+    // histograms locally.
+    for q in [
+        "histogram_quantile(0.9, rate(HIST[1m]))",
+        "histogram_quantile(0.5, HIST)",
+        "histogram_fraction(0, 2, HIST)",
+    ] {
+        let range = |name: &str| {
+            [
+                ("query", q.replace("HIST", name)),
+                ("start", secs(t0 + 62_500)),
+                ("end", secs(tend)),
+                ("step", "15".to_string()),
+            ]
+        };
+        let local = get(&c, &sx_b.url("/api/v1/query_range"), &range("rr_hist_b"));
+        let ours = get(&c, &sx_c.url("/api/v1/query_range"), &range("rr_hist"));
+        assert!(
+            !result(&local).as_array().unwrap().is_empty(),
+            "{q}: {local}"
+        );
+        assert_eq!(result(&ours), result(&local), "native histograms: {q}");
+    }
+    let v = get(
+        &c,
+        &sx_c.url("/api/v1/query"),
+        // Between samples: Prometheus 2 includes a range's start, Sextant (as 3) does not.
+        &[
+            ("query", "rr_hist[30s]".into()),
+            ("time", secs(tend - 2_500)),
+        ],
+    );
+    let w = get(
+        &c,
+        &format!("{prom}/api/v1/query"),
+        // Between samples: Prometheus 2 includes a range's start, Sextant (as 3) does not.
+        &[
+            ("query", "rr_hist[30s]".into()),
+            ("time", secs(tend - 2_500)),
+        ],
+    );
+    assert_json_close(&result(&v), &result(&w), "raw histogram samples");
+
+    // Label names and values without match[] come from the engine's own label API.
+    for path in ["/api/v1/labels", "/api/v1/label/__name__/values"] {
+        let q = [("start", secs(t0)), ("end", secs(tend))];
+        let ours = get(&c, &sx_c.url(path), &q);
+        let theirs = get(&c, &format!("{prom}{path}"), &q);
+        assert_eq!(ours["data"], theirs["data"], "{path}");
+        assert!(
+            ours["data"].as_array().is_some_and(|a| a.len() >= 2),
+            "{path}: {ours}"
+        );
+    }
 
     // Prometheus reads Sextant B through remote_read: data only Sextant holds.
     for q in ["rr_sx", "rate(rr_sx[1m])"] {

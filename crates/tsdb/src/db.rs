@@ -172,6 +172,17 @@ pub trait ExternalBlocks: Send + Sync {
     fn holds(&self, _ulid: &str) -> bool {
         true
     }
+    /// Opened downsampled blocks of resolution `res` (ms) overlapping `[mint, maxt]` whose
+    /// data no block in `local` (the local downsampled blocks of that resolution) holds.
+    fn downsampled(
+        &self,
+        _res: i64,
+        _mint: i64,
+        _maxt: i64,
+        _local: &[Arc<Block>],
+    ) -> Result<Vec<Arc<Block>>, QueryError> {
+        Ok(Vec::new())
+    }
 }
 
 /// Outcome of a commit.
@@ -402,6 +413,15 @@ impl Db {
         }
     }
 
+    /// Like [`Db::querier`] but over local head and blocks only, never the archive: for
+    /// background bookkeeping that must not download archived blocks.
+    pub fn local_querier(&self) -> DbQuerier {
+        DbQuerier {
+            external: None,
+            ..self.querier()
+        }
+    }
+
     /// Size of the WAL in bytes.
     pub fn wal_size(&self) -> u64 {
         self.wal
@@ -467,9 +487,16 @@ impl Db {
     pub fn downsample_due(&self) {
         use crate::downsample::{res_dir, write_downsampled, RES_1H, RES_5M};
         let blocks = self.blocks();
+        // Aggregates count too: with every raw block gone (and an empty head) their own
+        // retention still runs.
         let newest = blocks
             .iter()
             .map(|b| b.meta().max_time)
+            .chain(
+                self.downsampled_blocks()
+                    .iter()
+                    .map(|(_, b)| b.meta().max_time),
+            )
             .max()
             .unwrap_or(i64::MIN)
             .max(self.head.max_time());
@@ -525,9 +552,16 @@ impl Db {
                     .retention
                     .saturating_mul(DOWNSAMPLE_RETENTION_FACTOR),
             );
+            let ext = self
+                .external
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
             let mut w = self.downsampled.write().unwrap_or_else(|e| e.into_inner());
-            let (old, keep): (Vec<_>, Vec<_>) =
-                w.drain(..).partition(|(_, b)| b.meta().max_time <= cutoff);
+            // Not before the archive holds them (as for raw blocks).
+            let (old, keep): (Vec<_>, Vec<_>) = w.drain(..).partition(|(_, b)| {
+                b.meta().max_time <= cutoff && ext.as_ref().is_none_or(|x| x.holds(&b.meta().ulid))
+            });
             *w = keep;
             drop(w);
             for (_, b) in old {
@@ -1362,10 +1396,15 @@ impl DbQuerier {
 
 impl DbQuerier {
     /// Like [`DbQuerier::select_lazy`], but for the part of `[mint, maxt]` before the oldest
-    /// raw data (local, archived or head) reads downsampled aggregates where `hints` allow
-    /// (see [`crate::downsample::aggr_for`]): 5m first, then 1h for what 5m does not cover.
-    /// Raw and aggregated data never overlap in time, so raw results are never mixed with
-    /// aggregates where raw data exists.
+    /// raw data reads downsampled aggregates — local ones, and archived ones through
+    /// [`ExternalBlocks::downsampled`] — where `hints` allow (see
+    /// [`crate::downsample::aggr_for`]): 5m first, then 1h for what 5m does not cover. Raw
+    /// data is local raw data, plus archived raw blocks when the step is below 25m (5 × 5m,
+    /// Thanos' auto-downsampling rule); with larger steps archived raw blocks are read only for
+    /// the time before the oldest aggregate. Raw and
+    /// aggregated data never overlap in time (each raw part is cut to its range), so raw
+    /// results are never mixed with aggregates. Counter aggregates of consecutive blocks are
+    /// joined with [`crate::downsample::stitch_counter`].
     pub fn select_lazy_hinted(
         &self,
         matchers: &[Matcher],
@@ -1373,21 +1412,39 @@ impl DbQuerier {
         maxt: i64,
         hints: &crate::querier::SelectHints,
     ) -> Result<Vec<LazySeries>, QueryError> {
-        use crate::downsample::{aggr_for, read_aggregate, RES_1H, RES_5M};
-        let raw = self.select_lazy(matchers, mint, maxt)?;
-        if self.downsampled.is_empty() {
-            return Ok(raw);
+        use crate::downsample::{
+            aggr_for, read_aggregate, read_counter_pieces, stitch_counter, AggrKind, RES_1H, RES_5M,
+        };
+        if self.downsampled.is_empty() && self.external.is_none() {
+            return self.select_lazy(matchers, mint, maxt);
         }
+        if aggr_for(hints, RES_5M).is_none() {
+            return self.select_lazy(matchers, mint, maxt);
+        }
+        // The oldest raw data: aggregates answer for the time before it. With a large step
+        // (Thanos' auto-downsampling rule: resolution ≤ step / 5) archived raw blocks do not
+        // count, so a long-range query reads archived aggregates instead of downloading raw
+        // blocks; with a smaller step archived raw data is read where it exists.
         let mut raw_min = if self.head.min_time() == i64::MAX {
             maxt.saturating_add(1)
         } else {
             self.head.min_time().min(maxt.saturating_add(1))
         };
-        for b in self.blocks_in(mint, maxt)? {
+        let in_range = |b: &&Arc<Block>| b.meta().max_time > mint && b.meta().min_time <= maxt;
+        let archived = if hints.step >= 5 * RES_5M {
+            Vec::new()
+        } else {
+            match &self.external {
+                Some(ext) => ext.blocks(mint, maxt, &self.blocks)?,
+                None => Vec::new(),
+            }
+        };
+        for b in self.blocks.iter().chain(&archived).filter(in_range) {
             raw_min = raw_min.min(b.meta().min_time);
         }
         let mut upto = raw_min; // exclusive end of what aggregates may fill
-        let mut extra: Vec<LazySeries> = Vec::new();
+        let mut per: BTreeMap<Labels, Vec<Sample>> = BTreeMap::new();
+        let mut pieces: BTreeMap<Labels, Vec<crate::downsample::CounterPiece>> = BTreeMap::new();
         for res in [RES_5M, RES_1H] {
             if upto <= mint {
                 break;
@@ -1395,34 +1452,70 @@ impl DbQuerier {
             let Some(kind) = aggr_for(hints, res) else {
                 continue;
             };
-            let blocks: Vec<&Arc<Block>> = self
+            let local: Vec<Arc<Block>> = self
                 .downsampled
                 .iter()
-                .filter(|(r, b)| *r == res && b.meta().max_time > mint && b.meta().min_time < upto)
-                .map(|(_, b)| b)
+                .filter(|(r, _)| *r == res)
+                .map(|(_, b)| Arc::clone(b))
                 .collect();
+            let mut blocks: Vec<Arc<Block>> = match &self.external {
+                Some(ext) => ext.downsampled(res, mint, upto - 1, &local)?,
+                None => Vec::new(),
+            };
+            blocks.extend(local);
+            blocks.retain(|b| b.meta().max_time > mint && b.meta().min_time < upto);
             let Some(lo) = blocks.iter().map(|b| b.meta().min_time).min() else {
                 continue;
             };
-            let mut per: BTreeMap<Labels, Vec<Sample>> = BTreeMap::new();
-            for b in blocks {
-                for (l, v) in read_aggregate(b, matchers, kind, mint, upto - 1)
-                    .map_err(|e| block_err(b, e))?
-                {
-                    per.entry(l).or_default().extend(v);
+            for b in &blocks {
+                if kind == AggrKind::Counter {
+                    for (l, p) in read_counter_pieces(b, matchers, mint, upto - 1)
+                        .map_err(|e| block_err(b, e))?
+                    {
+                        pieces.entry(l).or_default().push(p);
+                    }
+                } else {
+                    for (l, v) in read_aggregate(b, matchers, kind, mint, upto - 1)
+                        .map_err(|e| block_err(b, e))?
+                    {
+                        per.entry(l).or_default().extend(v);
+                    }
                 }
-            }
-            for (l, mut v) in per {
-                v.sort_by_key(|s| s.t);
-                v.dedup_by_key(|s| s.t);
-                extra.push(LazySeries::mem(l, v));
             }
             upto = lo;
         }
-        if extra.is_empty() {
-            return Ok(raw);
+        for (l, ps) in pieces {
+            per.insert(l, stitch_counter(ps));
         }
-        let mut out = merge_lazy(vec![extra, raw]);
+        let mut extra: Vec<LazySeries> = Vec::new();
+        for (l, mut v) in per {
+            v.sort_by_key(|s| s.t);
+            v.dedup_by_key(|s| s.t);
+            if !v.is_empty() {
+                extra.push(LazySeries::mem(l, v));
+            }
+        }
+        if extra.is_empty() {
+            return self.select_lazy(matchers, mint, maxt);
+        }
+        // Raw data where no aggregate answers: from the oldest local raw data on, and before
+        // the oldest aggregate (archived raw blocks, if any); each cut to its part.
+        let mut sources = vec![extra];
+        if raw_min <= maxt {
+            let mut raw = self.select_lazy(matchers, raw_min.max(mint), maxt)?;
+            for ls in &mut raw {
+                ls.clip(raw_min, maxt);
+            }
+            sources.push(raw);
+        }
+        if upto > mint {
+            let mut raw = self.select_lazy(matchers, mint, upto - 1)?;
+            for ls in &mut raw {
+                ls.clip(mint, upto - 1);
+            }
+            sources.push(raw);
+        }
+        let mut out = merge_lazy(sources);
         // Deleted ranges (delete_series) hide aggregates of the deleted samples too.
         if !self.tombstones.is_empty() {
             for ls in &mut out {

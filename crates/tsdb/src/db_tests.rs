@@ -800,12 +800,36 @@ fn downsampled_blocks_answer_after_retention() {
         }
         inc
     };
+    // Across 2h block boundaries too: the counter aggregates of consecutive blocks are
+    // stitched on raw values.
     for pair in counter.windows(2) {
-        // Blocks are 2h; stay inside one.
-        if pair[0].t.div_euclid(2 * H) == pair[1].t.div_euclid(2 * H) {
-            assert_eq!(pair[1].v - pair[0].v, raw_increase(pair[0].t, pair[1].t));
-        }
+        let (got, want) = (pair[1].v - pair[0].v, raw_increase(pair[0].t, pair[1].t));
+        assert!(
+            (got - want).abs() <= 1e-9 * want.abs().max(1.0),
+            "{pair:?}: {got} vs {want}"
+        );
     }
+    // And into the raw data after them: the newest aggregate is the raw value it stands for,
+    // so rate() sees no spurious reset where raw data takes over.
+    let first_raw = got[0]
+        .floats
+        .iter()
+        .find(|s| s.t >= raw_min)
+        .copied()
+        .expect("raw after aggregates");
+    let last_aggr = counter[counter.len() - 1];
+    let at = |t: i64| raw.iter().find(|s| s.t == t).map(|s| s.v);
+    assert_eq!(Some(last_aggr.v), at(last_aggr.t), "{last_aggr:?}");
+    let prom_increase = if first_raw.v < last_aggr.v {
+        first_raw.v
+    } else {
+        first_raw.v - last_aggr.v
+    };
+    assert_eq!(
+        prom_increase,
+        raw_increase(last_aggr.t, first_raw.t),
+        "{last_aggr:?} → {first_raw:?}"
+    );
     // Functions aggregates cannot answer, ranges shorter than the window, and small steps for
     // plain selectors read raw data only.
     for (func, range, step) in [
@@ -821,6 +845,52 @@ fn downsampled_blocks_answer_after_retention() {
             "{func:?} {range} {step}"
         );
     }
+}
+
+/// An archive stand-in: holds blocks once `held` is set, has no blocks of its own.
+struct Holds(std::sync::atomic::AtomicBool);
+
+impl crate::db::ExternalBlocks for Holds {
+    fn blocks(
+        &self,
+        _: i64,
+        _: i64,
+        _: &[Arc<crate::block::Block>],
+    ) -> Result<Vec<Arc<crate::block::Block>>, crate::querier::QueryError> {
+        Ok(Vec::new())
+    }
+    fn holds(&self, _: &str) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// Aggregate blocks past their retention (10 × the time retention) are deleted only once the
+/// archive holds them, like raw blocks.
+#[test]
+fn downsampled_retention_waits_for_the_archive() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let o = DbOptions {
+        retention: 2 * H,
+        ..opts(2 * H)
+    };
+    let db = Db::open(dir.path(), o).expect("open");
+    let ext = Arc::new(Holds(std::sync::atomic::AtomicBool::new(false)));
+    db.set_external_blocks(ext.clone());
+    write(&db, "dsr", 1, 0, 40 * H, 60_000);
+    db.maintain();
+    let before = db.downsampled_blocks().len();
+    assert!(before > 0, "nothing downsampled");
+    // Data spans 40h: aggregates ending more than 20h before the newest sample are past their
+    // retention, but the archive does not hold them yet.
+    db.maintain();
+    assert_eq!(db.downsampled_blocks().len(), before);
+    ext.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    db.maintain();
+    let after = db.downsampled_blocks();
+    assert!(after.len() < before, "{} of {before} left", after.len());
+    assert!(after
+        .iter()
+        .all(|(_, b)| b.meta().max_time > 40 * H - 60_000 - 20 * H));
 }
 
 fn wal_segments(dir: &std::path::Path) -> Vec<u64> {

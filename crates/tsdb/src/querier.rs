@@ -40,6 +40,8 @@ enum Part {
     Block(Arc<Block>, Vec<ChunkMeta>),
     /// Samples already computed (from downsampled aggregates), sorted by time.
     Mem(Arc<Vec<Sample>>),
+    /// Another part read only within `[lo, hi]`.
+    Window(Box<Part>, i64, i64),
 }
 
 impl std::fmt::Debug for LazySeries {
@@ -99,26 +101,7 @@ impl LazySeries {
         };
         for (i, p) in self.parts.iter().enumerate() {
             let dst = if i == 0 { &mut *out } else { &mut more };
-            match p {
-                Part::Head(s) => s.lock().read(mint, maxt, dst),
-                Part::Mem(v) => {
-                    let (a, b) = (
-                        v.partition_point(|p| p.t < mint),
-                        v.partition_point(|p| p.t <= maxt),
-                    );
-                    dst.floats.clear();
-                    dst.histograms.clear();
-                    if a < b {
-                        dst.floats.extend_from_slice(&v[a..b]);
-                    }
-                }
-                Part::Block(b, metas) => b
-                    .read_chunks(&self.labels, metas, mint, maxt, dst)
-                    .map_err(|e| QueryError::Block {
-                        block: b.meta().ulid.clone(),
-                        msg: e.to_string(),
-                    })?,
-            }
+            read_part(&self.labels, p, mint, maxt, dst)?;
             if i > 0 {
                 out.floats = crate::head::merge_samples(
                     std::mem::take(&mut out.floats),
@@ -139,6 +122,60 @@ impl LazySeries {
         }
         Ok(())
     }
+}
+
+impl LazySeries {
+    /// Restricts every part read so far to `[lo, hi]` (parts merged in later are not).
+    pub(crate) fn clip(&mut self, lo: i64, hi: i64) {
+        for p in &mut self.parts {
+            let inner = std::mem::replace(p, Part::Mem(Arc::new(Vec::new())));
+            *p = Part::Window(Box::new(inner), lo, hi);
+        }
+    }
+}
+
+/// Replaces `dst`'s samples with part `p`'s in `[mint, maxt]`.
+fn read_part(
+    labels: &Labels,
+    p: &Part,
+    mint: i64,
+    maxt: i64,
+    dst: &mut SeriesData,
+) -> Result<(), QueryError> {
+    match p {
+        Part::Head(s) => s.lock().read(mint, maxt, dst),
+        Part::Mem(v) => {
+            let (a, b) = (
+                v.partition_point(|p| p.t < mint),
+                v.partition_point(|p| p.t <= maxt),
+            );
+            dst.floats.clear();
+            dst.histograms.clear();
+            if a < b {
+                dst.floats.extend_from_slice(&v[a..b]);
+            }
+        }
+        Part::Block(b, metas) => {
+            b.read_chunks(labels, metas, mint, maxt, dst)
+                .map_err(|e| QueryError::Block {
+                    block: b.meta().ulid.clone(),
+                    msg: e.to_string(),
+                })?
+        }
+        Part::Window(inner, lo, hi) => {
+            let (a, b) = (mint.max(*lo), maxt.min(*hi));
+            if a > b {
+                dst.floats.clear();
+                dst.histograms.clear();
+            } else {
+                read_part(labels, inner, a, b, dst)?;
+                // Chunk reads may return whole chunks: cut to the window.
+                dst.floats.retain(|s| s.t >= a && s.t <= b);
+                dst.histograms.retain(|h| h.0 >= a && h.0 <= b);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Merges per-source lazy selections into one list sorted by labels (see [`merge_series`]).
