@@ -41,7 +41,7 @@ pub use auth::{Auth, AuthConfig, CorsConfig};
 pub use junit::start_junit_maintenance;
 pub use prices::{start_price_series, Prices};
 pub use push::{start_push_maintenance, TTL_HEADER};
-pub use query::{format_float, result_json, QueryLimits};
+pub use query::{format_float, instant_json, result_json, QueryLimits};
 pub use rules_api::DbRuleStorage;
 pub use selfmon::{render_metrics, start_self_monitoring, HttpMetrics};
 pub use targets::ReloadHook;

@@ -309,6 +309,16 @@ pub(crate) fn engine_with_timeout(
     Ok(engine)
 }
 
+/// An instant query run in-process, answered with the `/api/v1/query` JSON body (`Ok`) or the
+/// error message: for server-side consumers (scheduled reports) that must not depend on the
+/// listener's TLS or auth.
+pub fn instant_json(st: &AppState, expr: &str, t_ms: i64) -> Result<String, String> {
+    let engine = st.query_limits.engine();
+    with_source(st, |src| engine.instant(src, expr, t_ms))
+        .map(|res| result_json(&res, false))
+        .map_err(|e| format!("{}: {}", e.kind, e.msg))
+}
+
 pub async fn query(State(st): State<Arc<AppState>>, p: Params) -> Response {
     run(st, move |st, cancel| {
         let expr = query_param(&p)?;

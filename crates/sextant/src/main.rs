@@ -789,16 +789,10 @@ fn serve(a: ServeArgs) -> Result<()> {
         sextant_server::start_agent_events_maintenance(state.clone());
         sextant_server::start_junit_maintenance(state.clone());
         if let Some((reports, receivers, build)) = scheduled_reports {
-            let own = listener.local_addr().context("listener address")?;
-            let host = if own.ip().is_unspecified() {
-                std::net::IpAddr::from([127, 0, 0, 1])
-            } else {
-                own.ip()
-            };
             report::schedule::start(
                 reports,
                 receivers,
-                format!("http://{}", SocketAddr::new(host, own.port())),
+                Box::new(report::LocalSource(state.clone())),
                 external_url_am.clone(),
                 build,
                 tokio::runtime::Handle::current(),

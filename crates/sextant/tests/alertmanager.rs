@@ -472,62 +472,6 @@ fn config_reload_and_metrics() {
     server.terminate();
 }
 
-/// A webhook sink: a std TcpListener thread that answers 200 and keeps every JSON body.
-fn webhook_sink() -> (
-    u16,
-    std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
-) {
-    use std::io::{BufRead, BufReader, Read, Write};
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind sink");
-    let port = l.local_addr().expect("addr").port();
-    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let g = got.clone();
-    std::thread::spawn(move || {
-        for conn in l.incoming().flatten() {
-            let g = g.clone();
-            std::thread::spawn(move || {
-                let mut w = match conn.try_clone() {
-                    Ok(w) => w,
-                    Err(_) => return,
-                };
-                let mut r = BufReader::new(conn);
-                loop {
-                    let mut len = 0usize;
-                    let mut first = true;
-                    loop {
-                        let mut line = String::new();
-                        if r.read_line(&mut line).unwrap_or(0) == 0 {
-                            return;
-                        }
-                        if line == "\r\n" && !first {
-                            break;
-                        }
-                        first = false;
-                        if let Some((k, v)) = line.split_once(':') {
-                            if k.eq_ignore_ascii_case("content-length") {
-                                len = v.trim().parse().unwrap_or(0);
-                            }
-                        }
-                    }
-                    let mut body = vec![0u8; len];
-                    if r.read_exact(&mut body).is_err() {
-                        return;
-                    }
-                    if let Ok(v) = serde_json::from_slice(&body) {
-                        g.lock().unwrap_or_else(|e| e.into_inner()).push(v);
-                    }
-                    if w.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
-                        .is_err()
-                    {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    (port, got)
-}
-
 #[test]
 fn restart_in_group_wait_loses_nothing_and_duplicates_nothing() {
     let (sink, got) = webhook_sink();

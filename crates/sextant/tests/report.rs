@@ -10,61 +10,12 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::{json, Value};
 
 /// A webhook sink: answers 200 and keeps every JSON body.
-fn webhook_sink() -> (u16, Arc<Mutex<Vec<Value>>>) {
-    use std::io::{BufRead, BufReader, Read, Write};
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind sink");
-    let port = l.local_addr().expect("addr").port();
-    let got = Arc::new(Mutex::new(Vec::new()));
-    let g = got.clone();
-    std::thread::spawn(move || {
-        for conn in l.incoming().flatten() {
-            let g = g.clone();
-            std::thread::spawn(move || {
-                let Ok(mut w) = conn.try_clone() else { return };
-                let mut r = BufReader::new(conn);
-                loop {
-                    let mut len = 0usize;
-                    let mut first = true;
-                    loop {
-                        let mut line = String::new();
-                        if r.read_line(&mut line).unwrap_or(0) == 0 {
-                            return;
-                        }
-                        if line == "\r\n" && !first {
-                            break;
-                        }
-                        first = false;
-                        if let Some((k, v)) = line.split_once(':') {
-                            if k.eq_ignore_ascii_case("content-length") {
-                                len = v.trim().parse().unwrap_or(0);
-                            }
-                        }
-                    }
-                    let mut body = vec![0u8; len];
-                    if r.read_exact(&mut body).is_err() {
-                        return;
-                    }
-                    if let Ok(v) = serde_json::from_slice(&body) {
-                        g.lock().unwrap_or_else(|e| e.into_inner()).push(v);
-                    }
-                    if w.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
-                        .is_err()
-                    {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    (port, got)
-}
 
 fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + timeout;

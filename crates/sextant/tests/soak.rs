@@ -33,14 +33,24 @@ fn short_soak_loses_nothing_across_kill_and_restart() {
     // On a loaded machine a round may be late, but most of two minutes of writes must land.
     let acked = r["samples_acked"].as_u64().unwrap();
     assert!(acked >= 500 * 60, "only {acked} samples acknowledged");
-    assert_eq!(r["samples_lost"], 0, "acknowledged samples missing after restarts");
+    assert_eq!(
+        r["samples_lost"], 0,
+        "acknowledged samples missing after restarts"
+    );
     assert_eq!(r["stored_never_sent"], 0);
     assert_eq!(r["restarts"].as_array().unwrap().len(), 2);
-    assert_eq!(r["queries"]["errors"], 0, "{}", r["queries"]["first_errors"]);
+    assert_eq!(
+        r["queries"]["errors"], 0,
+        "{}",
+        r["queries"]["first_errors"]
+    );
     assert!(r["queries"]["ok"].as_u64().unwrap() >= 100);
     assert_eq!(r["rule_evaluation_failures"], 0.0);
     // Two minutes cannot show a leak; this only catches runaway growth after the last restart.
     let growth = r["rss_mb"]["growth_after_stable"].as_f64().unwrap();
-    assert!(growth < 1.0, "RSS doubled after the head was stable: {growth}");
+    assert!(
+        growth < 1.0,
+        "RSS doubled after the head was stable: {growth}"
+    );
     assert!(status.success(), "bench/soak.py failed: {text}");
 }

@@ -483,3 +483,36 @@ fn rule_alerts_reach_an_alertmanager_over_mtls() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// Scheduled reports query the server's own engine in-process, so they work when every
+/// connection needs a client certificate and every query a token.
+#[test]
+fn scheduled_report_is_delivered_under_mtls_and_auth() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pki(dir.path());
+    let with_cert = client(&p, true);
+    let (sink, got) = common::webhook_sink();
+    let cfg = format!(
+        "{}route:\n  receiver: hook\nreceivers:\n  - name: hook\n    webhook_configs:\n      - url: http://127.0.0.1:{sink}/report\nreports:\n  - name: every2s\n    every: 2s\n    range: 1h\n    format: md\n    receiver: hook\n",
+        config(&p, "  client_auth_type: RequireAndVerifyClientCert")
+    );
+    let s = start(dir.path(), &cfg, &with_cert);
+    assert_eq!(rw(&with_cert, &s).unwrap(), 204);
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let n = loop {
+        if let Some(n) = got.lock().unwrap_or_else(|e| e.into_inner()).first() {
+            break n.clone();
+        }
+        assert!(Instant::now() < deadline, "no scheduled report arrived");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(
+        n["alerts"][0]["labels"]["alertname"], "SextantReport",
+        "{n}"
+    );
+    assert_eq!(n["alerts"][0]["labels"]["report"], "every2s", "{n}");
+    let body = n["commonAnnotations"]["description"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(body.starts_with("# Sextant report: every2s"), "{body}");
+}

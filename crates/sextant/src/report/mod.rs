@@ -101,6 +101,21 @@ impl Source for HttpSource {
     }
 }
 
+/// The server's own query engine, in-process (what scheduled reports use).
+pub struct LocalSource(pub std::sync::Arc<sextant_server::AppState>);
+
+impl Source for LocalSource {
+    fn query(&self, expr: &str, time_s: f64) -> Result<Vec<Point>, QueryError> {
+        let body = sextant_server::instant_json(&self.0, expr, (time_s * 1000.0).round() as i64)
+            .map_err(|msg| QueryError { fatal: false, msg })?;
+        let j: serde_json::Value = serde_json::from_str(&body).map_err(|e| QueryError {
+            fatal: true,
+            msg: format!("query answer is not JSON: {e}"),
+        })?;
+        parse_result(&j["data"]).map_err(|msg| QueryError { fatal: false, msg })
+    }
+}
+
 /// The points of an instant-query `data` object (vector or scalar; NaN and ±Inf dropped).
 pub fn parse_result(data: &serde_json::Value) -> Result<Vec<Point>, String> {
     let num = |v: &serde_json::Value| -> Option<f64> {

@@ -16,7 +16,7 @@ use sextant_alert::{Notification, NotifiedAlert, Receiver};
 use sextant_model::time::{format_rfc3339_ms, now_ms, parse_duration};
 
 use super::render::{render, Format};
-use super::{generate, HttpSource, Options};
+use super::{generate, Options, Source};
 
 /// One `reports:` entry.
 #[derive(Clone, Debug, Deserialize)]
@@ -214,16 +214,15 @@ fn fnv(s: &str) -> u64 {
 /// Builds and delivers one report now; errors are returned for logging.
 pub fn run_once(
     s: &Scheduled,
-    api: &str,
+    src: &dyn Source,
     external_url: &str,
     receiver: &ReceiverConfig,
     build: &BuildReceiver,
     rt: &tokio::runtime::Handle,
 ) -> Result<(), String> {
-    let src = HttpSource::new(api).map_err(|e| e.msg)?;
     let now = now_ms();
     let report = generate(
-        &src,
+        src,
         &Options {
             range: s.range,
             range_text: s.range_text.clone(),
@@ -258,12 +257,12 @@ pub fn run_once(
     }
 }
 
-/// Starts the scheduler thread: `api` is the server's own base URL, `receivers` the configured
-/// receivers (by name).
+/// Starts the scheduler thread: `src` answers the report's queries (in the server: in-process,
+/// so TLS and auth on the listener do not matter), `receivers` the configured receivers (by name).
 pub fn start(
     reports: Vec<Scheduled>,
     receivers: Vec<ReceiverConfig>,
-    api: String,
+    src: Box<dyn Source + Send>,
     external_url: String,
     build: BuildReceiver,
     rt: tokio::runtime::Handle,
@@ -295,7 +294,7 @@ pub fn start(
                         tracing::error!(report = %r.name, receiver = %r.receiver, "report receiver not found");
                         continue;
                     };
-                    match run_once(r, &api, &external_url, rc, &build, &rt) {
+                    match run_once(r, src.as_ref(), &external_url, rc, &build, &rt) {
                         Ok(()) => tracing::info!(report = %r.name, receiver = %r.receiver, "report sent"),
                         Err(e) => tracing::error!(report = %r.name, receiver = %r.receiver, error = %e, "report not delivered"),
                     }
