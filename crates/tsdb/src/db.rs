@@ -571,7 +571,7 @@ impl Db {
         }
     }
 
-    fn cut_head_once(&self) -> Result<bool, DbError> {
+    pub(crate) fn cut_head_once(&self) -> Result<bool, DbError> {
         let (min, max) = (self.head.min_time(), self.head.max_time());
         if min == i64::MAX || max == i64::MIN {
             return Ok(false);
@@ -590,7 +590,18 @@ impl Db {
     /// Writes head data in `[start, end)` to a block, then drops it from head and WAL.
     fn cut_range(&self, start: i64, end: i64) -> Result<(), DbError> {
         let t0 = Instant::now();
-        let series = self.head.block_series(start, end);
+        let mut series = self.head.block_series(start, end);
+        let deleted = self.tombstones.snapshot();
+        if !deleted.is_empty() {
+            // Deleted samples do not reach the block (their tombstones stay until
+            // clean_tombstones, so partly deleted histogram chunks are still hidden).
+            for s in &mut series {
+                if let Some(iv) = deleted.get(&s.labels) {
+                    block::drop_deleted(s, iv);
+                }
+            }
+            series.retain(|s| !s.floats.is_empty() || !s.hist_chunks.is_empty());
+        }
         if !series.is_empty() {
             let meta =
                 block::write_block(&self.dir.join("blocks"), series, start, end, 1, Vec::new())?;
@@ -698,7 +709,7 @@ impl Db {
         }
     }
 
-    fn compact_blocks(&self) -> Result<(), DbError> {
+    pub(crate) fn compact_blocks(&self) -> Result<(), DbError> {
         let ranges = self.compaction_ranges();
         loop {
             let blocks = self.blocks();
@@ -714,7 +725,8 @@ impl Db {
                 return Ok(());
             }
             let refs: Vec<&Block> = chosen.iter().map(|b| b.as_ref()).collect();
-            let meta = block::compact(&self.dir.join("blocks"), &refs)?;
+            let deleted = self.tombstones.snapshot();
+            let meta = block::compact_without(&self.dir.join("blocks"), &refs, &deleted)?;
             let nb = Arc::new(Block::open(&self.dir.join("blocks").join(&meta.ulid))?);
             {
                 let mut w = self.blocks.write().unwrap_or_else(|e| e.into_inner());

@@ -1037,6 +1037,64 @@ fn delete_series_hides_samples_in_head_and_blocks_survives_restart_and_clean() {
     assert_eq!(sel_one(&db, 1), after);
 }
 
+/// Samples deleted while still in the head never reach a block, and compaction leaves out
+/// samples deleted after they were cut (Prometheus drops tombstoned samples when it compacts).
+#[test]
+fn head_cut_and_compaction_drop_deleted_samples() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let step = 60_000;
+    let db = Db::open(dir.path(), opts(2 * H)).expect("open");
+    let raw_in_blocks = |db: &Db, i: &str, a: i64, b: i64| -> usize {
+        db.blocks()
+            .iter()
+            .map(|blk| {
+                blk.select(&[Matcher::equal("i", i)], a, b)
+                    .expect("block select")
+                    .iter()
+                    .map(|s| s.floats.len())
+                    .sum::<usize>()
+            })
+            .sum()
+    };
+    write(&db, "m", 2, 0, 3 * H, step);
+    // [30m, 90m] of i=0 is deleted while in the head: the cut block never holds it.
+    db.delete_series(&[Matcher::equal("i", "0")], H / 2, 3 * H / 2)
+        .expect("delete in head");
+    write(&db, "m", 2, 3 * H, 12 * H, step);
+    while db.cut_head_once().expect("cut") {}
+    assert!(db.blocks().len() >= 3, "head was cut into 2h blocks");
+    assert_eq!(raw_in_blocks(&db, "0", H / 2, 3 * H / 2), 0);
+    assert!(
+        raw_in_blocks(&db, "1", H / 2, 3 * H / 2) > 0,
+        "other series kept"
+    );
+    // Delete [2h, 5h] of i=1 once it is in 2h blocks; merging blocks drops it.
+    db.delete_series(&[Matcher::equal("i", "1")], 2 * H, 5 * H)
+        .expect("delete in blocks");
+    assert!(
+        raw_in_blocks(&db, "1", 2 * H, 5 * H) > 0,
+        "still stored, only hidden"
+    );
+    db.compact_blocks().expect("compact");
+    let merged = db
+        .blocks()
+        .iter()
+        .any(|b| b.meta().min_time <= 2 * H && b.meta().max_time >= 5 * H);
+    assert!(
+        merged,
+        "the 2h blocks over [2h, 5h] were compacted into one"
+    );
+    assert_eq!(
+        raw_in_blocks(&db, "1", 2 * H, 5 * H),
+        0,
+        "compaction dropped them"
+    );
+    assert!(
+        raw_in_blocks(&db, "0", 2 * H, 5 * H) > 0,
+        "other series kept"
+    );
+}
+
 #[test]
 fn series_caps_per_tenant_are_counted_changeable_and_freed() {
     let dir = tempfile::tempdir().unwrap();

@@ -16,6 +16,17 @@ use super::{write_sorted, Block, BlockError, BlockMeta, BlockSeries};
 /// into one new block in `parent`; level = max(level)+1, sources = union of sources, time range =
 /// the union of the inputs'.
 pub fn compact(parent: &Path, blocks: &[&Block]) -> Result<BlockMeta, BlockError> {
+    compact_without(parent, blocks, &crate::tombstones::TombstoneMap::new())
+}
+
+/// [`compact`], leaving out the samples inside `deleted`'s intervals (as Prometheus drops
+/// tombstoned samples when it compacts): float samples one by one, histogram chunks when an
+/// interval covers them wholly (a partly deleted chunk is kept; its tombstone still hides it).
+pub fn compact_without(
+    parent: &Path,
+    blocks: &[&Block],
+    deleted: &crate::tombstones::TombstoneMap,
+) -> Result<BlockMeta, BlockError> {
     if blocks.is_empty() {
         return Err(BlockError::Invalid(
             "compact needs at least one block".into(),
@@ -36,7 +47,15 @@ pub fn compact(parent: &Path, blocks: &[&Block]) -> Result<BlockMeta, BlockError
     for b in blocks {
         symbols.extend(b.symbols().iter().cloned());
     }
-    let merger = Merger::new(blocks)?;
+    let merger = Merger::new(blocks)?.filter_map(|r| match r {
+        Ok(mut s) => {
+            if let Some(iv) = deleted.get(&s.labels) {
+                drop_deleted(&mut s, iv);
+            }
+            (!s.floats.is_empty() || !s.hist_chunks.is_empty()).then_some(Ok(s))
+        }
+        Err(e) => Some(Err(e)),
+    });
     write_sorted(
         parent,
         symbols,
@@ -223,7 +242,6 @@ pub fn rewrite_without(
     block: &Block,
     deleted: &crate::tombstones::TombstoneMap,
 ) -> Result<Rewritten, BlockError> {
-    use crate::tombstones::is_deleted;
     let m = block.meta();
     // First pass: does any tombstone remove a sample or chunk stored here?
     let mut changed = false;
@@ -261,13 +279,7 @@ pub fn rewrite_without(
             Err(e) => return Some(Err(e)),
         };
         if let Some(iv) = deleted.get(&s.labels) {
-            s.floats.retain(|x| !is_deleted(iv, x.t));
-            s.hist_chunks
-                .retain(|c| !iv.iter().any(|&(a, b)| a <= c.min_t && c.max_t <= b));
-            if s.hist_chunks
-                .iter()
-                .any(|c| iv.iter().any(|&(a, b)| a <= c.max_t && c.min_t <= b))
-            {
+            if drop_deleted(&mut s, iv) {
                 partial.push(s.labels.clone());
             }
         }
@@ -292,4 +304,15 @@ pub fn rewrite_without(
         meta: Some(meta),
         partial,
     })
+}
+
+/// Removes the float samples inside `iv` and the histogram chunks `iv` covers wholly; true when
+/// a histogram chunk is left that is partly inside (its tombstone must stay).
+pub(crate) fn drop_deleted(s: &mut BlockSeries, iv: &[(i64, i64)]) -> bool {
+    s.floats.retain(|x| !crate::tombstones::is_deleted(iv, x.t));
+    s.hist_chunks
+        .retain(|c| !iv.iter().any(|&(a, b)| a <= c.min_t && c.max_t <= b));
+    s.hist_chunks
+        .iter()
+        .any(|c| iv.iter().any(|&(a, b)| a <= c.max_t && c.min_t <= b))
 }

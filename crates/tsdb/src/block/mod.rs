@@ -63,7 +63,8 @@ use chunks::{ChunkReader, ChunkWriter};
 use floatenc::{ENCODING_FLOAT_BLOCK, MAX_SAMPLES_PER_BLOCK_CHUNK};
 use index::{IndexReader, IndexWriter};
 
-pub use compact::{compact, plan_compaction, rewrite_without, Rewritten};
+pub(crate) use compact::drop_deleted;
+pub use compact::{compact, compact_without, plan_compaction, rewrite_without, Rewritten};
 
 /// Version written to `meta.json`.
 pub const BLOCK_VERSION: u32 = 1;
