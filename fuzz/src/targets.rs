@@ -39,6 +39,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("wal_replay", wal_replay),
     ("block_open", block_open),
     ("dashboard_import", dashboard_import),
+    ("remote_read", remote_read),
 ];
 
 /// Snappy decompression (with a limit, as the server applies one) and both remote-write
@@ -249,4 +250,31 @@ pub fn dashboard_import(data: &[u8]) {
     let _ = grafana::import_str(&s);
     let _ = parse(&s, "fuzz.json", Format::Json);
     let _ = parse(&s, "fuzz.yml", Format::Yaml);
+}
+
+/// Remote read both ways: the server's request decoding (snappy with a limit, `ReadRequest`,
+/// label matchers) and the client's response decoding (`ReadResponse` samples, and the
+/// length-delimited, CRC-checked frames of streamed XOR chunks into series).
+pub fn remote_read(data: &[u8]) {
+    use prost::Message;
+    use sextant_ingest::remote_write::{decompress_snappy, proto::v1};
+    use sextant_remote::wire;
+    let raw = decompress_snappy(data, 1 << 20).ok();
+    for body in [Some(data), raw.as_deref()].into_iter().flatten() {
+        if let Ok(req) = v1::ReadRequest::decode(body) {
+            for q in &req.queries {
+                let _ = wire::matchers_from_proto(&q.matchers);
+            }
+        }
+        if let Ok(resp) = v1::ReadResponse::decode(body) {
+            for ts in resp.results.into_iter().flat_map(|r| r.timeseries) {
+                let _ = wire::series_from_proto(ts);
+            }
+        }
+    }
+    if let Ok(frames) = wire::read_frames(data) {
+        for cs in frames.into_iter().flat_map(|f| f.chunked_series) {
+            let _ = wire::series_from_chunks(cs, i64::MIN, i64::MAX);
+        }
+    }
 }

@@ -25,6 +25,7 @@ const TARGETS: &[&str] = &[
     "wal_replay",
     "block_open",
     "dashboard_import",
+    "remote_read",
 ];
 
 /// `cargo` from the PATH with the environment `cargo test` gave this test removed, so the
