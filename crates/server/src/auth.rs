@@ -263,7 +263,22 @@ pub struct Auth {
     /// Scopes whose routes need a verified TLS client certificate.
     cert_scopes: Vec<Scope>,
     cors: CorsConfig,
+    /// Consecutive failed password attempts per user name, and until when it is locked.
+    failed: Mutex<HashMap<String, (u32, Instant)>>,
+    /// Refused credentials by reason (see [`FAILURE_REASONS`]).
+    failures: [std::sync::atomic::AtomicU64; 4],
 }
+
+/// Reasons counted in `sextant_auth_failures_total{reason}`.
+pub const FAILURE_REASONS: [&str; 4] = ["bad_token", "bad_password", "locked_out", "bad_session"];
+
+/// Failed password attempts for one user name before it is locked out; each further failure
+/// doubles the lock (1 s, 2 s, 4 s, … up to [`MAX_LOCKOUT`]). A correct password already
+/// verified shortly before keeps working (see `verified`), so a locked-out attacker does not
+/// lock out the user's running clients.
+const FREE_FAILURES: u32 = 5;
+const MAX_LOCKOUT: Duration = Duration::from_secs(900);
+const MAX_TRACKED_USERS: usize = 10_000;
 
 const MAX_SESSIONS: usize = 10_000;
 const MAX_VERIFIED: usize = 4096;
@@ -334,6 +349,8 @@ impl Auth {
             verified: Mutex::new(HashMap::new()),
             sessions: Mutex::new(HashMap::new()),
             session_max_age: Duration::from_secs(default_session_seconds()),
+            failed: Mutex::new(HashMap::new()),
+            failures: Default::default(),
             enabled: false,
             tls: false,
             cert_scopes: Vec::new(),
@@ -436,10 +453,60 @@ impl Auth {
         self.tokens.get(&d).cloned()
     }
 
+    /// How long `user` is still locked out after too many failed passwords.
+    pub fn lockout(&self, user: &str) -> Option<Duration> {
+        let f = self.failed.lock().ok()?;
+        let &(n, until) = f.get(user)?;
+        let now = Instant::now();
+        (n >= FREE_FAILURES && until > now).then(|| until - now)
+    }
+
+    fn count_failure(&self, reason: usize) {
+        self.failures[reason].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn note_bad_password(&self, user: &str) {
+        self.count_failure(1);
+        let Ok(mut f) = self.failed.lock() else {
+            return;
+        };
+        if f.len() >= MAX_TRACKED_USERS && !f.contains_key(user) {
+            // Bounded: forget lockouts that have run out, else everyone (a flood of names).
+            let now = Instant::now();
+            f.retain(|_, (_, until)| *until > now);
+            if f.len() >= MAX_TRACKED_USERS {
+                f.clear();
+            }
+        }
+        let e = f.entry(user.to_string()).or_insert((0, Instant::now()));
+        e.0 = e.0.saturating_add(1);
+        if e.0 >= FREE_FAILURES {
+            let secs = 1u64 << (e.0 - FREE_FAILURES).min(20);
+            e.1 = Instant::now() + Duration::from_secs(secs).min(MAX_LOCKOUT);
+            tracing::warn!(user = %user, failures = e.0, lock_seconds = (e.1 - Instant::now()).as_secs(), "repeated failed logins: user locked out");
+        }
+    }
+
+    /// `sextant_auth_failures_total{reason}` in the text format.
+    pub fn render_failures(&self, o: &mut String) {
+        o.push_str("# HELP sextant_auth_failures_total Credentials refused, by reason.\n");
+        o.push_str("# TYPE sextant_auth_failures_total counter\n");
+        for (i, r) in FAILURE_REASONS.iter().enumerate() {
+            let v = self.failures[i].load(std::sync::atomic::Ordering::Relaxed);
+            o.push_str(&format!(
+                "sextant_auth_failures_total{{reason=\"{r}\"}} {v}\n"
+            ));
+        }
+    }
+
     fn password(&self, user: &str, pass: &str) -> Option<Principal> {
         let Some((hash, who)) = self.users.get(user) else {
             // Influx v1 clients put a token in the password (`u=any&p=<token>`).
-            return self.token(pass);
+            let t = self.token(pass);
+            if t.is_none() {
+                self.note_bad_password(user);
+            }
+            return t;
         };
         let key = sha256(format!("{user}\0{pass}\0{hash}").as_bytes());
         let now = Instant::now();
@@ -450,8 +517,16 @@ impl Auth {
                 return Some(who.clone());
             }
         }
-        if !bcrypt::verify(pass, hash).unwrap_or(false) {
+        if self.lockout(user).is_some() {
+            self.count_failure(2);
             return None;
+        }
+        if !bcrypt::verify(pass, hash).unwrap_or(false) {
+            self.note_bad_password(user);
+            return None;
+        }
+        if let Ok(mut f) = self.failed.lock() {
+            f.remove(user);
         }
         if let Ok(mut v) = self.verified.lock() {
             if v.len() >= MAX_VERIFIED {
@@ -514,7 +589,22 @@ impl Auth {
 enum Cred {
     None,
     Bad,
+    /// A user name locked out after failed passwords: 429 with Retry-After.
+    Locked(Duration),
     Ok(Principal, /* by cookie */ bool),
+}
+
+/// 429 with Retry-After for a locked-out user name.
+fn locked_out(wait: Duration) -> Response {
+    let secs = wait.as_secs() + 1;
+    let mut r = err(
+        StatusCode::TOO_MANY_REQUESTS,
+        &format!("too many failed logins for this user; retry in {secs} s"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+        r.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    r
 }
 
 fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -582,9 +672,22 @@ fn credentials(auth: &Auth, req: &Request) -> Cred {
         };
         let (scheme, rest) = v.split_once(' ').unwrap_or((v, ""));
         let who = if scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("token") {
-            auth.token(rest.trim())
+            let who = auth.token(rest.trim());
+            if who.is_none() {
+                auth.count_failure(0);
+            }
+            who
         } else if scheme.eq_ignore_ascii_case("basic") {
-            decode_basic(rest).and_then(|(u, p)| auth.password(&u, &p))
+            let Some((u, p)) = decode_basic(rest) else {
+                return Cred::Bad;
+            };
+            // Locked before this attempt: 429 (the attempt that locks still gets 401).
+            let locked = auth.lockout(&u);
+            let who = auth.password(&u, &p);
+            if let (None, Some(wait)) = (&who, locked) {
+                return Cred::Locked(wait);
+            }
+            who
         } else {
             None
         };
@@ -604,6 +707,7 @@ fn credentials(auth: &Auth, req: &Request) -> Cred {
         if let Some(w) = auth.session(id) {
             return Cred::Ok(w, true);
         }
+        auth.count_failure(3);
     }
     Cred::None
 }
@@ -764,6 +868,7 @@ pub async fn enforce(State(st): State<Arc<AppState>>, req: Request, next: Next) 
             err(StatusCode::UNAUTHORIZED, "authentication required")
         }
         Cred::Bad => err(StatusCode::UNAUTHORIZED, "invalid credentials"),
+        Cred::Locked(wait) => locked_out(wait),
         Cred::Ok(who, by_cookie) => {
             if !who.allows(need) {
                 tracing::debug!(who = %who.name, scope = need.as_str(), path = %template, "scope refused");
@@ -864,9 +969,28 @@ pub async fn login(State(st): State<Arc<AppState>>, headers: HeaderMap, body: St
             return login_html(&next, "Cross-origin login refused.", StatusCode::FORBIDDEN);
         }
     }
+    if let Some(wait) = auth.lockout(&user) {
+        auth.count_failure(2);
+        tracing::info!(user = %user, "login refused: locked out");
+        let mut r = login_html(
+            &next,
+            &format!(
+                "Too many failed logins; try again in {} s.",
+                wait.as_secs() + 1
+            ),
+            StatusCode::TOO_MANY_REQUESTS,
+        );
+        if let Ok(v) = HeaderValue::from_str(&(wait.as_secs() + 1).to_string()) {
+            r.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return r;
+    }
     let who = match auth.users.get(&user) {
         Some(_) => auth.password(&user, &pass),
-        None => None,
+        None => {
+            auth.note_bad_password(&user);
+            None
+        }
     };
     let Some(who) = who else {
         tracing::info!(user = %user, "login failed");

@@ -616,6 +616,7 @@ pub fn render_metrics(st: &AppState) -> String {
 
     process_metrics(&mut o, st.start_unix);
     st.limit_hits.render(&mut o);
+    st.auth().render_failures(&mut o);
     render_rule_metrics(st, &mut o);
     if let Some(am) = st.alertmanager() {
         o.push_str(&am.metrics_text(sextant_model::time::now_ms()));

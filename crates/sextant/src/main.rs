@@ -338,24 +338,10 @@ fn auth_cmd(c: AuthCommand) -> Result<()> {
 /// `--insecure-no-auth` says so.
 fn server_auth(a: &ServeArgs, loaded: &config::Loaded) -> Result<sextant_server::Auth> {
     let auth = match &loaded.auth {
-        Some(c) => {
-            let auth = sextant_server::Auth::new(c, loaded.cors.clone())
-                .map_err(|e| anyhow::anyhow!("auth.{e}"))?;
-            if loaded.reports.is_empty() {
-                auth
-            } else {
-                // The report scheduler queries this server over HTTP (report::HttpSource,
-                // whose client sends SEXTANT_TOKEN): give it a read token of its own. Set
-                // here, before any other thread of this process reads the environment.
-                let t = sextant_server::auth::new_token().map_err(anyhow::Error::msg)?;
-                std::env::set_var("SEXTANT_TOKEN", &t);
-                auth.with_internal_token(
-                    "sextant-reports",
-                    &t,
-                    vec![sextant_server::auth::Scope::Read],
-                )
-            }
-        }
+        // Scheduled reports query the engine in-process (report::LocalSource), so they need
+        // no credentials of their own.
+        Some(c) => sextant_server::Auth::new(c, loaded.cors.clone())
+            .map_err(|e| anyhow::anyhow!("auth.{e}"))?,
         None => {
             if !a.listen.ip().is_loopback() {
                 if !a.insecure_no_auth {

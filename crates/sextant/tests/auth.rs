@@ -760,3 +760,64 @@ receivers:
         assert!(!log.contains(secret), "the log contains {secret:?}:\n{log}");
     }
 }
+
+/// Failed passwords lock the user name out with a doubling delay (429 + Retry-After, for basic
+/// auth and the login form alike), counted in `sextant_auth_failures_total`; once the lock runs
+/// out the right password works again and clears the count.
+#[test]
+fn failed_passwords_lock_the_user_out() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hash = auth_cli("hash-password", &format!("{ALICE_PW}\n"));
+    let s = start(dir.path(), &auth_config(&hash), &[], &[]);
+    let c = no_redirects();
+    let q = s.url("/api/v1/query?query=up");
+    let basic = |pw: &str| c.get(&q).basic_auth("alice", Some(pw)).send().unwrap();
+    for i in 0..5 {
+        assert_eq!(basic("wrong").status(), 401, "attempt {i}");
+    }
+    // Locked: even the right password waits; the answer says how long.
+    let r = basic(ALICE_PW);
+    assert_eq!(r.status(), 429);
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=2).contains(&retry), "{retry}");
+    assert!(r.text().unwrap().contains("too many failed logins"));
+    // The login form refuses the locked name too; other users and tokens are unaffected.
+    let form = c
+        .post(s.url("/login"))
+        .form(&[("username", "alice"), ("password", ALICE_PW), ("next", "/")])
+        .send()
+        .unwrap();
+    assert_eq!(form.status(), 429);
+    assert!(form.headers().contains_key("retry-after"));
+    assert_eq!(c.get(&q).bearer_auth(READ).send().unwrap().status(), 200);
+    // After the lock: the right password works and resets the count.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while basic(ALICE_PW).status() != 200 {
+        assert!(Instant::now() < deadline, "lock never ran out");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert_eq!(basic("wrong").status(), 401, "count was reset");
+    let m = c
+        .get(s.url("/metrics"))
+        .bearer_auth(ADMIN)
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    let val = |reason: &str| -> f64 {
+        let key = format!("sextant_auth_failures_total{{reason=\"{reason}\"}} ");
+        m.lines()
+            .find_map(|l| l.strip_prefix(&key))
+            .unwrap_or_else(|| panic!("{key} missing"))
+            .parse()
+            .unwrap()
+    };
+    assert!(val("bad_password") >= 6.0);
+    assert!(val("locked_out") >= 2.0);
+    let log = std::fs::read_to_string(&s.log).unwrap_or_default();
+    assert!(!log.contains(ALICE_PW), "password in the log");
+}
