@@ -453,6 +453,31 @@ impl Auth {
         self.tokens.get(&d).cloned()
     }
 
+    /// Takes over `old`'s login sessions (on reload) for users that still exist here, with
+    /// their scopes as configured now; sessions of removed users end.
+    pub fn adopt_sessions(&self, old: &Auth) {
+        if std::ptr::eq(self, old) {
+            return;
+        }
+        let Ok(prev) = old.sessions.lock() else {
+            return;
+        };
+        let Ok(mut mine) = self.sessions.lock() else {
+            return;
+        };
+        for (id, s) in prev.iter() {
+            if let Some((_, who)) = self.users.get(&s.who.name) {
+                mine.insert(
+                    *id,
+                    Session {
+                        who: who.clone(),
+                        expires: s.expires,
+                    },
+                );
+            }
+        }
+    }
+
     /// How long `user` is still locked out after too many failed passwords.
     pub fn lockout(&self, user: &str) -> Option<Duration> {
         let f = self.failed.lock().ok()?;
@@ -775,7 +800,8 @@ fn add_cors(auth: &Auth, origin: Option<&str>, resp: &mut Response) {
 
 /// The middleware: CORS preflight, credentials, scope check, CSRF.
 pub async fn enforce(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {
-    let auth = st.auth();
+    let auth_now = st.auth();
+    let auth = &*auth_now;
     let origin = req
         .headers()
         .get(header::ORIGIN)
@@ -948,7 +974,8 @@ button{{padding:8px 16px;background:#3d71d9;color:#fff;border:0;border-radius:3p
 
 /// `POST /login` (form: username, password, next): sets the session cookie.
 pub async fn login(State(st): State<Arc<AppState>>, headers: HeaderMap, body: String) -> Response {
-    let auth = st.auth();
+    let auth_now = st.auth();
+    let auth = &*auth_now;
     let mut user = String::new();
     let mut pass = String::new();
     let mut next = "/".to_string();
@@ -1013,7 +1040,8 @@ pub async fn login(State(st): State<Arc<AppState>>, headers: HeaderMap, body: St
 
 /// `GET /logout` shows a button; `POST /logout` ends the session and clears the cookie.
 pub async fn logout(State(st): State<Arc<AppState>>, req: Request) -> Response {
-    let auth = st.auth();
+    let auth_now = st.auth();
+    let auth = &*auth_now;
     if req.method() == Method::GET {
         return Html(
             "<!doctype html><html><body style=\"font:15px system-ui;background:#111217;color:#d8d9da;margin:80px auto;max-width:360px\">\

@@ -140,7 +140,7 @@ pub struct AppState {
     remote: std::sync::OnceLock<Arc<sextant_remote::Engines>>,
     /// `global.external_labels`, for `/api/v1/read`.
     external_labels: std::sync::OnceLock<sextant_model::Labels>,
-    auth: std::sync::OnceLock<Arc<Auth>>,
+    auth: std::sync::RwLock<Arc<Auth>>,
     /// `sextant_limit_hits_total`: refusals per limit.
     pub limit_hits: Arc<limits::LimitHits>,
     /// The write limits reload can change.
@@ -229,7 +229,7 @@ impl AppState {
             metric_sources: std::sync::Mutex::new(Vec::new()),
             remote: std::sync::OnceLock::new(),
             external_labels: std::sync::OnceLock::new(),
-            auth: std::sync::OnceLock::new(),
+            auth: std::sync::RwLock::new(Arc::new(Auth::disabled(CorsConfig::default()))),
         })
     }
 
@@ -309,16 +309,17 @@ impl AppState {
         })
     }
 
-    /// Installs the credentials and CORS allow-list (once, before serving); without it
-    /// everything is open.
+    /// Installs the credentials and CORS allow-list (before serving, and again on reload:
+    /// login sessions of users that still exist are kept); without it everything is open.
     pub fn set_auth(&self, a: Arc<Auth>) {
-        let _ = self.auth.set(a);
+        let mut w = self.auth.write().unwrap_or_else(|e| e.into_inner());
+        a.adopt_sessions(&w);
+        *w = a;
     }
 
     /// The credentials checked by [`auth::enforce`].
-    pub fn auth(&self) -> &Auth {
-        self.auth
-            .get_or_init(|| Arc::new(Auth::disabled(CorsConfig::default())))
+    pub fn auth(&self) -> Arc<Auth> {
+        self.auth.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Attaches the JUnit run history (once, at start).

@@ -334,23 +334,52 @@ fn auth_cmd(c: AuthCommand) -> Result<()> {
     Ok(())
 }
 
+/// Chains re-reading `auth:` and `cors:` into the reload hook: tokens and users change at
+/// once (a removed token is refused right after the reload), login sessions of users that
+/// still exist are kept. The TLS certificate is not re-read (restart to rotate it).
+fn auth_reload(
+    state: Arc<AppState>,
+    (listen, insecure): (SocketAddr, bool),
+    config_path: Option<PathBuf>,
+    next: Option<rules_cmd::ExtraReload>,
+) -> Option<rules_cmd::ExtraReload> {
+    Some(Box::new(move || {
+        let loaded = config::load(config_path.as_deref()).map_err(|e| e.to_string())?;
+        let auth = build_auth(listen, insecure, &loaded).map_err(|e| format!("{e:#}"))?;
+        state.set_auth(Arc::new(auth));
+        match &next {
+            Some(f) => f(),
+            None => Ok(()),
+        }
+    }))
+}
+
 /// The credentials checker of `serve`: refuses a non-loopback address without `auth:` unless
 /// `--insecure-no-auth` says so.
 fn server_auth(a: &ServeArgs, loaded: &config::Loaded) -> Result<sextant_server::Auth> {
+    build_auth(a.listen, a.insecure_no_auth, loaded)
+}
+
+/// [`server_auth`] from its inputs (also used by reload).
+fn build_auth(
+    listen: SocketAddr,
+    insecure_no_auth: bool,
+    loaded: &config::Loaded,
+) -> Result<sextant_server::Auth> {
     let auth = match &loaded.auth {
         // Scheduled reports query the engine in-process (report::LocalSource), so they need
         // no credentials of their own.
         Some(c) => sextant_server::Auth::new(c, loaded.cors.clone())
             .map_err(|e| anyhow::anyhow!("auth.{e}"))?,
         None => {
-            if !a.listen.ip().is_loopback() {
-                if !a.insecure_no_auth {
+            if !listen.ip().is_loopback() {
+                if !insecure_no_auth {
                     anyhow::bail!(
                         "refusing to listen on {} without authentication: configure `auth:` in sextant.yml (see docs/security.md), or pass --insecure-no-auth to serve it open to anyone who can reach it",
-                        a.listen
+                        listen
                     );
                 }
-                tracing::warn!(listen = %a.listen, "--insecure-no-auth: serving a non-loopback address without authentication");
+                tracing::warn!(listen = %listen, "--insecure-no-auth: serving a non-loopback address without authentication");
             }
             sextant_server::Auth::disabled(loaded.cors.clone())
         }
@@ -753,6 +782,12 @@ fn serve(a: ServeArgs) -> Result<()> {
         )
         .map_err(|e| anyhow::anyhow!("{e}"))?;
         let am_reload = forges::with_reload(forges.clone(), config_path.clone(), am_reload);
+        let am_reload = auth_reload(
+            state.clone(),
+            (a.listen, a.insecure_no_auth),
+            config_path.clone(),
+            am_reload,
+        );
         start_scraping(
             &state,
             config_path.clone(),

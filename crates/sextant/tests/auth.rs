@@ -821,3 +821,61 @@ fn failed_passwords_lock_the_user_out() {
     let log = std::fs::read_to_string(&s.log).unwrap_or_default();
     assert!(!log.contains(ALICE_PW), "password in the log");
 }
+
+/// `/-/reload` re-reads `auth:`: a removed token is refused at once, a new one works, and the
+/// login session of a user that still exists survives.
+#[test]
+fn reload_changes_credentials_and_keeps_sessions() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hash = auth_cli("hash-password", &format!("{ALICE_PW}\n"));
+    let s = start(dir.path(), &auth_config(&hash), &[], &[]);
+    let c = no_redirects();
+    let q = s.url("/api/v1/query?query=up");
+    let login = c
+        .post(s.url("/login"))
+        .form(&[("username", "alice"), ("password", ALICE_PW), ("next", "/")])
+        .send()
+        .unwrap();
+    assert_eq!(login.status(), 303);
+    let cookie = login.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    assert_eq!(c.get(&q).bearer_auth(READ).send().unwrap().status(), 200);
+    // The read token is replaced by a new one.
+    const NEW: &str = "sxt_new_read_token_e2e_0009";
+    let new_cfg = auth_config(&hash).replace(
+        &auth_cli("hash-token", &format!("{READ}\n")),
+        &auth_cli("hash-token", &format!("{NEW}\n")),
+    );
+    std::fs::write(dir.path().join("sextant.yml"), new_cfg).unwrap();
+    let r = c
+        .post(s.url("/-/reload"))
+        .bearer_auth(ADMIN)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().unwrap_or_default());
+    assert_eq!(c.get(&q).bearer_auth(READ).send().unwrap().status(), 401);
+    assert_eq!(c.get(&q).bearer_auth(NEW).send().unwrap().status(), 200);
+    assert_eq!(
+        c.get(&q).header("Cookie", &cookie).send().unwrap().status(),
+        200,
+        "alice's session survives the reload"
+    );
+    // A broken auth section is refused and the running credentials stay.
+    std::fs::write(
+        dir.path().join("sextant.yml"),
+        "auth:\n  tokens:\n    - name: x\n      hash: nothex\n      scopes: [read]\n",
+    )
+    .unwrap();
+    let r = c
+        .post(s.url("/-/reload"))
+        .bearer_auth(ADMIN)
+        .send()
+        .unwrap();
+    assert!(!r.status().is_success());
+    assert_eq!(c.get(&q).bearer_auth(NEW).send().unwrap().status(), 200);
+}
