@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -147,22 +146,14 @@ fn delete_series_matches_prometheus() {
     let pport = free_port();
     let cfg = dir.path().join("prometheus.yml");
     std::fs::write(&cfg, "global:\n  scrape_interval: 15s\n").unwrap();
-    let _prom = Peer(
-        Command::new("prometheus")
-            .arg(format!("--config.file={}", cfg.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("prom-data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{pport}"))
-            .args([
-                "--web.enable-remote-write-receiver",
-                "--web.enable-admin-api",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start prometheus"),
+    let _prom = start_prometheus(
+        &cfg,
+        &dir.path().join("prom-data"),
+        pport,
+        &[
+            "--web.enable-remote-write-receiver",
+            "--web.enable-admin-api",
+        ],
     );
     let c = client();
     let prom = format!("http://127.0.0.1:{pport}");

@@ -365,19 +365,11 @@ fn prometheus_returns_the_same_exemplars() {
         &["--config", cfg.to_str().expect("utf-8 path")],
     );
     let pport = free_port();
-    let _prom = Peer(
-        Command::new("prometheus")
-            .arg(format!("--config.file={}", cfg.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("prom").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{pport}"))
-            .arg("--enable-feature=exemplar-storage")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start prometheus"),
+    let _prom = start_prometheus(
+        &cfg,
+        &dir.path().join("prom"),
+        pport,
+        &["--enable-feature=exemplar-storage"],
     );
     server.wait_ready(Duration::from_secs(60));
     // Only exemplars with their own timestamps can agree; the untimestamped one carries each

@@ -6,7 +6,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -78,19 +77,7 @@ fn prometheus_and_sextant_read_openmetrics_alike() {
         ),
     )
     .expect("config");
-    let _prom = Peer(
-        Command::new("prometheus")
-            .arg(format!("--config.file={}", cfg.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("prom").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{pport}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start prometheus"),
-    );
+    let _prom = start_prometheus(&cfg, &dir.path().join("prom"), pport, &[]);
     server.wait_ready(Duration::from_secs(60));
 
     // Sextant: import the same body as OpenMetrics.

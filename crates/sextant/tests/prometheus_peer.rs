@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -41,19 +40,7 @@ remote_write:
         ),
     )
     .expect("write prometheus config");
-    let _prom = Peer(
-        Command::new("prometheus")
-            .arg(format!("--config.file={}", cfg.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("prom-data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{pport}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start prometheus"),
-    );
+    let _prom = start_prometheus(&cfg, &dir.path().join("prom-data"), pport, &[]);
     let c = client();
     let prom = format!("http://127.0.0.1:{pport}");
     let ours = server.url("");

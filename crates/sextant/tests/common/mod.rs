@@ -288,3 +288,19 @@ pub fn webhook_sink() -> (
     });
     (port, got)
 }
+
+/// Starts Debian's `prometheus` with `config`, its data in `data`, on `127.0.0.1:port`, plus
+/// `extra` flags; killed when the returned [`Peer`] drops.
+pub fn start_prometheus(config: &Path, data: &Path, port: u16, extra: &[&str]) -> Peer {
+    Peer(
+        Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.tsdb.path={}", data.display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start prometheus"),
+    )
+}
