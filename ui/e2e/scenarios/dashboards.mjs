@@ -57,7 +57,8 @@ export const scenarios = [
       await first.hover();
       await first.locator('button[title="View"]').click();
       await page.waitForSelector(".view-panel .panel");
-      assert(page.url().includes("view="), `URL lacks view=: ${page.url()}`);
+      // The URL is written by an effect after the panel renders: wait for it, not race it.
+      await until("view= in the URL", async () => page.url().includes("view="), 5000);
     },
   },
   {
